@@ -1,0 +1,65 @@
+# Front door. Everything real happens in CMake; these targets pick the build
+# directory, the sanitizer and the packages each job needs.
+#   make          build (RelWithDebInfo) into build/
+#   make run      build and start the main job
+#   make test     lint, gcc+clang -Werror builds, TSan run of the threaded tests,
+#                 then the whole suite under ASan+UBSan (its ctest summary prints last)
+#   make bench    -O2 build and the benchmarks (bench/README.md)
+#   make install PREFIX=/some/dir
+
+PREFIX ?= /usr/local
+JOBS   ?= $(shell nproc)
+CMAKE  ?= cmake
+GEN    := -G Ninja
+CTEST_FLAGS := --output-on-failure --no-tests=error -j $(JOBS)
+
+.PHONY: all build run test bench install lint format clean deps-build deps-test deps-bench
+
+all: build
+
+deps-build:
+	@scripts/install-deps.sh build
+deps-test:
+	@scripts/install-deps.sh test
+deps-bench:
+	@scripts/install-deps.sh bench
+
+build: deps-build
+	@$(CMAKE) -S . -B build $(GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSWOOP_BUILD_TESTS=OFF >/dev/null
+	@$(CMAKE) --build build
+
+run: build
+	./build/swoop demo
+
+lint: deps-test
+	@tests/tools/check_layers.sh
+	@tests/tools/check_format.sh
+
+format:
+	@git ls-files '*.c' '*.h' '*.cc' | xargs clang-format -i
+
+test: deps-test lint
+	@echo "== clang -Werror build (library, tests, examples)"
+	@$(CMAKE) -S . -B build-clang $(GEN) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@$(CMAKE) --build build-clang
+	@echo "== TSan build: threaded tests"
+	@$(CMAKE) -S . -B build-tsan $(GEN) -DCMAKE_BUILD_TYPE=Debug -DSWOOP_SANITIZE=thread >/dev/null
+	@$(CMAKE) --build build-tsan
+	@cd build-tsan && ctest $(CTEST_FLAGS) -L tsan
+	@echo "== ASan+UBSan build: the whole suite"
+	@$(CMAKE) -S . -B build-asan $(GEN) -DCMAKE_BUILD_TYPE=Debug -DSWOOP_SANITIZE=address,undefined >/dev/null
+	@$(CMAKE) --build build-asan
+	@cd build-asan && ctest $(CTEST_FLAGS)
+
+bench: deps-bench
+	@$(CMAKE) -S . -B build-bench $(GEN) -DCMAKE_BUILD_TYPE=Release -DSWOOP_BUILD_BENCH=ON \
+		-DSWOOP_BUILD_TESTS=OFF >/dev/null
+	@$(CMAKE) --build build-bench
+	@bench/run.sh build-bench
+
+install: build
+	@$(CMAKE) --install build --prefix "$(PREFIX)"
+
+clean:
+	rm -rf build build-clang build-tsan build-asan build-bench

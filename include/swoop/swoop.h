@@ -1,0 +1,13 @@
+/*
+ * swoop: multi-process network servers for C. This umbrella header includes
+ * every public module; each can also be included on its own.
+ */
+#ifndef SWOOP_SWOOP_H
+#define SWOOP_SWOOP_H
+
+#include <swoop/common.h>
+#include <swoop/error.h>
+#include <swoop/alloc.h>
+#include <swoop/log.h>
+
+#endif /* SWOOP_SWOOP_H */

@@ -1,0 +1,39 @@
+/*
+ * The swoop command line tool: `swoop version`, `swoop demo` (the project's
+ * main job, see docs/demo.md).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <swoop/swoop.h>
+
+#include "cli/cli.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: swoop <command> [options]\n"
+                 "commands:\n"
+                 "  demo       run the demo (see docs/demo.md)\n"
+                 "  version    print the library version\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "version") == 0) {
+        printf("swoop %s\n", swoop_version());
+        return 0;
+    }
+    if (strcmp(argv[1], "demo") == 0)
+        return swoop_cli_demo(argc - 1, argv + 1);
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "swoop: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

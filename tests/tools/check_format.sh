@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# clang-format --dry-run over every tracked C file (STYLE.md section 13).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+files=$(git ls-files '*.c' '*.h' '*.cc' 2>/dev/null || find src include tests bench examples -name '*.[ch]')
+[[ -z "$files" ]] && exit 0
+# shellcheck disable=SC2086
+clang-format --dry-run -Werror $files
+echo "check_format: ok"
