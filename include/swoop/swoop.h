@@ -9,5 +9,7 @@
 #include <swoop/error.h>
 #include <swoop/alloc.h>
 #include <swoop/log.h>
+#include <swoop/loop.h>
+#include <swoop/timer.h>
 
 #endif /* SWOOP_SWOOP_H */

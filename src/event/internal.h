@@ -1,0 +1,118 @@
+/*
+ * The loop's private layout, shared by the files of the event layer.
+ */
+#ifndef SWOOP_EVENT_INTERNAL_H
+#define SWOOP_EVENT_INTERNAL_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <swoop/loop.h>
+#include <swoop/timer.h>
+
+#include "base/heap.h"
+#include "base/idmap.h"
+#include "base/internal.h"
+#include "event/backend.h"
+
+/* swoop_io_t._flags */
+#define SWOOP_IO_INTERNAL 0x1u /* the loop's own watcher: does not keep it alive */
+
+typedef struct swoop_timer_node_s swoop_timer_node_t;
+struct swoop_timer_node_s {
+    swoop_heap_node_t heap;
+    int64_t id;
+    uint64_t expire_ns;
+    uint64_t interval_ns; /* 0 for a one-shot timer */
+    uint64_t runs;
+    swoop_timer_cb cb;
+    void *arg;
+    swoop_timer_node_t *next_free;
+};
+
+typedef struct swoop_post_s swoop_post_t;
+struct swoop_post_s {
+    swoop_post_cb cb;
+    void *arg;
+    swoop_post_t *next;
+};
+
+struct swoop_loop_s {
+    const swoop_backend_t *backend;
+    void *backend_data;
+
+    /* fd -> watcher; the fd table of redis ae.c */
+    swoop_io_t **watchers;
+    int nwatchers;
+    unsigned active_io; /* started user watchers */
+
+    uint64_t now_ns; /* cached CLOCK_MONOTONIC */
+    /*
+     * Set in a forked child that discards its parent's loop: the epoll set and
+     * the signalfd are shared with the parent, so nothing may change them.
+     */
+    int detached;
+    atomic_int stop_flag;
+
+    /* timers */
+    swoop_heap_t timer_heap;
+    swoop_idmap_t timer_ids;
+    swoop_timer_node_t *timer_free;   /* recycled nodes */
+    size_t timer_free_count;          /* how many are on timer_free */
+    swoop_timer_node_t *timer_firing; /* the node whose callback runs now */
+    int timer_firing_cleared;
+    uint64_t timer_seq;
+    uint64_t timer_round;
+    uint64_t timer_fired;
+    int alarm_mode;
+
+    /* posts from other threads, woken through an eventfd */
+    pthread_mutex_t post_lock;
+    swoop_post_t *post_head;
+    swoop_post_t *post_tail;
+    int post_signaled; /* under post_lock: the eventfd holds a wake-up */
+    atomic_int post_pending;
+    int wake_fd;
+    swoop_io_t wake_io;
+
+    /* signals, read from a signalfd */
+    int signal_fd;
+    swoop_io_t signal_io;
+    sigset_t signal_mask;     /* signals with at least one watcher */
+    sigset_t signal_preblock; /* which of them were blocked before we blocked them */
+    swoop_signal_t *signal_watchers[NSIG];
+    swoop_signal_t *signal_cursor; /* next watcher during a dispatch */
+    unsigned active_signals;
+};
+
+/* timer.c */
+void swoop__timers_init(swoop_loop_t *loop);
+void swoop__timers_free(swoop_loop_t *loop);
+/* Runs the due timers; returns how many callbacks ran. */
+int swoop__timers_run(swoop_loop_t *loop);
+/* Nanoseconds until the earliest timer (0 if due), or -1 if there is none. */
+int64_t swoop__timers_timeout_ns(swoop_loop_t *loop);
+/* alarm.c: the heap's head changed; re-arm ITIMER_REAL if this loop owns it. */
+void swoop__alarm_rearm(swoop_loop_t *loop);
+/* Drops the alarm if this loop owns it (loop being freed or discarded in a child). */
+void swoop__alarm_release(swoop_loop_t *loop);
+/* In a forked child: no loop owns the alarm any more. */
+void swoop__alarm_atfork_child(void);
+
+/* signal.c */
+void swoop__signals_free(swoop_loop_t *loop);
+
+/* post.c */
+int swoop__post_init(swoop_loop_t *loop);
+void swoop__post_free(swoop_loop_t *loop);
+void swoop__loop_wake(swoop_loop_t *loop);
+
+/* default.c */
+void swoop__loop_forget_default(swoop_loop_t *loop);
+int swoop__loop_default_get(swoop_loop_t **out);
+/* loop.c: tears a loop down; `in_child` closes fds without touching shared kernel state. */
+void swoop__loop_destroy(swoop_loop_t *loop, int in_child);
+
+#endif /* SWOOP_EVENT_INTERNAL_H */
