@@ -172,9 +172,14 @@ int swoop__timers_run(swoop_loop_t *loop)
     if (top == NULL || top->key > loop->now_ns)
         return 0;
     uint64_t now = loop->now_ns;
+    /*
+     * Timers armed (or ticks re-armed) during this pass get a seq at or above
+     * this mark; they wait for the next pass even if the clock says they are due.
+     */
+    uint64_t seq_mark = loop->timer_seq;
     int ran = 0;
     loop->timer_round++;
-    while ((top = swoop__heap_top(h)) != NULL && top->key <= now) {
+    while ((top = swoop__heap_top(h)) != NULL && top->key <= now && top->seq < seq_mark) {
         swoop_timer_node_t *node = (swoop_timer_node_t *)top->node;
         swoop__heap_remove(h, &node->heap);
         node->runs++;
