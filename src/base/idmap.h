@@ -1,6 +1,6 @@
 /*
- * Map from int64 ids (> 0) to pointers: open addressing with linear probing
- * and backward-shift deletion, so there are no tombstones. Ids handed out by
+ * Map from int64 ids (> 0) to pointers: open addressing with Robin Hood
+ * linear probing and backward-shift deletion, so there are no tombstones. Ids handed out by
  * a counter are mostly sequential; the slot is the id with its high bits
  * folded in, so runs of new ids fill neighbouring slots (cache friendly),
  * while ids that differ by a multiple of the table size still spread out.
