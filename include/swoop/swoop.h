@@ -9,5 +9,9 @@
 #include <swoop/error.h>
 #include <swoop/alloc.h>
 #include <swoop/log.h>
+#include <swoop/shm.h>
+#include <swoop/atomic.h>
+#include <swoop/lock.h>
+#include <swoop/table.h>
 
 #endif /* SWOOP_SWOOP_H */
