@@ -14,9 +14,10 @@
  * refused with SWOOP_E2BIG, never cut.
  *
  * Concurrency: every call is safe from any number of processes and threads.
- * Each bucket has a robust process-shared mutex that guards its rows (there
- * are at least as many buckets as rows, so a lock covers about one row); one
- * more robust mutex guards the free-row pool for inserts and deletes. A
+ * Each bucket has a lock that guards its rows (there are at least as many
+ * buckets as rows, so a lock covers about one row): a spinlock holding its
+ * owner's thread id; one robust pthread mutex guards the free-row pool for
+ * inserts and deletes. A
  * process killed while holding either is recovered by the next locker (see
  * docs/api/table.md); the row then holds its last complete write.
  *

@@ -15,6 +15,9 @@ void *swoop__shm_map(size_t size, const char *what);
 /* Unmaps a mapping made by swoop__shm_map. */
 void swoop__shm_unmap(void *p, size_t size);
 
+/* This thread's kernel id, cached (reset in a forked child). */
+uint32_t swoop__self_tid(void);
+
 /* Returns nonzero if thread/process `tid` exists and is not a zombie (/proc). */
 int swoop__tid_alive(int tid);
 

@@ -244,6 +244,29 @@ void swoop_spinlock_free(swoop_spinlock_t *s)
     swoop__shm_unmap(s, sizeof(*s));
 }
 
+static __thread uint32_t cached_tid;
+static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
+
+/* A forked child is a new thread id: forget the parent's. */
+static void tid_atfork_child(void)
+{
+    cached_tid = 0;
+}
+
+static void tid_register(void)
+{
+    pthread_atfork(NULL, NULL, tid_atfork_child);
+}
+
+uint32_t swoop__self_tid(void)
+{
+    if (swoop_unlikely(cached_tid == 0)) {
+        pthread_once(&tid_once, tid_register);
+        cached_tid = (uint32_t)gettid();
+    }
+    return cached_tid;
+}
+
 static int spin_cas(swoop_spinlock_t *s, uint32_t expected, uint32_t me)
 {
     return __atomic_compare_exchange_n(&s->_owner, &expected, me, 0, __ATOMIC_ACQUIRE,
@@ -266,7 +289,7 @@ static inline void cpu_relax(void)
  */
 static int spin_acquire(swoop_spinlock_t *s, int timeout_ms)
 {
-    uint32_t me = (uint32_t)gettid();
+    uint32_t me = swoop__self_tid();
     if (spin_cas(s, 0, me))
         return 0;
     struct timespec deadline = {0};
@@ -308,7 +331,7 @@ int swoop_spinlock_lock(swoop_spinlock_t *s)
 
 int swoop_spinlock_trylock(swoop_spinlock_t *s)
 {
-    return spin_cas(s, 0, (uint32_t)gettid()) ? 0 : SWOOP_EBUSY;
+    return spin_cas(s, 0, swoop__self_tid()) ? 0 : SWOOP_EBUSY;
 }
 
 int swoop_spinlock_timedlock(swoop_spinlock_t *s, int timeout_ms)
@@ -320,10 +343,10 @@ int swoop_spinlock_timedlock(swoop_spinlock_t *s, int timeout_ms)
 
 int swoop_spinlock_unlock(swoop_spinlock_t *s)
 {
-    uint32_t me = (uint32_t)gettid();
+    uint32_t me = swoop__self_tid();
     if (!__atomic_compare_exchange_n(&s->_owner, &me, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
         swoop_log(SWOOP_LOG_WARNING, 0, "spinlock %p unlocked by %d, held by %u", (void *)s,
-                  (int)gettid(), me);
+                  (int)swoop__self_tid(), me);
         return SWOOP_EPERM;
     }
     return 0;

@@ -10,15 +10,14 @@
  * Collisions therefore cost chain length, never capacity: `rows` keys always
  * fit, even if they all share one bucket (tests/unit/shm/table.c proves it).
  *
- * Locking. A bucket's mutex guards the chain walk and every value of the
- * rows in it; there are at least as many buckets as rows, so it is in
- * effect a row lock (Swoole keeps its row lock in the bucket's head row the
- * same way). Structural changes (taking a row from the pool and linking it,
- * unlinking and returning it) additionally hold the pool mutex, always taken
- * after a bucket mutex. Hence under the pool mutex alone the chains, the free
- * list and the counters are stable.
+ * Locking. A bucket's lock (an owner-tid spinlock, see bucket_lock) guards the chain walk and every
+ * value of the rows in it; there are at least as many buckets as rows, so it is in effect a row
+ * lock (Swoole keeps its row lock in the bucket's head row the same way). Structural changes
+ * (taking a row from the pool and linking it, unlinking and returning it) additionally hold the
+ * pool mutex (robust pthread), always taken after a bucket lock. Hence under the pool mutex alone
+ * the chains, the free list and the counters are stable.
  *
- * Crash recovery (both mutexes are robust, see lock.c). Each structural step
+ * Crash recovery (both locks survive their owner's death, see lock.c). Each structural step
  * commits with one aligned store: a new row is fully written before
  * `head` points at it, and unlinking is one store to `head` or `prev->next`.
  * So the chains are always walkable and always the truth. A survivor that
@@ -77,16 +76,16 @@ typedef struct {
 
 /* One bucket per cache line. */
 typedef struct {
-    swoop_mutex_t lock;
-    uint32_t head;    /* first row index or NIL */
-    uint32_t len;     /* chain length; guarded by the pool lock */
-    uint64_t updates; /* writes to existing rows; under the bucket lock */
-    char pad[64 - sizeof(swoop_mutex_t) - 16];
+    swoop_spinlock_t lock; /* owner tid; see bucket_lock */
+    uint32_t head;         /* first row index or NIL */
+    uint32_t len;          /* chain length; guarded by the pool lock */
+    uint64_t updates;      /* writes to existing rows; under the bucket lock */
+    char pad[64 - sizeof(swoop_spinlock_t) - 16];
 } bucket_t;
 
 _Static_assert(sizeof(bucket_t) == 64, "a bucket is one cache line");
 
-/* A row: this header, the key (key_max + 1 bytes, rounded to 8), then two value copies. */
+/* A row: this header, two copies of the values, then the key (key_max + 1 bytes, rounded to 8). */
 typedef struct {
     uint32_t next;      /* next row in the bucket chain */
     uint32_t next_free; /* next row in the free list */
@@ -193,14 +192,15 @@ static inline row_t *row_at(const swoop_table_t *t, uint32_t idx)
     return (row_t *)(t->pool + (size_t)idx * t->row_size);
 }
 
-static inline char *row_key(row_t *row)
+/* Values come right after the header, so a short key, the header and an INT share a line. */
+static inline char *row_key(const swoop_table_t *t, row_t *row)
 {
-    return (char *)(row + 1);
+    return (char *)(row + 1) + 2 * t->data_size;
 }
 
 static inline char *row_values(const swoop_table_t *t, row_t *row, unsigned copy)
 {
-    return (char *)(row + 1) + t->key_space + copy * t->data_size;
+    return (char *)(row + 1) + copy * t->data_size;
 }
 
 static inline char *row_cur(const swoop_table_t *t, row_t *row)
@@ -258,9 +258,21 @@ static int column_check(const swoop_table_t *t, const char *name, swoop_table_ty
 
 /* ---- locks and recovery ---- */
 
+/*
+ * Bucket locks are owner-tid spinlocks (lock.c), not pthread mutexes: an
+ * uncontended lock is one compare-and-swap and the unlock one release
+ * store, about half the cost of a robust mutex, which matters on a path as
+ * short as a get. Recovery is still by death, not by time: a waiter that
+ * keeps finding the lock taken checks /proc for the owner and takes over
+ * only when it is gone.
+ */
 static int bucket_lock(swoop_table_t *t, bucket_t *b)
 {
-    int r = swoop_mutex_lock(&b->lock);
+    uint32_t zero = 0;
+    if (swoop_likely(__atomic_compare_exchange_n(&b->lock._owner, &zero, swoop__self_tid(), 0,
+                                                 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)))
+        return 0;
+    int r = swoop_spinlock_lock(&b->lock);
     if (r == SWOOP_EOWNERDEAD) {
         /* Rows are consistent by construction (see the top of this file). */
         __atomic_add_fetch(&t->hdr->recovered_count, 1, __ATOMIC_RELAXED);
@@ -271,7 +283,7 @@ static int bucket_lock(swoop_table_t *t, bucket_t *b)
 
 static void bucket_unlock(bucket_t *b)
 {
-    swoop_mutex_unlock(&b->lock);
+    __atomic_store_n(&b->lock._owner, 0, __ATOMIC_RELEASE);
 }
 
 /*
@@ -348,7 +360,7 @@ static row_t *chain_find(swoop_table_t *t, bucket_t *b, uint64_t hash, const cha
     uint32_t prev = NIL;
     for (uint32_t idx = b->head; idx != NIL;) {
         row_t *row = row_at(t, idx);
-        if (row->hash == hash && row->keylen == len && memcmp(row_key(row), key, len) == 0) {
+        if (row->hash == hash && row->keylen == len && memcmp(row_key(t, row), key, len) == 0) {
             if (prev_out != NULL)
                 *prev_out = prev;
             return row;
@@ -380,8 +392,8 @@ static int row_insert(swoop_table_t *t, bucket_t *b, uint64_t hash, const char *
     row->next_free = NIL;
     row->hash = hash;
     row->keylen = (uint16_t)len;
-    memcpy(row_key(row), key, len);
-    row_key(row)[len] = '\0';
+    memcpy(row_key(t, row), key, len);
+    row_key(t, row)[len] = '\0';
     memset(row_values(t, row, 0), 0, 2 * t->data_size);
     row->cur = 0;
     row->next = b->head;
@@ -557,7 +569,7 @@ int swoop_table_create(swoop_table_t *t)
     r = swoop_mutex_init(&h->pool_lock);
     for (size_t i = 0; r == 0 && i < l.nbuckets; i++) {
         t->buckets[i].head = NIL;
-        r = swoop_mutex_init(&t->buckets[i].lock);
+        swoop_spinlock_init(&t->buckets[i].lock);
     }
     if (r < 0) {
         swoop_shm_free(t->shm);
@@ -950,7 +962,7 @@ int swoop_table_foreach(swoop_table_t *t, swoop_table_foreach_cb cb, void *arg)
                 snap = swoop_realloc(snap, cap * slot);
             }
             row_t *row = row_at(t, idx);
-            memcpy(snap + n * slot, row_key(row), row->keylen + 1u);
+            memcpy(snap + n * slot, row_key(t, row), row->keylen + 1u);
             memcpy(snap + n * slot + t->key_space, row_cur(t, row), t->data_size);
             n++;
         }
