@@ -1,35 +1,37 @@
 /*
  * The shared hash table. One segment holds, in order: a header (sizes, the
- * pool lock, the free list and the counters), the buckets (a robust mutex,
- * the chain head and an update counter, one cache line each) and the row
- * pool. Rows are linked by index, never by pointer, so the segment means
- * the same thing at any address.
+ * pool lock, the free list and the counters), the buckets (a lock, the
+ * chain head and an update counter, one cache line each) and the row pool.
+ * Rows are linked by index, never by pointer, so the segment means the same
+ * thing at any address.
  *
  * Capacity. Every row, whether it heads its bucket's chain or hangs behind
  * another, comes from the same pool of rows + ceil(rows * ratio) rows.
  * Collisions therefore cost chain length, never capacity: `rows` keys always
  * fit, even if they all share one bucket (tests/unit/shm/table.c proves it).
  *
- * Locking. A bucket's lock (an owner-tid spinlock, see bucket_lock) guards the chain walk and every
- * value of the rows in it; there are at least as many buckets as rows, so it is in effect a row
- * lock (Swoole keeps its row lock in the bucket's head row the same way). Structural changes
- * (taking a row from the pool and linking it, unlinking and returning it) additionally hold the
- * pool mutex (robust pthread), always taken after a bucket lock. Hence under the pool mutex alone
- * the chains, the free list and the counters are stable.
+ * Locking. A bucket's lock (an owner-tid spinlock, see bucket_lock) guards
+ * the chain walk and every value of the rows in it; there are at least as
+ * many buckets as rows, so it is in effect a row lock (Swoole keeps its row
+ * lock in the bucket's head row the same way). Structural changes (taking a
+ * row from the pool and linking it, unlinking and returning it) also hold
+ * the pool mutex (robust pthread), always taken after a bucket lock. Hence
+ * under the pool mutex alone the chains, the free list and the counters are
+ * stable.
  *
- * Crash recovery (both locks survive their owner's death, see lock.c). Each structural step
- * commits with one aligned store: a new row is fully written before
- * `head` points at it, and unlinking is one store to `head` or `prev->next`.
- * So the chains are always walkable and always the truth. A survivor that
- * gets the pool mutex with SWOOP_EOWNERDEAD rebuilds everything derived from
- * the chains (free list, per-bucket lengths, used and conflict counts) in
- * one O(buckets + capacity) pass; a row a dead process took from the pool but
- * never linked goes back to the pool. Values: single INT/FLOAT writes and
- * incr are one aligned 8-byte store. Multi-byte writes (strings, set_row)
- * go to the row's spare copy of its values, which is then made current by
- * one byte store (`cur`). A survivor that gets a bucket mutex with
- * SWOOP_EOWNERDEAD therefore has nothing to repair: every row holds its last
- * complete write, never a half-written one.
+ * Crash recovery (both locks survive their owner's death, see lock.c). Each
+ * structural step commits with one aligned store: a new row is fully written
+ * before `head` points at it, and unlinking is one store to `head` or
+ * `prev->next`. So the chains are always walkable and always the truth. A
+ * survivor that gets the pool mutex with SWOOP_EOWNERDEAD rebuilds everything
+ * derived from the chains (free list, per-bucket lengths, used and conflict
+ * counts) in one O(buckets + capacity) pass; a row a dead process took from
+ * the pool but never linked goes back to the pool. Values: single INT/FLOAT
+ * writes and incr are one aligned 8-byte store. Multi-byte writes (strings,
+ * set_row) go to the row's spare copy of its values, which is then made
+ * current by one byte store (`cur`). A survivor that takes over a dead
+ * owner's bucket lock therefore has nothing to repair: every row holds its
+ * last complete write, never a half-written one.
  */
 #include <swoop/table.h>
 
