@@ -35,7 +35,6 @@
  */
 #include <swoop/table.h>
 
-#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -138,7 +137,12 @@ static int layout_compute(size_t rows, double ratio, size_t key_max, size_t data
     if (rows == 0 || rows > ROWS_MAX || !(ratio >= 0 && ratio <= RATIO_MAX) || key_max == 0 ||
         key_max > KEY_MAX_LIMIT)
         return SWOOP_EINVAL;
-    l->capacity = rows + (size_t)ceil((double)rows * ratio);
+    /* ceil() by hand: the library does not link libm. */
+    double extra = (double)rows * ratio;
+    size_t headroom = (size_t)extra;
+    if ((double)headroom < extra)
+        headroom++;
+    l->capacity = rows + headroom;
     if (l->capacity >= NIL)
         return SWOOP_EINVAL;
     l->nbuckets = 1;
