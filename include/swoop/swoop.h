@@ -11,5 +11,9 @@
 #include <swoop/log.h>
 #include <swoop/loop.h>
 #include <swoop/timer.h>
+#include <swoop/shm.h>
+#include <swoop/atomic.h>
+#include <swoop/lock.h>
+#include <swoop/table.h>
 
 #endif /* SWOOP_SWOOP_H */
