@@ -11,5 +11,6 @@
 #include <swoop/log.h>
 #include <swoop/loop.h>
 #include <swoop/timer.h>
+#include <swoop/process.h>
 
 #endif /* SWOOP_SWOOP_H */
