@@ -136,8 +136,7 @@ TEST_TIMEOUT(pool_crash_loop_backs_off, 60)
         if (expect > 200)
             expect = 200;
         ASSERT_UGE(iv, expect);
-        if (k >= 3)
-            ASSERT_UGE(iv + 5, prev_iv); /* grows until the cap */
+        ASSERT_ULE(iv, expect + 100 * swoop_test_multiplier()); /* so it really grows */
         prev_iv = iv;
         if (sh->start_ms[k] - sh->start_ms[0] < 1000)
             in_first_second++;
@@ -172,7 +171,7 @@ TEST(pool_fatal_exit_not_restarted)
     WAIT_UNTIL(swoop_pool_worker_info(pool, 1, &info) == 0 && info.last_exit_code == 2 &&
                    info.pid == 0,
                2000);
-    ASSERT_EQ(atomic_load(&sh->err_code), SWOOP_EXIT_FATAL);
+    WAIT_UNTIL(atomic_load(&sh->err_code) == SWOOP_EXIT_FATAL, 1000);
     /* A restart would come within milliseconds; give it ten times that. */
     uint64_t until = swoop_test_now_ms() + 200;
     while (swoop_test_now_ms() < until)
