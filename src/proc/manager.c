@@ -257,8 +257,24 @@ static void schedule_respawn(swoop_manager_t *mgr, int id, int delay_ms)
 static void manager_spawn(swoop_manager_t *mgr, int id)
 {
     swoop_mgr_slot_t *s = &mgr->slots[id];
+    swoop_proc_stat_t *st = mgr->stats ? &mgr->stats[id] : NULL;
+    /*
+     * Reset the shared counters before fork: the child may run (and count
+     * requests, and store its own pid) before fork() returns here.
+     */
+    uint64_t started = now_ms();
+    if (st) {
+        atomic_store(&st->pid, 0);
+        atomic_store(&st->requests, 0);
+        atomic_store(&st->request_limit, 0);
+        atomic_store(&st->start_ms, started);
+        if (s->spawned)
+            atomic_fetch_add(&st->restarts, 1);
+    }
     pid_t pid = swoop__spawn(mgr->hooks.worker_main, mgr->hooks.data, id, mgr->hooks.role);
     if (pid < 0) {
+        if (st && s->spawned)
+            atomic_fetch_sub(&st->restarts, 1);
         /* fork failed (EAGAIN, ENOMEM): retry later, with the back-off of a quick death. */
         s->fails++;
         int delay = swoop__manager_backoff_ms(mgr, s->fails);
@@ -267,16 +283,9 @@ static void manager_spawn(swoop_manager_t *mgr, int id)
     }
     s->pid = pid;
     s->stopping = 0;
-    s->started_ms = now_ms();
-    if (mgr->stats) {
-        swoop_proc_stat_t *st = &mgr->stats[id];
-        atomic_store(&st->requests, 0);
-        atomic_store(&st->request_limit, 0);
-        atomic_store(&st->start_ms, s->started_ms);
-        if (s->spawned)
-            atomic_fetch_add(&st->restarts, 1);
-        atomic_store(&st->pid, pid);
-    }
+    s->started_ms = started;
+    if (st)
+        atomic_store(&st->pid, pid); /* the child stores the same value itself */
     s->spawned = 1;
     swoop_log(SWOOP_LOG_DEBUG, 0, "worker %d started, pid %d", id, (int)pid);
 }

@@ -220,6 +220,8 @@ int swoop__pool_worker_main(void *data, int id)
     pool->stopping = 0;
     pool->requests = 0;
     pool->request_limit = pick_limit(&pool->settings);
+    /* Published by the child too: the manager may store them only after we already run. */
+    atomic_store(&pool->shared->workers[id].pid, getpid());
     atomic_store(&pool->shared->workers[id].request_limit, pool->request_limit);
     if (worker_setup(pool, id) < 0)
         return 1;

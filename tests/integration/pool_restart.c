@@ -80,6 +80,7 @@ TEST(pool_kill_worker_restarts_same_id)
             worst = latency;
         pid_t now = pool_test_pid(pool, id);
         ASSERT_NE(now, pids[id]);
+        ASSERT_GT(now, 0);
         ASSERT(swoop_test_pid_alive(now));
         WAIT_UNTIL(atomic_load(&sh->errors) == errors + 1, 1000);
         ASSERT_EQ(atomic_load(&sh->err_id), id);
