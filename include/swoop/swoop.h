@@ -15,5 +15,6 @@
 #include <swoop/atomic.h>
 #include <swoop/lock.h>
 #include <swoop/table.h>
+#include <swoop/process.h>
 
 #endif /* SWOOP_SWOOP_H */
