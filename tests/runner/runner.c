@@ -264,7 +264,8 @@ static int run_one(int index, const struct test_entry *t, const char *report_dir
     }
     if (!why && atomic_load(&shared->failures) > 0)
         why = "assertion failed in a child process";
-    if (collect_reports(report_dir) > 0 && !why)
+    /* A sanitizer's own exit status says less than its report: name the report. */
+    if (collect_reports(report_dir) > 0 && (!why || strcmp(why, "exit status") == 0))
         why = "sanitizer report";
 
     rm_rf(tmpl);

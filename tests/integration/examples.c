@@ -1,0 +1,96 @@
+/*
+ * The examples stay true: each is run as a real program and checked.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+
+static const char *build_dir(void)
+{
+    const char *d = getenv("SWOOP_BUILD_DIR");
+    if (d == NULL)
+        FAIL("SWOOP_BUILD_DIR is not set (run through ctest)");
+    return d;
+}
+
+/* Starts `prog args...` with stdout on a pipe; returns the pid. */
+static pid_t spawn(const char *prog, char *const argv[], int *out_fd)
+{
+    int p[2];
+    ASSERT_EQ(pipe(p), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        execv(prog, argv);
+        _exit(127);
+    }
+    close(p[1]);
+    *out_fd = p[0];
+    return pid;
+}
+
+TEST(example_timers_runs_to_completion)
+{
+    char prog[1024], line[256];
+    snprintf(prog, sizeof(prog), "%s/examples/timers", build_dir());
+    int fd;
+    pid_t pid = spawn(prog, (char *const[]){prog, NULL}, &fd);
+    int ticks = 0, after = 0, done = 0;
+    while (swoop_test_read_line(fd, line, sizeof(line), 5000) >= 0) {
+        ticks += strncmp(line, "tick ", 5) == 0 && strstr(line, " of ") != NULL;
+        after += strstr(line, "a quarter second") != NULL;
+        done += strncmp(line, "done: 4 callbacks", 17) == 0;
+        ASSERT_NULL(strstr(line, "never printed"));
+    }
+    close(fd);
+    swoop_test_wait_ok(pid, 5000);
+    ASSERT_EQ(ticks, 3);
+    ASSERT_EQ(after, 1);
+    ASSERT_EQ(done, 1);
+}
+
+TEST(example_loop_echo_echoes)
+{
+    char prog[1024], line[256];
+    snprintf(prog, sizeof(prog), "%s/examples/loop_echo", build_dir());
+    int fd;
+    pid_t pid = spawn(prog, (char *const[]){prog, "0", NULL}, &fd);
+    ASSERT_GT(swoop_test_read_line(fd, line, sizeof(line), 5000), 0);
+    int port = 0;
+    ASSERT_EQ(sscanf(line, "listening on 127.0.0.1:%d", &port), 1);
+    ASSERT_GT(port, 0);
+
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    char big[100000];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (char)(i * 7);
+    ASSERT_EQ(send(c, big, sizeof(big), 0), (ssize_t)sizeof(big));
+    char back[sizeof(big)];
+    size_t got = 0;
+    while (got < sizeof(back)) {
+        ssize_t n = recv(c, back + got, sizeof(back) - got, 0);
+        ASSERT_GT(n, 0);
+        got += (size_t)n;
+    }
+    ASSERT_MEM_EQ(back, big, sizeof(big));
+    close(c);
+
+    ASSERT_EQ(kill(pid, SIGTERM), 0);
+    ASSERT_GT(swoop_test_read_line(fd, line, sizeof(line), 5000), 0);
+    ASSERT_NOT_NULL(strstr(line, "stopping"));
+    close(fd);
+    swoop_test_wait_ok(pid, 5000);
+}
