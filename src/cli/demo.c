@@ -24,7 +24,7 @@
 #include "cli/cli.h"
 
 #define CHILD_INCREMENTS 100000
-#define MAX_CHILDREN 8
+#define MAX_CHILDREN     8
 
 struct demo {
     swoop_loop_t *loop;
@@ -125,8 +125,8 @@ static void on_short_tick(int64_t id, void *arg)
     struct demo *d = arg;
     swoop_timer_info_t info;
     if (swoop_timer_info(id, &info) == 0) {
-        printf("[%9.1f ms] tick(300) run %llu%s\n", elapsed_ms(d),
-               (unsigned long long)info.runs, info.runs == 3 ? ": clears itself" : "");
+        printf("[%9.1f ms] tick(300) run %llu%s\n", elapsed_ms(d), (unsigned long long)info.runs,
+               info.runs == 3 ? ": clears itself" : "");
         if (info.runs == 3)
             swoop_timer_clear(id);
     }
@@ -169,8 +169,8 @@ static void on_sigchld(swoop_signal_t *sig, int signo)
         swoop_table_get_int(d->table, "hits", "count", &total);
         printf("[%9.1f ms] all %d children done: table row 'hits' = %lld, atomic = %lld"
                " (expected %d each)\n",
-               elapsed_ms(d), d->children, (long long)total,
-               (long long)swoop_atomic_get(d->atomic), d->children * CHILD_INCREMENTS);
+               elapsed_ms(d), d->children, (long long)total, (long long)swoop_atomic_get(d->atomic),
+               d->children * CHILD_INCREMENTS);
         if (atomic_load(&d->thread_stop))
             swoop_signal_stop(&d->sigchld);
     }
