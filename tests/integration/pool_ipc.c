@@ -1,4 +1,7 @@
 /*
+ * TEST_LABELS: tsan
+ * (msgqueue mode runs a receiver thread in each worker)
+ *
  * Pool messages: every message sent from the manager (and from one worker to
  * another) arrives whole at the addressed worker, in pipe mode (socketpair
  * per worker) and in msgqueue mode (SysV queue, mtype = id + 1); oversized
