@@ -54,7 +54,7 @@ test: deps-test lint
 
 bench: deps-bench
 	@$(CMAKE) -S . -B build-bench $(GEN) -DCMAKE_BUILD_TYPE=Release -DSWOOP_BUILD_BENCH=ON \
-		-DSWOOP_BUILD_TESTS=OFF >/dev/null
+		-DSWOOP_BUILD_TESTS=OFF "-DCMAKE_C_FLAGS_RELEASE=-O2 -DNDEBUG" >/dev/null
 	@$(CMAKE) --build build-bench
 	@bench/run.sh build-bench
 
