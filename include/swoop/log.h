@@ -85,7 +85,11 @@ SWOOP_EXTERN int swoop_log_open(const char *path);
  */
 SWOOP_EXTERN int swoop_log_reopen(void);
 
-/** Returns the descriptor log lines go to (2 for stderr). */
+/**
+ * Returns the descriptor log lines go to: 2 until a file is opened; after
+ * that the same descriptor number for good (switching back to stderr makes
+ * it a duplicate of stderr rather than closing it under a writer).
+ */
 SWOOP_EXTERN int swoop_log_fd(void);
 
 /**

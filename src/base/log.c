@@ -86,9 +86,13 @@ int swoop_log_open(const char *path)
     pthread_mutex_lock(&log_path_lock);
     int old = atomic_load(&log_fd);
     if (path == NULL) {
-        atomic_store(&log_fd, STDERR_FILENO);
+        /*
+         * Other threads may be writing to `old` right now: point it at stderr
+         * with dup2 rather than closing it, so they never write to a closed
+         * or reused descriptor. The duplicate stays open (one fd).
+         */
         if (old != STDERR_FILENO)
-            close(old);
+            dup3(STDERR_FILENO, old, O_CLOEXEC);
         free(log_path);
         log_path = NULL;
         pthread_mutex_unlock(&log_path_lock);
@@ -108,7 +112,7 @@ int swoop_log_open(const char *path)
     }
     if (old != STDERR_FILENO) {
         /* Keep the descriptor number: writers may hold it right now. */
-        if (dup2(fd, old) < 0) {
+        if (dup3(fd, old, O_CLOEXEC) < 0) {
             int err = errno;
             close(fd);
             free(copy);

@@ -73,9 +73,18 @@ int swoop_loop_alarm_start(swoop_loop_t *loop)
 {
     if (loop == NULL)
         return SWOOP_EINVAL;
+    if (swoop__loop_detached(loop)) {
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "swoop_loop_alarm_start: loop made before fork() elsewhere");
+        return SWOOP_ESTATE;
+    }
     swoop_loop_t *expected = NULL;
-    if (!atomic_compare_exchange_strong(&alarm_owner, &expected, loop))
-        return expected == loop ? 0 : SWOOP_EBUSY;
+    if (!atomic_compare_exchange_strong(&alarm_owner, &expected, loop)) {
+        if (expected == loop)
+            return 0;
+        swoop_log(SWOOP_LOG_WARNING, 0, "swoop_loop_alarm_start: another loop owns ITIMER_REAL");
+        return SWOOP_EBUSY;
+    }
     if (sigismember(&loop->signal_mask, SIGALRM)) {
         atomic_store(&alarm_owner, NULL);
         swoop_log(SWOOP_LOG_WARNING, 0, "SIGALRM has a signal watcher; the alarm driver needs it");

@@ -15,6 +15,7 @@
 static _Thread_local swoop_loop_t *default_loop;
 static pthread_key_t default_key;
 static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+static int default_key_made;
 
 static void thread_exit_free(void *ptr)
 {
@@ -25,21 +26,22 @@ static void thread_exit_free(void *ptr)
     }
 }
 
-static void atfork_child(void)
+void swoop__loop_atfork_child(void)
 {
     swoop__alarm_atfork_child();
     swoop_loop_t *loop = default_loop;
     if (loop) {
         default_loop = NULL;
-        pthread_setspecific(default_key, NULL);
+        if (default_key_made)
+            pthread_setspecific(default_key, NULL);
         swoop__loop_destroy(loop, 1);
     }
 }
 
 static void default_init_once(void)
 {
+    default_key_made = 1;
     pthread_key_create(&default_key, thread_exit_free);
-    pthread_atfork(NULL, NULL, atfork_child);
 }
 
 int swoop__loop_default_get(swoop_loop_t **out)

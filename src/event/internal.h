@@ -50,9 +50,13 @@ struct swoop_loop_s {
 
     uint64_t now_ns; /* cached CLOCK_MONOTONIC */
     /*
-     * Set in a forked child that discards its parent's loop: the epoll set and
-     * the signalfd are shared with the parent, so nothing may change them.
+     * The fork generation the loop was made in. In a forked child the epoll
+     * set, the eventfd and the signalfd are shared with the parent, so a loop
+     * from an earlier generation (or one being discarded: `detached`) must
+     * not touch them: no epoll_ctl, no signalfd mask change, no wake-up, no
+     * poll. See swoop__loop_detached.
      */
+    unsigned fork_gen;
     int detached;
     atomic_int stop_flag;
 
@@ -109,8 +113,20 @@ int swoop__post_init(swoop_loop_t *loop);
 void swoop__post_free(swoop_loop_t *loop);
 void swoop__loop_wake(swoop_loop_t *loop);
 
+/* loop.c: incremented in every forked child (pthread_atfork). */
+extern _Atomic unsigned swoop__fork_generation;
+
+/* Nonzero when the loop belongs to the parent of this (forked) process. */
+static inline int swoop__loop_detached(const swoop_loop_t *loop)
+{
+    return loop->detached ||
+           loop->fork_gen != atomic_load_explicit(&swoop__fork_generation, memory_order_relaxed);
+}
+
 /* default.c */
 void swoop__loop_forget_default(swoop_loop_t *loop);
+/* The child half of the fork handling: drops the default loop and the alarm. */
+void swoop__loop_atfork_child(void);
 int swoop__loop_default_get(swoop_loop_t **out);
 /* loop.c: tears a loop down; `in_child` closes fds without touching shared kernel state. */
 void swoop__loop_destroy(swoop_loop_t *loop, int in_child);

@@ -16,11 +16,35 @@
 static int loop_alive(const swoop_loop_t *loop);
 static int loop_iterate(swoop_loop_t *loop, int block);
 
+_Atomic unsigned swoop__fork_generation;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_child(void)
+{
+    atomic_fetch_add(&swoop__fork_generation, 1);
+    swoop__loop_atfork_child();
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, atfork_child);
+}
+
+static int refuse_detached(const swoop_loop_t *loop, const char *what)
+{
+    swoop_log(SWOOP_LOG_WARNING, 0,
+              "%s: loop %p was created before fork() in another process; make a new one", what,
+              (const void *)loop);
+    return SWOOP_ESTATE;
+}
+
 int swoop_loop_new(swoop_loop_t **out)
 {
     if (out == NULL)
         return SWOOP_EINVAL;
+    pthread_once(&fork_once, register_atfork);
     swoop_loop_t *loop = swoop_calloc(1, sizeof(*loop));
+    loop->fork_gen = atomic_load(&swoop__fork_generation);
     loop->backend = &swoop__backend_epoll;
     loop->wake_fd = -1;
     loop->signal_fd = -1;
@@ -39,6 +63,7 @@ int swoop_loop_new(swoop_loop_t **out)
     if (rc < 0) {
         loop->backend->free(loop);
         swoop__timers_free(loop);
+        swoop_free(loop->watchers);
         swoop_free(loop);
         return rc;
     }
@@ -48,7 +73,7 @@ int swoop_loop_new(swoop_loop_t **out)
 
 void swoop__loop_destroy(swoop_loop_t *loop, int in_child)
 {
-    loop->detached = in_child;
+    loop->detached = in_child || swoop__loop_detached(loop);
     swoop__alarm_release(loop);
     swoop__signals_free(loop);
     swoop__post_free(loop);
@@ -106,6 +131,8 @@ static int loop_iterate(swoop_loop_t *loop, int block)
 
 int swoop_loop_run(swoop_loop_t *loop)
 {
+    if (swoop__loop_detached(loop))
+        return refuse_detached(loop, "swoop_loop_run");
     int rc = 1;
     while (!atomic_load_explicit(&loop->stop_flag, memory_order_acquire)) {
         rc = loop_iterate(loop, 1);
@@ -120,6 +147,8 @@ int swoop_loop_run(swoop_loop_t *loop)
 
 int swoop_loop_run_once(swoop_loop_t *loop)
 {
+    if (swoop__loop_detached(loop))
+        return refuse_detached(loop, "swoop_loop_run_once");
     int rc = loop_iterate(loop, 1);
     atomic_store(&loop->stop_flag, 0);
     return rc;
@@ -128,7 +157,8 @@ int swoop_loop_run_once(swoop_loop_t *loop)
 void swoop_loop_stop(swoop_loop_t *loop)
 {
     atomic_store(&loop->stop_flag, 1);
-    swoop__loop_wake(loop);
+    if (!swoop__loop_detached(loop))
+        swoop__loop_wake(loop);
 }
 
 uint64_t swoop_loop_now(const swoop_loop_t *loop)
@@ -181,10 +211,14 @@ int swoop_io_start(swoop_io_t *io, unsigned events)
         return swoop_io_stop(io);
     swoop_loop_t *loop = io->_loop;
     int fd = io->_fd;
+    if (swoop__loop_detached(loop))
+        return refuse_detached(loop, "swoop_io_start");
     if (fd >= loop->nwatchers)
         grow_watchers(loop, fd);
-    if (loop->watchers[fd] != NULL && loop->watchers[fd] != io)
+    if (loop->watchers[fd] != NULL && loop->watchers[fd] != io) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "swoop_io_start: fd %d already has a watcher", fd);
         return SWOOP_EEXIST;
+    }
     if (io->_registered != events) {
         int rc = loop->backend->set(loop, fd, io->_registered, events);
         if (rc < 0)
@@ -208,9 +242,11 @@ int swoop_io_stop(swoop_io_t *io)
     int fd = io->_fd;
     if (fd >= loop->nwatchers || loop->watchers[fd] != io)
         return 0;
-    if (io->_registered && !loop->detached)
-        loop->backend->set(loop, fd, io->_registered, 0);
-    loop->backend->invalidate(loop, fd);
+    if (!swoop__loop_detached(loop)) {
+        if (io->_registered)
+            loop->backend->set(loop, fd, io->_registered, 0);
+        loop->backend->invalidate(loop, fd);
+    }
     loop->watchers[fd] = NULL;
     io->_registered = 0;
     io->_events = 0;

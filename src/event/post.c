@@ -65,9 +65,16 @@ int swoop_loop_post(swoop_loop_t *loop, swoop_post_cb cb, void *arg)
 {
     if (loop == NULL || cb == NULL)
         return SWOOP_EINVAL;
+    if (swoop__loop_detached(loop)) {
+        /* Its eventfd is the parent's: a write would wake the parent's loop. */
+        swoop_log(SWOOP_LOG_WARNING, 0, "swoop_loop_post: loop made before fork() elsewhere");
+        return SWOOP_ESTATE;
+    }
     swoop_post_t *p = swoop_try_malloc(sizeof(*p));
-    if (p == NULL)
+    if (p == NULL) {
+        swoop_log(SWOOP_LOG_ERROR, ENOMEM, "swoop_loop_post: cannot queue a callback");
         return SWOOP_ENOMEM;
+    }
     p->cb = cb;
     p->arg = arg;
     p->next = NULL;

@@ -57,8 +57,14 @@ int swoop_signal_start(swoop_signal_t *sig, int signo)
         signo == SIGSTOP)
         return SWOOP_EINVAL;
     swoop_loop_t *loop = sig->_loop;
-    if (signo == SIGALRM && loop->alarm_mode)
+    if (swoop__loop_detached(loop)) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "swoop_signal_start: loop made before fork() elsewhere");
+        return SWOOP_ESTATE;
+    }
+    if (signo == SIGALRM && loop->alarm_mode) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "swoop_signal_start: SIGALRM belongs to the alarm driver");
         return SWOOP_EINVAL;
+    }
     if (sig->_active) {
         if (sig->_signo == signo)
             return 0;
@@ -97,7 +103,7 @@ static void release_signal(swoop_loop_t *loop, int signo)
 {
     sigdelset(&loop->signal_mask, signo);
     /* A forked child shares the signalfd's mask with its parent: leave it. */
-    if (loop->signal_fd >= 0 && !loop->detached)
+    if (loop->signal_fd >= 0 && !swoop__loop_detached(loop))
         update_signalfd(loop);
     if (!sigismember(&loop->signal_preblock, signo)) {
         sigset_t one;

@@ -76,11 +76,16 @@ void swoop__timers_free(swoop_loop_t *loop)
 
 static int64_t timer_add(swoop_loop_t *loop, int64_t ms, int repeat, swoop_timer_cb cb, void *arg)
 {
-    if (loop == NULL || cb == NULL || ms < 1)
+    if (loop == NULL || cb == NULL || ms < 1) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "timer: interval %lld ms is not >= 1, or no callback",
+                  (long long)ms);
         return SWOOP_EINVAL;
+    }
     /* Far beyond any real use; keeps expiry arithmetic from overflowing. */
-    if ((uint64_t)ms > UINT64_MAX / SWOOP_NS_PER_MS / 4)
+    if ((uint64_t)ms > UINT64_MAX / SWOOP_NS_PER_MS / 4) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "timer: interval %lld ms is out of range", (long long)ms);
         return SWOOP_ERANGE;
+    }
     swoop_timer_node_t *node = node_alloc(loop);
     uint64_t interval = (uint64_t)ms * SWOOP_NS_PER_MS;
     node->heap.index = SWOOP_HEAP_NOT_IN;
@@ -191,8 +196,15 @@ int swoop__timers_run(swoop_loop_t *loop)
         if (loop->timer_firing_cleared) {
             node_release(loop, node);
         } else if (node->interval_ns) {
-            /* Next beat on the grid after `now`: late beats are skipped, not replayed. */
-            uint64_t missed = (now - node->expire_ns) / node->interval_ns;
+            /*
+             * Next beat on the grid after the current time (read afresh: the
+             * callback itself may have run past several beats). Late beats are
+             * skipped, not replayed.
+             */
+            uint64_t fresh = swoop__clock_ns();
+            if (fresh < now)
+                fresh = now; /* only when a test moved the cached clock ahead */
+            uint64_t missed = (fresh - node->expire_ns) / node->interval_ns;
             node->expire_ns += (missed + 1) * node->interval_ns;
             swoop__heap_push(h, &node->heap, node->expire_ns, loop->timer_seq++);
         } else {

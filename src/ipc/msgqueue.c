@@ -74,11 +74,17 @@ int swoop__msgqueue_send(swoop_msgqueue_t *q, long mtype, const void *data, size
 {
     if (q->id < 0 || mtype <= 0)
         return SWOOP_EINVAL;
-    if (len > swoop__msgqueue_payload_max(q))
+    if (len > swoop__msgqueue_payload_max(q)) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "queue %d: message of %zu bytes above the limit of %zu",
+                  q->id, len, swoop__msgqueue_payload_max(q));
         return SWOOP_EMSGSIZE;
+    }
     struct msgq_buf *m = swoop_try_malloc(sizeof(*m) + len);
-    if (m == NULL)
+    if (m == NULL) {
+        swoop_log(SWOOP_LOG_ERROR, ENOMEM, "queue %d: no memory for a %zu-byte message", q->id,
+                  len);
         return SWOOP_ENOMEM;
+    }
     m->mtype = mtype;
     m->magic = MSGQ_MAGIC;
     m->len = (uint32_t)len;

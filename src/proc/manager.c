@@ -265,6 +265,8 @@ static void manager_spawn(swoop_manager_t *mgr, int id)
     uint64_t started = now_ms();
     if (st) {
         atomic_store(&st->pid, 0);
+        /* A later process may get a pid this slot once retired: forget it. */
+        atomic_store(&st->retire_pid, 0);
         atomic_store(&st->requests, 0);
         atomic_store(&st->request_limit, 0);
         atomic_store(&st->start_ms, started);
@@ -310,6 +312,16 @@ static void log_exit(pid_t pid, int id, int code, int signo, const char *what)
                   code);
     else
         swoop_log(SWOOP_LOG_INFO, 0, "%s(pid=%d, id=%d) exited", what, (int)pid, id);
+}
+
+/* A one-by-one reload waits for slot `id`'s old process; it is gone: go on. */
+static void reload_slot_done(swoop_manager_t *mgr, int id)
+{
+    if (mgr->reload_queue && mgr->reload_pos < mgr->reload_len &&
+        mgr->reload_queue[mgr->reload_pos] == id) {
+        mgr->reload_pos++;
+        manager_reload_step(mgr);
+    }
 }
 
 static void handle_exit(swoop_manager_t *mgr, pid_t pid, int status)
@@ -365,6 +377,9 @@ static void handle_exit(swoop_manager_t *mgr, pid_t pid, int status)
         swoop_log(SWOOP_LOG_ERROR, 0,
                   "worker(pid=%d, id=%d) exited with the fatal code %d: not restarted", (int)pid,
                   id, SWOOP_EXIT_FATAL);
+        /* Not restarted, but a one-by-one reload must not wait for it forever. */
+        if (expected)
+            reload_slot_done(mgr, id);
         return;
     }
     if (expected) {
@@ -383,12 +398,8 @@ static void handle_exit(swoop_manager_t *mgr, pid_t pid, int status)
                       id, s->fails, SWOOP_MANAGER_QUICK_DEATH_MS, delay);
         schedule_respawn(mgr, id, delay);
     }
-    /* A one-by-one reload waits for this slot's old process. */
-    if (mgr->reload_queue && mgr->reload_pos < mgr->reload_len &&
-        mgr->reload_queue[mgr->reload_pos] == id && expected) {
-        mgr->reload_pos++;
-        manager_reload_step(mgr);
-    }
+    if (expected)
+        reload_slot_done(mgr, id);
 }
 
 static void manager_reap(swoop_manager_t *mgr)
@@ -417,7 +428,12 @@ static void manager_retire(swoop_manager_t *mgr)
         return;
     for (int id = 0; id < mgr->worker_num; id++) {
         swoop_mgr_slot_t *s = &mgr->slots[id];
-        if (s->pid == 0 || atomic_load(&mgr->stats[id].retire_pid) != s->pid)
+        /*
+         * A process already being stopped (reload, shutdown) exits anyway and is
+         * handled as its slot's exit; detaching it would leave a one-by-one
+         * reload waiting for a slot exit that never comes.
+         */
+        if (s->pid == 0 || s->stopping || atomic_load(&mgr->stats[id].retire_pid) != s->pid)
             continue;
         swoop_log(SWOOP_LOG_INFO, 0, "worker(pid=%d, id=%d) reached max_request: replacing it",
                   (int)s->pid, id);

@@ -433,24 +433,35 @@ out:
 
 int swoop_pool_send(swoop_pool_t *pool, int worker_id, const void *data, size_t len)
 {
-    if (pool == NULL || worker_id < 0 || worker_id >= pool->worker_num || (data == NULL && len))
+    if (pool == NULL || worker_id < 0 || worker_id >= pool->worker_num || (data == NULL && len)) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "swoop_pool_send: bad arguments (worker %d, %zu bytes)",
+                  worker_id, len);
         return SWOOP_EINVAL;
-    if (!pool->running && pool->worker_id < 0)
+    }
+    if (!pool->running && pool->worker_id < 0) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "swoop_pool_send: only the manager and workers may send");
         return SWOOP_ESTATE;
+    }
     switch (pool->settings.ipc_mode) {
     case SWOOP_POOL_IPC_PIPE:
-        if (len > SWOOP_POOL_PIPE_MSG_MAX)
+        if (len > SWOOP_POOL_PIPE_MSG_MAX) {
+            swoop_log(SWOOP_LOG_WARNING, 0, "swoop_pool_send: %zu bytes above the %d-byte limit",
+                      len, SWOOP_POOL_PIPE_MSG_MAX);
             return SWOOP_EMSGSIZE;
-        if (pool->channels == NULL || pool->channels[worker_id].fds[0] < 0)
+        }
+        if (pool->channels == NULL || pool->channels[worker_id].fds[0] < 0) {
+            swoop_log(SWOOP_LOG_WARNING, 0, "swoop_pool_send: no channel to worker %d", worker_id);
             return SWOOP_ESTATE;
+        }
         return swoop__channel_send(pool->channels[worker_id].fds[0], data, len);
     case SWOOP_POOL_IPC_MSGQUEUE:
-        if (pool->mq.id < 0)
+        if (pool->mq.id < 0) {
+            swoop_log(SWOOP_LOG_WARNING, 0, "swoop_pool_send: the message queue is gone");
             return SWOOP_ESTATE;
-        if (len > swoop__msgqueue_payload_max(&pool->mq))
-            return SWOOP_EMSGSIZE;
+        }
         return swoop__msgqueue_send(&pool->mq, (long)worker_id + 1, data, len, 1);
     default:
+        swoop_log(SWOOP_LOG_WARNING, 0, "swoop_pool_send: ipc_mode is none");
         return SWOOP_ESTATE;
     }
 }

@@ -50,9 +50,18 @@ pid_t swoop__spawn(swoop_proc_main_pt main, void *data, int worker_id, char role
     sigaction(SIGRTMIN, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    /*
+     * SIGTERM and SIGRTMIN stay blocked: the manager may send them at any
+     * moment (shutdown, reload, log rotation), also before the role main has
+     * set up its signal watchers, and their default action would kill a
+     * worker that is merely starting. Blocked, they wait for the role main's
+     * signalfd (or for it to unblock them). Everything else is unblocked.
+     */
+    sigset_t held;
+    sigemptyset(&held);
+    sigaddset(&held, SIGTERM);
+    sigaddset(&held, SIGRTMIN);
+    sigprocmask(SIG_SETMASK, &held, NULL);
 
     swoop_log_set_role(role, worker_id);
     int rc = main(data, worker_id);

@@ -21,8 +21,10 @@ typedef int (*swoop_proc_main_pt)(void *data, int worker_id);
  * result. In the child, before `main`: PR_SET_PDEATHSIG(SIGKILL) followed by
  * a check that the parent is still the one that forked it (otherwise the
  * parent died before the prctl and the child _exits at once), every signal
- * the manager handles back to SIG_DFL, SIGPIPE ignored, an empty signal
- * mask, and the log role set to `role` / worker_id. Returns the child's pid
+ * the manager handles back to SIG_DFL, SIGPIPE ignored, a signal mask that
+ * holds only SIGTERM and SIGRTMIN blocked (so one sent while the child starts
+ * waits for `main` to watch it through a signalfd, or to unblock it), and
+ * the log role set to `role` / worker_id. Returns the child's pid
  * in the parent, or -errno (logged) when fork fails.
  */
 pid_t swoop__spawn(swoop_proc_main_pt main, void *data, int worker_id, char role);

@@ -81,13 +81,23 @@ static void on_pipe_readable(swoop_io_t *io, unsigned events)
 
 /* ---- msgqueue mode ---- */
 
+/* Gives a message back to the queue for the slot's next process; a drop is logged. */
+static void mq_requeue(swoop_pool_t *pool, const void *data, size_t len)
+{
+    int rc = swoop__msgqueue_send(&pool->mq, (long)pool->worker_id + 1, data, len, 1);
+    if (rc < 0)
+        swoop_log(SWOOP_LOG_WARNING, rc,
+                  "worker %d stopping: a %zu-byte message could not be re-queued and is lost",
+                  pool->worker_id, len);
+}
+
 static void mq_deliver(swoop_loop_t *loop, void *arg)
 {
     mq_msg_t *m = arg;
     swoop_pool_t *pool = m->pool;
     if (pool->stopping) {
         /* Not ours to handle any more: give it back to the slot's next process. */
-        swoop__msgqueue_send(&pool->mq, (long)pool->worker_id + 1, m->data, m->len, 1);
+        mq_requeue(pool, m->data, m->len);
     } else if (pool->events.on_message) {
         pool->events.on_message(pool, pool->worker_id, m->data, m->len);
     }
@@ -108,7 +118,7 @@ static void *mq_thread_main(void *arg)
         if (n < 0)
             break; /* queue removed: the pool is going away */
         if (atomic_load(&pool->mq_stop)) {
-            swoop__msgqueue_send(&pool->mq, mtype, payload, (size_t)n, 1);
+            mq_requeue(pool, payload, (size_t)n);
             break;
         }
         mq_msg_t *m = swoop_malloc(sizeof(*m) + (size_t)n);
@@ -116,7 +126,7 @@ static void *mq_thread_main(void *arg)
         m->len = (size_t)n;
         memcpy(m->data, payload, (size_t)n);
         if (swoop_loop_post(pool->loop, mq_deliver, m) < 0) {
-            swoop__msgqueue_send(&pool->mq, mtype, m->data, m->len, 1);
+            mq_requeue(pool, m->data, m->len);
             swoop_free(m);
         }
     }

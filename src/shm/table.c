@@ -421,7 +421,12 @@ static int row_insert(swoop_table_t *t, bucket_t *b, uint64_t hash, const char *
     row->cur = 0;
     row->next = b->head;
     row->in_use = 1;
-    b->head = idx; /* the commit: the row is now on the chain */
+    /*
+     * The commit: the row is now on the chain. A release store, so neither the
+     * compiler nor the CPU moves it before the row's fields and `next` (a
+     * process killed between them must leave a walkable chain).
+     */
+    __atomic_store_n(&b->head, idx, __ATOMIC_RELEASE);
     b->len++;
     if (b->len > 1)
         h->conflict_used++;
@@ -442,10 +447,11 @@ static int row_remove(swoop_table_t *t, bucket_t *b, row_t *row, uint32_t prev)
         return r;
     table_hdr_t *h = t->hdr;
     uint32_t idx = (uint32_t)(((char *)row - t->pool) / t->row_size);
+    /* The commit, as a single release store (see row_insert). */
     if (prev == NIL)
-        b->head = row->next; /* the commit */
+        __atomic_store_n(&b->head, row->next, __ATOMIC_RELEASE);
     else
-        row_at(t, prev)->next = row->next;
+        __atomic_store_n(&row_at(t, prev)->next, row->next, __ATOMIC_RELEASE);
     b->len--;
     if (b->len > 0)
         h->conflict_used--;

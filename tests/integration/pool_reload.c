@@ -131,3 +131,37 @@ TEST(pool_reload_one_by_one)
     swoop_test_assert_log_clean(log_file);
     swoop_pool_free(pool);
 }
+
+static void on_worker_stop_fatal(swoop_pool_t *pool, int id)
+{
+    /* Worker 0 refuses to come back: it leaves with the fatal code when reloaded. */
+    if (id == 0)
+        _exit(SWOOP_EXIT_FATAL);
+}
+
+/*
+ * Regression (review): a one-by-one reload whose current worker exits with
+ * the fatal code must go on with the next workers, and later reloads must
+ * still work (the reload queue used to stay stuck on the fatal slot).
+ */
+TEST(pool_reload_one_by_one_survives_fatal_exit)
+{
+    char log_file[512];
+    snprintf(log_file, sizeof(log_file), "%s/pool.log", swoop_test_tmpdir());
+    swoop_pool_t *pool = make_pool(log_file, 0, "0");
+    ASSERT_OK(swoop_pool_on(pool, &(swoop_pool_events_t){.on_worker_start = on_worker_start,
+                                                         .on_worker_stop = on_worker_stop_fatal}));
+    pid_t manager = pool_test_start(pool);
+    pool_test_wait_all(pool, 3, NULL);
+    for (int id = 0; id < 3; id++)
+        WAIT_UNTIL(atomic_load(&sh->starts[id]) == 1, 2000);
+    ASSERT_EQ(kill(manager, SIGUSR1), 0);
+    /* Worker 0 is gone for good; 1 and 2 are still replaced, in order. */
+    WAIT_UNTIL(atomic_load(&sh->starts[1]) == 2 && atomic_load(&sh->starts[2]) == 2, 3000);
+    ASSERT_EQ(atomic_load(&sh->starts[0]), 1);
+    /* A second reload is not refused as "already in progress". */
+    ASSERT_EQ(kill(manager, SIGUSR1), 0);
+    WAIT_UNTIL(atomic_load(&sh->starts[1]) == 3 && atomic_load(&sh->starts[2]) == 3, 3000);
+    pool_test_stop(manager, 5000);
+    swoop_pool_free(pool);
+}

@@ -229,6 +229,8 @@ static int run_one(int index, const struct test_entry *t, const char *report_dir
     }
     if (pid == 0) {
         setpgid(0, 0);
+        /* The runner ignores SIGPIPE; a test must see the default, as programs do. */
+        signal(SIGPIPE, SIG_DFL);
         t->fn();
         /* exit(), not _exit(): LeakSanitizer checks this child at exit. */
         exit(0);
@@ -247,15 +249,26 @@ static int run_one(int index, const struct test_entry *t, const char *report_dir
         why = "exit status";
     }
 
-    /* Give the test's other processes a moment to finish exiting, then sweep. */
+    /*
+     * Give the test's other processes a moment to finish exiting. Whatever of
+     * its process group still runs after that is a leftover: decide that
+     * before killing, or the kill would hide it. Every descendant is our
+     * child (subreaper), so reaping first leaves no zombie to miscount.
+     */
     uint64_t grace_end = swoop_test_now_ms() + 2000;
-    while (kill(-pid, 0) == 0 && swoop_test_now_ms() < grace_end) {
+    for (;;) {
         reap_all();
+        if (kill(-pid, 0) != 0 || swoop_test_now_ms() >= grace_end)
+            break;
         swoop_test_sleep_ms(2);
     }
-    kill(-pid, SIGKILL);
     reap_all();
-    int leftovers = kill_leftover_children();
+    int leftovers = kill(-pid, 0) == 0;
+    if (leftovers)
+        fprintf(stderr, "# processes of the test's group still running\n");
+    kill(-pid, SIGKILL);
+    /* Children that left the group (setsid) are found through /proc. */
+    leftovers += kill_leftover_children();
     if (leftovers > 0) {
         swoop_test_sleep_ms(10);
         reap_all();

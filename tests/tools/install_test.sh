@@ -38,14 +38,18 @@ test "$(pkg-config --variable=prefix swoop)" != ""
 # shellcheck disable=SC2046
 cc -o "$work/prog_shared" "$work/prog.c" $(pkg-config --cflags --libs swoop)
 out=$(LD_LIBRARY_PATH="$libdir" "$work/prog_shared")
-echo "$out" | grep -q "fired 1"
-ldd "$work/prog_shared" | grep -q libswoop.so
+grep -q "fired 1" <<<"$out"
+# (Output captured first: with pipefail, grep -q closing the pipe early fails the writer.)
+deps=$(ldd "$work/prog_shared")
+grep -q libswoop.so <<<"$deps"
 
 echo "# pkg-config --static, fully static binary"
 # shellcheck disable=SC2046
 cc -static -o "$work/prog_static" "$work/prog.c" $(pkg-config --cflags --static --libs swoop)
-"$work/prog_static" | grep -q "fired 1"
-if ldd "$work/prog_static" 2>/dev/null | grep -q libswoop; then
+out=$("$work/prog_static")
+grep -q "fired 1" <<<"$out"
+deps=$(ldd "$work/prog_static" 2>&1 || true)
+if grep -q libswoop <<<"$deps"; then
     echo "static binary still needs libswoop.so" >&2
     exit 1
 fi
@@ -62,6 +66,7 @@ target_link_libraries(prog_cmake PRIVATE swoop::swoop_static)
 CM
 cmake -S "$work/cm" -B "$work/cm/build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$work/cm/build" >/dev/null
-"$work/cm/build/prog_cmake" | grep -q "fired 1"
+out=$("$work/cm/build/prog_cmake")
+grep -q "fired 1" <<<"$out"
 
 echo "install_test: 3 passed, 0 failed"

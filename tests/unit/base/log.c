@@ -79,7 +79,13 @@ TEST(log_file_line_format_and_reopen)
     ASSERT_EQ(swoop_log_open("/nonexistent-dir/x.log"), SWOOP_ENOENT);
     ASSERT_EQ(swoop_log_fd(), fd);
     ASSERT_OK(swoop_log_open(NULL));
-    ASSERT_EQ(swoop_log_fd(), 2);
+    /* Back on stderr through the same descriptor number (never closed under a writer). */
+    ASSERT_EQ(swoop_log_fd(), fd);
+    struct stat a, b;
+    ASSERT_EQ(fstat(fd, &a), 0);
+    ASSERT_EQ(fstat(2, &b), 0);
+    ASSERT(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+    ASSERT_EQ(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
 }
 
 TEST(log_long_line_is_truncated_not_overflowed)

@@ -68,3 +68,55 @@ TEST(timers_and_watchers_are_not_inherited)
     close(fds[1]);
     ASSERT_OK(swoop_loop_free(loop));
 }
+
+struct own_loop {
+    swoop_loop_t *loop;
+    swoop_signal_t sig;
+    int signals;
+    int posts;
+};
+
+static void own_on_usr2(swoop_signal_t *sig, int signo)
+{
+    struct own_loop *o = sig->data;
+    o->signals++;
+    swoop_signal_stop(sig);
+}
+
+static void own_on_post(swoop_loop_t *loop, void *arg)
+{
+    struct own_loop *o = arg;
+    o->posts++;
+}
+
+static void child_tidies_inherited_loop(void *arg, int ready_fd)
+{
+    struct own_loop *o = arg;
+    /*
+     * A non-default loop inherited from the parent: using it is refused, and
+     * tidying it up must not disturb the parent's epoll set or signalfd.
+     */
+    ASSERT_EQ(swoop_loop_run(o->loop), SWOOP_ESTATE);
+    ASSERT_EQ(swoop_loop_post(o->loop, own_on_post, o), SWOOP_ESTATE);
+    ASSERT_OK(swoop_signal_stop(&o->sig));
+    ASSERT_OK(swoop_loop_free(o->loop));
+}
+
+TEST(child_freeing_an_inherited_loop_leaves_the_parent_intact)
+{
+    struct own_loop o = {0};
+    ASSERT_OK(swoop_loop_new(&o.loop));
+    o.sig.data = &o;
+    ASSERT_OK(swoop_signal_init(o.loop, &o.sig, own_on_usr2));
+    ASSERT_OK(swoop_signal_start(&o.sig, SIGUSR2));
+    pid_t child = swoop_test_fork(child_tidies_inherited_loop, &o, NULL);
+    swoop_test_wait_ok(child, 5000);
+    /* The parent's signalfd still has SIGUSR2 and its eventfd still wakes it. */
+    ASSERT_OK(swoop_loop_post(o.loop, own_on_post, &o));
+    ASSERT_EQ(kill(getpid(), SIGUSR2), 0);
+    ASSERT_GT(swoop_loop_timer_after(o.loop, 2000, parent_timer, NULL), 0);
+    while (o.signals == 0 || o.posts == 0)
+        ASSERT_EQ(swoop_loop_run_once(o.loop), 1);
+    swoop_loop_timer_clear_all(o.loop);
+    ASSERT_OK(swoop_loop_free(o.loop));
+}

@@ -158,7 +158,13 @@ TEST(atomic_4_procs_exact)
 static void waiter(void *arg, int fd)
 {
     ASSERT_EQ(write(fd, "waiting\n", 8), 8);
+    uint64_t t0 = swoop_test_now_ms();
     ASSERT_EQ(swoop_atomic_wait(arg, 20000), 0);
+    /*
+     * Woken by the other process, not by the timeout: the parent wakes every
+     * 5 ms, so a working cross-process futex wake returns far sooner.
+     */
+    ASSERT_ULE(swoop_test_now_ms() - t0, 2000u * swoop_test_multiplier());
 }
 
 TEST(atomic_wait_wakeup_across_processes)
