@@ -38,10 +38,13 @@ typedef struct swoop_rwlock_s {
     pthread_rwlock_t _rw;
 } swoop_rwlock_t;
 
-/** A spinlock holding its owner's thread id (0 when free). Fields are private. */
+/**
+ * A spinlock whose one 64-bit word holds its owner's thread id and a tag of
+ * the owner's start time (0 when free), so a dead owner is recognised even
+ * after the kernel gave its thread id to a new process. Fields are private.
+ */
 typedef struct swoop_spinlock_s {
-    uint32_t _owner;
-    uint32_t _unused;
+    uint64_t _word;
 } swoop_spinlock_t;
 
 /** Initialises a mutex in caller-provided shared memory. Returns 0 or a negative errno. */

@@ -17,6 +17,13 @@ void swoop__shm_unmap(void *p, size_t size);
 
 /* This thread's kernel id, cached (reset in a forked child). */
 uint32_t swoop__self_tid(void);
+/*
+ * The calling thread's spinlock word: its tid in the low 32 bits and a
+ * nonzero tag of its start time in the high 32 (cached like the tid).
+ */
+uint64_t swoop__self_lockword(void);
+/* The start-time tag of thread `tid` from /proc/TID/stat, or 0 if unreadable. */
+uint32_t swoop__tid_start(int tid);
 
 /* Returns nonzero if thread/process `tid` exists and is not a zombie (/proc). */
 int swoop__tid_alive(int tid);

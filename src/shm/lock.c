@@ -228,8 +228,7 @@ int swoop_rwlock_unlock(swoop_rwlock_t *rw)
 
 void swoop_spinlock_init(swoop_spinlock_t *s)
 {
-    __atomic_store_n(&s->_owner, 0, __ATOMIC_RELEASE);
-    s->_unused = 0;
+    __atomic_store_n(&s->_word, 0, __ATOMIC_RELEASE);
 }
 
 int swoop_spinlock_new(swoop_spinlock_t **out)
@@ -245,12 +244,14 @@ void swoop_spinlock_free(swoop_spinlock_t *s)
 }
 
 static __thread uint32_t cached_tid;
+static __thread uint64_t cached_word;
 static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
 
 /* A forked child is a new thread id: forget the parent's. */
 static void tid_atfork_child(void)
 {
     cached_tid = 0;
+    cached_word = 0;
 }
 
 static void tid_register(void)
@@ -267,10 +268,40 @@ uint32_t swoop__self_tid(void)
     return cached_tid;
 }
 
-static int spin_cas(swoop_spinlock_t *s, uint32_t expected, uint32_t me)
+uint64_t swoop__self_lockword(void)
 {
-    return __atomic_compare_exchange_n(&s->_owner, &expected, me, 0, __ATOMIC_ACQUIRE,
+    if (swoop_unlikely(cached_word == 0)) {
+        uint32_t tid = swoop__self_tid();
+        uint32_t tag = swoop__tid_start((int)tid);
+        cached_word = (uint64_t)(tag ? tag : 1) << 32 | tid;
+    }
+    return cached_word;
+}
+
+static inline uint32_t word_tid(uint64_t w)
+{
+    return (uint32_t)w;
+}
+
+static int spin_cas(swoop_spinlock_t *s, uint64_t expected, uint64_t me)
+{
+    return __atomic_compare_exchange_n(&s->_word, &expected, me, 0, __ATOMIC_ACQUIRE,
                                        __ATOMIC_RELAXED);
+}
+
+/*
+ * The holder of word `w` is gone: its thread does not exist (or is a
+ * zombie), or a thread with its id exists but started at another time (the
+ * id was reused after the holder died). Owner and tag come from one atomic
+ * word, so they always belong together.
+ */
+static int owner_dead(uint64_t w)
+{
+    int tid = (int)word_tid(w);
+    if (!swoop__tid_alive(tid))
+        return 1;
+    uint32_t now = swoop__tid_start(tid);
+    return now != 0 && now != (uint32_t)(w >> 32);
 }
 
 static inline void cpu_relax(void)
@@ -289,14 +320,14 @@ static inline void cpu_relax(void)
  */
 static int spin_acquire(swoop_spinlock_t *s, int timeout_ms)
 {
-    uint32_t me = swoop__self_tid();
+    uint64_t me = swoop__self_lockword();
     if (spin_cas(s, 0, me))
         return 0;
     struct timespec deadline = {0};
     if (timeout_ms >= 0)
         deadline = deadline_after(timeout_ms);
     for (unsigned i = 1;; i++) {
-        uint32_t owner = __atomic_load_n(&s->_owner, __ATOMIC_RELAXED);
+        uint64_t owner = __atomic_load_n(&s->_word, __ATOMIC_RELAXED);
         if (owner == 0 && spin_cas(s, 0, me))
             return 0;
         if (owner == me) {
@@ -309,9 +340,9 @@ static int spin_acquire(swoop_spinlock_t *s, int timeout_ms)
             cpu_relax();
         if (i % 1024 != 0)
             continue;
-        if (owner != 0 && !swoop__tid_alive((int)owner) && spin_cas(s, owner, me)) {
+        if (owner != 0 && owner_dead(owner) && spin_cas(s, owner, me)) {
             swoop_log(SWOOP_LOG_WARNING, 0, "spinlock %p: owner %u died, lock recovered", (void *)s,
-                      owner);
+                      word_tid(owner));
             return SWOOP_EOWNERDEAD;
         }
         if (timeout_ms >= 0) {
@@ -331,7 +362,7 @@ int swoop_spinlock_lock(swoop_spinlock_t *s)
 
 int swoop_spinlock_trylock(swoop_spinlock_t *s)
 {
-    return spin_cas(s, 0, swoop__self_tid()) ? 0 : SWOOP_EBUSY;
+    return spin_cas(s, 0, swoop__self_lockword()) ? 0 : SWOOP_EBUSY;
 }
 
 int swoop_spinlock_timedlock(swoop_spinlock_t *s, int timeout_ms)
@@ -343,10 +374,10 @@ int swoop_spinlock_timedlock(swoop_spinlock_t *s, int timeout_ms)
 
 int swoop_spinlock_unlock(swoop_spinlock_t *s)
 {
-    uint32_t me = swoop__self_tid();
-    if (!__atomic_compare_exchange_n(&s->_owner, &me, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+    uint64_t me = swoop__self_lockword();
+    if (!__atomic_compare_exchange_n(&s->_word, &me, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
         swoop_log(SWOOP_LOG_WARNING, 0, "spinlock %p unlocked by %d, held by %u", (void *)s,
-                  (int)swoop__self_tid(), me);
+                  (int)swoop__self_tid(), word_tid(me));
         return SWOOP_EPERM;
     }
     return 0;
@@ -354,7 +385,7 @@ int swoop_spinlock_unlock(swoop_spinlock_t *s)
 
 int swoop_spinlock_force_unlock(swoop_spinlock_t *s, int tid)
 {
-    uint32_t owner = (uint32_t)tid;
-    return tid > 0 && __atomic_compare_exchange_n(&s->_owner, &owner, 0, 0, __ATOMIC_RELEASE,
-                                                  __ATOMIC_RELAXED);
+    uint64_t w = __atomic_load_n(&s->_word, __ATOMIC_RELAXED);
+    return tid > 0 && word_tid(w) == (uint32_t)tid &&
+           __atomic_compare_exchange_n(&s->_word, &w, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
 }

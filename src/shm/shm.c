@@ -62,6 +62,33 @@ void swoop__shm_unmap(void *p, size_t size)
     }
 }
 
+uint32_t swoop__tid_start(int tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    /* Field 22 (starttime, clock ticks since boot) is the 20th after the ')' of the name. */
+    char *p = strrchr(buf, ')');
+    if (p == NULL)
+        return 0;
+    p++;
+    for (int field = 3; field < 22 && p != NULL; field++)
+        p = strchr(p + 1, ' ');
+    if (p == NULL)
+        return 0;
+    unsigned long long start = strtoull(p + 1, NULL, 10);
+    /* Fold to 32 bits; 0 is reserved for "unknown". */
+    uint32_t tag = (uint32_t)(start ^ (start >> 32));
+    return tag ? tag : 1;
+}
+
 int swoop__tid_alive(int tid)
 {
     char path[64], buf[256];

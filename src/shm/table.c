@@ -274,8 +274,8 @@ static int column_check(const swoop_table_t *t, const char *name, swoop_table_ty
  */
 static int bucket_lock(swoop_table_t *t, bucket_t *b)
 {
-    uint32_t zero = 0;
-    if (swoop_likely(__atomic_compare_exchange_n(&b->lock._owner, &zero, swoop__self_tid(), 0,
+    uint64_t zero = 0;
+    if (swoop_likely(__atomic_compare_exchange_n(&b->lock._word, &zero, swoop__self_lockword(), 0,
                                                  __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)))
         return 0;
     int r = swoop_spinlock_lock(&b->lock);
@@ -289,7 +289,7 @@ static int bucket_lock(swoop_table_t *t, bucket_t *b)
 
 static void bucket_unlock(bucket_t *b)
 {
-    __atomic_store_n(&b->lock._owner, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&b->lock._word, 0, __ATOMIC_RELEASE);
 }
 
 /*

@@ -17,6 +17,7 @@
 #include <swoop/lock.h>
 #include <swoop/log.h>
 
+#include "shm/internal.h"
 #include "test.h"
 
 static int test_key(int n)
@@ -250,4 +251,45 @@ TEST(locks_owner_killed_and_timeouts)
     swoop_mutex_free(l.m);
     swoop_spinlock_free(l.s);
     swoop_rwlock_free(l.rw);
+}
+
+static void sleeper(void *arg, int fd)
+{
+    ASSERT_EQ(write(fd, "up\n", 3), 3);
+    for (;;)
+        pause();
+}
+
+/*
+ * Regression (review): a spinlock whose holder died while the kernel gave
+ * its thread id to a new, live process is still recovered, because the lock
+ * word carries the holder's start time; a live holder is never robbed.
+ */
+TEST(spinlock_recovered_when_owner_tid_is_reused)
+{
+    swoop_spinlock_t *s;
+    ASSERT_OK(swoop_spinlock_new(&s));
+    int fd;
+    pid_t live = swoop_test_fork(sleeper, NULL, &fd);
+    char line[8];
+    ASSERT_GT(swoop_test_read_line(fd, line, sizeof(line), 5000), 0);
+    close(fd);
+    uint32_t real_tag = swoop__tid_start((int)live);
+    ASSERT_NE(real_tag, 0);
+
+    /* Held by the live process as it really is: no takeover. */
+    __atomic_store_n(&s->_word, (uint64_t)real_tag << 32 | (uint32_t)live, __ATOMIC_RELEASE);
+    ASSERT_EQ(swoop_spinlock_timedlock(s, 200), SWOOP_ETIMEDOUT);
+
+    /* Held by an earlier process that had the same id: recovered. */
+    __atomic_store_n(&s->_word, (uint64_t)(real_tag + 12345) << 32 | (uint32_t)live,
+                     __ATOMIC_RELEASE);
+    ASSERT_EQ(swoop_spinlock_timedlock(s, 5000), SWOOP_EOWNERDEAD);
+    ASSERT_OK(swoop_spinlock_unlock(s));
+    ASSERT_OK(swoop_spinlock_trylock(s));
+    ASSERT_OK(swoop_spinlock_unlock(s));
+
+    kill(live, SIGKILL);
+    swoop_test_wait_pid(live, 5000);
+    swoop_spinlock_free(s);
 }
