@@ -35,7 +35,7 @@ static slot_t map[MAP_SLOTS];
 static slot_t *map_find(const char *key, int create)
 {
     size_t len = strlen(key);
-    size_t i = swoop__table_hash(key, len) & (MAP_SLOTS - 1);
+    size_t i = swoop__table_hash(0, key, len) & (MAP_SLOTS - 1);
     for (;; i = (i + 1) & (MAP_SLOTS - 1)) {
         slot_t *s = &map[i];
         if (!s->used) {

@@ -29,7 +29,7 @@ uint32_t swoop__tid_start(int tid);
 int swoop__tid_alive(int tid);
 
 /* The key hash the table uses (exposed so tests can pick colliding keys). */
-uint64_t swoop__table_hash(const char *key, size_t len);
+uint64_t swoop__table_hash(uint64_t seed, const char *key, size_t len);
 /* The bucket `key` falls into. */
 size_t swoop__table_bucket_of(const swoop_table_t *t, const char *key);
 /*

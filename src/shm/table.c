@@ -36,11 +36,13 @@
 #include <swoop/table.h>
 
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <swoop/lock.h>
 #include <swoop/shm.h>
 
+#include "base/clock.h"
 #include "base/internal.h"
 #include "shm/internal.h"
 
@@ -73,6 +75,7 @@ typedef struct {
     uint32_t conflict_max;
     uint64_t insert_count, delete_count, full_count;
     uint64_t recovered_count; /* atomic */
+    uint64_t seed;            /* hash seed, random per table */
 } table_hdr_t;
 
 /* One bucket per cache line. */
@@ -115,6 +118,7 @@ struct swoop_table_s {
     size_t row_size;
     size_t key_space;
     uint64_t mask;
+    uint64_t seed; /* copy of hdr->seed */
 };
 
 typedef struct {
@@ -168,14 +172,17 @@ static inline uint64_t fold_mul(uint64_t a, uint64_t b)
 
 /*
  * Our own small hash: eight bytes at a time, each word xored into the state
- * and mixed by a folded 128-bit multiply with an odd constant; the length
- * seeds the state, and a final multiply spreads the last word into every
- * bit, since the bucket index takes the low bits.
+ * and mixed by a folded 128-bit multiply with an odd constant; a random
+ * per-table seed and the length start the state (keys often come from
+ * peers: without the seed, colliding keys could be computed offline and
+ * turn lookups into long chain walks), and a final multiply spreads the last
+ * word into every bit, since the bucket index takes the low bits. Not a
+ * cryptographic hash.
  */
-uint64_t swoop__table_hash(const char *key, size_t len)
+uint64_t swoop__table_hash(uint64_t seed, const char *key, size_t len)
 {
     const uint64_t k1 = 0x9fb21c651e98df25ull, k2 = 0xd6e8feb86659fd93ull;
-    uint64_t h = k1 ^ ((uint64_t)len * k2);
+    uint64_t h = fold_mul(seed ^ k1, k2) ^ ((uint64_t)len * k2);
     const unsigned char *p = (const unsigned char *)key;
     size_t n = len;
     while (n >= 8) {
@@ -472,7 +479,7 @@ static int row_remove(swoop_table_t *t, bucket_t *b, row_t *row, uint32_t prev)
 static int row_acquire(swoop_table_t *t, const char *key, size_t len, int create, bucket_t **b_out,
                        row_t **row_out, uint32_t *prev_out)
 {
-    uint64_t hash = swoop__table_hash(key, len);
+    uint64_t hash = swoop__table_hash(t->seed, key, len);
     bucket_t *b = &t->buckets[hash & t->mask];
     int r = bucket_lock(t, b);
     if (r < 0)
@@ -595,6 +602,9 @@ int swoop_table_create(swoop_table_t *t)
     h->row_size = (uint32_t)l.row_size;
     h->data_size = (uint32_t)t->data_size;
     h->key_max = (uint32_t)t->key_max;
+    if (getrandom(&h->seed, sizeof(h->seed), GRND_NONBLOCK) != (ssize_t)sizeof(h->seed))
+        h->seed = swoop__clock_ns() ^ ((uint64_t)getpid() << 32); /* no entropy yet: still varies */
+    t->seed = h->seed;
     r = swoop_mutex_init(&h->pool_lock);
     for (size_t i = 0; r == 0 && i < l.nbuckets; i++) {
         t->buckets[i].head = NIL;
@@ -1040,7 +1050,7 @@ int swoop_table_stats(const swoop_table_t *ct, swoop_table_stats_t *st)
 
 size_t swoop__table_bucket_of(const swoop_table_t *t, const char *key)
 {
-    return swoop__table_hash(key, strlen(key)) & t->mask;
+    return swoop__table_hash(t->seed, key, strlen(key)) & t->mask;
 }
 
 int swoop__table_lock_key(swoop_table_t *t, const char *key, int half_write, int64_t v)
