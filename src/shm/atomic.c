@@ -73,27 +73,28 @@ int swoop_atomic_cmpset(swoop_atomic_t *a, int64_t expected, int64_t desired)
                                        __ATOMIC_SEQ_CST);
 }
 
-static int64_t now_ms(void)
+static int64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 int swoop_atomic_wait(swoop_atomic_t *a, int timeout_ms)
 {
-    int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
+    /* Nanosecond deadline: a timeout never ends early, not even by a rounded millisecond. */
+    int64_t deadline = timeout_ms >= 0 ? now_ns() + (int64_t)timeout_ms * 1000000 : 0;
     for (;;) {
         uint32_t seq = __atomic_load_n(&a->_seq, __ATOMIC_SEQ_CST);
         if (swoop_atomic_cmpset(a, 1, 0))
             return 0;
         struct timespec ts, *tsp = NULL;
         if (timeout_ms >= 0) {
-            int64_t left = deadline - now_ms();
+            int64_t left = deadline - now_ns();
             if (left <= 0)
                 return SWOOP_ETIMEDOUT;
-            ts.tv_sec = left / 1000;
-            ts.tv_nsec = (left % 1000) * 1000000;
+            ts.tv_sec = (time_t)(left / 1000000000);
+            ts.tv_nsec = (long)(left % 1000000000);
             tsp = &ts;
         }
         if (syscall(SYS_futex, &a->_seq, FUTEX_WAIT, seq, tsp, NULL, 0) != 0) {
