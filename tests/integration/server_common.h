@@ -270,8 +270,8 @@ static inline long cli_echo_load(int port, int nconn, int rounds, size_t size, i
 }
 
 /* An echo server's on_receive. */
-static void srv_echo(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, const void *data,
-                     size_t len)
+static inline void srv_echo(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id,
+                            const void *data, size_t len)
 {
     int rc = swoop_server_send(srv, conn, data, len);
     ASSERT(rc == 0 || rc == SWOOP_ECLOSED);
