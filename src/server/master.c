@@ -68,6 +68,25 @@ static void hook_manager_start(void *data)
 static void hook_worker_error(void *data, int id, pid_t pid, int code, int signo)
 {
     swoop_server_t *srv = data;
+    /* BASE: the dead worker's connections died with it; release their sessions. */
+    if (srv->mode == SWOOP_MODE_BASE && srv->sessions) {
+        uint32_t first = (uint32_t)id * srv->fd_limit;
+        int n = 0;
+        for (uint32_t i = 0; i < srv->fd_limit; i++) {
+            swoop_session_t *s = &srv->sessions[first + i];
+            if (atomic_load(&s->id) == 0)
+                continue;
+            if (!atomic_exchange(&s->closed, 1)) {
+                atomic_fetch_sub(&srv->gs->connection_num, 1);
+                atomic_fetch_add(&srv->gs->close_count, 1);
+            }
+            atomic_store(&s->id, 0);
+            n++;
+        }
+        if (n)
+            swoop_log(SWOOP_LOG_WARNING, 0, "worker %d died with %d connections: they are closed",
+                      id, n);
+    }
     if (srv->events.on_worker_error)
         srv->events.on_worker_error(srv, id, pid, code, signo);
 }
