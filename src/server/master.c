@@ -380,6 +380,9 @@ static void *reactor_main(void *arg)
 {
     swoop_reactor_t *r = arg;
     swoop_server_t *srv = r->srv;
+    char name[16];
+    snprintf(name, sizeof(name), "reactor-%d", r->id % 1000);
+    pthread_setname_np(pthread_self(), name);
     while (!r->stop) {
         int rc = swoop_loop_run_once(r->loop);
         if (rc < 0) {
