@@ -49,6 +49,8 @@ int swoop__reactor_init(swoop_reactor_t *r, swoop_server_t *srv, int id, swoop_l
     r->loop = loop;
     swoop_queue_init(&r->conns);
     r->rdbuf = swoop_malloc(SWOOP_READ_BUF);
+    /* BASE: the worker's block; PROCESS: reactor thread `id` after the workers. */
+    r->cnt = swoop__counter(srv->gs, srv->mode == SWOOP_MODE_BASE ? id : srv->worker_num + id);
     return 0;
 }
 
@@ -132,7 +134,7 @@ swoop_conn_t *swoop__conn_open(swoop_reactor_t *r, int fd, swoop_conn_id_t id, s
 
 static void count_out(swoop_conn_t *c, size_t n)
 {
-    atomic_fetch_add_explicit(&c->reactor->srv->gs->bytes_out, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->reactor->cnt->bytes_out, n, memory_order_relaxed);
 }
 
 static void set_queued(swoop_conn_t *c)
@@ -283,7 +285,6 @@ static int frame_input(swoop_conn_t *c)
 static void conn_read(swoop_conn_t *c)
 {
     swoop_reactor_t *r = c->reactor;
-    swoop_server_t *srv = r->srv;
     int framed = c->port->framing.mode != SWOOP_FRAME_NONE;
     for (int round = 0; round < READS_PER_WAKEUP; round++) {
         if (c->state != CONN_OPEN || c->paused || ext(c)->free_pending)
@@ -321,7 +322,7 @@ static void conn_read(swoop_conn_t *c)
         c->last_recv_ms = now;
         if (c->sess)
             atomic_store_explicit(&c->sess->last_recv_ms, now, memory_order_relaxed);
-        atomic_fetch_add_explicit(&srv->gs->bytes_in, (uint64_t)n, memory_order_relaxed);
+        atomic_fetch_add_explicit(&r->cnt->bytes_in, (uint64_t)n, memory_order_relaxed);
         if (framed) {
             swoop__buf_commit(&c->in, (size_t)n);
             if (frame_input(c) < 0)
@@ -517,7 +518,7 @@ void swoop__port_dgram_readable(swoop_reactor_t *r, swoop_port_t *p)
                           p->fd);
             return;
         }
-        atomic_fetch_add_explicit(&srv->gs->bytes_in, (uint64_t)n, memory_order_relaxed);
+        atomic_fetch_add_explicit(&r->cnt->bytes_in, (uint64_t)n, memory_order_relaxed);
         if (srv->mode == SWOOP_MODE_PROCESS)
             swoop__master_deliver_dgram(r, p, &from, r->rdbuf, (size_t)n);
         else

@@ -23,7 +23,7 @@
 #include "proto/framing.h"
 
 #define SWOOP_STATS_MAGIC   0x53574f50u /* "SWOP" */
-#define SWOOP_STATS_VERSION 1u
+#define SWOOP_STATS_VERSION 2u
 #define SWOOP_STATS_MEMFD   "swoop-stats"
 
 /* conn id = (sequence << SLOT_BITS) | slot */
@@ -33,12 +33,28 @@
 #define SWOOP_ACCEPT_BATCH 64
 #define SWOOP_READ_BUF     65536
 
+/* One worker's slot; a cache line each, so workers never share one. */
 typedef struct swoop_srv_wstat_s {
     _Atomic int32_t pid;
     _Atomic int32_t busy;
     _Atomic uint64_t requests;
     _Atomic uint64_t starts;
+    char pad_[40];
 } swoop_srv_wstat_t;
+
+/*
+ * Traffic counters of one writer (a worker, or a PROCESS reactor thread),
+ * summed when read: no two processes or threads write one cache line.
+ */
+typedef struct swoop_srv_counter_s {
+    _Atomic uint64_t bytes_in;
+    _Atomic uint64_t bytes_out;
+    _Atomic uint64_t requests;
+    char pad_[40];
+} swoop_srv_counter_t;
+
+static_assert(sizeof(swoop_srv_wstat_t) == 64, "one cache line per worker");
+static_assert(sizeof(swoop_srv_counter_t) == 64, "one cache line per counter block");
 
 /* Shared by every server process, in a memfd the CLI can map from outside. */
 typedef struct swoop_srv_shared_s {
@@ -54,13 +70,24 @@ typedef struct swoop_srv_shared_s {
     _Atomic int64_t connection_num;
     _Atomic uint64_t accept_count;
     _Atomic uint64_t close_count;
-    _Atomic uint64_t request_count;
-    _Atomic uint64_t bytes_in;
-    _Atomic uint64_t bytes_out;
     _Atomic uint64_t conn_seq;
     _Atomic uint64_t msg_seq;
+    char pad_[64];
+    /* worker_num swoop_srv_wstat_t, then worker_num + reactor_num swoop_srv_counter_t */
     swoop_srv_wstat_t workers[];
 } swoop_srv_shared_t;
+
+/* The counter block of writer `i` (workers first, then reactor threads). */
+static inline swoop_srv_counter_t *swoop__counter(swoop_srv_shared_t *gs, int i)
+{
+    return (swoop_srv_counter_t *)(gs->workers + gs->worker_num) + i;
+}
+
+static inline size_t swoop__shared_size(int workers, int reactors)
+{
+    return sizeof(swoop_srv_shared_t) + (size_t)workers * sizeof(swoop_srv_wstat_t) +
+           (size_t)(workers + reactors) * sizeof(swoop_srv_counter_t);
+}
 
 /* One connection's shared record, at slot (fd, or worker * fd_limit + fd in BASE). */
 typedef struct swoop_session_s {
@@ -127,8 +154,9 @@ struct swoop_reactor_s {
     swoop_queue_t conns;
     int64_t tick_timer;
     uint64_t next_heartbeat_ms;
-    char *rdbuf; /* SWOOP_READ_BUF bytes */
-    unsigned rr; /* round-robin cursor */
+    swoop_srv_counter_t *cnt; /* this engine's traffic counters */
+    char *rdbuf;              /* SWOOP_READ_BUF bytes */
+    unsigned rr;              /* round-robin cursor */
     /* PROCESS: one channel per worker, [w] = pair (w, this reactor) */
     swoop_ipc_out_t *outs;
     swoop_io_t *pipe_io;

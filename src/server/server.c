@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -518,7 +519,7 @@ int swoop_server_bind_uid(swoop_server_t *srv, swoop_conn_id_t conn, uint64_t ui
 
 /* ---- stats ---- */
 
-static void stats_fill(const swoop_srv_shared_t *gs, const swoop_proc_stat_t *ps,
+static void stats_fill(swoop_srv_shared_t *gs, const swoop_proc_stat_t *ps,
                        swoop_server_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -526,9 +527,12 @@ static void stats_fill(const swoop_srv_shared_t *gs, const swoop_proc_stat_t *ps
     out->connection_num = atomic_load(&gs->connection_num);
     out->accept_count = atomic_load(&gs->accept_count);
     out->close_count = atomic_load(&gs->close_count);
-    out->request_count = atomic_load(&gs->request_count);
-    out->bytes_in = atomic_load(&gs->bytes_in);
-    out->bytes_out = atomic_load(&gs->bytes_out);
+    for (int i = 0; i < gs->worker_num + gs->reactor_num; i++) {
+        swoop_srv_counter_t *c = swoop__counter(gs, i);
+        out->request_count += atomic_load(&c->requests);
+        out->bytes_in += atomic_load(&c->bytes_in);
+        out->bytes_out += atomic_load(&c->bytes_out);
+    }
     out->worker_num = gs->worker_num;
     out->reactor_num = gs->reactor_num;
     out->mode = gs->mode;
@@ -584,9 +588,11 @@ int swoop_server_stats_by_pid(pid_t pid, swoop_server_stats_t *out)
         close(mfd);
         if (p == MAP_FAILED)
             return -err;
-        const swoop_srv_shared_t *gs = p;
+        swoop_srv_shared_t *gs = p; /* read only: the mapping is PROT_READ */
         if (gs->magic != SWOOP_STATS_MAGIC || gs->version != SWOOP_STATS_VERSION ||
-            sizeof(*gs) + (size_t)gs->worker_num * sizeof(swoop_srv_wstat_t) > (size_t)st.st_size) {
+            gs->worker_num < 0 || gs->worker_num > SERVER_WORKER_MAX || gs->reactor_num < 0 ||
+            gs->reactor_num > SERVER_REACTOR_MAX ||
+            swoop__shared_size(gs->worker_num, gs->reactor_num) > (size_t)st.st_size) {
             munmap(p, (size_t)st.st_size);
             return SWOOP_EPROTO;
         }
@@ -679,6 +685,11 @@ static int resolve_ports(swoop_server_t *srv)
                       p->port);
             return rc;
         }
+        /* enable_reuse_port set after swoop_server_listen: BASE workers bind beside it. */
+        if (srv->settings.enable_reuse_port) {
+            int one = 1;
+            setsockopt(p->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+        }
         /* listen() again applies a backlog set after swoop_server_listen. */
         if (!p->dgram && e.backlog != p->listen_backlog && listen(p->fd, e.backlog) == 0)
             p->listen_backlog = e.backlog;
@@ -689,7 +700,7 @@ static int resolve_ports(swoop_server_t *srv)
 static int map_shared(swoop_server_t *srv)
 {
     size_t gs_size =
-        sizeof(swoop_srv_shared_t) + (size_t)srv->worker_num * sizeof(swoop_srv_wstat_t);
+        swoop__shared_size(srv->worker_num, srv->mode == SWOOP_MODE_PROCESS ? srv->reactor_num : 0);
     int fd = memfd_create(SWOOP_STATS_MEMFD, MFD_CLOEXEC);
     if (fd < 0) {
         int err = errno;

@@ -93,7 +93,8 @@ static void count_request(swoop_server_t *srv)
 {
     swoop_srv_wstat_t *ws = &srv->gs->workers[srv->worker_id];
     atomic_fetch_add_explicit(&ws->requests, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&srv->gs->request_count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&swoop__counter(srv->gs, srv->worker_id)->requests, 1,
+                              memory_order_relaxed);
     int64_t n = ++srv->requests;
     swoop_proc_stat_t *st = &srv->proc_stats[srv->worker_id];
     atomic_store_explicit(&st->requests, (uint64_t)n, memory_order_relaxed);
@@ -682,7 +683,9 @@ int swoop_server_sendto(swoop_server_t *srv, const swoop_addr_t *to, const void 
     for (;;) {
         ssize_t n = sendto(use->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL, &to->u.sa, to->len);
         if (n >= 0) {
-            atomic_fetch_add_explicit(&srv->gs->bytes_out, (uint64_t)n, memory_order_relaxed);
+            if (srv->worker_id >= 0)
+                atomic_fetch_add_explicit(&swoop__counter(srv->gs, srv->worker_id)->bytes_out,
+                                          (uint64_t)n, memory_order_relaxed);
             return 0;
         }
         int err = errno;
