@@ -93,7 +93,7 @@ TEST(cli_demo_and_stats)
     /* The JSON parses (python3's json module is the real parser at hand). */
     snprintf(cmd, sizeof(cmd),
              "%s stats --pid-file %s | /usr/bin/python3 -c 'import json,sys; "
-             "d=json.load(sys.stdin); assert d[\"workers\"][1][\"starts\"]==2'",
+             "d=json.load(sys.stdin); assert any(w[\"starts\"]==2 for w in d[\"workers\"])'",
              swoop_bin(), pid_file);
     ASSERT_EQ(system(cmd), 0);
     close(fd);
