@@ -184,13 +184,16 @@ static void print_tree(int64_t id, void *arg)
 
 static void on_start(swoop_server_t *srv)
 {
-    if (swoop_server_settings(srv) && swoop_timer_tick(20, print_tree, srv) < 0)
+    /* PROCESS: the master's loop runs the tick; BASE prints from on_manager_start. */
+    swoop_server_stats_t st;
+    if (swoop_server_stats(srv, &st) == 0 && st.mode == SWOOP_MODE_PROCESS &&
+        swoop_timer_tick(20, print_tree, srv) < 0)
         fprintf(stderr, "demo: cannot print the process tree\n");
 }
 
 static void on_manager_start(swoop_server_t *srv)
 {
-    /* BASE mode: on_start runs before the manager's timer driver; print from here. */
+    /* BASE mode: the manager is the starting process; its timers run from here on. */
     swoop_server_stats_t st;
     if (swoop_server_stats(srv, &st) == 0 && st.mode == SWOOP_MODE_BASE)
         swoop_timer_tick(20, print_tree, srv);
