@@ -16,5 +16,7 @@
 #include <swoop/lock.h>
 #include <swoop/table.h>
 #include <swoop/process.h>
+#include <swoop/socket.h>
+#include <swoop/server.h>
 
 #endif /* SWOOP_SWOOP_H */

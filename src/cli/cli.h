@@ -3,5 +3,6 @@
 #define SWOOP_CLI_H
 
 int swoop_cli_demo(int argc, char **argv);
+int swoop_cli_stats(int argc, char **argv);
 
 #endif /* SWOOP_CLI_H */

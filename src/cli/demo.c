@@ -1,279 +1,300 @@
 /*
- * `swoop demo`: the project's main job until the server lands. It shows the
- * pieces built so far working together and prints what each does:
- *   - a 1 ms tick, with how many beats ran each second and how late they were;
- *   - one-shot timers, and a tick that clears itself;
- *   - a thread posting callbacks into the loop (swoop_loop_post);
- *   - two forked processes counting into a shared table and a shared atomic;
- *   - SIGINT / SIGTERM / SIGCHLD handled as loop events.
- * Options: --duration SEC (default: until Ctrl-C), --children N (default 2).
+ * `swoop demo`: the project's main job (docs/demo.md). A line-protocol TCP
+ * server that shows the architecture working. At start it prints the
+ * process tree (master and its reactor threads, manager, workers with
+ * pids); then every line a client sends is a command:
+ *   echo TEXT       TEXT comes back
+ *   stats           the server's shared-memory stats as JSON
+ *   after MS TEXT   TEXT comes back MS milliseconds later, from a timer
+ *   crash           the worker aborts; the manager restarts it, the client
+ *                   keeps its connection (PROCESS mode) and sees the new pid
+ *   help            this list
+ * Options: --host H (127.0.0.1), --port P (9501), --mode process|base,
+ * --set key=value (any server setting, repeatable), --pid-file F.
  */
-#include <errno.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
+#include <dirent.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <swoop/swoop.h>
 
 #include "cli/cli.h"
 
-#define CHILD_INCREMENTS 100000
-#define MAX_CHILDREN     8
+static char demo_addr[160];
 
-struct demo {
-    swoop_loop_t *loop;
-    uint64_t start_ns;
-    /* 1 ms tick: beats and lateness over the current second */
-    uint64_t tick_armed_ns;
-    long beats;
-    int64_t worst_late_ns;
-    int64_t sum_late_ns;
-    int seconds;
-    int duration;
-    /* shared memory */
-    swoop_table_t *table;
-    swoop_atomic_t *atomic;
-    int children;
-    int children_left;
-    pid_t pids[MAX_CHILDREN];
-    /* the posting thread */
-    pthread_t thread;
-    atomic_int thread_stop;
-    int posts;
-    swoop_signal_t sigint, sigterm, sigchld;
-    int64_t tick_id, status_id;
-};
+typedef struct later_s {
+    swoop_server_t *srv;
+    swoop_conn_id_t conn;
+    size_t len;
+    char text[];
+} later_t;
 
-static uint64_t now_ns(void)
+static void reply(swoop_server_t *srv, swoop_conn_id_t conn, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void reply(swoop_server_t *srv, swoop_conn_id_t conn, const char *fmt, ...)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(buf))
+        n = sizeof(buf) - 1;
+    swoop_server_send(srv, conn, buf, (size_t)n);
 }
 
-static double elapsed_ms(const struct demo *d)
+static void on_later(int64_t id, void *arg)
 {
-    return (double)(now_ns() - d->start_ns) / 1e6;
+    later_t *l = arg;
+    int rc = swoop_server_send(l->srv, l->conn, l->text, l->len);
+    if (rc < 0 && rc != SWOOP_ECLOSED)
+        swoop_log(SWOOP_LOG_WARNING, rc, "demo: timer reply to conn %llu failed",
+                  (unsigned long long)l->conn);
+    free(l);
 }
 
-static void on_fast_tick(int64_t id, void *arg)
+static const char *help_text =
+    "commands:\n"
+    "  echo TEXT       TEXT comes back\n"
+    "  stats           the server's stats (JSON, from shared memory)\n"
+    "  after MS TEXT   TEXT comes back after MS milliseconds, from a timer in the worker\n"
+    "  crash           this worker aborts; the manager restarts it (try stats afterwards)\n"
+    "  help            this list\n";
+
+static void on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, const void *data,
+                       size_t len)
 {
-    struct demo *d = arg;
-    uint64_t now = now_ns();
-    /*
-     * The tick is grid-aligned and never early: the beat being served is the
-     * last grid point at or before now (armed time read just before arming,
-     * so this overstates lateness by a few microseconds, never understates).
-     */
-    uint64_t since = now - d->tick_armed_ns;
-    int64_t late = (int64_t)(since % 1000000);
-    d->beats++;
-    d->sum_late_ns += late;
-    if (late > d->worst_late_ns)
-        d->worst_late_ns = late;
+    char line[2048];
+    if (len >= sizeof(line))
+        len = sizeof(line) - 1;
+    memcpy(line, data, len);
+    line[len] = '\0';
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        line[--len] = '\0';
+    int wid = swoop_server_worker_id(srv);
+    if (strncmp(line, "echo ", 5) == 0 || strcmp(line, "echo") == 0) {
+        reply(srv, conn, "%s\n", len > 5 ? line + 5 : "");
+    } else if (strcmp(line, "stats") == 0) {
+        swoop_server_stats_t st;
+        char json[8192];
+        if (swoop_server_stats(srv, &st) == 0 &&
+            swoop_server_stats_json(&st, json, sizeof(json)) > 0)
+            reply(srv, conn, "%s\n", json);
+        else
+            reply(srv, conn, "error: no stats\n");
+    } else if (strncmp(line, "after ", 6) == 0) {
+        char *end;
+        long ms = strtol(line + 6, &end, 10);
+        if (end == line + 6 || ms < 1 || ms > 3600000) {
+            reply(srv, conn, "usage: after MS TEXT (1 <= MS <= 3600000)\n");
+            return;
+        }
+        while (*end == ' ')
+            end++;
+        size_t tl = strlen(end);
+        later_t *l = malloc(sizeof(*l) + tl + 2);
+        l->srv = srv;
+        l->conn = conn;
+        memcpy(l->text, end, tl);
+        l->text[tl] = '\n';
+        l->len = tl + 1;
+        if (swoop_timer_after(ms, on_later, l) < 0) {
+            free(l);
+            reply(srv, conn, "error: cannot arm a timer\n");
+        }
+    } else if (strcmp(line, "crash") == 0) {
+        reply(srv, conn, "worker %d (pid %d) aborts now; the manager restarts it\n", wid,
+              (int)getpid());
+        swoop_log(SWOOP_LOG_WARNING, 0, "demo: crash requested by conn %llu: abort()",
+                  (unsigned long long)conn);
+        /* Let the reply leave first: sends are flushed after the callback returns. */
+        swoop_timer_after(20, (swoop_timer_cb)(void (*)(void))abort, NULL);
+    } else if (strcmp(line, "help") == 0 || len == 0) {
+        reply(srv, conn, "%s", help_text);
+    } else {
+        reply(srv, conn, "unknown command \"%s\"; try help\n", line);
+    }
 }
 
-static void stop_demo(struct demo *d, const char *why)
+static void on_connect(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id)
 {
-    printf("[%9.1f ms] %s: stopping\n", elapsed_ms(d), why);
-    swoop_timer_clear_all();
-    atomic_store(&d->thread_stop, 1);
-    swoop_signal_stop(&d->sigint);
-    swoop_signal_stop(&d->sigterm);
-    if (d->children_left == 0)
-        swoop_signal_stop(&d->sigchld);
+    swoop_conn_info_t info;
+    char peer[SWOOP_ADDR_STRLEN] = "?";
+    if (swoop_server_conn_info(srv, conn, &info) == 0)
+        swoop_addr_format(&info.peer, peer, sizeof(peer));
+    reply(srv, conn, "swoop demo: conn %llu from %s, reactor %d, worker %d (pid %d); try help\n",
+          (unsigned long long)conn, peer, reactor_id, swoop_server_worker_id(srv), (int)getpid());
 }
 
-static void on_status(int64_t id, void *arg)
+static void print_threads(pid_t pid)
 {
-    struct demo *d = arg;
-    d->seconds++;
-    printf("[%9.1f ms] tick(1): %ld beats in the last second, lateness avg %.1f us, max %.1f us;"
-           " %d posts from the thread\n",
-           elapsed_ms(d), d->beats, d->beats ? (double)d->sum_late_ns / (double)d->beats / 1e3 : 0,
-           (double)d->worst_late_ns / 1e3, d->posts);
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char cpath[320], name[64] = "?";
+        snprintf(cpath, sizeof(cpath), "/proc/%d/task/%s/comm", (int)pid, e->d_name);
+        FILE *f = fopen(cpath, "r");
+        if (f) {
+            if (fgets(name, sizeof(name), f))
+                name[strcspn(name, "\n")] = '\0';
+            fclose(f);
+        }
+        printf("  |   thread %-7s %s\n", e->d_name, name);
+    }
+    closedir(d);
+}
+
+static void print_tree(int64_t id, void *arg)
+{
+    swoop_server_t *srv = arg;
+    swoop_server_stats_t st;
+    if (swoop_server_stats(srv, &st) < 0)
+        return;
+    for (int i = 0; i < st.worker_num; i++) {
+        if (st.workers[i].pid <= 0)
+            return; /* not all up yet: the tick comes back */
+    }
+    swoop_timer_clear(id);
+    printf("process tree (%s mode):\n", st.mode == SWOOP_MODE_BASE ? "BASE" : "PROCESS");
+    if (st.mode == SWOOP_MODE_PROCESS) {
+        printf("  master  pid %d (main thread accepts, %d reactor threads)\n", (int)st.master_pid,
+               st.reactor_num);
+        print_threads(st.master_pid);
+        printf("  +- manager pid %d\n", (int)st.manager_pid);
+    } else {
+        printf("  manager pid %d (BASE: the starting process)\n", (int)st.manager_pid);
+    }
+    for (int i = 0; i < st.worker_num; i++)
+        printf("     +- worker %d pid %d\n", i, (int)st.workers[i].pid);
+    printf("try: telnet %s (or nc), then `help`\n", demo_addr);
     fflush(stdout);
-    d->beats = 0;
-    d->sum_late_ns = 0;
-    d->worst_late_ns = 0;
-    if (d->duration > 0 && d->seconds >= d->duration)
-        stop_demo(d, "duration reached");
 }
 
-struct once {
-    struct demo *demo;
-    int64_t ms;
-    uint64_t armed_ns;
-};
-
-static void on_after(int64_t id, void *arg)
+static void on_start(swoop_server_t *srv)
 {
-    struct once *o = arg;
-    double took = (double)(now_ns() - o->armed_ns) / 1e6;
-    printf("[%9.1f ms] after(%lld) fired %.3f ms after it was armed (id %lld)\n",
-           elapsed_ms(o->demo), (long long)o->ms, took, (long long)id);
+    /* PROCESS: the master's loop runs the tick; BASE prints from on_manager_start. */
+    swoop_server_stats_t st;
+    if (swoop_server_stats(srv, &st) == 0 && st.mode == SWOOP_MODE_PROCESS &&
+        swoop_timer_tick(20, print_tree, srv) < 0)
+        fprintf(stderr, "demo: cannot print the process tree\n");
 }
 
-static void on_short_tick(int64_t id, void *arg)
+static void on_manager_start(swoop_server_t *srv)
 {
-    struct demo *d = arg;
-    swoop_timer_info_t info;
-    if (swoop_timer_info(id, &info) == 0) {
-        printf("[%9.1f ms] tick(300) run %llu%s\n", elapsed_ms(d), (unsigned long long)info.runs,
-               info.runs == 3 ? ": clears itself" : "");
-        if (info.runs == 3)
-            swoop_timer_clear(id);
-    }
+    /* BASE mode: the manager is the starting process; its timers run from here on. */
+    swoop_server_stats_t st;
+    if (swoop_server_stats(srv, &st) == 0 && st.mode == SWOOP_MODE_BASE)
+        swoop_timer_tick(20, print_tree, srv);
 }
 
-static void on_post(swoop_loop_t *loop, void *arg)
+static void on_worker_error(swoop_server_t *srv, int worker_id, pid_t pid, int code, int signo)
 {
-    struct demo *d = arg;
-    d->posts++;
+    printf("manager: worker %d (pid %d) died (exit code %d, signal %d); restarting it\n", worker_id,
+           (int)pid, code, signo);
+    fflush(stdout);
 }
 
-static void *poster(void *arg)
+static void usage(void)
 {
-    struct demo *d = arg;
-    while (!atomic_load(&d->thread_stop)) {
-        swoop_loop_post(d->loop, on_post, d);
-        struct timespec ts = {0, 250 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    return NULL;
-}
-
-static void on_stop_signal(swoop_signal_t *sig, int signo)
-{
-    stop_demo(sig->data, signo == SIGINT ? "SIGINT" : "SIGTERM");
-}
-
-static void on_sigchld(swoop_signal_t *sig, int signo)
-{
-    struct demo *d = sig->data;
-    int status;
-    pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        d->children_left--;
-        printf("[%9.1f ms] child %d exited with status %d\n", elapsed_ms(d), (int)pid,
-               WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    }
-    if (d->children_left == 0) {
-        int64_t total = 0;
-        swoop_table_get_int(d->table, "hits", "count", &total);
-        printf("[%9.1f ms] all %d children done: table row 'hits' = %lld, atomic = %lld"
-               " (expected %d each)\n",
-               elapsed_ms(d), d->children, (long long)total, (long long)swoop_atomic_get(d->atomic),
-               d->children * CHILD_INCREMENTS);
-        if (atomic_load(&d->thread_stop))
-            swoop_signal_stop(&d->sigchld);
-    }
-}
-
-static void child_count(struct demo *d)
-{
-    for (int i = 0; i < CHILD_INCREMENTS; i++) {
-        swoop_table_incr(d->table, "hits", "count", 1, NULL);
-        swoop_atomic_add(d->atomic, 1);
-    }
-    _exit(0);
+    fprintf(stderr, "usage: swoop demo [--host H] [--port P] [--mode process|base] "
+                    "[--set key=value]... [--pid-file F]\n");
 }
 
 int swoop_cli_demo(int argc, char **argv)
 {
-    struct demo d;
-    memset(&d, 0, sizeof(d));
-    d.children = 2;
+    const char *host = "127.0.0.1";
+    int port = 9501;
+    swoop_mode_t mode = SWOOP_MODE_PROCESS;
+    const char *pid_file = NULL;
+    const char *sets[64];
+    int nsets = 0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--duration") == 0 && i + 1 < argc) {
-            d.duration = atoi(argv[++i]);
-        } else if (strcmp(argv[i], "--children") == 0 && i + 1 < argc) {
-            d.children = atoi(argv[++i]);
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--host") == 0 && v) {
+            host = v;
+            i++;
+        } else if (strcmp(a, "--port") == 0 && v) {
+            port = atoi(v);
+            i++;
+        } else if (strcmp(a, "--mode") == 0 && v) {
+            if (strcmp(v, "base") == 0)
+                mode = SWOOP_MODE_BASE;
+            else if (strcmp(v, "process") == 0)
+                mode = SWOOP_MODE_PROCESS;
+            else {
+                usage();
+                return 2;
+            }
+            i++;
+        } else if (strcmp(a, "--set") == 0 && v && nsets < 64) {
+            sets[nsets++] = v;
+            i++;
+        } else if (strcmp(a, "--pid-file") == 0 && v) {
+            pid_file = v;
+            i++;
         } else {
-            fprintf(stderr, "usage: swoop demo [--duration SEC] [--children N]\n");
+            usage();
             return 2;
         }
     }
-    if (d.children < 0 || d.children > MAX_CHILDREN || d.duration < 0) {
-        fprintf(stderr, "swoop demo: --children must be 0..%d, --duration >= 0\n", MAX_CHILDREN);
-        return 2;
-    }
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("swoop %s demo (pid %d): event loop, timers, cross-thread posts, shared memory.\n"
-           "Stop it with Ctrl-C%s.\n",
-           swoop_version(), (int)getpid(), d.duration ? " or wait for --duration" : "");
-
-    /* Shared memory is made before fork; children inherit the mapping. */
-    int rc = swoop_table_new(&d.table, 16, 0.2);
-    if (rc == 0)
-        rc = swoop_table_column(d.table, "count", SWOOP_TABLE_INT, 8);
-    if (rc == 0)
-        rc = swoop_table_create(d.table);
-    if (rc == 0)
-        rc = swoop_atomic_new(&d.atomic, 0);
-    if (rc < 0) {
-        fprintf(stderr, "swoop demo: shared memory: %s\n", swoop_strerror(rc));
+    swoop_server_t *srv;
+    if (swoop_server_new(&srv, mode) < 0)
         return 1;
-    }
-
-    d.loop = swoop_loop_default();
-    if (d.loop == NULL)
-        return 1;
-    d.start_ns = now_ns();
-    swoop_signal_init(d.loop, &d.sigint, on_stop_signal);
-    swoop_signal_init(d.loop, &d.sigterm, on_stop_signal);
-    swoop_signal_init(d.loop, &d.sigchld, on_sigchld);
-    d.sigint.data = d.sigterm.data = d.sigchld.data = &d;
-    swoop_signal_start(&d.sigint, SIGINT);
-    swoop_signal_start(&d.sigterm, SIGTERM);
-    swoop_signal_start(&d.sigchld, SIGCHLD);
-
-    /* Fork while single-threaded; the child does not inherit the loop. */
-    for (int i = 0; i < d.children; i++) {
-        pid_t pid = fork();
-        if (pid < 0) {
-            perror("fork");
+    int rc = 0;
+    /* Lines; a reasonable default for a demo on a small machine. */
+    swoop_server_set(srv, "open_eof_split", "1");
+    swoop_server_set(srv, "package_eof", "\\n");
+    swoop_server_set(srv, "package_max_length", "64K");
+    swoop_server_set(srv, "worker_num", "2");
+    for (int i = 0; i < nsets && rc == 0; i++) {
+        char key[128];
+        const char *eq = strchr(sets[i], '=');
+        if (eq == NULL || (size_t)(eq - sets[i]) >= sizeof(key)) {
+            fprintf(stderr, "swoop demo: --set wants key=value, got \"%s\"\n", sets[i]);
+            rc = 2;
             break;
         }
-        if (pid == 0)
-            child_count(&d);
-        d.pids[i] = pid;
-        d.children_left++;
-        printf("[%9.1f ms] forked child %d: %d increments of a shared table row and atomic\n",
-               elapsed_ms(&d), (int)pid, CHILD_INCREMENTS);
+        memcpy(key, sets[i], (size_t)(eq - sets[i]));
+        key[eq - sets[i]] = '\0';
+        if (swoop_server_set(srv, key, eq + 1) < 0) {
+            fprintf(stderr, "swoop demo: bad setting \"%s\"\n", sets[i]);
+            rc = 2;
+        }
     }
-
-    d.tick_armed_ns = now_ns();
-    d.tick_id = swoop_timer_tick(1, on_fast_tick, &d);
-    d.status_id = swoop_timer_tick(1000, on_status, &d);
-    static struct once onces[3];
-    int64_t delays[3] = {50, 500, 2500};
-    for (int i = 0; i < 3; i++) {
-        onces[i] = (struct once){&d, delays[i], now_ns()};
-        swoop_timer_after(delays[i], on_after, &onces[i]);
+    if (rc == 0 && pid_file && swoop_server_set(srv, "pid_file", pid_file) < 0)
+        rc = 2;
+    swoop_sock_type_t type = strchr(host, ':') ? SWOOP_SOCK_TCP6 : SWOOP_SOCK_TCP;
+    swoop_port_t *p = NULL;
+    if (rc == 0 && swoop_server_listen(srv, host, port, type, &p) < 0) {
+        fprintf(stderr, "swoop demo: cannot listen on %s:%d\n", host, port);
+        rc = 1;
     }
-    swoop_timer_tick(300, on_short_tick, &d);
-    if (pthread_create(&d.thread, NULL, poster, &d) != 0) {
-        fprintf(stderr, "swoop demo: pthread_create failed\n");
-        return 1;
+    if (rc == 0) {
+        swoop_server_on(srv, &(swoop_server_events_t){.on_start = on_start,
+                                                      .on_manager_start = on_manager_start,
+                                                      .on_worker_error = on_worker_error,
+                                                      .on_connect = on_connect,
+                                                      .on_receive = on_receive});
+        snprintf(demo_addr, sizeof(demo_addr), "%s %d", host, swoop_port_number(p));
+        printf("swoop demo %s: a line-protocol server on %s:%d (%s mode); Ctrl-C stops it\n",
+               swoop_version(), host, swoop_port_number(p),
+               mode == SWOOP_MODE_BASE ? "BASE" : "PROCESS");
+        fflush(stdout);
+        rc = swoop_server_start(srv) == 0 ? 0 : 1;
     }
-
-    swoop_loop_run(d.loop);
-    atomic_store(&d.thread_stop, 1);
-    pthread_join(d.thread, NULL);
-    /* Posts the thread made after the loop stopped still run here. */
-    swoop_loop_run(d.loop);
-    int64_t total = 0;
-    swoop_table_get_int(d.table, "hits", "count", &total);
-    printf("done: %d posts received, table 'hits' = %lld\n", d.posts, (long long)total);
-    swoop_loop_free(d.loop);
-    swoop_table_free(d.table);
-    swoop_atomic_free(d.atomic);
-    return 0;
+    swoop_server_free(srv);
+    return rc;
 }

@@ -1,6 +1,6 @@
 /*
  * The swoop command line tool: `swoop version`, `swoop demo` (the project's
- * main job, see docs/demo.md).
+ * main job, see docs/demo.md), `swoop stats`.
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,7 +13,8 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: swoop <command> [options]\n"
                  "commands:\n"
-                 "  demo       run the demo (see docs/demo.md)\n"
+                 "  demo       run the demo server (see docs/demo.md)\n"
+                 "  stats      print a running server's stats as JSON (--pid-file F)\n"
                  "  version    print the library version\n");
 }
 
@@ -29,6 +30,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "demo") == 0)
         return swoop_cli_demo(argc - 1, argv + 1);
+    if (strcmp(argv[1], "stats") == 0)
+        return swoop_cli_stats(argc - 1, argv + 1);
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(stdout);
         return 0;

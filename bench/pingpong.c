@@ -1,0 +1,384 @@
+/*
+ * Ping-pong benchmark: one load client (N connections, each sends a
+ * message and waits for its echo before the next, for a fixed time)
+ * against three servers with the same worker count, one after the other in
+ * one run: a minimal epoll echo server (the reference ceiling: W
+ * single-threaded processes on SO_REUSEPORT sockets, no framework at all),
+ * swoop BASE and swoop PROCESS (with and without IPC batching). For each it
+ * prints round trips per second, the servers' CPU time per round trip (user
+ * + system of every server process and thread, from /proc/PID/stat) and
+ * both as a ratio to the reference.
+ *
+ *   pingpong [-c connections] [-s size] [-d seconds] [-w workers]
+ *   defaults: 64 connections, 64 bytes, 2 s per row, 2 workers
+ *
+ * The client runs in this process on the same machine, so it competes with
+ * the server for the CPUs; every row pays that the same way.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <swoop/log.h>
+#include <swoop/server.h>
+
+#define MAXPIDS 64
+
+static int conns = 64, msg_size = 64, seconds = 2, workers = 2, reactors = 0;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* utime + stime of a process (all its threads), in clock ticks. */
+static long long cpu_ticks(pid_t pid)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (p == NULL)
+        return 0;
+    long long ut = 0, st = 0;
+    /* Fields after the comm: state(3) ... utime(14) stime(15). */
+    int field = 2;
+    for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " ")) {
+        field++;
+        if (field == 14)
+            ut = atoll(tok);
+        else if (field == 15) {
+            st = atoll(tok);
+            break;
+        }
+    }
+    return ut + st;
+}
+
+/* ---- the reference server ---- */
+
+static int listen_reuseport(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 4096) < 0) {
+        perror("reference: bind/listen");
+        exit(1);
+    }
+    return fd;
+}
+
+static void reference_main(int lfd)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};
+    epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+    static char buf[65536];
+    struct epoll_event evs[256];
+    for (;;) {
+        int n = epoll_wait(ep, evs, 256, -1);
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if (fd == lfd) {
+                int c;
+                while ((c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+                    int one = 1;
+                    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                    struct epoll_event ce = {.events = EPOLLIN, .data.fd = c};
+                    epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
+                }
+                continue;
+            }
+            ssize_t k = recv(fd, buf, sizeof(buf), 0);
+            if (k <= 0) {
+                if (k == 0 || (errno != EAGAIN && errno != EINTR))
+                    close(fd);
+                continue;
+            }
+            send(fd, buf, (size_t)k, MSG_NOSIGNAL);
+        }
+    }
+}
+
+static int start_reference(pid_t *pids, int *npids)
+{
+    int first = listen_reuseport(0);
+    struct sockaddr_in a;
+    socklen_t al = sizeof(a);
+    getsockname(first, (struct sockaddr *)&a, &al);
+    int port = ntohs(a.sin_port);
+    for (int i = 0; i < workers; i++) {
+        int lfd = i == 0 ? first : listen_reuseport(port);
+        pid_t pid = fork();
+        if (pid == 0)
+            reference_main(lfd);
+        pids[(*npids)++] = pid;
+        if (lfd != first)
+            close(lfd);
+    }
+    close(first);
+    return port;
+}
+
+/* ---- swoop servers ---- */
+
+static void swoop_echo(swoop_server_t *srv, swoop_conn_id_t conn, int rid, const void *data,
+                       size_t len)
+{
+    swoop_server_send(srv, conn, data, len);
+}
+
+static int start_swoop(swoop_mode_t mode, int batch, pid_t *pids, int *npids)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        swoop_log_set_level(SWOOP_LOG_WARNING);
+        swoop_server_t *srv;
+        swoop_port_t *port;
+        char w[16];
+        snprintf(w, sizeof(w), "%d", workers);
+        if (swoop_server_new(&srv, mode) < 0 ||
+            swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_TCP, &port) < 0)
+            _exit(1);
+        swoop_server_set(srv, "worker_num", w);
+        if (reactors > 0) {
+            snprintf(w, sizeof(w), "%d", reactors);
+            swoop_server_set(srv, "reactor_num", w);
+        }
+        swoop_server_set(srv, "backlog", "4096");
+        swoop_server_set(srv, "ipc_batch", batch ? "1" : "0");
+        if (mode == SWOOP_MODE_BASE)
+            swoop_server_set(srv, "enable_reuse_port", "1");
+        swoop_server_on(srv, &(swoop_server_events_t){.on_receive = swoop_echo});
+        int num = swoop_port_number(port);
+        if (write(p[1], &num, sizeof(num)) != sizeof(num))
+            _exit(1);
+        close(p[1]);
+        int rc = swoop_server_start(srv);
+        swoop_server_free(srv);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    close(p[1]);
+    int port = 0;
+    if (read(p[0], &port, sizeof(port)) != sizeof(port))
+        port = -1;
+    close(p[0]);
+    /* Wait for every worker, then list the processes to measure. */
+    for (int tries = 0; tries < 500; tries++) {
+        swoop_server_stats_t st;
+        int up = 0;
+        if (swoop_server_stats_by_pid(pid, &st) == 0 && st.manager_pid > 0) {
+            for (int i = 0; i < st.worker_num; i++)
+                up += st.workers[i].pid > 0;
+            if (up == workers) {
+                pids[(*npids)++] = pid;
+                if (st.manager_pid != pid)
+                    pids[(*npids)++] = st.manager_pid;
+                for (int i = 0; i < st.worker_num; i++)
+                    pids[(*npids)++] = st.workers[i].pid;
+                usleep(100000);
+                return port;
+            }
+        }
+        usleep(10000);
+    }
+    fprintf(stderr, "pingpong: swoop server did not start\n");
+    return -1;
+}
+
+/* ---- the client ---- */
+
+typedef struct {
+    int fd;
+    int sent, got;
+} client_t;
+
+/* Runs the ping-pong for `dur` seconds; returns round trips. */
+static long run_client(int port, double dur)
+{
+    client_t *cl = calloc((size_t)conns, sizeof(*cl));
+    char *msg = malloc((size_t)msg_size), *buf = malloc((size_t)msg_size);
+    memset(msg, 'p', (size_t)msg_size);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    for (int i = 0; i < conns; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+            perror("pingpong: connect");
+            exit(1);
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        fcntl(fd, F_SETFL, O_NONBLOCK);
+        cl[i].fd = fd;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+        send(fd, msg, (size_t)msg_size, MSG_NOSIGNAL);
+    }
+    long rounds = 0;
+    double end = now_s() + dur;
+    struct epoll_event evs[256];
+    while (now_s() < end) {
+        int n = epoll_wait(ep, evs, 256, 100);
+        for (int e = 0; e < n; e++) {
+            client_t *c = &cl[evs[e].data.u32];
+            ssize_t k = recv(c->fd, buf, (size_t)(msg_size - c->got), 0);
+            if (k <= 0) {
+                if (k == 0) {
+                    fprintf(stderr, "pingpong: server closed a connection\n");
+                    exit(1);
+                }
+                continue;
+            }
+            c->got += (int)k;
+            if (c->got == msg_size) {
+                c->got = 0;
+                rounds++;
+                send(c->fd, msg, (size_t)msg_size, MSG_NOSIGNAL);
+            }
+        }
+    }
+    for (int i = 0; i < conns; i++)
+        close(cl[i].fd);
+    close(ep);
+    free(cl);
+    free(msg);
+    free(buf);
+    return rounds;
+}
+
+typedef struct row_s {
+    const char *name;
+    double rps;
+    double cpu_us;
+} row_t;
+
+static row_t measure(const char *name, int port, pid_t *pids, int npids)
+{
+    run_client(port, 0.3); /* warm-up */
+    long long t0 = 0, t1 = 0;
+    for (int i = 0; i < npids; i++)
+        t0 += cpu_ticks(pids[i]);
+    double s0 = now_s();
+    long rounds = run_client(port, seconds);
+    double el = now_s() - s0;
+    for (int i = 0; i < npids; i++)
+        t1 += cpu_ticks(pids[i]);
+    double cpu_s = (double)(t1 - t0) / (double)sysconf(_SC_CLK_TCK);
+    row_t r = {.name = name,
+               .rps = (double)rounds / el,
+               .cpu_us = rounds ? cpu_s * 1e6 / (double)rounds : 0};
+    return r;
+}
+
+static void stop(pid_t *pids, int npids, int swoop_master)
+{
+    if (swoop_master) {
+        kill(pids[0], SIGTERM);
+        waitpid(pids[0], NULL, 0);
+        return;
+    }
+    for (int i = 0; i < npids; i++) {
+        kill(pids[i], SIGKILL);
+        waitpid(pids[i], NULL, 0);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int opt;
+    while ((opt = getopt(argc, argv, "c:s:d:w:r:")) != -1) {
+        switch (opt) {
+        case 'c':
+            conns = atoi(optarg);
+            break;
+        case 's':
+            msg_size = atoi(optarg);
+            break;
+        case 'd':
+            seconds = atoi(optarg);
+            break;
+        case 'w':
+            workers = atoi(optarg);
+            break;
+        case 'r':
+            reactors = atoi(optarg);
+            break;
+        default:
+            fprintf(stderr, "usage: pingpong [-c conns] [-s size] [-d seconds] [-w workers] [-r "
+                            "reactor_num]\n");
+            return 2;
+        }
+    }
+    if (conns < 1 || conns > 10000 || msg_size < 1 || msg_size > 65536 || seconds < 1 ||
+        seconds > 60 || workers < 1 || workers > 16)
+        return 2;
+    signal(SIGPIPE, SIG_IGN);
+    printf("ping-pong: %d connections, %d-byte messages, %d s per row, %d workers, %ld CPUs\n",
+           conns, msg_size, seconds, workers, sysconf(_SC_NPROCESSORS_ONLN));
+    fflush(stdout);
+    row_t rows[4];
+    pid_t pids[MAXPIDS];
+    int np;
+
+    np = 0;
+    int port = start_reference(pids, &np);
+    rows[0] = measure("reference epoll", port, pids, np);
+    stop(pids, np, 0);
+
+    np = 0;
+    port = start_swoop(SWOOP_MODE_BASE, 1, pids, &np);
+    if (port < 0)
+        return 1;
+    rows[1] = measure("swoop BASE", port, pids, np);
+    stop(pids, np, 1);
+
+    np = 0;
+    port = start_swoop(SWOOP_MODE_PROCESS, 1, pids, &np);
+    if (port < 0)
+        return 1;
+    rows[2] = measure("swoop PROCESS", port, pids, np);
+    stop(pids, np, 1);
+
+    np = 0;
+    port = start_swoop(SWOOP_MODE_PROCESS, 0, pids, &np);
+    if (port < 0)
+        return 1;
+    rows[3] = measure("swoop PROCESS ipc_batch=0", port, pids, np);
+    stop(pids, np, 1);
+
+    printf("%-26s %12s %14s %10s %10s\n", "server", "round trips/s", "cpu us/rt", "rt ratio",
+           "cpu ratio");
+    for (int i = 0; i < 4; i++)
+        printf("%-26s %12.0f %14.2f %10.2f %10.2f\n", rows[i].name, rows[i].rps, rows[i].cpu_us,
+               rows[i].rps / rows[0].rps, rows[i].cpu_us / rows[0].cpu_us);
+    printf("goal: BASE >= 0.95, PROCESS >= 0.80 of the reference's round trips/s\n");
+    return 0;
+}

@@ -1,0 +1,362 @@
+/*
+ * The server (DESIGN.md sections 1, 2 and 5): Swoole's architecture as a C
+ * library. PROCESS mode: a master process whose main thread accepts and
+ * whose `reactor_num` reactor threads do all connection I/O and framing,
+ * a manager process that supervises `worker_num` worker processes, and the
+ * workers, which run the callbacks. BASE mode: every worker accepts and
+ * serves its own connections, with no hop; the manager still supervises.
+ * The same API and callbacks serve both modes. docs/api/server.md describes
+ * both, every setting and the dispatch modes.
+ *
+ * Connections are named by swoop_conn_id_t, never by fd: an id is never
+ * reused during a server's life, so a late send to a closed connection fails
+ * with SWOOP_ECLOSED instead of reaching a stranger.
+ */
+#ifndef SWOOP_SERVER_H
+#define SWOOP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <swoop/common.h>
+#include <swoop/socket.h>
+
+SWOOP_BEGIN_DECLS
+
+/** A server (opaque). */
+typedef struct swoop_server_s swoop_server_t;
+/** A listening port of a server (opaque). */
+typedef struct swoop_port_s swoop_port_t;
+/** A connection id: unique for the server's life, 0 is never an id. */
+typedef uint64_t swoop_conn_id_t;
+
+/** Server modes (the numbers follow Swoole's SWOOLE_BASE / SWOOLE_PROCESS). */
+typedef enum {
+    SWOOP_MODE_BASE = 1,   /**< workers accept and serve their own connections */
+    SWOOP_MODE_PROCESS = 2 /**< master with reactor threads, connections handed to workers */
+} swoop_mode_t;
+
+/** Longest path in the settings, including the NUL. */
+#define SWOOP_SERVER_PATH_MAX 1024
+
+/**
+ * Protocol settings of one listening port. A field left at its "inherit"
+ * value (-1, or an empty string / 0 character) takes the server-level
+ * value of the same name at start.
+ */
+typedef struct swoop_port_settings_s {
+    /** Deliver data once the buffer ends with package_eof (0/1; -1 inherit). */
+    int open_eof_check;
+    /** One packet per package_eof (implies the check) (0/1; -1 inherit). */
+    int open_eof_split;
+    /** 1 to 8 bytes ("" inherit). */
+    char package_eof[9];
+    /** Frame by a length field (0/1; -1 inherit). */
+    int open_length_check;
+    /** One of c C s S n v l L N V q Q (0 inherit). */
+    char package_length_type;
+    /** Offset of the length field (-1 inherit). */
+    int package_length_offset;
+    /** The length counts from here: packet = body offset + length (-1 inherit). */
+    int package_body_offset;
+    /** Largest packet; a larger one closes its connection (-1 inherit). */
+    int64_t package_max_length;
+    /** Seconds without received data after which a connection is closed; 0 off (-1 inherit). */
+    int heartbeat_idle_time;
+    /** TCP_NODELAY on accepted connections (0/1; -1 inherit). */
+    int open_tcp_nodelay;
+    /** listen() backlog (-1 inherit). */
+    int backlog;
+} swoop_port_settings_t;
+
+/**
+ * Server settings; change them between swoop_server_new and
+ * swoop_server_start through this struct or swoop_server_set (same names,
+ * Swoole's). Defaults in brackets.
+ */
+typedef struct swoop_server_settings_s {
+    /** PROCESS: reactor threads; 0 = CPU count, capped at worker_num [min(CPUs, 8)]. */
+    int reactor_num;
+    /** Event workers [CPU count]. */
+    int worker_num;
+    /** Task workers; must be 0 until the task issue lands [0]. */
+    int task_worker_num;
+    /** Requests after which a worker is replaced; 0 never [0]. */
+    int64_t max_request;
+    /** Random extra requests 0..grace; -1 = max_request/2 when max_request > 10 [-1]. */
+    int64_t max_request_grace;
+    /** PROCESS: 1 round robin, 2 fd modulo, 3 idle worker, 4 IP hash, 5 uid [2]. */
+    int dispatch_mode;
+    /** Most simultaneous connections; more are closed at accept [min(100000, RLIMIT_NOFILE)]. */
+    int max_conn;
+    /** Bytes one send may carry at most [8 MiB]. */
+    int64_t buffer_output_size;
+    /** Bytes a connection's output buffer may hold; above it send fails [8 MiB]. */
+    int64_t socket_buffer_size;
+    /** Seconds between idle scans; 0 off (idle_time alone sets it to idle/2) [0]. */
+    int heartbeat_check_interval;
+    /** Use SO_REUSEPORT: in BASE mode every worker has its own listening socket [0]. */
+    int enable_reuse_port;
+    /** Reload all workers at once (1) or one by one (0) [1]. */
+    int reload_async;
+    /** Seconds a stopping worker may take before it is killed [3]. */
+    int max_wait_time;
+    /** Write the master's pid here at start, remove it at exit ("" none) [""]. */
+    char pid_file[SWOOP_SERVER_PATH_MAX];
+    /** Log file of every server process ("" stderr) [""]. */
+    char log_file[SWOOP_SERVER_PATH_MAX];
+    /** Log level, SWOOP_LOG_*; -1 leaves it alone [-1]. */
+    int log_level;
+    /** Detach from the terminal (double fork, setsid) [0]. */
+    int daemonize;
+    /**
+     * IPC between reactor threads and workers: 1 = collect the messages of
+     * one wake-up and send them with one sendmmsg per channel; 0 = one
+     * sendmsg per message [1].
+     */
+    int ipc_batch;
+    /** Default protocol settings of every port (no field is "inherit" here). */
+    swoop_port_settings_t protocol;
+} swoop_server_settings_t;
+
+/** Connection details (swoop_server_conn_info). */
+typedef struct swoop_conn_info_s {
+    swoop_conn_id_t conn_id;  /**< the connection */
+    int fd;                   /**< its descriptor in the process that owns it */
+    int reactor_id;           /**< PROCESS: reactor thread; BASE: worker id */
+    int server_port;          /**< the local port it came in on (0 for Unix sockets) */
+    int port_index;           /**< index of its swoop_port_t in listen order */
+    swoop_addr_t peer;        /**< remote address */
+    uint64_t connect_time_ms; /**< CLOCK_MONOTONIC ms of the accept */
+    uint64_t last_recv_ms;    /**< CLOCK_MONOTONIC ms of the last data received */
+    uint64_t uid;             /**< bound with swoop_server_bind_uid, else 0 */
+} swoop_conn_info_t;
+
+/** Per-worker figures in swoop_server_stats_t. */
+typedef struct swoop_worker_stats_s {
+    pid_t pid;         /**< current process, 0 while none runs */
+    int busy;          /**< 1 while it runs a callback */
+    uint64_t requests; /**< packets its current process handled */
+    uint64_t starts;   /**< processes started for this worker id */
+} swoop_worker_stats_t;
+
+/** The most workers swoop_server_stats_t reports one by one. */
+#define SWOOP_STATS_WORKERS_MAX 64
+
+/** Server-wide figures, read from shared memory. */
+typedef struct swoop_server_stats_s {
+    uint64_t start_time;    /**< unix time of the start */
+    int64_t connection_num; /**< open connections */
+    uint64_t accept_count;  /**< connections accepted */
+    uint64_t close_count;   /**< connections closed */
+    uint64_t request_count; /**< packets delivered to on_receive / on_packet */
+    uint64_t bytes_in;      /**< bytes read from clients */
+    uint64_t bytes_out;     /**< bytes written to clients */
+    int worker_num;         /**< event workers */
+    int reactor_num;        /**< reactor threads (PROCESS), 0 in BASE */
+    int mode;               /**< swoop_mode_t */
+    pid_t master_pid;       /**< the master (BASE: the manager) */
+    pid_t manager_pid;      /**< the manager */
+    swoop_worker_stats_t workers[SWOOP_STATS_WORKERS_MAX]; /**< the first worker_num entries */
+} swoop_server_stats_t;
+
+/**
+ * Callbacks, set once before start with swoop_server_on; all optional. They
+ * run in the process their name says; `data` arguments are borrowed for the
+ * call only.
+ */
+typedef struct swoop_server_events_s {
+    /** Master (BASE: the manager), once everything started. */
+    void (*on_start)(swoop_server_t *srv);
+    /** Master, after every other process exited, before swoop_server_start returns. */
+    void (*on_shutdown)(swoop_server_t *srv);
+    /** Manager, after it forked the workers the first time. */
+    void (*on_manager_start)(swoop_server_t *srv);
+    /** Manager, after every worker exited. */
+    void (*on_manager_stop)(swoop_server_t *srv);
+    /** Worker, at its start, before it takes any event. */
+    void (*on_worker_start)(swoop_server_t *srv, int worker_id);
+    /** Worker, when it stops (shutdown, reload, max_request). */
+    void (*on_worker_stop)(swoop_server_t *srv, int worker_id);
+    /** Reserved (Swoole's onWorkerExit); not called yet. */
+    void (*on_worker_exit)(swoop_server_t *srv, int worker_id);
+    /** Manager: a worker exited abnormally (exit code != 0 or signal `signo`). */
+    void (*on_worker_error)(swoop_server_t *srv, int worker_id, pid_t pid, int exit_code,
+                            int signo);
+    /** Worker: a connection opened; runs before any on_receive of it. */
+    void (*on_connect)(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id);
+    /** Worker: one packet (framed by the port's protocol settings). */
+    void (*on_receive)(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, const void *data,
+                       size_t len);
+    /** Worker: one datagram of a UDP or Unix datagram port. */
+    void (*on_packet)(swoop_server_t *srv, const void *data, size_t len, const swoop_addr_t *from);
+    /** Worker: the connection closed; exactly once, after its last on_receive. */
+    void (*on_close)(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id);
+    /** Reserved for the task issue. */
+    void (*on_task)(swoop_server_t *srv, int64_t task_id, int src_worker_id, const void *data,
+                    size_t len);
+    /** Reserved for the task issue. */
+    void (*on_finish)(swoop_server_t *srv, int64_t task_id, const void *data, size_t len);
+    /** Reserved for the task issue. */
+    void (*on_task_error)(swoop_server_t *srv, int64_t task_id, int error);
+    /** Worker: a message from swoop_server_send_message of worker `src_worker_id`. */
+    void (*on_pipe_message)(swoop_server_t *srv, int src_worker_id, const void *data, size_t len);
+} swoop_server_events_t;
+
+/**
+ * Creates a server in `mode`. Returns 0 and sets *out, or SWOOP_EINVAL.
+ * Free it with swoop_server_free.
+ */
+SWOOP_EXTERN int swoop_server_new(swoop_server_t **out, swoop_mode_t mode);
+
+/** Frees the server and closes its ports. Not while it runs (SWOOP_EBUSY). NULL is ignored. */
+SWOOP_EXTERN int swoop_server_free(swoop_server_t *srv);
+
+/**
+ * Binds a listening socket now (so port 0 resolves at once): `host` is a
+ * numeric address or, for Unix types, a path. Sets *out (may be NULL) to the
+ * port, owned by the server. Returns 0 or a negative error (logged).
+ */
+SWOOP_EXTERN int swoop_server_listen(swoop_server_t *srv, const char *host, int port,
+                                     swoop_sock_type_t type, swoop_port_t **out);
+
+/** Returns the bound port number (0 for Unix sockets). */
+SWOOP_EXTERN int swoop_port_number(const swoop_port_t *port);
+
+/** Returns the listening descriptor of a port. */
+SWOOP_EXTERN int swoop_port_fd(const swoop_port_t *port);
+
+/** Returns the port's protocol settings, to change before start. */
+SWOOP_EXTERN swoop_port_settings_t *swoop_port_settings(swoop_port_t *port);
+
+/**
+ * Sets one protocol setting of a port from a string (the keys are the field
+ * names of swoop_port_settings_t). Returns 0, SWOOP_EINVAL for an unknown
+ * key or a bad value (logged, naming the key), or SWOOP_ESTATE after start.
+ */
+SWOOP_EXTERN int swoop_port_set(swoop_port_t *port, const char *key, const char *value);
+
+/** Returns the typed settings, to change before start. */
+SWOOP_EXTERN swoop_server_settings_t *swoop_server_settings(swoop_server_t *srv);
+
+/**
+ * Sets one setting from a string: every field of swoop_server_settings_t
+ * and of swoop_port_settings_t (the server-wide protocol default).
+ * Booleans take 0/1/true/false; log_level a name or number. Returns 0,
+ * SWOOP_EINVAL for an unknown key or a bad value (logged, naming the key),
+ * or SWOOP_ESTATE after start.
+ */
+SWOOP_EXTERN int swoop_server_set(swoop_server_t *srv, const char *key, const char *value);
+
+/** Copies the callback table. Returns 0, or SWOOP_ESTATE after start. */
+SWOOP_EXTERN int swoop_server_on(swoop_server_t *srv, const swoop_server_events_t *events);
+
+/** Stores a user pointer, inherited by every server process. */
+SWOOP_EXTERN void swoop_server_set_data(swoop_server_t *srv, void *data);
+
+/** Returns the user pointer. */
+SWOOP_EXTERN void *swoop_server_data(const swoop_server_t *srv);
+
+/**
+ * Starts the server and blocks in the master (BASE: the manager) until
+ * shutdown (SIGTERM, SIGINT or swoop_server_shutdown). Returns 0 after a
+ * clean shutdown, or a negative error (logged). The calling process must
+ * be single-threaded. Never returns in a worker.
+ */
+SWOOP_EXTERN int swoop_server_start(swoop_server_t *srv);
+
+/* ---- worker side ---- */
+
+/**
+ * Sends `len` bytes to a connection (copied). Returns 0, SWOOP_ECLOSED for
+ * a connection that is closed or unknown, SWOOP_EBUFFERFULL when its
+ * output buffer would pass socket_buffer_size, SWOOP_EMSGSIZE above
+ * buffer_output_size, or SWOOP_ESTATE outside a worker.
+ */
+SWOOP_EXTERN int swoop_server_send(swoop_server_t *srv, swoop_conn_id_t conn, const void *data,
+                                   size_t len);
+
+/**
+ * Sends one datagram from the server's datagram port of the address's
+ * family (the port of the on_packet being handled, if any). Returns 0 or a
+ * negative error.
+ */
+SWOOP_EXTERN int swoop_server_sendto(swoop_server_t *srv, const swoop_addr_t *to, const void *data,
+                                     size_t len);
+
+/**
+ * Sends `length` bytes of file `path` from `offset` (0 = to the end) to a
+ * connection. Returns 0 or an error as swoop_server_send, or the error of
+ * opening or reading the file.
+ */
+SWOOP_EXTERN int swoop_server_sendfile(swoop_server_t *srv, swoop_conn_id_t conn, const char *path,
+                                       off_t offset, size_t length);
+
+/**
+ * Closes a connection once its pending output is written (`reset`: at once,
+ * dropping it). on_close follows. Returns 0 or SWOOP_ECLOSED.
+ */
+SWOOP_EXTERN int swoop_server_close(swoop_server_t *srv, swoop_conn_id_t conn, int reset);
+
+/** Stops reading from a connection. Returns 0 or SWOOP_ECLOSED. */
+SWOOP_EXTERN int swoop_server_pause(swoop_server_t *srv, swoop_conn_id_t conn);
+
+/** Reads from a paused connection again. Returns 0 or SWOOP_ECLOSED. */
+SWOOP_EXTERN int swoop_server_resume(swoop_server_t *srv, swoop_conn_id_t conn);
+
+/** Returns 1 if the connection is open, else 0. */
+SWOOP_EXTERN int swoop_server_exists(swoop_server_t *srv, swoop_conn_id_t conn);
+
+/** Fills `out` for an open connection. Returns 0 or SWOOP_ECLOSED. */
+SWOOP_EXTERN int swoop_server_conn_info(swoop_server_t *srv, swoop_conn_id_t conn,
+                                        swoop_conn_info_t *out);
+
+/**
+ * Binds a connection to `uid` (> 0) once, for dispatch_mode 5: its later
+ * packets go to worker uid % worker_num. Returns 0, SWOOP_EEXIST if already
+ * bound, or SWOOP_ECLOSED.
+ */
+SWOOP_EXTERN int swoop_server_bind_uid(swoop_server_t *srv, swoop_conn_id_t conn, uint64_t uid);
+
+/**
+ * Sends a message to worker `dst_worker_id` (not the caller), delivered to
+ * its on_pipe_message. Any size (chunked). Returns 0 or a negative error.
+ */
+SWOOP_EXTERN int swoop_server_send_message(swoop_server_t *srv, int dst_worker_id, const void *data,
+                                           size_t len);
+
+/** Restarts every worker (as SIGUSR1 to the master does). Returns 0 or an error. */
+SWOOP_EXTERN int swoop_server_reload(swoop_server_t *srv);
+
+/** Stops the server (as SIGTERM to the master does). Returns 0 or an error. */
+SWOOP_EXTERN int swoop_server_shutdown(swoop_server_t *srv);
+
+/** Fills `out` from the shared stats (any server process). Returns 0 or SWOOP_ESTATE. */
+SWOOP_EXTERN int swoop_server_stats(swoop_server_t *srv, swoop_server_stats_t *out);
+
+/**
+ * Reads the stats of a running server from outside, through the master's
+ * pid (its shared stats region is found under /proc/PID/fd). Returns 0,
+ * SWOOP_ENOENT when that process has no swoop stats, or -errno.
+ */
+SWOOP_EXTERN int swoop_server_stats_by_pid(pid_t master_pid, swoop_server_stats_t *out);
+
+/** Writes `st` as one JSON object (no newline) into buf. Returns the length or SWOOP_ENOSPC. */
+SWOOP_EXTERN int swoop_server_stats_json(const swoop_server_stats_t *st, char *buf, size_t cap);
+
+/** In a worker: its id (0..worker_num-1). Elsewhere -1. */
+SWOOP_EXTERN int swoop_server_worker_id(const swoop_server_t *srv);
+
+/** Returns 0: task workers come with the task issue. */
+SWOOP_EXTERN int swoop_server_is_task_worker(const swoop_server_t *srv);
+
+/** The master's pid (BASE: the manager's) once started, else 0. */
+SWOOP_EXTERN pid_t swoop_server_master_pid(const swoop_server_t *srv);
+
+/** The manager's pid once started, else 0. */
+SWOOP_EXTERN pid_t swoop_server_manager_pid(const swoop_server_t *srv);
+
+SWOOP_END_DECLS
+
+#endif /* SWOOP_SERVER_H */

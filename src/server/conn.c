@@ -1,0 +1,527 @@
+/*
+ * The connection engine: what a PROCESS reactor thread and a BASE worker
+ * both do with the connections they own. Reading (up to a few reads per
+ * wake-up), framing by the port's protocol, delivery (PROCESS: a message to
+ * a worker; BASE: the callback itself), the output buffer (written at once
+ * when empty, the rest kept and flushed on writability, bounded by
+ * socket_buffer_size), closing, heartbeat.
+ *
+ * Close order: the session is marked closed first (late sends fail), then
+ * the worker runs on_close (PROCESS: a CLOSE message behind the last DATA of
+ * the connection, acknowledged by the worker), and only then is the session
+ * released and the fd closed, so the fd number cannot be reused before
+ * on_close ran. A BASE callback may close its own connection: the engine
+ * holds a reference around every callback and frees after it returns.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net/socket.h"
+#include "server/internal.h"
+
+#define READS_PER_WAKEUP  4
+#define DGRAMS_PER_WAKEUP 64
+#define ACK_TIMEOUT_MS    5000
+
+/* Connection-private flags beyond `state`. */
+typedef struct conn_ext_s {
+    int busy;
+    int free_pending;
+} conn_ext_t;
+
+static void conn_io_cb(swoop_io_t *io, unsigned events);
+static void conn_begin_close(swoop_conn_t *c);
+static void conn_free(swoop_conn_t *c);
+
+/* The reference count sits right after the connection, in the same allocation. */
+static inline conn_ext_t *ext(swoop_conn_t *c)
+{
+    return (conn_ext_t *)(c + 1);
+}
+
+int swoop__reactor_init(swoop_reactor_t *r, swoop_server_t *srv, int id, swoop_loop_t *loop)
+{
+    memset(r, 0, sizeof(*r));
+    r->srv = srv;
+    r->id = id;
+    r->loop = loop;
+    swoop_queue_init(&r->conns);
+    r->rdbuf = swoop_malloc(SWOOP_READ_BUF);
+    /* BASE: the worker's block; PROCESS: reactor thread `id` after the workers. */
+    r->cnt = swoop__counter(srv->gs, srv->mode == SWOOP_MODE_BASE ? id : srv->worker_num + id);
+    return 0;
+}
+
+void swoop__reactor_free(swoop_reactor_t *r)
+{
+    swoop_free(r->rdbuf);
+    r->rdbuf = NULL;
+}
+
+static int conn_slot_fd(swoop_reactor_t *r, swoop_conn_id_t id)
+{
+    swoop_server_t *srv = r->srv;
+    uint32_t slot = (uint32_t)(id & SWOOP_SLOT_MASK);
+    if (srv->mode == SWOOP_MODE_BASE) {
+        uint32_t base = (uint32_t)srv->worker_id * srv->fd_limit;
+        if (slot < base || slot >= base + srv->fd_limit)
+            return -1;
+        return (int)(slot - base);
+    }
+    return slot < srv->fd_limit ? (int)slot : -1;
+}
+
+swoop_conn_t *swoop__reactor_conn(swoop_reactor_t *r, swoop_conn_id_t id)
+{
+    int fd = conn_slot_fd(r, id);
+    if (fd < 0 || r->srv->conns == NULL)
+        return NULL;
+    swoop_conn_t *c = r->srv->conns[fd];
+    return c && c->id == id && c->reactor == r ? c : NULL;
+}
+
+static void update_io(swoop_conn_t *c)
+{
+    unsigned ev = 0;
+    if (c->state == CONN_OPEN && !c->paused)
+        ev |= SWOOP_READABLE;
+    if (c->state != CONN_WAIT_ACK && swoop__buf_rlen(&c->out) > 0)
+        ev |= SWOOP_WRITABLE;
+    c->writing = (ev & SWOOP_WRITABLE) != 0;
+    int rc = swoop_io_start(&c->io, ev);
+    if (rc < 0)
+        swoop_log(SWOOP_LOG_ERROR, rc, "cannot watch fd %d of conn %llu", c->fd,
+                  (unsigned long long)c->id);
+}
+
+swoop_conn_t *swoop__conn_open(swoop_reactor_t *r, int fd, swoop_conn_id_t id, swoop_port_t *port)
+{
+    swoop_server_t *srv = r->srv;
+    swoop_conn_t *c = swoop_calloc(1, sizeof(*c) + sizeof(conn_ext_t));
+    c->reactor = r;
+    c->fd = fd;
+    c->id = id;
+    c->port = port;
+    c->sess = swoop__session_at(srv, (uint32_t)(id & SWOOP_SLOT_MASK));
+    c->last_recv_ms = swoop__now_ms();
+    swoop__buf_init(&c->in);
+    swoop__buf_init(&c->out);
+    swoop_queue_insert_tail(&r->conns, &c->link);
+    srv->conns[fd] = c;
+    c->io.data = c;
+    swoop_io_init(r->loop, &c->io, fd, conn_io_cb);
+    if (srv->mode == SWOOP_MODE_PROCESS) {
+        c->worker_id = swoop__dispatch_worker(r, c);
+        update_io(c);
+        swoop__master_deliver_connect(r, c);
+    } else {
+        c->worker_id = srv->worker_id;
+        update_io(c);
+        if (srv->events.on_connect) {
+            ext(c)->busy++;
+            srv->events.on_connect(srv, id, r->id);
+            ext(c)->busy--;
+            if (ext(c)->free_pending) {
+                conn_free(c);
+                return NULL;
+            }
+        }
+    }
+    return c;
+}
+
+static void count_out(swoop_conn_t *c, size_t n)
+{
+    atomic_fetch_add_explicit(&c->reactor->cnt->bytes_out, n, memory_order_relaxed);
+}
+
+static void set_queued(swoop_conn_t *c)
+{
+    if (c->sess)
+        atomic_store_explicit(&c->sess->out_queued, swoop__buf_rlen(&c->out), memory_order_relaxed);
+}
+
+/* The peer is gone or the write failed: close without flushing. */
+static void conn_fail(swoop_conn_t *c, int err, const char *what)
+{
+    if (err != ECONNRESET && err != EPIPE)
+        swoop_log(SWOOP_LOG_NOTICE, err, "%s() on fd %d of conn %llu failed: closing", what, c->fd,
+                  (unsigned long long)c->id);
+    swoop__buf_clear(&c->out);
+    conn_begin_close(c);
+}
+
+int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len)
+{
+    if (c->state != CONN_OPEN)
+        return SWOOP_ECLOSED;
+    swoop_server_t *srv = c->reactor->srv;
+    size_t queued = swoop__buf_rlen(&c->out);
+    if (queued + len > (size_t)srv->settings.socket_buffer_size) {
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "conn %llu (fd %d): output buffer overflow (%zu queued + %zu > "
+                  "socket_buffer_size %lld): send refused",
+                  (unsigned long long)c->id, c->fd, queued, len,
+                  (long long)srv->settings.socket_buffer_size);
+        return SWOOP_EBUFFERFULL;
+    }
+    size_t off = 0;
+    if (queued == 0) {
+        for (;;) {
+            ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n >= 0) {
+                off = (size_t)n;
+                count_out(c, off);
+                break;
+            }
+            int err = errno;
+            if (err == EINTR)
+                continue;
+            if (err == EAGAIN || err == EWOULDBLOCK)
+                break;
+            conn_fail(c, err, "send");
+            return SWOOP_ECLOSED;
+        }
+    }
+    if (off < len) {
+        if (swoop__buf_append(&c->out, (const char *)data + off, len - off) < 0) {
+            swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
+                      "conn %llu (fd %d): no memory for %zu bytes of output: closing",
+                      (unsigned long long)c->id, c->fd, len - off);
+            conn_fail(c, ENOMEM, "buffer");
+            return SWOOP_ENOMEM;
+        }
+        if (!c->writing)
+            update_io(c);
+    }
+    set_queued(c);
+    return 0;
+}
+
+static void conn_flush(swoop_conn_t *c)
+{
+    while (swoop__buf_rlen(&c->out) > 0) {
+        ssize_t n = send(c->fd, swoop__buf_rdata(&c->out), swoop__buf_rlen(&c->out),
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            int err = errno;
+            if (err == EINTR)
+                continue;
+            if (err == EAGAIN || err == EWOULDBLOCK)
+                break;
+            conn_fail(c, err, "send");
+            return;
+        }
+        count_out(c, (size_t)n);
+        swoop__buf_consume(&c->out, (size_t)n);
+    }
+    set_queued(c);
+    if (swoop__buf_rlen(&c->out) == 0) {
+        if (c->state == CONN_DRAINING) {
+            conn_begin_close(c);
+            return;
+        }
+        update_io(c);
+    }
+}
+
+static void deliver(swoop_conn_t *c, const char *data, size_t len)
+{
+    swoop_reactor_t *r = c->reactor;
+    if (r->srv->mode == SWOOP_MODE_PROCESS)
+        swoop__master_deliver_data(r, c, data, len);
+    else
+        swoop__base_deliver_data(r, c, data, len);
+}
+
+static void too_big(swoop_conn_t *c, ssize_t rc, size_t have)
+{
+    swoop_log(SWOOP_LOG_WARNING, 0,
+              "conn %llu (fd %d, port %d): %s (package_max_length %zu, %zu bytes buffered): "
+              "closing the connection",
+              (unsigned long long)c->id, c->fd, c->port->port,
+              rc == SWOOP_ETOOBIG ? "packet larger than package_max_length"
+                                  : "malformed packet header",
+              c->port->framing.max_length, have);
+    swoop__buf_free(&c->in);
+    swoop__buf_init(&c->in);
+    swoop__conn_close(c, 1);
+}
+
+/* Cuts and delivers whole packets from c->in; returns 0, or -1 when c must not be touched. */
+static int frame_input(swoop_conn_t *c)
+{
+    const swoop_framing_t *f = &c->port->framing;
+    for (;;) {
+        size_t need = 0;
+        ssize_t n = swoop__frame_length(f, swoop__buf_rdata(&c->in), swoop__buf_rlen(&c->in),
+                                        &c->scan, &need);
+        if (n == 0) {
+            /* Reserve what the header announced (bounded by max_length) in one step. */
+            if (need > swoop__buf_rlen(&c->in) &&
+                swoop__buf_reserve(&c->in, need - swoop__buf_rlen(&c->in)) < 0) {
+                swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
+                          "conn %llu: no memory for a %zu-byte packet: closing",
+                          (unsigned long long)c->id, need);
+                swoop__conn_close(c, 1);
+                return -1;
+            }
+            return 0;
+        }
+        if (n < 0) {
+            too_big(c, n, swoop__buf_rlen(&c->in));
+            return -1;
+        }
+        deliver(c, swoop__buf_rdata(&c->in), (size_t)n);
+        if (c->state != CONN_OPEN || ext(c)->free_pending)
+            return -1;
+        swoop__buf_consume(&c->in, (size_t)n);
+        c->scan = 0;
+    }
+}
+
+static void conn_read(swoop_conn_t *c)
+{
+    swoop_reactor_t *r = c->reactor;
+    int framed = c->port->framing.mode != SWOOP_FRAME_NONE;
+    for (int round = 0; round < READS_PER_WAKEUP; round++) {
+        if (c->state != CONN_OPEN || c->paused || ext(c)->free_pending)
+            return;
+        char *dst;
+        size_t cap;
+        if (framed) {
+            if (swoop__buf_wlen(&c->in) < 4096 && swoop__buf_reserve(&c->in, SWOOP_READ_BUF) < 0) {
+                swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM, "conn %llu: no memory to read: closing",
+                          (unsigned long long)c->id);
+                swoop__conn_close(c, 1);
+                return;
+            }
+            dst = swoop__buf_wdata(&c->in);
+            cap = swoop__buf_wlen(&c->in);
+        } else {
+            dst = r->rdbuf;
+            cap = SWOOP_READ_BUF;
+        }
+        ssize_t n = recv(c->fd, dst, cap, MSG_DONTWAIT);
+        if (n < 0) {
+            int err = errno;
+            if (err == EINTR)
+                continue;
+            if (err == EAGAIN || err == EWOULDBLOCK)
+                return;
+            conn_fail(c, err, "recv");
+            return;
+        }
+        if (n == 0) {
+            conn_begin_close(c);
+            return;
+        }
+        uint64_t now = swoop_loop_now(r->loop);
+        c->last_recv_ms = now;
+        if (c->sess)
+            atomic_store_explicit(&c->sess->last_recv_ms, now, memory_order_relaxed);
+        atomic_fetch_add_explicit(&r->cnt->bytes_in, (uint64_t)n, memory_order_relaxed);
+        if (framed) {
+            swoop__buf_commit(&c->in, (size_t)n);
+            if (frame_input(c) < 0)
+                return;
+        } else {
+            deliver(c, dst, (size_t)n);
+        }
+        if ((size_t)n < cap)
+            return; /* drained the socket */
+    }
+}
+
+static void conn_io_cb(swoop_io_t *io, unsigned events)
+{
+    swoop_conn_t *c = io->data;
+    ext(c)->busy++;
+    if ((events & SWOOP_WRITABLE) && c->state != CONN_WAIT_ACK)
+        conn_flush(c);
+    if ((events & SWOOP_READABLE) && c->state == CONN_OPEN)
+        conn_read(c);
+    ext(c)->busy--;
+    if (ext(c)->free_pending)
+        conn_free(c);
+}
+
+/* Marks the session closed and counts the close once. */
+static void mark_closed(swoop_conn_t *c)
+{
+    if (c->sess && !atomic_exchange(&c->sess->closed, 1)) {
+        swoop_srv_shared_t *gs = c->reactor->srv->gs;
+        atomic_fetch_sub_explicit(&gs->connection_num, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&gs->close_count, 1, memory_order_relaxed);
+    }
+}
+
+static void conn_begin_close(swoop_conn_t *c)
+{
+    if (c->state == CONN_WAIT_ACK || ext(c)->free_pending)
+        return;
+    swoop_reactor_t *r = c->reactor;
+    swoop_server_t *srv = r->srv;
+    mark_closed(c);
+    swoop__buf_free(&c->in);
+    swoop__buf_init(&c->in);
+    swoop__buf_free(&c->out);
+    swoop__buf_init(&c->out);
+    c->state = CONN_WAIT_ACK;
+    c->state_ms = swoop_loop_now(r->loop);
+    update_io(c); /* stops the watcher */
+    if (srv->mode == SWOOP_MODE_PROCESS) {
+        if (swoop__master_deliver_close(r, c) == 0)
+            return; /* the worker acknowledges with CLOSE */
+    } else if (srv->events.on_close) {
+        ext(c)->busy++;
+        srv->events.on_close(srv, c->id, r->id);
+        ext(c)->busy--;
+    }
+    conn_free(c);
+}
+
+void swoop__conn_close(swoop_conn_t *c, int reset)
+{
+    if (c->state != CONN_OPEN)
+        return;
+    mark_closed(c);
+    if (!reset && swoop__buf_rlen(&c->out) > 0) {
+        c->state = CONN_DRAINING;
+        c->state_ms = swoop_loop_now(c->reactor->loop);
+        update_io(c);
+        return;
+    }
+    if (reset) {
+        /* RST instead of FIN, and drop what is buffered. */
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    conn_begin_close(c);
+}
+
+void swoop__conn_release(swoop_conn_t *c)
+{
+    if (c->state == CONN_WAIT_ACK)
+        conn_free(c);
+}
+
+void swoop__conn_pause(swoop_conn_t *c, int pause)
+{
+    if (c->state != CONN_OPEN || c->paused == pause)
+        return;
+    c->paused = pause;
+    update_io(c);
+}
+
+static void conn_free(swoop_conn_t *c)
+{
+    if (ext(c)->busy > 0) {
+        ext(c)->free_pending = 1;
+        return;
+    }
+    swoop_reactor_t *r = c->reactor;
+    swoop_server_t *srv = r->srv;
+    mark_closed(c);
+    swoop_io_stop(&c->io);
+    swoop_queue_remove(&c->link);
+    if (srv->conns[c->fd] == c)
+        srv->conns[c->fd] = NULL;
+    /* Release the session before the fd: the number may be reused right after close(). */
+    if (c->sess) {
+        atomic_store_explicit(&c->sess->out_queued, 0, memory_order_relaxed);
+        atomic_store_explicit(&c->sess->id, 0, memory_order_release);
+    }
+    if (close(c->fd) < 0)
+        swoop_log(SWOOP_LOG_WARNING, errno, "close() of fd %d (conn %llu) failed", c->fd,
+                  (unsigned long long)c->id);
+    swoop__buf_free(&c->in);
+    swoop__buf_free(&c->out);
+    swoop_free(c);
+}
+
+void swoop__reactor_close_all(swoop_reactor_t *r, int notify)
+{
+    while (!swoop_queue_empty(&r->conns)) {
+        swoop_conn_t *c = swoop_queue_data(swoop_queue_head(&r->conns), swoop_conn_t, link);
+        if (notify && c->state != CONN_WAIT_ACK && r->srv->mode == SWOOP_MODE_BASE) {
+            conn_begin_close(c); /* runs on_close and frees */
+            continue;
+        }
+        ext(c)->busy = 0;
+        conn_free(c);
+    }
+}
+
+void swoop__reactor_tick(swoop_reactor_t *r)
+{
+    swoop_server_t *srv = r->srv;
+    uint64_t now = swoop_loop_now(r->loop);
+    int interval = srv->settings.heartbeat_check_interval;
+    int check_idle = 0;
+    if (interval > 0) {
+        if (now >= r->next_heartbeat_ms) {
+            check_idle = 1;
+            r->next_heartbeat_ms = now + (uint64_t)interval * 1000u;
+        }
+    }
+    swoop_queue_t *q = swoop_queue_head(&r->conns);
+    while (q != &r->conns) {
+        swoop_conn_t *c = swoop_queue_data(q, swoop_conn_t, link);
+        q = q->next;
+        if (c->state == CONN_WAIT_ACK) {
+            if (now - c->state_ms >
+                ACK_TIMEOUT_MS + (uint64_t)srv->settings.max_wait_time * 1000u) {
+                swoop_log(SWOOP_LOG_WARNING, 0,
+                          "conn %llu (fd %d): no on_close acknowledgement from worker %d within "
+                          "%d ms (the worker died?): releasing it",
+                          (unsigned long long)c->id, c->fd, c->worker_id, ACK_TIMEOUT_MS);
+                conn_free(c);
+            }
+            continue;
+        }
+        int idle = c->port->eff.heartbeat_idle_time;
+        if (idle <= 0 && interval > 0)
+            idle = interval * 2;
+        if (check_idle && idle > 0 && c->state == CONN_OPEN &&
+            now - c->last_recv_ms > (uint64_t)idle * 1000u) {
+            swoop_log(SWOOP_LOG_INFO, 0,
+                      "heartbeat: conn %llu (fd %d) idle for %llu ms (heartbeat_idle_time %d s): "
+                      "closing",
+                      (unsigned long long)c->id, c->fd, (unsigned long long)(now - c->last_recv_ms),
+                      idle);
+            swoop__conn_close(c, 1);
+        } else if (c->state == CONN_DRAINING &&
+                   now - c->state_ms > (uint64_t)(srv->settings.max_wait_time + 2) * 1000u &&
+                   check_idle) {
+            swoop__conn_close(c, 1);
+        }
+    }
+}
+
+void swoop__port_dgram_readable(swoop_reactor_t *r, swoop_port_t *p)
+{
+    swoop_server_t *srv = r->srv;
+    for (int i = 0; i < DGRAMS_PER_WAKEUP; i++) {
+        swoop_addr_t from;
+        memset(&from, 0, sizeof(from));
+        from.len = sizeof(from.u);
+        ssize_t n = recvfrom(p->fd, r->rdbuf, SWOOP_READ_BUF, MSG_DONTWAIT, &from.u.sa, &from.len);
+        if (n < 0) {
+            int err = errno;
+            if (err == EINTR)
+                continue;
+            if (err != EAGAIN && err != EWOULDBLOCK)
+                swoop_log(SWOOP_LOG_WARNING, err, "recvfrom() on port %d (fd %d) failed", p->port,
+                          p->fd);
+            return;
+        }
+        atomic_fetch_add_explicit(&r->cnt->bytes_in, (uint64_t)n, memory_order_relaxed);
+        if (srv->mode == SWOOP_MODE_PROCESS)
+            swoop__master_deliver_dgram(r, p, &from, r->rdbuf, (size_t)n);
+        else
+            swoop__base_deliver_dgram(r, p, &from, r->rdbuf, (size_t)n);
+    }
+}

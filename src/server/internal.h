@@ -1,0 +1,276 @@
+/*
+ * The server's private definitions: the shared stats and session table, the
+ * connection engine shared by PROCESS reactor threads and BASE workers
+ * (conn.c), the master (master.c), the worker side (worker.c) and dispatch
+ * (dispatch.c).
+ */
+#ifndef SWOOP_SERVER_INTERNAL_H
+#define SWOOP_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <swoop/loop.h>
+#include <swoop/server.h>
+
+#include "base/buf.h"
+#include "base/internal.h"
+#include "base/queue.h"
+#include "ipc/channel.h"
+#include "ipc/msg.h"
+#include "proc/manager.h"
+#include "proto/framing.h"
+
+#define SWOOP_STATS_MAGIC   0x53574f50u /* "SWOP" */
+#define SWOOP_STATS_VERSION 2u
+#define SWOOP_STATS_MEMFD   "swoop-stats"
+
+/* conn id = (sequence << SLOT_BITS) | slot */
+#define SWOOP_SLOT_BITS 24
+#define SWOOP_SLOT_MASK ((1u << SWOOP_SLOT_BITS) - 1)
+
+#define SWOOP_ACCEPT_BATCH 64
+#define SWOOP_READ_BUF     65536
+
+/* One worker's slot; a cache line each, so workers never share one. */
+typedef struct swoop_srv_wstat_s {
+    _Atomic int32_t pid;
+    _Atomic int32_t busy;
+    _Atomic uint64_t requests;
+    _Atomic uint64_t starts;
+    char pad_[40];
+} swoop_srv_wstat_t;
+
+/*
+ * Traffic counters of one writer (a worker, or a PROCESS reactor thread),
+ * summed when read: no two processes or threads write one cache line.
+ */
+typedef struct swoop_srv_counter_s {
+    _Atomic uint64_t bytes_in;
+    _Atomic uint64_t bytes_out;
+    _Atomic uint64_t requests;
+    char pad_[40];
+} swoop_srv_counter_t;
+
+static_assert(sizeof(swoop_srv_wstat_t) == 64, "one cache line per worker");
+static_assert(sizeof(swoop_srv_counter_t) == 64, "one cache line per counter block");
+
+/* Shared by every server process, in a memfd the CLI can map from outside. */
+typedef struct swoop_srv_shared_s {
+    uint32_t magic;
+    uint32_t version;
+    int32_t mode;
+    int32_t worker_num;
+    int32_t reactor_num;
+    _Atomic int32_t master_pid;
+    _Atomic int32_t manager_pid;
+    _Atomic int32_t shutting_down;
+    _Atomic uint64_t start_time;
+    _Atomic int64_t connection_num;
+    _Atomic uint64_t accept_count;
+    _Atomic uint64_t close_count;
+    _Atomic uint64_t conn_seq;
+    _Atomic uint64_t msg_seq;
+    char pad_[64];
+    /* worker_num swoop_srv_wstat_t, then worker_num + reactor_num swoop_srv_counter_t */
+    swoop_srv_wstat_t workers[];
+} swoop_srv_shared_t;
+
+/* The counter block of writer `i` (workers first, then reactor threads). */
+static inline swoop_srv_counter_t *swoop__counter(swoop_srv_shared_t *gs, int i)
+{
+    return (swoop_srv_counter_t *)(gs->workers + gs->worker_num) + i;
+}
+
+static inline size_t swoop__shared_size(int workers, int reactors)
+{
+    return sizeof(swoop_srv_shared_t) + (size_t)workers * sizeof(swoop_srv_wstat_t) +
+           (size_t)(workers + reactors) * sizeof(swoop_srv_counter_t);
+}
+
+/* One connection's shared record, at slot (fd, or worker * fd_limit + fd in BASE). */
+typedef struct swoop_session_s {
+    _Atomic uint64_t id; /* 0 = free; stored last when a connection opens */
+    _Atomic uint32_t closed;
+    int32_t fd;
+    int16_t reactor_id;
+    uint16_t port_index;
+    _Atomic uint64_t uid;
+    _Atomic uint64_t out_queued; /* bytes in the owner's output buffer */
+    uint64_t connect_ms;
+    _Atomic uint64_t last_recv_ms;
+    swoop_addr_t peer;
+} swoop_session_t;
+
+/* A listening port. */
+struct swoop_port_s {
+    swoop_server_t *srv;
+    int index;
+    swoop_sock_type_t type;
+    int fd;
+    int port;
+    char host[108];
+    swoop_port_settings_t settings; /* as the user set them (with inherit values) */
+    swoop_port_settings_t eff;      /* resolved at start */
+    swoop_framing_t framing;
+    int dgram;
+    int listen_backlog;
+    swoop_io_t io; /* accept / datagram watcher of the process or thread serving it */
+};
+
+typedef struct swoop_reactor_s swoop_reactor_t;
+
+enum { CONN_OPEN = 0, CONN_DRAINING = 1, CONN_WAIT_ACK = 2 };
+
+/* A connection, private to the reactor (thread or BASE worker) that owns it. */
+typedef struct swoop_conn_s {
+    swoop_io_t io;
+    swoop_reactor_t *reactor;
+    swoop_session_t *sess;
+    swoop_port_t *port;
+    swoop_conn_id_t id;
+    int fd;
+    int state;
+    int paused;
+    int writing;   /* WRITABLE interest on */
+    int worker_id; /* PROCESS: the worker that got CONNECT and gets CLOSE */
+    uint64_t last_recv_ms;
+    uint64_t state_ms; /* when it entered the current state */
+    int ipc_blocked;   /* PROCESS: reading paused while worker (ipc_blocked - 1)'s queue drains */
+    size_t scan;
+    swoop_buf_t in;
+    swoop_buf_t out;
+    swoop_queue_t link;
+} swoop_conn_t;
+
+/* A connection engine: one PROCESS reactor thread, or the engine of a BASE worker. */
+struct swoop_reactor_s {
+    swoop_server_t *srv;
+    int id;
+    swoop_loop_t *loop;
+    pthread_t thread;
+    int thread_started;
+    swoop_queue_t conns;
+    int64_t tick_timer;
+    uint64_t next_heartbeat_ms;
+    swoop_srv_counter_t *cnt; /* this engine's traffic counters */
+    char *rdbuf;              /* SWOOP_READ_BUF bytes */
+    unsigned rr;              /* round-robin cursor */
+    /* PROCESS: one channel per worker, [w] = pair (w, this reactor) */
+    swoop_ipc_out_t *outs;
+    swoop_io_t *pipe_io;
+    swoop_ipc_in_t in;
+    swoop_ipc_rbuf_t rb;
+    int stop;
+    int blocked;         /* connections paused for a full worker queue */
+    swoop_io_t *port_io; /* datagram ports this reactor reads, by port index */
+};
+
+struct swoop_server_s {
+    swoop_mode_t mode;
+    swoop_server_settings_t settings;
+    swoop_server_events_t events;
+    void *data;
+    swoop_port_t **ports;
+    int nports;
+    int started; /* swoop_server_start ran in this process */
+    int running; /* swoop_server_start is on this process's stack */
+
+    /* Shared memory. */
+    swoop_srv_shared_t *gs;
+    size_t gs_size;
+    int gs_fd;
+    swoop_session_t *sessions;
+    size_t sessions_size;
+    uint32_t fd_limit; /* slots per owner */
+    swoop_proc_stat_t *proc_stats;
+    size_t proc_stats_size;
+
+    /* Channels: pairs[w * reactor_num + r] (PROCESS); msgs[w] (both modes). */
+    swoop_channel_t *pairs;
+    swoop_channel_t *msgs;
+    int reactor_num;
+    int worker_num;
+
+    /* Master (PROCESS). */
+    swoop_reactor_t *reactors;
+    swoop_conn_t **conns; /* by fd; each touched only by its reactor thread */
+    pid_t manager_pid;
+    int pid_file_written;
+    int accept_paused;
+    int64_t accept_timer;
+    uint64_t last_emfile_log_ms;
+    uint64_t last_maxconn_log_ms;
+    swoop_manager_t mgr;
+
+    /* Worker side. */
+    int worker_id; /* -1 outside workers */
+    int worker_stopping;
+    int64_t requests;
+    int64_t request_limit;
+    swoop_reactor_t *base;  /* BASE: this worker's engine */
+    swoop_ipc_out_t *wouts; /* PROCESS: to reactor r; */
+    swoop_io_t *wpipe_io;
+    swoop_ipc_in_t win;
+    swoop_ipc_rbuf_t wrb;
+    swoop_ipc_out_t *mouts; /* to worker w's message channel */
+    swoop_io_t msg_io;
+    int cur_port; /* port of the on_packet being handled, -1 */
+};
+
+/* ---- server.c ---- */
+int swoop__server_parse_int(const char *v, int64_t min, int64_t max, int64_t *out);
+uint64_t swoop__now_ms(void);
+/* Session lookup: NULL unless `id` is open. */
+swoop_session_t *swoop__session_get(swoop_server_t *srv, swoop_conn_id_t id);
+swoop_session_t *swoop__session_at(swoop_server_t *srv, uint32_t slot);
+
+/* ---- conn.c: the connection engine ---- */
+int swoop__reactor_init(swoop_reactor_t *r, swoop_server_t *srv, int id, swoop_loop_t *loop);
+void swoop__reactor_free(swoop_reactor_t *r);
+/* Adopts an accepted fd whose session is filled; returns the conn or NULL (fd closed). */
+swoop_conn_t *swoop__conn_open(swoop_reactor_t *r, int fd, swoop_conn_id_t id, swoop_port_t *port);
+/* Queues/writes bytes. Returns 0, SWOOP_EBUFFERFULL or SWOOP_ECLOSED. */
+int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len);
+/* Server-side close: after pending output unless `reset`. */
+void swoop__conn_close(swoop_conn_t *c, int reset);
+/* The worker acknowledged CLOSE (PROCESS): release. */
+void swoop__conn_release(swoop_conn_t *c);
+void swoop__conn_pause(swoop_conn_t *c, int pause);
+/* Closes every connection without callbacks (shutdown). */
+void swoop__reactor_close_all(swoop_reactor_t *r, int notify);
+/* Periodic work: heartbeat and overdue CLOSE acknowledgements. */
+void swoop__reactor_tick(swoop_reactor_t *r);
+/* Finds this reactor's connection by id, or NULL. */
+swoop_conn_t *swoop__reactor_conn(swoop_reactor_t *r, swoop_conn_id_t id);
+/* Reads datagrams of a datagram port and delivers them. */
+void swoop__port_dgram_readable(swoop_reactor_t *r, swoop_port_t *p);
+
+/* ---- dispatch.c ---- */
+int swoop__dispatch_worker(swoop_reactor_t *r, swoop_conn_t *c);
+int swoop__dispatch_dgram_worker(swoop_reactor_t *r, const swoop_addr_t *from);
+int swoop__dispatch_close_worker(swoop_reactor_t *r, swoop_conn_t *c);
+
+/* ---- master.c ---- */
+int swoop__master_run(swoop_server_t *srv);
+/* Reactor-side delivery (PROCESS): CONNECT / DATA / CLOSE / DGRAM to workers. */
+void swoop__master_deliver_connect(swoop_reactor_t *r, swoop_conn_t *c);
+void swoop__master_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char *data, size_t len);
+int swoop__master_deliver_close(swoop_reactor_t *r, swoop_conn_t *c);
+void swoop__master_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoop_addr_t *from,
+                                 const char *data, size_t len);
+
+int swoop__server_manager_run(swoop_server_t *srv);
+int swoop__server_write_pid_file(swoop_server_t *srv);
+void swoop__server_remove_pid_file(swoop_server_t *srv);
+
+/* ---- worker.c ---- */
+int swoop__worker_main(void *data, int worker_id);
+int swoop__base_run(swoop_server_t *srv);
+/* BASE-side delivery: callbacks in the worker itself. */
+void swoop__base_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char *data, size_t len);
+void swoop__base_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoop_addr_t *from,
+                               const char *data, size_t len);
+
+#endif /* SWOOP_SERVER_INTERNAL_H */

@@ -1,0 +1,770 @@
+/*
+ * PROCESS mode, the master process (DESIGN.md section 1). Start order: the
+ * shared memory and every channel exist already (server.c); the master
+ * forks the manager first, while it is still single-threaded; then it
+ * writes the pid file, starts its signal watchers (which block the signals
+ * for every thread made afterwards), starts the reactor threads and only
+ * then accepts. The main thread accepts in batches and hands each
+ * connection to reactor thread fd % reactor_num through a loop post; every
+ * connection is then touched only by that thread.
+ *
+ * Reactor thread r and worker w talk over socketpair (w, r): DATA, CONNECT,
+ * CLOSE and DGRAM go to the worker, SEND, CLOSE (acknowledgement),
+ * CLOSE_REQ, PAUSE and RESUME come back, so a reply always reaches the
+ * thread that owns its connection without a hop between threads. With
+ * ipc_batch, the messages of one wake-up are queued and leave with one
+ * sendmmsg per channel after the loop iteration.
+ *
+ * Shutdown (SIGTERM, SIGINT or a worker's swoop_server_shutdown): the
+ * master closes its listening stream sockets (new connects are refused at
+ * once) and SIGTERMs the manager, which stops the workers (SIGKILL after
+ * max_wait_time); meanwhile the reactor threads keep delivering replies.
+ * When the manager is reaped, the reactor threads close what is left and
+ * are joined, the pid file is removed and swoop_server_start returns.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <swoop/timer.h>
+
+#include "net/socket.h"
+#include "server/internal.h"
+
+#define IPC_BLOCK_BYTES (32u * 1024 * 1024)
+#define PIPE_BATCHES    8
+#define ACCEPT_PAUSE_MS 100
+
+typedef struct pending_s {
+    int fd;
+    swoop_conn_id_t id;
+    swoop_port_t *port;
+} pending_t;
+
+typedef struct handoff_s {
+    swoop_reactor_t *r;
+    int n;
+    pending_t items[];
+} handoff_t;
+
+/* Master-thread state (one server per process runs at a time). */
+static swoop_signal_t sig_term, sig_int, sig_quit, sig_usr1, sig_usr2, sig_chld, sig_rtmin;
+static int master_exit_rc;
+
+/* ---- the manager process ---- */
+
+static void hook_manager_start(void *data)
+{
+    swoop_server_t *srv = data;
+    if (srv->events.on_manager_start)
+        srv->events.on_manager_start(srv);
+}
+
+static void hook_worker_error(void *data, int id, pid_t pid, int code, int signo)
+{
+    swoop_server_t *srv = data;
+    /* BASE: the dead worker's connections died with it; release their sessions. */
+    if (srv->mode == SWOOP_MODE_BASE && srv->sessions) {
+        uint32_t first = (uint32_t)id * srv->fd_limit;
+        int n = 0;
+        for (uint32_t i = 0; i < srv->fd_limit; i++) {
+            swoop_session_t *s = &srv->sessions[first + i];
+            if (atomic_load(&s->id) == 0)
+                continue;
+            if (!atomic_exchange(&s->closed, 1)) {
+                atomic_fetch_sub(&srv->gs->connection_num, 1);
+                atomic_fetch_add(&srv->gs->close_count, 1);
+            }
+            atomic_store(&s->id, 0);
+            n++;
+        }
+        if (n)
+            swoop_log(SWOOP_LOG_WARNING, 0, "worker %d died with %d connections: they are closed",
+                      id, n);
+    }
+    if (srv->events.on_worker_error)
+        srv->events.on_worker_error(srv, id, pid, code, signo);
+}
+
+static void hook_reopen(void *data)
+{
+    int rc = swoop_log_reopen();
+    if (rc < 0)
+        swoop_log(SWOOP_LOG_ERROR, rc, "reopening the log file failed");
+}
+
+static void hook_manager_stop(void *data)
+{
+    swoop_server_t *srv = data;
+    if (srv->events.on_manager_stop)
+        srv->events.on_manager_stop(srv);
+}
+
+/* Runs the manager in the calling process (PROCESS: a child of the master; BASE: the caller). */
+int swoop__server_manager_run(swoop_server_t *srv)
+{
+    swoop_manager_hooks_t hooks = {
+        .worker_main = swoop__worker_main,
+        .role = SWOOP_ROLE_WORKER,
+        .data = srv,
+        .on_start = hook_manager_start,
+        .on_worker_error = hook_worker_error,
+        .on_reopen = hook_reopen,
+        .on_shutdown = hook_manager_stop,
+    };
+    swoop__manager_init(&srv->mgr, srv->worker_num, &hooks);
+    srv->mgr.stats = srv->proc_stats;
+    srv->mgr.max_wait_ms = srv->settings.max_wait_time * 1000;
+    srv->mgr.reload_async = srv->settings.reload_async;
+    atomic_store(&srv->gs->manager_pid, getpid());
+    int rc = swoop__manager_run(&srv->mgr);
+    swoop__manager_destroy(&srv->mgr);
+    return rc;
+}
+
+static void manager_child(swoop_server_t *srv, pid_t master)
+{
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master)
+        _exit(1);
+    swoop_log_set_role(SWOOP_ROLE_MANAGER, -1);
+    /* The manager accepts nothing: without its copies a closed port refuses at once. */
+    for (int i = 0; i < srv->nports; i++) {
+        swoop_port_t *p = srv->ports[i];
+        if (!p->dgram && p->fd >= 0) {
+            close(p->fd);
+            p->fd = -1;
+        }
+    }
+    for (int i = 0; i < srv->worker_num * srv->reactor_num; i++)
+        swoop__channel_close_end(&srv->pairs[i], 0);
+    int rc = swoop__server_manager_run(srv);
+    _exit(rc == 0 ? 0 : 1);
+}
+
+/* ---- pid file ---- */
+
+int swoop__server_write_pid_file(swoop_server_t *srv)
+{
+    const char *path = srv->settings.pid_file;
+    if (path[0] == '\0')
+        return 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int err = errno;
+        swoop_log(SWOOP_LOG_ERROR, err, "open(\"%s\") of the pid file failed", path);
+        return -err;
+    }
+    char buf[32];
+    int len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    ssize_t n = write(fd, buf, (size_t)len);
+    int err = errno;
+    close(fd);
+    if (n != len) {
+        swoop_log(SWOOP_LOG_ERROR, err, "write() of the pid file \"%s\" failed", path);
+        unlink(path);
+        return -err;
+    }
+    srv->pid_file_written = 1;
+    return 0;
+}
+
+void swoop__server_remove_pid_file(swoop_server_t *srv)
+{
+    if (srv->pid_file_written && unlink(srv->settings.pid_file) < 0)
+        swoop_log(SWOOP_LOG_WARNING, errno, "unlink(\"%s\") of the pid file failed",
+                  srv->settings.pid_file);
+    srv->pid_file_written = 0;
+}
+
+/* ---- reactor side: delivery to workers ---- */
+
+static void ipc_failed(swoop_reactor_t *r, int w, int rc, const char *what)
+{
+    swoop_log(SWOOP_LOG_ERROR, rc, "reactor %d: %s to worker %d failed", r->id, what, w);
+}
+
+void swoop__master_deliver_connect(swoop_reactor_t *r, swoop_conn_t *c)
+{
+    if (r->srv->events.on_connect == NULL)
+        return;
+    swoop_ipc_head_t h = {.type = SWOOP_IPC_CONNECT,
+                          .reactor_id = (int16_t)r->id,
+                          .worker_id = (int16_t)c->worker_id,
+                          .port_id = (uint16_t)c->port->index,
+                          .conn_id = c->id};
+    int rc = swoop__ipc_send(&r->outs[c->worker_id], &h, NULL, 0);
+    if (rc < 0)
+        ipc_failed(r, c->worker_id, rc, "CONNECT");
+}
+
+void swoop__master_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char *data, size_t len)
+{
+    int w = swoop__dispatch_worker(r, c);
+    swoop_ipc_head_t h = {.type = SWOOP_IPC_DATA,
+                          .reactor_id = (int16_t)r->id,
+                          .worker_id = (int16_t)w,
+                          .port_id = (uint16_t)c->port->index,
+                          .conn_id = c->id};
+    swoop_ipc_out_t *out = &r->outs[w];
+    int rc = swoop__ipc_send(out, &h, data, len);
+    if (rc < 0) {
+        ipc_failed(r, w, rc, "DATA");
+        return;
+    }
+    /* Backpressure: a worker that does not keep up stops the reading of its connections. */
+    if (out->queued_bytes > IPC_BLOCK_BYTES && !c->ipc_blocked) {
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "reactor %d: %zu bytes queued for worker %d: pausing conn %llu until it drains",
+                  r->id, out->queued_bytes, w, (unsigned long long)c->id);
+        c->ipc_blocked = w + 1;
+        r->blocked++;
+        swoop__conn_pause(c, 1);
+    }
+}
+
+int swoop__master_deliver_close(swoop_reactor_t *r, swoop_conn_t *c)
+{
+    if (r->srv->events.on_close == NULL)
+        return -1;
+    int w = swoop__dispatch_close_worker(r, c);
+    c->worker_id = w;
+    swoop_ipc_head_t h = {.type = SWOOP_IPC_CLOSE,
+                          .reactor_id = (int16_t)r->id,
+                          .worker_id = (int16_t)w,
+                          .port_id = (uint16_t)c->port->index,
+                          .conn_id = c->id};
+    int rc = swoop__ipc_send(&r->outs[w], &h, NULL, 0);
+    if (rc < 0) {
+        ipc_failed(r, w, rc, "CLOSE");
+        return -1;
+    }
+    return 0;
+}
+
+void swoop__master_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoop_addr_t *from,
+                                 const char *data, size_t len)
+{
+    int w = swoop__dispatch_dgram_worker(r, from);
+    swoop_ipc_head_t h = {.type = SWOOP_IPC_DGRAM,
+                          .reactor_id = (int16_t)r->id,
+                          .worker_id = (int16_t)w,
+                          .port_id = (uint16_t)p->index};
+    int rc = swoop__ipc_send2(&r->outs[w], &h, from, sizeof(*from), data, len);
+    if (rc < 0)
+        ipc_failed(r, w, rc, "DGRAM");
+}
+
+/* ---- reactor side: messages from workers ---- */
+
+static void handle_worker_msg(swoop_reactor_t *r, swoop_ipc_msg_t *m)
+{
+    const swoop_ipc_head_t *h = &m->head;
+    swoop_conn_t *c = swoop__reactor_conn(r, h->conn_id);
+    if (c == NULL) {
+        /* Closed meanwhile: the data is dropped, nobody else is touched. */
+        return;
+    }
+    switch (h->type) {
+    case SWOOP_IPC_SEND:
+        swoop__conn_send(c, m->data, m->len);
+        break;
+    case SWOOP_IPC_CLOSE:
+        swoop__conn_release(c);
+        break;
+    case SWOOP_IPC_CLOSE_REQ:
+        swoop__conn_close(c, h->aux != 0);
+        break;
+    case SWOOP_IPC_PAUSE:
+    case SWOOP_IPC_RESUME:
+        if (!c->ipc_blocked)
+            swoop__conn_pause(c, h->type == SWOOP_IPC_PAUSE);
+        break;
+    default:
+        swoop_log(SWOOP_LOG_WARNING, 0, "reactor %d: unexpected message type %u from worker %d",
+                  r->id, h->type, h->worker_id);
+        break;
+    }
+}
+
+static void unblock(swoop_reactor_t *r, int w)
+{
+    if (r->blocked == 0)
+        return;
+    swoop_queue_t *q = swoop_queue_head(&r->conns);
+    while (q != &r->conns) {
+        swoop_conn_t *c = swoop_queue_data(q, swoop_conn_t, link);
+        q = q->next;
+        if (c->ipc_blocked == w + 1) {
+            c->ipc_blocked = 0;
+            r->blocked--;
+            swoop__conn_pause(c, 0);
+        }
+    }
+}
+
+static void reactor_flush(swoop_reactor_t *r)
+{
+    swoop_server_t *srv = r->srv;
+    for (int w = 0; w < srv->worker_num; w++) {
+        swoop_ipc_out_t *out = &r->outs[w];
+        int pending = 0;
+        if (swoop__ipc_pending(out))
+            pending = swoop__ipc_flush(out) == 1;
+        if (srv->settings.ipc_batch)
+            swoop__ipc_cork(out);
+        unsigned want = SWOOP_READABLE | (pending ? SWOOP_WRITABLE : 0);
+        if (r->pipe_io[w]._events != want)
+            swoop_io_start(&r->pipe_io[w], want);
+        if (!pending && out->queued_bytes == 0)
+            unblock(r, w);
+    }
+}
+
+static void reactor_pipe_cb(swoop_io_t *io, unsigned events)
+{
+    swoop_reactor_t *r = io->data;
+    int w = (int)(io - r->pipe_io);
+    if (events & SWOOP_WRITABLE)
+        swoop__ipc_flush(&r->outs[w]);
+    if (!(events & SWOOP_READABLE))
+        return;
+    for (int b = 0; b < PIPE_BATCHES; b++) {
+        int n = swoop__ipc_recv(swoop_io_fd(io), &r->rb, SWOOP_IPC_RECV_BATCH);
+        if (n <= 0)
+            return;
+        for (int i = 0; i < n; i++) {
+            swoop_ipc_msg_t m;
+            if (swoop__ipc_feed(&r->in, swoop__ipc_rbuf_at(&r->rb, i), r->rb.lens[i], &m) == 1) {
+                handle_worker_msg(r, &m);
+                swoop__ipc_msg_done(&m);
+            }
+        }
+        if (n < SWOOP_IPC_RECV_BATCH)
+            return;
+    }
+}
+
+static void reactor_port_cb(swoop_io_t *io, unsigned events)
+{
+    swoop_port_t *p = io->data;
+    swoop_reactor_t *r = &p->srv->reactors[p->index % p->srv->reactor_num];
+    swoop__port_dgram_readable(r, p);
+}
+
+static void reactor_tick_cb(int64_t id, void *arg)
+{
+    swoop__reactor_tick(arg);
+}
+
+static void reactor_adopt(swoop_loop_t *loop, void *arg)
+{
+    handoff_t *h = arg;
+    for (int i = 0; i < h->n; i++)
+        swoop__conn_open(h->r, h->items[i].fd, h->items[i].id, h->items[i].port);
+    swoop_free(h);
+}
+
+static void reactor_stop_cb(swoop_loop_t *loop, void *arg)
+{
+    swoop_reactor_t *r = arg;
+    r->stop = 1;
+}
+
+static void *reactor_main(void *arg)
+{
+    swoop_reactor_t *r = arg;
+    swoop_server_t *srv = r->srv;
+    char name[16];
+    snprintf(name, sizeof(name), "reactor-%d", r->id % 1000);
+    pthread_setname_np(pthread_self(), name);
+    while (!r->stop) {
+        int rc = swoop_loop_run_once(r->loop);
+        if (rc < 0) {
+            swoop_log(SWOOP_LOG_ERROR, rc, "reactor %d: loop failed", r->id);
+            break;
+        }
+        reactor_flush(r);
+    }
+    swoop__reactor_close_all(r, 0);
+    for (int w = 0; w < srv->worker_num; w++) {
+        swoop_io_stop(&r->pipe_io[w]);
+        swoop__ipc_out_free(&r->outs[w]);
+    }
+    for (int i = 0; i < srv->nports; i++)
+        swoop_io_stop(&r->port_io[i]);
+    swoop_loop_timer_clear_all(r->loop);
+    return NULL;
+}
+
+static int reactor_setup(swoop_server_t *srv, swoop_reactor_t *r, int id)
+{
+    swoop_loop_t *loop;
+    int rc = swoop_loop_new(&loop);
+    if (rc < 0) {
+        swoop_log(SWOOP_LOG_ERROR, rc, "reactor %d: cannot make its loop", id);
+        return rc;
+    }
+    swoop__reactor_init(r, srv, id, loop);
+    r->outs = swoop_calloc((size_t)srv->worker_num, sizeof(*r->outs));
+    r->pipe_io = swoop_calloc((size_t)srv->worker_num, sizeof(*r->pipe_io));
+    r->port_io = swoop_calloc((size_t)srv->nports, sizeof(*r->port_io));
+    swoop__ipc_in_init(&r->in, (size_t)srv->settings.buffer_output_size + 4096);
+    swoop__ipc_rbuf_init(&r->rb);
+    for (int w = 0; w < srv->worker_num; w++) {
+        int fd = srv->pairs[w * srv->reactor_num + id].fds[0];
+        swoop__ipc_out_init(&r->outs[w], fd);
+        if (srv->settings.ipc_batch)
+            swoop__ipc_cork(&r->outs[w]);
+        r->pipe_io[w].data = r;
+        swoop_io_init(loop, &r->pipe_io[w], fd, reactor_pipe_cb);
+        if ((rc = swoop_io_start(&r->pipe_io[w], SWOOP_READABLE)) < 0)
+            return rc;
+    }
+    for (int i = 0; i < srv->nports; i++) {
+        swoop_port_t *p = srv->ports[i];
+        if (!p->dgram || i % srv->reactor_num != id)
+            continue;
+        r->port_io[i].data = p;
+        swoop_io_init(loop, &r->port_io[i], p->fd, reactor_port_cb);
+        if ((rc = swoop_io_start(&r->port_io[i], SWOOP_READABLE)) < 0)
+            return rc;
+    }
+    r->tick_timer = swoop_loop_timer_tick(loop, 1000, reactor_tick_cb, r);
+    return 0;
+}
+
+static void reactor_teardown(swoop_reactor_t *r)
+{
+    if (r->loop == NULL)
+        return;
+    swoop__ipc_in_free(&r->in);
+    swoop__ipc_rbuf_free(&r->rb);
+    swoop_free(r->outs);
+    swoop_free(r->pipe_io);
+    swoop_free(r->port_io);
+    swoop_loop_free(r->loop);
+    r->loop = NULL;
+    swoop__reactor_free(r);
+}
+
+/* ---- main thread: accept ---- */
+
+static void accept_resume_cb(int64_t id, void *arg);
+
+static void accept_watch(swoop_server_t *srv, int on)
+{
+    for (int i = 0; i < srv->nports; i++) {
+        swoop_port_t *p = srv->ports[i];
+        if (p->dgram || p->fd < 0)
+            continue;
+        if (on)
+            swoop_io_start(&p->io, SWOOP_READABLE);
+        else
+            swoop_io_stop(&p->io);
+    }
+}
+
+typedef struct accept_ctx_s {
+    swoop_server_t *srv;
+    swoop_port_t *port;
+    handoff_t **batches;
+} accept_ctx_t;
+
+static void accept_one(void *arg, int fd, const swoop_addr_t *addr)
+{
+    accept_ctx_t *ctx = arg;
+    swoop_server_t *srv = ctx->srv;
+    swoop_srv_shared_t *gs = srv->gs;
+    uint64_t now = swoop__now_ms();
+    if (atomic_load(&gs->connection_num) >= srv->settings.max_conn) {
+        if (now - srv->last_maxconn_log_ms >= 1000) {
+            srv->last_maxconn_log_ms = now;
+            swoop_log(SWOOP_LOG_WARNING, 0,
+                      "max_conn (%d) reached: closing new connections (fd %d) until some close",
+                      srv->settings.max_conn, fd);
+        }
+        close(fd);
+        return;
+    }
+    if ((uint32_t)fd >= srv->fd_limit) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "accepted fd %d is beyond the session table (%u): closed",
+                  fd, srv->fd_limit);
+        close(fd);
+        return;
+    }
+    swoop_port_t *p = ctx->port;
+    if (p->eff.open_tcp_nodelay && (p->type == SWOOP_SOCK_TCP || p->type == SWOOP_SOCK_TCP6))
+        swoop__sock_nodelay(fd, 1);
+    uint64_t seq = atomic_fetch_add(&gs->conn_seq, 1) + 1;
+    swoop_conn_id_t id = (seq << SWOOP_SLOT_BITS) | (uint32_t)fd;
+    int r = fd % srv->reactor_num;
+    swoop_session_t *s = &srv->sessions[fd];
+    atomic_store(&s->closed, 0);
+    s->fd = fd;
+    s->reactor_id = (int16_t)r;
+    s->port_index = (uint16_t)p->index;
+    atomic_store(&s->uid, 0);
+    atomic_store(&s->out_queued, 0);
+    s->connect_ms = now;
+    atomic_store(&s->last_recv_ms, now);
+    s->peer = *addr;
+    atomic_store_explicit(&s->id, id, memory_order_release);
+    atomic_fetch_add(&gs->connection_num, 1);
+    atomic_fetch_add(&gs->accept_count, 1);
+
+    handoff_t *h = ctx->batches[r];
+    if (h == NULL) {
+        h = swoop_malloc(sizeof(*h) + SWOOP_ACCEPT_BATCH * sizeof(pending_t));
+        h->r = &srv->reactors[r];
+        h->n = 0;
+        ctx->batches[r] = h;
+    }
+    h->items[h->n++] = (pending_t){.fd = fd, .id = id, .port = p};
+}
+
+static void on_accept(swoop_io_t *io, unsigned events)
+{
+    swoop_port_t *p = io->data;
+    swoop_server_t *srv = p->srv;
+    handoff_t *batches[64] = {0};
+    accept_ctx_t ctx = {.srv = srv, .port = p, .batches = batches};
+    int accepted;
+    int rc = swoop__sock_accept_batch(p->fd, SWOOP_ACCEPT_BATCH, accept_one, &ctx, &accepted);
+    for (int r = 0; r < srv->reactor_num; r++) {
+        if (batches[r] && swoop_loop_post(srv->reactors[r].loop, reactor_adopt, batches[r]) < 0) {
+            swoop_log(SWOOP_LOG_ERROR, 0, "cannot hand %d connections to reactor %d", batches[r]->n,
+                      r);
+            swoop_free(batches[r]);
+        }
+    }
+    if (rc == SWOOP_EMFILE || rc == SWOOP_ENFILE || rc == SWOOP_ENOBUFS || rc == SWOOP_ENOMEM) {
+        uint64_t now = swoop__now_ms();
+        if (now - srv->last_emfile_log_ms >= 1000) {
+            srv->last_emfile_log_ms = now;
+            swoop_log(SWOOP_LOG_ERROR, rc, "accept4() on port %d failed: pausing accept for %d ms",
+                      p->port, ACCEPT_PAUSE_MS);
+        }
+        if (!srv->accept_paused) {
+            srv->accept_paused = 1;
+            accept_watch(srv, 0);
+            srv->accept_timer = swoop_timer_after(ACCEPT_PAUSE_MS, accept_resume_cb, srv);
+        }
+    } else if (rc < 0) {
+        swoop_log(SWOOP_LOG_ERROR, rc, "accept4() on port %d (fd %d) failed", p->port, p->fd);
+    }
+}
+
+static void accept_resume_cb(int64_t id, void *arg)
+{
+    swoop_server_t *srv = arg;
+    srv->accept_paused = 0;
+    srv->accept_timer = 0;
+    if (!atomic_load(&srv->gs->shutting_down))
+        accept_watch(srv, 1);
+}
+
+/* ---- main thread: signals ---- */
+
+static swoop_server_t *master_srv;
+
+static void begin_shutdown(swoop_server_t *srv)
+{
+    if (atomic_exchange(&srv->gs->shutting_down, 1))
+        return;
+    swoop_log(SWOOP_LOG_NOTICE, 0, "shutting down: closing listening sockets, stopping workers");
+    accept_watch(srv, 0);
+    if (srv->accept_timer) {
+        swoop_timer_clear(srv->accept_timer);
+        srv->accept_timer = 0;
+    }
+    for (int i = 0; i < srv->nports; i++) {
+        swoop_port_t *p = srv->ports[i];
+        if (!p->dgram && p->fd >= 0) {
+            close(p->fd);
+            p->fd = -1;
+        }
+    }
+    if (srv->manager_pid > 0 && kill(srv->manager_pid, SIGTERM) < 0)
+        swoop_log(SWOOP_LOG_ERROR, errno, "kill(%d, SIGTERM) of the manager failed",
+                  (int)srv->manager_pid);
+}
+
+static void on_master_signal(swoop_signal_t *sig, int signo)
+{
+    swoop_server_t *srv = master_srv;
+    if (signo == SIGTERM || signo == SIGINT || signo == SIGQUIT) {
+        begin_shutdown(srv);
+    } else if (signo == SIGUSR1 || signo == SIGUSR2) {
+        if (srv->manager_pid > 0)
+            kill(srv->manager_pid, signo);
+    } else if (signo == SIGCHLD) {
+        for (;;) {
+            int status;
+            pid_t pid = waitpid(-1, &status, WNOHANG);
+            if (pid <= 0)
+                break;
+            if (pid != srv->manager_pid)
+                continue;
+            srv->manager_pid = 0;
+            atomic_store(&srv->gs->manager_pid, 0);
+            int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            if (!atomic_load(&srv->gs->shutting_down) || !clean) {
+                swoop_log(SWOOP_LOG_ERROR, 0,
+                          "the manager (pid %d) exited unexpectedly (status 0x%x): shutting down",
+                          (int)pid, status);
+                master_exit_rc = SWOOP_ECHILD;
+                begin_shutdown(srv);
+            }
+            swoop_loop_stop(sig->_loop);
+        }
+    } else if (signo == SIGRTMIN) {
+        swoop_log_reopen();
+        if (srv->manager_pid > 0)
+            kill(srv->manager_pid, SIGRTMIN);
+    }
+}
+
+static int watch_signals(swoop_loop_t *loop, int on)
+{
+    swoop_signal_t *sigs[] = {&sig_term, &sig_int,  &sig_quit, &sig_usr1,
+                              &sig_usr2, &sig_chld, &sig_rtmin};
+    int nums[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD, 0};
+    nums[6] = SIGRTMIN;
+    for (size_t i = 0; i < SWOOP_ARRAY_SIZE(sigs); i++) {
+        if (!on) {
+            swoop_signal_stop(sigs[i]);
+            continue;
+        }
+        int rc = swoop_signal_init(loop, sigs[i], on_master_signal);
+        if (rc == 0)
+            rc = swoop_signal_start(sigs[i], nums[i]);
+        if (rc < 0) {
+            swoop_log(SWOOP_LOG_ERROR, rc, "cannot watch signal %d", nums[i]);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int swoop__master_run(swoop_server_t *srv)
+{
+    pid_t master = getpid();
+    master_srv = srv;
+    master_exit_rc = 0;
+    swoop_log_set_role(SWOOP_ROLE_MASTER, -1);
+    atomic_store(&srv->gs->master_pid, master);
+    srv->conns = swoop_calloc(srv->fd_limit, sizeof(*srv->conns));
+
+    /* 1. The manager, while this process is single-threaded. */
+    pid_t pid = fork();
+    if (pid < 0) {
+        int err = errno;
+        swoop_log(SWOOP_LOG_ERROR, err, "fork() of the manager failed");
+        swoop_free(srv->conns);
+        srv->conns = NULL;
+        return -err;
+    }
+    if (pid == 0)
+        manager_child(srv, master);
+    srv->manager_pid = pid;
+    atomic_store(&srv->gs->manager_pid, pid);
+    for (int i = 0; i < srv->worker_num * srv->reactor_num; i++)
+        swoop__channel_close_end(&srv->pairs[i], 1);
+    for (int i = 0; i < srv->worker_num; i++)
+        swoop__channel_close(&srv->msgs[i]);
+
+    int rc = swoop__server_write_pid_file(srv);
+    swoop_loop_t *loop = swoop_loop_default();
+    if (loop == NULL)
+        rc = SWOOP_ENOMEM;
+    struct sigaction sa, old_pipe;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, &old_pipe);
+
+    /* 2. Signals (blocked in every thread made from now on), 3. reactor threads. */
+    if (rc == 0)
+        rc = watch_signals(loop, 1);
+    srv->reactors = swoop_calloc((size_t)srv->reactor_num, sizeof(*srv->reactors));
+    int started = 0;
+    for (int r = 0; r < srv->reactor_num && rc == 0; r++) {
+        rc = reactor_setup(srv, &srv->reactors[r], r);
+        if (rc == 0) {
+            int err =
+                pthread_create(&srv->reactors[r].thread, NULL, reactor_main, &srv->reactors[r]);
+            if (err != 0) {
+                swoop_log(SWOOP_LOG_ERROR, err, "pthread_create() of reactor %d failed", r);
+                rc = -err;
+            } else {
+                srv->reactors[r].thread_started = 1;
+                started++;
+            }
+        }
+    }
+    /* 4. Accept. */
+    for (int i = 0; i < srv->nports && rc == 0; i++) {
+        swoop_port_t *p = srv->ports[i];
+        if (p->dgram)
+            continue;
+        p->io.data = p;
+        swoop_io_init(loop, &p->io, p->fd, on_accept);
+        rc = swoop_io_start(&p->io, SWOOP_READABLE);
+    }
+    if (rc == 0) {
+        swoop_log(SWOOP_LOG_INFO, 0,
+                  "server started (PROCESS): master %d, manager %d, %d reactor threads, %d "
+                  "workers, dispatch_mode %d",
+                  (int)master, (int)pid, srv->reactor_num, srv->worker_num,
+                  srv->settings.dispatch_mode);
+        if (srv->events.on_start)
+            srv->events.on_start(srv);
+        if (srv->manager_pid > 0)
+            swoop_loop_run(loop);
+    } else {
+        begin_shutdown(srv);
+        /* Wait for the manager without the loop: its SIGCHLD watcher may not exist. */
+        if (srv->manager_pid > 0) {
+            kill(srv->manager_pid, SIGTERM);
+            waitpid(srv->manager_pid, NULL, 0);
+            srv->manager_pid = 0;
+        }
+    }
+    begin_shutdown(srv); /* no-op after a normal shutdown */
+
+    /* 5. Reactor threads close what is left. */
+    for (int r = 0; r < srv->reactor_num; r++) {
+        swoop_reactor_t *re = &srv->reactors[r];
+        if (re->thread_started) {
+            swoop_loop_post(re->loop, reactor_stop_cb, re);
+            pthread_join(re->thread, NULL);
+        }
+        reactor_teardown(re);
+    }
+    swoop_free(srv->reactors);
+    srv->reactors = NULL;
+    accept_watch(srv, 0);
+    if (srv->accept_timer)
+        swoop_timer_clear(srv->accept_timer);
+    watch_signals(loop, 0);
+    swoop_timer_clear_all();
+    if (loop)
+        swoop_loop_free(loop);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    swoop_free(srv->conns);
+    srv->conns = NULL;
+    swoop__server_remove_pid_file(srv);
+    atomic_store(&srv->gs->master_pid, 0);
+    if (srv->events.on_shutdown)
+        srv->events.on_shutdown(srv);
+    swoop_log(SWOOP_LOG_INFO, 0, "server stopped");
+    swoop_log_set_role(SWOOP_ROLE_STANDALONE, -1);
+    master_srv = NULL;
+    (void)started;
+    return rc < 0 ? rc : master_exit_rc;
+}

@@ -1,0 +1,777 @@
+/*
+ * The worker side of both modes, the worker-side API, and BASE mode.
+ *
+ * A worker runs its default event loop: in PROCESS mode it reads its
+ * channels from the reactor threads (CONNECT, DATA, CLOSE, DGRAM) and runs
+ * the callbacks; replies and requests go back to the reactor thread that
+ * owns the connection. In BASE mode it accepts on the listening sockets
+ * itself (or on its own SO_REUSEPORT socket) and its connection engine
+ * (conn.c) calls the callbacks directly. In both modes the worker's message
+ * channel carries swoop_server_send_message (and, in BASE mode, sends and
+ * closes for connections another worker owns).
+ *
+ * Each loop iteration runs with the outgoing channels corked (ipc_batch):
+ * whatever the callbacks of one wake-up sent leaves in one sendmmsg per
+ * channel once the iteration ends.
+ *
+ * Stopping (SIGTERM from the manager, max_request): the worker stops taking
+ * messages (what it did not read stays in the channel for its replacement),
+ * BASE mode closes its connections (on_close runs), on_worker_stop runs and
+ * the process exits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <swoop/timer.h>
+
+#include "net/socket.h"
+#include "server/internal.h"
+
+#define FLUSH_TRIES_AT_EXIT 200
+
+static swoop_signal_t wsig_term, wsig_reopen;
+static swoop_io_t *mout_io; /* writability of message channels with a queue */
+static swoop_io_t *accept_io;
+static swoop_loop_t *wloop;
+
+static void worker_stop(swoop_server_t *srv)
+{
+    if (srv->worker_stopping)
+        return;
+    srv->worker_stopping = 1;
+    if (srv->wpipe_io) {
+        for (int r = 0; r < srv->reactor_num; r++)
+            swoop_io_start(&srv->wpipe_io[r],
+                           swoop__ipc_pending(&srv->wouts[r]) ? SWOOP_WRITABLE : 0);
+    }
+    swoop_io_stop(&srv->msg_io);
+    if (accept_io) {
+        for (int i = 0; i < srv->nports; i++)
+            swoop_io_stop(&accept_io[i]);
+    }
+    swoop_loop_stop(wloop);
+}
+
+static void on_worker_signal(swoop_signal_t *sig, int signo)
+{
+    swoop_server_t *srv = sig->data;
+    if (signo == SIGTERM) {
+        worker_stop(srv);
+    } else {
+        int rc = swoop_log_reopen();
+        if (rc < 0)
+            swoop_log(SWOOP_LOG_ERROR, rc, "reopening the log file failed");
+    }
+}
+
+static int64_t pick_limit(const swoop_server_settings_t *s)
+{
+    if (s->max_request <= 0)
+        return 0;
+    int64_t grace = s->max_request_grace;
+    if (grace < 0)
+        grace = s->max_request > 10 ? s->max_request / 2 : 0;
+    if (grace == 0)
+        return s->max_request;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t x = ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec;
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return s->max_request + (int64_t)(x % (uint64_t)(grace + 1));
+}
+
+static void count_request(swoop_server_t *srv)
+{
+    swoop_srv_wstat_t *ws = &srv->gs->workers[srv->worker_id];
+    atomic_fetch_add_explicit(&ws->requests, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&swoop__counter(srv->gs, srv->worker_id)->requests, 1,
+                              memory_order_relaxed);
+    int64_t n = ++srv->requests;
+    swoop_proc_stat_t *st = &srv->proc_stats[srv->worker_id];
+    atomic_store_explicit(&st->requests, (uint64_t)n, memory_order_relaxed);
+    if (srv->request_limit > 0 && n >= srv->request_limit && !srv->worker_stopping) {
+        swoop_log(SWOOP_LOG_INFO, 0, "worker reached max_request (%lld): asking for a replacement",
+                  (long long)srv->request_limit);
+        atomic_store(&st->retire_pid, getpid());
+        pid_t mpid = (pid_t)atomic_load(&srv->gs->manager_pid);
+        if (mpid > 0 && kill(mpid, SIGIO) < 0)
+            swoop_log(SWOOP_LOG_ERROR, errno, "kill(%d, SIGIO) of the manager failed", (int)mpid);
+        worker_stop(srv);
+    }
+}
+
+static void set_busy(swoop_server_t *srv, int busy)
+{
+    atomic_store_explicit(&srv->gs->workers[srv->worker_id].busy, busy, memory_order_relaxed);
+}
+
+/* ---- PROCESS: messages from the reactor threads ---- */
+
+static void handle_reactor_msg(swoop_server_t *srv, int r, swoop_ipc_msg_t *m)
+{
+    const swoop_ipc_head_t *h = &m->head;
+    const swoop_server_events_t *ev = &srv->events;
+    switch (h->type) {
+    case SWOOP_IPC_CONNECT:
+        if (ev->on_connect)
+            ev->on_connect(srv, h->conn_id, h->reactor_id);
+        break;
+    case SWOOP_IPC_DATA:
+        set_busy(srv, 1);
+        if (ev->on_receive)
+            ev->on_receive(srv, h->conn_id, h->reactor_id, m->data, m->len);
+        set_busy(srv, 0);
+        count_request(srv);
+        break;
+    case SWOOP_IPC_CLOSE: {
+        if (ev->on_close)
+            ev->on_close(srv, h->conn_id, h->reactor_id);
+        swoop_ipc_head_t ack = {.type = SWOOP_IPC_CLOSE,
+                                .reactor_id = h->reactor_id,
+                                .worker_id = (int16_t)srv->worker_id,
+                                .conn_id = h->conn_id};
+        int rc = swoop__ipc_send(&srv->wouts[r], &ack, NULL, 0);
+        if (rc < 0)
+            swoop_log(SWOOP_LOG_ERROR, rc, "cannot acknowledge the close of conn %llu",
+                      (unsigned long long)h->conn_id);
+        break;
+    }
+    case SWOOP_IPC_DGRAM: {
+        swoop_addr_t from;
+        if (m->len < sizeof(from)) {
+            swoop_log(SWOOP_LOG_WARNING, 0, "short DGRAM message (%zu bytes) dropped", m->len);
+            break;
+        }
+        memcpy(&from, m->data, sizeof(from));
+        srv->cur_port = h->port_id;
+        set_busy(srv, 1);
+        if (ev->on_packet)
+            ev->on_packet(srv, m->data + sizeof(from), m->len - sizeof(from), &from);
+        set_busy(srv, 0);
+        srv->cur_port = -1;
+        count_request(srv);
+        break;
+    }
+    default:
+        swoop_log(SWOOP_LOG_WARNING, 0, "unexpected message type %u from reactor %d", h->type, r);
+        break;
+    }
+}
+
+static void wpipe_cb(swoop_io_t *io, unsigned events)
+{
+    swoop_server_t *srv = io->data;
+    int r = (int)(io - srv->wpipe_io);
+    if (events & SWOOP_WRITABLE)
+        swoop__ipc_flush(&srv->wouts[r]);
+    if (!(events & SWOOP_READABLE) || srv->worker_stopping)
+        return;
+    /* One batch per wake-up: the loop comes back while data waits (level-triggered). */
+    int n = swoop__ipc_recv(swoop_io_fd(io), &srv->wrb, SWOOP_IPC_RECV_BATCH);
+    for (int i = 0; i < n; i++) {
+        swoop_ipc_msg_t m;
+        /* Every datagram read is handled, also after a stop: it is gone from the channel. */
+        if (swoop__ipc_feed(&srv->win, swoop__ipc_rbuf_at(&srv->wrb, i), srv->wrb.lens[i], &m) ==
+            1) {
+            handle_reactor_msg(srv, r, &m);
+            swoop__ipc_msg_done(&m);
+        }
+    }
+}
+
+/* ---- both modes: the message channel ---- */
+
+static swoop_conn_t *own_conn(swoop_server_t *srv, swoop_conn_id_t id)
+{
+    return srv->base ? swoop__reactor_conn(srv->base, id) : NULL;
+}
+
+static void handle_peer_msg(swoop_server_t *srv, swoop_ipc_msg_t *m)
+{
+    const swoop_ipc_head_t *h = &m->head;
+    if (h->type == SWOOP_IPC_PIPE_MESSAGE) {
+        if (srv->events.on_pipe_message) {
+            set_busy(srv, 1);
+            srv->events.on_pipe_message(srv, h->worker_id, m->data, m->len);
+            set_busy(srv, 0);
+        }
+        return;
+    }
+    swoop_conn_t *c = own_conn(srv, h->conn_id);
+    if (c == NULL)
+        return;
+    switch (h->type) {
+    case SWOOP_IPC_SEND:
+        swoop__conn_send(c, m->data, m->len);
+        break;
+    case SWOOP_IPC_CLOSE_REQ:
+        swoop__conn_close(c, h->aux != 0);
+        break;
+    case SWOOP_IPC_PAUSE:
+    case SWOOP_IPC_RESUME:
+        swoop__conn_pause(c, h->type == SWOOP_IPC_PAUSE);
+        break;
+    default:
+        swoop_log(SWOOP_LOG_WARNING, 0, "unexpected message type %u from worker %d", h->type,
+                  h->worker_id);
+        break;
+    }
+}
+
+static void msg_cb(swoop_io_t *io, unsigned events)
+{
+    swoop_server_t *srv = io->data;
+    int n = swoop__ipc_recv(swoop_io_fd(io), &srv->wrb, SWOOP_IPC_RECV_BATCH);
+    for (int i = 0; i < n; i++) {
+        swoop_ipc_msg_t m;
+        if (swoop__ipc_feed(&srv->win, swoop__ipc_rbuf_at(&srv->wrb, i), srv->wrb.lens[i], &m) ==
+            1) {
+            handle_peer_msg(srv, &m);
+            swoop__ipc_msg_done(&m);
+        }
+    }
+}
+
+static void mout_cb(swoop_io_t *io, unsigned events)
+{
+    swoop_server_t *srv = io->data;
+    int w = (int)(io - mout_io);
+    if (swoop__ipc_flush(&srv->mouts[w]) == 0)
+        swoop_io_stop(io);
+}
+
+/* After each iteration: send what the callbacks queued, watch what could not leave. */
+static void worker_flush(swoop_server_t *srv)
+{
+    int batch = srv->settings.ipc_batch;
+    if (srv->wouts) {
+        for (int r = 0; r < srv->reactor_num; r++) {
+            swoop_ipc_out_t *out = &srv->wouts[r];
+            int pending = swoop__ipc_pending(out) && swoop__ipc_flush(out) == 1;
+            if (batch)
+                swoop__ipc_cork(out);
+            unsigned want =
+                (srv->worker_stopping ? 0 : SWOOP_READABLE) | (pending ? SWOOP_WRITABLE : 0);
+            if (srv->wpipe_io[r]._events != want)
+                swoop_io_start(&srv->wpipe_io[r], want);
+        }
+    }
+    for (int w = 0; w < srv->worker_num; w++) {
+        swoop_ipc_out_t *out = &srv->mouts[w];
+        if (swoop__ipc_pending(out) && swoop__ipc_flush(out) == 1)
+            swoop_io_start(&mout_io[w], SWOOP_WRITABLE);
+    }
+}
+
+/* ---- BASE: accepting ---- */
+
+static void base_accept_one(void *arg, int fd, const swoop_addr_t *addr)
+{
+    swoop_port_t *p = arg;
+    swoop_server_t *srv = p->srv;
+    swoop_srv_shared_t *gs = srv->gs;
+    uint64_t now = swoop__now_ms();
+    if (atomic_load(&gs->connection_num) >= srv->settings.max_conn) {
+        if (now - srv->last_maxconn_log_ms >= 1000) {
+            srv->last_maxconn_log_ms = now;
+            swoop_log(SWOOP_LOG_WARNING, 0,
+                      "max_conn (%d) reached: closing new connections (fd %d) until some close",
+                      srv->settings.max_conn, fd);
+        }
+        close(fd);
+        return;
+    }
+    if ((uint32_t)fd >= srv->fd_limit) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "accepted fd %d is beyond the session table (%u): closed",
+                  fd, srv->fd_limit);
+        close(fd);
+        return;
+    }
+    if (p->eff.open_tcp_nodelay && (p->type == SWOOP_SOCK_TCP || p->type == SWOOP_SOCK_TCP6))
+        swoop__sock_nodelay(fd, 1);
+    uint32_t slot = (uint32_t)srv->worker_id * srv->fd_limit + (uint32_t)fd;
+    uint64_t seq = atomic_fetch_add(&gs->conn_seq, 1) + 1;
+    swoop_conn_id_t id = (seq << SWOOP_SLOT_BITS) | slot;
+    swoop_session_t *s = &srv->sessions[slot];
+    atomic_store(&s->closed, 0);
+    s->fd = fd;
+    s->reactor_id = (int16_t)srv->worker_id;
+    s->port_index = (uint16_t)p->index;
+    atomic_store(&s->uid, 0);
+    atomic_store(&s->out_queued, 0);
+    s->connect_ms = now;
+    atomic_store(&s->last_recv_ms, now);
+    s->peer = *addr;
+    atomic_store_explicit(&s->id, id, memory_order_release);
+    atomic_fetch_add(&gs->connection_num, 1);
+    atomic_fetch_add(&gs->accept_count, 1);
+    swoop__conn_open(srv->base, fd, id, p);
+}
+
+static void base_resume_accept(int64_t id, void *arg)
+{
+    swoop_server_t *srv = arg;
+    srv->accept_paused = 0;
+    if (srv->worker_stopping)
+        return;
+    for (int i = 0; i < srv->nports; i++) {
+        if (!srv->ports[i]->dgram)
+            swoop_io_start(&accept_io[i], SWOOP_READABLE);
+    }
+}
+
+static void base_accept_cb(swoop_io_t *io, unsigned events)
+{
+    swoop_port_t *p = io->data;
+    swoop_server_t *srv = p->srv;
+    int accepted;
+    int rc = swoop__sock_accept_batch(swoop_io_fd(io), SWOOP_ACCEPT_BATCH, base_accept_one, p,
+                                      &accepted);
+    if (rc == SWOOP_EMFILE || rc == SWOOP_ENFILE || rc == SWOOP_ENOBUFS || rc == SWOOP_ENOMEM) {
+        uint64_t now = swoop__now_ms();
+        if (now - srv->last_emfile_log_ms >= 1000) {
+            srv->last_emfile_log_ms = now;
+            swoop_log(SWOOP_LOG_ERROR, rc, "accept4() on port %d failed: pausing accept for 100 ms",
+                      p->port);
+        }
+        if (!srv->accept_paused) {
+            srv->accept_paused = 1;
+            for (int i = 0; i < srv->nports; i++)
+                swoop_io_stop(&accept_io[i]);
+            swoop_timer_after(100, base_resume_accept, srv);
+        }
+    } else if (rc < 0 && rc != SWOOP_EAGAIN) {
+        swoop_log(SWOOP_LOG_ERROR, rc, "accept4() on port %d failed", p->port);
+    }
+}
+
+static void base_dgram_cb(swoop_io_t *io, unsigned events)
+{
+    swoop_port_t *p = io->data;
+    swoop__port_dgram_readable(p->srv->base, p);
+}
+
+static void base_tick_cb(int64_t id, void *arg)
+{
+    swoop__reactor_tick(arg);
+}
+
+void swoop__base_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char *data, size_t len)
+{
+    swoop_server_t *srv = r->srv;
+    set_busy(srv, 1);
+    if (srv->events.on_receive)
+        srv->events.on_receive(srv, c->id, r->id, data, len);
+    set_busy(srv, 0);
+    count_request(srv);
+}
+
+void swoop__base_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoop_addr_t *from,
+                               const char *data, size_t len)
+{
+    swoop_server_t *srv = r->srv;
+    srv->cur_port = p->index;
+    set_busy(srv, 1);
+    if (srv->events.on_packet)
+        srv->events.on_packet(srv, data, len, from);
+    set_busy(srv, 0);
+    srv->cur_port = -1;
+    count_request(srv);
+}
+
+/* ---- the worker main ---- */
+
+static int worker_setup(swoop_server_t *srv, int id)
+{
+    int rc;
+    swoop_loop_t *loop = wloop;
+    int R = srv->reactor_num;
+    signal(SIGINT, SIG_IGN); /* Ctrl-C reaches the group: the manager stops us in order */
+    wsig_term.data = srv;
+    wsig_reopen.data = srv;
+    if ((rc = swoop_signal_init(loop, &wsig_term, on_worker_signal)) < 0 ||
+        (rc = swoop_signal_start(&wsig_term, SIGTERM)) < 0 ||
+        (rc = swoop_signal_init(loop, &wsig_reopen, on_worker_signal)) < 0 ||
+        (rc = swoop_signal_start(&wsig_reopen, SIGRTMIN)) < 0) {
+        swoop_log(SWOOP_LOG_ERROR, rc, "worker %d: cannot watch its signals", id);
+        return rc;
+    }
+    swoop__ipc_in_init(&srv->win, 0);
+    swoop__ipc_rbuf_init(&srv->wrb);
+
+    /* Message channels: our read end, everybody's write end. */
+    srv->mouts = swoop_calloc((size_t)srv->worker_num, sizeof(*srv->mouts));
+    mout_io = swoop_calloc((size_t)srv->worker_num, sizeof(*mout_io));
+    for (int w = 0; w < srv->worker_num; w++) {
+        if (w != id)
+            swoop__channel_close_end(&srv->msgs[w], 1);
+        swoop__ipc_out_init(&srv->mouts[w], srv->msgs[w].fds[0]);
+        mout_io[w].data = srv;
+        swoop_io_init(loop, &mout_io[w], srv->msgs[w].fds[0], mout_cb);
+    }
+    srv->msg_io.data = srv;
+    swoop_io_init(loop, &srv->msg_io, srv->msgs[id].fds[1], msg_cb);
+    if ((rc = swoop_io_start(&srv->msg_io, SWOOP_READABLE)) < 0)
+        return rc;
+
+    if (srv->mode == SWOOP_MODE_PROCESS) {
+        for (int i = 0; i < srv->nports; i++) {
+            swoop_port_t *p = srv->ports[i];
+            if (!p->dgram && p->fd >= 0) {
+                close(p->fd);
+                p->fd = -1;
+            }
+        }
+        for (int w = 0; w < srv->worker_num; w++) {
+            if (w == id)
+                continue;
+            for (int r = 0; r < R; r++)
+                swoop__channel_close_end(&srv->pairs[w * R + r], 1);
+        }
+        srv->wouts = swoop_calloc((size_t)R, sizeof(*srv->wouts));
+        srv->wpipe_io = swoop_calloc((size_t)R, sizeof(*srv->wpipe_io));
+        for (int r = 0; r < R; r++) {
+            int fd = srv->pairs[id * R + r].fds[1];
+            swoop__ipc_out_init(&srv->wouts[r], fd);
+            if (srv->settings.ipc_batch)
+                swoop__ipc_cork(&srv->wouts[r]);
+            srv->wpipe_io[r].data = srv;
+            swoop_io_init(loop, &srv->wpipe_io[r], fd, wpipe_cb);
+            if ((rc = swoop_io_start(&srv->wpipe_io[r], SWOOP_READABLE)) < 0)
+                return rc;
+        }
+        return 0;
+    }
+
+    /* BASE: our own connection engine and the listening sockets. */
+    srv->base = swoop_calloc(1, sizeof(*srv->base));
+    swoop__reactor_init(srv->base, srv, id, loop);
+    srv->conns = swoop_calloc(srv->fd_limit, sizeof(*srv->conns));
+    accept_io = swoop_calloc((size_t)srv->nports, sizeof(*accept_io));
+    for (int i = 0; i < srv->nports; i++) {
+        swoop_port_t *p = srv->ports[i];
+        int fd = p->fd;
+        if (srv->settings.enable_reuse_port && id > 0 &&
+            (p->type == SWOOP_SOCK_TCP || p->type == SWOOP_SOCK_TCP6 || p->type == SWOOP_SOCK_UDP ||
+             p->type == SWOOP_SOCK_UDP6)) {
+            int own = swoop__sock_listen(p->type, p->host, p->port, p->eff.backlog, 1);
+            if (own < 0) {
+                swoop_log(SWOOP_LOG_ERROR, own,
+                          "worker %d: cannot open its SO_REUSEPORT socket "
+                          "on port %d: sharing the common one",
+                          id, p->port);
+            } else {
+                close(p->fd);
+                p->fd = own;
+                fd = own;
+            }
+        }
+        accept_io[i].data = p;
+        swoop_io_init(loop, &accept_io[i], fd, p->dgram ? base_dgram_cb : base_accept_cb);
+        if ((rc = swoop_io_start(&accept_io[i], SWOOP_READABLE)) < 0)
+            return rc;
+    }
+    srv->base->tick_timer = swoop_loop_timer_tick(loop, 1000, base_tick_cb, srv->base);
+    return 0;
+}
+
+int swoop__worker_main(void *data, int id)
+{
+    swoop_server_t *srv = data;
+    srv->worker_id = id;
+    srv->worker_stopping = 0;
+    srv->requests = 0;
+    srv->request_limit = pick_limit(&srv->settings);
+    srv->running = 0;
+    srv->pid_file_written = 0;
+    swoop_srv_wstat_t *ws = &srv->gs->workers[id];
+    atomic_store(&ws->pid, getpid());
+    atomic_store(&ws->busy, 0);
+    atomic_store(&ws->requests, 0);
+    atomic_fetch_add(&ws->starts, 1);
+    atomic_store(&srv->proc_stats[id].pid, getpid());
+    atomic_store(&srv->proc_stats[id].request_limit, srv->request_limit);
+    wloop = swoop_loop_default();
+    if (wloop == NULL || worker_setup(srv, id) < 0)
+        return 1;
+    if (srv->events.on_worker_start)
+        srv->events.on_worker_start(srv, id);
+    while (!srv->worker_stopping) {
+        int rc = swoop_loop_run_once(wloop);
+        worker_flush(srv);
+        if (rc < 0) {
+            swoop_log(SWOOP_LOG_ERROR, rc, "worker %d: loop failed", id);
+            break;
+        }
+    }
+    worker_stop(srv);
+    if (srv->base) {
+        swoop__reactor_close_all(srv->base, 1);
+        worker_flush(srv);
+    }
+    if (srv->events.on_worker_stop)
+        srv->events.on_worker_stop(srv, id);
+    /* Replies still queued: give the reactor a moment to take them. */
+    for (int tries = 0; tries < FLUSH_TRIES_AT_EXIT; tries++) {
+        int left = 0;
+        for (int r = 0; srv->wouts && r < srv->reactor_num; r++)
+            left |= swoop__ipc_pending(&srv->wouts[r]) && swoop__ipc_flush(&srv->wouts[r]) == 1;
+        for (int w = 0; w < srv->worker_num; w++)
+            left |= swoop__ipc_pending(&srv->mouts[w]) && swoop__ipc_flush(&srv->mouts[w]) == 1;
+        if (!left)
+            break;
+        usleep(5000);
+    }
+    atomic_store(&ws->busy, 0);
+    /* _exit follows in spawn: nothing of the parent's image is torn down here. */
+    return 0;
+}
+
+/* ---- BASE mode: the manager runs in the calling process ---- */
+
+int swoop__base_run(swoop_server_t *srv)
+{
+    swoop_log_set_role(SWOOP_ROLE_MANAGER, -1);
+    atomic_store(&srv->gs->master_pid, getpid());
+    int rc = swoop__server_write_pid_file(srv);
+    if (rc < 0)
+        return rc;
+    swoop_log(SWOOP_LOG_INFO, 0, "server started (BASE): manager %d, %d workers%s", (int)getpid(),
+              srv->worker_num, srv->settings.enable_reuse_port ? ", SO_REUSEPORT" : "");
+    if (srv->events.on_start)
+        srv->events.on_start(srv);
+    rc = swoop__server_manager_run(srv);
+    atomic_store(&srv->gs->manager_pid, 0);
+    atomic_store(&srv->gs->master_pid, 0);
+    swoop__server_remove_pid_file(srv);
+    if (srv->events.on_shutdown)
+        srv->events.on_shutdown(srv);
+    swoop_log(SWOOP_LOG_INFO, 0, "server stopped");
+    swoop_log_set_role(SWOOP_ROLE_STANDALONE, -1);
+    return rc;
+}
+
+/* ---- worker-side API ---- */
+
+static int route_base(swoop_server_t *srv, swoop_session_t *s, swoop_ipc_head_t *h,
+                      const void *data, size_t len)
+{
+    int owner = s->reactor_id;
+    if (owner < 0 || owner >= srv->worker_num)
+        return SWOOP_ECLOSED;
+    h->worker_id = (int16_t)srv->worker_id;
+    int rc = swoop__ipc_send(&srv->mouts[owner], h, data, len);
+    return rc < 0 ? rc : 0;
+}
+
+int swoop_server_send(swoop_server_t *srv, swoop_conn_id_t conn, const void *data, size_t len)
+{
+    if (srv == NULL || (data == NULL && len))
+        return SWOOP_EINVAL;
+    if (srv->worker_id < 0)
+        return SWOOP_ESTATE;
+    if (len > (size_t)srv->settings.buffer_output_size) {
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "send of %zu bytes to conn %llu refused: above buffer_output_size %lld", len,
+                  (unsigned long long)conn, (long long)srv->settings.buffer_output_size);
+        return SWOOP_EMSGSIZE;
+    }
+    swoop_session_t *s = swoop__session_get(srv, conn);
+    if (s == NULL)
+        return SWOOP_ECLOSED;
+    if (srv->mode == SWOOP_MODE_BASE) {
+        swoop_conn_t *c = own_conn(srv, conn);
+        if (c)
+            return swoop__conn_send(c, data, len);
+    }
+    uint64_t queued = atomic_load_explicit(&s->out_queued, memory_order_relaxed);
+    if (queued + len > (uint64_t)srv->settings.socket_buffer_size)
+        return SWOOP_EBUFFERFULL;
+    swoop_ipc_head_t h = {.type = SWOOP_IPC_SEND,
+                          .reactor_id = s->reactor_id,
+                          .worker_id = (int16_t)srv->worker_id,
+                          .conn_id = conn};
+    if (srv->mode == SWOOP_MODE_BASE)
+        return route_base(srv, s, &h, data, len);
+    int r = s->reactor_id;
+    if (r < 0 || r >= srv->reactor_num)
+        return SWOOP_ECLOSED;
+    int rc = swoop__ipc_send(&srv->wouts[r], &h, data, len);
+    return rc < 0 ? rc : 0;
+}
+
+static int conn_request(swoop_server_t *srv, swoop_conn_id_t conn, int type, uint32_t aux)
+{
+    if (srv == NULL)
+        return SWOOP_EINVAL;
+    if (srv->worker_id < 0)
+        return SWOOP_ESTATE;
+    swoop_session_t *s = swoop__session_get(srv, conn);
+    if (s == NULL)
+        return SWOOP_ECLOSED;
+    if (srv->mode == SWOOP_MODE_BASE) {
+        swoop_conn_t *c = own_conn(srv, conn);
+        if (c) {
+            if (type == SWOOP_IPC_CLOSE_REQ)
+                swoop__conn_close(c, aux != 0);
+            else
+                swoop__conn_pause(c, type == SWOOP_IPC_PAUSE);
+            return 0;
+        }
+    }
+    swoop_ipc_head_t h = {.type = (uint8_t)type,
+                          .reactor_id = s->reactor_id,
+                          .worker_id = (int16_t)srv->worker_id,
+                          .aux = aux,
+                          .conn_id = conn};
+    if (srv->mode == SWOOP_MODE_BASE)
+        return route_base(srv, s, &h, NULL, 0);
+    int r = s->reactor_id;
+    if (r < 0 || r >= srv->reactor_num)
+        return SWOOP_ECLOSED;
+    int rc = swoop__ipc_send(&srv->wouts[r], &h, NULL, 0);
+    return rc < 0 ? rc : 0;
+}
+
+int swoop_server_close(swoop_server_t *srv, swoop_conn_id_t conn, int reset)
+{
+    return conn_request(srv, conn, SWOOP_IPC_CLOSE_REQ, reset ? 1u : 0u);
+}
+
+int swoop_server_pause(swoop_server_t *srv, swoop_conn_id_t conn)
+{
+    return conn_request(srv, conn, SWOOP_IPC_PAUSE, 0);
+}
+
+int swoop_server_resume(swoop_server_t *srv, swoop_conn_id_t conn)
+{
+    return conn_request(srv, conn, SWOOP_IPC_RESUME, 0);
+}
+
+int swoop_server_sendto(swoop_server_t *srv, const swoop_addr_t *to, const void *data, size_t len)
+{
+    if (srv == NULL || to == NULL || (data == NULL && len))
+        return SWOOP_EINVAL;
+    swoop_port_t *use = NULL;
+    if (srv->cur_port >= 0 && srv->cur_port < srv->nports) {
+        swoop_port_t *p = srv->ports[srv->cur_port];
+        if (p->dgram && p->fd >= 0)
+            use = p;
+    }
+    int want = to->u.sa.sa_family;
+    for (int i = 0; use == NULL && i < srv->nports; i++) {
+        swoop_port_t *p = srv->ports[i];
+        int fam = p->type == SWOOP_SOCK_UDP    ? AF_INET
+                  : p->type == SWOOP_SOCK_UDP6 ? AF_INET6
+                                               : AF_UNIX;
+        if (p->dgram && p->fd >= 0 && fam == want)
+            use = p;
+    }
+    if (use == NULL) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "sendto: no datagram port of address family %d", want);
+        return SWOOP_EINVAL;
+    }
+    for (;;) {
+        ssize_t n = sendto(use->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL, &to->u.sa, to->len);
+        if (n >= 0) {
+            if (srv->worker_id >= 0)
+                atomic_fetch_add_explicit(&swoop__counter(srv->gs, srv->worker_id)->bytes_out,
+                                          (uint64_t)n, memory_order_relaxed);
+            return 0;
+        }
+        int err = errno;
+        if (err == EINTR)
+            continue;
+        if (err != EAGAIN)
+            swoop_log(SWOOP_LOG_WARNING, err, "sendto() of %zu bytes on port %d failed", len,
+                      use->port);
+        return -err;
+    }
+}
+
+int swoop_server_sendfile(swoop_server_t *srv, swoop_conn_id_t conn, const char *path, off_t offset,
+                          size_t length)
+{
+    if (srv == NULL || path == NULL || offset < 0)
+        return SWOOP_EINVAL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        swoop_log(SWOOP_LOG_WARNING, err, "sendfile: open(\"%s\") failed", path);
+        return -err;
+    }
+    size_t chunk = 256 * 1024;
+    char *buf = swoop_malloc(chunk);
+    int rc = 0;
+    size_t left = length ? length : SIZE_MAX;
+    while (left > 0) {
+        ssize_t n = pread(fd, buf, left < chunk ? left : chunk, offset);
+        if (n < 0) {
+            rc = -errno;
+            swoop_log(SWOOP_LOG_WARNING, -rc, "sendfile: read of \"%s\" failed", path);
+            break;
+        }
+        if (n == 0)
+            break;
+        rc = swoop_server_send(srv, conn, buf, (size_t)n);
+        if (rc < 0)
+            break;
+        offset += n;
+        left -= (size_t)n;
+    }
+    swoop_free(buf);
+    close(fd);
+    return rc;
+}
+
+int swoop_server_send_message(swoop_server_t *srv, int dst, const void *data, size_t len)
+{
+    if (srv == NULL || (data == NULL && len) || dst < 0 || dst >= srv->worker_num)
+        return SWOOP_EINVAL;
+    if (srv->worker_id < 0 || srv->mouts == NULL)
+        return SWOOP_ESTATE;
+    if (dst == srv->worker_id) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "send_message: a worker cannot message itself");
+        return SWOOP_EINVAL;
+    }
+    swoop_ipc_head_t h = {.type = SWOOP_IPC_PIPE_MESSAGE, .worker_id = (int16_t)srv->worker_id};
+    int rc = swoop__ipc_send(&srv->mouts[dst], &h, data, len);
+    return rc < 0 ? rc : 0;
+}
+
+int swoop_server_reload(swoop_server_t *srv)
+{
+    if (srv == NULL)
+        return SWOOP_EINVAL;
+    pid_t m = swoop_server_manager_pid(srv);
+    if (m <= 0)
+        return SWOOP_ESTATE;
+    if (m == getpid()) {
+        swoop__manager_request_reload(0);
+        return 0;
+    }
+    return kill(m, SIGUSR1) < 0 ? -errno : 0;
+}
+
+int swoop_server_shutdown(swoop_server_t *srv)
+{
+    if (srv == NULL)
+        return SWOOP_EINVAL;
+    pid_t m = swoop_server_master_pid(srv);
+    if (m <= 0)
+        return SWOOP_ESTATE;
+    if (m == getpid() && srv->mode == SWOOP_MODE_BASE) {
+        swoop__manager_request_shutdown();
+        return 0;
+    }
+    return kill(m, SIGTERM) < 0 ? -errno : 0;
+}
