@@ -2,8 +2,9 @@
 # directory, the sanitizer and the packages each job needs.
 #   make          build (RelWithDebInfo) into build/
 #   make run      build and start the main job
-#   make test     lint, gcc+clang -Werror builds, TSan run of the threaded tests,
-#                 then the whole suite under ASan+UBSan (its ctest summary prints last)
+#   make test     lint, gcc+clang -Werror builds, libFuzzer targets (bounded),
+#                 TSan run of the threaded tests, then the whole suite under
+#                 ASan+UBSan (its ctest summary prints last)
 #   make bench    -O2 build and the benchmarks (bench/README.md)
 #   make install PREFIX=/some/dir
 
@@ -12,6 +13,7 @@ JOBS   ?= $(shell nproc)
 CMAKE  ?= cmake
 GEN    := -G Ninja
 CTEST_FLAGS := --output-on-failure --no-tests=error -j $(JOBS)
+FUZZ_SECONDS ?= 15
 
 .PHONY: all build run test bench install lint format clean deps-build deps-test deps-bench
 
@@ -43,6 +45,12 @@ test: deps-test lint
 	@$(CMAKE) -S . -B build-clang $(GEN) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@$(CMAKE) --build build-clang
+	@echo "== libFuzzer (clang, ASan+UBSan): corpus replay and $(FUZZ_SECONDS) s per target"
+	@$(CMAKE) -S . -B build-fuzz $(GEN) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+		-DCMAKE_BUILD_TYPE=Debug -DSWOOP_SANITIZE=address,undefined -DSWOOP_FUZZ=ON \
+		-DSWOOP_FUZZ_SECONDS=$(FUZZ_SECONDS) -DSWOOP_BUILD_TESTS=OFF -DSWOOP_BUILD_EXAMPLES=OFF >/dev/null
+	@$(CMAKE) --build build-fuzz
+	@cd build-fuzz && ctest $(CTEST_FLAGS) -L fuzz
 	@echo "== TSan build: threaded tests"
 	@$(CMAKE) -S . -B build-tsan $(GEN) -DCMAKE_BUILD_TYPE=Debug -DSWOOP_SANITIZE=thread >/dev/null
 	@$(CMAKE) --build build-tsan
@@ -62,4 +70,4 @@ install: build
 	@$(CMAKE) --install build --prefix "$(PREFIX)"
 
 clean:
-	rm -rf build build-clang build-tsan build-asan build-bench
+	rm -rf build build-clang build-tsan build-asan build-bench build-fuzz
