@@ -9,6 +9,7 @@
 #include <swoop/server.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -188,22 +189,26 @@ swoop_server_settings_t *swoop_server_settings(swoop_server_t *srv)
 
 int swoop__server_parse_int(const char *v, int64_t min, int64_t max, int64_t *out)
 {
-    if (v == NULL || *v == '\0')
+    /* strtoll would skip leading blanks: a value is digits, an optional sign first. */
+    if (v == NULL || !(*v == '-' || *v == '+' || (*v >= '0' && *v <= '9')))
         return SWOOP_EINVAL;
     char *end;
     errno = 0;
     long long n = strtoll(v, &end, 10);
-    if (errno != 0 || n < min || n > max)
+    if (errno != 0 || end == v || n < min || n > max)
         return SWOOP_EINVAL;
-    /* Size suffixes: 2M, 64K, 1G. */
-    if (*end == 'K' || *end == 'k') {
-        n *= 1024;
-        end++;
-    } else if (*end == 'M' || *end == 'm') {
-        n *= 1024 * 1024;
-        end++;
-    } else if (*end == 'G' || *end == 'g') {
-        n *= 1024LL * 1024 * 1024;
+    /* Size suffixes: 2M, 64K, 1G; the product is range-checked before it is formed. */
+    long long mult = 1;
+    if (*end == 'K' || *end == 'k')
+        mult = 1024;
+    else if (*end == 'M' || *end == 'm')
+        mult = 1024 * 1024;
+    else if (*end == 'G' || *end == 'g')
+        mult = 1024LL * 1024 * 1024;
+    if (mult != 1) {
+        if (n > max / mult || n < (min < 0 ? min / mult : LLONG_MIN / mult))
+            return SWOOP_EINVAL;
+        n *= mult;
         end++;
     }
     if (*end != '\0' || n < min || n > max)
@@ -665,6 +670,12 @@ static int resolve_ports(swoop_server_t *srv)
             e.open_tcp_nodelay = d->open_tcp_nodelay;
         if (e.backlog < 0)
             e.backlog = d->backlog;
+        if (e.package_length_offset < 0 || e.package_body_offset < 0) {
+            swoop_log(SWOOP_LOG_WARNING, 0,
+                      "port %d: package_length_offset and package_body_offset must be >= 0",
+                      p->port);
+            return SWOOP_EINVAL;
+        }
         p->eff = e;
         swoop_framing_t *f = &p->framing;
         memset(f, 0, sizeof(*f));
@@ -886,12 +897,23 @@ int swoop_server_start(swoop_server_t *srv)
     if (rn > SERVER_REACTOR_MAX)
         rn = SERVER_REACTOR_MAX;
     srv->reactor_num = rn;
-    if (s->heartbeat_check_interval == 0 && s->protocol.heartbeat_idle_time > 0)
-        s->heartbeat_check_interval =
-            s->protocol.heartbeat_idle_time / 2 > 0 ? s->protocol.heartbeat_idle_time / 2 : 1;
     int rc = resolve_ports(srv);
     if (rc < 0)
         return rc;
+    /*
+     * No check interval given: derive it from the shortest idle time of any
+     * port (a port may set its own heartbeat_idle_time), as Swoole does.
+     */
+    if (s->heartbeat_check_interval == 0) {
+        int64_t shortest = 0;
+        for (int i = 0; i < srv->nports; i++) {
+            int64_t idle = srv->ports[i]->eff.heartbeat_idle_time;
+            if (idle > 0 && (shortest == 0 || idle < shortest))
+                shortest = idle;
+        }
+        if (shortest > 0)
+            s->heartbeat_check_interval = shortest / 2 > 0 ? shortest / 2 : 1;
+    }
     if (s->log_level >= 0)
         swoop_log_set_level(s->log_level);
     if (s->log_file[0] && (rc = swoop_log_open(s->log_file)) < 0) {

@@ -26,8 +26,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* Cuts `buf` into packets, feeding it `step` bytes at a time; returns the cut count. */
-static size_t cut(const swoop_framing_t *f, const char *buf, size_t len, size_t step,
-                  size_t *ends, size_t max_ends)
+static size_t cut(const swoop_framing_t *f, const char *buf, size_t len, size_t step, size_t *ends,
+                  size_t max_ends)
 {
     size_t start = 0, avail = 0, scan = 0, n = 0;
     while (start < len && n < max_ends) {
