@@ -4,16 +4,15 @@
  * against three servers with the same worker count: a minimal epoll echo
  * server (the reference ceiling: W single-threaded processes on
  * SO_REUSEPORT sockets, no framework at all), swoop BASE and swoop PROCESS
- * (with and without IPC batching). All four servers are started first and
- * stay up; the client then measures them in alternating rounds (reference,
- * BASE, PROCESS, PROCESS unbatched, reference, ...), so a noisy moment on a
- * shared machine hits one sample of every row rather than one whole row.
- * For each row it prints the median over the rounds of round trips per
- * second and of the servers' CPU time per round trip (user + system of
- * every server process and thread, from /proc/PID/stat), and both as a
- * ratio to the reference's median.
+ * (over shared-memory rings, and over socketpairs with ipc_ring=0). All four servers are started
+ * first and stay up; the client then measures them in alternating rounds (reference, BASE, PROCESS,
+ * PROCESS ipc_ring=0, reference, ...), so a noisy moment on a shared machine hits one sample of
+ * every row rather than one whole row. For each row it prints the median over the rounds of round
+ * trips per second and of the servers' CPU time per round trip (user + system of every server
+ * process and thread, from /proc/PID/stat), and both as a ratio to the reference's median.
  *
  *   pingpong [-c connections] [-s size] [-d seconds] [-n rounds] [-w workers]
+ *            [-r reactor_num] [-m rowmask: 2 BASE, 4 PROCESS, 8 PROCESS ipc_ring=0]
  *   defaults: 64 connections, 64 bytes, 1 s per sample, 5 rounds, 2 workers
  *
  * The client runs in this process on the same machine, so it competes with
@@ -39,7 +38,8 @@
 
 #define MAXPIDS 64
 
-static int conns = 64, msg_size = 64, seconds = 1, nrounds = 5, workers = 2, reactors = 0;
+static int conns = 64, msg_size = 64, seconds = 1, nrounds = 5, workers = 2, reactors = 0,
+           rowmask = 15;
 
 static double now_s(void)
 {
@@ -154,7 +154,7 @@ static void swoop_echo(swoop_server_t *srv, swoop_conn_id_t conn, int rid, const
     swoop_server_send(srv, conn, data, len);
 }
 
-static int start_swoop(swoop_mode_t mode, int batch, pid_t *pids, int *npids)
+static int start_swoop(swoop_mode_t mode, int ring, pid_t *pids, int *npids)
 {
     int p[2];
     if (pipe(p) < 0)
@@ -176,7 +176,7 @@ static int start_swoop(swoop_mode_t mode, int batch, pid_t *pids, int *npids)
             swoop_server_set(srv, "reactor_num", w);
         }
         swoop_server_set(srv, "backlog", "4096");
-        swoop_server_set(srv, "ipc_batch", batch ? "1" : "0");
+        swoop_server_set(srv, "ipc_ring", ring ? "1" : "0");
         if (mode == SWOOP_MODE_BASE)
             swoop_server_set(srv, "enable_reuse_port", "1");
         swoop_server_on(srv, &(swoop_server_events_t){.on_receive = swoop_echo});
@@ -335,7 +335,7 @@ static double median(double *v, int n)
 int main(int argc, char **argv)
 {
     int opt;
-    while ((opt = getopt(argc, argv, "c:s:d:n:w:r:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:s:d:n:w:r:m:")) != -1) {
         switch (opt) {
         case 'c':
             conns = atoi(optarg);
@@ -355,9 +355,12 @@ int main(int argc, char **argv)
         case 'r':
             reactors = atoi(optarg);
             break;
+        case 'm':
+            rowmask = atoi(optarg) | 1; /* the reference always runs */
+            break;
         default:
             fprintf(stderr, "usage: pingpong [-c conns] [-s size] [-d seconds] [-n rounds] [-w "
-                            "workers] [-r reactor_num]\n");
+                            "workers] [-r reactor_num] [-m rowmask]\n");
             return 2;
         }
     }
@@ -370,19 +373,24 @@ int main(int argc, char **argv)
            conns, msg_size, nrounds, seconds, workers, sysconf(_SC_NPROCESSORS_ONLN));
     fflush(stdout);
     static const char *names[NROWS] = {"reference epoll", "swoop BASE", "swoop PROCESS",
-                                       "swoop PROCESS ipc_batch=0"};
+                                       "swoop PROCESS ipc_ring=0"};
     pid_t pids[NROWS][MAXPIDS];
     int np[NROWS] = {0}, ports[NROWS];
     ports[0] = start_reference(pids[0], &np[0]);
-    ports[1] = start_swoop(SWOOP_MODE_BASE, 1, pids[1], &np[1]);
-    ports[2] = start_swoop(SWOOP_MODE_PROCESS, 1, pids[2], &np[2]);
-    ports[3] = start_swoop(SWOOP_MODE_PROCESS, 0, pids[3], &np[3]);
+    if (rowmask & 2)
+        ports[1] = start_swoop(SWOOP_MODE_BASE, 1, pids[1], &np[1]);
+    if (rowmask & 4)
+        ports[2] = start_swoop(SWOOP_MODE_PROCESS, 1, pids[2], &np[2]);
+    if (rowmask & 8)
+        ports[3] = start_swoop(SWOOP_MODE_PROCESS, 0, pids[3], &np[3]);
     int ok = 1;
     for (int i = 1; i < NROWS; i++)
-        ok &= ports[i] > 0;
+        ok &= !(rowmask & (1 << i)) || ports[i] > 0;
     double rps[NROWS][MAXROUNDS], cpu[NROWS][MAXROUNDS];
     for (int k = 0; ok && k < nrounds; k++) {
         for (int i = 0; i < NROWS; i++) {
+            if (!(rowmask & (1 << i)))
+                continue;
             row_t r = measure(names[i], ports[i], pids[i], np[i]);
             rps[i][k] = r.rps;
             cpu[i][k] = r.cpu_us;
@@ -394,14 +402,19 @@ int main(int argc, char **argv)
         return 1;
 
     row_t rows[NROWS];
-    for (int i = 0; i < NROWS; i++)
+    for (int i = 0; i < NROWS; i++) {
+        if (!(rowmask & (1 << i)))
+            continue;
         rows[i] = (row_t){
             .name = names[i], .rps = median(rps[i], nrounds), .cpu_us = median(cpu[i], nrounds)};
+    }
     printf("%-26s %12s %14s %10s %10s\n", "server (median of rounds)", "round trips/s", "cpu us/rt",
            "rt ratio", "cpu ratio");
-    for (int i = 0; i < NROWS; i++)
-        printf("%-26s %12.0f %14.2f %10.2f %10.2f\n", rows[i].name, rows[i].rps, rows[i].cpu_us,
-               rows[i].rps / rows[0].rps, rows[i].cpu_us / rows[0].cpu_us);
+    for (int i = 0; i < NROWS; i++) {
+        if (rowmask & (1 << i))
+            printf("%-26s %12.0f %14.2f %10.2f %10.2f\n", rows[i].name, rows[i].rps, rows[i].cpu_us,
+                   rows[i].rps / rows[0].rps, rows[i].cpu_us / rows[0].cpu_us);
+    }
     printf("goal: BASE >= 0.95, PROCESS >= 0.80 of the reference's round trips/s\n");
     return 0;
 }
