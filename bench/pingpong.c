@@ -1,16 +1,19 @@
 /*
  * Ping-pong benchmark: one load client (N connections, each sends a
  * message and waits for its echo before the next, for a fixed time)
- * against three servers with the same worker count, one after the other in
- * one run: a minimal epoll echo server (the reference ceiling: W
- * single-threaded processes on SO_REUSEPORT sockets, no framework at all),
- * swoop BASE and swoop PROCESS (with and without IPC batching). For each it
- * prints round trips per second, the servers' CPU time per round trip (user
- * + system of every server process and thread, from /proc/PID/stat) and
- * both as a ratio to the reference.
+ * against three servers with the same worker count: a minimal epoll echo
+ * server (the reference ceiling: W single-threaded processes on
+ * SO_REUSEPORT sockets, no framework at all), swoop BASE and swoop PROCESS
+ * (over shared-memory rings, and over socketpairs with ipc_ring=0). All four servers are started
+ * first and stay up; the client then measures them in alternating rounds (reference, BASE, PROCESS,
+ * PROCESS ipc_ring=0, reference, ...), so a noisy moment on a shared machine hits one sample of
+ * every row rather than one whole row. For each row it prints the median over the rounds of round
+ * trips per second and of the servers' CPU time per round trip (user + system of every server
+ * process and thread, from /proc/PID/stat), and both as a ratio to the reference's median.
  *
- *   pingpong [-c connections] [-s size] [-d seconds] [-w workers]
- *   defaults: 64 connections, 64 bytes, 2 s per row, 2 workers
+ *   pingpong [-c connections] [-s size] [-d seconds] [-n rounds] [-w workers]
+ *            [-r reactor_num] [-m rowmask: 2 BASE, 4 PROCESS, 8 PROCESS ipc_ring=0]
+ *   defaults: 64 connections, 64 bytes, 1 s per sample, 5 rounds, 2 workers
  *
  * The client runs in this process on the same machine, so it competes with
  * the server for the CPUs; every row pays that the same way.
@@ -35,7 +38,8 @@
 
 #define MAXPIDS 64
 
-static int conns = 64, msg_size = 64, seconds = 2, workers = 2, reactors = 0;
+static int conns = 64, msg_size = 64, seconds = 1, nrounds = 5, workers = 2, reactors = 0,
+           rowmask = 15;
 
 static double now_s(void)
 {
@@ -150,7 +154,7 @@ static void swoop_echo(swoop_server_t *srv, swoop_conn_id_t conn, int rid, const
     swoop_server_send(srv, conn, data, len);
 }
 
-static int start_swoop(swoop_mode_t mode, int batch, pid_t *pids, int *npids)
+static int start_swoop(swoop_mode_t mode, int ring, pid_t *pids, int *npids)
 {
     int p[2];
     if (pipe(p) < 0)
@@ -172,7 +176,7 @@ static int start_swoop(swoop_mode_t mode, int batch, pid_t *pids, int *npids)
             swoop_server_set(srv, "reactor_num", w);
         }
         swoop_server_set(srv, "backlog", "4096");
-        swoop_server_set(srv, "ipc_batch", batch ? "1" : "0");
+        swoop_server_set(srv, "ipc_ring", ring ? "1" : "0");
         if (mode == SWOOP_MODE_BASE)
             swoop_server_set(srv, "enable_reuse_port", "1");
         swoop_server_on(srv, &(swoop_server_events_t){.on_receive = swoop_echo});
@@ -282,7 +286,7 @@ typedef struct row_s {
 
 static row_t measure(const char *name, int port, pid_t *pids, int npids)
 {
-    run_client(port, 0.3); /* warm-up */
+    run_client(port, 0.2); /* warm-up: connects, caches */
     long long t0 = 0, t1 = 0;
     for (int i = 0; i < npids; i++)
         t0 += cpu_ticks(pids[i]);
@@ -300,6 +304,8 @@ static row_t measure(const char *name, int port, pid_t *pids, int npids)
 
 static void stop(pid_t *pids, int npids, int swoop_master)
 {
+    if (npids == 0)
+        return;
     if (swoop_master) {
         kill(pids[0], SIGTERM);
         waitpid(pids[0], NULL, 0);
@@ -311,10 +317,25 @@ static void stop(pid_t *pids, int npids, int swoop_master)
     }
 }
 
+#define NROWS     4
+#define MAXROUNDS 21
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 int main(int argc, char **argv)
 {
     int opt;
-    while ((opt = getopt(argc, argv, "c:s:d:w:r:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:s:d:n:w:r:m:")) != -1) {
         switch (opt) {
         case 'c':
             conns = atoi(optarg);
@@ -325,60 +346,75 @@ int main(int argc, char **argv)
         case 'd':
             seconds = atoi(optarg);
             break;
+        case 'n':
+            nrounds = atoi(optarg);
+            break;
         case 'w':
             workers = atoi(optarg);
             break;
         case 'r':
             reactors = atoi(optarg);
             break;
+        case 'm':
+            rowmask = atoi(optarg) | 1; /* the reference always runs */
+            break;
         default:
-            fprintf(stderr, "usage: pingpong [-c conns] [-s size] [-d seconds] [-w workers] [-r "
-                            "reactor_num]\n");
+            fprintf(stderr, "usage: pingpong [-c conns] [-s size] [-d seconds] [-n rounds] [-w "
+                            "workers] [-r reactor_num] [-m rowmask]\n");
             return 2;
         }
     }
     if (conns < 1 || conns > 10000 || msg_size < 1 || msg_size > 65536 || seconds < 1 ||
-        seconds > 60 || workers < 1 || workers > 16)
+        seconds > 60 || nrounds < 1 || nrounds > MAXROUNDS || workers < 1 || workers > 16)
         return 2;
     signal(SIGPIPE, SIG_IGN);
-    printf("ping-pong: %d connections, %d-byte messages, %d s per row, %d workers, %ld CPUs\n",
-           conns, msg_size, seconds, workers, sysconf(_SC_NPROCESSORS_ONLN));
+    printf("ping-pong: %d connections, %d-byte messages, %d rounds of %d s per row, %d workers, "
+           "%ld CPUs\n",
+           conns, msg_size, nrounds, seconds, workers, sysconf(_SC_NPROCESSORS_ONLN));
     fflush(stdout);
-    row_t rows[4];
-    pid_t pids[MAXPIDS];
-    int np;
-
-    np = 0;
-    int port = start_reference(pids, &np);
-    rows[0] = measure("reference epoll", port, pids, np);
-    stop(pids, np, 0);
-
-    np = 0;
-    port = start_swoop(SWOOP_MODE_BASE, 1, pids, &np);
-    if (port < 0)
+    static const char *names[NROWS] = {"reference epoll", "swoop BASE", "swoop PROCESS",
+                                       "swoop PROCESS ipc_ring=0"};
+    pid_t pids[NROWS][MAXPIDS];
+    int np[NROWS] = {0}, ports[NROWS];
+    ports[0] = start_reference(pids[0], &np[0]);
+    if (rowmask & 2)
+        ports[1] = start_swoop(SWOOP_MODE_BASE, 1, pids[1], &np[1]);
+    if (rowmask & 4)
+        ports[2] = start_swoop(SWOOP_MODE_PROCESS, 1, pids[2], &np[2]);
+    if (rowmask & 8)
+        ports[3] = start_swoop(SWOOP_MODE_PROCESS, 0, pids[3], &np[3]);
+    int ok = 1;
+    for (int i = 1; i < NROWS; i++)
+        ok &= !(rowmask & (1 << i)) || ports[i] > 0;
+    double rps[NROWS][MAXROUNDS], cpu[NROWS][MAXROUNDS];
+    for (int k = 0; ok && k < nrounds; k++) {
+        for (int i = 0; i < NROWS; i++) {
+            if (!(rowmask & (1 << i)))
+                continue;
+            row_t r = measure(names[i], ports[i], pids[i], np[i]);
+            rps[i][k] = r.rps;
+            cpu[i][k] = r.cpu_us;
+        }
+    }
+    for (int i = 0; i < NROWS; i++)
+        stop(pids[i], np[i], i > 0);
+    if (!ok)
         return 1;
-    rows[1] = measure("swoop BASE", port, pids, np);
-    stop(pids, np, 1);
 
-    np = 0;
-    port = start_swoop(SWOOP_MODE_PROCESS, 1, pids, &np);
-    if (port < 0)
-        return 1;
-    rows[2] = measure("swoop PROCESS", port, pids, np);
-    stop(pids, np, 1);
-
-    np = 0;
-    port = start_swoop(SWOOP_MODE_PROCESS, 0, pids, &np);
-    if (port < 0)
-        return 1;
-    rows[3] = measure("swoop PROCESS ipc_batch=0", port, pids, np);
-    stop(pids, np, 1);
-
-    printf("%-26s %12s %14s %10s %10s\n", "server", "round trips/s", "cpu us/rt", "rt ratio",
-           "cpu ratio");
-    for (int i = 0; i < 4; i++)
-        printf("%-26s %12.0f %14.2f %10.2f %10.2f\n", rows[i].name, rows[i].rps, rows[i].cpu_us,
-               rows[i].rps / rows[0].rps, rows[i].cpu_us / rows[0].cpu_us);
+    row_t rows[NROWS];
+    for (int i = 0; i < NROWS; i++) {
+        if (!(rowmask & (1 << i)))
+            continue;
+        rows[i] = (row_t){
+            .name = names[i], .rps = median(rps[i], nrounds), .cpu_us = median(cpu[i], nrounds)};
+    }
+    printf("%-26s %12s %14s %10s %10s\n", "server (median of rounds)", "round trips/s", "cpu us/rt",
+           "rt ratio", "cpu ratio");
+    for (int i = 0; i < NROWS; i++) {
+        if (rowmask & (1 << i))
+            printf("%-26s %12.0f %14.2f %10.2f %10.2f\n", rows[i].name, rows[i].rps, rows[i].cpu_us,
+                   rows[i].rps / rows[0].rps, rows[i].cpu_us / rows[0].cpu_us);
+    }
     printf("goal: BASE >= 0.95, PROCESS >= 0.80 of the reference's round trips/s\n");
     return 0;
 }

@@ -116,6 +116,12 @@ typedef struct swoop_server_settings_s {
      * sendmsg per message [1].
      */
     int ipc_batch;
+    /**
+     * PROCESS mode transport between reactor threads and workers: 1 = a
+     * shared-memory ring per direction and pair, with an eventfd wake-up
+     * only when the reader sleeps; 0 = the SOCK_DGRAM socketpairs [1].
+     */
+    int ipc_ring;
     /** Default protocol settings of every port (no field is "inherit" here). */
     swoop_port_settings_t protocol;
 } swoop_server_settings_t;

@@ -113,6 +113,13 @@ int swoop__post_init(swoop_loop_t *loop);
 void swoop__post_free(swoop_loop_t *loop);
 void swoop__loop_wake(swoop_loop_t *loop);
 
+/*
+ * One iteration like swoop_loop_run_once, but the poll does not block:
+ * for a caller that knows work waits outside the loop's fds (the server's
+ * shared-memory rings).
+ */
+int swoop__loop_run_nowait(swoop_loop_t *loop);
+
 /* loop.c: incremented in every forked child (pthread_atfork). */
 extern _Atomic unsigned swoop__fork_generation;
 

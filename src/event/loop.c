@@ -154,6 +154,15 @@ int swoop_loop_run_once(swoop_loop_t *loop)
     return rc;
 }
 
+int swoop__loop_run_nowait(swoop_loop_t *loop)
+{
+    if (swoop__loop_detached(loop))
+        return refuse_detached(loop, "swoop_loop_run_once");
+    int rc = loop_iterate(loop, 0);
+    atomic_store(&loop->stop_flag, 0);
+    return rc;
+}
+
 void swoop_loop_stop(swoop_loop_t *loop)
 {
     atomic_store(&loop->stop_flag, 1);

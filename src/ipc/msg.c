@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 
 #include "base/internal.h"
+#include "ipc/ring.h"
 
 #define FLUSH_BATCH 64
 
@@ -43,6 +44,23 @@ void swoop__ipc_out_init(swoop_ipc_out_t *out, int fd)
     memset(out, 0, sizeof(*out));
     out->fd = fd;
     swoop_queue_init(&out->queue);
+}
+
+void swoop__ipc_out_use_ring(swoop_ipc_out_t *out, swoop_ring_t *ring, swoop_ring_waker_t *waker,
+                             int wake_fd)
+{
+    out->ring = ring;
+    out->waker = waker;
+    out->wake_fd = wake_fd;
+}
+
+static void ring_wake(swoop_ipc_out_t *out)
+{
+    out->unsignaled = 0;
+    if (swoop__ring_must_wake(out->waker)) {
+        out->syscalls++;
+        swoop__ring_signal(out->wake_fd);
+    }
 }
 
 void swoop__ipc_out_free(swoop_ipc_out_t *out)
@@ -105,7 +123,15 @@ static int enqueue(swoop_ipc_out_t *out, const struct iovec *iov, int cnt)
 /* Sends one datagram now, or queues it. Returns 0 sent, 1 queued, or an error. */
 static int put(swoop_ipc_out_t *out, struct iovec *iov, int cnt)
 {
-    if (!out->corked && out->queued_count == 0) {
+    if (out->ring) {
+        if (out->queued_count == 0 && swoop__ring_push(out->ring, iov, cnt) == 0) {
+            out->sent_msgs++;
+            out->unsignaled = 1;
+            if (!out->corked)
+                ring_wake(out);
+            return 0;
+        }
+    } else if (!out->corked && out->queued_count == 0) {
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
         for (;;) {
             ssize_t n = sendmsg(out->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -168,9 +194,34 @@ int swoop__ipc_send(swoop_ipc_out_t *out, const swoop_ipc_head_t *head, const vo
     return swoop__ipc_send2(out, head, data, len, NULL, 0);
 }
 
+static int ring_flush(swoop_ipc_out_t *out)
+{
+    while (out->queued_count > 0) {
+        swoop_queue_t *q = swoop_queue_head(&out->queue);
+        ipc_dgram_t *d = swoop_queue_data(q, ipc_dgram_t, q);
+        struct iovec iov = {.iov_base = d->data, .iov_len = d->len};
+        if (swoop__ring_push(out->ring, &iov, 1) < 0) {
+            if (swoop__ring_wait_room(out->ring, d->len))
+                continue;
+            break;
+        }
+        out->sent_msgs++;
+        out->unsignaled = 1;
+        swoop_queue_remove(q);
+        out->queued_bytes -= d->len;
+        out->queued_count--;
+        swoop_free(d);
+    }
+    if (out->unsignaled)
+        ring_wake(out);
+    return out->queued_count > 0;
+}
+
 int swoop__ipc_flush(swoop_ipc_out_t *out)
 {
     out->corked = 0;
+    if (out->ring)
+        return ring_flush(out);
     struct mmsghdr mm[FLUSH_BATCH];
     struct iovec iov[FLUSH_BATCH];
     while (out->queued_count > 0) {

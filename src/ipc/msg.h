@@ -73,9 +73,16 @@ void swoop__ipc_set_msg_seq(_Atomic uint64_t *seq);
 
 /* ---- writer ---- */
 
+struct swoop_ring_s;
+struct swoop_ring_waker_s;
+
 typedef struct swoop_ipc_out_s {
     int fd;
-    swoop_queue_t queue; /* swoop_ipc_dgram_t, oldest first */
+    struct swoop_ring_s *ring;        /* set: datagrams go to this ring (ring.h), not to fd */
+    struct swoop_ring_waker_s *waker; /* the ring reader's sleep flag */
+    int wake_fd;                      /* the ring reader's eventfd */
+    int unsignaled;                   /* records published since the last wake-up check */
+    swoop_queue_t queue;              /* swoop_ipc_dgram_t, oldest first */
     size_t queued_bytes;
     size_t queued_count;
     int corked;
@@ -84,6 +91,15 @@ typedef struct swoop_ipc_out_s {
 } swoop_ipc_out_t;
 
 void swoop__ipc_out_init(swoop_ipc_out_t *out, int fd);
+
+/*
+ * Makes `out` write into a shared-memory ring instead of its fd: a record
+ * is published at once (or queued while the ring is full); the reader is
+ * woken through `wake_fd` only when it sleeps, on the send itself when not
+ * corked, else by swoop__ipc_flush.
+ */
+void swoop__ipc_out_use_ring(swoop_ipc_out_t *out, struct swoop_ring_s *ring,
+                             struct swoop_ring_waker_s *waker, int wake_fd);
 /* Drops whatever is queued. */
 void swoop__ipc_out_free(swoop_ipc_out_t *out);
 
@@ -109,13 +125,16 @@ static inline void swoop__ipc_cork(swoop_ipc_out_t *out)
 /*
  * Uncorks and sends the queue with sendmmsg, in order, until it is empty
  * (returns 0) or the socket is full (returns 1). A hard error drops the
- * queue and returns it.
+ * queue and returns it. With a ring: moves the queue into the ring, wakes
+ * the reader if it sleeps, and returns 1 while the ring is full (the reader
+ * signals the writer's own eventfd once it made room).
  */
 int swoop__ipc_flush(swoop_ipc_out_t *out);
 
+/* Whether swoop__ipc_flush has work: queued datagrams, or ring records not yet signaled. */
 static inline int swoop__ipc_pending(const swoop_ipc_out_t *out)
 {
-    return out->queued_count > 0;
+    return out->queued_count > 0 || out->unsignaled;
 }
 
 /* ---- reader ---- */

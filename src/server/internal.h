@@ -19,6 +19,7 @@
 #include "base/queue.h"
 #include "ipc/channel.h"
 #include "ipc/msg.h"
+#include "ipc/ring.h"
 #include "proc/manager.h"
 #include "proto/framing.h"
 
@@ -32,6 +33,7 @@
 
 #define SWOOP_ACCEPT_BATCH 64
 #define SWOOP_READ_BUF     65536
+#define SWOOP_RING_CAP     (256u * 1024) /* bytes per ring (ipc_ring) */
 
 /* One worker's slot; a cache line each, so workers never share one. */
 typedef struct swoop_srv_wstat_s {
@@ -162,6 +164,8 @@ struct swoop_reactor_s {
     swoop_io_t *pipe_io;
     swoop_ipc_in_t in;
     swoop_ipc_rbuf_t rb;
+    swoop_ring_t **in_rings; /* ipc_ring: [w] = ring from worker w */
+    swoop_io_t wake_io;      /* ipc_ring: this reactor's eventfd */
     int stop;
     int blocked;         /* connections paused for a full worker queue */
     swoop_io_t *port_io; /* datagram ports this reactor reads, by port index */
@@ -192,6 +196,16 @@ struct swoop_server_s {
     swoop_channel_t *msgs;
     int reactor_num;
     int worker_num;
+    /*
+     * ipc_ring (PROCESS): rings [2 * (w * reactor_num + r)] to worker w from
+     * reactor r and [... + 1] back, `ring_stride` bytes apart; wakers and
+     * eventfds of the readers: workers 0..W-1, then reactors W..W+R-1.
+     */
+    char *rings;
+    size_t ring_stride;
+    size_t rings_size;
+    swoop_ring_waker_t *wakers;
+    int *wake_fds;
 
     /* Master (PROCESS). */
     swoop_reactor_t *reactors;
@@ -209,8 +223,10 @@ struct swoop_server_s {
     int worker_stopping;
     int64_t requests;
     int64_t request_limit;
-    swoop_reactor_t *base;  /* BASE: this worker's engine */
-    swoop_ipc_out_t *wouts; /* PROCESS: to reactor r; */
+    swoop_reactor_t *base;    /* BASE: this worker's engine */
+    swoop_ipc_out_t *wouts;   /* PROCESS: to reactor r; */
+    swoop_ring_t **win_rings; /* ipc_ring: [r] = ring from reactor r */
+    swoop_io_t wwake_io;      /* ipc_ring: this worker's eventfd */
     swoop_io_t *wpipe_io;
     swoop_ipc_in_t win;
     swoop_ipc_rbuf_t wrb;
@@ -218,6 +234,13 @@ struct swoop_server_s {
     swoop_io_t msg_io;
     int cur_port; /* port of the on_packet being handled, -1 */
 };
+
+/* Ring to worker w from reactor r (to_worker = 1), or back. */
+static inline swoop_ring_t *swoop__ring_of(swoop_server_t *srv, int w, int r, int to_worker)
+{
+    size_t i = 2 * ((size_t)w * (size_t)srv->reactor_num + (size_t)r) + (to_worker ? 0 : 1);
+    return (swoop_ring_t *)(srv->rings + i * srv->ring_stride);
+}
 
 /* ---- server.c ---- */
 int swoop__server_parse_int(const char *v, int64_t min, int64_t max, int64_t *out);

@@ -33,6 +33,7 @@
 
 #include <swoop/timer.h>
 
+#include "event/internal.h"
 #include "net/socket.h"
 #include "server/internal.h"
 
@@ -308,9 +309,49 @@ static void unblock(swoop_reactor_t *r, int w)
     }
 }
 
+/* ipc_ring: takes what the workers' rings hold (a bounded amount per ring). */
+static void reactor_drain_rings(swoop_reactor_t *r)
+{
+    swoop_server_t *srv = r->srv;
+    for (int w = 0; w < srv->worker_num; w++) {
+        swoop_ring_t *ring = r->in_rings[w];
+        for (int b = 0; b < PIPE_BATCHES && swoop__ring_readable(ring); b++) {
+            int wake = 0;
+            int n = swoop__ring_recv(ring, &r->rb, SWOOP_IPC_RECV_BATCH, &wake);
+            if (wake)
+                swoop__ring_signal(srv->wake_fds[w]);
+            for (int i = 0; i < n; i++) {
+                swoop_ipc_msg_t m;
+                if (swoop__ipc_feed(&r->in, swoop__ipc_rbuf_at(&r->rb, i), r->rb.lens[i], &m) ==
+                    1) {
+                    handle_worker_msg(r, &m);
+                    swoop__ipc_msg_done(&m);
+                }
+            }
+        }
+    }
+}
+
+static void reactor_wake_cb(swoop_io_t *io, unsigned events)
+{
+    swoop__ring_clear(swoop_io_fd(io));
+}
+
 static void reactor_flush(swoop_reactor_t *r)
 {
     swoop_server_t *srv = r->srv;
+    if (srv->rings) {
+        for (int w = 0; w < srv->worker_num; w++) {
+            swoop_ipc_out_t *out = &r->outs[w];
+            if (swoop__ipc_pending(out))
+                swoop__ipc_flush(out);
+            if (srv->settings.ipc_batch)
+                swoop__ipc_cork(out);
+            if (out->queued_bytes == 0)
+                unblock(r, w);
+        }
+        return;
+    }
     for (int w = 0; w < srv->worker_num; w++) {
         swoop_ipc_out_t *out = &r->outs[w];
         int pending = 0;
@@ -383,15 +424,26 @@ static void *reactor_main(void *arg)
     char name[16];
     snprintf(name, sizeof(name), "reactor-%d", r->id % 1000);
     pthread_setname_np(pthread_self(), name);
+    swoop_ring_waker_t *waker = srv->rings ? &srv->wakers[srv->worker_num + r->id] : NULL;
     while (!r->stop) {
-        int rc = swoop_loop_run_once(r->loop);
+        int rc;
+        if (waker && swoop__ring_prepare_sleep(waker, r->in_rings, srv->worker_num))
+            rc = swoop__loop_run_nowait(r->loop);
+        else
+            rc = swoop_loop_run_once(r->loop);
         if (rc < 0) {
             swoop_log(SWOOP_LOG_ERROR, rc, "reactor %d: loop failed", r->id);
             break;
         }
+        if (waker) {
+            swoop__ring_awake(waker);
+            reactor_drain_rings(r);
+        }
         reactor_flush(r);
     }
     swoop__reactor_close_all(r, 0);
+    if (waker)
+        swoop_io_stop(&r->wake_io);
     for (int w = 0; w < srv->worker_num; w++) {
         swoop_io_stop(&r->pipe_io[w]);
         swoop__ipc_out_free(&r->outs[w]);
@@ -416,6 +468,13 @@ static int reactor_setup(swoop_server_t *srv, swoop_reactor_t *r, int id)
     r->port_io = swoop_calloc((size_t)srv->nports, sizeof(*r->port_io));
     swoop__ipc_in_init(&r->in, (size_t)srv->settings.buffer_output_size + 4096);
     swoop__ipc_rbuf_init(&r->rb);
+    if (srv->rings) {
+        r->in_rings = swoop_calloc((size_t)srv->worker_num, sizeof(*r->in_rings));
+        r->wake_io.data = r;
+        swoop_io_init(loop, &r->wake_io, srv->wake_fds[srv->worker_num + id], reactor_wake_cb);
+        if ((rc = swoop_io_start(&r->wake_io, SWOOP_READABLE)) < 0)
+            return rc;
+    }
     for (int w = 0; w < srv->worker_num; w++) {
         int fd = srv->pairs[w * srv->reactor_num + id].fds[0];
         swoop__ipc_out_init(&r->outs[w], fd);
@@ -423,6 +482,12 @@ static int reactor_setup(swoop_server_t *srv, swoop_reactor_t *r, int id)
             swoop__ipc_cork(&r->outs[w]);
         r->pipe_io[w].data = r;
         swoop_io_init(loop, &r->pipe_io[w], fd, reactor_pipe_cb);
+        if (srv->rings) {
+            swoop__ipc_out_use_ring(&r->outs[w], swoop__ring_of(srv, w, id, 1), &srv->wakers[w],
+                                    srv->wake_fds[w]);
+            r->in_rings[w] = swoop__ring_of(srv, w, id, 0);
+            continue;
+        }
         if ((rc = swoop_io_start(&r->pipe_io[w], SWOOP_READABLE)) < 0)
             return rc;
     }
@@ -446,6 +511,7 @@ static void reactor_teardown(swoop_reactor_t *r)
     swoop__ipc_in_free(&r->in);
     swoop__ipc_rbuf_free(&r->rb);
     swoop_free(r->outs);
+    swoop_free(r->in_rings);
     swoop_free(r->pipe_io);
     swoop_free(r->port_io);
     swoop_loop_free(r->loop);

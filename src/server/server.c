@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -87,6 +88,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     s->max_wait_time = 3;
     s->log_level = -1;
     s->ipc_batch = 1;
+    s->ipc_ring = 1;
     swoop_port_settings_t *p = &s->protocol;
     p->open_eof_check = 0;
     p->open_eof_split = 0;
@@ -264,6 +266,7 @@ static const setting_t server_keys[] = {
     {"log_level", T_LOGLEVEL, SRV(log_level), 0, 0},
     {"daemonize", T_BOOL, SRV(daemonize), 0, 1},
     {"ipc_batch", T_BOOL, SRV(ipc_batch), 0, 1},
+    {"ipc_ring", T_BOOL, SRV(ipc_ring), 0, 1},
 };
 
 static const setting_t port_keys[] = {
@@ -792,8 +795,59 @@ static void unmap_shared(swoop_server_t *srv)
     srv->proc_stats = NULL;
 }
 
+static void close_rings(swoop_server_t *srv)
+{
+    if (srv->wake_fds) {
+        for (int i = 0; i < srv->worker_num + srv->reactor_num; i++) {
+            if (srv->wake_fds[i] >= 0)
+                close(srv->wake_fds[i]);
+        }
+        swoop_free(srv->wake_fds);
+        srv->wake_fds = NULL;
+    }
+    if (srv->rings)
+        munmap(srv->rings, srv->rings_size);
+    srv->rings = NULL;
+    srv->wakers = NULL;
+}
+
+/* PROCESS with ipc_ring: the rings, the wakers and one eventfd per reader, before fork. */
+static int open_rings(swoop_server_t *srv)
+{
+    int n = srv->worker_num + srv->reactor_num;
+    size_t pairs = (size_t)srv->worker_num * (size_t)srv->reactor_num;
+    srv->ring_stride = swoop__ring_size(SWOOP_RING_CAP);
+    size_t wsize = (size_t)n * sizeof(swoop_ring_waker_t);
+    srv->rings_size = wsize + 2 * pairs * srv->ring_stride;
+    void *p =
+        mmap(NULL, srv->rings_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        int err = errno;
+        swoop_log(SWOOP_LOG_ERROR, err, "mmap() of the %zu-byte IPC rings failed", srv->rings_size);
+        return -err;
+    }
+    srv->wakers = p;
+    srv->rings = (char *)p + wsize;
+    for (size_t i = 0; i < 2 * pairs; i++)
+        swoop__ring_init((swoop_ring_t *)(srv->rings + i * srv->ring_stride), SWOOP_RING_CAP);
+    srv->wake_fds = swoop_malloc((size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++)
+        srv->wake_fds[i] = -1;
+    for (int i = 0; i < n; i++) {
+        srv->wake_fds[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (srv->wake_fds[i] < 0) {
+            int err = errno;
+            swoop_log(SWOOP_LOG_ERROR, err, "eventfd() for the IPC rings failed");
+            close_rings(srv);
+            return -err;
+        }
+    }
+    return 0;
+}
+
 static void close_channels(swoop_server_t *srv)
 {
+    close_rings(srv);
     if (srv->pairs) {
         for (int i = 0; i < srv->worker_num * srv->reactor_num; i++)
             swoop__channel_close(&srv->pairs[i]);
@@ -823,6 +877,8 @@ static int open_channels(swoop_server_t *srv)
             srv->pairs[i].fds[0] = srv->pairs[i].fds[1] = -1;
         for (int i = 0; i < n && rc == 0; i++)
             rc = swoop__channel_open(&srv->pairs[i], PIPE_BUFSIZE);
+        if (rc == 0 && srv->settings.ipc_ring)
+            rc = open_rings(srv);
     }
     if (rc < 0)
         close_channels(srv);

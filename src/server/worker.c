@@ -30,6 +30,7 @@
 
 #include <swoop/timer.h>
 
+#include "event/internal.h"
 #include "net/socket.h"
 #include "server/internal.h"
 
@@ -45,7 +46,7 @@ static void worker_stop(swoop_server_t *srv)
     if (srv->worker_stopping)
         return;
     srv->worker_stopping = 1;
-    if (srv->wpipe_io) {
+    if (srv->wpipe_io && !srv->rings) {
         for (int r = 0; r < srv->reactor_num; r++)
             swoop_io_start(&srv->wpipe_io[r],
                            swoop__ipc_pending(&srv->wouts[r]) ? SWOOP_WRITABLE : 0);
@@ -188,6 +189,34 @@ static void wpipe_cb(swoop_io_t *io, unsigned events)
     }
 }
 
+/* ipc_ring: takes one batch per ring from each reactor's ring. */
+static void worker_drain_rings(swoop_server_t *srv)
+{
+    for (int r = 0; r < srv->reactor_num && !srv->worker_stopping; r++) {
+        swoop_ring_t *ring = srv->win_rings[r];
+        if (!swoop__ring_readable(ring))
+            continue;
+        int wake = 0;
+        int n = swoop__ring_recv(ring, &srv->wrb, SWOOP_IPC_RECV_BATCH, &wake);
+        if (wake)
+            swoop__ring_signal(srv->wake_fds[srv->worker_num + r]);
+        for (int i = 0; i < n; i++) {
+            swoop_ipc_msg_t m;
+            /* Every datagram taken is handled, also after a stop: it is gone from the ring. */
+            if (swoop__ipc_feed(&srv->win, swoop__ipc_rbuf_at(&srv->wrb, i), srv->wrb.lens[i],
+                                &m) == 1) {
+                handle_reactor_msg(srv, r, &m);
+                swoop__ipc_msg_done(&m);
+            }
+        }
+    }
+}
+
+static void worker_wake_cb(swoop_io_t *io, unsigned events)
+{
+    swoop__ring_clear(swoop_io_fd(io));
+}
+
 /* ---- both modes: the message channel ---- */
 
 static swoop_conn_t *own_conn(swoop_server_t *srv, swoop_conn_id_t id)
@@ -253,7 +282,16 @@ static void mout_cb(swoop_io_t *io, unsigned events)
 static void worker_flush(swoop_server_t *srv)
 {
     int batch = srv->settings.ipc_batch;
-    if (srv->wouts) {
+    if (srv->wouts && srv->rings) {
+        /* A full ring signals our eventfd once it has room: nothing to watch. */
+        for (int r = 0; r < srv->reactor_num; r++) {
+            swoop_ipc_out_t *out = &srv->wouts[r];
+            if (swoop__ipc_pending(out))
+                swoop__ipc_flush(out);
+            if (batch)
+                swoop__ipc_cork(out);
+        }
+    } else if (srv->wouts) {
         for (int r = 0; r < srv->reactor_num; r++) {
             swoop_ipc_out_t *out = &srv->wouts[r];
             int pending = swoop__ipc_pending(out) && swoop__ipc_flush(out) == 1;
@@ -439,6 +477,13 @@ static int worker_setup(swoop_server_t *srv, int id)
         }
         srv->wouts = swoop_calloc((size_t)R, sizeof(*srv->wouts));
         srv->wpipe_io = swoop_calloc((size_t)R, sizeof(*srv->wpipe_io));
+        if (srv->rings) {
+            srv->win_rings = swoop_calloc((size_t)R, sizeof(*srv->win_rings));
+            srv->wwake_io.data = srv;
+            swoop_io_init(loop, &srv->wwake_io, srv->wake_fds[id], worker_wake_cb);
+            if ((rc = swoop_io_start(&srv->wwake_io, SWOOP_READABLE)) < 0)
+                return rc;
+        }
         for (int r = 0; r < R; r++) {
             int fd = srv->pairs[id * R + r].fds[1];
             swoop__ipc_out_init(&srv->wouts[r], fd);
@@ -446,6 +491,13 @@ static int worker_setup(swoop_server_t *srv, int id)
                 swoop__ipc_cork(&srv->wouts[r]);
             srv->wpipe_io[r].data = srv;
             swoop_io_init(loop, &srv->wpipe_io[r], fd, wpipe_cb);
+            if (srv->rings) {
+                swoop__ipc_out_use_ring(&srv->wouts[r], swoop__ring_of(srv, id, r, 0),
+                                        &srv->wakers[srv->worker_num + r],
+                                        srv->wake_fds[srv->worker_num + r]);
+                srv->win_rings[r] = swoop__ring_of(srv, id, r, 1);
+                continue;
+            }
             if ((rc = swoop_io_start(&srv->wpipe_io[r], SWOOP_READABLE)) < 0)
                 return rc;
         }
@@ -505,8 +557,17 @@ int swoop__worker_main(void *data, int id)
         return 1;
     if (srv->events.on_worker_start)
         srv->events.on_worker_start(srv, id);
+    swoop_ring_waker_t *waker = srv->win_rings ? &srv->wakers[id] : NULL;
     while (!srv->worker_stopping) {
-        int rc = swoop_loop_run_once(wloop);
+        int rc;
+        if (waker && swoop__ring_prepare_sleep(waker, srv->win_rings, srv->reactor_num))
+            rc = swoop__loop_run_nowait(wloop);
+        else
+            rc = swoop_loop_run_once(wloop);
+        if (waker) {
+            swoop__ring_awake(waker);
+            worker_drain_rings(srv);
+        }
         worker_flush(srv);
         if (rc < 0) {
             swoop_log(SWOOP_LOG_ERROR, rc, "worker %d: loop failed", id);
@@ -514,6 +575,8 @@ int swoop__worker_main(void *data, int id)
         }
     }
     worker_stop(srv);
+    if (waker)
+        swoop_io_stop(&srv->wwake_io);
     if (srv->base) {
         swoop__reactor_close_all(srv->base, 1);
         worker_flush(srv);
