@@ -57,3 +57,19 @@ TEST(server_echo_base_1000)
 {
     echo_run(SWOOP_MODE_BASE, 1000, 5, 64);
 }
+
+static void setup_echo_socketpairs(swoop_server_t *srv, void *arg)
+{
+    setup_echo(srv, arg);
+    /* The reactor<->worker hop over datagram socketpairs instead of the rings. */
+    ASSERT_OK(swoop_server_set(srv, "ipc_ring", "0"));
+}
+
+TEST(server_echo_process_socketpair_hop)
+{
+    srv_handle_t h = srv_start(SWOOP_MODE_PROCESS, setup_echo_socketpairs, NULL, 2);
+    /* Small and large messages: the latter are chunked above 64 KiB on the socketpairs. */
+    ASSERT_EQ(cli_echo_load(h.port, 50, 20, 200, 20000), 1000);
+    ASSERT_EQ(cli_echo_load(h.port, 4, 3, 300000, 20000), 12);
+    srv_stop(&h, 10000);
+}
