@@ -17,8 +17,12 @@ typedef struct swoop_backend_s {
     void (*free)(swoop_loop_t *loop);
     /* Changes the kernel interest of `fd` from `old` to `events` (0 = remove). */
     int (*set)(swoop_loop_t *loop, int fd, unsigned old, unsigned events);
-    /* Waits up to timeout_ns (-1 = forever), dispatching each ready fd. */
-    int (*poll)(swoop_loop_t *loop, int64_t timeout_ns);
+    /*
+     * Waits for events, dispatching each ready fd. With `block` 0 it only
+     * collects what is ready; otherwise it sleeps until an event or until
+     * CLOCK_MONOTONIC reaches `deadline_ns` (0 = no deadline).
+     */
+    int (*poll)(swoop_loop_t *loop, int block, uint64_t deadline_ns);
     /* Drops events for `fd` still queued in the batch being dispatched. */
     void (*invalidate)(swoop_loop_t *loop, int fd);
 } swoop_backend_t;

@@ -6,17 +6,22 @@
  * closed and reused by a new watcher before we get there; libuv does the
  * same in uv__platform_invalidate_fd).
  *
- * The wait uses epoll_pwait2 with a nanosecond timeout, so a timer is not
- * rounded to the millisecond: epoll_wait's millisecond timeout either wakes
- * early (and spins) or late (and loses beats of a 1 ms tick). Kernels older
- * than 5.11 fall back to epoll_wait with the timeout rounded up.
+ * Timers wake the loop through a timerfd armed at the earliest timer's
+ * absolute deadline, with nanosecond precision (a millisecond epoll timeout
+ * either wakes early and spins, or late and loses beats of a 1 ms tick). It
+ * is re-armed only when that deadline changes, so the common wait is
+ * epoll_wait(-1): a server whose only timer is a 1 s housekeeping tick pays
+ * no timer setup per wake-up, where a finite epoll timeout arms a kernel
+ * timer on every sleep.
  */
 #include <errno.h>
-#include <stdatomic.h>
+#include <string.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "event/internal.h"
 
 #define EPOLL_BATCH_MIN 64
@@ -24,21 +29,33 @@
 
 typedef struct epoll_data_s {
     int epfd;
+    int tfd;            /* the timer wake-up */
+    uint64_t tfd_armed; /* deadline the timerfd is armed for, 0 if disarmed */
     struct epoll_event *events;
     int cap;
     int batch_len; /* events in the batch being dispatched, 0 outside dispatch */
     int batch_pos;
 } epoll_state_t;
 
-static atomic_int pwait2_missing;
-
 static int epoll_init(swoop_loop_t *loop)
 {
     epoll_state_t *st = swoop_calloc(1, sizeof(*st));
+    st->tfd = -1;
     st->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (st->epfd < 0) {
         int err = errno;
         swoop_log(SWOOP_LOG_ERROR, err, "epoll_create1() failed");
+        swoop_free(st);
+        return -err;
+    }
+    st->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = st->tfd};
+    if (st->tfd < 0 || epoll_ctl(st->epfd, EPOLL_CTL_ADD, st->tfd, &ev) < 0) {
+        int err = errno;
+        swoop_log(SWOOP_LOG_ERROR, err, "timerfd for the loop's timers failed");
+        if (st->tfd >= 0)
+            close(st->tfd);
+        close(st->epfd);
         swoop_free(st);
         return -err;
     }
@@ -53,6 +70,7 @@ static void epoll_free(swoop_loop_t *loop)
     epoll_state_t *st = loop->backend_data;
     if (st == NULL)
         return;
+    close(st->tfd);
     close(st->epfd);
     swoop_free(st->events);
     swoop_free(st);
@@ -85,32 +103,40 @@ static int epoll_set(swoop_loop_t *loop, int fd, unsigned old, unsigned events)
     return -err;
 }
 
-static int epoll_wait_ns(epoll_state_t *st, int64_t timeout_ns)
+/* Points the timerfd at `deadline` (absolute, 0 = disarm) unless it already is. */
+static int arm_timer(epoll_state_t *st, uint64_t deadline)
 {
-    if (!atomic_load_explicit(&pwait2_missing, memory_order_relaxed)) {
-        struct timespec ts, *tsp = NULL;
-        if (timeout_ns >= 0) {
-            ts.tv_sec = (time_t)(timeout_ns / 1000000000);
-            ts.tv_nsec = (long)(timeout_ns % 1000000000);
-            tsp = &ts;
-        }
-        int n = epoll_pwait2(st->epfd, st->events, st->cap, tsp, NULL);
-        if (n >= 0 || errno != ENOSYS)
-            return n;
-        atomic_store(&pwait2_missing, 1);
+    if (deadline == st->tfd_armed)
+        return 0;
+    struct itimerspec its;
+    memset(&its, 0, sizeof(its));
+    its.it_value.tv_sec = (time_t)(deadline / SWOOP_NS_PER_SEC);
+    its.it_value.tv_nsec = (long)(deadline % SWOOP_NS_PER_SEC);
+    if (timerfd_settime(st->tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+        int err = errno;
+        swoop_log(SWOOP_LOG_ERROR, err, "timerfd_settime() failed");
+        return -err;
     }
-    int ms = -1;
-    if (timeout_ns >= 0) {
-        int64_t up = (timeout_ns + 999999) / 1000000; /* round up: never early */
-        ms = up > 2147483647 ? 2147483647 : (int)up;
-    }
-    return epoll_wait(st->epfd, st->events, st->cap, ms);
+    st->tfd_armed = deadline;
+    return 0;
 }
 
-static int epoll_poll(swoop_loop_t *loop, int64_t timeout_ns)
+static int epoll_poll(swoop_loop_t *loop, int block, uint64_t deadline_ns)
 {
     epoll_state_t *st = loop->backend_data;
-    int n = epoll_wait_ns(st, timeout_ns);
+    int timeout_ms = 0;
+    if (block) {
+        timeout_ms = -1;
+        if (deadline_ns != 0 && deadline_ns <= swoop__clock_ns()) {
+            timeout_ms = 0; /* already due */
+        } else {
+            /* A timerfd armed for a deadline that is gone would only cause a spurious wake-up. */
+            int rc = arm_timer(st, deadline_ns);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    int n = epoll_wait(st->epfd, st->events, st->cap, timeout_ms);
     if (n < 0) {
         int err = errno;
         if (err == EINTR)
@@ -124,6 +150,14 @@ static int epoll_poll(swoop_loop_t *loop, int64_t timeout_ns)
         int fd = st->events[i].data.fd;
         if (fd < 0)
             continue;
+        if (fd == st->tfd) {
+            /* Expired: it is disarmed now; the loop runs the timers after the poll. */
+            uint64_t expirations;
+            ssize_t r = read(st->tfd, &expirations, sizeof(expirations));
+            (void)r;
+            st->tfd_armed = 0;
+            continue;
+        }
         uint32_t e = st->events[i].events;
         unsigned events = 0;
         if (e & EPOLLIN)

@@ -96,8 +96,8 @@ void swoop__timers_init(swoop_loop_t *loop);
 void swoop__timers_free(swoop_loop_t *loop);
 /* Runs the due timers; returns how many callbacks ran. */
 int swoop__timers_run(swoop_loop_t *loop);
-/* Nanoseconds until the earliest timer (0 if due), or -1 if there is none. */
-int64_t swoop__timers_timeout_ns(swoop_loop_t *loop);
+/* Absolute expiry (CLOCK_MONOTONIC ns) of the earliest timer, or 0 if there is none. */
+uint64_t swoop__timers_deadline_ns(const swoop_loop_t *loop);
 /* alarm.c: the heap's head changed; re-arm ITIMER_REAL if this loop owns it. */
 void swoop__alarm_rearm(swoop_loop_t *loop);
 /* Drops the alarm if this loop owns it (loop being freed or discarded in a child). */

@@ -113,14 +113,10 @@ static int loop_iterate(swoop_loop_t *loop, int block)
     if (!loop_alive(loop))
         return 0;
 
-    int64_t timeout_ns = -1;
     if (!block || atomic_load_explicit(&loop->stop_flag, memory_order_acquire) ||
-        atomic_load_explicit(&loop->post_pending, memory_order_acquire) > 0) {
-        timeout_ns = 0;
-    } else {
-        timeout_ns = swoop__timers_timeout_ns(loop);
-    }
-    int rc = loop->backend->poll(loop, timeout_ns);
+        atomic_load_explicit(&loop->post_pending, memory_order_acquire) > 0)
+        block = 0;
+    int rc = loop->backend->poll(loop, block, swoop__timers_deadline_ns(loop));
     if (rc < 0)
         return rc;
 

@@ -217,13 +217,10 @@ int swoop__timers_run(swoop_loop_t *loop)
     return ran;
 }
 
-int64_t swoop__timers_timeout_ns(swoop_loop_t *loop)
+uint64_t swoop__timers_deadline_ns(const swoop_loop_t *loop)
 {
     const swoop_heap_entry_t *top = swoop__heap_top(&loop->timer_heap);
-    if (top == NULL)
-        return -1;
-    uint64_t now = swoop__clock_ns();
-    return top->key > now ? (int64_t)(top->key - now) : 0;
+    return top ? top->key : 0;
 }
 
 /* ---- the calling thread's default loop ---- */

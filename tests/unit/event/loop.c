@@ -279,8 +279,8 @@ TEST(default_loop_is_per_thread_and_replaceable)
     ASSERT(a == swoop_loop_default());
     int fds_before = swoop_test_fd_count();
     ASSERT_OK(swoop_loop_free(a));
-    /* epoll fd and eventfd are gone */
-    ASSERT_EQ(swoop_test_fd_count(), fds_before - 2);
+    /* epoll fd, timerfd and eventfd are gone */
+    ASSERT_EQ(swoop_test_fd_count(), fds_before - 3);
     swoop_loop_t *b = swoop_loop_default();
     ASSERT_NOT_NULL(b);
     ASSERT_OK(swoop_loop_free(b));
