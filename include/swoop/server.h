@@ -286,9 +286,12 @@ SWOOP_EXTERN int swoop_server_sendto(swoop_server_t *srv, const swoop_addr_t *to
                                      size_t len);
 
 /**
- * Sends `length` bytes of file `path` from `offset` (0 = to the end) to a
- * connection. Returns 0 or an error as swoop_server_send, or the error of
- * opening or reading the file.
+ * Sends `length` bytes of the regular file `path` from `offset` (0 = to the
+ * end) to a connection, with sendfile(2) in the process or thread that owns
+ * it, after the output queued before and ahead of what is sent after. The
+ * file is checked now: returns 0, -ENOENT (or another open error), -EISDIR,
+ * SWOOP_EINVAL for another non-regular file or a range past the end,
+ * SWOOP_ECLOSED, or SWOOP_ESTATE outside a worker.
  */
 SWOOP_EXTERN int swoop_server_sendfile(swoop_server_t *srv, swoop_conn_id_t conn, const char *path,
                                        off_t offset, size_t length);

@@ -39,7 +39,8 @@ enum {
     SWOOP_IPC_TASK = 10,
     SWOOP_IPC_FINISH = 11,
     SWOOP_IPC_SHUTDOWN = 12,
-    SWOOP_IPC_TYPE_MAX = 13
+    SWOOP_IPC_SENDFILE = 13, /* worker -> reactor: a file range (payload: offset, length, path) */
+    SWOOP_IPC_TYPE_MAX = 14
 };
 
 /* Flags. */

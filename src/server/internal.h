@@ -141,6 +141,7 @@ typedef struct swoop_conn_s {
     size_t scan;
     swoop_buf_t in;
     swoop_buf_t out;
+    swoop_queue_t files; /* sendfile ranges waiting, in output order with `out` */
     swoop_queue_t link;
 } swoop_conn_t;
 
@@ -238,6 +239,22 @@ void swoop__conn_close(swoop_conn_t *c, int reset);
 /* The worker acknowledged CLOSE (PROCESS): release. */
 void swoop__conn_release(swoop_conn_t *c);
 void swoop__conn_pause(swoop_conn_t *c, int pause);
+/*
+ * sendfile: opens `path` read-only and checks it is a regular file holding
+ * [offset, offset + *len) (*len 0 = to the end, set to the real length).
+ * Returns the fd or a negative error (logged): -ENOENT..., -EISDIR,
+ * SWOOP_EINVAL for another non-regular file or a range past the end.
+ */
+int swoop__sendfile_open(const char *path, off_t offset, size_t *len);
+/* Queues a file range behind the connection's pending output; takes `fd`. */
+int swoop__conn_sendfile(swoop_conn_t *c, int fd, off_t offset, size_t len);
+/* The payload of a SENDFILE message: offset, length, then the path. */
+typedef struct swoop_sendfile_req_s {
+    int64_t offset;
+    uint64_t length;
+} swoop_sendfile_req_t;
+/* The owner's side of a SENDFILE message (opens the path again). */
+void swoop__conn_sendfile_msg(swoop_conn_t *c, const char *data, size_t len);
 /* Closes every connection without callbacks (shutdown). */
 void swoop__reactor_close_all(swoop_reactor_t *r, int notify);
 /* Periodic work: heartbeat and overdue CLOSE acknowledgements. */

@@ -277,6 +277,9 @@ static void handle_worker_msg(swoop_reactor_t *r, swoop_ipc_msg_t *m)
     case SWOOP_IPC_CLOSE:
         swoop__conn_release(c);
         break;
+    case SWOOP_IPC_SENDFILE:
+        swoop__conn_sendfile_msg(c, m->data, m->len);
+        break;
     case SWOOP_IPC_CLOSE_REQ:
         swoop__conn_close(c, h->aux != 0);
         break;
