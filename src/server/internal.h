@@ -39,7 +39,8 @@ typedef struct swoop_srv_wstat_s {
     _Atomic int32_t busy;
     _Atomic uint64_t requests;
     _Atomic uint64_t starts;
-    char pad_[40];
+    _Atomic uint64_t start_seq; /* msg_seq when the current process started */
+    char pad_[32];
 } swoop_srv_wstat_t;
 
 /*
@@ -226,6 +227,8 @@ uint64_t swoop__now_ms(void);
 /* Session lookup: NULL unless `id` is open. */
 swoop_session_t *swoop__session_get(swoop_server_t *srv, swoop_conn_id_t id);
 swoop_session_t *swoop__session_at(swoop_server_t *srv, uint32_t slot);
+/* swoop_ipc_gone_cb of the server's readers: the message's writing worker process is gone. */
+int swoop__server_writer_gone(void *arg, const swoop_ipc_head_t *head);
 
 /* ---- conn.c: the connection engine ---- */
 int swoop__reactor_init(swoop_reactor_t *r, swoop_server_t *srv, int id, swoop_loop_t *loop);

@@ -362,7 +362,9 @@ static void reactor_port_cb(swoop_io_t *io, unsigned events)
 
 static void reactor_tick_cb(int64_t id, void *arg)
 {
-    swoop__reactor_tick(arg);
+    swoop_reactor_t *r = arg;
+    swoop__reactor_tick(r);
+    swoop__ipc_in_sweep(&r->in); /* partial replies of workers that died */
 }
 
 static void reactor_adopt(swoop_loop_t *loop, void *arg)
@@ -418,6 +420,8 @@ static int reactor_setup(swoop_server_t *srv, swoop_reactor_t *r, int id)
     r->pipe_io = swoop_calloc((size_t)srv->worker_num, sizeof(*r->pipe_io));
     r->port_io = swoop_calloc((size_t)srv->nports, sizeof(*r->port_io));
     swoop__ipc_in_init(&r->in, (size_t)srv->settings.buffer_output_size + 4096);
+    r->in.gone_cb = swoop__server_writer_gone;
+    r->in.gone_arg = srv;
     swoop__ipc_rbuf_init(&r->rb);
     for (int w = 0; w < srv->worker_num; w++) {
         int fd = srv->pairs[w * srv->reactor_num + id].fds[0];

@@ -504,6 +504,23 @@ int swoop_server_conn_info(swoop_server_t *srv, swoop_conn_id_t conn, swoop_conn
     return 0;
 }
 
+int swoop__server_writer_gone(void *arg, const swoop_ipc_head_t *h)
+{
+    swoop_server_t *srv = arg;
+    /* DATA and DGRAM come from reactor threads, which live as long as the master. */
+    if (h->type == SWOOP_IPC_DATA || h->type == SWOOP_IPC_DGRAM)
+        return 0;
+    if (srv->gs == NULL || h->worker_id < 0 || h->worker_id >= srv->worker_num)
+        return 0;
+    /*
+     * Msg ids come from one shared counter: an id at or below the counter's
+     * value when the slot's current process started was taken by an earlier
+     * process of that slot, which is dead.
+     */
+    uint64_t since = atomic_load(&srv->gs->workers[h->worker_id].start_seq);
+    return h->msg_id <= since;
+}
+
 int swoop_server_bind_uid(swoop_server_t *srv, swoop_conn_id_t conn, uint64_t uid)
 {
     if (srv == NULL || uid == 0)

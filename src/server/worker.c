@@ -393,6 +393,13 @@ void swoop__base_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoop_
 
 /* ---- the worker main ---- */
 
+/* Partial messages of writers that died mid-message are dropped after a few seconds. */
+static void worker_sweep_cb(int64_t id, void *arg)
+{
+    swoop_server_t *srv = arg;
+    swoop__ipc_in_sweep(&srv->win);
+}
+
 static int worker_setup(swoop_server_t *srv, int id)
 {
     int rc;
@@ -409,6 +416,9 @@ static int worker_setup(swoop_server_t *srv, int id)
         return rc;
     }
     swoop__ipc_in_init(&srv->win, 0);
+    srv->win.gone_cb = swoop__server_writer_gone;
+    srv->win.gone_arg = srv;
+    swoop_loop_timer_tick(loop, 1000, worker_sweep_cb, srv);
     swoop__ipc_rbuf_init(&srv->wrb);
 
     /* Message channels: our read end, everybody's write end. */
@@ -500,6 +510,7 @@ int swoop__worker_main(void *data, int id)
     atomic_store(&ws->pid, getpid());
     atomic_store(&ws->busy, 0);
     atomic_store(&ws->requests, 0);
+    atomic_store(&ws->start_seq, atomic_load(&srv->gs->msg_seq));
     atomic_fetch_add(&ws->starts, 1);
     atomic_store(&srv->proc_stats[id].pid, getpid());
     atomic_store(&srv->proc_stats[id].request_limit, srv->request_limit);
