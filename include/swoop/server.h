@@ -116,6 +116,13 @@ typedef struct swoop_server_settings_s {
      * sendmsg per message [1].
      */
     int ipc_batch;
+    /**
+     * PROCESS: bytes a reactor thread may queue in memory for one worker
+     * that does not keep up (beyond what the channel's socket holds); past
+     * it, the reactor stops reading the connections feeding that worker
+     * until the queue drains. At least 64 KiB [32 MiB].
+     */
+    int64_t pipe_buffer_size;
     /** Default protocol settings of every port (no field is "inherit" here). */
     swoop_port_settings_t protocol;
 } swoop_server_settings_t;

@@ -36,7 +36,6 @@
 #include "net/socket.h"
 #include "server/internal.h"
 
-#define IPC_BLOCK_BYTES (32u * 1024 * 1024)
 #define PIPE_BATCHES    8
 #define ACCEPT_PAUSE_MS 100
 
@@ -218,10 +217,12 @@ void swoop__master_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char 
         return;
     }
     /* Backpressure: a worker that does not keep up stops the reading of its connections. */
-    if (out->queued_bytes > IPC_BLOCK_BYTES && !c->ipc_blocked) {
+    if (out->queued_bytes > (size_t)r->srv->settings.pipe_buffer_size && !c->ipc_blocked) {
         swoop_log(SWOOP_LOG_WARNING, 0,
-                  "reactor %d: %zu bytes queued for worker %d: pausing conn %llu until it drains",
-                  r->id, out->queued_bytes, w, (unsigned long long)c->id);
+                  "reactor %d: %zu bytes queued for worker %d (pipe_buffer_size %lld): pausing "
+                  "conn %llu until it drains",
+                  r->id, out->queued_bytes, w, (long long)r->srv->settings.pipe_buffer_size,
+                  (unsigned long long)c->id);
         c->ipc_blocked = w + 1;
         r->blocked++;
         swoop__conn_pause(c, 1);

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     s->max_wait_time = 3;
     s->log_level = -1;
     s->ipc_batch = 1;
+    s->pipe_buffer_size = 32 * 1024 * 1024;
     swoop_port_settings_t *p = &s->protocol;
     p->open_eof_check = 0;
     p->open_eof_split = 0;
@@ -193,18 +195,21 @@ int swoop__server_parse_int(const char *v, int64_t min, int64_t max, int64_t *ou
     char *end;
     errno = 0;
     long long n = strtoll(v, &end, 10);
-    if (errno != 0 || n < min || n > max)
+    if (errno != 0 || end == v)
         return SWOOP_EINVAL;
-    /* Size suffixes: 2M, 64K, 1G. */
-    if (*end == 'K' || *end == 'k') {
-        n *= 1024;
+    /* Size suffixes: 2M, 64K, 1G. The range applies to the scaled value ("1M" >= 65536). */
+    long long mul = 1;
+    if (*end == 'K' || *end == 'k')
+        mul = 1024;
+    else if (*end == 'M' || *end == 'm')
+        mul = 1024 * 1024;
+    else if (*end == 'G' || *end == 'g')
+        mul = 1024LL * 1024 * 1024;
+    if (mul > 1) {
         end++;
-    } else if (*end == 'M' || *end == 'm') {
-        n *= 1024 * 1024;
-        end++;
-    } else if (*end == 'G' || *end == 'g') {
-        n *= 1024LL * 1024 * 1024;
-        end++;
+        if (n > LLONG_MAX / mul || n < LLONG_MIN / mul)
+            return SWOOP_EINVAL;
+        n *= mul;
     }
     if (*end != '\0' || n < min || n > max)
         return SWOOP_EINVAL;
@@ -259,6 +264,7 @@ static const setting_t server_keys[] = {
     {"log_level", T_LOGLEVEL, SRV(log_level), 0, 0},
     {"daemonize", T_BOOL, SRV(daemonize), 0, 1},
     {"ipc_batch", T_BOOL, SRV(ipc_batch), 0, 1},
+    {"pipe_buffer_size", T_INT64, SRV(pipe_buffer_size), 65536, INT64_MAX},
 };
 
 static const setting_t port_keys[] = {
@@ -892,7 +898,8 @@ int swoop_server_start(swoop_server_t *srv)
     }
     if (s->worker_num < 1 || s->worker_num > SERVER_WORKER_MAX || s->dispatch_mode < 1 ||
         s->dispatch_mode > 5 || s->max_conn < 1 || s->buffer_output_size < 1 ||
-        s->socket_buffer_size < 1 || s->reactor_num < 0 || s->max_wait_time < 0) {
+        s->socket_buffer_size < 1 || s->reactor_num < 0 || s->max_wait_time < 0 ||
+        s->pipe_buffer_size < 65536) {
         swoop_log(SWOOP_LOG_ERROR, 0, "swoop_server_start: inconsistent settings");
         return SWOOP_EINVAL;
     }

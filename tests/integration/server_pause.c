@@ -102,30 +102,6 @@ static void read_line(int fd, char *line, size_t cap)
     line[n] = '\0';
 }
 
-/* Bytes the kernel holds unread on the server's end of the client socket `fd`. */
-static long server_rx_queue(int fd, int server_port)
-{
-    struct sockaddr_in me;
-    socklen_t sl = sizeof(me);
-    ASSERT_EQ(getsockname(fd, (struct sockaddr *)&me, &sl), 0);
-    unsigned cport = ntohs(me.sin_port);
-    FILE *f = fopen("/proc/net/tcp", "r");
-    ASSERT_NOT_NULL(f);
-    char line[512];
-    long rx = -1;
-    while (fgets(line, sizeof(line), f)) {
-        unsigned la, lp, ra, rp, st;
-        unsigned long tx, rq;
-        if (sscanf(line, " %*d: %x:%x %x:%x %x %lx:%lx", &la, &lp, &ra, &rp, &st, &tx, &rq) == 7 &&
-            lp == (unsigned)server_port && rp == cport) {
-            rx = (long)rq;
-            break;
-        }
-    }
-    fclose(f);
-    return rx;
-}
-
 static void pause_resume(swoop_mode_t mode)
 {
     sh = srv_shared(sizeof(*sh));
@@ -152,7 +128,7 @@ static void pause_resume(swoop_mode_t mode)
         l[999] = '\n';
     }
     cli_write(a, sent, total);
-    WAIT_UNTIL(server_rx_queue(a, h.port) == (long)total, 3000);
+    WAIT_UNTIL(srv_rx_queue(a, h.port) == (long)total, 3000);
     ASSERT_EQ(atomic_load(&sh->data_lines), 0);
 
     /* Resumed from another connection (BASE: maybe another worker's). */
@@ -163,7 +139,7 @@ static void pause_resume(swoop_mode_t mode)
     ASSERT_EQ(cli_read_n(a, back, total, 5000), total);
     ASSERT_MEM_EQ(back, sent, total);
     ASSERT_EQ(atomic_load(&sh->data_lines), 40);
-    ASSERT_EQ(server_rx_queue(a, h.port), 0);
+    ASSERT_EQ(srv_rx_queue(a, h.port), 0);
     free(sent);
     free(back);
     close(a);
