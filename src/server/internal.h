@@ -139,6 +139,7 @@ typedef struct swoop_conn_s {
     uint64_t last_recv_ms;
     uint64_t state_ms; /* when it entered the current state */
     int ipc_blocked;   /* PROCESS: reading paused while worker (ipc_blocked - 1)'s queue drains */
+    int user_paused;   /* PROCESS: swoop_server_pause in force (kept across ipc_blocked) */
     size_t scan;
     swoop_buf_t in;
     swoop_buf_t out;

@@ -286,8 +286,10 @@ static void handle_worker_msg(swoop_reactor_t *r, swoop_ipc_msg_t *m)
         break;
     case SWOOP_IPC_PAUSE:
     case SWOOP_IPC_RESUME:
+        /* While a full worker queue holds the reading, the user's wish waits for unblock(). */
+        c->user_paused = h->type == SWOOP_IPC_PAUSE;
         if (!c->ipc_blocked)
-            swoop__conn_pause(c, h->type == SWOOP_IPC_PAUSE);
+            swoop__conn_pause(c, c->user_paused);
         break;
     default:
         swoop_log(SWOOP_LOG_WARNING, 0, "reactor %d: unexpected message type %u from worker %d",
@@ -307,7 +309,8 @@ static void unblock(swoop_reactor_t *r, int w)
         if (c->ipc_blocked == w + 1) {
             c->ipc_blocked = 0;
             r->blocked--;
-            swoop__conn_pause(c, 0);
+            if (!c->user_paused)
+                swoop__conn_pause(c, 0);
         }
     }
 }
