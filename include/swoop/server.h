@@ -122,6 +122,13 @@ typedef struct swoop_server_settings_s {
      * only when the reader sleeps; 0 = the SOCK_DGRAM socketpairs [1].
      */
     int ipc_ring;
+    /**
+     * PROCESS: bytes a reactor thread may queue in memory for one worker
+     * that does not keep up (beyond what the channel's socket holds); past
+     * it, the reactor stops reading the connections feeding that worker
+     * until the queue drains. At least 64 KiB [32 MiB].
+     */
+    int64_t pipe_buffer_size;
     /** Default protocol settings of every port (no field is "inherit" here). */
     swoop_port_settings_t protocol;
 } swoop_server_settings_t;
@@ -292,9 +299,12 @@ SWOOP_EXTERN int swoop_server_sendto(swoop_server_t *srv, const swoop_addr_t *to
                                      size_t len);
 
 /**
- * Sends `length` bytes of file `path` from `offset` (0 = to the end) to a
- * connection. Returns 0 or an error as swoop_server_send, or the error of
- * opening or reading the file.
+ * Sends `length` bytes of the regular file `path` from `offset` (0 = to the
+ * end) to a connection, with sendfile(2) in the process or thread that owns
+ * it, after the output queued before and ahead of what is sent after. The
+ * file is checked now: returns 0, -ENOENT (or another open error), -EISDIR,
+ * SWOOP_EINVAL for another non-regular file or a range past the end,
+ * SWOOP_ECLOSED, or SWOOP_ESTATE outside a worker.
  */
 SWOOP_EXTERN int swoop_server_sendfile(swoop_server_t *srv, swoop_conn_id_t conn, const char *path,
                                        off_t offset, size_t length);

@@ -26,6 +26,7 @@ typedef struct ipc_dgram_s {
 typedef struct ipc_asm_s {
     swoop_ipc_head_t head;
     size_t got;
+    unsigned idle; /* sweeps since the last chunk */
     char data[];
 } ipc_asm_t;
 
@@ -331,6 +332,7 @@ int swoop__ipc_feed(swoop_ipc_in_t *in, char *dgram, size_t n, swoop_ipc_msg_t *
             return drop(in, &h, "out of memory for the assembly");
         a->head = h;
         a->got = 0;
+        a->idle = 0;
         swoop__idmap_put(&in->pending, (int64_t)h.msg_id, a);
     } else if (a == NULL) {
         return drop(in, &h, "chunk of an unknown message id");
@@ -342,6 +344,7 @@ int swoop__ipc_feed(swoop_ipc_in_t *in, char *dgram, size_t n, swoop_ipc_msg_t *
     }
     memcpy(a->data + a->got, payload, plen);
     a->got += plen;
+    a->idle = 0;
     if (!(h.flags & SWOOP_IPC_END))
         return 0;
     swoop__idmap_del(&in->pending, (int64_t)h.msg_id);
@@ -355,6 +358,39 @@ int swoop__ipc_feed(swoop_ipc_in_t *in, char *dgram, size_t n, swoop_ipc_msg_t *
     msg->len = a->got;
     msg->owned = a;
     return 1;
+}
+
+size_t swoop__ipc_in_sweep(swoop_ipc_in_t *in)
+{
+    size_t n = swoop__idmap_len(&in->pending);
+    if (n == 0)
+        return 0;
+    /* Collect first: deleting shifts the map's entries. */
+    int64_t *dead = swoop_malloc(n * sizeof(*dead));
+    size_t ndead = 0;
+    for (size_t i = 0; i <= in->pending.mask; i++) {
+        if (in->pending.slots[i].key == 0)
+            continue;
+        ipc_asm_t *a = in->pending.slots[i].value;
+        a->idle++;
+        int gone = a->idle >= SWOOP_IPC_SWEEPS_MAX;
+        if (!gone && a->idle >= SWOOP_IPC_SWEEPS_DEAD)
+            gone = in->gone_cb == NULL || in->gone_cb(in->gone_arg, &a->head);
+        if (gone && ndead < n)
+            dead[ndead++] = in->pending.slots[i].key;
+    }
+    for (size_t i = 0; i < ndead; i++) {
+        ipc_asm_t *a = swoop__idmap_del(&in->pending, dead[i]);
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "ipc: partial message dropped: %zu of %u bytes arrived, none for %u sweeps "
+                  "(type %u, msg id %llu, worker %d, conn %llu; the writer died?)",
+                  a->got, a->head.len, a->idle, a->head.type, (unsigned long long)a->head.msg_id,
+                  a->head.worker_id, (unsigned long long)a->head.conn_id);
+        swoop_free(a);
+        in->expired++;
+    }
+    swoop_free(dead);
+    return ndead;
 }
 
 void swoop__ipc_msg_done(swoop_ipc_msg_t *msg)

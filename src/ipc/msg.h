@@ -39,7 +39,8 @@ enum {
     SWOOP_IPC_TASK = 10,
     SWOOP_IPC_FINISH = 11,
     SWOOP_IPC_SHUTDOWN = 12,
-    SWOOP_IPC_TYPE_MAX = 13
+    SWOOP_IPC_SENDFILE = 13, /* worker -> reactor: a file range (payload: offset, length, path) */
+    SWOOP_IPC_TYPE_MAX = 14
 };
 
 /* Flags. */
@@ -139,10 +140,20 @@ static inline int swoop__ipc_pending(const swoop_ipc_out_t *out)
 
 /* ---- reader ---- */
 
+/*
+ * Nonzero if the writer of the message `head` describes is gone (it died:
+ * the rest of the message will never come). Asked by swoop__ipc_in_sweep
+ * about partial messages that have been idle for a while.
+ */
+typedef int (*swoop_ipc_gone_cb)(void *arg, const swoop_ipc_head_t *head);
+
 typedef struct swoop_ipc_in_s {
     swoop_idmap_t pending; /* msg id -> assembly */
     size_t max_msg;        /* larger totals are refused */
     uint64_t dropped;      /* chunks dropped (unknown id, inconsistent) */
+    uint64_t expired;      /* partial messages dropped by swoop__ipc_in_sweep */
+    swoop_ipc_gone_cb gone_cb;
+    void *gone_arg;
 } swoop_ipc_in_t;
 
 /* A whole message, valid until swoop__ipc_msg_done. */
@@ -163,6 +174,28 @@ void swoop__ipc_in_free(swoop_ipc_in_t *in);
  * warning says why).
  */
 int swoop__ipc_feed(swoop_ipc_in_t *in, char *dgram, size_t n, swoop_ipc_msg_t *msg);
+
+/* Partial messages idle this many sweeps are dropped if their writer is gone. */
+#define SWOOP_IPC_SWEEPS_DEAD 3
+/* ... and after this many sweeps in any case (a writer stuck that long is lost). */
+#define SWOOP_IPC_SWEEPS_MAX 60
+
+/*
+ * Ages the partial messages (call it every second or so): one that received
+ * no chunk for SWOOP_IPC_SWEEPS_DEAD calls while gone_cb says its writer
+ * is gone (it died mid-message; without a gone_cb, always), or for
+ * SWOOP_IPC_SWEEPS_MAX calls, is dropped with a warning; its later chunks,
+ * if any, are dropped as unknown ids. Sweeps count only while the reader's
+ * loop runs, so a reader stuck in a callback does not age what waits for it.
+ * Returns how many were dropped.
+ */
+size_t swoop__ipc_in_sweep(swoop_ipc_in_t *in);
+
+/* Number of partial messages held. */
+static inline size_t swoop__ipc_in_partial(const swoop_ipc_in_t *in)
+{
+    return swoop__idmap_len(&in->pending);
+}
 
 /* Releases what swoop__ipc_feed handed out. */
 void swoop__ipc_msg_done(swoop_ipc_msg_t *msg);

@@ -14,8 +14,11 @@
  * holds a reference around every callback and frees after it returns.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "net/socket.h"
@@ -24,6 +27,20 @@
 #define READS_PER_WAKEUP  4
 #define DGRAMS_PER_WAKEUP 64
 #define ACK_TIMEOUT_MS    5000
+#define SENDFILE_CHUNK    (1024 * 1024)
+
+/*
+ * A file range queued by swoop_server_sendfile. It is written with
+ * sendfile(2) once the `pre` bytes of the output buffer queued before it
+ * are out; bytes sent after it wait in the buffer behind it.
+ */
+typedef struct file_seg_s {
+    swoop_queue_t link;
+    size_t pre; /* bytes at the front of c->out that go before this file */
+    int fd;
+    off_t off;
+    size_t left;
+} file_seg_t;
 
 /* Connection-private flags beyond `state`. */
 typedef struct conn_ext_s {
@@ -34,6 +51,8 @@ typedef struct conn_ext_s {
 static void conn_io_cb(swoop_io_t *io, unsigned events);
 static void conn_begin_close(swoop_conn_t *c);
 static void conn_free(swoop_conn_t *c);
+static int conn_has_files(swoop_conn_t *c);
+static void drop_files(swoop_conn_t *c);
 
 /* The reference count sits right after the connection, in the same allocation. */
 static inline conn_ext_t *ext(swoop_conn_t *c)
@@ -87,7 +106,7 @@ static void update_io(swoop_conn_t *c)
     unsigned ev = 0;
     if (c->state == CONN_OPEN && !c->paused)
         ev |= SWOOP_READABLE;
-    if (c->state != CONN_WAIT_ACK && swoop__buf_rlen(&c->out) > 0)
+    if (c->state != CONN_WAIT_ACK && (swoop__buf_rlen(&c->out) > 0 || conn_has_files(c)))
         ev |= SWOOP_WRITABLE;
     c->writing = (ev & SWOOP_WRITABLE) != 0;
     int rc = swoop_io_start(&c->io, ev);
@@ -108,6 +127,7 @@ swoop_conn_t *swoop__conn_open(swoop_reactor_t *r, int fd, swoop_conn_id_t id, s
     c->last_recv_ms = swoop__now_ms();
     swoop__buf_init(&c->in);
     swoop__buf_init(&c->out);
+    swoop_queue_init(&c->files);
     swoop_queue_insert_tail(&r->conns, &c->link);
     srv->conns[fd] = c;
     c->io.data = c;
@@ -150,6 +170,7 @@ static void conn_fail(swoop_conn_t *c, int err, const char *what)
         swoop_log(SWOOP_LOG_NOTICE, err, "%s() on fd %d of conn %llu failed: closing", what, c->fd,
                   (unsigned long long)c->id);
     swoop__buf_clear(&c->out);
+    drop_files(c);
     conn_begin_close(c);
 }
 
@@ -168,7 +189,7 @@ int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len)
         return SWOOP_EBUFFERFULL;
     }
     size_t off = 0;
-    if (queued == 0) {
+    if (queued == 0 && !conn_has_files(c)) {
         for (;;) {
             ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n >= 0) {
@@ -200,11 +221,59 @@ int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len)
     return 0;
 }
 
+/* Writes file `f` with sendfile(2): 0 done (dropped from the queue), 1 EAGAIN, -1 failed. */
+static int flush_file(swoop_conn_t *c, file_seg_t *f)
+{
+    while (f->left > 0) {
+        size_t want = f->left < SENDFILE_CHUNK ? f->left : SENDFILE_CHUNK;
+        ssize_t n = sendfile(c->fd, f->fd, &f->off, want);
+        if (n < 0) {
+            int err = errno;
+            if (err == EINTR)
+                continue;
+            if (err == EAGAIN || err == EWOULDBLOCK)
+                return 1;
+            conn_fail(c, err, "sendfile");
+            return -1;
+        }
+        if (n == 0) {
+            /* The file shrank: the promised bytes cannot come, so the stream is cut. */
+            swoop_log(SWOOP_LOG_WARNING, 0,
+                      "sendfile on conn %llu (fd %d): file ended %zu bytes early: closing",
+                      (unsigned long long)c->id, c->fd, f->left);
+            conn_fail(c, EIO, "sendfile");
+            return -1;
+        }
+        count_out(c, (size_t)n);
+        f->left -= (size_t)n;
+    }
+    swoop_queue_remove(&f->link);
+    close(f->fd);
+    swoop_free(f);
+    return 0;
+}
+
 static void conn_flush(swoop_conn_t *c)
 {
-    while (swoop__buf_rlen(&c->out) > 0) {
-        ssize_t n = send(c->fd, swoop__buf_rdata(&c->out), swoop__buf_rlen(&c->out),
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+    for (;;) {
+        size_t n_out = swoop__buf_rlen(&c->out);
+        file_seg_t *f = NULL;
+        if (conn_has_files(c)) {
+            f = swoop_queue_data(swoop_queue_head(&c->files), file_seg_t, link);
+            if (f->pre < n_out)
+                n_out = f->pre;
+            if (n_out == 0) {
+                int rc = flush_file(c, f);
+                if (rc < 0)
+                    return;
+                if (rc == 1)
+                    break;
+                continue;
+            }
+        }
+        if (n_out == 0)
+            break;
+        ssize_t n = send(c->fd, swoop__buf_rdata(&c->out), n_out, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             int err = errno;
             if (err == EINTR)
@@ -216,9 +285,11 @@ static void conn_flush(swoop_conn_t *c)
         }
         count_out(c, (size_t)n);
         swoop__buf_consume(&c->out, (size_t)n);
+        if (f)
+            f->pre -= (size_t)n;
     }
     set_queued(c);
-    if (swoop__buf_rlen(&c->out) == 0) {
+    if (swoop__buf_rlen(&c->out) == 0 && !conn_has_files(c)) {
         if (c->state == CONN_DRAINING) {
             conn_begin_close(c);
             return;
@@ -369,6 +440,7 @@ static void conn_begin_close(swoop_conn_t *c)
     swoop__buf_init(&c->in);
     swoop__buf_free(&c->out);
     swoop__buf_init(&c->out);
+    drop_files(c);
     c->state = CONN_WAIT_ACK;
     c->state_ms = swoop_loop_now(r->loop);
     update_io(c); /* stops the watcher */
@@ -388,7 +460,7 @@ void swoop__conn_close(swoop_conn_t *c, int reset)
     if (c->state != CONN_OPEN)
         return;
     mark_closed(c);
-    if (!reset && swoop__buf_rlen(&c->out) > 0) {
+    if (!reset && (swoop__buf_rlen(&c->out) > 0 || conn_has_files(c))) {
         c->state = CONN_DRAINING;
         c->state_ms = swoop_loop_now(c->reactor->loop);
         update_io(c);
@@ -439,6 +511,7 @@ static void conn_free(swoop_conn_t *c)
                   (unsigned long long)c->id);
     swoop__buf_free(&c->in);
     swoop__buf_free(&c->out);
+    drop_files(c);
     swoop_free(c);
 }
 
@@ -524,4 +597,107 @@ void swoop__port_dgram_readable(swoop_reactor_t *r, swoop_port_t *p)
         else
             swoop__base_deliver_dgram(r, p, &from, r->rdbuf, (size_t)n);
     }
+}
+
+/* ---- sendfile ---- */
+
+static int conn_has_files(swoop_conn_t *c)
+{
+    return !swoop_queue_empty(&c->files);
+}
+
+static void drop_files(swoop_conn_t *c)
+{
+    while (!swoop_queue_empty(&c->files)) {
+        file_seg_t *f = swoop_queue_data(swoop_queue_head(&c->files), file_seg_t, link);
+        swoop_queue_remove(&f->link);
+        close(f->fd);
+        swoop_free(f);
+    }
+}
+
+int swoop__sendfile_open(const char *path, off_t offset, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        int err = errno;
+        swoop_log(SWOOP_LOG_WARNING, err, "sendfile: open(\"%s\") failed", path);
+        return -err;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int err = errno;
+        swoop_log(SWOOP_LOG_WARNING, err, "sendfile: fstat(\"%s\") failed", path);
+        close(fd);
+        return -err;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        int rc = S_ISDIR(st.st_mode) ? -EISDIR : SWOOP_EINVAL;
+        swoop_log(SWOOP_LOG_WARNING, 0, "sendfile: \"%s\" is not a regular file", path);
+        close(fd);
+        return rc;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    if ((uint64_t)offset > size || (*len > 0 && *len > size - (uint64_t)offset)) {
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "sendfile: range %lld + %zu is past the end of \"%s\" (%llu bytes)",
+                  (long long)offset, *len, path, (unsigned long long)size);
+        close(fd);
+        return SWOOP_EINVAL;
+    }
+    if (*len == 0)
+        *len = (size_t)(size - (uint64_t)offset);
+    return fd;
+}
+
+int swoop__conn_sendfile(swoop_conn_t *c, int fd, off_t offset, size_t len)
+{
+    if (c->state != CONN_OPEN) {
+        close(fd);
+        return SWOOP_ECLOSED;
+    }
+    if (len == 0) {
+        close(fd);
+        return 0;
+    }
+    size_t pre = swoop__buf_rlen(&c->out);
+    for (swoop_queue_t *q = swoop_queue_head(&c->files); q != &c->files; q = q->next)
+        pre -= swoop_queue_data(q, file_seg_t, link)->pre;
+    file_seg_t *f = swoop_malloc(sizeof(*f));
+    f->pre = pre;
+    f->fd = fd;
+    f->off = offset;
+    f->left = len;
+    swoop_queue_insert_tail(&c->files, &f->link);
+    /* Written from the writability callback, like any queued output. */
+    if (!c->writing)
+        update_io(c);
+    return 0;
+}
+
+void swoop__conn_sendfile_msg(swoop_conn_t *c, const char *data, size_t len)
+{
+    swoop_sendfile_req_t req;
+    char path[4096];
+    if (len <= sizeof(req) || len - sizeof(req) >= sizeof(path)) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "conn %llu: malformed SENDFILE message (%zu bytes) dropped",
+                  (unsigned long long)c->id, len);
+        return;
+    }
+    memcpy(&req, data, sizeof(req));
+    memcpy(path, data + sizeof(req), len - sizeof(req));
+    path[len - sizeof(req)] = '\0';
+    size_t n = (size_t)req.length;
+    int fd = swoop__sendfile_open(path, (off_t)req.offset, &n);
+    if (fd < 0 || n != req.length) {
+        /* The worker checked this file a moment ago: the stream would have a hole. */
+        swoop_log(SWOOP_LOG_ERROR, fd < 0 ? fd : 0,
+                  "conn %llu: the file \"%s\" changed before it could be sent: closing",
+                  (unsigned long long)c->id, path);
+        if (fd >= 0)
+            close(fd);
+        swoop__conn_close(c, 1);
+        return;
+    }
+    swoop__conn_sendfile(c, fd, (off_t)req.offset, n);
 }

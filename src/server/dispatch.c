@@ -5,7 +5,7 @@
  * one is bound). 2, 4 and 5 are "hash" modes: every packet of a connection
  * goes to one worker, so its on_connect, on_receive and on_close run there
  * in order. In 1 and 3 packets spread out; CONNECT and CLOSE then go to the
- * worker chosen at accept (fd modulo), so on_close may overtake an
+ * worker the rule picked at adoption, so on_close may overtake an
  * on_receive still running elsewhere (Swoole disables the events then).
  */
 #include <arpa/inet.h>

@@ -41,7 +41,8 @@ typedef struct swoop_srv_wstat_s {
     _Atomic int32_t busy;
     _Atomic uint64_t requests;
     _Atomic uint64_t starts;
-    char pad_[40];
+    _Atomic uint64_t start_seq; /* msg_seq when the current process started */
+    char pad_[32];
 } swoop_srv_wstat_t;
 
 /*
@@ -140,9 +141,11 @@ typedef struct swoop_conn_s {
     uint64_t last_recv_ms;
     uint64_t state_ms; /* when it entered the current state */
     int ipc_blocked;   /* PROCESS: reading paused while worker (ipc_blocked - 1)'s queue drains */
+    int user_paused;   /* PROCESS: swoop_server_pause in force (kept across ipc_blocked) */
     size_t scan;
     swoop_buf_t in;
     swoop_buf_t out;
+    swoop_queue_t files; /* sendfile ranges waiting, in output order with `out` */
     swoop_queue_t link;
 } swoop_conn_t;
 
@@ -248,6 +251,8 @@ uint64_t swoop__now_ms(void);
 /* Session lookup: NULL unless `id` is open. */
 swoop_session_t *swoop__session_get(swoop_server_t *srv, swoop_conn_id_t id);
 swoop_session_t *swoop__session_at(swoop_server_t *srv, uint32_t slot);
+/* swoop_ipc_gone_cb of the server's readers: the message's writing worker process is gone. */
+int swoop__server_writer_gone(void *arg, const swoop_ipc_head_t *head);
 
 /* ---- conn.c: the connection engine ---- */
 int swoop__reactor_init(swoop_reactor_t *r, swoop_server_t *srv, int id, swoop_loop_t *loop);
@@ -261,6 +266,22 @@ void swoop__conn_close(swoop_conn_t *c, int reset);
 /* The worker acknowledged CLOSE (PROCESS): release. */
 void swoop__conn_release(swoop_conn_t *c);
 void swoop__conn_pause(swoop_conn_t *c, int pause);
+/*
+ * sendfile: opens `path` read-only and checks it is a regular file holding
+ * [offset, offset + *len) (*len 0 = to the end, set to the real length).
+ * Returns the fd or a negative error (logged): -ENOENT..., -EISDIR,
+ * SWOOP_EINVAL for another non-regular file or a range past the end.
+ */
+int swoop__sendfile_open(const char *path, off_t offset, size_t *len);
+/* Queues a file range behind the connection's pending output; takes `fd`. */
+int swoop__conn_sendfile(swoop_conn_t *c, int fd, off_t offset, size_t len);
+/* The payload of a SENDFILE message: offset, length, then the path. */
+typedef struct swoop_sendfile_req_s {
+    int64_t offset;
+    uint64_t length;
+} swoop_sendfile_req_t;
+/* The owner's side of a SENDFILE message (opens the path again). */
+void swoop__conn_sendfile_msg(swoop_conn_t *c, const char *data, size_t len);
 /* Closes every connection without callbacks (shutdown). */
 void swoop__reactor_close_all(swoop_reactor_t *r, int notify);
 /* Periodic work: heartbeat and overdue CLOSE acknowledgements. */

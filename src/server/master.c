@@ -37,7 +37,6 @@
 #include "net/socket.h"
 #include "server/internal.h"
 
-#define IPC_BLOCK_BYTES (32u * 1024 * 1024)
 #define PIPE_BATCHES    8
 #define ACCEPT_PAUSE_MS 100
 
@@ -219,10 +218,12 @@ void swoop__master_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char 
         return;
     }
     /* Backpressure: a worker that does not keep up stops the reading of its connections. */
-    if (out->queued_bytes > IPC_BLOCK_BYTES && !c->ipc_blocked) {
+    if (out->queued_bytes > (size_t)r->srv->settings.pipe_buffer_size && !c->ipc_blocked) {
         swoop_log(SWOOP_LOG_WARNING, 0,
-                  "reactor %d: %zu bytes queued for worker %d: pausing conn %llu until it drains",
-                  r->id, out->queued_bytes, w, (unsigned long long)c->id);
+                  "reactor %d: %zu bytes queued for worker %d (pipe_buffer_size %lld): pausing "
+                  "conn %llu until it drains",
+                  r->id, out->queued_bytes, w, (long long)r->srv->settings.pipe_buffer_size,
+                  (unsigned long long)c->id);
         c->ipc_blocked = w + 1;
         r->blocked++;
         swoop__conn_pause(c, 1);
@@ -278,13 +279,18 @@ static void handle_worker_msg(swoop_reactor_t *r, swoop_ipc_msg_t *m)
     case SWOOP_IPC_CLOSE:
         swoop__conn_release(c);
         break;
+    case SWOOP_IPC_SENDFILE:
+        swoop__conn_sendfile_msg(c, m->data, m->len);
+        break;
     case SWOOP_IPC_CLOSE_REQ:
         swoop__conn_close(c, h->aux != 0);
         break;
     case SWOOP_IPC_PAUSE:
     case SWOOP_IPC_RESUME:
+        /* While a full worker queue holds the reading, the user's wish waits for unblock(). */
+        c->user_paused = h->type == SWOOP_IPC_PAUSE;
         if (!c->ipc_blocked)
-            swoop__conn_pause(c, h->type == SWOOP_IPC_PAUSE);
+            swoop__conn_pause(c, c->user_paused);
         break;
     default:
         swoop_log(SWOOP_LOG_WARNING, 0, "reactor %d: unexpected message type %u from worker %d",
@@ -304,7 +310,8 @@ static void unblock(swoop_reactor_t *r, int w)
         if (c->ipc_blocked == w + 1) {
             c->ipc_blocked = 0;
             r->blocked--;
-            swoop__conn_pause(c, 0);
+            if (!c->user_paused)
+                swoop__conn_pause(c, 0);
         }
     }
 }
@@ -400,7 +407,9 @@ static void reactor_port_cb(swoop_io_t *io, unsigned events)
 
 static void reactor_tick_cb(int64_t id, void *arg)
 {
-    swoop__reactor_tick(arg);
+    swoop_reactor_t *r = arg;
+    swoop__reactor_tick(r);
+    swoop__ipc_in_sweep(&r->in); /* partial replies of workers that died */
 }
 
 static void reactor_adopt(swoop_loop_t *loop, void *arg)
@@ -467,6 +476,8 @@ static int reactor_setup(swoop_server_t *srv, swoop_reactor_t *r, int id)
     r->pipe_io = swoop_calloc((size_t)srv->worker_num, sizeof(*r->pipe_io));
     r->port_io = swoop_calloc((size_t)srv->nports, sizeof(*r->port_io));
     swoop__ipc_in_init(&r->in, (size_t)srv->settings.buffer_output_size + 4096);
+    r->in.gone_cb = swoop__server_writer_gone;
+    r->in.gone_arg = srv;
     swoop__ipc_rbuf_init(&r->rb);
     if (srv->rings) {
         r->in_rings = swoop_calloc((size_t)srv->worker_num, sizeof(*r->in_rings));

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +90,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     s->log_level = -1;
     s->ipc_batch = 1;
     s->ipc_ring = 1;
+    s->pipe_buffer_size = 32 * 1024 * 1024;
     swoop_port_settings_t *p = &s->protocol;
     p->open_eof_check = 0;
     p->open_eof_split = 0;
@@ -197,21 +199,21 @@ int swoop__server_parse_int(const char *v, int64_t min, int64_t max, int64_t *ou
     char *end;
     errno = 0;
     long long n = strtoll(v, &end, 10);
-    if (errno != 0 || end == v || n < min || n > max)
+    if (errno != 0 || end == v)
         return SWOOP_EINVAL;
-    /* Size suffixes: 2M, 64K, 1G; the product is range-checked before it is formed. */
-    long long mult = 1;
+    /* Size suffixes: 2M, 64K, 1G. The range applies to the scaled value ("1M" >= 65536). */
+    long long mul = 1;
     if (*end == 'K' || *end == 'k')
-        mult = 1024;
+        mul = 1024;
     else if (*end == 'M' || *end == 'm')
-        mult = 1024 * 1024;
+        mul = 1024 * 1024;
     else if (*end == 'G' || *end == 'g')
-        mult = 1024LL * 1024 * 1024;
-    if (mult != 1) {
-        if (n > max / mult || n < (min < 0 ? min / mult : LLONG_MIN / mult))
-            return SWOOP_EINVAL;
-        n *= mult;
+        mul = 1024LL * 1024 * 1024;
+    if (mul > 1) {
         end++;
+        if (n > LLONG_MAX / mul || n < LLONG_MIN / mul)
+            return SWOOP_EINVAL;
+        n *= mul;
     }
     if (*end != '\0' || n < min || n > max)
         return SWOOP_EINVAL;
@@ -267,6 +269,7 @@ static const setting_t server_keys[] = {
     {"daemonize", T_BOOL, SRV(daemonize), 0, 1},
     {"ipc_batch", T_BOOL, SRV(ipc_batch), 0, 1},
     {"ipc_ring", T_BOOL, SRV(ipc_ring), 0, 1},
+    {"pipe_buffer_size", T_INT64, SRV(pipe_buffer_size), 65536, INT64_MAX},
 };
 
 static const setting_t port_keys[] = {
@@ -510,6 +513,23 @@ int swoop_server_conn_info(swoop_server_t *srv, swoop_conn_id_t conn, swoop_conn
     if (atomic_load(&s->id) != conn)
         return SWOOP_ECLOSED;
     return 0;
+}
+
+int swoop__server_writer_gone(void *arg, const swoop_ipc_head_t *h)
+{
+    swoop_server_t *srv = arg;
+    /* DATA and DGRAM come from reactor threads, which live as long as the master. */
+    if (h->type == SWOOP_IPC_DATA || h->type == SWOOP_IPC_DGRAM)
+        return 0;
+    if (srv->gs == NULL || h->worker_id < 0 || h->worker_id >= srv->worker_num)
+        return 0;
+    /*
+     * Msg ids come from one shared counter: an id at or below the counter's
+     * value when the slot's current process started was taken by an earlier
+     * process of that slot, which is dead.
+     */
+    uint64_t since = atomic_load(&srv->gs->workers[h->worker_id].start_seq);
+    return h->msg_id <= since;
 }
 
 int swoop_server_bind_uid(swoop_server_t *srv, swoop_conn_id_t conn, uint64_t uid)
@@ -942,7 +962,8 @@ int swoop_server_start(swoop_server_t *srv)
     }
     if (s->worker_num < 1 || s->worker_num > SERVER_WORKER_MAX || s->dispatch_mode < 1 ||
         s->dispatch_mode > 5 || s->max_conn < 1 || s->buffer_output_size < 1 ||
-        s->socket_buffer_size < 1 || s->reactor_num < 0 || s->max_wait_time < 0) {
+        s->socket_buffer_size < 1 || s->reactor_num < 0 || s->max_wait_time < 0 ||
+        s->pipe_buffer_size < 65536) {
         swoop_log(SWOOP_LOG_ERROR, 0, "swoop_server_start: inconsistent settings");
         return SWOOP_EINVAL;
     }

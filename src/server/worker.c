@@ -242,6 +242,9 @@ static void handle_peer_msg(swoop_server_t *srv, swoop_ipc_msg_t *m)
     case SWOOP_IPC_SEND:
         swoop__conn_send(c, m->data, m->len);
         break;
+    case SWOOP_IPC_SENDFILE:
+        swoop__conn_sendfile_msg(c, m->data, m->len);
+        break;
     case SWOOP_IPC_CLOSE_REQ:
         swoop__conn_close(c, h->aux != 0);
         break;
@@ -428,6 +431,13 @@ void swoop__base_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoop_
 
 /* ---- the worker main ---- */
 
+/* Partial messages of writers that died mid-message are dropped after a few seconds. */
+static void worker_sweep_cb(int64_t id, void *arg)
+{
+    swoop_server_t *srv = arg;
+    swoop__ipc_in_sweep(&srv->win);
+}
+
 static int worker_setup(swoop_server_t *srv, int id)
 {
     int rc;
@@ -444,6 +454,9 @@ static int worker_setup(swoop_server_t *srv, int id)
         return rc;
     }
     swoop__ipc_in_init(&srv->win, 0);
+    srv->win.gone_cb = swoop__server_writer_gone;
+    srv->win.gone_arg = srv;
+    swoop_loop_timer_tick(loop, 1000, worker_sweep_cb, srv);
     swoop__ipc_rbuf_init(&srv->wrb);
 
     /* Message channels: our read end, everybody's write end. */
@@ -549,6 +562,7 @@ int swoop__worker_main(void *data, int id)
     atomic_store(&ws->pid, getpid());
     atomic_store(&ws->busy, 0);
     atomic_store(&ws->requests, 0);
+    atomic_store(&ws->start_seq, atomic_load(&srv->gs->msg_seq));
     atomic_fetch_add(&ws->starts, 1);
     atomic_store(&srv->proc_stats[id].pid, getpid());
     atomic_store(&srv->proc_stats[id].request_limit, srv->request_limit);
@@ -766,34 +780,58 @@ int swoop_server_sendfile(swoop_server_t *srv, swoop_conn_id_t conn, const char 
 {
     if (srv == NULL || path == NULL || offset < 0)
         return SWOOP_EINVAL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    if (srv->worker_id < 0)
+        return SWOOP_ESTATE;
+    /* Checked here, so the caller learns of a missing or odd file at once. */
+    size_t len = length;
+    int fd = swoop__sendfile_open(path, offset, &len);
+    if (fd < 0)
+        return fd;
+    swoop_session_t *s = swoop__session_get(srv, conn);
+    if (s == NULL) {
+        close(fd);
+        return SWOOP_ECLOSED;
+    }
+    if (srv->mode == SWOOP_MODE_BASE) {
+        swoop_conn_t *c = own_conn(srv, conn);
+        if (c)
+            return swoop__conn_sendfile(c, fd, offset, len); /* takes fd */
+    }
+    close(fd);
+    if (len == 0)
+        return 0;
+    /* The owner opens the file again: pass an absolute path (a worker may chdir). */
+    char *abs = realpath(path, NULL);
+    if (abs == NULL) {
         int err = errno;
-        swoop_log(SWOOP_LOG_WARNING, err, "sendfile: open(\"%s\") failed", path);
+        swoop_log(SWOOP_LOG_WARNING, err, "sendfile: realpath(\"%s\") failed", path);
         return -err;
     }
-    size_t chunk = 256 * 1024;
-    char *buf = swoop_malloc(chunk);
-    int rc = 0;
-    size_t left = length ? length : SIZE_MAX;
-    while (left > 0) {
-        ssize_t n = pread(fd, buf, left < chunk ? left : chunk, offset);
-        if (n < 0) {
-            rc = -errno;
-            swoop_log(SWOOP_LOG_WARNING, -rc, "sendfile: read of \"%s\" failed", path);
-            break;
+    size_t plen = strlen(abs);
+    swoop_sendfile_req_t req = {.offset = offset, .length = len};
+    swoop_ipc_head_t h = {.type = SWOOP_IPC_SENDFILE,
+                          .reactor_id = s->reactor_id,
+                          .worker_id = (int16_t)srv->worker_id,
+                          .conn_id = conn};
+    int rc;
+    if (plen >= 4096) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "sendfile: path \"%s\" too long", abs);
+        rc = SWOOP_EINVAL;
+    } else if (srv->mode == SWOOP_MODE_BASE) {
+        int owner = s->reactor_id;
+        if (owner < 0 || owner >= srv->worker_num) {
+            rc = SWOOP_ECLOSED;
+        } else {
+            rc = swoop__ipc_send2(&srv->mouts[owner], &h, &req, sizeof(req), abs, plen);
         }
-        if (n == 0)
-            break;
-        rc = swoop_server_send(srv, conn, buf, (size_t)n);
-        if (rc < 0)
-            break;
-        offset += n;
-        left -= (size_t)n;
+    } else {
+        int r = s->reactor_id;
+        rc = r < 0 || r >= srv->reactor_num
+                 ? SWOOP_ECLOSED
+                 : swoop__ipc_send2(&srv->wouts[r], &h, &req, sizeof(req), abs, plen);
     }
-    swoop_free(buf);
-    close(fd);
-    return rc;
+    free(abs);
+    return rc < 0 ? rc : 0;
 }
 
 int swoop_server_send_message(swoop_server_t *srv, int dst, const void *data, size_t len)

@@ -269,6 +269,30 @@ static inline long cli_echo_load(int port, int nconn, int rounds, size_t size, i
     return done;
 }
 
+/* Bytes the kernel holds unread on the server's end of the client socket `fd`. */
+static inline long srv_rx_queue(int fd, int server_port)
+{
+    struct sockaddr_in me;
+    socklen_t sl = sizeof(me);
+    ASSERT_EQ(getsockname(fd, (struct sockaddr *)&me, &sl), 0);
+    unsigned cport = ntohs(me.sin_port);
+    FILE *f = fopen("/proc/net/tcp", "r");
+    ASSERT_NOT_NULL(f);
+    char line[512];
+    long rx = -1;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned la, lp, ra, rp, st;
+        unsigned long tx, rq;
+        if (sscanf(line, " %*d: %x:%x %x:%x %x %lx:%lx", &la, &lp, &ra, &rp, &st, &tx, &rq) == 7 &&
+            lp == (unsigned)server_port && rp == cport) {
+            rx = (long)rq;
+            break;
+        }
+    }
+    fclose(f);
+    return rx;
+}
+
 /* An echo server's on_receive. */
 static inline void srv_echo(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id,
                             const void *data, size_t len)

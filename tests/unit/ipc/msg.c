@@ -248,3 +248,91 @@ TEST(ipc_dead_reader_is_an_error)
     swoop__ipc_out_free(&out);
     swoop__channel_close(&ch);
 }
+
+/* ---- partial messages of writers that died ---- */
+
+static int writer_dead[4];
+
+static int gone(void *arg, const swoop_ipc_head_t *h)
+{
+    ASSERT(arg == writer_dead);
+    return writer_dead[h->worker_id];
+}
+
+/* Feeds one chunk of message `id` from writer `w` (1000 bytes in all, 100 per chunk). */
+static int chunk(swoop_ipc_in_t *in, uint64_t id, int w, int idx, swoop_ipc_msg_t *m)
+{
+    char buf[sizeof(swoop_ipc_head_t) + 100];
+    swoop_ipc_head_t h = {.type = SWOOP_IPC_SEND,
+                          .flags = (uint8_t)(SWOOP_IPC_CHUNK | (idx == 0 ? SWOOP_IPC_BEGIN : 0) |
+                                             (idx == 9 ? SWOOP_IPC_END : 0)),
+                          .worker_id = (int16_t)w,
+                          .len = 1000,
+                          .msg_id = id};
+    memcpy(buf, &h, sizeof(h));
+    memset(buf + sizeof(h), 'a' + idx, 100);
+    return swoop__ipc_feed(in, buf, sizeof(buf), m);
+}
+
+TEST(ipc_partial_of_dead_writer_swept)
+{
+    swoop_ipc_in_t in;
+    swoop__ipc_in_init(&in, 1 << 20);
+    in.gone_cb = gone;
+    in.gone_arg = writer_dead;
+    swoop_ipc_msg_t m;
+    /* Writer 1 sends half of message 5 and dies; writer 2 is alive but slow with message 6. */
+    for (int i = 0; i < 5; i++) {
+        ASSERT_EQ(chunk(&in, 5, 1, i, &m), 0);
+        ASSERT_EQ(chunk(&in, 6, 2, i, &m), 0);
+    }
+    ASSERT_EQ(swoop__ipc_in_partial(&in), 2);
+    writer_dead[1] = 1;
+    for (int s = 0; s < SWOOP_IPC_SWEEPS_DEAD - 1; s++)
+        ASSERT_EQ(swoop__ipc_in_sweep(&in), 0);
+    ASSERT_EQ(swoop__ipc_in_sweep(&in), 1);
+    ASSERT_EQ(swoop__ipc_in_partial(&in), 1);
+    ASSERT_EQ(in.expired, 1);
+    /* A late chunk of the dropped message is an unknown id, never trusted. */
+    uint64_t dropped = in.dropped;
+    ASSERT_EQ(chunk(&in, 5, 1, 5, &m), 0);
+    ASSERT_EQ(in.dropped, dropped + 1);
+    ASSERT_EQ(swoop__ipc_in_partial(&in), 1);
+    /* The live writer's message survives idle sweeps and completes intact. */
+    for (int s = 0; s < 5; s++)
+        ASSERT_EQ(swoop__ipc_in_sweep(&in), 0);
+    for (int i = 5; i < 9; i++)
+        ASSERT_EQ(chunk(&in, 6, 2, i, &m), 0);
+    ASSERT_EQ(chunk(&in, 6, 2, 9, &m), 1);
+    ASSERT_EQ(m.len, 1000);
+    for (int i = 0; i < 10; i++)
+        ASSERT_EQ(m.data[i * 100 + 99], 'a' + i);
+    swoop__ipc_msg_done(&m);
+    ASSERT_EQ(swoop__ipc_in_partial(&in), 0);
+    swoop__ipc_in_free(&in);
+}
+
+TEST(ipc_partial_aged_out)
+{
+    swoop_ipc_in_t in;
+    swoop__ipc_in_init(&in, 1 << 20);
+    swoop_ipc_msg_t m;
+    /* Without gone_cb: idle SWOOP_IPC_SWEEPS_DEAD sweeps are enough; a chunk resets it. */
+    ASSERT_EQ(chunk(&in, 9, 0, 0, &m), 0);
+    for (int s = 0; s < SWOOP_IPC_SWEEPS_DEAD - 1; s++)
+        ASSERT_EQ(swoop__ipc_in_sweep(&in), 0);
+    ASSERT_EQ(chunk(&in, 9, 0, 1, &m), 0);
+    for (int s = 0; s < SWOOP_IPC_SWEEPS_DEAD - 1; s++)
+        ASSERT_EQ(swoop__ipc_in_sweep(&in), 0);
+    ASSERT_EQ(swoop__ipc_in_sweep(&in), 1);
+    ASSERT_EQ(swoop__ipc_in_partial(&in), 0);
+    /* With a writer that stays alive: only the hard limit drops it. */
+    in.gone_cb = gone;
+    in.gone_arg = writer_dead;
+    ASSERT_EQ(chunk(&in, 10, 3, 0, &m), 0);
+    for (int s = 0; s < SWOOP_IPC_SWEEPS_MAX - 1; s++)
+        ASSERT_EQ(swoop__ipc_in_sweep(&in), 0);
+    ASSERT_EQ(swoop__ipc_in_sweep(&in), 1);
+    ASSERT_EQ(in.expired, 2);
+    swoop__ipc_in_free(&in);
+}
