@@ -94,3 +94,50 @@ TEST(example_loop_echo_echoes)
     close(fd);
     swoop_test_wait_ok(pid, 5000);
 }
+
+/* Runs examples/tcp_echo in `mode` on port 0, echoes 64 KiB through it, stops it with SIGTERM. */
+static void run_tcp_echo(const char *mode)
+{
+    char prog[1024], line[256];
+    snprintf(prog, sizeof(prog), "%s/examples/tcp_echo", build_dir());
+    int fd;
+    pid_t pid = spawn(prog, (char *const[]){prog, (char *)mode, "0", "2", NULL}, &fd);
+    int port = 0;
+    while (port == 0) {
+        ASSERT_GT(swoop_test_read_line(fd, line, sizeof(line), 5000), 0);
+        sscanf(line, "tcp_echo: %*s mode on 127.0.0.1:%d", &port);
+    }
+    /* Started: the master prints its pid from on_start once the workers run. */
+    ASSERT_GT(swoop_test_read_line(fd, line, sizeof(line), 5000), 0);
+    ASSERT_NOT_NULL(strstr(line, "master pid"));
+
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    static char big[65536], back[65536];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (char)(i * 13);
+    ASSERT_EQ(send(c, big, sizeof(big), 0), (ssize_t)sizeof(big));
+    size_t got = 0;
+    while (got < sizeof(back)) {
+        ssize_t n = recv(c, back + got, sizeof(back) - got, 0);
+        ASSERT_GT(n, 0);
+        got += (size_t)n;
+    }
+    ASSERT_MEM_EQ(back, big, sizeof(big));
+    close(c);
+    ASSERT_EQ(kill(pid, SIGTERM), 0);
+    close(fd);
+    swoop_test_wait_ok(pid, 10000);
+}
+
+TEST(example_tcp_echo_process)
+{
+    run_tcp_echo("process");
+}
+
+TEST(example_tcp_echo_base)
+{
+    run_tcp_echo("base");
+}
