@@ -157,10 +157,59 @@ static void count_out(swoop_conn_t *c, size_t n)
     atomic_fetch_add_explicit(&c->reactor->cnt->bytes_out, n, memory_order_relaxed);
 }
 
-static void set_queued(swoop_conn_t *c)
+/*
+ * Output budget. A session's out_queued counts the bytes senders were told
+ * were accepted and that have not reached the socket yet: reserved by the
+ * sender (swoop__session_reserve) before the bytes travel to the owner, and
+ * released by the owner as they are written or dropped. The budget is
+ * checked once, at the sender, so the owner never has to refuse bytes a
+ * worker already accepted.
+ */
+int swoop__session_reserve(swoop_server_t *srv, swoop_session_t *s, swoop_conn_id_t id, size_t len)
 {
-    if (c->sess)
-        atomic_store_explicit(&c->sess->out_queued, swoop__buf_rlen(&c->out), memory_order_relaxed);
+    uint64_t limit = (uint64_t)srv->settings.socket_buffer_size;
+    uint64_t before = atomic_fetch_add(&s->out_queued, (uint64_t)len);
+    if (before + len > limit) {
+        swoop__session_release(s, len);
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "conn %llu: output buffer overflow (%llu queued + %zu > socket_buffer_size "
+                  "%llu): send refused",
+                  (unsigned long long)id, (unsigned long long)before, len,
+                  (unsigned long long)limit);
+        return SWOOP_EBUFFERFULL;
+    }
+    /* The slot may have been released and reused meanwhile: not ours to charge. */
+    if (atomic_load_explicit(&s->id, memory_order_acquire) != id) {
+        swoop__session_release(s, len);
+        return SWOOP_ECLOSED;
+    }
+    return 0;
+}
+
+/* Never below zero: a slot reset while a reservation was in flight must not wrap. */
+void swoop__session_release(swoop_session_t *s, size_t len)
+{
+    uint64_t cur = atomic_load(&s->out_queued);
+    for (;;) {
+        uint64_t next = cur > len ? cur - len : 0;
+        if (atomic_compare_exchange_weak(&s->out_queued, &cur, next))
+            return;
+    }
+}
+
+static void conn_release_budget(swoop_conn_t *c, size_t n)
+{
+    if (c->sess && n > 0)
+        swoop__session_release(c->sess, n);
+}
+
+/* Drops the pending output, releasing its budget. */
+static void drop_output(swoop_conn_t *c)
+{
+    conn_release_budget(c, swoop__buf_rlen(&c->out));
+    swoop__buf_free(&c->out);
+    swoop__buf_init(&c->out);
+    drop_files(c);
 }
 
 /* The peer is gone or the write failed: close without flushing. */
@@ -169,32 +218,30 @@ static void conn_fail(swoop_conn_t *c, int err, const char *what)
     if (err != ECONNRESET && err != EPIPE)
         swoop_log(SWOOP_LOG_NOTICE, err, "%s() on fd %d of conn %llu failed: closing", what, c->fd,
                   (unsigned long long)c->id);
-    swoop__buf_clear(&c->out);
-    drop_files(c);
+    drop_output(c);
     conn_begin_close(c);
 }
 
-int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len)
+int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len, int reserved)
 {
-    if (c->state != CONN_OPEN)
+    if (c->state != CONN_OPEN) {
+        if (reserved)
+            conn_release_budget(c, len);
         return SWOOP_ECLOSED;
-    swoop_server_t *srv = c->reactor->srv;
-    size_t queued = swoop__buf_rlen(&c->out);
-    if (queued + len > (size_t)srv->settings.socket_buffer_size) {
-        swoop_log(SWOOP_LOG_WARNING, 0,
-                  "conn %llu (fd %d): output buffer overflow (%zu queued + %zu > "
-                  "socket_buffer_size %lld): send refused",
-                  (unsigned long long)c->id, c->fd, queued, len,
-                  (long long)srv->settings.socket_buffer_size);
-        return SWOOP_EBUFFERFULL;
+    }
+    if (!reserved && c->sess) {
+        int rc = swoop__session_reserve(c->reactor->srv, c->sess, c->id, len);
+        if (rc < 0)
+            return rc;
     }
     size_t off = 0;
-    if (queued == 0 && !conn_has_files(c)) {
+    if (swoop__buf_rlen(&c->out) == 0 && !conn_has_files(c)) {
         for (;;) {
             ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n >= 0) {
                 off = (size_t)n;
                 count_out(c, off);
+                conn_release_budget(c, off);
                 break;
             }
             int err = errno;
@@ -202,6 +249,7 @@ int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len)
                 continue;
             if (err == EAGAIN || err == EWOULDBLOCK)
                 break;
+            conn_release_budget(c, len);
             conn_fail(c, err, "send");
             return SWOOP_ECLOSED;
         }
@@ -211,13 +259,16 @@ int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len)
             swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
                       "conn %llu (fd %d): no memory for %zu bytes of output: closing",
                       (unsigned long long)c->id, c->fd, len - off);
+            conn_release_budget(c, len - off);
+            /* Bytes the sender was told were accepted are lost: reset, never a clean end. */
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
             conn_fail(c, ENOMEM, "buffer");
             return SWOOP_ENOMEM;
         }
         if (!c->writing)
             update_io(c);
     }
-    set_queued(c);
     return 0;
 }
 
@@ -284,11 +335,11 @@ static void conn_flush(swoop_conn_t *c)
             return;
         }
         count_out(c, (size_t)n);
+        conn_release_budget(c, (size_t)n);
         swoop__buf_consume(&c->out, (size_t)n);
         if (f)
             f->pre -= (size_t)n;
     }
-    set_queued(c);
     if (swoop__buf_rlen(&c->out) == 0 && !conn_has_files(c)) {
         if (c->state == CONN_DRAINING) {
             conn_begin_close(c);
@@ -438,9 +489,7 @@ static void conn_begin_close(swoop_conn_t *c)
     mark_closed(c);
     swoop__buf_free(&c->in);
     swoop__buf_init(&c->in);
-    swoop__buf_free(&c->out);
-    swoop__buf_init(&c->out);
-    drop_files(c);
+    drop_output(c);
     c->state = CONN_WAIT_ACK;
     c->state_ms = swoop_loop_now(r->loop);
     update_io(c); /* stops the watcher */
@@ -470,6 +519,7 @@ void swoop__conn_close(swoop_conn_t *c, int reset)
         /* RST instead of FIN, and drop what is buffered. */
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        drop_output(c);
     }
     conn_begin_close(c);
 }
@@ -502,6 +552,7 @@ static void conn_free(swoop_conn_t *c)
     if (srv->conns[c->fd] == c)
         srv->conns[c->fd] = NULL;
     /* Release the session before the fd: the number may be reused right after close(). */
+    drop_output(c);
     if (c->sess) {
         atomic_store_explicit(&c->sess->out_queued, 0, memory_order_relaxed);
         atomic_store_explicit(&c->sess->id, 0, memory_order_release);
@@ -510,8 +561,6 @@ static void conn_free(swoop_conn_t *c)
         swoop_log(SWOOP_LOG_WARNING, errno, "close() of fd %d (conn %llu) failed", c->fd,
                   (unsigned long long)c->id);
     swoop__buf_free(&c->in);
-    swoop__buf_free(&c->out);
-    drop_files(c);
     swoop_free(c);
 }
 

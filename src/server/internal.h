@@ -100,7 +100,7 @@ typedef struct swoop_session_s {
     int16_t reactor_id;
     uint16_t port_index;
     _Atomic uint64_t uid;
-    _Atomic uint64_t out_queued; /* bytes in the owner's output buffer */
+    _Atomic uint64_t out_queued; /* bytes accepted by a send, not yet written (conn.c) */
     uint64_t connect_ms;
     _Atomic uint64_t last_recv_ms;
     swoop_addr_t peer;
@@ -259,8 +259,20 @@ int swoop__reactor_init(swoop_reactor_t *r, swoop_server_t *srv, int id, swoop_l
 void swoop__reactor_free(swoop_reactor_t *r);
 /* Adopts an accepted fd whose session is filled; returns the conn or NULL (fd closed). */
 swoop_conn_t *swoop__conn_open(swoop_reactor_t *r, int fd, swoop_conn_id_t id, swoop_port_t *port);
-/* Queues/writes bytes. Returns 0, SWOOP_EBUFFERFULL or SWOOP_ECLOSED. */
-int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len);
+/*
+ * Queues/writes bytes. `reserved`: the sender already charged `len` to the
+ * session (swoop__session_reserve); else this call does. Returns 0,
+ * SWOOP_EBUFFERFULL, SWOOP_ECLOSED or SWOOP_ENOMEM (the connection closes).
+ */
+int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len, int reserved);
+/*
+ * Charges `len` bytes to the output budget of session `s` (which must hold
+ * `id`): SWOOP_EBUFFERFULL past socket_buffer_size (logged), SWOOP_ECLOSED
+ * if the slot changed hands. The owner releases them as they are written or
+ * dropped (swoop__session_release, which never goes below zero).
+ */
+int swoop__session_reserve(swoop_server_t *srv, swoop_session_t *s, swoop_conn_id_t id, size_t len);
+void swoop__session_release(swoop_session_t *s, size_t len);
 /* Server-side close: after pending output unless `reset`. */
 void swoop__conn_close(swoop_conn_t *c, int reset);
 /* The worker acknowledged CLOSE (PROCESS): release. */

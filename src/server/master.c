@@ -274,7 +274,8 @@ static void handle_worker_msg(swoop_reactor_t *r, swoop_ipc_msg_t *m)
     }
     switch (h->type) {
     case SWOOP_IPC_SEND:
-        swoop__conn_send(c, m->data, m->len);
+        /* The worker reserved the bytes (swoop__session_reserve): nothing is refused here. */
+        swoop__conn_send(c, m->data, m->len, 1);
         break;
     case SWOOP_IPC_CLOSE:
         swoop__conn_release(c);

@@ -1,7 +1,8 @@
 /*
  * Regressions from the server review (session 1): a heartbeat set on one
- * port only is honoured; the string setter refuses values that overflow
- * and values with junk around them.
+ * port only is honoured; sends the worker was told succeeded never leave a
+ * gap in the stream; the string setter refuses values that overflow and
+ * values with junk around them.
  */
 #include <stdio.h>
 
@@ -28,6 +29,68 @@ TEST(server_port_heartbeat_closes_idle)
     uint64_t took = swoop_test_now_ms() - t0;
     ASSERT_UGE(took, 900);
     close(idle);
+    srv_stop(&h, 5000);
+}
+
+/* ---- accepted sends never leave a gap ---- */
+
+#define GAP_SENDS 8
+#define GAP_SIZE  (1 << 20)
+struct gap {
+    _Atomic int accepted[GAP_SENDS];
+    _Atomic int done;
+};
+static struct gap *gp;
+
+static void on_gap_sends(swoop_server_t *srv, swoop_conn_id_t conn, int rid, const void *data,
+                         size_t len)
+{
+    char *buf = malloc(GAP_SIZE);
+    for (int i = 0; i < GAP_SENDS; i++) {
+        memset(buf, 'A' + i, GAP_SIZE);
+        int rc = swoop_server_send(srv, conn, buf, GAP_SIZE);
+        ASSERT(rc == 0 || rc == SWOOP_EBUFFERFULL);
+        atomic_store(&gp->accepted[i], rc == 0);
+    }
+    free(buf);
+    atomic_store(&gp->done, 1);
+}
+
+static void setup_gap(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_set(srv, "socket_buffer_size", "2M"));
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = on_gap_sends}));
+}
+
+TEST(server_accepted_sends_leave_no_gap)
+{
+    gp = srv_shared(sizeof(*gp));
+    srv_handle_t h = srv_start(SWOOP_MODE_PROCESS, setup_gap, NULL, 2);
+    /* A tiny receive window, set before connecting, so the kernel absorbs almost nothing. */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 4096;
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cli_write(fd, "go", 2);
+    WAIT_UNTIL(atomic_load(&gp->done), 5000);
+    size_t expect = 0;
+    for (int i = 0; i < GAP_SENDS; i++)
+        expect += atomic_load(&gp->accepted[i]) ? GAP_SIZE : 0;
+    char *got = malloc(expect + 1);
+    ASSERT_UEQ(cli_read_n(fd, got, expect, 10000), expect);
+    /* Exactly the accepted sends, in order: no hole, no extra. */
+    size_t off = 0;
+    for (int i = 0; i < GAP_SENDS; i++) {
+        if (!atomic_load(&gp->accepted[i]))
+            continue;
+        for (size_t k = 0; k < GAP_SIZE; k += 4096)
+            ASSERT_EQ(got[off + k], 'A' + i);
+        off += GAP_SIZE;
+    }
+    free(got);
+    close(fd);
     srv_stop(&h, 5000);
 }
 
