@@ -124,7 +124,15 @@ struct swoop_port_s {
 
 typedef struct swoop_reactor_s swoop_reactor_t;
 
-enum { CONN_OPEN = 0, CONN_DRAINING = 1, CONN_WAIT_ACK = 2 };
+/*
+ * OPEN: reading and writing. PEER_EOF: the peer half-closed (read() = 0):
+ * no more reading, CLOSE is on its way to the worker behind the last DATA,
+ * the session stays open for replies until the worker acknowledged it.
+ * DRAINING: closed (by the server, or after PEER_EOF was acknowledged), the
+ * pending output is written for at most max_wait_time, then RST. WAIT_ACK:
+ * output dropped, waiting for the worker's acknowledgement of CLOSE.
+ */
+enum { CONN_OPEN = 0, CONN_DRAINING = 1, CONN_WAIT_ACK = 2, CONN_PEER_EOF = 3 };
 
 /* A connection, private to the reactor (thread or BASE worker) that owns it. */
 typedef struct swoop_conn_s {
@@ -138,6 +146,7 @@ typedef struct swoop_conn_s {
     int paused;
     int writing;   /* WRITABLE interest on */
     int worker_id; /* PROCESS: the worker that got CONNECT and gets CLOSE */
+    int notified;  /* on_close ran (and was acknowledged): freeing needs no more CLOSE */
     uint64_t last_recv_ms;
     uint64_t state_ms; /* when it entered the current state */
     int ipc_blocked;   /* PROCESS: reading paused while worker (ipc_blocked - 1)'s queue drains */
@@ -236,6 +245,8 @@ struct swoop_server_s {
     swoop_ipc_out_t *mouts; /* to worker w's message channel */
     swoop_io_t msg_io;
     int cur_port; /* port of the on_packet being handled, -1 */
+    /* PROCESS: the connection whose on_close runs; it reads as closed meanwhile. */
+    swoop_conn_id_t closing_conn;
 };
 
 /* Ring to worker w from reactor r (to_worker = 1), or back. */
@@ -313,7 +324,12 @@ int swoop__master_run(swoop_server_t *srv);
 /* Reactor-side delivery (PROCESS): CONNECT / DATA / CLOSE / DGRAM to workers. */
 void swoop__master_deliver_connect(swoop_reactor_t *r, swoop_conn_t *c);
 void swoop__master_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char *data, size_t len);
-int swoop__master_deliver_close(swoop_reactor_t *r, swoop_conn_t *c);
+/*
+ * CLOSE to the worker, acknowledged when it ran on_close; 0, or -1 when
+ * nothing was sent (no on_close, unless `always`: the acknowledgement then
+ * also tells that the worker handled every DATA before it).
+ */
+int swoop__master_deliver_close(swoop_reactor_t *r, swoop_conn_t *c, int always);
 void swoop__master_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoop_addr_t *from,
                                  const char *data, size_t len);
 

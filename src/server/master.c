@@ -76,10 +76,10 @@ static void hook_worker_error(void *data, int id, pid_t pid, int code, int signo
             swoop_session_t *s = &srv->sessions[first + i];
             if (atomic_load(&s->id) == 0)
                 continue;
-            if (!atomic_exchange(&s->closed, 1)) {
-                atomic_fetch_sub(&srv->gs->connection_num, 1);
+            /* Never freed by its owner: still counted in connection_num. */
+            atomic_fetch_sub(&srv->gs->connection_num, 1);
+            if (!atomic_exchange(&s->closed, 1))
                 atomic_fetch_add(&srv->gs->close_count, 1);
-            }
             atomic_store(&s->id, 0);
             n++;
         }
@@ -230,9 +230,9 @@ void swoop__master_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char 
     }
 }
 
-int swoop__master_deliver_close(swoop_reactor_t *r, swoop_conn_t *c)
+int swoop__master_deliver_close(swoop_reactor_t *r, swoop_conn_t *c, int always)
 {
-    if (r->srv->events.on_close == NULL)
+    if (r->srv->events.on_close == NULL && !always)
         return -1;
     int w = swoop__dispatch_close_worker(r, c);
     c->worker_id = w;

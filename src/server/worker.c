@@ -134,8 +134,15 @@ static void handle_reactor_msg(swoop_server_t *srv, int r, swoop_ipc_msg_t *m)
         count_request(srv);
         break;
     case SWOOP_IPC_CLOSE: {
+        /*
+         * After a peer's half-close the owner keeps the session open until this
+         * acknowledgement (replies to the last DATA still go out); on_close
+         * itself sees the connection closed, as after any other close.
+         */
+        srv->closing_conn = h->conn_id;
         if (ev->on_close)
             ev->on_close(srv, h->conn_id, h->reactor_id);
+        srv->closing_conn = 0;
         swoop_ipc_head_t ack = {.type = SWOOP_IPC_CLOSE,
                                 .reactor_id = h->reactor_id,
                                 .worker_id = (int16_t)srv->worker_id,

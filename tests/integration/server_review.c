@@ -1,12 +1,48 @@
 /*
- * Regressions from the server review (session 1): a heartbeat set on one
- * port only is honoured; sends the worker was told succeeded never leave a
+ * Regressions from the server review (session 1): a client's half-close
+ * still gets its response; a heartbeat set on one port only is honoured; a
+ * connection closed while its output drains is cut off after max_wait_time
+ * (heartbeat off) and stops being counted; sends the worker was told succeeded never leave a
  * gap in the stream; the string setter refuses values that overflow and
  * values with junk around them.
  */
 #include <stdio.h>
 
 #include "server_common.h"
+
+/* ---- half-close (RELIABILITY 24) ---- */
+
+static void setup_echo(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = srv_echo}));
+}
+
+static void half_close(swoop_mode_t mode)
+{
+    srv_handle_t h = srv_start(mode, setup_echo, NULL, 2);
+    for (int i = 0; i < 20; i++) {
+        int fd = cli_connect(h.port);
+        char msg[32], back[32];
+        int n = snprintf(msg, sizeof(msg), "request %d", i);
+        cli_write(fd, msg, (size_t)n);
+        ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+        ASSERT_UEQ(cli_read_n(fd, back, (size_t)n, 3000), (size_t)n);
+        ASSERT_MEM_EQ(back, msg, (size_t)n);
+        ASSERT(cli_wait_closed(fd, 3000));
+        close(fd);
+    }
+    srv_stop(&h, 5000);
+}
+
+TEST(server_half_close_gets_response_process)
+{
+    half_close(SWOOP_MODE_PROCESS);
+}
+
+TEST(server_half_close_gets_response_base)
+{
+    half_close(SWOOP_MODE_BASE);
+}
 
 /* ---- heartbeat set on a port only ---- */
 
@@ -29,6 +65,56 @@ TEST(server_port_heartbeat_closes_idle)
     uint64_t took = swoop_test_now_ms() - t0;
     ASSERT_UGE(took, 900);
     close(idle);
+    srv_stop(&h, 5000);
+}
+
+/* ---- a draining connection is cut off ---- */
+
+struct drain {
+    _Atomic int sent;
+};
+static struct drain *dr;
+
+static void on_send_big_then_close(swoop_server_t *srv, swoop_conn_id_t conn, int rid,
+                                   const void *data, size_t len)
+{
+    static char chunk[1 << 20];
+    for (int i = 0; i < 6; i++) {
+        if (swoop_server_send(srv, conn, chunk, sizeof(chunk)) == 0)
+            atomic_fetch_add(&dr->sent, 1);
+    }
+    ASSERT_OK(swoop_server_close(srv, conn, 0));
+}
+
+static void setup_drain(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_set(srv, "max_wait_time", "1"));
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = on_send_big_then_close}));
+}
+
+TEST(server_draining_connection_is_cut_off)
+{
+    dr = srv_shared(sizeof(*dr));
+    srv_handle_t h = srv_start(SWOOP_MODE_PROCESS, setup_drain, NULL, 2);
+    int fd = cli_connect(h.port);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    cli_write(fd, "go", 2);
+    WAIT_UNTIL(atomic_load(&dr->sent) > 0, 3000);
+    /* Never read: the server must give up on the rest within max_wait_time (+ slack). */
+    uint64_t t0 = swoop_test_now_ms();
+    for (;;) {
+        struct pollfd pf = {.fd = fd, .events = 0};
+        poll(&pf, 1, 50);
+        if (pf.revents & (POLLHUP | POLLERR))
+            break;
+        if (swoop_test_now_ms() - t0 > 6000u * swoop_test_multiplier())
+            FAIL("draining connection still open after 6 s");
+    }
+    close(fd);
+    swoop_server_stats_t st;
+    srv_stats(&h, &st);
+    ASSERT_EQ(st.connection_num, 0);
     srv_stop(&h, 5000);
 }
 
