@@ -624,6 +624,11 @@ static void conn_free(swoop_conn_t *c)
     swoop_reactor_t *r = c->reactor;
     swoop_server_t *srv = r->srv;
     mark_closed(c);
+    if (c->ipc_blocked) {
+        /* Else unblock() would walk every connection on every pass from now on. */
+        c->ipc_blocked = 0;
+        r->blocked--;
+    }
     swoop_io_stop(&c->io);
     swoop_queue_remove(&c->link);
     if (srv->conns[c->fd] == c)

@@ -452,6 +452,8 @@ static void *reactor_main(void *arg)
         reactor_flush(r);
     }
     swoop__reactor_close_all(r, 0);
+    /* Every connection paused for a full worker queue was counted out when freed. */
+    SWOOP_ASSERT(r->blocked == 0);
     if (waker)
         swoop_io_stop(&r->wake_io);
     for (int w = 0; w < srv->worker_num; w++) {

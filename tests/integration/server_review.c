@@ -3,7 +3,8 @@
  * still gets its response; a heartbeat set on one port only is honoured; a
  * connection closed while its output drains is cut off after max_wait_time
  * (heartbeat off) and stops being counted; sends the worker was told succeeded never leave a
- * gap in the stream; the string setter refuses values that overflow and
+ * gap in the stream; a connection freed while paused for a full worker
+ * queue is counted out; the string setter refuses values that overflow and
  * values with junk around them.
  */
 #include <stdio.h>
@@ -177,6 +178,67 @@ TEST(server_accepted_sends_leave_no_gap)
     }
     free(got);
     close(fd);
+    srv_stop(&h, 5000);
+}
+
+/* ---- a connection closed while paused for a full worker queue ---- */
+
+struct blk {
+    _Atomic int first;
+    _Atomic int closed;
+};
+static struct blk *bk;
+
+static void on_slow_then_reset(swoop_server_t *srv, swoop_conn_id_t conn, int rid, const void *data,
+                               size_t len)
+{
+    if (atomic_exchange(&bk->first, 1) == 0) {
+        /* Slow worker: the reactor's queue for it passes pipe_buffer_size meanwhile. */
+        usleep(1000 * 1000);
+        ASSERT_OK(swoop_server_close(srv, conn, 1));
+        atomic_store(&bk->closed, 1);
+    }
+}
+
+static void setup_blocked(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_set(srv, "pipe_buffer_size", "4194304"));
+    ASSERT_OK(swoop_server_set(srv, "dispatch_mode", "2"));
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = on_slow_then_reset}));
+}
+
+/*
+ * The reactor pauses a connection whose worker queue is full and counts it;
+ * freeing it while paused must count it out, or every later pass walks all
+ * connections (the reactor asserts the count is 0 when it stops, so the
+ * master would abort in srv_stop).
+ */
+TEST(server_blocked_connection_freed_counts_out)
+{
+    bk = srv_shared(sizeof(*bk));
+    srv_handle_t h = srv_start(SWOOP_MODE_PROCESS, setup_blocked, NULL, 2);
+    int fd = cli_connect(h.port);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    static char chunk[65536];
+    memset(chunk, 'x', sizeof(chunk));
+    size_t pushed = 0;
+    uint64_t deadline = swoop_test_now_ms() + 3000u * swoop_test_multiplier();
+    while (!atomic_load(&bk->closed) && swoop_test_now_ms() < deadline && pushed < (64u << 20)) {
+        ssize_t k = send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL);
+        if (k > 0) {
+            pushed += (size_t)k;
+            continue;
+        }
+        if (k < 0 && errno != EAGAIN && errno != EINTR)
+            break; /* reset by the server */
+        struct pollfd pf = {.fd = fd, .events = POLLOUT};
+        poll(&pf, 1, 20);
+    }
+    ASSERT_UGE(pushed, (4u << 20) + 1); /* more than pipe_buffer_size left the client */
+    ASSERT(cli_wait_closed(fd, 5000));
+    close(fd);
+    swoop_server_stats_t st;
+    WAIT_UNTIL((srv_stats(&h, &st), st.connection_num == 0), 3000);
     srv_stop(&h, 5000);
 }
 
