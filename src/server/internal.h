@@ -8,7 +8,9 @@
 #define SWOOP_SERVER_INTERNAL_H
 
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <swoop/loop.h>
@@ -24,7 +26,7 @@
 #include "proto/framing.h"
 
 #define SWOOP_STATS_MAGIC   0x53574f50u /* "SWOP" */
-#define SWOOP_STATS_VERSION 2u
+#define SWOOP_STATS_VERSION 3u          /* 3: per-writer blocks aligned to 64 bytes */
 #define SWOOP_STATS_MEMFD   "swoop-stats"
 
 /* conn id = (sequence << SLOT_BITS) | slot */
@@ -37,7 +39,7 @@
 
 /* One worker's slot; a cache line each, so workers never share one. */
 typedef struct swoop_srv_wstat_s {
-    _Atomic int32_t pid;
+    _Alignas(64) _Atomic int32_t pid;
     _Atomic int32_t busy;
     _Atomic uint64_t requests;
     _Atomic uint64_t starts;
@@ -50,7 +52,7 @@ typedef struct swoop_srv_wstat_s {
  * summed when read: no two processes or threads write one cache line.
  */
 typedef struct swoop_srv_counter_s {
-    _Atomic uint64_t bytes_in;
+    _Alignas(64) _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_out;
     _Atomic uint64_t requests;
     char pad_[40];
@@ -79,6 +81,9 @@ typedef struct swoop_srv_shared_s {
     /* worker_num swoop_srv_wstat_t, then worker_num + reactor_num swoop_srv_counter_t */
     swoop_srv_wstat_t workers[];
 } swoop_srv_shared_t;
+
+/* The memfd mapping is page-aligned: each per-writer block owns its cache line. */
+static_assert(offsetof(swoop_srv_shared_t, workers) % 64 == 0, "per-writer blocks aligned");
 
 /* The counter block of writer `i` (workers first, then reactor threads). */
 static inline swoop_srv_counter_t *swoop__counter(swoop_srv_shared_t *gs, int i)
