@@ -608,6 +608,26 @@ static void accept_one(void *arg, int fd, const swoop_addr_t *addr)
     h->items[h->n++] = (pending_t){.fd = fd, .id = id, .port = p};
 }
 
+/*
+ * A batch no reactor adopted: nobody owns these connections, so release
+ * what accept_one published for each (session, count) and close the fd.
+ */
+static void handoff_abort(swoop_server_t *srv, handoff_t *h)
+{
+    swoop_srv_shared_t *gs = srv->gs;
+    for (int i = 0; i < h->n; i++) {
+        swoop_session_t *s = &srv->sessions[h->items[i].fd];
+        uint64_t id = h->items[i].id;
+        atomic_store(&s->closed, 1);
+        atomic_compare_exchange_strong(&s->id, &id, 0);
+        atomic_fetch_sub(&gs->connection_num, 1);
+        atomic_fetch_add(&gs->close_count, 1);
+        if (close(h->items[i].fd) < 0)
+            swoop_log(SWOOP_LOG_WARNING, errno, "close() of fd %d failed", h->items[i].fd);
+    }
+    swoop_free(h);
+}
+
 static void on_accept(swoop_io_t *io, unsigned events)
 {
     swoop_port_t *p = io->data;
@@ -617,10 +637,13 @@ static void on_accept(swoop_io_t *io, unsigned events)
     int accepted;
     int rc = swoop__sock_accept_batch(p->fd, SWOOP_ACCEPT_BATCH, accept_one, &ctx, &accepted);
     for (int r = 0; r < srv->reactor_num; r++) {
-        if (batches[r] && swoop_loop_post(srv->reactors[r].loop, reactor_adopt, batches[r]) < 0) {
-            swoop_log(SWOOP_LOG_ERROR, 0, "cannot hand %d connections to reactor %d", batches[r]->n,
-                      r);
-            swoop_free(batches[r]);
+        if (batches[r] == NULL)
+            continue;
+        int prc = swoop_loop_post(srv->reactors[r].loop, reactor_adopt, batches[r]);
+        if (prc < 0) {
+            swoop_log(SWOOP_LOG_ERROR, prc,
+                      "cannot hand %d connections to reactor %d: closing them", batches[r]->n, r);
+            handoff_abort(srv, batches[r]);
         }
     }
     if (rc == SWOOP_EMFILE || rc == SWOOP_ENFILE || rc == SWOOP_ENOBUFS || rc == SWOOP_ENOMEM) {
