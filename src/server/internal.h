@@ -184,8 +184,10 @@ struct swoop_reactor_s {
     swoop_ring_t **in_rings; /* ipc_ring: [w] = ring from worker w */
     swoop_io_t wake_io;      /* ipc_ring: this reactor's eventfd */
     int stop;
-    int blocked;         /* connections paused for a full worker queue */
-    swoop_io_t *port_io; /* datagram ports this reactor reads, by port index */
+    int blocked;                /* connections paused for a full worker queue */
+    uint64_t dgram_dropped;     /* datagrams dropped for a full worker queue, since the log */
+    uint64_t dgram_drop_log_ms; /* when that was last logged */
+    swoop_io_t *port_io;        /* datagram ports this reactor reads, by port index */
 };
 
 struct swoop_server_s {

@@ -253,6 +253,26 @@ void swoop__master_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoo
                                  const char *data, size_t len)
 {
     int w = swoop__dispatch_dgram_worker(r, from);
+    /*
+     * Datagrams have no connection to pause: past pipe_buffer_size queued for
+     * this worker they are dropped (as the kernel would), counted and logged
+     * at most once a second, so the master's memory stays bounded.
+     */
+    size_t queued = r->outs[w].queued_bytes;
+    if (queued > (size_t)r->srv->settings.pipe_buffer_size) {
+        r->dgram_dropped++;
+        uint64_t now = swoop_loop_now(r->loop);
+        if (now - r->dgram_drop_log_ms >= 1000) {
+            swoop_log(SWOOP_LOG_WARNING, 0,
+                      "reactor %d: %zu bytes queued for worker %d (pipe_buffer_size %lld): "
+                      "dropped %llu datagrams on port %d in the last second",
+                      r->id, queued, w, (long long)r->srv->settings.pipe_buffer_size,
+                      (unsigned long long)r->dgram_dropped, p->port);
+            r->dgram_drop_log_ms = now;
+            r->dgram_dropped = 0;
+        }
+        return;
+    }
     swoop_ipc_head_t h = {.type = SWOOP_IPC_DGRAM,
                           .reactor_id = (int16_t)r->id,
                           .worker_id = (int16_t)w,

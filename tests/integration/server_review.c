@@ -4,7 +4,8 @@
  * connection closed while its output drains is cut off after max_wait_time
  * (heartbeat off) and stops being counted; sends the worker was told succeeded never leave a
  * gap in the stream; a connection freed while paused for a full worker
- * queue is counted out; the string setter refuses values that overflow and
+ * queue is counted out; a UDP flood at a sleeping worker leaves the
+ * master's memory bounded by pipe_buffer_size; the string setter refuses values that overflow and
  * values with junk around them.
  */
 #include <stdio.h>
@@ -239,6 +240,89 @@ TEST(server_blocked_connection_freed_counts_out)
     close(fd);
     swoop_server_stats_t st;
     WAIT_UNTIL((srv_stats(&h, &st), st.connection_num == 0), 3000);
+    srv_stop(&h, 5000);
+}
+
+/* ---- UDP flood at a sleeping worker (PROCESS) ---- */
+
+struct udpf {
+    _Atomic int first;
+    _Atomic int port;
+};
+static struct udpf *uf;
+
+static void on_packet_slow_echo(swoop_server_t *srv, const void *data, size_t len,
+                                const swoop_addr_t *from)
+{
+    if (atomic_exchange(&uf->first, 1) == 0)
+        usleep(1500 * 1000);
+    if (len == 4)
+        swoop_server_sendto(srv, from, data, len);
+}
+
+static void setup_udp_flood(swoop_server_t *srv, void *arg)
+{
+    swoop_port_t *p;
+    ASSERT_OK(swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_UDP, &p));
+    atomic_store(&uf->port, swoop_port_number(p));
+    ASSERT_OK(swoop_server_set(srv, "pipe_buffer_size", "4194304"));
+    ASSERT_OK(swoop_server_set(srv, "worker_num", "1"));
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_packet = on_packet_slow_echo}));
+}
+
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    ASSERT_NOT_NULL(f);
+    long kib = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+TEST(server_udp_flood_bounded_process)
+{
+    uf = srv_shared(sizeof(*uf));
+    srv_handle_t h = srv_start(SWOOP_MODE_PROCESS, setup_udp_flood, NULL, 1);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)uf->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    long rss0 = rss_kib(h.pid);
+    static char dgram[60000];
+    memset(dgram, 'u', sizeof(dgram));
+    send(fd, "wake", 4, 0); /* the worker sleeps in this one */
+    WAIT_UNTIL(atomic_load(&uf->first), 3000);
+    uint64_t end = swoop_test_now_ms() + 1000;
+    long sent = 0;
+    while (swoop_test_now_ms() < end && sent < 200000) {
+        if (send(fd, dgram, sizeof(dgram), MSG_DONTWAIT) > 0)
+            sent++;
+        else
+            usleep(100);
+    }
+    long grown = rss_kib(h.pid) - rss0;
+    long limit = 4096 + (swoop_test_multiplier() > 1 ? 64 * 1024 : 16 * 1024);
+    printf("# %ld datagrams of 60000 bytes sent, master RSS grew %ld KiB (limit %ld)\n", sent,
+           grown, limit);
+    ASSERT_LE(grown, limit);
+    /* Still served once the worker wakes. */
+    char back[8];
+    int ok = 0;
+    uint64_t deadline = swoop_test_now_ms() + 5000u * swoop_test_multiplier();
+    while (!ok && swoop_test_now_ms() < deadline) {
+        send(fd, "ping", 4, 0);
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, 200) > 0 && recv(fd, back, sizeof(back), 0) == 4)
+            ok = memcmp(back, "ping", 4) == 0;
+    }
+    ASSERT(ok);
+    close(fd);
     srv_stop(&h, 5000);
 }
 
