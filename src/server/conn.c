@@ -50,6 +50,7 @@ typedef struct conn_ext_s {
 
 static void conn_io_cb(swoop_io_t *io, unsigned events);
 static void conn_begin_close(swoop_conn_t *c);
+static void conn_peer_eof(swoop_conn_t *c);
 static void conn_free(swoop_conn_t *c);
 static int conn_has_files(swoop_conn_t *c);
 static void drop_files(swoop_conn_t *c);
@@ -157,10 +158,59 @@ static void count_out(swoop_conn_t *c, size_t n)
     atomic_fetch_add_explicit(&c->reactor->cnt->bytes_out, n, memory_order_relaxed);
 }
 
-static void set_queued(swoop_conn_t *c)
+/*
+ * Output budget. A session's out_queued counts the bytes senders were told
+ * were accepted and that have not reached the socket yet: reserved by the
+ * sender (swoop__session_reserve) before the bytes travel to the owner, and
+ * released by the owner as they are written or dropped. The budget is
+ * checked once, at the sender, so the owner never has to refuse bytes a
+ * worker already accepted.
+ */
+int swoop__session_reserve(swoop_server_t *srv, swoop_session_t *s, swoop_conn_id_t id, size_t len)
 {
-    if (c->sess)
-        atomic_store_explicit(&c->sess->out_queued, swoop__buf_rlen(&c->out), memory_order_relaxed);
+    uint64_t limit = (uint64_t)srv->settings.socket_buffer_size;
+    uint64_t before = atomic_fetch_add(&s->out_queued, (uint64_t)len);
+    if (before + len > limit) {
+        swoop__session_release(s, len);
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "conn %llu: output buffer overflow (%llu queued + %zu > socket_buffer_size "
+                  "%llu): send refused",
+                  (unsigned long long)id, (unsigned long long)before, len,
+                  (unsigned long long)limit);
+        return SWOOP_EBUFFERFULL;
+    }
+    /* The slot may have been released and reused meanwhile: not ours to charge. */
+    if (atomic_load_explicit(&s->id, memory_order_acquire) != id) {
+        swoop__session_release(s, len);
+        return SWOOP_ECLOSED;
+    }
+    return 0;
+}
+
+/* Never below zero: a slot reset while a reservation was in flight must not wrap. */
+void swoop__session_release(swoop_session_t *s, size_t len)
+{
+    uint64_t cur = atomic_load(&s->out_queued);
+    for (;;) {
+        uint64_t next = cur > len ? cur - len : 0;
+        if (atomic_compare_exchange_weak(&s->out_queued, &cur, next))
+            return;
+    }
+}
+
+static void conn_release_budget(swoop_conn_t *c, size_t n)
+{
+    if (c->sess && n > 0)
+        swoop__session_release(c->sess, n);
+}
+
+/* Drops the pending output, releasing its budget. */
+static void drop_output(swoop_conn_t *c)
+{
+    conn_release_budget(c, swoop__buf_rlen(&c->out));
+    swoop__buf_free(&c->out);
+    swoop__buf_init(&c->out);
+    drop_files(c);
 }
 
 /* The peer is gone or the write failed: close without flushing. */
@@ -169,32 +219,36 @@ static void conn_fail(swoop_conn_t *c, int err, const char *what)
     if (err != ECONNRESET && err != EPIPE)
         swoop_log(SWOOP_LOG_NOTICE, err, "%s() on fd %d of conn %llu failed: closing", what, c->fd,
                   (unsigned long long)c->id);
-    swoop__buf_clear(&c->out);
-    drop_files(c);
+    drop_output(c);
     conn_begin_close(c);
 }
 
-int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len)
+/* Replies are still taken after the peer's half-close, until on_close was acknowledged. */
+static int conn_sendable(swoop_conn_t *c)
 {
-    if (c->state != CONN_OPEN)
+    return c->state == CONN_OPEN || (c->state == CONN_PEER_EOF && !c->notified);
+}
+
+int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len, int reserved)
+{
+    if (!conn_sendable(c)) {
+        if (reserved)
+            conn_release_budget(c, len);
         return SWOOP_ECLOSED;
-    swoop_server_t *srv = c->reactor->srv;
-    size_t queued = swoop__buf_rlen(&c->out);
-    if (queued + len > (size_t)srv->settings.socket_buffer_size) {
-        swoop_log(SWOOP_LOG_WARNING, 0,
-                  "conn %llu (fd %d): output buffer overflow (%zu queued + %zu > "
-                  "socket_buffer_size %lld): send refused",
-                  (unsigned long long)c->id, c->fd, queued, len,
-                  (long long)srv->settings.socket_buffer_size);
-        return SWOOP_EBUFFERFULL;
+    }
+    if (!reserved && c->sess) {
+        int rc = swoop__session_reserve(c->reactor->srv, c->sess, c->id, len);
+        if (rc < 0)
+            return rc;
     }
     size_t off = 0;
-    if (queued == 0 && !conn_has_files(c)) {
+    if (swoop__buf_rlen(&c->out) == 0 && !conn_has_files(c)) {
         for (;;) {
             ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n >= 0) {
                 off = (size_t)n;
                 count_out(c, off);
+                conn_release_budget(c, off);
                 break;
             }
             int err = errno;
@@ -202,6 +256,7 @@ int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len)
                 continue;
             if (err == EAGAIN || err == EWOULDBLOCK)
                 break;
+            conn_release_budget(c, len);
             conn_fail(c, err, "send");
             return SWOOP_ECLOSED;
         }
@@ -211,13 +266,16 @@ int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len)
             swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
                       "conn %llu (fd %d): no memory for %zu bytes of output: closing",
                       (unsigned long long)c->id, c->fd, len - off);
+            conn_release_budget(c, len - off);
+            /* Bytes the sender was told were accepted are lost: reset, never a clean end. */
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
             conn_fail(c, ENOMEM, "buffer");
             return SWOOP_ENOMEM;
         }
         if (!c->writing)
             update_io(c);
     }
-    set_queued(c);
     return 0;
 }
 
@@ -284,11 +342,11 @@ static void conn_flush(swoop_conn_t *c)
             return;
         }
         count_out(c, (size_t)n);
+        conn_release_budget(c, (size_t)n);
         swoop__buf_consume(&c->out, (size_t)n);
         if (f)
             f->pre -= (size_t)n;
     }
-    set_queued(c);
     if (swoop__buf_rlen(&c->out) == 0 && !conn_has_files(c)) {
         if (c->state == CONN_DRAINING) {
             conn_begin_close(c);
@@ -386,7 +444,7 @@ static void conn_read(swoop_conn_t *c)
             return;
         }
         if (n == 0) {
-            conn_begin_close(c);
+            conn_peer_eof(c);
             return;
         }
         uint64_t now = swoop_loop_now(r->loop);
@@ -419,14 +477,46 @@ static void conn_io_cb(swoop_io_t *io, unsigned events)
         conn_free(c);
 }
 
-/* Marks the session closed and counts the close once. */
+/*
+ * Marks the session closed (sends fail from now on) and counts the close
+ * once. connection_num drops only in conn_free, when the fd is closed: a
+ * connection still draining its output holds its fd and is counted.
+ */
 static void mark_closed(swoop_conn_t *c)
 {
     if (c->sess && !atomic_exchange(&c->sess->closed, 1)) {
         swoop_srv_shared_t *gs = c->reactor->srv->gs;
-        atomic_fetch_sub_explicit(&gs->connection_num, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&gs->close_count, 1, memory_order_relaxed);
     }
+}
+
+/*
+ * The peer half-closed: stop reading, tell the worker (CLOSE behind the last
+ * DATA; BASE: on_close now) and keep the output and the session until the
+ * worker acknowledged, so a reply to the last request still goes out.
+ */
+static void conn_peer_eof(swoop_conn_t *c)
+{
+    swoop_reactor_t *r = c->reactor;
+    swoop_server_t *srv = r->srv;
+    swoop__buf_free(&c->in);
+    swoop__buf_init(&c->in);
+    c->state = CONN_PEER_EOF;
+    c->state_ms = swoop_loop_now(r->loop);
+    update_io(c);
+    if (srv->mode == SWOOP_MODE_PROCESS) {
+        /* Also without on_close: the acknowledgement says the last DATA was handled. */
+        if (swoop__master_deliver_close(r, c, 1) == 0)
+            return; /* swoop__conn_release follows the acknowledgement */
+    } else if (srv->events.on_close) {
+        /* BASE: every on_receive ran already; on_close sees the connection closed. */
+        mark_closed(c);
+        ext(c)->busy++;
+        srv->events.on_close(srv, c->id, r->id);
+        ext(c)->busy--;
+    }
+    c->state = CONN_PEER_EOF;
+    swoop__conn_release(c);
 }
 
 static void conn_begin_close(swoop_conn_t *c)
@@ -438,14 +528,19 @@ static void conn_begin_close(swoop_conn_t *c)
     mark_closed(c);
     swoop__buf_free(&c->in);
     swoop__buf_init(&c->in);
-    swoop__buf_free(&c->out);
-    swoop__buf_init(&c->out);
-    drop_files(c);
+    drop_output(c);
+    if (c->notified) {
+        conn_free(c); /* on_close ran already */
+        return;
+    }
+    int eof = c->state == CONN_PEER_EOF;
     c->state = CONN_WAIT_ACK;
     c->state_ms = swoop_loop_now(r->loop);
     update_io(c); /* stops the watcher */
+    if (eof)
+        return; /* CLOSE went out at the peer's EOF: its acknowledgement frees */
     if (srv->mode == SWOOP_MODE_PROCESS) {
-        if (swoop__master_deliver_close(r, c) == 0)
+        if (swoop__master_deliver_close(r, c, 0) == 0)
             return; /* the worker acknowledges with CLOSE */
     } else if (srv->events.on_close) {
         ext(c)->busy++;
@@ -455,8 +550,26 @@ static void conn_begin_close(swoop_conn_t *c)
     conn_free(c);
 }
 
+static void set_linger0(swoop_conn_t *c)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
+        swoop_log(SWOOP_LOG_WARNING, errno, "setsockopt(SO_LINGER) on fd %d (conn %llu) failed",
+                  c->fd, (unsigned long long)c->id);
+}
+
 void swoop__conn_close(swoop_conn_t *c, int reset)
 {
+    if (c->state == CONN_PEER_EOF && !c->notified) {
+        /* on_close is under way: sends stop now, the acknowledgement drains or frees. */
+        mark_closed(c);
+        if (reset) {
+            set_linger0(c);
+            drop_output(c);
+            update_io(c);
+        }
+        return;
+    }
     if (c->state != CONN_OPEN)
         return;
     mark_closed(c);
@@ -468,16 +581,30 @@ void swoop__conn_close(swoop_conn_t *c, int reset)
     }
     if (reset) {
         /* RST instead of FIN, and drop what is buffered. */
-        struct linger lg = {.l_onoff = 1, .l_linger = 0};
-        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        set_linger0(c);
+        drop_output(c);
     }
     conn_begin_close(c);
 }
 
 void swoop__conn_release(swoop_conn_t *c)
 {
-    if (c->state == CONN_WAIT_ACK)
+    if (c->state == CONN_WAIT_ACK) {
         conn_free(c);
+        return;
+    }
+    if (c->state != CONN_PEER_EOF || c->notified)
+        return;
+    /* on_close ran after the peer's EOF: write what is left, then free. */
+    c->notified = 1;
+    mark_closed(c);
+    if (swoop__buf_rlen(&c->out) > 0 || conn_has_files(c)) {
+        c->state = CONN_DRAINING;
+        c->state_ms = swoop_loop_now(c->reactor->loop);
+        update_io(c);
+        return;
+    }
+    conn_free(c);
 }
 
 void swoop__conn_pause(swoop_conn_t *c, int pause)
@@ -497,21 +624,26 @@ static void conn_free(swoop_conn_t *c)
     swoop_reactor_t *r = c->reactor;
     swoop_server_t *srv = r->srv;
     mark_closed(c);
+    if (c->ipc_blocked) {
+        /* Else unblock() would walk every connection on every pass from now on. */
+        c->ipc_blocked = 0;
+        r->blocked--;
+    }
     swoop_io_stop(&c->io);
     swoop_queue_remove(&c->link);
     if (srv->conns[c->fd] == c)
         srv->conns[c->fd] = NULL;
     /* Release the session before the fd: the number may be reused right after close(). */
+    drop_output(c);
     if (c->sess) {
         atomic_store_explicit(&c->sess->out_queued, 0, memory_order_relaxed);
         atomic_store_explicit(&c->sess->id, 0, memory_order_release);
     }
+    atomic_fetch_sub_explicit(&srv->gs->connection_num, 1, memory_order_relaxed);
     if (close(c->fd) < 0)
         swoop_log(SWOOP_LOG_WARNING, errno, "close() of fd %d (conn %llu) failed", c->fd,
                   (unsigned long long)c->id);
     swoop__buf_free(&c->in);
-    swoop__buf_free(&c->out);
-    drop_files(c);
     swoop_free(c);
 }
 
@@ -544,7 +676,7 @@ void swoop__reactor_tick(swoop_reactor_t *r)
     while (q != &r->conns) {
         swoop_conn_t *c = swoop_queue_data(q, swoop_conn_t, link);
         q = q->next;
-        if (c->state == CONN_WAIT_ACK) {
+        if (c->state == CONN_WAIT_ACK || (c->state == CONN_PEER_EOF && !c->notified)) {
             if (now - c->state_ms >
                 ACK_TIMEOUT_MS + (uint64_t)srv->settings.max_wait_time * 1000u) {
                 swoop_log(SWOOP_LOG_WARNING, 0,
@@ -552,6 +684,20 @@ void swoop__reactor_tick(swoop_reactor_t *r)
                           "%d ms (the worker died?): releasing it",
                           (unsigned long long)c->id, c->fd, c->worker_id, ACK_TIMEOUT_MS);
                 conn_free(c);
+            }
+            continue;
+        }
+        /* Closed with output pending: max_wait_time to flush, heartbeat or not, then RST. */
+        if (c->state == CONN_DRAINING) {
+            if (now - c->state_ms >= (uint64_t)srv->settings.max_wait_time * 1000u) {
+                swoop_log(SWOOP_LOG_WARNING, 0,
+                          "conn %llu (fd %d): %zu bytes of output not flushed within "
+                          "max_wait_time %d s after the close: resetting",
+                          (unsigned long long)c->id, c->fd, swoop__buf_rlen(&c->out),
+                          srv->settings.max_wait_time);
+                set_linger0(c);
+                drop_output(c);
+                conn_begin_close(c);
             }
             continue;
         }
@@ -565,10 +711,6 @@ void swoop__reactor_tick(swoop_reactor_t *r)
                       "closing",
                       (unsigned long long)c->id, c->fd, (unsigned long long)(now - c->last_recv_ms),
                       idle);
-            swoop__conn_close(c, 1);
-        } else if (c->state == CONN_DRAINING &&
-                   now - c->state_ms > (uint64_t)(srv->settings.max_wait_time + 2) * 1000u &&
-                   check_idle) {
             swoop__conn_close(c, 1);
         }
     }
@@ -652,7 +794,7 @@ int swoop__sendfile_open(const char *path, off_t offset, size_t *len)
 
 int swoop__conn_sendfile(swoop_conn_t *c, int fd, off_t offset, size_t len)
 {
-    if (c->state != CONN_OPEN) {
+    if (!conn_sendable(c)) {
         close(fd);
         return SWOOP_ECLOSED;
     }

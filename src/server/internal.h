@@ -8,7 +8,9 @@
 #define SWOOP_SERVER_INTERNAL_H
 
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <swoop/loop.h>
@@ -24,7 +26,7 @@
 #include "proto/framing.h"
 
 #define SWOOP_STATS_MAGIC   0x53574f50u /* "SWOP" */
-#define SWOOP_STATS_VERSION 2u
+#define SWOOP_STATS_VERSION 3u          /* 3: per-writer blocks aligned to 64 bytes */
 #define SWOOP_STATS_MEMFD   "swoop-stats"
 
 /* conn id = (sequence << SLOT_BITS) | slot */
@@ -37,7 +39,7 @@
 
 /* One worker's slot; a cache line each, so workers never share one. */
 typedef struct swoop_srv_wstat_s {
-    _Atomic int32_t pid;
+    _Alignas(64) _Atomic int32_t pid;
     _Atomic int32_t busy;
     _Atomic uint64_t requests;
     _Atomic uint64_t starts;
@@ -50,7 +52,7 @@ typedef struct swoop_srv_wstat_s {
  * summed when read: no two processes or threads write one cache line.
  */
 typedef struct swoop_srv_counter_s {
-    _Atomic uint64_t bytes_in;
+    _Alignas(64) _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_out;
     _Atomic uint64_t requests;
     char pad_[40];
@@ -80,6 +82,9 @@ typedef struct swoop_srv_shared_s {
     swoop_srv_wstat_t workers[];
 } swoop_srv_shared_t;
 
+/* The memfd mapping is page-aligned: each per-writer block owns its cache line. */
+static_assert(offsetof(swoop_srv_shared_t, workers) % 64 == 0, "per-writer blocks aligned");
+
 /* The counter block of writer `i` (workers first, then reactor threads). */
 static inline swoop_srv_counter_t *swoop__counter(swoop_srv_shared_t *gs, int i)
 {
@@ -100,7 +105,7 @@ typedef struct swoop_session_s {
     int16_t reactor_id;
     uint16_t port_index;
     _Atomic uint64_t uid;
-    _Atomic uint64_t out_queued; /* bytes in the owner's output buffer */
+    _Atomic uint64_t out_queued; /* bytes accepted by a send, not yet written (conn.c) */
     uint64_t connect_ms;
     _Atomic uint64_t last_recv_ms;
     swoop_addr_t peer;
@@ -124,7 +129,15 @@ struct swoop_port_s {
 
 typedef struct swoop_reactor_s swoop_reactor_t;
 
-enum { CONN_OPEN = 0, CONN_DRAINING = 1, CONN_WAIT_ACK = 2 };
+/*
+ * OPEN: reading and writing. PEER_EOF: the peer half-closed (read() = 0):
+ * no more reading, CLOSE is on its way to the worker behind the last DATA,
+ * the session stays open for replies until the worker acknowledged it.
+ * DRAINING: closed (by the server, or after PEER_EOF was acknowledged), the
+ * pending output is written for at most max_wait_time, then RST. WAIT_ACK:
+ * output dropped, waiting for the worker's acknowledgement of CLOSE.
+ */
+enum { CONN_OPEN = 0, CONN_DRAINING = 1, CONN_WAIT_ACK = 2, CONN_PEER_EOF = 3 };
 
 /* A connection, private to the reactor (thread or BASE worker) that owns it. */
 typedef struct swoop_conn_s {
@@ -138,6 +151,7 @@ typedef struct swoop_conn_s {
     int paused;
     int writing;   /* WRITABLE interest on */
     int worker_id; /* PROCESS: the worker that got CONNECT and gets CLOSE */
+    int notified;  /* on_close ran (and was acknowledged): freeing needs no more CLOSE */
     uint64_t last_recv_ms;
     uint64_t state_ms; /* when it entered the current state */
     int ipc_blocked;   /* PROCESS: reading paused while worker (ipc_blocked - 1)'s queue drains */
@@ -170,8 +184,10 @@ struct swoop_reactor_s {
     swoop_ring_t **in_rings; /* ipc_ring: [w] = ring from worker w */
     swoop_io_t wake_io;      /* ipc_ring: this reactor's eventfd */
     int stop;
-    int blocked;         /* connections paused for a full worker queue */
-    swoop_io_t *port_io; /* datagram ports this reactor reads, by port index */
+    int blocked;                /* connections paused for a full worker queue */
+    uint64_t dgram_dropped;     /* datagrams dropped for a full worker queue, since the log */
+    uint64_t dgram_drop_log_ms; /* when that was last logged */
+    swoop_io_t *port_io;        /* datagram ports this reactor reads, by port index */
 };
 
 struct swoop_server_s {
@@ -236,6 +252,8 @@ struct swoop_server_s {
     swoop_ipc_out_t *mouts; /* to worker w's message channel */
     swoop_io_t msg_io;
     int cur_port; /* port of the on_packet being handled, -1 */
+    /* PROCESS: the connection whose on_close runs; it reads as closed meanwhile. */
+    swoop_conn_id_t closing_conn;
 };
 
 /* Ring to worker w from reactor r (to_worker = 1), or back. */
@@ -259,8 +277,20 @@ int swoop__reactor_init(swoop_reactor_t *r, swoop_server_t *srv, int id, swoop_l
 void swoop__reactor_free(swoop_reactor_t *r);
 /* Adopts an accepted fd whose session is filled; returns the conn or NULL (fd closed). */
 swoop_conn_t *swoop__conn_open(swoop_reactor_t *r, int fd, swoop_conn_id_t id, swoop_port_t *port);
-/* Queues/writes bytes. Returns 0, SWOOP_EBUFFERFULL or SWOOP_ECLOSED. */
-int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len);
+/*
+ * Queues/writes bytes. `reserved`: the sender already charged `len` to the
+ * session (swoop__session_reserve); else this call does. Returns 0,
+ * SWOOP_EBUFFERFULL, SWOOP_ECLOSED or SWOOP_ENOMEM (the connection closes).
+ */
+int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len, int reserved);
+/*
+ * Charges `len` bytes to the output budget of session `s` (which must hold
+ * `id`): SWOOP_EBUFFERFULL past socket_buffer_size (logged), SWOOP_ECLOSED
+ * if the slot changed hands. The owner releases them as they are written or
+ * dropped (swoop__session_release, which never goes below zero).
+ */
+int swoop__session_reserve(swoop_server_t *srv, swoop_session_t *s, swoop_conn_id_t id, size_t len);
+void swoop__session_release(swoop_session_t *s, size_t len);
 /* Server-side close: after pending output unless `reset`. */
 void swoop__conn_close(swoop_conn_t *c, int reset);
 /* The worker acknowledged CLOSE (PROCESS): release. */
@@ -301,7 +331,12 @@ int swoop__master_run(swoop_server_t *srv);
 /* Reactor-side delivery (PROCESS): CONNECT / DATA / CLOSE / DGRAM to workers. */
 void swoop__master_deliver_connect(swoop_reactor_t *r, swoop_conn_t *c);
 void swoop__master_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char *data, size_t len);
-int swoop__master_deliver_close(swoop_reactor_t *r, swoop_conn_t *c);
+/*
+ * CLOSE to the worker, acknowledged when it ran on_close; 0, or -1 when
+ * nothing was sent (no on_close, unless `always`: the acknowledgement then
+ * also tells that the worker handled every DATA before it).
+ */
+int swoop__master_deliver_close(swoop_reactor_t *r, swoop_conn_t *c, int always);
 void swoop__master_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoop_addr_t *from,
                                  const char *data, size_t len);
 

@@ -76,10 +76,10 @@ static void hook_worker_error(void *data, int id, pid_t pid, int code, int signo
             swoop_session_t *s = &srv->sessions[first + i];
             if (atomic_load(&s->id) == 0)
                 continue;
-            if (!atomic_exchange(&s->closed, 1)) {
-                atomic_fetch_sub(&srv->gs->connection_num, 1);
+            /* Never freed by its owner: still counted in connection_num. */
+            atomic_fetch_sub(&srv->gs->connection_num, 1);
+            if (!atomic_exchange(&s->closed, 1))
                 atomic_fetch_add(&srv->gs->close_count, 1);
-            }
             atomic_store(&s->id, 0);
             n++;
         }
@@ -230,9 +230,9 @@ void swoop__master_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char 
     }
 }
 
-int swoop__master_deliver_close(swoop_reactor_t *r, swoop_conn_t *c)
+int swoop__master_deliver_close(swoop_reactor_t *r, swoop_conn_t *c, int always)
 {
-    if (r->srv->events.on_close == NULL)
+    if (r->srv->events.on_close == NULL && !always)
         return -1;
     int w = swoop__dispatch_close_worker(r, c);
     c->worker_id = w;
@@ -253,6 +253,26 @@ void swoop__master_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoo
                                  const char *data, size_t len)
 {
     int w = swoop__dispatch_dgram_worker(r, from);
+    /*
+     * Datagrams have no connection to pause: past pipe_buffer_size queued for
+     * this worker they are dropped (as the kernel would), counted and logged
+     * at most once a second, so the master's memory stays bounded.
+     */
+    size_t queued = r->outs[w].queued_bytes;
+    if (queued > (size_t)r->srv->settings.pipe_buffer_size) {
+        r->dgram_dropped++;
+        uint64_t now = swoop_loop_now(r->loop);
+        if (now - r->dgram_drop_log_ms >= 1000) {
+            swoop_log(SWOOP_LOG_WARNING, 0,
+                      "reactor %d: %zu bytes queued for worker %d (pipe_buffer_size %lld): "
+                      "dropped %llu datagrams on port %d in the last second",
+                      r->id, queued, w, (long long)r->srv->settings.pipe_buffer_size,
+                      (unsigned long long)r->dgram_dropped, p->port);
+            r->dgram_drop_log_ms = now;
+            r->dgram_dropped = 0;
+        }
+        return;
+    }
     swoop_ipc_head_t h = {.type = SWOOP_IPC_DGRAM,
                           .reactor_id = (int16_t)r->id,
                           .worker_id = (int16_t)w,
@@ -274,7 +294,8 @@ static void handle_worker_msg(swoop_reactor_t *r, swoop_ipc_msg_t *m)
     }
     switch (h->type) {
     case SWOOP_IPC_SEND:
-        swoop__conn_send(c, m->data, m->len);
+        /* The worker reserved the bytes (swoop__session_reserve): nothing is refused here. */
+        swoop__conn_send(c, m->data, m->len, 1);
         break;
     case SWOOP_IPC_CLOSE:
         swoop__conn_release(c);
@@ -451,6 +472,8 @@ static void *reactor_main(void *arg)
         reactor_flush(r);
     }
     swoop__reactor_close_all(r, 0);
+    /* Every connection paused for a full worker queue was counted out when freed. */
+    SWOOP_ASSERT(r->blocked == 0);
     if (waker)
         swoop_io_stop(&r->wake_io);
     for (int w = 0; w < srv->worker_num; w++) {
@@ -605,6 +628,26 @@ static void accept_one(void *arg, int fd, const swoop_addr_t *addr)
     h->items[h->n++] = (pending_t){.fd = fd, .id = id, .port = p};
 }
 
+/*
+ * A batch no reactor adopted: nobody owns these connections, so release
+ * what accept_one published for each (session, count) and close the fd.
+ */
+static void handoff_abort(swoop_server_t *srv, handoff_t *h)
+{
+    swoop_srv_shared_t *gs = srv->gs;
+    for (int i = 0; i < h->n; i++) {
+        swoop_session_t *s = &srv->sessions[h->items[i].fd];
+        uint64_t id = h->items[i].id;
+        atomic_store(&s->closed, 1);
+        atomic_compare_exchange_strong(&s->id, &id, 0);
+        atomic_fetch_sub(&gs->connection_num, 1);
+        atomic_fetch_add(&gs->close_count, 1);
+        if (close(h->items[i].fd) < 0)
+            swoop_log(SWOOP_LOG_WARNING, errno, "close() of fd %d failed", h->items[i].fd);
+    }
+    swoop_free(h);
+}
+
 static void on_accept(swoop_io_t *io, unsigned events)
 {
     swoop_port_t *p = io->data;
@@ -614,10 +657,13 @@ static void on_accept(swoop_io_t *io, unsigned events)
     int accepted;
     int rc = swoop__sock_accept_batch(p->fd, SWOOP_ACCEPT_BATCH, accept_one, &ctx, &accepted);
     for (int r = 0; r < srv->reactor_num; r++) {
-        if (batches[r] && swoop_loop_post(srv->reactors[r].loop, reactor_adopt, batches[r]) < 0) {
-            swoop_log(SWOOP_LOG_ERROR, 0, "cannot hand %d connections to reactor %d", batches[r]->n,
-                      r);
-            swoop_free(batches[r]);
+        if (batches[r] == NULL)
+            continue;
+        int prc = swoop_loop_post(srv->reactors[r].loop, reactor_adopt, batches[r]);
+        if (prc < 0) {
+            swoop_log(SWOOP_LOG_ERROR, prc,
+                      "cannot hand %d connections to reactor %d: closing them", batches[r]->n, r);
+            handoff_abort(srv, batches[r]);
         }
     }
     if (rc == SWOOP_EMFILE || rc == SWOOP_ENFILE || rc == SWOOP_ENOBUFS || rc == SWOOP_ENOMEM) {

@@ -481,7 +481,7 @@ swoop_session_t *swoop__session_get(swoop_server_t *srv, swoop_conn_id_t id)
         return NULL;
     swoop_session_t *s = swoop__session_at(srv, (uint32_t)(id & SWOOP_SLOT_MASK));
     if (s == NULL || atomic_load_explicit(&s->id, memory_order_acquire) != id ||
-        atomic_load_explicit(&s->closed, memory_order_relaxed))
+        atomic_load_explicit(&s->closed, memory_order_relaxed) || id == srv->closing_conn)
         return NULL;
     return s;
 }

@@ -134,8 +134,15 @@ static void handle_reactor_msg(swoop_server_t *srv, int r, swoop_ipc_msg_t *m)
         count_request(srv);
         break;
     case SWOOP_IPC_CLOSE: {
+        /*
+         * After a peer's half-close the owner keeps the session open until this
+         * acknowledgement (replies to the last DATA still go out); on_close
+         * itself sees the connection closed, as after any other close.
+         */
+        srv->closing_conn = h->conn_id;
         if (ev->on_close)
             ev->on_close(srv, h->conn_id, h->reactor_id);
+        srv->closing_conn = 0;
         swoop_ipc_head_t ack = {.type = SWOOP_IPC_CLOSE,
                                 .reactor_id = h->reactor_id,
                                 .worker_id = (int16_t)srv->worker_id,
@@ -240,7 +247,8 @@ static void handle_peer_msg(swoop_server_t *srv, swoop_ipc_msg_t *m)
         return;
     switch (h->type) {
     case SWOOP_IPC_SEND:
-        swoop__conn_send(c, m->data, m->len);
+        /* The sending worker reserved the bytes: nothing is refused here. */
+        swoop__conn_send(c, m->data, m->len, 1);
         break;
     case SWOOP_IPC_SENDFILE:
         swoop__conn_sendfile_msg(c, m->data, m->len);
@@ -668,22 +676,32 @@ int swoop_server_send(swoop_server_t *srv, swoop_conn_id_t conn, const void *dat
     if (srv->mode == SWOOP_MODE_BASE) {
         swoop_conn_t *c = own_conn(srv, conn);
         if (c)
-            return swoop__conn_send(c, data, len);
+            return swoop__conn_send(c, data, len, 0);
     }
-    uint64_t queued = atomic_load_explicit(&s->out_queued, memory_order_relaxed);
-    if (queued + len > (uint64_t)srv->settings.socket_buffer_size)
-        return SWOOP_EBUFFERFULL;
+    /*
+     * Reserve the bytes before they travel: once this returns 0 the owner
+     * takes them (or the connection is gone), so no accepted send is lost
+     * from the middle of the stream.
+     */
+    int r = s->reactor_id;
+    if (srv->mode == SWOOP_MODE_PROCESS && (r < 0 || r >= srv->reactor_num))
+        return SWOOP_ECLOSED;
+    int rc = swoop__session_reserve(srv, s, conn, len);
+    if (rc < 0)
+        return rc;
     swoop_ipc_head_t h = {.type = SWOOP_IPC_SEND,
                           .reactor_id = s->reactor_id,
                           .worker_id = (int16_t)srv->worker_id,
                           .conn_id = conn};
     if (srv->mode == SWOOP_MODE_BASE)
-        return route_base(srv, s, &h, data, len);
-    int r = s->reactor_id;
-    if (r < 0 || r >= srv->reactor_num)
-        return SWOOP_ECLOSED;
-    int rc = swoop__ipc_send(&srv->wouts[r], &h, data, len);
-    return rc < 0 ? rc : 0;
+        rc = route_base(srv, s, &h, data, len);
+    else
+        rc = swoop__ipc_send(&srv->wouts[r], &h, data, len);
+    if (rc < 0) {
+        swoop__session_release(s, len);
+        return rc;
+    }
+    return 0;
 }
 
 static int conn_request(swoop_server_t *srv, swoop_conn_id_t conn, int type, uint32_t aux)
