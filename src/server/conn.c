@@ -85,7 +85,7 @@ static int conn_slot_fd(swoop_reactor_t *r, swoop_conn_id_t id)
     swoop_server_t *srv = r->srv;
     uint32_t slot = (uint32_t)(id & SWOOP_SLOT_MASK);
     if (srv->mode == SWOOP_MODE_BASE) {
-        uint32_t base = (uint32_t)srv->worker_id * srv->fd_limit;
+        uint32_t base = srv->slot_base;
         if (slot < base || slot >= base + srv->fd_limit)
             return -1;
         return (int)(slot - base);
@@ -198,10 +198,22 @@ void swoop__session_release(swoop_session_t *s, size_t len)
     }
 }
 
+/*
+ * The connection's session while it still holds its id: a process only
+ * touches (charges, marks, clears) its own sessions, never a record that
+ * changed hands.
+ */
+static swoop_session_t *own_sess(swoop_conn_t *c)
+{
+    swoop_session_t *s = c->sess;
+    return s && atomic_load_explicit(&s->id, memory_order_acquire) == c->id ? s : NULL;
+}
+
 static void conn_release_budget(swoop_conn_t *c, size_t n)
 {
-    if (c->sess && n > 0)
-        swoop__session_release(c->sess, n);
+    swoop_session_t *s = n > 0 ? own_sess(c) : NULL;
+    if (s)
+        swoop__session_release(s, n);
 }
 
 /* Drops the pending output, releasing its budget. */
@@ -484,7 +496,8 @@ static void conn_io_cb(swoop_io_t *io, unsigned events)
  */
 static void mark_closed(swoop_conn_t *c)
 {
-    if (c->sess && !atomic_exchange(&c->sess->closed, 1)) {
+    swoop_session_t *s = own_sess(c);
+    if (s && !atomic_exchange(&s->closed, 1)) {
         swoop_srv_shared_t *gs = c->reactor->srv->gs;
         atomic_fetch_add_explicit(&gs->close_count, 1, memory_order_relaxed);
     }
@@ -635,9 +648,13 @@ static void conn_free(swoop_conn_t *c)
         srv->conns[c->fd] = NULL;
     /* Release the session before the fd: the number may be reused right after close(). */
     drop_output(c);
-    if (c->sess) {
-        atomic_store_explicit(&c->sess->out_queued, 0, memory_order_relaxed);
-        atomic_store_explicit(&c->sess->id, 0, memory_order_release);
+    swoop_session_t *s = own_sess(c);
+    if (s) {
+        /* Compare-and-swap: only our own id is cleared, never a successor's. */
+        swoop_conn_id_t mine = c->id;
+        atomic_store_explicit(&s->out_queued, 0, memory_order_relaxed);
+        atomic_compare_exchange_strong_explicit(&s->id, &mine, 0, memory_order_release,
+                                                memory_order_relaxed);
     }
     atomic_fetch_sub_explicit(&srv->gs->connection_num, 1, memory_order_relaxed);
     if (close(c->fd) < 0)
