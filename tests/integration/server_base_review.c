@@ -2,7 +2,9 @@
  * Regressions from the BASE-mode review: the old and the new process of one
  * worker id (reload_async, max_request) never share session slots, so the
  * old one finishing cleanly or being killed after max_wait_time leaves the
- * new one's connections working (issue H).
+ * new one's connections working (issue H); a callback that closes its own
+ * connection gets on_close after it returned, never while it is still on
+ * the stack, exactly once (issue I).
  */
 #include <stdio.h>
 
@@ -130,4 +132,96 @@ TEST(server_base_reload_old_process_exits_new_conn_kept)
 TEST(server_base_reload_old_process_killed_new_conn_kept)
 {
     old_and_new_process(1);
+}
+
+/* ---- I: on_close after the callback that closed the connection ---- */
+
+enum { EV_RECV = 1, EV_RECV_AFTER = 2, EV_CLOSE = 3, EV_CONN = 4, EV_CONN_AFTER = 5 };
+
+struct close_order {
+    _Atomic int n;
+    _Atomic int ev[16];
+    _Atomic int closes;
+    _Atomic int close_rc;
+    _Atomic int exists_after;
+    _Atomic int close_in_connect;
+};
+static struct close_order *co;
+
+static void co_record(int ev)
+{
+    int i = atomic_fetch_add(&co->n, 1);
+    if (i < 16)
+        atomic_store(&co->ev[i], ev);
+}
+
+/* Closes `conn` from inside its callback, then keeps going as user code would. */
+static void close_inside(swoop_server_t *srv, swoop_conn_id_t conn, int before, int after)
+{
+    co_record(before);
+    atomic_store(&co->close_rc, swoop_server_close(srv, conn, 0));
+    atomic_store(&co->exists_after, swoop_server_exists(srv, conn));
+    co_record(after);
+}
+
+static void co_on_connect(swoop_server_t *srv, swoop_conn_id_t conn, int rid)
+{
+    if (atomic_load(&co->close_in_connect))
+        close_inside(srv, conn, EV_CONN, EV_CONN_AFTER);
+}
+
+static void co_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int rid, const void *data,
+                          size_t len)
+{
+    close_inside(srv, conn, EV_RECV, EV_RECV_AFTER);
+}
+
+static void co_on_close(swoop_server_t *srv, swoop_conn_id_t conn, int rid)
+{
+    co_record(EV_CLOSE);
+    atomic_fetch_add(&co->closes, 1);
+}
+
+static void setup_close_order(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_connect = co_on_connect,
+                                                            .on_receive = co_on_receive,
+                                                            .on_close = co_on_close}));
+}
+
+static void close_from_callback(int in_connect)
+{
+    co = srv_shared(sizeof(*co));
+    atomic_store(&co->close_in_connect, in_connect);
+    srv_handle_t h = srv_start(SWOOP_MODE_BASE, setup_close_order, NULL, 2);
+    int fd = cli_connect(h.port);
+    if (!in_connect)
+        cli_write(fd, "x", 1);
+    ASSERT(cli_wait_closed(fd, 3000));
+    close(fd);
+    WAIT_UNTIL(atomic_load(&co->closes) == 1, 3000);
+    srv_stop(&h, 5000);
+    /* Exactly once, and only after the closing callback returned. */
+    ASSERT_EQ(atomic_load(&co->closes), 1);
+    ASSERT_EQ(atomic_load(&co->n), 3);
+    int first = atomic_load(&co->ev[0]), second = atomic_load(&co->ev[1]);
+    int third = atomic_load(&co->ev[2]);
+    int want_first = in_connect ? EV_CONN : EV_RECV;
+    int want_second = in_connect ? EV_CONN_AFTER : EV_RECV_AFTER;
+    ASSERT_EQ(first, want_first);
+    ASSERT_EQ(second, want_second);
+    ASSERT_EQ(third, EV_CLOSE);
+    ASSERT_EQ(atomic_load(&co->close_rc), 0);
+    ASSERT_EQ(atomic_load(&co->exists_after), 0);
+    munmap(co, sizeof(*co));
+}
+
+TEST(server_base_close_in_on_receive_defers_on_close)
+{
+    close_from_callback(0);
+}
+
+TEST(server_base_close_in_on_connect_defers_on_close)
+{
+    close_from_callback(1);
 }
