@@ -273,11 +273,19 @@ static void manager_spawn(swoop_manager_t *mgr, int id)
         if (s->spawned)
             atomic_fetch_add(&st->restarts, 1);
     }
-    pid_t pid = swoop__spawn(mgr->hooks.worker_main, mgr->hooks.data, id, mgr->hooks.role);
+    pid_t pid = mgr->hooks.before_spawn ? mgr->hooks.before_spawn(mgr->hooks.data, id) : 0;
+    if (pid == 0) {
+        pid = swoop__spawn(mgr->hooks.worker_main, mgr->hooks.data, id, mgr->hooks.role);
+        if (mgr->hooks.after_spawn)
+            mgr->hooks.after_spawn(mgr->hooks.data, id, pid);
+    }
     if (pid < 0) {
         if (st && s->spawned)
             atomic_fetch_sub(&st->restarts, 1);
-        /* fork failed (EAGAIN, ENOMEM): retry later, with the back-off of a quick death. */
+        /*
+         * fork failed (EAGAIN, ENOMEM) or the hook refused (logged): retry
+         * later, with the back-off of a quick death.
+         */
         s->fails++;
         int delay = swoop__manager_backoff_ms(mgr, s->fails);
         schedule_respawn(mgr, id, delay > 0 ? delay : mgr->backoff_min_ms);
@@ -337,6 +345,8 @@ static void handle_exit(swoop_manager_t *mgr, pid_t pid, int status)
         if (d.kill_timer)
             swoop_timer_clear(d.kill_timer);
         log_exit(pid, d.id, code, signo, "old worker");
+        if (mgr->hooks.on_reap)
+            mgr->hooks.on_reap(mgr->hooks.data, d.id, pid, code, signo);
         if (mgr->stats) {
             atomic_store(&mgr->stats[d.id].last_exit_code, code);
             atomic_store(&mgr->stats[d.id].last_signal, signo);
@@ -367,6 +377,8 @@ static void handle_exit(swoop_manager_t *mgr, pid_t pid, int status)
     s->pid = 0;
     s->stopping = 0;
     log_exit(pid, id, code, signo, "worker");
+    if (mgr->hooks.on_reap)
+        mgr->hooks.on_reap(mgr->hooks.data, id, pid, code, signo);
     if (abnormal && mgr->hooks.on_worker_error)
         mgr->hooks.on_worker_error(mgr->hooks.data, id, pid, code, signo);
 

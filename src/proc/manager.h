@@ -42,6 +42,16 @@ typedef struct swoop_manager_hooks_s {
     void *data;                     /* passed to every hook and to worker_main */
     /* All slots were forked the first time. */
     void (*on_start)(void *data);
+    /*
+     * Right before slot `id` forks (the child inherits what it prepares):
+     * 0, or a negative error (logged by the hook) to refuse the start, which
+     * is retried later like a failed fork. May be NULL.
+     */
+    int (*before_spawn)(void *data, int id);
+    /* After that fork: the child's pid, or the negative error of a failed fork. May be NULL. */
+    void (*after_spawn)(void *data, int id, pid_t pid);
+    /* Any child (current or detached) was reaped, before on_worker_error. May be NULL. */
+    void (*on_reap)(void *data, int id, pid_t pid, int exit_code, int signo);
     /* A process exited with a nonzero code or was killed. */
     void (*on_worker_error)(void *data, int id, pid_t pid, int exit_code, int signo);
     /* SIGRTMIN: reopen logs here (the manager forwards the signal to the workers). */

@@ -11,7 +11,8 @@
  * the connection, acknowledged by the worker), and only then is the session
  * released and the fd closed, so the fd number cannot be reused before
  * on_close ran. A BASE callback may close its own connection: the engine
- * holds a reference around every callback and frees after it returns.
+ * holds a reference around every callback, and on_close (then the free)
+ * runs after the outermost one returned, as in PROCESS mode.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,14 +45,16 @@ typedef struct file_seg_s {
 
 /* Connection-private flags beyond `state`. */
 typedef struct conn_ext_s {
-    int busy;
-    int free_pending;
+    int busy;          /* callbacks of this connection on the stack */
+    int free_pending;  /* freed while busy: conn_unbusy frees */
+    int close_pending; /* BASE: closed while busy: conn_unbusy runs on_close, then frees */
 } conn_ext_t;
 
 static void conn_io_cb(swoop_io_t *io, unsigned events);
 static void conn_begin_close(swoop_conn_t *c);
 static void conn_peer_eof(swoop_conn_t *c);
 static void conn_free(swoop_conn_t *c);
+static int conn_unbusy(swoop_conn_t *c);
 static int conn_has_files(swoop_conn_t *c);
 static void drop_files(swoop_conn_t *c);
 
@@ -85,7 +88,7 @@ static int conn_slot_fd(swoop_reactor_t *r, swoop_conn_id_t id)
     swoop_server_t *srv = r->srv;
     uint32_t slot = (uint32_t)(id & SWOOP_SLOT_MASK);
     if (srv->mode == SWOOP_MODE_BASE) {
-        uint32_t base = (uint32_t)srv->worker_id * srv->fd_limit;
+        uint32_t base = srv->slot_base;
         if (slot < base || slot >= base + srv->fd_limit)
             return -1;
         return (int)(slot - base);
@@ -143,11 +146,8 @@ swoop_conn_t *swoop__conn_open(swoop_reactor_t *r, int fd, swoop_conn_id_t id, s
         if (srv->events.on_connect) {
             ext(c)->busy++;
             srv->events.on_connect(srv, id, r->id);
-            ext(c)->busy--;
-            if (ext(c)->free_pending) {
-                conn_free(c);
+            if (conn_unbusy(c))
                 return NULL;
-            }
         }
     }
     return c;
@@ -198,10 +198,22 @@ void swoop__session_release(swoop_session_t *s, size_t len)
     }
 }
 
+/*
+ * The connection's session while it still holds its id: a process only
+ * touches (charges, marks, clears) its own sessions, never a record that
+ * changed hands.
+ */
+static swoop_session_t *own_sess(swoop_conn_t *c)
+{
+    swoop_session_t *s = c->sess;
+    return s && atomic_load_explicit(&s->id, memory_order_acquire) == c->id ? s : NULL;
+}
+
 static void conn_release_budget(swoop_conn_t *c, size_t n)
 {
-    if (c->sess && n > 0)
-        swoop__session_release(c->sess, n);
+    swoop_session_t *s = n > 0 ? own_sess(c) : NULL;
+    if (s)
+        swoop__session_release(s, n);
 }
 
 /* Drops the pending output, releasing its budget. */
@@ -472,9 +484,39 @@ static void conn_io_cb(swoop_io_t *io, unsigned events)
         conn_flush(c);
     if ((events & SWOOP_READABLE) && c->state == CONN_OPEN)
         conn_read(c);
+    conn_unbusy(c);
+}
+
+/* BASE: on_close, which sees the connection closed (and may not free it). */
+static void conn_run_on_close(swoop_conn_t *c)
+{
+    swoop_server_t *srv = c->reactor->srv;
+    ext(c)->busy++;
+    srv->events.on_close(srv, c->id, c->reactor->id);
     ext(c)->busy--;
-    if (ext(c)->free_pending)
+}
+
+/*
+ * Drops the reference taken around a callback. The outermost one runs what
+ * the callbacks deferred: on_close of a connection they closed (BASE: after
+ * on_receive / on_connect returned, as in PROCESS mode), then the free.
+ * Returns 1 when `c` was freed.
+ */
+static int conn_unbusy(swoop_conn_t *c)
+{
+    if (--ext(c)->busy > 0)
+        return 0;
+    if (ext(c)->close_pending) {
+        ext(c)->close_pending = 0;
+        conn_run_on_close(c);
         conn_free(c);
+        return 1;
+    }
+    if (ext(c)->free_pending) {
+        conn_free(c);
+        return 1;
+    }
+    return 0;
 }
 
 /*
@@ -484,7 +526,8 @@ static void conn_io_cb(swoop_io_t *io, unsigned events)
  */
 static void mark_closed(swoop_conn_t *c)
 {
-    if (c->sess && !atomic_exchange(&c->sess->closed, 1)) {
+    swoop_session_t *s = own_sess(c);
+    if (s && !atomic_exchange(&s->closed, 1)) {
         swoop_srv_shared_t *gs = c->reactor->srv->gs;
         atomic_fetch_add_explicit(&gs->close_count, 1, memory_order_relaxed);
     }
@@ -543,9 +586,16 @@ static void conn_begin_close(swoop_conn_t *c)
         if (swoop__master_deliver_close(r, c, 0) == 0)
             return; /* the worker acknowledges with CLOSE */
     } else if (srv->events.on_close) {
-        ext(c)->busy++;
-        srv->events.on_close(srv, c->id, r->id);
-        ext(c)->busy--;
+        if (ext(c)->busy > 0) {
+            /*
+             * Closed from inside one of its callbacks (swoop_server_close in
+             * on_receive or on_connect): on_close runs once that callback
+             * returned, never while it is still on the stack.
+             */
+            ext(c)->close_pending = 1;
+            return;
+        }
+        conn_run_on_close(c);
     }
     conn_free(c);
 }
@@ -635,9 +685,13 @@ static void conn_free(swoop_conn_t *c)
         srv->conns[c->fd] = NULL;
     /* Release the session before the fd: the number may be reused right after close(). */
     drop_output(c);
-    if (c->sess) {
-        atomic_store_explicit(&c->sess->out_queued, 0, memory_order_relaxed);
-        atomic_store_explicit(&c->sess->id, 0, memory_order_release);
+    swoop_session_t *s = own_sess(c);
+    if (s) {
+        /* Compare-and-swap: only our own id is cleared, never a successor's. */
+        swoop_conn_id_t mine = c->id;
+        atomic_store_explicit(&s->out_queued, 0, memory_order_relaxed);
+        atomic_compare_exchange_strong_explicit(&s->id, &mine, 0, memory_order_release,
+                                                memory_order_relaxed);
     }
     atomic_fetch_sub_explicit(&srv->gs->connection_num, 1, memory_order_relaxed);
     if (close(c->fd) < 0)

@@ -97,7 +97,21 @@ static inline size_t swoop__shared_size(int workers, int reactors)
            (size_t)(workers + reactors) * sizeof(swoop_srv_counter_t);
 }
 
-/* One connection's shared record, at slot (fd, or worker * fd_limit + fd in BASE). */
+/*
+ * BASE: one range of fd_limit session slots. There are 2 x worker_num
+ * ranges; the manager hands a free one to each worker process right before
+ * its fork and takes it back when it reaps that pid, so an old process that
+ * finishes its requests after a reload or max_request (while its
+ * replacement already runs under the same worker id, with the same fd
+ * numbers) never shares a slot with it.
+ */
+typedef struct swoop_srv_range_s {
+    _Atomic int32_t pid;       /* 0 free, -1 reserved for a fork under way, else the holder */
+    _Atomic int32_t worker_id; /* of the holder */
+    _Atomic uint32_t hwm;      /* 1 + the highest fd the holder accepted (what to sweep) */
+} swoop_srv_range_t;
+
+/* One connection's shared record, at slot (fd, or range * fd_limit + fd in BASE). */
 typedef struct swoop_session_s {
     _Atomic uint64_t id; /* 0 = free; stored last when a connection opens */
     _Atomic uint32_t closed;
@@ -207,6 +221,12 @@ struct swoop_server_s {
     swoop_session_t *sessions;
     size_t sessions_size;
     uint32_t fd_limit; /* slots per owner */
+    /* BASE: the session ranges (manager-assigned), and the one this process holds. */
+    swoop_srv_range_t *ranges;
+    size_t ranges_size;
+    int nranges;
+    int range;          /* manager: the range of the fork under way; worker: its own; else -1 */
+    uint32_t slot_base; /* worker: range * fd_limit */
     swoop_proc_stat_t *proc_stats;
     size_t proc_stats_size;
 

@@ -65,28 +65,82 @@ static void hook_manager_start(void *data)
         srv->events.on_manager_start(srv);
 }
 
-static void hook_worker_error(void *data, int id, pid_t pid, int code, int signo)
+/* BASE: hands the process about to fork a session range no live process holds. */
+static int hook_before_spawn(void *data, int id)
 {
     swoop_server_t *srv = data;
-    /* BASE: the dead worker's connections died with it; release their sessions. */
-    if (srv->mode == SWOOP_MODE_BASE && srv->sessions) {
-        uint32_t first = (uint32_t)id * srv->fd_limit;
+    if (srv->mode != SWOOP_MODE_BASE || srv->ranges == NULL)
+        return 0;
+    for (int i = 0; i < srv->nranges; i++) {
+        int32_t free_pid = 0;
+        if (atomic_compare_exchange_strong(&srv->ranges[i].pid, &free_pid, -1)) {
+            atomic_store(&srv->ranges[i].worker_id, id);
+            atomic_store(&srv->ranges[i].hwm, 0);
+            srv->range = i; /* the child inherits it */
+            return 0;
+        }
+    }
+    swoop_log(SWOOP_LOG_WARNING, 0,
+              "worker %d: all %d session ranges are held by running processes (old ones still "
+              "finishing after a reload or max_request): its start waits for one to exit",
+              id, srv->nranges);
+    return SWOOP_EBUSY;
+}
+
+static void hook_after_spawn(void *data, int id, pid_t pid)
+{
+    swoop_server_t *srv = data;
+    if (srv->mode != SWOOP_MODE_BASE || srv->range < 0)
+        return;
+    /* A failed fork gives the range back at once. */
+    atomic_store(&srv->ranges[srv->range].pid, pid > 0 ? (int32_t)pid : 0);
+    srv->range = -1;
+}
+
+/*
+ * BASE: `pid` is gone; the connections it still held died with it. Release
+ * exactly its range (never the range of another process of the same worker
+ * id), then free the range for a later process.
+ */
+static void hook_reap(void *data, int id, pid_t pid, int code, int signo)
+{
+    swoop_server_t *srv = data;
+    if (srv->mode != SWOOP_MODE_BASE || srv->ranges == NULL || pid <= 0)
+        return;
+    for (int i = 0; i < srv->nranges; i++) {
+        swoop_srv_range_t *rg = &srv->ranges[i];
+        if (atomic_load(&rg->pid) != (int32_t)pid)
+            continue;
+        uint32_t hwm = atomic_load(&rg->hwm);
+        if (hwm > srv->fd_limit)
+            hwm = srv->fd_limit;
+        swoop_session_t *first = &srv->sessions[(size_t)i * srv->fd_limit];
         int n = 0;
-        for (uint32_t i = 0; i < srv->fd_limit; i++) {
-            swoop_session_t *s = &srv->sessions[first + i];
-            if (atomic_load(&s->id) == 0)
+        for (uint32_t k = 0; k < hwm; k++) {
+            swoop_session_t *s = &first[k];
+            uint64_t cur = atomic_load(&s->id);
+            if (cur == 0 || !atomic_compare_exchange_strong(&s->id, &cur, 0))
                 continue;
             /* Never freed by its owner: still counted in connection_num. */
             atomic_fetch_sub(&srv->gs->connection_num, 1);
             if (!atomic_exchange(&s->closed, 1))
                 atomic_fetch_add(&srv->gs->close_count, 1);
-            atomic_store(&s->id, 0);
             n++;
         }
         if (n)
-            swoop_log(SWOOP_LOG_WARNING, 0, "worker %d died with %d connections: they are closed",
-                      id, n);
+            swoop_log(SWOOP_LOG_WARNING, 0,
+                      "worker %d (pid %d) died with %d connections: they are closed", id, (int)pid,
+                      n);
+        atomic_store(&rg->hwm, 0);
+        atomic_store(&rg->worker_id, -1);
+        atomic_store(&rg->pid, 0);
+        return;
     }
+}
+
+static void hook_worker_error(void *data, int id, pid_t pid, int code, int signo)
+{
+    swoop_server_t *srv = data;
     if (srv->events.on_worker_error)
         srv->events.on_worker_error(srv, id, pid, code, signo);
 }
@@ -113,6 +167,9 @@ int swoop__server_manager_run(swoop_server_t *srv)
         .role = SWOOP_ROLE_WORKER,
         .data = srv,
         .on_start = hook_manager_start,
+        .before_spawn = hook_before_spawn,
+        .after_spawn = hook_after_spawn,
+        .on_reap = hook_reap,
         .on_worker_error = hook_worker_error,
         .on_reopen = hook_reopen,
         .on_shutdown = hook_manager_stop,

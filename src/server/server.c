@@ -70,6 +70,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     srv->mode = mode;
     srv->worker_id = -1;
     srv->gs_fd = -1;
+    srv->range = -1;
     srv->cur_port = -1;
     swoop_server_settings_t *s = &srv->settings;
     int cpus = cpu_count();
@@ -765,12 +766,12 @@ static int map_shared(swoop_server_t *srv)
     atomic_store(&srv->gs->start_time, (uint64_t)time(NULL));
     swoop__ipc_set_msg_seq(&srv->gs->msg_seq);
 
-    /* Sessions: one record per possible fd, per owner (BASE: per worker). */
+    /* Sessions: one record per possible fd, per owner (BASE: per range, 2 per worker). */
     struct rlimit rl;
     uint64_t lim = 65536;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         lim = rl.rlim_cur;
-    uint64_t owners = srv->mode == SWOOP_MODE_BASE ? (uint64_t)srv->worker_num : 1;
+    uint64_t owners = srv->mode == SWOOP_MODE_BASE ? 2 * (uint64_t)srv->worker_num : 1;
     if (lim > (1u << 20))
         lim = 1u << 20;
     if (lim * owners > SWOOP_SLOT_MASK)
@@ -795,6 +796,18 @@ static int map_shared(swoop_server_t *srv)
         return -err;
     }
     srv->proc_stats = ps;
+    if (srv->mode == SWOOP_MODE_BASE) {
+        srv->nranges = (int)owners;
+        srv->ranges_size = (size_t)owners * sizeof(swoop_srv_range_t);
+        void *rs =
+            mmap(NULL, srv->ranges_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (rs == MAP_FAILED) {
+            int err = errno;
+            swoop_log(SWOOP_LOG_ERROR, err, "mmap() of the session range table failed");
+            return -err;
+        }
+        srv->ranges = rs;
+    }
     return 0;
 }
 
@@ -809,6 +822,11 @@ static void unmap_shared(swoop_server_t *srv)
         munmap(srv->sessions, srv->sessions_size);
     if (srv->proc_stats)
         munmap(srv->proc_stats, srv->proc_stats_size);
+    if (srv->ranges)
+        munmap(srv->ranges, srv->ranges_size);
+    srv->ranges = NULL;
+    srv->nranges = 0;
+    srv->range = -1;
     srv->gs = NULL;
     srv->gs_fd = -1;
     srv->sessions = NULL;

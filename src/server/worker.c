@@ -347,7 +347,11 @@ static void base_accept_one(void *arg, int fd, const swoop_addr_t *addr)
     }
     if (p->eff.open_tcp_nodelay && (p->type == SWOOP_SOCK_TCP || p->type == SWOOP_SOCK_TCP6))
         swoop__sock_nodelay(fd, 1);
-    uint32_t slot = (uint32_t)srv->worker_id * srv->fd_limit + (uint32_t)fd;
+    /* Our own range: an old or new process of this worker id uses another one. */
+    uint32_t slot = srv->slot_base + (uint32_t)fd;
+    swoop_srv_range_t *rg = &srv->ranges[srv->range];
+    if ((uint32_t)fd >= atomic_load_explicit(&rg->hwm, memory_order_relaxed))
+        atomic_store_explicit(&rg->hwm, (uint32_t)fd + 1, memory_order_relaxed);
     uint64_t seq = atomic_fetch_add(&gs->conn_seq, 1) + 1;
     swoop_conn_id_t id = (seq << SWOOP_SLOT_BITS) | slot;
     swoop_session_t *s = &srv->sessions[slot];
@@ -566,6 +570,11 @@ int swoop__worker_main(void *data, int id)
     srv->request_limit = pick_limit(&srv->settings);
     srv->running = 0;
     srv->pid_file_written = 0;
+    if (srv->mode == SWOOP_MODE_BASE) {
+        /* The manager reserved our session range right before the fork. */
+        SWOOP_ASSERT(srv->range >= 0 && srv->range < srv->nranges);
+        srv->slot_base = (uint32_t)srv->range * srv->fd_limit;
+    }
     swoop_srv_wstat_t *ws = &srv->gs->workers[id];
     atomic_store(&ws->pid, getpid());
     atomic_store(&ws->busy, 0);
