@@ -288,6 +288,15 @@ int swoop__server_parse_int(const char *v, int64_t min, int64_t max, int64_t *ou
 uint64_t swoop__now_ms(void);
 /* Session lookup: NULL unless `id` is open. */
 swoop_session_t *swoop__session_get(swoop_server_t *srv, swoop_conn_id_t id);
+/*
+ * Admits a just-accepted fd (PROCESS accept thread and BASE workers alike):
+ * refuses it above max_conn (logged at most once a second) or beyond the
+ * session table, closing it and returning 0; otherwise applies the port's
+ * TCP_NODELAY, publishes its session at slot_base + fd with a new connection
+ * id, counts it, and returns the id.
+ */
+swoop_conn_id_t swoop__session_admit(swoop_server_t *srv, swoop_port_t *p, int fd,
+                                     const swoop_addr_t *addr, uint32_t slot_base, int reactor_id);
 swoop_session_t *swoop__session_at(swoop_server_t *srv, uint32_t slot);
 /* swoop_ipc_gone_cb of the server's readers: the message's writing worker process is gone. */
 int swoop__server_writer_gone(void *arg, const swoop_ipc_head_t *head);

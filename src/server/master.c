@@ -637,43 +637,11 @@ static void accept_one(void *arg, int fd, const swoop_addr_t *addr)
 {
     accept_ctx_t *ctx = arg;
     swoop_server_t *srv = ctx->srv;
-    swoop_srv_shared_t *gs = srv->gs;
-    uint64_t now = swoop__now_ms();
-    if (atomic_load(&gs->connection_num) >= srv->settings.max_conn) {
-        if (now - srv->last_maxconn_log_ms >= 1000) {
-            srv->last_maxconn_log_ms = now;
-            swoop_log(SWOOP_LOG_WARNING, 0,
-                      "max_conn (%d) reached: closing new connections (fd %d) until some close",
-                      srv->settings.max_conn, fd);
-        }
-        close(fd);
-        return;
-    }
-    if ((uint32_t)fd >= srv->fd_limit) {
-        swoop_log(SWOOP_LOG_WARNING, 0, "accepted fd %d is beyond the session table (%u): closed",
-                  fd, srv->fd_limit);
-        close(fd);
-        return;
-    }
     swoop_port_t *p = ctx->port;
-    if (p->eff.open_tcp_nodelay && (p->type == SWOOP_SOCK_TCP || p->type == SWOOP_SOCK_TCP6))
-        swoop__sock_nodelay(fd, 1);
-    uint64_t seq = atomic_fetch_add(&gs->conn_seq, 1) + 1;
-    swoop_conn_id_t id = (seq << SWOOP_SLOT_BITS) | (uint32_t)fd;
     int r = fd % srv->reactor_num;
-    swoop_session_t *s = &srv->sessions[fd];
-    atomic_store(&s->closed, 0);
-    s->fd = fd;
-    s->reactor_id = (int16_t)r;
-    s->port_index = (uint16_t)p->index;
-    atomic_store(&s->uid, 0);
-    atomic_store(&s->out_queued, 0);
-    s->connect_ms = now;
-    atomic_store(&s->last_recv_ms, now);
-    s->peer = *addr;
-    atomic_store_explicit(&s->id, id, memory_order_release);
-    atomic_fetch_add(&gs->connection_num, 1);
-    atomic_fetch_add(&gs->accept_count, 1);
+    swoop_conn_id_t id = swoop__session_admit(srv, p, fd, addr, 0, r);
+    if (id == 0)
+        return;
 
     handoff_t *h = ctx->batches[r];
     if (h == NULL) {

@@ -476,6 +476,49 @@ swoop_session_t *swoop__session_at(swoop_server_t *srv, uint32_t slot)
     return slot < n ? &srv->sessions[slot] : NULL;
 }
 
+swoop_conn_id_t swoop__session_admit(swoop_server_t *srv, swoop_port_t *p, int fd,
+                                     const swoop_addr_t *addr, uint32_t slot_base, int reactor_id)
+{
+    swoop_srv_shared_t *gs = srv->gs;
+    uint64_t now = swoop__now_ms();
+    if (atomic_load(&gs->connection_num) >= srv->settings.max_conn) {
+        if (now - srv->last_maxconn_log_ms >= 1000) {
+            srv->last_maxconn_log_ms = now;
+            swoop_log(SWOOP_LOG_WARNING, 0,
+                      "max_conn (%d) reached: closing new connections (fd %d) until some close",
+                      srv->settings.max_conn, fd);
+        }
+        close(fd);
+        return 0;
+    }
+    if ((uint32_t)fd >= srv->fd_limit) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "accepted fd %d is beyond the session table (%u): closed",
+                  fd, srv->fd_limit);
+        close(fd);
+        return 0;
+    }
+    if (p->eff.open_tcp_nodelay && (p->type == SWOOP_SOCK_TCP || p->type == SWOOP_SOCK_TCP6))
+        swoop__sock_nodelay(fd, 1);
+    uint32_t slot = slot_base + (uint32_t)fd;
+    uint64_t seq = atomic_fetch_add(&gs->conn_seq, 1) + 1;
+    swoop_conn_id_t id = (seq << SWOOP_SLOT_BITS) | slot;
+    swoop_session_t *s = &srv->sessions[slot];
+    atomic_store(&s->closed, 0);
+    s->fd = fd;
+    s->reactor_id = (int16_t)reactor_id;
+    s->port_index = (uint16_t)p->index;
+    atomic_store(&s->uid, 0);
+    atomic_store(&s->out_queued, 0);
+    s->connect_ms = now;
+    atomic_store(&s->last_recv_ms, now);
+    s->peer = *addr;
+    /* Published last: a worker that finds the id finds a complete session. */
+    atomic_store_explicit(&s->id, id, memory_order_release);
+    atomic_fetch_add(&gs->connection_num, 1);
+    atomic_fetch_add(&gs->accept_count, 1);
+    return id;
+}
+
 swoop_session_t *swoop__session_get(swoop_server_t *srv, swoop_conn_id_t id)
 {
     if (srv->sessions == NULL || id == 0)

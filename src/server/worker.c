@@ -327,46 +327,18 @@ static void base_accept_one(void *arg, int fd, const swoop_addr_t *addr)
 {
     swoop_port_t *p = arg;
     swoop_server_t *srv = p->srv;
-    swoop_srv_shared_t *gs = srv->gs;
-    uint64_t now = swoop__now_ms();
-    if (atomic_load(&gs->connection_num) >= srv->settings.max_conn) {
-        if (now - srv->last_maxconn_log_ms >= 1000) {
-            srv->last_maxconn_log_ms = now;
-            swoop_log(SWOOP_LOG_WARNING, 0,
-                      "max_conn (%d) reached: closing new connections (fd %d) until some close",
-                      srv->settings.max_conn, fd);
-        }
-        close(fd);
-        return;
-    }
-    if ((uint32_t)fd >= srv->fd_limit) {
-        swoop_log(SWOOP_LOG_WARNING, 0, "accepted fd %d is beyond the session table (%u): closed",
-                  fd, srv->fd_limit);
-        close(fd);
-        return;
-    }
-    if (p->eff.open_tcp_nodelay && (p->type == SWOOP_SOCK_TCP || p->type == SWOOP_SOCK_TCP6))
-        swoop__sock_nodelay(fd, 1);
-    /* Our own range: an old or new process of this worker id uses another one. */
-    uint32_t slot = srv->slot_base + (uint32_t)fd;
+    /*
+     * Our own range: an old or new process of this worker id uses another one.
+     * The high-water mark moves before the session is published, so the reap
+     * sweep of a process that dies right after covers it.
+     */
     swoop_srv_range_t *rg = &srv->ranges[srv->range];
-    if ((uint32_t)fd >= atomic_load_explicit(&rg->hwm, memory_order_relaxed))
+    if ((uint32_t)fd < srv->fd_limit &&
+        (uint32_t)fd >= atomic_load_explicit(&rg->hwm, memory_order_relaxed))
         atomic_store_explicit(&rg->hwm, (uint32_t)fd + 1, memory_order_relaxed);
-    uint64_t seq = atomic_fetch_add(&gs->conn_seq, 1) + 1;
-    swoop_conn_id_t id = (seq << SWOOP_SLOT_BITS) | slot;
-    swoop_session_t *s = &srv->sessions[slot];
-    atomic_store(&s->closed, 0);
-    s->fd = fd;
-    s->reactor_id = (int16_t)srv->worker_id;
-    s->port_index = (uint16_t)p->index;
-    atomic_store(&s->uid, 0);
-    atomic_store(&s->out_queued, 0);
-    s->connect_ms = now;
-    atomic_store(&s->last_recv_ms, now);
-    s->peer = *addr;
-    atomic_store_explicit(&s->id, id, memory_order_release);
-    atomic_fetch_add(&gs->connection_num, 1);
-    atomic_fetch_add(&gs->accept_count, 1);
+    swoop_conn_id_t id = swoop__session_admit(srv, p, fd, addr, srv->slot_base, srv->worker_id);
+    if (id == 0)
+        return;
     swoop__conn_open(srv->base, fd, id, p);
 }
 
