@@ -21,6 +21,7 @@
 
 #include "base/internal.h"
 #include "proc/internal.h"
+#include "proc/procfile.h"
 
 #define POOL_WORKER_MAX   1024
 #define POOL_PIPE_BUFSIZE (1024 * 1024)
@@ -300,27 +301,12 @@ static int pool_daemonize(swoop_pool_t *pool)
 
 static int write_pid_file(swoop_pool_t *pool)
 {
-    const char *path = pool->settings.pid_file;
-    if (path[0] == '\0')
+    if (pool->settings.pid_file[0] == '\0')
         return 0;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        int err = errno;
-        swoop_log(SWOOP_LOG_ERROR, err, "open(\"%s\") of the pid file failed", path);
-        return -err;
-    }
-    char buf[32];
-    int len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-    ssize_t n = write(fd, buf, (size_t)len);
-    int err = errno;
-    close(fd);
-    if (n != len) {
-        swoop_log(SWOOP_LOG_ERROR, n < 0 ? err : 0, "write() of the pid file \"%s\" failed", path);
-        unlink(path);
-        return n < 0 ? -err : SWOOP_EIO;
-    }
-    pool->pid_file_written = 1;
-    return 0;
+    int rc = swoop__pid_file_write(pool->settings.pid_file);
+    if (rc == 0)
+        pool->pid_file_written = 1;
+    return rc;
 }
 
 static void ipc_close(swoop_pool_t *pool)

@@ -26,6 +26,7 @@
 
 #include "base/internal.h"
 #include "proc/internal.h"
+#include "proc/procfile.h"
 
 typedef struct mq_msg_s {
     swoop_pool_t *pool;
@@ -138,22 +139,7 @@ static void *mq_thread_main(void *arg)
 
 static int64_t pick_limit(const swoop_pool_settings_t *s)
 {
-    if (s->max_request <= 0)
-        return 0;
-    int64_t grace = s->max_request_grace;
-    if (grace < 0)
-        grace = s->max_request > 10 ? s->max_request / 2 : 0;
-    if (grace == 0)
-        return s->max_request;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t x = ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec;
-    /* splitmix64: spreads close pids and times over the whole range. */
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return s->max_request + (int64_t)(x % (uint64_t)(grace + 1));
+    return swoop__request_limit(s->max_request, s->max_request_grace);
 }
 
 int64_t swoop_pool_count_request(swoop_pool_t *pool)

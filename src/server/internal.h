@@ -23,6 +23,7 @@
 #include "ipc/msg.h"
 #include "ipc/ring.h"
 #include "proc/manager.h"
+#include "proc/procfile.h"
 #include "proto/framing.h"
 
 #define SWOOP_STATS_MAGIC   0x53574f50u /* "SWOP" */

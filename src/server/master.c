@@ -208,27 +208,12 @@ static void manager_child(swoop_server_t *srv, pid_t master)
 
 int swoop__server_write_pid_file(swoop_server_t *srv)
 {
-    const char *path = srv->settings.pid_file;
-    if (path[0] == '\0')
+    if (srv->settings.pid_file[0] == '\0')
         return 0;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        int err = errno;
-        swoop_log(SWOOP_LOG_ERROR, err, "open(\"%s\") of the pid file failed", path);
-        return -err;
-    }
-    char buf[32];
-    int len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-    ssize_t n = write(fd, buf, (size_t)len);
-    int err = errno;
-    close(fd);
-    if (n != len) {
-        swoop_log(SWOOP_LOG_ERROR, err, "write() of the pid file \"%s\" failed", path);
-        unlink(path);
-        return -err;
-    }
-    srv->pid_file_written = 1;
-    return 0;
+    int rc = swoop__pid_file_write(srv->settings.pid_file);
+    if (rc == 0)
+        srv->pid_file_written = 1;
+    return rc;
 }
 
 void swoop__server_remove_pid_file(swoop_server_t *srv)
