@@ -80,8 +80,19 @@ typedef struct swoop_server_settings_s {
     int reactor_num;
     /** Event workers [CPU count]. */
     int worker_num;
-    /** Task workers; must be 0 until the task issue lands [0]. */
+    /**
+     * Task workers: blocking processes that run on_task, with worker ids
+     * worker_num .. worker_num + task_worker_num - 1 [0].
+     */
     int task_worker_num;
+    /** How tasks reach task workers: 1 = a datagram socketpair per task worker (2, 3 not yet) [1].
+     */
+    int task_ipc_mode;
+    /**
+     * Directory (absolute, existing) of the temporary files that carry a task or
+     * result above SWOOP_TASK_INLINE_MAX bytes: swoop-task.<master pid>.XXXXXX [/tmp].
+     */
+    char task_tmpdir[SWOOP_SERVER_PATH_MAX];
     /** Requests after which a worker is replaced; 0 never [0]. */
     int64_t max_request;
     /** Random extra requests 0..grace; -1 = max_request/2 when max_request > 10 [-1]. */
@@ -206,10 +217,14 @@ typedef struct swoop_server_events_s {
     void (*on_packet)(swoop_server_t *srv, const void *data, size_t len, const swoop_addr_t *from);
     /** Worker: the connection closed; exactly once, after its last on_receive. */
     void (*on_close)(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id);
-    /** Reserved for the task issue. */
+    /**
+     * Task worker: a task posted by event worker `src_worker_id` with
+     * swoop_server_task; answer with swoop_server_task_finish. Required when
+     * task_worker_num > 0.
+     */
     void (*on_task)(swoop_server_t *srv, int64_t task_id, int src_worker_id, const void *data,
                     size_t len);
-    /** Reserved for the task issue. */
+    /** Worker: the result of a task this very worker posted (swoop_server_task_finish). */
     void (*on_finish)(swoop_server_t *srv, int64_t task_id, const void *data, size_t len);
     /** Reserved for the task issue. */
     void (*on_task_error)(swoop_server_t *srv, int64_t task_id, int error);
@@ -342,6 +357,34 @@ SWOOP_EXTERN int swoop_server_bind_uid(swoop_server_t *srv, swoop_conn_id_t conn
 SWOOP_EXTERN int swoop_server_send_message(swoop_server_t *srv, int dst_worker_id, const void *data,
                                            size_t len);
 
+/**
+ * Payloads (tasks and results) up to this many bytes travel inside the IPC
+ * datagram; larger ones in a temporary file in task_tmpdir, which the
+ * reader removes (8 KiB minus the 32-byte IPC header).
+ */
+#define SWOOP_TASK_INLINE_MAX (8192 - 32)
+
+/**
+ * In an event worker: posts a task (`len` bytes, copied) to task worker
+ * `dst_task_worker` (0..task_worker_num-1), or with -1 to an idle one (none
+ * idle: round robin). Never blocks. Returns the task id (> 0, unique in the
+ * server), SWOOP_ESTATE in a task worker or outside a worker (or without
+ * task workers), SWOOP_EINVAL for a bad argument, or another negative error
+ * (logged). on_finish follows in this worker if the task worker calls
+ * swoop_server_task_finish.
+ */
+SWOOP_EXTERN int64_t swoop_server_task(swoop_server_t *srv, const void *data, size_t len,
+                                       int dst_task_worker);
+
+/**
+ * In a task worker, inside on_task: sends `len` bytes (copied) as the
+ * task's result to the worker that posted it (its on_finish), at most once
+ * per task. Blocks while that worker's channel is full. Returns 0,
+ * SWOOP_ESTATE outside on_task or for a second result, or a negative error
+ * (logged).
+ */
+SWOOP_EXTERN int swoop_server_task_finish(swoop_server_t *srv, const void *data, size_t len);
+
 /** Restarts every worker (as SIGUSR1 to the master does). Returns 0 or an error. */
 SWOOP_EXTERN int swoop_server_reload(swoop_server_t *srv);
 
@@ -361,10 +404,13 @@ SWOOP_EXTERN int swoop_server_stats_by_pid(pid_t master_pid, swoop_server_stats_
 /** Writes `st` as one JSON object (no newline) into buf. Returns the length or SWOOP_ENOSPC. */
 SWOOP_EXTERN int swoop_server_stats_json(const swoop_server_stats_t *st, char *buf, size_t cap);
 
-/** In a worker: its id (0..worker_num-1). Elsewhere -1. */
+/**
+ * In a worker: its id (0..worker_num-1; task workers worker_num ..
+ * worker_num + task_worker_num - 1). Elsewhere -1.
+ */
 SWOOP_EXTERN int swoop_server_worker_id(const swoop_server_t *srv);
 
-/** Returns 0: task workers come with the task issue. */
+/** Returns 1 in a task worker, else 0. */
 SWOOP_EXTERN int swoop_server_is_task_worker(const swoop_server_t *srv);
 
 /** The master's pid (BASE: the manager's) once started, else 0. */

@@ -69,7 +69,7 @@ static void hook_worker_error(void *data, int id, pid_t pid, int code, int signo
 {
     swoop_server_t *srv = data;
     /* BASE: the dead worker's connections died with it; release their sessions. */
-    if (srv->mode == SWOOP_MODE_BASE && srv->sessions) {
+    if (srv->mode == SWOOP_MODE_BASE && srv->sessions && id < srv->worker_num) {
         uint32_t first = (uint32_t)id * srv->fd_limit;
         int n = 0;
         for (uint32_t i = 0; i < srv->fd_limit; i++) {
@@ -117,7 +117,8 @@ int swoop__server_manager_run(swoop_server_t *srv)
         .on_reopen = hook_reopen,
         .on_shutdown = hook_manager_stop,
     };
-    swoop__manager_init(&srv->mgr, srv->worker_num, &hooks);
+    swoop__manager_init(&srv->mgr, srv->worker_num + swoop__task_num(srv), &hooks);
+    swoop__task_manager_setup(srv, &srv->mgr); /* task.c: tags the task slots */
     srv->mgr.stats = srv->proc_stats;
     srv->mgr.max_wait_ms = srv->settings.max_wait_time * 1000;
     srv->mgr.reload_async = srv->settings.reload_async;

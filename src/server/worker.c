@@ -234,6 +234,10 @@ static swoop_conn_t *own_conn(swoop_server_t *srv, swoop_conn_id_t id)
 static void handle_peer_msg(swoop_server_t *srv, swoop_ipc_msg_t *m)
 {
     const swoop_ipc_head_t *h = &m->head;
+    if (h->type == SWOOP_IPC_FINISH) {
+        swoop__task_finish_msg(srv, m); /* task.c: on_finish */
+        return;
+    }
     if (h->type == SWOOP_IPC_PIPE_MESSAGE) {
         if (srv->events.on_pipe_message) {
             set_busy(srv, 1);
@@ -560,6 +564,8 @@ static int worker_setup(swoop_server_t *srv, int id)
 int swoop__worker_main(void *data, int id)
 {
     swoop_server_t *srv = data;
+    if (id >= srv->worker_num)
+        return swoop__task_worker_main(srv, id); /* task.c */
     srv->worker_id = id;
     srv->worker_stopping = 0;
     srv->requests = 0;

@@ -1,0 +1,192 @@
+/*
+ * Task workers through real servers, PROCESS and BASE: payloads of 0, 1,
+ * 8,151, 8,152, 8,160 (the last inline size), 8,161 (the first through a
+ * temp file), 64 KiB, 1 MiB and 16 MiB reach on_task intact, and results of
+ * the same sizes reach on_finish intact in the worker that posted each task
+ * (its ids are kept in that process only); posted to any idle task worker
+ * and to each one by id. A task posted inside a task worker fails with
+ * SWOOP_ESTATE. After the stop, task_tmpdir holds no swoop-task file and
+ * no task worker process is left.
+ */
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "server_common.h"
+
+#define TASK_WORKERS 2
+#define MAX_TASKS    64
+
+static const size_t task_sizes[] = {0, 1, 8151, 8152, 8160, 8161, 65536, 1 << 20, 16 << 20};
+#define NSIZES (sizeof(task_sizes) / sizeof(task_sizes[0]))
+
+typedef struct tshare_s {
+    _Atomic int task_pids[TASK_WORKERS];
+    _Atomic int task_ok, task_bad, finish_ok, finish_bad, nested_rc, id_clash;
+    char tmpdir[512];
+} tshare_t;
+
+static tshare_t *sh;
+
+/* Per event worker process: what it posted and for whom. */
+static int64_t posted[MAX_TASKS];
+static int nposted, nfinished;
+static swoop_conn_id_t client;
+
+static uint8_t pattern(size_t i, size_t len, int salt)
+{
+    return (uint8_t)(i * 131u + len * 7u + (size_t)salt * 29u + (i >> 8));
+}
+
+static void fill(uint8_t *p, size_t len, int salt)
+{
+    for (size_t i = 0; i < len; i++)
+        p[i] = pattern(i, len, salt);
+}
+
+static int check(const uint8_t *p, size_t len, int salt)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] != pattern(i, len, salt))
+            return 0;
+    }
+    return 1;
+}
+
+static int size_known(size_t len)
+{
+    for (size_t i = 0; i < NSIZES; i++) {
+        if (task_sizes[i] == len)
+            return 1;
+    }
+    return 0;
+}
+
+static void on_worker_start(swoop_server_t *srv, int id)
+{
+    int is_task = swoop_server_is_task_worker(srv);
+    ASSERT_EQ(is_task, id >= 2);
+    ASSERT_EQ(swoop_server_worker_id(srv), id);
+    if (is_task)
+        atomic_store(&sh->task_pids[id - 2], getpid());
+    nposted = nfinished = 0;
+}
+
+static void on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data, size_t len)
+{
+    int ok = swoop_server_is_task_worker(srv) && src >= 0 && src < 2 && task_id > 0 &&
+             size_known(len) && check(data, len, 1);
+    atomic_fetch_add(ok ? &sh->task_ok : &sh->task_bad, 1);
+    atomic_store(&sh->nested_rc, (int)swoop_server_task(srv, "x", 1, -1));
+    uint8_t *out = len ? malloc(len) : NULL;
+    fill(out, len, 2);
+    ASSERT_OK(swoop_server_task_finish(srv, out, len));
+    /* One result per task. */
+    ASSERT_EQ(swoop_server_task_finish(srv, out, len), SWOOP_ESTATE);
+    free(out);
+}
+
+static void on_finish(swoop_server_t *srv, int64_t task_id, const void *data, size_t len)
+{
+    int mine = 0;
+    for (int i = 0; i < nposted; i++)
+        mine |= posted[i] == task_id;
+    int ok = mine && !swoop_server_is_task_worker(srv) && size_known(len) && check(data, len, 2);
+    atomic_fetch_add(ok ? &sh->finish_ok : &sh->finish_bad, 1);
+    if (++nfinished == nposted && client) {
+        char line[32];
+        int n = snprintf(line, sizeof(line), "ok=%03d bad=%03d\n", atomic_load(&sh->finish_ok),
+                         atomic_load(&sh->finish_bad));
+        ASSERT_OK(swoop_server_send(srv, client, line, (size_t)n));
+    }
+}
+
+static void on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, const void *data,
+                       size_t len)
+{
+    client = conn;
+    size_t max = task_sizes[NSIZES - 1];
+    uint8_t *buf = malloc(max);
+    for (int round = 0; round < 1 + TASK_WORKERS; round++) {
+        for (size_t i = 0; i < NSIZES; i++) {
+            size_t n = task_sizes[i];
+            fill(buf, n, 1);
+            int dst = round == 0 ? -1 : round - 1;
+            int64_t id = swoop_server_task(srv, buf, n, dst);
+            ASSERT_GT(id, 0);
+            for (int k = 0; k < nposted; k++)
+                if (posted[k] == id)
+                    atomic_fetch_add(&sh->id_clash, 1);
+            ASSERT_LT(nposted, MAX_TASKS);
+            posted[nposted++] = id;
+        }
+    }
+    free(buf);
+    /* Bad arguments. */
+    ASSERT_EQ(swoop_server_task(srv, "x", 1, TASK_WORKERS), SWOOP_EINVAL);
+    ASSERT_EQ(swoop_server_task(srv, "x", 1, -2), SWOOP_EINVAL);
+    ASSERT_EQ(swoop_server_task_finish(srv, "x", 1), SWOOP_ESTATE);
+}
+
+static void setup_task(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_worker_start = on_worker_start,
+                                                            .on_receive = on_receive,
+                                                            .on_task = on_task,
+                                                            .on_finish = on_finish}));
+    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
+    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+}
+
+static int swoop_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ASSERT_NOT_NULL(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strncmp(e->d_name, "swoop-task.", 11) == 0;
+    closedir(d);
+    return n;
+}
+
+static void task_run(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    srv_handle_t h = srv_start(mode, setup_task, NULL, 2);
+    int fd = cli_connect(h.port);
+    uint64_t t0 = swoop_test_now_ms();
+    cli_write(fd, "go", 2);
+    char line[16] = {0};
+    ASSERT_EQ(cli_read_n(fd, line, 15, 20000), 15);
+    uint64_t ms = swoop_test_now_ms() - t0;
+    int total = (int)NSIZES * (1 + TASK_WORKERS);
+    char want[32];
+    snprintf(want, sizeof(want), "ok=%03d bad=000\n", total);
+    ASSERT_STR_EQ(line, want);
+    ASSERT_EQ(atomic_load(&sh->task_ok), total);
+    ASSERT_EQ(atomic_load(&sh->task_bad), 0);
+    ASSERT_EQ(atomic_load(&sh->nested_rc), SWOOP_ESTATE);
+    ASSERT_EQ(atomic_load(&sh->id_clash), 0);
+    printf("# %s: %d tasks (0 B .. 16 MiB) and their results in %llu ms\n",
+           mode == SWOOP_MODE_BASE ? "BASE" : "PROCESS", total, (unsigned long long)ms);
+    close(fd);
+    srv_stop(&h, 10000);
+    for (int t = 0; t < TASK_WORKERS; t++) {
+        int pid = atomic_load(&sh->task_pids[t]);
+        ASSERT_GT(pid, 0);
+        WAIT_UNTIL(!swoop_test_pid_alive(pid), 2000);
+    }
+    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+}
+
+TEST(server_task_process)
+{
+    task_run(SWOOP_MODE_PROCESS);
+}
+
+TEST(server_task_base)
+{
+    task_run(SWOOP_MODE_BASE);
+}
