@@ -458,6 +458,15 @@ int64_t swoop_server_task(swoop_server_t *srv, const void *data, size_t len, int
     return id;
 }
 
+int swoop__task_flush(swoop_server_t *srv)
+{
+    swoop_task_t *tk = srv->task;
+    int left = 0;
+    for (int t = 0; tk && tk->outs && t < tk->num; t++)
+        left |= swoop__ipc_pending(&tk->outs[t]) && swoop__ipc_flush(&tk->outs[t]) == 1;
+    return left;
+}
+
 void swoop__task_finish_msg(swoop_server_t *srv, const swoop_ipc_msg_t *m)
 {
     swoop_task_t *tk = srv->task;

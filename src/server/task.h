@@ -31,6 +31,9 @@ void swoop__task_manager_setup(struct swoop_server_s *srv, swoop_manager_t *mgr)
 /* The role main of slot `id` >= worker_num: the task worker's blocking loop. */
 int swoop__task_worker_main(struct swoop_server_s *srv, int id);
 
+/* Event worker at exit: sends queued tasks; 1 while some still wait, else 0. */
+int swoop__task_flush(struct swoop_server_s *srv);
+
 /* Event worker: a FINISH message from its channel: runs on_finish. */
 void swoop__task_finish_msg(struct swoop_server_s *srv, const swoop_ipc_msg_t *m);
 

@@ -618,6 +618,7 @@ int swoop__worker_main(void *data, int id)
             left |= swoop__ipc_pending(&srv->wouts[r]) && swoop__ipc_flush(&srv->wouts[r]) == 1;
         for (int w = 0; w < srv->worker_num; w++)
             left |= swoop__ipc_pending(&srv->mouts[w]) && swoop__ipc_flush(&srv->mouts[w]) == 1;
+        left |= swoop__task_flush(srv); /* task.c: tasks still queued */
         if (!left)
             break;
         usleep(5000);

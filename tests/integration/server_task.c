@@ -190,3 +190,160 @@ TEST(server_task_base)
 {
     task_run(SWOOP_MODE_BASE);
 }
+
+/*
+ * Order: one slow task, then 2,048 tasks to the same task worker (every
+ * 256th through a temp file): they queue (in the socket, then in the
+ * worker's user-space queue) and reach on_task, and their results
+ * on_finish, in the order they were posted.
+ */
+#define ORDER_TASKS 2048
+
+typedef struct order_s {
+    int32_t seq;
+    char pad[];
+} order_t;
+
+static int next_in_task, next_in_finish;
+
+static void order_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data,
+                          size_t len)
+{
+    int32_t seq;
+    ASSERT_UGE(len, sizeof(seq));
+    memcpy(&seq, data, sizeof(seq));
+    if (seq == 0)
+        swoop_test_sleep_ms(300); /* the slow task the others queue behind */
+    if (seq != next_in_task++)
+        atomic_fetch_add(&sh->task_bad, 1);
+    else
+        atomic_fetch_add(&sh->task_ok, 1);
+    ASSERT_OK(swoop_server_task_finish(srv, &seq, sizeof(seq)));
+}
+
+static void order_on_finish(swoop_server_t *srv, int64_t task_id, const void *data, size_t len)
+{
+    int32_t seq;
+    ASSERT_EQ(len, sizeof(seq));
+    memcpy(&seq, data, sizeof(seq));
+    atomic_fetch_add(seq == next_in_finish++ ? &sh->finish_ok : &sh->finish_bad, 1);
+    if (next_in_finish == ORDER_TASKS + 1) {
+        char line[32];
+        int n = snprintf(line, sizeof(line), "ok=%04d bad=%04d\n", atomic_load(&sh->finish_ok),
+                         atomic_load(&sh->finish_bad));
+        ASSERT_OK(swoop_server_send(srv, client, line, (size_t)n));
+    }
+}
+
+static void order_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id,
+                             const void *data, size_t len)
+{
+    client = conn;
+    char buf[10000] = {0};
+    for (int32_t i = 0; i <= ORDER_TASKS; i++) {
+        memcpy(buf, &i, sizeof(i));
+        size_t n = i % 256 == 255 ? sizeof(buf) : 64;
+        ASSERT_GT(swoop_server_task(srv, buf, n, 0), 0);
+    }
+}
+
+static void setup_order(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = order_on_receive,
+                                                            .on_task = order_on_task,
+                                                            .on_finish = order_on_finish}));
+    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
+    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+}
+
+static void order_run(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    srv_handle_t h = srv_start(mode, setup_order, NULL, 2);
+    int fd = cli_connect(h.port);
+    uint64_t t0 = swoop_test_now_ms();
+    cli_write(fd, "go", 2);
+    char line[18] = {0};
+    ASSERT_EQ(cli_read_n(fd, line, 17, 20000), 17);
+    ASSERT_STR_EQ(line, "ok=2049 bad=0000\n");
+    ASSERT_EQ(atomic_load(&sh->task_ok), ORDER_TASKS + 1);
+    ASSERT_EQ(atomic_load(&sh->task_bad), 0);
+    printf("# %s: 2,049 tasks to one task worker behind a 300 ms task, in order, in %llu ms\n",
+           mode == SWOOP_MODE_BASE ? "BASE" : "PROCESS",
+           (unsigned long long)(swoop_test_now_ms() - t0));
+    close(fd);
+    srv_stop(&h, 10000);
+    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+}
+
+TEST(server_task_order_process)
+{
+    order_run(SWOOP_MODE_PROCESS);
+}
+
+TEST(server_task_order_base)
+{
+    order_run(SWOOP_MODE_BASE);
+}
+
+/*
+ * Leftovers: task worker 0 is stuck in on_task (SIGTERM waits until the
+ * task returns, so the manager SIGKILLs it after max_wait_time) while three
+ * 100 KB tasks wait for it in temp files: the shutdown removes them.
+ */
+static void stuck_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data,
+                          size_t len)
+{
+    atomic_fetch_add(&sh->task_ok, 1);
+    for (;;)
+        pause();
+}
+
+static void stuck_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id,
+                             const void *data, size_t len)
+{
+    static char big[100000];
+    ASSERT_GT(swoop_server_task(srv, "stuck", 5, 0), 0);
+    for (int i = 0; i < 3; i++)
+        ASSERT_GT(swoop_server_task(srv, big, sizeof(big), 0), 0);
+    ASSERT_OK(swoop_server_send(srv, conn, "posted\n", 7));
+}
+
+static void setup_stuck(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_on(
+        srv, &(swoop_server_events_t){.on_receive = stuck_on_receive, .on_task = stuck_on_task}));
+    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "1"));
+    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+    ASSERT_OK(swoop_server_set(srv, "max_wait_time", "1"));
+}
+
+static void stuck_run(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    srv_handle_t h = srv_start(mode, setup_stuck, NULL, 2);
+    int fd = cli_connect(h.port);
+    cli_write(fd, "go", 2);
+    char line[8] = {0};
+    ASSERT_EQ(cli_read_n(fd, line, 7, 10000), 7);
+    ASSERT_STR_EQ(line, "posted\n");
+    WAIT_UNTIL(atomic_load(&sh->task_ok) == 1, 5000);
+    ASSERT_EQ(swoop_files(sh->tmpdir), 3);
+    close(fd);
+    srv_stop(&h, 10000);
+    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+}
+
+TEST(server_task_sweep_process)
+{
+    stuck_run(SWOOP_MODE_PROCESS);
+}
+
+TEST(server_task_sweep_base)
+{
+    stuck_run(SWOOP_MODE_BASE);
+}
