@@ -11,6 +11,8 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <swoop/timer.h>
+
 #include "server_common.h"
 
 #define TASK_WORKERS 2
@@ -346,4 +348,154 @@ TEST(server_task_sweep_process)
 TEST(server_task_sweep_base)
 {
     stuck_run(SWOOP_MODE_BASE);
+}
+
+/*
+ * Life cycle, one command at a time from a client: a task posted from
+ * on_receive, from a timer and from on_pipe_message (in the other worker)
+ * gets its result in the worker that posted it (only that process knows
+ * the task id -> connection map); a busy task worker killed with SIGKILL
+ * is replaced (on_worker_start again) and the next task to it is answered;
+ * SIGUSR2 replaces both task workers and no event worker.
+ */
+typedef struct waiter_s {
+    int64_t id;
+    swoop_conn_id_t conn;
+} waiter_t;
+
+static waiter_t waiters[16];
+static int nwaiters;
+
+static void post_ping(swoop_server_t *srv, swoop_conn_id_t conn, int dst)
+{
+    int64_t id = swoop_server_task(srv, "ping", 4, dst);
+    ASSERT_GT(id, 0);
+    ASSERT_LT(nwaiters, 16);
+    waiters[nwaiters++] = (waiter_t){id, conn};
+}
+
+static void life_on_finish(swoop_server_t *srv, int64_t task_id, const void *data, size_t len)
+{
+    ASSERT(len == 4 && memcmp(data, "pong", 4) == 0);
+    for (int i = 0; i < nwaiters; i++) {
+        if (waiters[i].id == task_id) {
+            ASSERT_OK(swoop_server_send(srv, waiters[i].conn, "pong\n", 5));
+            waiters[i] = waiters[--nwaiters];
+            return;
+        }
+    }
+    FAIL("on_finish of task %lld in worker %d, which did not post it", (long long)task_id,
+         swoop_server_worker_id(srv));
+}
+
+static void life_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data,
+                         size_t len)
+{
+    if (len == 5 && memcmp(data, "block", 5) == 0) {
+        atomic_store(&sh->nested_rc, getpid());
+        for (;;)
+            pause();
+    }
+    ASSERT_OK(swoop_server_task_finish(srv, "pong", 4));
+}
+
+static swoop_conn_id_t timer_conn;
+
+static void life_timer(int64_t id, void *arg)
+{
+    post_ping(arg, timer_conn, -1);
+}
+
+static void life_on_pipe(swoop_server_t *srv, int src, const void *data, size_t len)
+{
+    swoop_conn_id_t conn;
+    ASSERT_EQ(len, sizeof(conn));
+    memcpy(&conn, data, sizeof(conn));
+    post_ping(srv, conn, -1);
+}
+
+static void life_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id,
+                            const void *data, size_t len)
+{
+    if (len == 4 && memcmp(data, "ping", 4) == 0) {
+        post_ping(srv, conn, 0);
+    } else if (len == 5 && memcmp(data, "timer", 5) == 0) {
+        timer_conn = conn;
+        ASSERT_GT(swoop_timer_after(1, life_timer, srv), 0);
+    } else if (len == 4 && memcmp(data, "pipe", 4) == 0) {
+        ASSERT_OK(
+            swoop_server_send_message(srv, 1 - swoop_server_worker_id(srv), &conn, sizeof(conn)));
+    } else if (len == 5 && memcmp(data, "block", 5) == 0) {
+        ASSERT_GT(swoop_server_task(srv, "block", 5, 0), 0);
+        ASSERT_OK(swoop_server_send(srv, conn, "ok\n", 3));
+    } else {
+        FAIL("unknown command");
+    }
+}
+
+static void setup_life(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_worker_start = on_worker_start,
+                                                            .on_receive = life_on_receive,
+                                                            .on_task = life_on_task,
+                                                            .on_finish = life_on_finish,
+                                                            .on_pipe_message = life_on_pipe}));
+    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
+    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+}
+
+static void expect(int fd, const char *cmd, const char *reply)
+{
+    cli_write(fd, cmd, strlen(cmd));
+    char got[16] = {0};
+    size_t n = strlen(reply);
+    ASSERT_EQ(cli_read_n(fd, got, n, 5000), n);
+    ASSERT_STR_EQ(got, reply);
+}
+
+static void life_run(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    srv_handle_t h = srv_start(mode, setup_life, NULL, 2);
+    WAIT_UNTIL(atomic_load(&sh->task_pids[0]) > 0 && atomic_load(&sh->task_pids[1]) > 0, 5000);
+    int fd = cli_connect(h.port);
+    expect(fd, "ping", "pong\n");
+    expect(fd, "timer", "pong\n");
+    expect(fd, "pipe", "pong\n");
+
+    /* SIGKILL of a busy task worker: replaced, and the next task to it is answered. */
+    int old = atomic_load(&sh->task_pids[0]);
+    expect(fd, "block", "ok\n");
+    WAIT_UNTIL(atomic_load(&sh->nested_rc) == old, 5000);
+    ASSERT_EQ(kill(old, SIGKILL), 0);
+    WAIT_UNTIL(atomic_load(&sh->task_pids[0]) != old, 5000);
+    expect(fd, "ping", "pong\n");
+
+    /* SIGUSR2: both task workers replaced, the event workers kept. */
+    swoop_server_stats_t before, after;
+    srv_stats(&h, &before);
+    int t0 = atomic_load(&sh->task_pids[0]), t1 = atomic_load(&sh->task_pids[1]);
+    ASSERT_EQ(kill(before.manager_pid, SIGUSR2), 0);
+    WAIT_UNTIL(atomic_load(&sh->task_pids[0]) != t0 && atomic_load(&sh->task_pids[1]) != t1, 5000);
+    expect(fd, "ping", "pong\n");
+    srv_stats(&h, &after);
+    for (int w = 0; w < 2; w++)
+        ASSERT_EQ(after.workers[w].pid, before.workers[w].pid);
+    close(fd);
+    srv_stop(&h, 10000);
+    for (int t = 0; t < TASK_WORKERS; t++)
+        WAIT_UNTIL(!swoop_test_pid_alive(atomic_load(&sh->task_pids[t])), 2000);
+    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+}
+
+TEST(server_task_life_process)
+{
+    life_run(SWOOP_MODE_PROCESS);
+}
+
+TEST(server_task_life_base)
+{
+    life_run(SWOOP_MODE_BASE);
 }
