@@ -93,6 +93,11 @@ typedef struct swoop_server_settings_s {
      * result above SWOOP_TASK_INLINE_MAX bytes: swoop-task.<master pid>.XXXXXX [/tmp].
      */
     char task_tmpdir[SWOOP_SERVER_PATH_MAX];
+    /**
+     * Tasks after which a task worker is replaced (the tasks queued for it
+     * wait for its successor); 0 never [0].
+     */
+    int64_t task_max_request;
     /** Requests after which a worker is replaced; 0 never [0]. */
     int64_t max_request;
     /** Random extra requests 0..grace; -1 = max_request/2 when max_request > 10 [-1]. */

@@ -256,6 +256,7 @@ static const setting_t server_keys[] = {
     {"task_worker_num", T_INT, SRV(task_worker_num), 0, SERVER_WORKER_MAX},
     {"task_ipc_mode", T_INT, SRV(task_ipc_mode), 1, 3},
     {"task_tmpdir", T_PATH, SRV(task_tmpdir), 0, 0},
+    {"task_max_request", T_INT64, SRV(task_max_request), 0, INT64_MAX},
     {"max_request", T_INT64, SRV(max_request), 0, INT64_MAX},
     {"max_request_grace", T_INT64, SRV(max_request_grace), -1, INT64_MAX},
     {"dispatch_mode", T_INT, SRV(dispatch_mode), 1, 5},

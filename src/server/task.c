@@ -565,14 +565,15 @@ int swoop_server_task_finish(swoop_server_t *srv, const void *data, size_t len)
     return 0;
 }
 
-static void run_task(swoop_server_t *srv, char *dgram, size_t n)
+/* Runs one TASK datagram; returns 1 if on_task ran, else 0 (dropped, logged). */
+static int run_task(swoop_server_t *srv, char *dgram, size_t n)
 {
     swoop_task_t *tk = srv->task;
     swoop_ipc_head_t h;
     if (n < sizeof(h)) {
         swoop_log(SWOOP_LOG_WARNING, 0, "short datagram (%zu bytes) on the task channel dropped",
                   n);
-        return;
+        return 0;
     }
     memcpy(&h, dgram, sizeof(h));
     if (h.type != SWOOP_IPC_TASK || (h.flags & SWOOP_IPC_CHUNK) || h.len != n - sizeof(h) ||
@@ -580,7 +581,7 @@ static void run_task(swoop_server_t *srv, char *dgram, size_t n)
         swoop_log(SWOOP_LOG_WARNING, 0,
                   "malformed message (type %u, flags 0x%x, %zu bytes) on the task channel dropped",
                   h.type, h.flags, n);
-        return;
+        return 0;
     }
     task_slot_t *slot = &tk->sh->slots[tk->slot];
     char *data, *owned;
@@ -589,7 +590,7 @@ static void run_task(swoop_server_t *srv, char *dgram, size_t n)
         swoop_log(SWOOP_LOG_ERROR, 0, "task %llu from worker %d is lost",
                   (unsigned long long)h.conn_id, h.worker_id);
         atomic_fetch_sub(&slot->pending, 1);
-        return;
+        return 0;
     }
     tk->cur_task = (int64_t)h.conn_id;
     tk->cur_src = h.worker_id;
@@ -603,6 +604,18 @@ static void run_task(swoop_server_t *srv, char *dgram, size_t n)
     tk->cur_src = -1;
     swoop_free(owned);
     atomic_fetch_add_explicit(&srv->proc_stats[srv->worker_id].requests, 1, memory_order_relaxed);
+    return 1;
+}
+
+/* task_max_request reached: the manager starts the successor at once, this process exits. */
+static void retire(swoop_server_t *srv, int id)
+{
+    swoop_log(SWOOP_LOG_INFO, 0, "task worker reached task_max_request (%lld): replacing it",
+              (long long)srv->settings.task_max_request);
+    atomic_store(&srv->proc_stats[id].retire_pid, getpid());
+    pid_t mpid = (pid_t)atomic_load(&srv->gs->manager_pid);
+    if (mpid > 0 && kill(mpid, SIGIO) < 0)
+        swoop_log(SWOOP_LOG_ERROR, errno, "kill(%d, SIGIO) of the manager failed", (int)mpid);
 }
 
 int swoop__task_worker_main(swoop_server_t *srv, int id)
@@ -659,6 +672,8 @@ int swoop__task_worker_main(swoop_server_t *srv, int id)
     if (srv->events.on_worker_start)
         srv->events.on_worker_start(srv, id);
     char *buf = swoop_malloc(SWOOP_IPC_MAX);
+    int64_t limit = srv->settings.task_max_request, ran = 0;
+    atomic_store(&srv->proc_stats[id].request_limit, limit);
     int rc = 0;
     while (!task_stop) {
         sigset_t pend;
@@ -666,7 +681,11 @@ int swoop__task_worker_main(swoop_server_t *srv, int id)
             break;
         ssize_t n = swoop__channel_recv(fd, buf, SWOOP_IPC_MAX);
         if (n >= 0) {
-            run_task(srv, buf, (size_t)n);
+            ran += run_task(srv, buf, (size_t)n);
+            if (limit > 0 && ran >= limit) {
+                retire(srv, id);
+                break;
+            }
             continue;
         }
         if (n == SWOOP_EMSGSIZE)

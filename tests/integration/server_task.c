@@ -8,6 +8,7 @@
  * SWOOP_ESTATE. After the stop, task_tmpdir holds no swoop-task file and
  * no task worker process is left.
  */
+/* TEST_LABELS: tsan */
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -23,7 +24,7 @@ static const size_t task_sizes[] = {0, 1, 8151, 8152, 8160, 8161, 65536, 1 << 20
 
 typedef struct tshare_s {
     _Atomic int task_pids[TASK_WORKERS];
-    _Atomic int task_ok, task_bad, finish_ok, finish_bad, nested_rc, id_clash;
+    _Atomic int task_ok, task_bad, finish_ok, finish_bad, nested_rc, id_clash, task_starts;
     char tmpdir[512];
 } tshare_t;
 
@@ -498,4 +499,90 @@ TEST(server_task_life_process)
 TEST(server_task_life_base)
 {
     life_run(SWOOP_MODE_BASE);
+}
+
+/*
+ * task_max_request = 200 with 4,000 tasks over 2 task workers: every task
+ * runs once and is answered, no process runs more than 200, and the task
+ * workers were replaced 19 or 20 times (21 or 22 starts).
+ */
+#define MR_TASKS 4000
+#define MR_LIMIT 200
+
+static int ran_here, mr_finished;
+
+static void mr_on_worker_start(swoop_server_t *srv, int id)
+{
+    if (swoop_server_is_task_worker(srv))
+        atomic_fetch_add(&sh->task_starts, 1);
+}
+
+static void mr_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data, size_t len)
+{
+    atomic_fetch_add(++ran_here > MR_LIMIT ? &sh->task_bad : &sh->task_ok, 1);
+    ASSERT_OK(swoop_server_task_finish(srv, &task_id, sizeof(task_id)));
+}
+
+static void mr_on_finish(swoop_server_t *srv, int64_t task_id, const void *data, size_t len)
+{
+    int64_t echoed;
+    ASSERT_EQ(len, sizeof(echoed));
+    memcpy(&echoed, data, sizeof(echoed));
+    atomic_fetch_add(echoed == task_id ? &sh->finish_ok : &sh->finish_bad, 1);
+    if (++mr_finished == MR_TASKS)
+        ASSERT_OK(swoop_server_send(srv, client, "done\n", 5));
+}
+
+static void mr_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id,
+                          const void *data, size_t len)
+{
+    client = conn;
+    for (int i = 0; i < MR_TASKS; i++)
+        ASSERT_GT(swoop_server_task(srv, "0123456789abcdef", 16, -1), 0);
+}
+
+static void setup_mr(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_worker_start = mr_on_worker_start,
+                                                            .on_receive = mr_on_receive,
+                                                            .on_task = mr_on_task,
+                                                            .on_finish = mr_on_finish}));
+    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
+    ASSERT_OK(swoop_server_set(srv, "task_max_request", "200"));
+    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+}
+
+static void mr_run(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    srv_handle_t h = srv_start(mode, setup_mr, NULL, 2);
+    int fd = cli_connect(h.port);
+    uint64_t t0 = swoop_test_now_ms();
+    cli_write(fd, "go", 2);
+    char line[8] = {0};
+    ASSERT_EQ(cli_read_n(fd, line, 5, 20000), 5);
+    ASSERT_STR_EQ(line, "done\n");
+    ASSERT_EQ(atomic_load(&sh->task_ok), MR_TASKS);
+    ASSERT_EQ(atomic_load(&sh->task_bad), 0);
+    ASSERT_EQ(atomic_load(&sh->finish_ok), MR_TASKS);
+    WAIT_UNTIL(atomic_load(&sh->task_starts) >= 21, 5000);
+    printf("# %s: %d tasks with task_max_request %d in %llu ms, %d task worker starts\n",
+           mode == SWOOP_MODE_BASE ? "BASE" : "PROCESS", MR_TASKS, MR_LIMIT,
+           (unsigned long long)(swoop_test_now_ms() - t0), atomic_load(&sh->task_starts));
+    close(fd);
+    srv_stop(&h, 10000);
+    ASSERT_LE(atomic_load(&sh->task_starts), 22);
+    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+}
+
+TEST(server_task_max_request_process)
+{
+    mr_run(SWOOP_MODE_PROCESS);
+}
+
+TEST(server_task_max_request_base)
+{
+    mr_run(SWOOP_MODE_BASE);
 }
