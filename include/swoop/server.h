@@ -382,6 +382,19 @@ SWOOP_EXTERN int64_t swoop_server_task(swoop_server_t *srv, const void *data, si
                                        int dst_task_worker);
 
 /**
+ * In an event worker: posts a task as swoop_server_task does and blocks
+ * (the worker's loop does not run meanwhile) until its result or
+ * `timeout_ms` (> 0). Returns 0 with *result (free it with swoop_free; a
+ * 0-byte result is a 1-byte block) and *result_len set, SWOOP_ETIMEDOUT
+ * (a result that arrives later is dropped, never returned to a later
+ * taskwait; on_finish does not run for it), or the errors of
+ * swoop_server_task.
+ */
+SWOOP_EXTERN int swoop_server_taskwait(swoop_server_t *srv, const void *data, size_t len,
+                                       int timeout_ms, int dst_task_worker, void **result,
+                                       size_t *result_len);
+
+/**
  * In a task worker, inside on_task: sends `len` bytes (copied) as the
  * task's result to the worker that posted it (its on_finish), at most once
  * per task. Blocks while that worker's channel is full. Returns 0,

@@ -38,6 +38,8 @@
 #define TASK_CHANNEL_BUF  (1024 * 1024)
 #define TASK_PREFIX       "swoop-task."
 #define FINISH_TIMEOUT_MS 30000
+#define WAIT_RESULT_MS    1000 /* a taskwait result the waiter does not take is dropped */
+#define TASK_AUX_WAIT     1u   /* TASK aux: the poster blocks in taskwait */
 
 /* Per task worker, in shared memory: one cache line each. */
 typedef struct task_slot_s {
@@ -68,6 +70,8 @@ typedef struct swoop_task_s {
     task_shared_t *sh;
     size_t sh_size;
     swoop_channel_t *chans; /* [t]: event workers -> task worker t */
+    swoop_channel_t *waits; /* [w]: task workers -> event worker w's taskwait */
+    char *wbuf;             /* taskwait's receive buffer */
     /* Event worker side (made at the first post). */
     swoop_ipc_out_t *outs;
     swoop_io_t *out_io;
@@ -76,6 +80,7 @@ typedef struct swoop_task_s {
     int slot;
     int64_t cur_task; /* the task whose on_task runs, 0 outside */
     int cur_src;
+    int cur_wait; /* the current task's poster waits in taskwait */
     int finished;
 } swoop_task_t;
 
@@ -161,6 +166,12 @@ static void task_free(swoop_server_t *srv)
             swoop__channel_close(&tk->chans[t]);
         swoop_free(tk->chans);
     }
+    if (tk->waits) {
+        for (int w = 0; w < srv->worker_num; w++)
+            swoop__channel_close(&tk->waits[w]);
+        swoop_free(tk->waits);
+    }
+    swoop_free(tk->wbuf);
     if (tk->outs) {
         for (int t = 0; t < tk->num; t++)
             swoop__ipc_out_free(&tk->outs[t]);
@@ -202,6 +213,17 @@ int swoop__task_open(swoop_server_t *srv)
         int rc = swoop__channel_open(&tk->chans[t], TASK_CHANNEL_BUF);
         if (rc < 0) {
             swoop_log(SWOOP_LOG_ERROR, rc, "socketpair() of task worker %d failed", t);
+            task_free(srv);
+            return rc;
+        }
+    }
+    tk->waits = swoop_calloc((size_t)srv->worker_num, sizeof(*tk->waits));
+    for (int w = 0; w < srv->worker_num; w++)
+        tk->waits[w].fds[0] = tk->waits[w].fds[1] = -1;
+    for (int w = 0; w < srv->worker_num; w++) {
+        int rc = swoop__channel_open(&tk->waits[w], TASK_CHANNEL_BUF);
+        if (rc < 0) {
+            swoop_log(SWOOP_LOG_ERROR, rc, "socketpair() of worker %d's taskwait failed", w);
             task_free(srv);
             return rc;
         }
@@ -410,23 +432,24 @@ static int pick_task_worker(swoop_task_t *tk)
     return (int)(start % (unsigned)tk->num);
 }
 
-int64_t swoop_server_task(swoop_server_t *srv, const void *data, size_t len, int dst)
+/* Posts one task; `aux` TASK_AUX_WAIT for taskwait. Sets *tout to the task worker. */
+static int64_t post_task(swoop_server_t *srv, const char *fn, const void *data, size_t len, int dst,
+                         uint32_t aux, int *tout)
 {
     if (srv == NULL || (data == NULL && len))
         return SWOOP_EINVAL;
     swoop_task_t *tk = srv->task;
     if (tk == NULL || srv->worker_id < 0) {
-        swoop_log(SWOOP_LOG_WARNING, 0, "swoop_server_task: %s",
+        swoop_log(SWOOP_LOG_WARNING, 0, "%s: %s", fn,
                   tk == NULL ? "no task workers (task_worker_num 0)" : "not in an event worker");
         return SWOOP_ESTATE;
     }
     if (tk->in_task_worker) {
-        swoop_log(SWOOP_LOG_WARNING, 0, "swoop_server_task: not allowed in a task worker");
+        swoop_log(SWOOP_LOG_WARNING, 0, "%s: not allowed in a task worker", fn);
         return SWOOP_ESTATE;
     }
     if (dst < -1 || dst >= tk->num) {
-        swoop_log(SWOOP_LOG_WARNING, 0, "swoop_server_task: no task worker %d (0..%d)", dst,
-                  tk->num - 1);
+        swoop_log(SWOOP_LOG_WARNING, 0, "%s: no task worker %d (0..%d)", fn, dst, tk->num - 1);
         return SWOOP_EINVAL;
     }
     int rc;
@@ -434,8 +457,10 @@ int64_t swoop_server_task(swoop_server_t *srv, const void *data, size_t len, int
         return rc;
     int t = dst >= 0 ? dst : pick_task_worker(tk);
     int64_t id = (int64_t)atomic_fetch_add(&tk->sh->task_seq, 1) + 1;
-    swoop_ipc_head_t h = {
-        .type = SWOOP_IPC_TASK, .worker_id = (int16_t)srv->worker_id, .conn_id = (uint64_t)id};
+    swoop_ipc_head_t h = {.type = SWOOP_IPC_TASK,
+                          .worker_id = (int16_t)srv->worker_id,
+                          .aux = aux,
+                          .conn_id = (uint64_t)id};
     task_tmpfile_t tf;
     char path[sizeof(tk->prefix) + 8];
     const void *p1, *p2;
@@ -455,7 +480,83 @@ int64_t swoop_server_task(swoop_server_t *srv, const void *data, size_t len, int
     }
     if (rc == 1 && !(tk->out_io[t]._events & SWOOP_WRITABLE))
         swoop_io_start(&tk->out_io[t], SWOOP_WRITABLE);
+    *tout = t;
     return id;
+}
+
+int64_t swoop_server_task(swoop_server_t *srv, const void *data, size_t len, int dst)
+{
+    int t;
+    return post_task(srv, "swoop_server_task", data, len, dst, 0, &t);
+}
+
+int swoop_server_taskwait(swoop_server_t *srv, const void *data, size_t len, int timeout_ms,
+                          int dst, void **result, size_t *result_len)
+{
+    if (result == NULL || result_len == NULL || timeout_ms <= 0)
+        return SWOOP_EINVAL;
+    *result = NULL;
+    *result_len = 0;
+    int t;
+    int64_t id = post_task(srv, "swoop_server_taskwait", data, len, dst, TASK_AUX_WAIT, &t);
+    if (id < 0)
+        return (int)id;
+    swoop_task_t *tk = srv->task;
+    if (tk->wbuf == NULL)
+        tk->wbuf = swoop_malloc(SWOOP_IPC_MAX);
+    int wfd = tk->waits[srv->worker_id].fds[1];
+    swoop_ipc_out_t *out = &tk->outs[t];
+    uint64_t deadline = swoop__now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        /* The task may still sit in our queue: it must leave while we wait. */
+        int pending = swoop__ipc_pending(out) && swoop__ipc_flush(out) == 1;
+        ssize_t n = swoop__channel_recv(wfd, tk->wbuf, SWOOP_IPC_MAX);
+        if (n >= (ssize_t)sizeof(swoop_ipc_head_t)) {
+            swoop_ipc_head_t h;
+            memcpy(&h, tk->wbuf, sizeof(h));
+            if (h.type != SWOOP_IPC_FINISH || (h.flags & SWOOP_IPC_CHUNK) ||
+                h.len != (size_t)n - sizeof(h)) {
+                swoop_log(SWOOP_LOG_WARNING, 0, "malformed taskwait result (%zd bytes) dropped", n);
+                continue;
+            }
+            char *d, *owned;
+            size_t dlen;
+            int rc = unpack(tk, &h, tk->wbuf + sizeof(h), h.len, &d, &dlen, &owned);
+            if (h.conn_id != (uint64_t)id) {
+                /* The result of an earlier taskwait that timed out: never handed out. */
+                swoop_log(SWOOP_LOG_INFO, 0, "task %llu has expired: its late result is dropped",
+                          (unsigned long long)h.conn_id);
+                swoop_free(owned);
+                continue;
+            }
+            if (rc < 0)
+                return rc;
+            if (owned) {
+                *result = owned;
+            } else {
+                *result = swoop_malloc(dlen ? dlen : 1);
+                memcpy(*result, d, dlen);
+            }
+            *result_len = dlen;
+            return 0;
+        }
+        if (n >= 0) {
+            swoop_log(SWOOP_LOG_WARNING, 0, "short taskwait result (%zd bytes) dropped", n);
+            continue;
+        }
+        if (n != SWOOP_EAGAIN && n != SWOOP_EMSGSIZE) {
+            swoop_log(SWOOP_LOG_ERROR, (int)n, "taskwait: reading the result channel failed");
+            return (int)n;
+        }
+        uint64_t now = swoop__now_ms();
+        if (now >= deadline) {
+            swoop_log(SWOOP_LOG_WARNING, 0, "taskwait: task %lld timed out after %d ms",
+                      (long long)id, timeout_ms);
+            return SWOOP_ETIMEDOUT;
+        }
+        struct pollfd pf[2] = {{.fd = wfd, .events = POLLIN}, {.fd = out->fd, .events = POLLOUT}};
+        poll(pf, pending ? 2 : 1, (int)(deadline - now));
+    }
 }
 
 int swoop__task_flush(swoop_server_t *srv)
@@ -498,7 +599,7 @@ static void on_task_signal(int signo)
 
 /* Sends one datagram, waiting (bounded) while the peer's buffer is full. */
 static int send_blocking(int fd, const swoop_ipc_head_t *h, const void *p1, size_t l1,
-                         const void *p2, size_t l2)
+                         const void *p2, size_t l2, int timeout_ms)
 {
     char buf[sizeof(*h) + SWOOP_TASK_INLINE_MAX + sizeof(task_tmpfile_t) + 8];
     size_t n = sizeof(*h) + l1 + l2;
@@ -511,7 +612,7 @@ static int send_blocking(int fd, const swoop_ipc_head_t *h, const void *p1, size
         memcpy(buf + sizeof(hh), p1, l1);
     if (l2)
         memcpy(buf + sizeof(hh) + l1, p2, l2);
-    uint64_t deadline = swoop__now_ms() + FINISH_TIMEOUT_MS;
+    uint64_t deadline = swoop__now_ms() + (uint64_t)timeout_ms;
     for (;;) {
         int rc = swoop__channel_send(fd, buf, n);
         if (rc != SWOOP_EAGAIN)
@@ -553,7 +654,10 @@ int swoop_server_task_finish(swoop_server_t *srv, const void *data, size_t len)
     int rc = pack(tk, &h, data, len, &tf, path, sizeof(path), &p1, &l1, &p2, &l2);
     if (rc < 0)
         return rc;
-    rc = send_blocking(srv->msgs[tk->cur_src].fds[0], &h, p1, l1, p2, l2);
+    if (tk->cur_wait)
+        rc = send_blocking(tk->waits[tk->cur_src].fds[0], &h, p1, l1, p2, l2, WAIT_RESULT_MS);
+    else
+        rc = send_blocking(srv->msgs[tk->cur_src].fds[0], &h, p1, l1, p2, l2, FINISH_TIMEOUT_MS);
     if (rc < 0) {
         if (h.flags & SWOOP_IPC_TMPFILE)
             unlink(path);
@@ -594,6 +698,7 @@ static int run_task(swoop_server_t *srv, char *dgram, size_t n)
     }
     tk->cur_task = (int64_t)h.conn_id;
     tk->cur_src = h.worker_id;
+    tk->cur_wait = (h.aux & TASK_AUX_WAIT) != 0;
     tk->finished = 0;
     atomic_store(&slot->busy, 1);
     srv->events.on_task(srv, (int64_t)h.conn_id, h.worker_id, data, len);
@@ -641,8 +746,10 @@ int swoop__task_worker_main(swoop_server_t *srv, int id)
             p->fd = -1;
         }
     }
-    for (int w = 0; w < srv->worker_num; w++)
+    for (int w = 0; w < srv->worker_num; w++) {
         swoop__channel_close_end(&srv->msgs[w], 1);
+        swoop__channel_close_end(&tk->waits[w], 1);
+    }
     for (int i = 0; srv->pairs && i < srv->worker_num * srv->reactor_num; i++)
         swoop__channel_close(&srv->pairs[i]);
     for (int i = 0; i < tk->num; i++) {

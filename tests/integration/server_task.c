@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <swoop/alloc.h>
 #include <swoop/timer.h>
 
 #include "server_common.h"
@@ -585,4 +586,100 @@ TEST(server_task_max_request_process)
 TEST(server_task_max_request_base)
 {
     mr_run(SWOOP_MODE_BASE);
+}
+
+/*
+ * taskwait: a 100-byte and a 1 MiB task (temp files both ways) come back
+ * intact; a task that outlives its 50 ms timeout gives SWOOP_ETIMEDOUT, and
+ * the next taskwait to the same task worker gets its own result, never the
+ * late 100 KB one (dropped, its temp file removed); on_finish never runs
+ * for taskwait tasks; taskwait inside a task worker is SWOOP_ESTATE.
+ */
+static void wait_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data,
+                         size_t len)
+{
+    void *r;
+    size_t rl;
+    atomic_store(&sh->nested_rc, swoop_server_taskwait(srv, "x", 1, 100, -1, &r, &rl));
+    if (len == 4 && memcmp(data, "slow", 4) == 0) {
+        static char late[100000];
+        swoop_test_sleep_ms(300);
+        ASSERT_OK(swoop_server_task_finish(srv, late, sizeof(late)));
+        return;
+    }
+    uint8_t *out = malloc(len + 1);
+    out[0] = 'R';
+    memcpy(out + 1, data, len);
+    ASSERT_OK(swoop_server_task_finish(srv, out, len + 1));
+    free(out);
+}
+
+static void wait_on_finish(swoop_server_t *srv, int64_t task_id, const void *data, size_t len)
+{
+    atomic_fetch_add(&sh->finish_bad, 1);
+}
+
+static void wait_one(swoop_server_t *srv, size_t len, int dst)
+{
+    uint8_t *in = malloc(len);
+    fill(in, len, 1);
+    void *r = NULL;
+    size_t rl = 0;
+    ASSERT_OK(swoop_server_taskwait(srv, in, len, 10000, dst, &r, &rl));
+    ASSERT_EQ(rl, len + 1);
+    ASSERT_EQ(((uint8_t *)r)[0], 'R');
+    ASSERT_MEM_EQ((uint8_t *)r + 1, in, len);
+    swoop_free(r);
+    free(in);
+}
+
+static void wait_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id,
+                            const void *data, size_t len)
+{
+    wait_one(srv, 100, -1);
+    wait_one(srv, 1 << 20, -1);
+    void *r = NULL;
+    size_t rl = 0;
+    uint64_t t0 = swoop_test_now_ms();
+    ASSERT_EQ(swoop_server_taskwait(srv, "slow", 4, 50, 0, &r, &rl), SWOOP_ETIMEDOUT);
+    ASSERT_NULL(r);
+    ASSERT_UGE(swoop_test_now_ms() - t0, 50);
+    wait_one(srv, 8, 0); /* queued behind "slow": its late result arrives first */
+    ASSERT_EQ(swoop_server_taskwait(srv, "x", 1, 0, -1, &r, &rl), SWOOP_EINVAL);
+    ASSERT_OK(swoop_server_send(srv, conn, "ok\n", 3));
+}
+
+static void setup_wait(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = wait_on_receive,
+                                                            .on_task = wait_on_task,
+                                                            .on_finish = wait_on_finish}));
+    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
+    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+}
+
+static void wait_run(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    srv_handle_t h = srv_start(mode, setup_wait, NULL, 2);
+    int fd = cli_connect(h.port);
+    expect(fd, "go", "ok\n");
+    ASSERT_EQ(atomic_load(&sh->nested_rc), SWOOP_ESTATE);
+    ASSERT_EQ(atomic_load(&sh->finish_bad), 0);
+    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+    close(fd);
+    srv_stop(&h, 10000);
+    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+}
+
+TEST(server_task_wait_process)
+{
+    wait_run(SWOOP_MODE_PROCESS);
+}
+
+TEST(server_task_wait_base)
+{
+    wait_run(SWOOP_MODE_BASE);
 }
