@@ -10,7 +10,8 @@
  *
  * Task ids come from a counter in shared memory, so they are unique in the
  * server. An event worker picks a task worker with no task queued or
- * running (a shared per-task-worker count), else round robin.
+ * running (a shared busy flag, and SIOCOUTQ of its socket), else round
+ * robin.
  *
  * Payloads up to SWOOP_TASK_INLINE_MAX bytes travel inside the datagram; a
  * larger one is written to mkstemp("<task_tmpdir>/swoop-task.<master
@@ -28,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -43,10 +46,9 @@
 
 /* Per task worker, in shared memory: one cache line each. */
 typedef struct task_slot_s {
-    _Alignas(64) _Atomic int64_t pending; /* posted and not yet done (queued or running) */
-    _Atomic int32_t busy;                 /* in on_task */
-    _Atomic uint64_t done;                /* tasks run by this slot (all its processes) */
-    char pad_[40];
+    _Alignas(64) _Atomic int32_t busy; /* in on_task (reset when a process starts) */
+    _Atomic uint64_t done;             /* tasks run by this slot (all its processes) */
+    char pad_[48];
 } task_slot_t;
 
 static_assert(sizeof(task_slot_t) == 64, "one cache line per task worker");
@@ -421,12 +423,28 @@ static int outs_init(swoop_server_t *srv)
     return 0;
 }
 
+/*
+ * Idle: not in on_task, and nothing waiting for it, neither in our queue
+ * nor in its socket. Every event worker writes through the same socket
+ * (one open file), so SIOCOUTQ counts what all of them queued; a task
+ * worker killed mid-task does not stay "busy", since its successor resets
+ * the flag.
+ */
+static int task_idle(swoop_task_t *tk, int t)
+{
+    if (atomic_load_explicit(&tk->sh->slots[t].busy, memory_order_relaxed) ||
+        swoop__ipc_pending(&tk->outs[t]))
+        return 0;
+    int queued = 0;
+    return ioctl(tk->chans[t].fds[0], SIOCOUTQ, &queued) == 0 && queued == 0;
+}
+
 static int pick_task_worker(swoop_task_t *tk)
 {
     unsigned start = atomic_fetch_add_explicit(&tk->sh->rr, 1, memory_order_relaxed);
     for (int i = 0; i < tk->num; i++) {
         int t = (int)((start + (unsigned)i) % (unsigned)tk->num);
-        if (atomic_load_explicit(&tk->sh->slots[t].pending, memory_order_relaxed) <= 0)
+        if (task_idle(tk, t))
             return t;
     }
     return (int)(start % (unsigned)tk->num);
@@ -467,11 +485,8 @@ static int64_t post_task(swoop_server_t *srv, const char *fn, const void *data, 
     size_t l1, l2;
     if ((rc = pack(tk, &h, data, len, &tf, path, sizeof(path), &p1, &l1, &p2, &l2)) < 0)
         return rc;
-    task_slot_t *slot = &tk->sh->slots[t];
-    atomic_fetch_add(&slot->pending, 1);
     rc = swoop__ipc_send2(&tk->outs[t], &h, p1, l1, p2, l2);
     if (rc < 0) {
-        atomic_fetch_sub(&slot->pending, 1);
         if (h.flags & SWOOP_IPC_TMPFILE)
             unlink(path);
         swoop_log(SWOOP_LOG_ERROR, rc, "posting task %lld to task worker %d failed", (long long)id,
@@ -693,7 +708,6 @@ static int run_task(swoop_server_t *srv, char *dgram, size_t n)
     if (unpack(tk, &h, dgram + sizeof(h), h.len, &data, &len, &owned) < 0) {
         swoop_log(SWOOP_LOG_ERROR, 0, "task %llu from worker %d is lost",
                   (unsigned long long)h.conn_id, h.worker_id);
-        atomic_fetch_sub(&slot->pending, 1);
         return 0;
     }
     tk->cur_task = (int64_t)h.conn_id;
@@ -703,7 +717,6 @@ static int run_task(swoop_server_t *srv, char *dgram, size_t n)
     atomic_store(&slot->busy, 1);
     srv->events.on_task(srv, (int64_t)h.conn_id, h.worker_id, data, len);
     atomic_store(&slot->busy, 0);
-    atomic_fetch_sub(&slot->pending, 1);
     atomic_fetch_add(&slot->done, 1);
     tk->cur_task = 0;
     tk->cur_src = -1;
@@ -732,6 +745,7 @@ int swoop__task_worker_main(swoop_server_t *srv, int id)
     srv->pid_file_written = 0;
     tk->in_task_worker = 1;
     tk->slot = t;
+    atomic_store(&tk->sh->slots[t].busy, 0); /* a predecessor may have died in on_task */
     tk->cur_src = -1;
     swoop_log_set_role(SWOOP_ROLE_TASKER, id);
     signal(SIGINT, SIG_IGN); /* Ctrl-C reaches the group: the manager stops us in order */
