@@ -305,7 +305,7 @@ SWOOP_EXTERN int swoop_server_start(swoop_server_t *srv);
  * Sends `len` bytes to a connection (copied). Returns 0, SWOOP_ECLOSED for
  * a connection that is closed or unknown, SWOOP_EBUFFERFULL when its
  * output buffer would pass socket_buffer_size, SWOOP_EMSGSIZE above
- * buffer_output_size, or SWOOP_ESTATE outside a worker.
+ * buffer_output_size, or SWOOP_ESTATE outside an event worker.
  */
 SWOOP_EXTERN int swoop_server_send(swoop_server_t *srv, swoop_conn_id_t conn, const void *data,
                                    size_t len);
@@ -324,7 +324,7 @@ SWOOP_EXTERN int swoop_server_sendto(swoop_server_t *srv, const swoop_addr_t *to
  * it, after the output queued before and ahead of what is sent after. The
  * file is checked now: returns 0, -ENOENT (or another open error), -EISDIR,
  * SWOOP_EINVAL for another non-regular file or a range past the end,
- * SWOOP_ECLOSED, or SWOOP_ESTATE outside a worker.
+ * SWOOP_ECLOSED, or SWOOP_ESTATE outside an event worker.
  */
 SWOOP_EXTERN int swoop_server_sendfile(swoop_server_t *srv, swoop_conn_id_t conn, const char *path,
                                        off_t offset, size_t length);

@@ -669,7 +669,7 @@ int swoop_server_send(swoop_server_t *srv, swoop_conn_id_t conn, const void *dat
 {
     if (srv == NULL || (data == NULL && len))
         return SWOOP_EINVAL;
-    if (srv->worker_id < 0)
+    if (srv->worker_id < 0 || swoop_server_is_task_worker(srv))
         return SWOOP_ESTATE;
     if (len > (size_t)srv->settings.buffer_output_size) {
         swoop_log(SWOOP_LOG_WARNING, 0,
@@ -715,7 +715,7 @@ static int conn_request(swoop_server_t *srv, swoop_conn_id_t conn, int type, uin
 {
     if (srv == NULL)
         return SWOOP_EINVAL;
-    if (srv->worker_id < 0)
+    if (srv->worker_id < 0 || swoop_server_is_task_worker(srv))
         return SWOOP_ESTATE;
     swoop_session_t *s = swoop__session_get(srv, conn);
     if (s == NULL)
@@ -805,7 +805,7 @@ int swoop_server_sendfile(swoop_server_t *srv, swoop_conn_id_t conn, const char 
 {
     if (srv == NULL || path == NULL || offset < 0)
         return SWOOP_EINVAL;
-    if (srv->worker_id < 0)
+    if (srv->worker_id < 0 || swoop_server_is_task_worker(srv))
         return SWOOP_ESTATE;
     /* Checked here, so the caller learns of a missing or odd file at once. */
     size_t len = length;

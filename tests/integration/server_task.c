@@ -81,6 +81,10 @@ static void on_task(swoop_server_t *srv, int64_t task_id, int src, const void *d
              size_known(len) && check(data, len, 1);
     atomic_fetch_add(ok ? &sh->task_ok : &sh->task_bad, 1);
     atomic_store(&sh->nested_rc, (int)swoop_server_task(srv, "x", 1, -1));
+    /* Connection calls and messages are the event workers' (an error here, not a crash). */
+    ASSERT_EQ(swoop_server_send(srv, 1, "x", 1), SWOOP_ESTATE);
+    ASSERT_EQ(swoop_server_close(srv, 1, 0), SWOOP_ESTATE);
+    ASSERT_EQ(swoop_server_send_message(srv, 0, "x", 1), SWOOP_ESTATE);
     uint8_t *out = len ? malloc(len) : NULL;
     fill(out, len, 2);
     ASSERT_OK(swoop_server_task_finish(srv, out, len));
