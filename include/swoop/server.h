@@ -231,7 +231,10 @@ typedef struct swoop_server_events_s {
                     size_t len);
     /** Worker: the result of a task this very worker posted (swoop_server_task_finish). */
     void (*on_finish)(swoop_server_t *srv, int64_t task_id, const void *data, size_t len);
-    /** Reserved for the task issue. */
+    /**
+     * Worker: a task it posted with swoop_server_task will have no result:
+     * its task worker died in on_task (`error` SWOOP_ECANCELED).
+     */
     void (*on_task_error)(swoop_server_t *srv, int64_t task_id, int error);
     /** Worker: a message from swoop_server_send_message of worker `src_worker_id`. */
     void (*on_pipe_message)(swoop_server_t *srv, int src_worker_id, const void *data, size_t len);

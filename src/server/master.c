@@ -87,6 +87,7 @@ static void hook_worker_error(void *data, int id, pid_t pid, int code, int signo
             swoop_log(SWOOP_LOG_WARNING, 0, "worker %d died with %d connections: they are closed",
                       id, n);
     }
+    swoop__task_worker_died(srv, id, pid); /* task.c: on_task_error for its task */
     if (srv->events.on_worker_error)
         srv->events.on_worker_error(srv, id, pid, code, signo);
 }

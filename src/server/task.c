@@ -43,12 +43,17 @@
 #define FINISH_TIMEOUT_MS 30000
 #define WAIT_RESULT_MS    1000 /* a taskwait result the waiter does not take is dropped */
 #define TASK_AUX_WAIT     1u   /* TASK aux: the poster blocks in taskwait */
+#define TASK_AUX_ERROR    2u   /* FINISH aux: the task failed (its task worker died) */
 
 /* Per task worker, in shared memory: one cache line each. */
 typedef struct task_slot_s {
     _Alignas(64) _Atomic int32_t busy; /* in on_task (reset when a process starts) */
+    _Atomic int32_t cur_src;           /* the running task's poster */
     _Atomic uint64_t done;             /* tasks run by this slot (all its processes) */
-    char pad_[48];
+    _Atomic int64_t cur_task;          /* the task in on_task, 0 if none (for on_task_error) */
+    _Atomic int32_t cur_wait;          /* its poster waits in taskwait */
+    _Atomic int32_t cur_pid;           /* the process running it */
+    char pad_[32];
 } task_slot_t;
 
 static_assert(sizeof(task_slot_t) == 64, "one cache line per task worker");
@@ -590,6 +595,11 @@ void swoop__task_finish_msg(swoop_server_t *srv, const swoop_ipc_msg_t *m)
         swoop_log(SWOOP_LOG_WARNING, 0, "FINISH message without task workers dropped");
         return;
     }
+    if (m->head.aux & TASK_AUX_ERROR) {
+        if (srv->events.on_task_error)
+            srv->events.on_task_error(srv, (int64_t)m->head.conn_id, SWOOP_ECANCELED);
+        return;
+    }
     char *data, *owned;
     size_t len;
     if (unpack(tk, &m->head, m->data, m->len, &data, &len, &owned) < 0) {
@@ -600,6 +610,37 @@ void swoop__task_finish_msg(swoop_server_t *srv, const swoop_ipc_msg_t *m)
     if (srv->events.on_finish)
         srv->events.on_finish(srv, (int64_t)m->head.conn_id, data, len);
     swoop_free(owned);
+}
+
+void swoop__task_worker_died(swoop_server_t *srv, int id, pid_t pid)
+{
+    swoop_task_t *tk = srv->task;
+    if (tk == NULL || id < srv->worker_num || id >= srv->worker_num + tk->num)
+        return;
+    task_slot_t *slot = &tk->sh->slots[id - srv->worker_num];
+    /* A process that left its slot (reload) may die after its successor took a task. */
+    if (atomic_load(&slot->cur_pid) != pid)
+        return;
+    atomic_store(&slot->busy, 0);
+    int64_t task = atomic_exchange(&slot->cur_task, 0);
+    if (task == 0)
+        return;
+    int src = atomic_load(&slot->cur_src);
+    if (atomic_load(&slot->cur_wait) || src < 0 || src >= srv->worker_num) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "task worker %d died in task %lld (taskwait: it times out)",
+                  id, (long long)task);
+        return;
+    }
+    swoop_log(SWOOP_LOG_WARNING, 0, "task worker %d died in task %lld: on_task_error in worker %d",
+              id, (long long)task, src);
+    swoop_ipc_head_t h = {.type = SWOOP_IPC_FINISH,
+                          .worker_id = (int16_t)id,
+                          .aux = TASK_AUX_ERROR,
+                          .conn_id = (uint64_t)task};
+    int rc = swoop__channel_send(srv->msgs[src].fds[0], &h, sizeof(h));
+    if (rc < 0)
+        swoop_log(SWOOP_LOG_ERROR, rc, "cannot tell worker %d that task %lld failed", src,
+                  (long long)task);
 }
 
 /* ---- task worker side ---- */
@@ -715,7 +756,12 @@ static int run_task(swoop_server_t *srv, char *dgram, size_t n)
     tk->cur_wait = (h.aux & TASK_AUX_WAIT) != 0;
     tk->finished = 0;
     atomic_store(&slot->busy, 1);
+    atomic_store(&slot->cur_src, h.worker_id);
+    atomic_store(&slot->cur_wait, tk->cur_wait);
+    atomic_store(&slot->cur_pid, getpid());
+    atomic_store(&slot->cur_task, (int64_t)h.conn_id);
     srv->events.on_task(srv, (int64_t)h.conn_id, h.worker_id, data, len);
+    atomic_store(&slot->cur_task, 0);
     atomic_store(&slot->busy, 0);
     atomic_fetch_add(&slot->done, 1);
     tk->cur_task = 0;

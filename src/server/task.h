@@ -8,6 +8,8 @@
 #ifndef SWOOP_SERVER_TASK_H
 #define SWOOP_SERVER_TASK_H
 
+#include <sys/types.h>
+
 #include "ipc/msg.h"
 #include "proc/manager.h"
 
@@ -27,6 +29,9 @@ int swoop__task_num(const struct swoop_server_s *srv);
 
 /* Manager: tags the task workers' slots (after swoop__manager_init). */
 void swoop__task_manager_setup(struct swoop_server_s *srv, swoop_manager_t *mgr);
+
+/* Manager: slot `id` exited abnormally; a task it was running gets on_task_error. */
+void swoop__task_worker_died(struct swoop_server_s *srv, int id, pid_t pid);
 
 /* The role main of slot `id` >= worker_num: the task worker's blocking loop. */
 int swoop__task_worker_main(struct swoop_server_s *srv, int id);

@@ -361,8 +361,8 @@ TEST(server_task_sweep_base)
  * on_receive, from a timer and from on_pipe_message (in the other worker)
  * gets its result in the worker that posted it (only that process knows
  * the task id -> connection map); a busy task worker killed with SIGKILL
- * is replaced (on_worker_start again) and the next task to it is answered;
- * SIGUSR2 replaces both task workers and no event worker.
+ * gives on_task_error (SWOOP_ECANCELED) in the posting worker, is replaced (on_worker_start again)
+ * and the next task to it is answered; SIGUSR2 replaces both task workers and no event worker.
  */
 typedef struct waiter_s {
     int64_t id;
@@ -405,6 +405,20 @@ static void life_on_task(swoop_server_t *srv, int64_t task_id, int src, const vo
     ASSERT_OK(swoop_server_task_finish(srv, "pong", 4));
 }
 
+static void life_on_task_error(swoop_server_t *srv, int64_t task_id, int error)
+{
+    ASSERT_EQ(error, SWOOP_ECANCELED);
+    for (int i = 0; i < nwaiters; i++) {
+        if (waiters[i].id == task_id) {
+            ASSERT_OK(swoop_server_send(srv, waiters[i].conn, "err\n", 4));
+            waiters[i] = waiters[--nwaiters];
+            return;
+        }
+    }
+    FAIL("on_task_error of task %lld in worker %d, which did not post it", (long long)task_id,
+         swoop_server_worker_id(srv));
+}
+
 static swoop_conn_id_t timer_conn;
 
 static void life_timer(int64_t id, void *arg)
@@ -432,7 +446,9 @@ static void life_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int react
         ASSERT_OK(
             swoop_server_send_message(srv, 1 - swoop_server_worker_id(srv), &conn, sizeof(conn)));
     } else if (len == 5 && memcmp(data, "block", 5) == 0) {
-        ASSERT_GT(swoop_server_task(srv, "block", 5, 0), 0);
+        int64_t id = swoop_server_task(srv, "block", 5, 0);
+        ASSERT_GT(id, 0);
+        waiters[nwaiters++] = (waiter_t){id, conn};
         ASSERT_OK(swoop_server_send(srv, conn, "ok\n", 3));
     } else {
         FAIL("unknown command");
@@ -445,6 +461,7 @@ static void setup_life(swoop_server_t *srv, void *arg)
                                                             .on_receive = life_on_receive,
                                                             .on_task = life_on_task,
                                                             .on_finish = life_on_finish,
+                                                            .on_task_error = life_on_task_error,
                                                             .on_pipe_message = life_on_pipe}));
     ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
     ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
@@ -476,6 +493,9 @@ static void life_run(swoop_mode_t mode)
     expect(fd, "block", "ok\n");
     WAIT_UNTIL(atomic_load(&sh->nested_rc) == old, 5000);
     ASSERT_EQ(kill(old, SIGKILL), 0);
+    char err[5] = {0};
+    ASSERT_EQ(cli_read_n(fd, err, 4, 5000), 4);
+    ASSERT_STR_EQ(err, "err\n"); /* on_task_error in the posting worker */
     WAIT_UNTIL(atomic_load(&sh->task_pids[0]) != old, 5000);
     expect(fd, "ping", "pong\n");
 
