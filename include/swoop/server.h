@@ -80,8 +80,24 @@ typedef struct swoop_server_settings_s {
     int reactor_num;
     /** Event workers [CPU count]. */
     int worker_num;
-    /** Task workers; must be 0 until the task issue lands [0]. */
+    /**
+     * Task workers: blocking processes that run on_task, with worker ids
+     * worker_num .. worker_num + task_worker_num - 1 [0].
+     */
     int task_worker_num;
+    /** How tasks reach task workers: 1 = a datagram socketpair per task worker (2, 3 not yet) [1].
+     */
+    int task_ipc_mode;
+    /**
+     * Directory (absolute, existing) of the temporary files that carry a task or
+     * result above SWOOP_TASK_INLINE_MAX bytes: swoop-task.<master pid>.XXXXXX [/tmp].
+     */
+    char task_tmpdir[SWOOP_SERVER_PATH_MAX];
+    /**
+     * Tasks after which a task worker is replaced (the tasks queued for it
+     * wait for its successor); 0 never [0].
+     */
+    int64_t task_max_request;
     /** Requests after which a worker is replaced; 0 never [0]. */
     int64_t max_request;
     /** Random extra requests 0..grace; -1 = max_request/2 when max_request > 10 [-1]. */
@@ -206,12 +222,19 @@ typedef struct swoop_server_events_s {
     void (*on_packet)(swoop_server_t *srv, const void *data, size_t len, const swoop_addr_t *from);
     /** Worker: the connection closed; exactly once, after its last on_receive. */
     void (*on_close)(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id);
-    /** Reserved for the task issue. */
+    /**
+     * Task worker: a task posted by event worker `src_worker_id` with
+     * swoop_server_task; answer with swoop_server_task_finish. Required when
+     * task_worker_num > 0.
+     */
     void (*on_task)(swoop_server_t *srv, int64_t task_id, int src_worker_id, const void *data,
                     size_t len);
-    /** Reserved for the task issue. */
+    /** Worker: the result of a task this very worker posted (swoop_server_task_finish). */
     void (*on_finish)(swoop_server_t *srv, int64_t task_id, const void *data, size_t len);
-    /** Reserved for the task issue. */
+    /**
+     * Worker: a task it posted with swoop_server_task will have no result:
+     * its task worker died in on_task (`error` SWOOP_ECANCELED).
+     */
     void (*on_task_error)(swoop_server_t *srv, int64_t task_id, int error);
     /** Worker: a message from swoop_server_send_message of worker `src_worker_id`. */
     void (*on_pipe_message)(swoop_server_t *srv, int src_worker_id, const void *data, size_t len);
@@ -285,7 +308,7 @@ SWOOP_EXTERN int swoop_server_start(swoop_server_t *srv);
  * Sends `len` bytes to a connection (copied). Returns 0, SWOOP_ECLOSED for
  * a connection that is closed or unknown, SWOOP_EBUFFERFULL when its
  * output buffer would pass socket_buffer_size, SWOOP_EMSGSIZE above
- * buffer_output_size, or SWOOP_ESTATE outside a worker.
+ * buffer_output_size, or SWOOP_ESTATE outside an event worker.
  */
 SWOOP_EXTERN int swoop_server_send(swoop_server_t *srv, swoop_conn_id_t conn, const void *data,
                                    size_t len);
@@ -304,7 +327,7 @@ SWOOP_EXTERN int swoop_server_sendto(swoop_server_t *srv, const swoop_addr_t *to
  * it, after the output queued before and ahead of what is sent after. The
  * file is checked now: returns 0, -ENOENT (or another open error), -EISDIR,
  * SWOOP_EINVAL for another non-regular file or a range past the end,
- * SWOOP_ECLOSED, or SWOOP_ESTATE outside a worker.
+ * SWOOP_ECLOSED, or SWOOP_ESTATE outside an event worker.
  */
 SWOOP_EXTERN int swoop_server_sendfile(swoop_server_t *srv, swoop_conn_id_t conn, const char *path,
                                        off_t offset, size_t length);
@@ -342,6 +365,47 @@ SWOOP_EXTERN int swoop_server_bind_uid(swoop_server_t *srv, swoop_conn_id_t conn
 SWOOP_EXTERN int swoop_server_send_message(swoop_server_t *srv, int dst_worker_id, const void *data,
                                            size_t len);
 
+/**
+ * Payloads (tasks and results) up to this many bytes travel inside the IPC
+ * datagram; larger ones in a temporary file in task_tmpdir, which the
+ * reader removes (8 KiB minus the 32-byte IPC header).
+ */
+#define SWOOP_TASK_INLINE_MAX (8192 - 32)
+
+/**
+ * In an event worker: posts a task (`len` bytes, copied) to task worker
+ * `dst_task_worker` (0..task_worker_num-1), or with -1 to an idle one (none
+ * idle: round robin). Never blocks. Returns the task id (> 0, unique in the
+ * server), SWOOP_ESTATE in a task worker or outside a worker (or without
+ * task workers), SWOOP_EINVAL for a bad argument, or another negative error
+ * (logged). on_finish follows in this worker if the task worker calls
+ * swoop_server_task_finish.
+ */
+SWOOP_EXTERN int64_t swoop_server_task(swoop_server_t *srv, const void *data, size_t len,
+                                       int dst_task_worker);
+
+/**
+ * In an event worker: posts a task as swoop_server_task does and blocks
+ * (the worker's loop does not run meanwhile) until its result or
+ * `timeout_ms` (> 0). Returns 0 with *result (free it with swoop_free; a
+ * 0-byte result is a 1-byte block) and *result_len set, SWOOP_ETIMEDOUT
+ * (a result that arrives later is dropped, never returned to a later
+ * taskwait; on_finish does not run for it), or the errors of
+ * swoop_server_task.
+ */
+SWOOP_EXTERN int swoop_server_taskwait(swoop_server_t *srv, const void *data, size_t len,
+                                       int timeout_ms, int dst_task_worker, void **result,
+                                       size_t *result_len);
+
+/**
+ * In a task worker, inside on_task: sends `len` bytes (copied) as the
+ * task's result to the worker that posted it (its on_finish), at most once
+ * per task. Blocks while that worker's channel is full. Returns 0,
+ * SWOOP_ESTATE outside on_task or for a second result, or a negative error
+ * (logged).
+ */
+SWOOP_EXTERN int swoop_server_task_finish(swoop_server_t *srv, const void *data, size_t len);
+
 /** Restarts every worker (as SIGUSR1 to the master does). Returns 0 or an error. */
 SWOOP_EXTERN int swoop_server_reload(swoop_server_t *srv);
 
@@ -361,10 +425,13 @@ SWOOP_EXTERN int swoop_server_stats_by_pid(pid_t master_pid, swoop_server_stats_
 /** Writes `st` as one JSON object (no newline) into buf. Returns the length or SWOOP_ENOSPC. */
 SWOOP_EXTERN int swoop_server_stats_json(const swoop_server_stats_t *st, char *buf, size_t cap);
 
-/** In a worker: its id (0..worker_num-1). Elsewhere -1. */
+/**
+ * In a worker: its id (0..worker_num-1; task workers worker_num ..
+ * worker_num + task_worker_num - 1). Elsewhere -1.
+ */
 SWOOP_EXTERN int swoop_server_worker_id(const swoop_server_t *srv);
 
-/** Returns 0: task workers come with the task issue. */
+/** Returns 1 in a task worker, else 0. */
 SWOOP_EXTERN int swoop_server_is_task_worker(const swoop_server_t *srv);
 
 /** The master's pid (BASE: the manager's) once started, else 0. */

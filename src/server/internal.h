@@ -275,6 +275,9 @@ struct swoop_server_s {
     int cur_port; /* port of the on_packet being handled, -1 */
     /* PROCESS: the connection whose on_close runs; it reads as closed meanwhile. */
     swoop_conn_id_t closing_conn;
+
+    /* Task workers (task.c); NULL without them. */
+    struct swoop_task_s *task;
 };
 
 /* Ring to worker w from reactor r (to_worker = 1), or back. */
@@ -381,5 +384,8 @@ int swoop__base_run(swoop_server_t *srv);
 void swoop__base_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char *data, size_t len);
 void swoop__base_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoop_addr_t *from,
                                const char *data, size_t len);
+
+/* ---- task.c ---- */
+#include "server/task.h"
 
 #endif /* SWOOP_SERVER_INTERNAL_H */

@@ -69,7 +69,8 @@ static void hook_manager_start(void *data)
 static int hook_before_spawn(void *data, int id)
 {
     swoop_server_t *srv = data;
-    if (srv->mode != SWOOP_MODE_BASE || srv->ranges == NULL)
+    /* Task workers hold no connections: no session range for them. */
+    if (srv->mode != SWOOP_MODE_BASE || srv->ranges == NULL || id >= srv->worker_num)
         return 0;
     for (int i = 0; i < srv->nranges; i++) {
         int32_t free_pid = 0;
@@ -141,6 +142,7 @@ static void hook_reap(void *data, int id, pid_t pid, int code, int signo)
 static void hook_worker_error(void *data, int id, pid_t pid, int code, int signo)
 {
     swoop_server_t *srv = data;
+    swoop__task_worker_died(srv, id, pid); /* task.c: on_task_error for its task */
     if (srv->events.on_worker_error)
         srv->events.on_worker_error(srv, id, pid, code, signo);
 }
@@ -174,7 +176,8 @@ int swoop__server_manager_run(swoop_server_t *srv)
         .on_reopen = hook_reopen,
         .on_shutdown = hook_manager_stop,
     };
-    swoop__manager_init(&srv->mgr, srv->worker_num, &hooks);
+    swoop__manager_init(&srv->mgr, srv->worker_num + swoop__task_num(srv), &hooks);
+    swoop__task_manager_setup(srv, &srv->mgr); /* task.c: tags the task slots */
     srv->mgr.stats = srv->proc_stats;
     srv->mgr.max_wait_ms = srv->settings.max_wait_time * 1000;
     srv->mgr.reload_async = srv->settings.reload_async;

@@ -92,6 +92,8 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     s->ipc_batch = 1;
     s->ipc_ring = 1;
     s->pipe_buffer_size = 32 * 1024 * 1024;
+    s->task_ipc_mode = 1;
+    strcpy(s->task_tmpdir, "/tmp");
     swoop_port_settings_t *p = &s->protocol;
     p->open_eof_check = 0;
     p->open_eof_split = 0;
@@ -252,7 +254,10 @@ typedef struct setting_s {
 static const setting_t server_keys[] = {
     {"reactor_num", T_INT, SRV(reactor_num), 0, SERVER_REACTOR_MAX},
     {"worker_num", T_INT, SRV(worker_num), 1, SERVER_WORKER_MAX},
-    {"task_worker_num", T_INT, SRV(task_worker_num), 0, 0},
+    {"task_worker_num", T_INT, SRV(task_worker_num), 0, SERVER_WORKER_MAX},
+    {"task_ipc_mode", T_INT, SRV(task_ipc_mode), 1, 3},
+    {"task_tmpdir", T_PATH, SRV(task_tmpdir), 0, 0},
+    {"task_max_request", T_INT64, SRV(task_max_request), 0, INT64_MAX},
     {"max_request", T_INT64, SRV(max_request), 0, INT64_MAX},
     {"max_request_grace", T_INT64, SRV(max_request_grace), -1, INT64_MAX},
     {"dispatch_mode", T_INT, SRV(dispatch_mode), 1, 5},
@@ -451,11 +456,6 @@ void *swoop_server_data(const swoop_server_t *srv)
 int swoop_server_worker_id(const swoop_server_t *srv)
 {
     return srv ? srv->worker_id : -1;
-}
-
-int swoop_server_is_task_worker(const swoop_server_t *srv)
-{
-    return 0;
 }
 
 pid_t swoop_server_master_pid(const swoop_server_t *srv)
@@ -830,7 +830,9 @@ static int map_shared(swoop_server_t *srv)
         return -err;
     }
     srv->sessions = ss;
-    srv->proc_stats_size = (size_t)srv->worker_num * sizeof(swoop_proc_stat_t);
+    /* Event workers, then task workers (the manager's slots). */
+    srv->proc_stats_size =
+        (size_t)(srv->worker_num + srv->settings.task_worker_num) * sizeof(swoop_proc_stat_t);
     void *ps =
         mmap(NULL, srv->proc_stats_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (ps == MAP_FAILED) {
@@ -1016,11 +1018,9 @@ int swoop_server_start(swoop_server_t *srv)
         swoop_log(SWOOP_LOG_ERROR, 0, "swoop_server_start: no listening port");
         return SWOOP_EINVAL;
     }
-    if (s->task_worker_num > 0) {
-        swoop_log(SWOOP_LOG_ERROR, 0, "task workers are not implemented yet (task_worker_num %d)",
-                  s->task_worker_num);
-        return SWOOP_ENOTSUP;
-    }
+    int rc = swoop__task_check(srv); /* task.c */
+    if (rc < 0)
+        return rc;
     if (s->worker_num < 1 || s->worker_num > SERVER_WORKER_MAX || s->dispatch_mode < 1 ||
         s->dispatch_mode > 5 || s->max_conn < 1 || s->buffer_output_size < 1 ||
         s->socket_buffer_size < 1 || s->reactor_num < 0 || s->max_wait_time < 0 ||
@@ -1035,7 +1035,7 @@ int swoop_server_start(swoop_server_t *srv)
     if (rn > SERVER_REACTOR_MAX)
         rn = SERVER_REACTOR_MAX;
     srv->reactor_num = rn;
-    int rc = resolve_ports(srv);
+    rc = resolve_ports(srv);
     if (rc < 0)
         return rc;
     /*
@@ -1066,11 +1066,14 @@ int swoop_server_start(swoop_server_t *srv)
         goto out;
     if ((rc = open_channels(srv)) < 0)
         goto out;
+    if ((rc = swoop__task_open(srv)) < 0) /* task.c */
+        goto out;
     if (srv->mode == SWOOP_MODE_PROCESS)
         rc = swoop__master_run(srv);
     else
         rc = swoop__base_run(srv);
 out:
+    swoop__task_close(srv);
     close_channels(srv);
     unmap_shared(srv);
     srv->running = 0;

@@ -220,6 +220,10 @@ static swoop_conn_t *own_conn(swoop_server_t *srv, swoop_conn_id_t id)
 static void handle_peer_msg(swoop_server_t *srv, swoop_ipc_msg_t *m)
 {
     const swoop_ipc_head_t *h = &m->head;
+    if (h->type == SWOOP_IPC_FINISH) {
+        swoop__task_finish_msg(srv, m); /* task.c: on_finish */
+        return;
+    }
     if (h->type == SWOOP_IPC_PIPE_MESSAGE) {
         if (srv->events.on_pipe_message) {
             set_busy(srv, 1);
@@ -522,6 +526,8 @@ static int worker_setup(swoop_server_t *srv, int id)
 int swoop__worker_main(void *data, int id)
 {
     swoop_server_t *srv = data;
+    if (id >= srv->worker_num)
+        return swoop__task_worker_main(srv, id); /* task.c */
     srv->worker_id = id;
     srv->worker_stopping = 0;
     srv->requests = 0;
@@ -579,6 +585,7 @@ int swoop__worker_main(void *data, int id)
             left |= swoop__ipc_pending(&srv->wouts[r]) && swoop__ipc_flush(&srv->wouts[r]) == 1;
         for (int w = 0; w < srv->worker_num; w++)
             left |= swoop__ipc_pending(&srv->mouts[w]) && swoop__ipc_flush(&srv->mouts[w]) == 1;
+        left |= swoop__task_flush(srv); /* task.c: tasks still queued */
         if (!left)
             break;
         usleep(5000);
@@ -629,7 +636,7 @@ int swoop_server_send(swoop_server_t *srv, swoop_conn_id_t conn, const void *dat
 {
     if (srv == NULL || (data == NULL && len))
         return SWOOP_EINVAL;
-    if (srv->worker_id < 0)
+    if (srv->worker_id < 0 || swoop_server_is_task_worker(srv))
         return SWOOP_ESTATE;
     if (len > (size_t)srv->settings.buffer_output_size) {
         swoop_log(SWOOP_LOG_WARNING, 0,
@@ -675,7 +682,7 @@ static int conn_request(swoop_server_t *srv, swoop_conn_id_t conn, int type, uin
 {
     if (srv == NULL)
         return SWOOP_EINVAL;
-    if (srv->worker_id < 0)
+    if (srv->worker_id < 0 || swoop_server_is_task_worker(srv))
         return SWOOP_ESTATE;
     swoop_session_t *s = swoop__session_get(srv, conn);
     if (s == NULL)
@@ -765,7 +772,7 @@ int swoop_server_sendfile(swoop_server_t *srv, swoop_conn_id_t conn, const char 
 {
     if (srv == NULL || path == NULL || offset < 0)
         return SWOOP_EINVAL;
-    if (srv->worker_id < 0)
+    if (srv->worker_id < 0 || swoop_server_is_task_worker(srv))
         return SWOOP_ESTATE;
     /* Checked here, so the caller learns of a missing or odd file at once. */
     size_t len = length;

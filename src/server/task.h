@@ -1,0 +1,45 @@
+/*
+ * Task workers (DESIGN.md section 2): the server's private interface to
+ * task.c. Task worker t is manager slot worker_num + t, tagged
+ * SWOOP_SLOT_TASK; event workers reach it over its own datagram socketpair
+ * (task_ipc_mode 1), and it sends each result back over the posting
+ * worker's message channel (FINISH), where on_finish runs.
+ */
+#ifndef SWOOP_SERVER_TASK_H
+#define SWOOP_SERVER_TASK_H
+
+#include <sys/types.h>
+
+#include "ipc/msg.h"
+#include "proc/manager.h"
+
+struct swoop_server_s;
+
+/* Start: checks the task settings. Returns 0 or SWOOP_EINVAL / SWOOP_ENOTSUP (logged). */
+int swoop__task_check(struct swoop_server_s *srv);
+
+/* Start, before any fork: shared state and one channel per task worker. 0 or an error (logged). */
+int swoop__task_open(struct swoop_server_s *srv);
+
+/* End of start, in the process that opened: closes, frees, removes leftover temp files. */
+void swoop__task_close(struct swoop_server_s *srv);
+
+/* The number of task workers (0 without them). */
+int swoop__task_num(const struct swoop_server_s *srv);
+
+/* Manager: tags the task workers' slots (after swoop__manager_init). */
+void swoop__task_manager_setup(struct swoop_server_s *srv, swoop_manager_t *mgr);
+
+/* Manager: slot `id` exited abnormally; a task it was running gets on_task_error. */
+void swoop__task_worker_died(struct swoop_server_s *srv, int id, pid_t pid);
+
+/* The role main of slot `id` >= worker_num: the task worker's blocking loop. */
+int swoop__task_worker_main(struct swoop_server_s *srv, int id);
+
+/* Event worker at exit: sends queued tasks; 1 while some still wait, else 0. */
+int swoop__task_flush(struct swoop_server_s *srv);
+
+/* Event worker: a FINISH message from its channel: runs on_finish. */
+void swoop__task_finish_msg(struct swoop_server_s *srv, const swoop_ipc_msg_t *m);
+
+#endif /* SWOOP_SERVER_TASK_H */

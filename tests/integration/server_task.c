@@ -1,0 +1,709 @@
+/*
+ * Task workers through real servers, PROCESS and BASE: payloads of 0, 1,
+ * 8,151, 8,152, 8,160 (the last inline size), 8,161 (the first through a
+ * temp file), 64 KiB, 1 MiB and 16 MiB reach on_task intact, and results of
+ * the same sizes reach on_finish intact in the worker that posted each task
+ * (its ids are kept in that process only); posted to any idle task worker
+ * and to each one by id. A task posted inside a task worker fails with
+ * SWOOP_ESTATE. After the stop, task_tmpdir holds no swoop-task file and
+ * no task worker process is left.
+ */
+/* TEST_LABELS: tsan */
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <swoop/alloc.h>
+#include <swoop/timer.h>
+
+#include "server_common.h"
+
+#define TASK_WORKERS 2
+#define MAX_TASKS    64
+
+static const size_t task_sizes[] = {0, 1, 8151, 8152, 8160, 8161, 65536, 1 << 20, 16 << 20};
+#define NSIZES (sizeof(task_sizes) / sizeof(task_sizes[0]))
+
+typedef struct tshare_s {
+    _Atomic int task_pids[TASK_WORKERS];
+    _Atomic int task_ok, task_bad, finish_ok, finish_bad, nested_rc, id_clash, task_starts;
+    char tmpdir[512];
+} tshare_t;
+
+static tshare_t *sh;
+
+/* Per event worker process: what it posted and for whom. */
+static int64_t posted[MAX_TASKS];
+static int nposted, nfinished;
+static swoop_conn_id_t client;
+
+static uint8_t pattern(size_t i, size_t len, int salt)
+{
+    return (uint8_t)(i * 131u + len * 7u + (size_t)salt * 29u + (i >> 8));
+}
+
+static void fill(uint8_t *p, size_t len, int salt)
+{
+    for (size_t i = 0; i < len; i++)
+        p[i] = pattern(i, len, salt);
+}
+
+static int check(const uint8_t *p, size_t len, int salt)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] != pattern(i, len, salt))
+            return 0;
+    }
+    return 1;
+}
+
+static int size_known(size_t len)
+{
+    for (size_t i = 0; i < NSIZES; i++) {
+        if (task_sizes[i] == len)
+            return 1;
+    }
+    return 0;
+}
+
+static void on_worker_start(swoop_server_t *srv, int id)
+{
+    int is_task = swoop_server_is_task_worker(srv);
+    ASSERT_EQ(is_task, id >= 2);
+    ASSERT_EQ(swoop_server_worker_id(srv), id);
+    if (is_task)
+        atomic_store(&sh->task_pids[id - 2], getpid());
+    nposted = nfinished = 0;
+}
+
+static void on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data, size_t len)
+{
+    int ok = swoop_server_is_task_worker(srv) && src >= 0 && src < 2 && task_id > 0 &&
+             size_known(len) && check(data, len, 1);
+    atomic_fetch_add(ok ? &sh->task_ok : &sh->task_bad, 1);
+    atomic_store(&sh->nested_rc, (int)swoop_server_task(srv, "x", 1, -1));
+    /* Connection calls and messages are the event workers' (an error here, not a crash). */
+    ASSERT_EQ(swoop_server_send(srv, 1, "x", 1), SWOOP_ESTATE);
+    ASSERT_EQ(swoop_server_close(srv, 1, 0), SWOOP_ESTATE);
+    ASSERT_EQ(swoop_server_send_message(srv, 0, "x", 1), SWOOP_ESTATE);
+    uint8_t *out = len ? malloc(len) : NULL;
+    fill(out, len, 2);
+    ASSERT_OK(swoop_server_task_finish(srv, out, len));
+    /* One result per task. */
+    ASSERT_EQ(swoop_server_task_finish(srv, out, len), SWOOP_ESTATE);
+    free(out);
+}
+
+static void on_finish(swoop_server_t *srv, int64_t task_id, const void *data, size_t len)
+{
+    int mine = 0;
+    for (int i = 0; i < nposted; i++)
+        mine |= posted[i] == task_id;
+    int ok = mine && !swoop_server_is_task_worker(srv) && size_known(len) && check(data, len, 2);
+    atomic_fetch_add(ok ? &sh->finish_ok : &sh->finish_bad, 1);
+    if (++nfinished == nposted && client) {
+        char line[32];
+        int n = snprintf(line, sizeof(line), "ok=%03d bad=%03d\n", atomic_load(&sh->finish_ok),
+                         atomic_load(&sh->finish_bad));
+        ASSERT_OK(swoop_server_send(srv, client, line, (size_t)n));
+    }
+}
+
+static void on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, const void *data,
+                       size_t len)
+{
+    client = conn;
+    size_t max = task_sizes[NSIZES - 1];
+    uint8_t *buf = malloc(max);
+    for (int round = 0; round < 1 + TASK_WORKERS; round++) {
+        for (size_t i = 0; i < NSIZES; i++) {
+            size_t n = task_sizes[i];
+            fill(buf, n, 1);
+            int dst = round == 0 ? -1 : round - 1;
+            int64_t id = swoop_server_task(srv, buf, n, dst);
+            ASSERT_GT(id, 0);
+            for (int k = 0; k < nposted; k++)
+                if (posted[k] == id)
+                    atomic_fetch_add(&sh->id_clash, 1);
+            ASSERT_LT(nposted, MAX_TASKS);
+            posted[nposted++] = id;
+        }
+    }
+    free(buf);
+    /* Bad arguments. */
+    ASSERT_EQ(swoop_server_task(srv, "x", 1, TASK_WORKERS), SWOOP_EINVAL);
+    ASSERT_EQ(swoop_server_task(srv, "x", 1, -2), SWOOP_EINVAL);
+    ASSERT_EQ(swoop_server_task_finish(srv, "x", 1), SWOOP_ESTATE);
+}
+
+static void setup_task(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_worker_start = on_worker_start,
+                                                            .on_receive = on_receive,
+                                                            .on_task = on_task,
+                                                            .on_finish = on_finish}));
+    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
+    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+}
+
+static int swoop_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ASSERT_NOT_NULL(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strncmp(e->d_name, "swoop-task.", 11) == 0;
+    closedir(d);
+    return n;
+}
+
+static void task_run(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    srv_handle_t h = srv_start(mode, setup_task, NULL, 2);
+    int fd = cli_connect(h.port);
+    uint64_t t0 = swoop_test_now_ms();
+    cli_write(fd, "go", 2);
+    char line[16] = {0};
+    ASSERT_EQ(cli_read_n(fd, line, 15, 20000), 15);
+    uint64_t ms = swoop_test_now_ms() - t0;
+    int total = (int)NSIZES * (1 + TASK_WORKERS);
+    char want[32];
+    snprintf(want, sizeof(want), "ok=%03d bad=000\n", total);
+    ASSERT_STR_EQ(line, want);
+    ASSERT_EQ(atomic_load(&sh->task_ok), total);
+    ASSERT_EQ(atomic_load(&sh->task_bad), 0);
+    ASSERT_EQ(atomic_load(&sh->nested_rc), SWOOP_ESTATE);
+    ASSERT_EQ(atomic_load(&sh->id_clash), 0);
+    printf("# %s: %d tasks (0 B .. 16 MiB) and their results in %llu ms\n",
+           mode == SWOOP_MODE_BASE ? "BASE" : "PROCESS", total, (unsigned long long)ms);
+    close(fd);
+    srv_stop(&h, 10000);
+    for (int t = 0; t < TASK_WORKERS; t++) {
+        int pid = atomic_load(&sh->task_pids[t]);
+        ASSERT_GT(pid, 0);
+        WAIT_UNTIL(!swoop_test_pid_alive(pid), 2000);
+    }
+    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+}
+
+TEST(server_task_process)
+{
+    task_run(SWOOP_MODE_PROCESS);
+}
+
+TEST(server_task_base)
+{
+    task_run(SWOOP_MODE_BASE);
+}
+
+/*
+ * Order: one slow task, then 2,048 tasks to the same task worker (every
+ * 256th through a temp file): they queue (in the socket, then in the
+ * worker's user-space queue) and reach on_task, and their results
+ * on_finish, in the order they were posted.
+ */
+#define ORDER_TASKS 2048
+
+typedef struct order_s {
+    int32_t seq;
+    char pad[];
+} order_t;
+
+static int next_in_task, next_in_finish;
+
+static void order_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data,
+                          size_t len)
+{
+    int32_t seq;
+    ASSERT_UGE(len, sizeof(seq));
+    memcpy(&seq, data, sizeof(seq));
+    if (seq == 0)
+        swoop_test_sleep_ms(300); /* the slow task the others queue behind */
+    if (seq != next_in_task++)
+        atomic_fetch_add(&sh->task_bad, 1);
+    else
+        atomic_fetch_add(&sh->task_ok, 1);
+    ASSERT_OK(swoop_server_task_finish(srv, &seq, sizeof(seq)));
+}
+
+static void order_on_finish(swoop_server_t *srv, int64_t task_id, const void *data, size_t len)
+{
+    int32_t seq;
+    ASSERT_EQ(len, sizeof(seq));
+    memcpy(&seq, data, sizeof(seq));
+    atomic_fetch_add(seq == next_in_finish++ ? &sh->finish_ok : &sh->finish_bad, 1);
+    if (next_in_finish == ORDER_TASKS + 1) {
+        char line[32];
+        int n = snprintf(line, sizeof(line), "ok=%04d bad=%04d\n", atomic_load(&sh->finish_ok),
+                         atomic_load(&sh->finish_bad));
+        ASSERT_OK(swoop_server_send(srv, client, line, (size_t)n));
+    }
+}
+
+static void order_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id,
+                             const void *data, size_t len)
+{
+    client = conn;
+    char buf[10000] = {0};
+    for (int32_t i = 0; i <= ORDER_TASKS; i++) {
+        memcpy(buf, &i, sizeof(i));
+        size_t n = i % 256 == 255 ? sizeof(buf) : 64;
+        ASSERT_GT(swoop_server_task(srv, buf, n, 0), 0);
+    }
+}
+
+static void setup_order(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = order_on_receive,
+                                                            .on_task = order_on_task,
+                                                            .on_finish = order_on_finish}));
+    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
+    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+}
+
+static void order_run(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    srv_handle_t h = srv_start(mode, setup_order, NULL, 2);
+    int fd = cli_connect(h.port);
+    uint64_t t0 = swoop_test_now_ms();
+    cli_write(fd, "go", 2);
+    char line[18] = {0};
+    ASSERT_EQ(cli_read_n(fd, line, 17, 20000), 17);
+    ASSERT_STR_EQ(line, "ok=2049 bad=0000\n");
+    ASSERT_EQ(atomic_load(&sh->task_ok), ORDER_TASKS + 1);
+    ASSERT_EQ(atomic_load(&sh->task_bad), 0);
+    printf("# %s: 2,049 tasks to one task worker behind a 300 ms task, in order, in %llu ms\n",
+           mode == SWOOP_MODE_BASE ? "BASE" : "PROCESS",
+           (unsigned long long)(swoop_test_now_ms() - t0));
+    close(fd);
+    srv_stop(&h, 10000);
+    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+}
+
+TEST(server_task_order_process)
+{
+    order_run(SWOOP_MODE_PROCESS);
+}
+
+TEST(server_task_order_base)
+{
+    order_run(SWOOP_MODE_BASE);
+}
+
+/*
+ * Leftovers: task worker 0 is stuck in on_task (SIGTERM waits until the
+ * task returns, so the manager SIGKILLs it after max_wait_time) while three
+ * 100 KB tasks wait for it in temp files: the shutdown removes them.
+ */
+static void stuck_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data,
+                          size_t len)
+{
+    atomic_fetch_add(&sh->task_ok, 1);
+    for (;;)
+        pause();
+}
+
+static void stuck_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id,
+                             const void *data, size_t len)
+{
+    static char big[100000];
+    ASSERT_GT(swoop_server_task(srv, "stuck", 5, 0), 0);
+    for (int i = 0; i < 3; i++)
+        ASSERT_GT(swoop_server_task(srv, big, sizeof(big), 0), 0);
+    ASSERT_OK(swoop_server_send(srv, conn, "posted\n", 7));
+}
+
+static void setup_stuck(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_on(
+        srv, &(swoop_server_events_t){.on_receive = stuck_on_receive, .on_task = stuck_on_task}));
+    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "1"));
+    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+    ASSERT_OK(swoop_server_set(srv, "max_wait_time", "1"));
+}
+
+static void stuck_run(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    srv_handle_t h = srv_start(mode, setup_stuck, NULL, 2);
+    int fd = cli_connect(h.port);
+    cli_write(fd, "go", 2);
+    char line[8] = {0};
+    ASSERT_EQ(cli_read_n(fd, line, 7, 10000), 7);
+    ASSERT_STR_EQ(line, "posted\n");
+    WAIT_UNTIL(atomic_load(&sh->task_ok) == 1, 5000);
+    ASSERT_EQ(swoop_files(sh->tmpdir), 3);
+    close(fd);
+    srv_stop(&h, 10000);
+    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+}
+
+TEST(server_task_sweep_process)
+{
+    stuck_run(SWOOP_MODE_PROCESS);
+}
+
+TEST(server_task_sweep_base)
+{
+    stuck_run(SWOOP_MODE_BASE);
+}
+
+/*
+ * Life cycle, one command at a time from a client: a task posted from
+ * on_receive, from a timer and from on_pipe_message (in the other worker)
+ * gets its result in the worker that posted it (only that process knows
+ * the task id -> connection map); a busy task worker killed with SIGKILL
+ * gives on_task_error (SWOOP_ECANCELED) in the posting worker, is replaced (on_worker_start again)
+ * and the next task to it is answered; SIGUSR2 replaces both task workers and no event worker.
+ */
+typedef struct waiter_s {
+    int64_t id;
+    swoop_conn_id_t conn;
+} waiter_t;
+
+static waiter_t waiters[16];
+static int nwaiters;
+
+static void post_ping(swoop_server_t *srv, swoop_conn_id_t conn, int dst)
+{
+    int64_t id = swoop_server_task(srv, "ping", 4, dst);
+    ASSERT_GT(id, 0);
+    ASSERT_LT(nwaiters, 16);
+    waiters[nwaiters++] = (waiter_t){id, conn};
+}
+
+static void life_on_finish(swoop_server_t *srv, int64_t task_id, const void *data, size_t len)
+{
+    ASSERT(len == 4 && memcmp(data, "pong", 4) == 0);
+    for (int i = 0; i < nwaiters; i++) {
+        if (waiters[i].id == task_id) {
+            ASSERT_OK(swoop_server_send(srv, waiters[i].conn, "pong\n", 5));
+            waiters[i] = waiters[--nwaiters];
+            return;
+        }
+    }
+    FAIL("on_finish of task %lld in worker %d, which did not post it", (long long)task_id,
+         swoop_server_worker_id(srv));
+}
+
+static void life_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data,
+                         size_t len)
+{
+    if (len == 5 && memcmp(data, "block", 5) == 0) {
+        atomic_store(&sh->nested_rc, getpid());
+        for (;;)
+            pause();
+    }
+    ASSERT_OK(swoop_server_task_finish(srv, "pong", 4));
+}
+
+static void life_on_task_error(swoop_server_t *srv, int64_t task_id, int error)
+{
+    ASSERT_EQ(error, SWOOP_ECANCELED);
+    for (int i = 0; i < nwaiters; i++) {
+        if (waiters[i].id == task_id) {
+            ASSERT_OK(swoop_server_send(srv, waiters[i].conn, "err\n", 4));
+            waiters[i] = waiters[--nwaiters];
+            return;
+        }
+    }
+    FAIL("on_task_error of task %lld in worker %d, which did not post it", (long long)task_id,
+         swoop_server_worker_id(srv));
+}
+
+static swoop_conn_id_t timer_conn;
+
+static void life_timer(int64_t id, void *arg)
+{
+    post_ping(arg, timer_conn, -1);
+}
+
+static void life_on_pipe(swoop_server_t *srv, int src, const void *data, size_t len)
+{
+    swoop_conn_id_t conn;
+    ASSERT_EQ(len, sizeof(conn));
+    memcpy(&conn, data, sizeof(conn));
+    post_ping(srv, conn, -1);
+}
+
+static void life_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id,
+                            const void *data, size_t len)
+{
+    if (len == 4 && memcmp(data, "ping", 4) == 0) {
+        post_ping(srv, conn, 0);
+    } else if (len == 5 && memcmp(data, "timer", 5) == 0) {
+        timer_conn = conn;
+        ASSERT_GT(swoop_timer_after(1, life_timer, srv), 0);
+    } else if (len == 4 && memcmp(data, "pipe", 4) == 0) {
+        ASSERT_OK(
+            swoop_server_send_message(srv, 1 - swoop_server_worker_id(srv), &conn, sizeof(conn)));
+    } else if (len == 5 && memcmp(data, "block", 5) == 0) {
+        int64_t id = swoop_server_task(srv, "block", 5, 0);
+        ASSERT_GT(id, 0);
+        waiters[nwaiters++] = (waiter_t){id, conn};
+        ASSERT_OK(swoop_server_send(srv, conn, "ok\n", 3));
+    } else {
+        FAIL("unknown command");
+    }
+}
+
+static void setup_life(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_worker_start = on_worker_start,
+                                                            .on_receive = life_on_receive,
+                                                            .on_task = life_on_task,
+                                                            .on_finish = life_on_finish,
+                                                            .on_task_error = life_on_task_error,
+                                                            .on_pipe_message = life_on_pipe}));
+    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
+    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+}
+
+static void expect(int fd, const char *cmd, const char *reply)
+{
+    cli_write(fd, cmd, strlen(cmd));
+    char got[16] = {0};
+    size_t n = strlen(reply);
+    ASSERT_EQ(cli_read_n(fd, got, n, 5000), n);
+    ASSERT_STR_EQ(got, reply);
+}
+
+static void life_run(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    srv_handle_t h = srv_start(mode, setup_life, NULL, 2);
+    WAIT_UNTIL(atomic_load(&sh->task_pids[0]) > 0 && atomic_load(&sh->task_pids[1]) > 0, 5000);
+    int fd = cli_connect(h.port);
+    expect(fd, "ping", "pong\n");
+    expect(fd, "timer", "pong\n");
+    expect(fd, "pipe", "pong\n");
+
+    /* SIGKILL of a busy task worker: replaced, and the next task to it is answered. */
+    int old = atomic_load(&sh->task_pids[0]);
+    expect(fd, "block", "ok\n");
+    WAIT_UNTIL(atomic_load(&sh->nested_rc) == old, 5000);
+    ASSERT_EQ(kill(old, SIGKILL), 0);
+    char err[5] = {0};
+    ASSERT_EQ(cli_read_n(fd, err, 4, 5000), 4);
+    ASSERT_STR_EQ(err, "err\n"); /* on_task_error in the posting worker */
+    WAIT_UNTIL(atomic_load(&sh->task_pids[0]) != old, 5000);
+    expect(fd, "ping", "pong\n");
+
+    /* SIGUSR2: both task workers replaced, the event workers kept. */
+    swoop_server_stats_t before, after;
+    srv_stats(&h, &before);
+    int t0 = atomic_load(&sh->task_pids[0]), t1 = atomic_load(&sh->task_pids[1]);
+    ASSERT_EQ(kill(before.manager_pid, SIGUSR2), 0);
+    WAIT_UNTIL(atomic_load(&sh->task_pids[0]) != t0 && atomic_load(&sh->task_pids[1]) != t1, 5000);
+    expect(fd, "ping", "pong\n");
+    srv_stats(&h, &after);
+    for (int w = 0; w < 2; w++)
+        ASSERT_EQ(after.workers[w].pid, before.workers[w].pid);
+    close(fd);
+    srv_stop(&h, 10000);
+    for (int t = 0; t < TASK_WORKERS; t++)
+        WAIT_UNTIL(!swoop_test_pid_alive(atomic_load(&sh->task_pids[t])), 2000);
+    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+}
+
+TEST(server_task_life_process)
+{
+    life_run(SWOOP_MODE_PROCESS);
+}
+
+TEST(server_task_life_base)
+{
+    life_run(SWOOP_MODE_BASE);
+}
+
+/*
+ * task_max_request = 200 with 4,000 tasks over 2 task workers: every task
+ * runs once and is answered, no process runs more than 200, and the task
+ * workers were replaced 19 or 20 times (21 or 22 starts).
+ */
+#define MR_TASKS 4000
+#define MR_LIMIT 200
+
+static int ran_here, mr_finished;
+
+static void mr_on_worker_start(swoop_server_t *srv, int id)
+{
+    if (swoop_server_is_task_worker(srv))
+        atomic_fetch_add(&sh->task_starts, 1);
+}
+
+static void mr_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data, size_t len)
+{
+    atomic_fetch_add(++ran_here > MR_LIMIT ? &sh->task_bad : &sh->task_ok, 1);
+    ASSERT_OK(swoop_server_task_finish(srv, &task_id, sizeof(task_id)));
+}
+
+static void mr_on_finish(swoop_server_t *srv, int64_t task_id, const void *data, size_t len)
+{
+    int64_t echoed;
+    ASSERT_EQ(len, sizeof(echoed));
+    memcpy(&echoed, data, sizeof(echoed));
+    atomic_fetch_add(echoed == task_id ? &sh->finish_ok : &sh->finish_bad, 1);
+    if (++mr_finished == MR_TASKS)
+        ASSERT_OK(swoop_server_send(srv, client, "done\n", 5));
+}
+
+static void mr_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id,
+                          const void *data, size_t len)
+{
+    client = conn;
+    for (int i = 0; i < MR_TASKS; i++)
+        ASSERT_GT(swoop_server_task(srv, "0123456789abcdef", 16, -1), 0);
+}
+
+static void setup_mr(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_worker_start = mr_on_worker_start,
+                                                            .on_receive = mr_on_receive,
+                                                            .on_task = mr_on_task,
+                                                            .on_finish = mr_on_finish}));
+    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
+    ASSERT_OK(swoop_server_set(srv, "task_max_request", "200"));
+    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+}
+
+static void mr_run(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    srv_handle_t h = srv_start(mode, setup_mr, NULL, 2);
+    int fd = cli_connect(h.port);
+    uint64_t t0 = swoop_test_now_ms();
+    cli_write(fd, "go", 2);
+    char line[8] = {0};
+    ASSERT_EQ(cli_read_n(fd, line, 5, 20000), 5);
+    ASSERT_STR_EQ(line, "done\n");
+    ASSERT_EQ(atomic_load(&sh->task_ok), MR_TASKS);
+    ASSERT_EQ(atomic_load(&sh->task_bad), 0);
+    ASSERT_EQ(atomic_load(&sh->finish_ok), MR_TASKS);
+    WAIT_UNTIL(atomic_load(&sh->task_starts) >= 21, 5000);
+    printf("# %s: %d tasks with task_max_request %d in %llu ms, %d task worker starts\n",
+           mode == SWOOP_MODE_BASE ? "BASE" : "PROCESS", MR_TASKS, MR_LIMIT,
+           (unsigned long long)(swoop_test_now_ms() - t0), atomic_load(&sh->task_starts));
+    close(fd);
+    srv_stop(&h, 10000);
+    ASSERT_LE(atomic_load(&sh->task_starts), 22);
+    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+}
+
+TEST(server_task_max_request_process)
+{
+    mr_run(SWOOP_MODE_PROCESS);
+}
+
+TEST(server_task_max_request_base)
+{
+    mr_run(SWOOP_MODE_BASE);
+}
+
+/*
+ * taskwait: a 100-byte and a 1 MiB task (temp files both ways) come back
+ * intact; a task that outlives its 50 ms timeout gives SWOOP_ETIMEDOUT, and
+ * the next taskwait to the same task worker gets its own result, never the
+ * late 100 KB one (dropped, its temp file removed); on_finish never runs
+ * for taskwait tasks; taskwait inside a task worker is SWOOP_ESTATE.
+ */
+static void wait_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data,
+                         size_t len)
+{
+    void *r;
+    size_t rl;
+    atomic_store(&sh->nested_rc, swoop_server_taskwait(srv, "x", 1, 100, -1, &r, &rl));
+    if (len == 4 && memcmp(data, "slow", 4) == 0) {
+        static char late[100000];
+        swoop_test_sleep_ms(300);
+        ASSERT_OK(swoop_server_task_finish(srv, late, sizeof(late)));
+        return;
+    }
+    uint8_t *out = malloc(len + 1);
+    out[0] = 'R';
+    memcpy(out + 1, data, len);
+    ASSERT_OK(swoop_server_task_finish(srv, out, len + 1));
+    free(out);
+}
+
+static void wait_on_finish(swoop_server_t *srv, int64_t task_id, const void *data, size_t len)
+{
+    atomic_fetch_add(&sh->finish_bad, 1);
+}
+
+static void wait_one(swoop_server_t *srv, size_t len, int dst)
+{
+    uint8_t *in = malloc(len);
+    fill(in, len, 1);
+    void *r = NULL;
+    size_t rl = 0;
+    ASSERT_OK(swoop_server_taskwait(srv, in, len, 10000, dst, &r, &rl));
+    ASSERT_EQ(rl, len + 1);
+    ASSERT_EQ(((uint8_t *)r)[0], 'R');
+    ASSERT_MEM_EQ((uint8_t *)r + 1, in, len);
+    swoop_free(r);
+    free(in);
+}
+
+static void wait_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id,
+                            const void *data, size_t len)
+{
+    wait_one(srv, 100, -1);
+    wait_one(srv, 1 << 20, -1);
+    void *r = NULL;
+    size_t rl = 0;
+    uint64_t t0 = swoop_test_now_ms();
+    ASSERT_EQ(swoop_server_taskwait(srv, "slow", 4, 50, 0, &r, &rl), SWOOP_ETIMEDOUT);
+    ASSERT_NULL(r);
+    ASSERT_UGE(swoop_test_now_ms() - t0, 50);
+    wait_one(srv, 8, 0); /* queued behind "slow": its late result arrives first */
+    ASSERT_EQ(swoop_server_taskwait(srv, "x", 1, 0, -1, &r, &rl), SWOOP_EINVAL);
+    ASSERT_OK(swoop_server_send(srv, conn, "ok\n", 3));
+}
+
+static void setup_wait(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = wait_on_receive,
+                                                            .on_task = wait_on_task,
+                                                            .on_finish = wait_on_finish}));
+    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
+    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+}
+
+static void wait_run(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    srv_handle_t h = srv_start(mode, setup_wait, NULL, 2);
+    int fd = cli_connect(h.port);
+    expect(fd, "go", "ok\n");
+    ASSERT_EQ(atomic_load(&sh->nested_rc), SWOOP_ESTATE);
+    ASSERT_EQ(atomic_load(&sh->finish_bad), 0);
+    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+    close(fd);
+    srv_stop(&h, 10000);
+    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+}
+
+TEST(server_task_wait_process)
+{
+    wait_run(SWOOP_MODE_PROCESS);
+}
+
+TEST(server_task_wait_base)
+{
+    wait_run(SWOOP_MODE_BASE);
+}
