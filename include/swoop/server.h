@@ -406,6 +406,14 @@ SWOOP_EXTERN int swoop_server_taskwait(swoop_server_t *srv, const void *data, si
  */
 SWOOP_EXTERN int swoop_server_task_finish(swoop_server_t *srv, const void *data, size_t len);
 
+/**
+ * In a task worker, inside on_task: the path of the temporary file that
+ * carried the current task (already removed; see SWOOP_TASK_INLINE_MAX),
+ * or NULL when the task came inline or outside on_task. The string is
+ * valid until on_task returns.
+ */
+SWOOP_EXTERN const char *swoop_server_task_path(const swoop_server_t *srv);
+
 /** Restarts every worker (as SIGUSR1 to the master does). Returns 0 or an error. */
 SWOOP_EXTERN int swoop_server_reload(swoop_server_t *srv);
 

@@ -8,6 +8,11 @@
  *   after MS TEXT   TEXT comes back MS milliseconds later, from a timer
  *   crash           the worker aborts; the manager restarts it, the client
  *                   keeps its connection (PROCESS mode) and sees the new pid
+ *   task N          counts the primes below N in a task worker (2 of them);
+ *                   the reply comes from on_finish
+ *   bigtask BYTES   a payload of BYTES round-trips through a task worker,
+ *                   which checks its checksum (a temp file above 8 KiB)
+ *   wait N          as task N, through swoop_server_taskwait (5 s timeout)
  *   help            this list
  * Options: --host H (127.0.0.1), --port P (9501), --mode process|base,
  * --set key=value (any server setting, repeatable), --pid-file F.
@@ -23,7 +28,30 @@
 
 #include "cli/cli.h"
 
+#define DEMO_TASK_MAX    10000000L /* task N / wait N: the sieve's bound */
+#define DEMO_BIGTASK_MAX (64L << 20)
+#define DEMO_WAIT_MS     5000
+
+enum { DEMO_PRIMES = 1, DEMO_BIG = 2 };
+
 static char demo_addr[160];
+
+/* A task: this header, then (bigtask) the payload. Results are a demo_result_t. */
+typedef struct demo_task_s {
+    uint64_t conn;
+    uint32_t kind;
+    uint32_t sum; /* bigtask: the payload's checksum */
+    uint64_t n;   /* task: the bound; bigtask: the payload size */
+} demo_task_t;
+
+typedef struct demo_result_s {
+    uint64_t conn;
+    uint32_t kind;
+    int32_t worker_id; /* the task worker that ran it */
+    uint64_t n;
+    uint64_t value;  /* task: the prime count; bigtask: 1 if the checksum matched */
+    char path[1100]; /* bigtask: the temp file that carried it, or "inline" */
+} demo_result_t;
 
 typedef struct later_s {
     swoop_server_t *srv;
@@ -59,12 +87,172 @@ static void on_later(int64_t id, void *arg)
     free(l);
 }
 
+/* Adler-style checksum: cheap, order-sensitive. */
+static uint32_t checksum(const uint8_t *p, size_t len)
+{
+    uint32_t a = 1, b = 0;
+    for (size_t i = 0; i < len; i++) {
+        a = (a + p[i]) % 65521u;
+        b = (b + a) % 65521u;
+    }
+    return b << 16 | a;
+}
+
+/* The number of primes below n (a sieve: n bytes, n <= DEMO_TASK_MAX). */
+static uint64_t count_primes(uint64_t n)
+{
+    if (n < 3)
+        return 0;
+    uint8_t *comp = calloc(n, 1);
+    if (comp == NULL)
+        return 0;
+    uint64_t count = 0;
+    for (uint64_t i = 2; i < n; i++) {
+        if (comp[i])
+            continue;
+        count++;
+        for (uint64_t j = i * i; j < n; j += i)
+            comp[j] = 1;
+    }
+    free(comp);
+    return count;
+}
+
+static void on_task(swoop_server_t *srv, int64_t task_id, int src_worker_id, const void *data,
+                    size_t len)
+{
+    demo_task_t t;
+    demo_result_t r = {.worker_id = swoop_server_worker_id(srv)};
+    if (len < sizeof(t)) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "demo: task %lld of %zu bytes is too short",
+                  (long long)task_id, len);
+        swoop_server_task_finish(srv, &r, 0);
+        return;
+    }
+    memcpy(&t, data, sizeof(t));
+    r.conn = t.conn;
+    r.kind = t.kind;
+    r.n = t.n;
+    if (t.kind == DEMO_PRIMES) {
+        r.value = count_primes(t.n);
+    } else {
+        const char *path = swoop_server_task_path(srv);
+        r.value = t.n == len - sizeof(t) &&
+                  checksum((const uint8_t *)data + sizeof(t), len - sizeof(t)) == t.sum;
+        snprintf(r.path, sizeof(r.path), "%s", path ? path : "inline");
+    }
+    int rc = swoop_server_task_finish(srv, &r, sizeof(r));
+    if (rc < 0)
+        swoop_log(SWOOP_LOG_WARNING, rc, "demo: the result of task %lld is lost",
+                  (long long)task_id);
+}
+
+static void reply_result(swoop_server_t *srv, const demo_result_t *r, const char *how)
+{
+    if (r->kind == DEMO_PRIMES)
+        reply(srv, r->conn, "%s %llu: %llu primes below %llu (task worker %d)\n", how,
+              (unsigned long long)r->n, (unsigned long long)r->value, (unsigned long long)r->n,
+              r->worker_id);
+    else
+        reply(srv, r->conn, "bigtask %llu: %s (task worker %d, %s)\n", (unsigned long long)r->n,
+              r->value ? "checksum ok" : "checksum MISMATCH", r->worker_id, r->path);
+}
+
+static void on_finish(swoop_server_t *srv, int64_t task_id, const void *data, size_t len)
+{
+    demo_result_t r;
+    if (len != sizeof(r)) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "demo: task %lld gave %zu bytes, not a result",
+                  (long long)task_id, len);
+        return;
+    }
+    memcpy(&r, data, sizeof(r));
+    reply_result(srv, &r, "task");
+}
+
+static void on_task_error(swoop_server_t *srv, int64_t task_id, int error)
+{
+    swoop_log(SWOOP_LOG_WARNING, error, "demo: task %lld has no result", (long long)task_id);
+}
+
+/* Parses "N" in [lo, hi]; returns 0 or -1. */
+static int parse_bound(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    while (*end == ' ')
+        end++;
+    if (end == s || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static void cmd_task(swoop_server_t *srv, swoop_conn_id_t conn, const char *arg, int wait)
+{
+    long n;
+    if (parse_bound(arg, 0, DEMO_TASK_MAX, &n) < 0) {
+        reply(srv, conn, "error: %s wants N, 0 <= N <= %ld\n", wait ? "wait" : "task",
+              DEMO_TASK_MAX);
+        return;
+    }
+    demo_task_t t = {.conn = conn, .kind = DEMO_PRIMES, .n = (uint64_t)n};
+    if (!wait) {
+        int64_t id = swoop_server_task(srv, &t, sizeof(t), -1);
+        if (id < 0)
+            reply(srv, conn, "error: task: %s\n", swoop_strerror((int)id));
+        return;
+    }
+    void *res = NULL;
+    size_t rlen = 0;
+    int rc = swoop_server_taskwait(srv, &t, sizeof(t), DEMO_WAIT_MS, -1, &res, &rlen);
+    if (rc < 0) {
+        reply(srv, conn, "error: wait: %s\n", swoop_strerror(rc));
+        return;
+    }
+    demo_result_t r;
+    if (rlen == sizeof(r)) {
+        memcpy(&r, res, sizeof(r));
+        reply_result(srv, &r, "wait");
+    } else {
+        reply(srv, conn, "error: wait: a %zu-byte result\n", rlen);
+    }
+    swoop_free(res);
+}
+
+static void cmd_bigtask(swoop_server_t *srv, swoop_conn_id_t conn, const char *arg)
+{
+    long n;
+    if (parse_bound(arg, 0, DEMO_BIGTASK_MAX, &n) < 0) {
+        reply(srv, conn, "error: bigtask wants BYTES, 0 <= BYTES <= %ld\n", DEMO_BIGTASK_MAX);
+        return;
+    }
+    uint8_t *buf = malloc(sizeof(demo_task_t) + (size_t)n);
+    if (buf == NULL) {
+        reply(srv, conn, "error: bigtask: out of memory\n");
+        return;
+    }
+    uint8_t *p = buf + sizeof(demo_task_t);
+    for (long i = 0; i < n; i++)
+        p[i] = (uint8_t)(i * 131 + (i >> 9));
+    demo_task_t t = {.conn = conn, .kind = DEMO_BIG, .n = (uint64_t)n};
+    t.sum = checksum(p, (size_t)n);
+    memcpy(buf, &t, sizeof(t));
+    int64_t id = swoop_server_task(srv, buf, sizeof(t) + (size_t)n, -1);
+    free(buf);
+    if (id < 0)
+        reply(srv, conn, "error: bigtask: %s\n", swoop_strerror((int)id));
+}
+
 static const char *help_text =
     "commands:\n"
     "  echo TEXT       TEXT comes back\n"
     "  stats           the server's stats (JSON, from shared memory)\n"
     "  after MS TEXT   TEXT comes back after MS milliseconds, from a timer in the worker\n"
     "  crash           this worker aborts; the manager restarts it (try stats afterwards)\n"
+    "  task N          counts the primes below N (N <= 10000000) in a task worker\n"
+    "  bigtask BYTES   BYTES (<= 67108864) round-trip through a task worker, checksum checked\n"
+    "  wait N          as task N, the worker blocking in swoop_server_taskwait (5 s)\n"
     "  help            this list\n";
 
 static void on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, const void *data,
@@ -115,6 +303,12 @@ static void on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id
                   (unsigned long long)conn);
         /* Let the reply leave first: sends are flushed after the callback returns. */
         swoop_timer_after(20, (swoop_timer_cb)(void (*)(void))abort, NULL);
+    } else if (strncmp(line, "task ", 5) == 0 || strcmp(line, "task") == 0) {
+        cmd_task(srv, conn, len > 5 ? line + 5 : "", 0);
+    } else if (strncmp(line, "wait ", 5) == 0 || strcmp(line, "wait") == 0) {
+        cmd_task(srv, conn, len > 5 ? line + 5 : "", 1);
+    } else if (strncmp(line, "bigtask ", 8) == 0 || strcmp(line, "bigtask") == 0) {
+        cmd_bigtask(srv, conn, len > 8 ? line + 8 : "");
     } else if (strcmp(line, "help") == 0 || len == 0) {
         reply(srv, conn, "%s", help_text);
     } else {
@@ -259,6 +453,7 @@ int swoop_cli_demo(int argc, char **argv)
     swoop_server_set(srv, "package_eof", "\\n");
     swoop_server_set(srv, "package_max_length", "64K");
     swoop_server_set(srv, "worker_num", "2");
+    swoop_server_set(srv, "task_worker_num", "2");
     for (int i = 0; i < nsets && rc == 0; i++) {
         char key[128];
         const char *eq = strchr(sets[i], '=');
@@ -287,7 +482,10 @@ int swoop_cli_demo(int argc, char **argv)
                                                       .on_manager_start = on_manager_start,
                                                       .on_worker_error = on_worker_error,
                                                       .on_connect = on_connect,
-                                                      .on_receive = on_receive});
+                                                      .on_receive = on_receive,
+                                                      .on_task = on_task,
+                                                      .on_finish = on_finish,
+                                                      .on_task_error = on_task_error});
         snprintf(demo_addr, sizeof(demo_addr), "%s %d", host, swoop_port_number(p));
         printf("swoop demo %s: a line-protocol server on %s:%d (%s mode); Ctrl-C stops it\n",
                swoop_version(), host, swoop_port_number(p),

@@ -89,6 +89,7 @@ typedef struct swoop_task_s {
     int cur_src;
     int cur_wait; /* the current task's poster waits in taskwait */
     int finished;
+    char cur_path[SWOOP_SERVER_PATH_MAX + 72]; /* the current task's temp file, "" if inline */
 } swoop_task_t;
 
 static volatile sig_atomic_t task_stop, task_reopen;
@@ -101,6 +102,14 @@ int swoop__task_num(const swoop_server_t *srv)
 int swoop_server_is_task_worker(const swoop_server_t *srv)
 {
     return srv && srv->task && srv->task->in_task_worker;
+}
+
+const char *swoop_server_task_path(const swoop_server_t *srv)
+{
+    if (srv == NULL || srv->task == NULL || !srv->task->in_task_worker ||
+        srv->task->cur_task == 0 || srv->task->cur_path[0] == '\0')
+        return NULL;
+    return srv->task->cur_path;
 }
 
 int swoop__task_check(swoop_server_t *srv)
@@ -751,6 +760,11 @@ static int run_task(swoop_server_t *srv, char *dgram, size_t n)
                   (unsigned long long)h.conn_id, h.worker_id);
         return 0;
     }
+    /* tmpfile_take checked the path: it is NUL-terminated and under our prefix. */
+    tk->cur_path[0] = '\0';
+    if (h.flags & SWOOP_IPC_TMPFILE)
+        snprintf(tk->cur_path, sizeof(tk->cur_path), "%s",
+                 dgram + sizeof(h) + sizeof(task_tmpfile_t));
     tk->cur_task = (int64_t)h.conn_id;
     tk->cur_src = h.worker_id;
     tk->cur_wait = (h.aux & TASK_AUX_WAIT) != 0;

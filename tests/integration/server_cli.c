@@ -2,9 +2,11 @@
  * The `swoop` tool as a user runs it: `swoop demo --port 0 --pid-file F`
  * prints its process tree and serves the line commands (echo, after, stats,
  * crash: the worker aborts, the manager restarts it and the client keeps its
- * connection); `swoop stats --pid-file F` prints the shared stats as JSON;
+ * connection; task N, wait N and bigtask BYTES through the 2 task workers,
+ * with errors for bad arguments); `swoop stats --pid-file F` prints the shared stats as JSON;
  * SIGTERM stops everything and removes the pid file.
  */
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -30,10 +32,27 @@ static int read_until(int fd, const char *needle, char *buf, size_t cap, int ms)
     return 0;
 }
 
+/* The task temp files in dir. */
+static int swoop_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ASSERT_NOT_NULL(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strncmp(e->d_name, "swoop-task.", 11) == 0;
+    closedir(d);
+    return n;
+}
+
 TEST(cli_demo_and_stats)
 {
     char pid_file[512], line[4096];
     snprintf(pid_file, sizeof(pid_file), "%s/demo.pid", swoop_test_tmpdir());
+    char tmpdir[512], tmp_set[600];
+    snprintf(tmpdir, sizeof(tmpdir), "%s/tasks", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(tmpdir, 0700), 0);
+    snprintf(tmp_set, sizeof(tmp_set), "task_tmpdir=%s", tmpdir);
     int out[2];
     ASSERT_EQ(pipe(out), 0);
     pid_t pid = fork();
@@ -42,7 +61,7 @@ TEST(cli_demo_and_stats)
         close(out[0]);
         close(out[1]);
         execl(swoop_bin(), "swoop", "demo", "--port", "0", "--pid-file", pid_file, "--set",
-              "worker_num=2", (char *)NULL);
+              "worker_num=2", "--set", tmp_set, (char *)NULL);
         _exit(127);
     }
     close(out[1]);
@@ -58,6 +77,49 @@ TEST(cli_demo_and_stats)
     cli_write(fd, "echo hello\n", 11);
     ASSERT_GE(swoop_test_read_line(fd, line, sizeof(line), 3000), 0);
     ASSERT_STR_EQ(line, "hello");
+
+    /* Task workers: a CPU-bound task (on_finish replies), taskwait, a big payload. */
+    cli_write(fd, "task 100000\n", 12);
+    ASSERT_GE(swoop_test_read_line(fd, line, sizeof(line), 10000), 0);
+    int tw = -1;
+    ASSERT_EQ(sscanf(line, "task 100000: 9592 primes below 100000 (task worker %d)", &tw), 1);
+    ASSERT(tw == 2 || tw == 3);
+    cli_write(fd, "wait 10\n", 8);
+    ASSERT_GE(swoop_test_read_line(fd, line, sizeof(line), 10000), 0);
+    tw = -1;
+    ASSERT_EQ(sscanf(line, "wait 10: 4 primes below 10 (task worker %d)", &tw), 1);
+    ASSERT(tw == 2 || tw == 3);
+    cli_write(fd, "bigtask 100\n", 12);
+    ASSERT_GE(swoop_test_read_line(fd, line, sizeof(line), 10000), 0);
+    ASSERT(strncmp(line, "bigtask 100: checksum ok (task worker ", 38) == 0);
+    ASSERT(strstr(line, ", inline)") != NULL);
+    cli_write(fd, "bigtask 3000000\n", 16);
+    ASSERT_GE(swoop_test_read_line(fd, line, sizeof(line), 10000), 0);
+    ASSERT(strncmp(line, "bigtask 3000000: checksum ok (task worker ", 42) == 0);
+    char want[600];
+    snprintf(want, sizeof(want), ", %s/swoop-task.", tmpdir);
+    ASSERT(strstr(line, want) != NULL);
+    ASSERT_EQ(swoop_files(tmpdir), 0); /* the reader removed it */
+    static const char *const bad[] = {"task\n",    "task -1\n",  "task 10000001\n",
+                                      "task 5x\n", "wait abc\n", "bigtask 67108865\n",
+                                      "bigtask\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cli_write(fd, bad[i], strlen(bad[i]));
+        ASSERT_GE(swoop_test_read_line(fd, line, sizeof(line), 3000), 0);
+        ASSERT(strncmp(line, "error: ", 7) == 0);
+    }
+    cli_write(fd, "help\n", 5);
+    int seen = 0;
+    while (seen != 7 && swoop_test_read_line(fd, line, sizeof(line), 3000) >= 0) {
+        seen |= strncmp(line, "  task N", 8) == 0 ? 1 : 0;
+        seen |= strncmp(line, "  bigtask BYTES", 15) == 0 ? 2 : 0;
+        seen |= strncmp(line, "  wait N", 8) == 0 ? 4 : 0;
+    }
+    ASSERT_EQ(seen, 7);
+    /* Drain the rest of the help text. */
+    cli_write(fd, "echo sync\n", 10);
+    ASSERT(read_until(fd, "sync", line, sizeof(line), 3000));
+
     uint64_t t0 = swoop_test_now_ms();
     cli_write(fd, "after 200 later\n", 16);
     ASSERT_GE(swoop_test_read_line(fd, line, sizeof(line), 3000), 0);
@@ -103,5 +165,6 @@ TEST(cli_demo_and_stats)
     ASSERT_EQ(kill(pid, SIGTERM), 0);
     swoop_test_wait_ok(pid, 10000);
     ASSERT_EQ(stat(pid_file, &st), -1);
+    ASSERT_EQ(swoop_files(tmpdir), 0);
     close(out[0]);
 }
