@@ -397,6 +397,27 @@ SWOOP_EXTERN int swoop_server_taskwait(swoop_server_t *srv, const void *data, si
                                        int timeout_ms, int dst_task_worker, void **result,
                                        size_t *result_len);
 
+/** The most tasks one swoop_server_taskwait_multi call posts. */
+#define SWOOP_TASKWAIT_MULTI_MAX 1024
+
+/**
+ * In an event worker: posts `n` tasks (1..SWOOP_TASKWAIT_MULTI_MAX; task i
+ * is `lens[i]` bytes at `data[i]`, copied, for task worker `dst[i]` or any
+ * idle one with -1; `dst` NULL means -1 for all) and blocks (the worker's
+ * loop does not run meanwhile) until every result is in or `timeout_ms`
+ * (> 0) passes. Results come back in input order: `results[i]` (free it
+ * with swoop_free; a 0-byte result is a 1-byte block) and `result_lens[i]`,
+ * or NULL and 0 for a task without a result in time (or one that could not
+ * be posted, logged). A result that arrives after the call returned is
+ * dropped, never handed to a later taskwait or taskwait_multi; on_finish
+ * does not run for these tasks. Returns the number of results (n when all
+ * came), or SWOOP_EINVAL / SWOOP_ESTATE as swoop_server_task does (nothing
+ * posted then).
+ */
+SWOOP_EXTERN int swoop_server_taskwait_multi(swoop_server_t *srv, int n, const void *const *data,
+                                             const size_t *lens, const int *dst, int timeout_ms,
+                                             void **results, size_t *result_lens);
+
 /**
  * In a task worker, inside on_task: sends `len` bytes (copied) as the
  * task's result to the worker that posted it (its on_finish), at most once

@@ -588,6 +588,129 @@ int swoop_server_taskwait(swoop_server_t *srv, const void *data, size_t len, int
     }
 }
 
+/* Checks what post_task would refuse before anything is posted. */
+static int multi_check(swoop_server_t *srv, int n, const void *const *data, const size_t *lens,
+                       const int *dst, int timeout_ms, void **results, size_t *result_lens)
+{
+    if (srv == NULL || n < 1 || n > SWOOP_TASKWAIT_MULTI_MAX || data == NULL || lens == NULL ||
+        timeout_ms <= 0 || results == NULL || result_lens == NULL)
+        return SWOOP_EINVAL;
+    swoop_task_t *tk = srv->task;
+    if (tk == NULL || srv->worker_id < 0 || tk->in_task_worker) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "swoop_server_taskwait_multi: %s",
+                  tk == NULL ? "no task workers (task_worker_num 0)" : "not in an event worker");
+        return SWOOP_ESTATE;
+    }
+    for (int i = 0; i < n; i++) {
+        if ((data[i] == NULL && lens[i]) || (dst && (dst[i] < -1 || dst[i] >= tk->num))) {
+            swoop_log(SWOOP_LOG_WARNING, 0, "swoop_server_taskwait_multi: bad task %d", i);
+            return SWOOP_EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Sends what our queues hold; fills pf[1..] with the task sockets still to drain. */
+static int multi_flush(swoop_task_t *tk, struct pollfd *pf)
+{
+    int np = 0;
+    for (int t = 0; tk->outs && t < tk->num; t++) {
+        if (swoop__ipc_pending(&tk->outs[t]) && swoop__ipc_flush(&tk->outs[t]) == 1)
+            pf[np++] = (struct pollfd){.fd = tk->outs[t].fd, .events = POLLOUT};
+    }
+    return np;
+}
+
+int swoop_server_taskwait_multi(swoop_server_t *srv, int n, const void *const *data,
+                                const size_t *lens, const int *dst, int timeout_ms, void **results,
+                                size_t *result_lens)
+{
+    int rc = multi_check(srv, n, data, lens, dst, timeout_ms, results, result_lens);
+    if (rc < 0)
+        return rc;
+    swoop_task_t *tk = srv->task;
+    int64_t *ids = swoop_malloc((size_t)n * sizeof(*ids));
+    for (int i = 0; i < n; i++) {
+        int t;
+        results[i] = NULL;
+        result_lens[i] = 0;
+        ids[i] = post_task(srv, "swoop_server_taskwait_multi", data[i], lens[i], dst ? dst[i] : -1,
+                           TASK_AUX_WAIT, &t);
+        if (ids[i] < 0)
+            ids[i] = 0; /* logged by post_task: this entry stays missing */
+    }
+    if (tk->wbuf == NULL)
+        tk->wbuf = swoop_malloc(SWOOP_IPC_MAX);
+    struct pollfd *pf = swoop_malloc((size_t)(tk->num + 1) * sizeof(*pf));
+    int wfd = tk->waits[srv->worker_id].fds[1];
+    int want = 0, got = 0;
+    for (int i = 0; i < n; i++)
+        want += ids[i] != 0;
+    uint64_t deadline = swoop__now_ms() + (uint64_t)timeout_ms;
+    while (got < want) {
+        /* Our tasks may still sit in the queues: they must leave while we wait. */
+        int np = multi_flush(tk, pf + 1);
+        ssize_t k = swoop__channel_recv(wfd, tk->wbuf, SWOOP_IPC_MAX);
+        if (k >= (ssize_t)sizeof(swoop_ipc_head_t)) {
+            swoop_ipc_head_t h;
+            memcpy(&h, tk->wbuf, sizeof(h));
+            if (h.type != SWOOP_IPC_FINISH || (h.flags & SWOOP_IPC_CHUNK) ||
+                h.len != (size_t)k - sizeof(h)) {
+                swoop_log(SWOOP_LOG_WARNING, 0, "malformed taskwait result (%zd bytes) dropped", k);
+                continue;
+            }
+            char *d, *owned;
+            size_t dlen;
+            int urc = unpack(tk, &h, tk->wbuf + sizeof(h), h.len, &d, &dlen, &owned);
+            int i = 0;
+            while (i < n && (ids[i] == 0 || (uint64_t)ids[i] != h.conn_id || results[i]))
+                i++;
+            if (i == n) {
+                /* A result of an earlier call that timed out: never handed out. */
+                swoop_log(SWOOP_LOG_INFO, 0, "task %llu has expired: its late result is dropped",
+                          (unsigned long long)h.conn_id);
+                swoop_free(owned);
+                continue;
+            }
+            got++; /* answered, even if its payload is lost */
+            if (urc < 0) {
+                swoop_log(SWOOP_LOG_ERROR, urc, "taskwait_multi: the result of task %lld is lost",
+                          (long long)ids[i]);
+                continue;
+            }
+            if (owned == NULL) {
+                owned = swoop_malloc(dlen ? dlen : 1);
+                memcpy(owned, d, dlen);
+            }
+            results[i] = owned;
+            result_lens[i] = dlen;
+            continue;
+        }
+        if (k >= 0) {
+            swoop_log(SWOOP_LOG_WARNING, 0, "short taskwait result (%zd bytes) dropped", k);
+            continue;
+        }
+        if (k != SWOOP_EAGAIN && k != SWOOP_EMSGSIZE) {
+            swoop_log(SWOOP_LOG_ERROR, (int)k, "taskwait_multi: reading the result channel failed");
+            break;
+        }
+        uint64_t now = swoop__now_ms();
+        if (now >= deadline) {
+            swoop_log(SWOOP_LOG_WARNING, 0, "taskwait_multi: %d of %d tasks timed out after %d ms",
+                      want - got, n, timeout_ms);
+            break;
+        }
+        pf[0] = (struct pollfd){.fd = wfd, .events = POLLIN};
+        poll(pf, (nfds_t)np + 1, (int)(deadline - now));
+    }
+    swoop_free(pf);
+    swoop_free(ids);
+    int done = 0;
+    for (int i = 0; i < n; i++)
+        done += results[i] != NULL;
+    return done;
+}
+
 int swoop__task_flush(swoop_server_t *srv)
 {
     swoop_task_t *tk = srv->task;

@@ -707,3 +707,103 @@ TEST(server_task_wait_base)
 {
     wait_run(SWOOP_MODE_BASE);
 }
+
+/*
+ * taskwait_multi: three tasks, the middle one ("slow", 300 ms, a 100 KB
+ * result through a temp file) beyond the 150 ms timeout: 2 is returned, the
+ * two fast results sit in input order and the slow one is NULL/0. The next
+ * call (one task queued behind "slow", so its late result arrives first,
+ * and a 20,000-byte task through a temp file) gets exactly its own three
+ * results in order; no temp file is left. Bad arguments are SWOOP_EINVAL,
+ * a call in a task worker SWOOP_ESTATE.
+ */
+static void multi_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data,
+                          size_t len)
+{
+    const void *d[1] = {"x"};
+    size_t l[1] = {1};
+    void *r[1];
+    size_t rl[1];
+    wait_on_task(srv, task_id, src, data, len);
+    atomic_store(&sh->nested_rc, swoop_server_taskwait_multi(srv, 1, d, l, NULL, 100, r, rl));
+}
+
+static void multi_check_one(void *r, size_t rl, const void *in, size_t len)
+{
+    ASSERT_NOT_NULL(r);
+    ASSERT_EQ(rl, len + 1);
+    ASSERT_EQ(((uint8_t *)r)[0], 'R');
+    ASSERT_MEM_EQ((uint8_t *)r + 1, in, len);
+    swoop_free(r);
+}
+
+static void multi_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id,
+                             const void *data, size_t len)
+{
+    const void *d1[3] = {"fast-a", "slow", "fast-c"};
+    size_t l1[3] = {6, 4, 6};
+    int dst1[3] = {0, 1, 0};
+    void *r[3] = {(void *)1, (void *)1, (void *)1};
+    size_t rl[3] = {7, 7, 7};
+    uint64_t t0 = swoop_test_now_ms();
+    ASSERT_EQ(swoop_server_taskwait_multi(srv, 3, d1, l1, dst1, 150, r, rl), 2);
+    ASSERT_UGE(swoop_test_now_ms() - t0, 150);
+    multi_check_one(r[0], rl[0], "fast-a", 6);
+    ASSERT_NULL(r[1]);
+    ASSERT_EQ(rl[1], 0);
+    multi_check_one(r[2], rl[2], "fast-c", 6);
+
+    static uint8_t big[20000];
+    fill(big, sizeof(big), 1);
+    const void *d2[3] = {"d", big, "e"};
+    size_t l2[3] = {1, sizeof(big), 1};
+    int dst2[3] = {1, -1, 0}; /* "d" waits behind "slow" */
+    ASSERT_EQ(swoop_server_taskwait_multi(srv, 3, d2, l2, dst2, 10000, r, rl), 3);
+    multi_check_one(r[0], rl[0], "d", 1);
+    multi_check_one(r[1], rl[1], big, sizeof(big));
+    multi_check_one(r[2], rl[2], "e", 1);
+
+    ASSERT_EQ(swoop_server_taskwait_multi(srv, 0, d2, l2, NULL, 100, r, rl), SWOOP_EINVAL);
+    ASSERT_EQ(
+        swoop_server_taskwait_multi(srv, SWOOP_TASKWAIT_MULTI_MAX + 1, d2, l2, NULL, 100, r, rl),
+        SWOOP_EINVAL);
+    ASSERT_EQ(swoop_server_taskwait_multi(srv, 3, d2, l2, NULL, 0, r, rl), SWOOP_EINVAL);
+    int bad_dst[3] = {0, 2, 0};
+    ASSERT_EQ(swoop_server_taskwait_multi(srv, 3, d2, l2, bad_dst, 100, r, rl), SWOOP_EINVAL);
+    ASSERT_OK(swoop_server_send(srv, conn, "ok\n", 3));
+}
+
+static void setup_multi(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = multi_on_receive,
+                                                            .on_task = multi_on_task,
+                                                            .on_finish = wait_on_finish}));
+    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
+    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+}
+
+static void multi_run(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    srv_handle_t h = srv_start(mode, setup_multi, NULL, 2);
+    int fd = cli_connect(h.port);
+    expect(fd, "go", "ok\n");
+    ASSERT_EQ(atomic_load(&sh->nested_rc), SWOOP_ESTATE);
+    ASSERT_EQ(atomic_load(&sh->finish_bad), 0);
+    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+    close(fd);
+    srv_stop(&h, 10000);
+    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+}
+
+TEST(server_task_wait_multi_process)
+{
+    multi_run(SWOOP_MODE_PROCESS);
+}
+
+TEST(server_task_wait_multi_base)
+{
+    multi_run(SWOOP_MODE_BASE);
+}
