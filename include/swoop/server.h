@@ -90,7 +90,8 @@ typedef struct swoop_server_settings_s {
     int task_ipc_mode;
     /**
      * Directory (absolute, existing) of the temporary files that carry a task or
-     * result above SWOOP_TASK_INLINE_MAX bytes: swoop-task.<master pid>.XXXXXX [/tmp].
+     * result above SWOOP_TASK_INLINE_MAX bytes: swoop-task.<master pid>.XXXXXX
+     * [/dev/shm (RAM-backed) when writable, else /tmp].
      */
     char task_tmpdir[SWOOP_SERVER_PATH_MAX];
     /**

