@@ -400,6 +400,18 @@ void swoop__ipc_msg_done(swoop_ipc_msg_t *msg)
     msg->data = NULL;
 }
 
+void swoop__ipc_feed_batch(swoop_ipc_in_t *in, swoop_ipc_rbuf_t *rb, int n, swoop_ipc_msg_cb cb,
+                           void *arg)
+{
+    for (int i = 0; i < n; i++) {
+        swoop_ipc_msg_t m;
+        if (swoop__ipc_feed(in, swoop__ipc_rbuf_at(rb, i), rb->lens[i], &m) == 1) {
+            cb(arg, &m);
+            swoop__ipc_msg_done(&m);
+        }
+    }
+}
+
 void swoop__ipc_rbuf_init(swoop_ipc_rbuf_t *rb)
 {
     rb->bufs = swoop_malloc((size_t)SWOOP_IPC_RECV_BATCH * SWOOP_IPC_MAX);

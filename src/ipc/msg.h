@@ -200,6 +200,18 @@ static inline size_t swoop__ipc_in_partial(const swoop_ipc_in_t *in)
 /* Releases what swoop__ipc_feed handed out. */
 void swoop__ipc_msg_done(swoop_ipc_msg_t *msg);
 
+/* Handles one whole message; `msg` is valid for the call only. */
+typedef void (*swoop_ipc_msg_cb)(void *arg, swoop_ipc_msg_t *msg);
+
+/*
+ * Feeds the first `n` datagrams of `rb` (as received by swoop__ipc_recv or
+ * swoop__ring_recv) to the reader and calls `cb` for every message that
+ * completes, releasing each after its call.
+ */
+struct swoop_ipc_rbuf_s;
+void swoop__ipc_feed_batch(swoop_ipc_in_t *in, struct swoop_ipc_rbuf_s *rb, int n,
+                           swoop_ipc_msg_cb cb, void *arg);
+
 /* Batched receive: up to SWOOP_IPC_RECV_BATCH datagrams per recvmmsg call. */
 #define SWOOP_IPC_RECV_BATCH 16
 

@@ -365,6 +365,11 @@ static void handle_worker_msg(swoop_reactor_t *r, swoop_ipc_msg_t *m)
     }
 }
 
+static void on_worker_msg(void *arg, swoop_ipc_msg_t *m)
+{
+    handle_worker_msg(arg, m);
+}
+
 static void unblock(swoop_reactor_t *r, int w)
 {
     if (r->blocked == 0)
@@ -393,14 +398,7 @@ static void reactor_drain_rings(swoop_reactor_t *r)
             int n = swoop__ring_recv(ring, &r->rb, SWOOP_IPC_RECV_BATCH, &wake);
             if (wake)
                 swoop__ring_signal(srv->wake_fds[w]);
-            for (int i = 0; i < n; i++) {
-                swoop_ipc_msg_t m;
-                if (swoop__ipc_feed(&r->in, swoop__ipc_rbuf_at(&r->rb, i), r->rb.lens[i], &m) ==
-                    1) {
-                    handle_worker_msg(r, &m);
-                    swoop__ipc_msg_done(&m);
-                }
-            }
+            swoop__ipc_feed_batch(&r->in, &r->rb, n, on_worker_msg, r);
         }
     }
 }
@@ -452,13 +450,7 @@ static void reactor_pipe_cb(swoop_io_t *io, unsigned events)
         int n = swoop__ipc_recv(swoop_io_fd(io), &r->rb, SWOOP_IPC_RECV_BATCH);
         if (n <= 0)
             return;
-        for (int i = 0; i < n; i++) {
-            swoop_ipc_msg_t m;
-            if (swoop__ipc_feed(&r->in, swoop__ipc_rbuf_at(&r->rb, i), r->rb.lens[i], &m) == 1) {
-                handle_worker_msg(r, &m);
-                swoop__ipc_msg_done(&m);
-            }
-        }
+        swoop__ipc_feed_batch(&r->in, &r->rb, n, on_worker_msg, r);
         if (n < SWOOP_IPC_RECV_BATCH)
             return;
     }

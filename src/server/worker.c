@@ -161,6 +161,17 @@ static void handle_reactor_msg(swoop_server_t *srv, int r, swoop_ipc_msg_t *m)
     }
 }
 
+typedef struct reactor_msg_ctx_s {
+    swoop_server_t *srv;
+    int reactor;
+} reactor_msg_ctx_t;
+
+static void on_reactor_msg(void *arg, swoop_ipc_msg_t *m)
+{
+    reactor_msg_ctx_t *ctx = arg;
+    handle_reactor_msg(ctx->srv, ctx->reactor, m);
+}
+
 static void wpipe_cb(swoop_io_t *io, unsigned events)
 {
     swoop_server_t *srv = io->data;
@@ -171,15 +182,9 @@ static void wpipe_cb(swoop_io_t *io, unsigned events)
         return;
     /* One batch per wake-up: the loop comes back while data waits (level-triggered). */
     int n = swoop__ipc_recv(swoop_io_fd(io), &srv->wrb, SWOOP_IPC_RECV_BATCH);
-    for (int i = 0; i < n; i++) {
-        swoop_ipc_msg_t m;
-        /* Every datagram read is handled, also after a stop: it is gone from the channel. */
-        if (swoop__ipc_feed(&srv->win, swoop__ipc_rbuf_at(&srv->wrb, i), srv->wrb.lens[i], &m) ==
-            1) {
-            handle_reactor_msg(srv, r, &m);
-            swoop__ipc_msg_done(&m);
-        }
-    }
+    /* Every datagram read is handled, also after a stop: it is gone from the channel. */
+    reactor_msg_ctx_t ctx = {srv, r};
+    swoop__ipc_feed_batch(&srv->win, &srv->wrb, n, on_reactor_msg, &ctx);
 }
 
 /* ipc_ring: takes one batch per ring from each reactor's ring. */
@@ -193,15 +198,9 @@ static void worker_drain_rings(swoop_server_t *srv)
         int n = swoop__ring_recv(ring, &srv->wrb, SWOOP_IPC_RECV_BATCH, &wake);
         if (wake)
             swoop__ring_signal(srv->wake_fds[srv->worker_num + r]);
-        for (int i = 0; i < n; i++) {
-            swoop_ipc_msg_t m;
-            /* Every datagram taken is handled, also after a stop: it is gone from the ring. */
-            if (swoop__ipc_feed(&srv->win, swoop__ipc_rbuf_at(&srv->wrb, i), srv->wrb.lens[i],
-                                &m) == 1) {
-                handle_reactor_msg(srv, r, &m);
-                swoop__ipc_msg_done(&m);
-            }
-        }
+        /* Every datagram taken is handled, also after a stop: it is gone from the ring. */
+        reactor_msg_ctx_t ctx = {srv, r};
+        swoop__ipc_feed_batch(&srv->win, &srv->wrb, n, on_reactor_msg, &ctx);
     }
 }
 
@@ -257,18 +256,16 @@ static void handle_peer_msg(swoop_server_t *srv, swoop_ipc_msg_t *m)
     }
 }
 
+static void on_peer_msg(void *arg, swoop_ipc_msg_t *m)
+{
+    handle_peer_msg(arg, m);
+}
+
 static void msg_cb(swoop_io_t *io, unsigned events)
 {
     swoop_server_t *srv = io->data;
     int n = swoop__ipc_recv(swoop_io_fd(io), &srv->wrb, SWOOP_IPC_RECV_BATCH);
-    for (int i = 0; i < n; i++) {
-        swoop_ipc_msg_t m;
-        if (swoop__ipc_feed(&srv->win, swoop__ipc_rbuf_at(&srv->wrb, i), srv->wrb.lens[i], &m) ==
-            1) {
-            handle_peer_msg(srv, &m);
-            swoop__ipc_msg_done(&m);
-        }
-    }
+    swoop__ipc_feed_batch(&srv->win, &srv->wrb, n, on_peer_msg, srv);
 }
 
 static void mout_cb(swoop_io_t *io, unsigned events)
