@@ -169,8 +169,7 @@ int swoop__spill_alloc(swoop_spill_t *sp, size_t len, swoop_spill_ref_t *ref, vo
             uint32_t gen = (gen_of(w) + 1) & GEN_MASK;
             /* Acquire: the last reader's accesses to the bytes happen before ours. */
             if (atomic_compare_exchange_weak_explicit(&sp->state[b], &w, word(WRITING, gen, self),
-                                                      memory_order_acquire,
-                                                      memory_order_relaxed)) {
+                                                      memory_order_acquire, memory_order_relaxed)) {
                 atomic_fetch_add_explicit(&sp->allocs, 1, memory_order_relaxed);
                 *ref = (swoop_spill_ref_t){.block = b, .gen = gen, .len = len};
                 *ptr = block_at(sp, b);
@@ -193,9 +192,8 @@ static int transition(swoop_spill_t *sp, const swoop_spill_ref_t *ref, unsigned 
     if (ref->block >= sp->nblocks || ref->gen > GEN_MASK || ref->len > sp->block_size)
         return SWOOP_ESTATE;
     uint64_t want = word(from, ref->gen, pid);
-    if (atomic_compare_exchange_strong_explicit(&sp->state[ref->block], &want,
-                                                word(to, ref->gen, to_pid), order,
-                                                memory_order_relaxed))
+    if (atomic_compare_exchange_strong_explicit(
+            &sp->state[ref->block], &want, word(to, ref->gen, to_pid), order, memory_order_relaxed))
         return 0;
     *seen = want;
     return SWOOP_ESTATE;

@@ -63,8 +63,8 @@ static void assert_used(swoop_spill_t *sp, uint32_t used)
 static void send_ref(int fd, const swoop_spill_ref_t *r)
 {
     char line[96];
-    int n = snprintf(line, sizeof(line), "%u %u %llu\n", r->block, r->gen,
-                     (unsigned long long)r->len);
+    int n =
+        snprintf(line, sizeof(line), "%u %u %llu\n", r->block, r->gen, (unsigned long long)r->len);
     ASSERT_EQ(write(fd, line, (size_t)n), n);
 }
 
@@ -377,7 +377,8 @@ TEST(spill_processes_never_share_a_block)
 {
     enum { ROUNDS = 7000 }; /* about 20,000 cycles per process */
     swoop_spill_t *sp = spill_new(page(), SMALL);
-    uint64_t *counts = mmap(NULL, page(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    uint64_t *counts =
+        mmap(NULL, page(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     ASSERT(counts != MAP_FAILED);
     struct worker wk[WORKERS];
     pid_t pids[WORKERS];
