@@ -99,7 +99,9 @@ int swoop__spill_open(swoop_spill_t **out, const char *dir, const char *name_pre
         return -err;
     }
     /* Reserve every page now: on tmpfs a page that cannot be had later is a SIGBUS. */
-    int err = posix_fallocate(fd, 0, (off_t)size);
+    int err;
+    while ((err = posix_fallocate(fd, 0, (off_t)size)) == EINTR) {
+    }
     if (err != 0) {
         swoop_log(SWOOP_LOG_ERROR, err, "spill arena: posix_fallocate(\"%s\", %zu bytes) failed",
                   path, size);

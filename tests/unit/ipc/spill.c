@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -182,14 +183,8 @@ TEST(spill_refuses_bad_references)
     swoop__spill_close(sp);
 }
 
-TEST(spill_open_leaves_no_file_and_no_fd)
+static void assert_tmpdir_empty(void)
 {
-    int fds = swoop_test_fd_count();
-    swoop_spill_t *sp = spill_new(page(), 2);
-    ASSERT_EQ(swoop_test_fd_count(), fds);
-    char want[512];
-    snprintf(want, sizeof(want), "%s/spill-", swoop_test_tmpdir());
-    ASSERT(strncmp(swoop__spill_path(sp), want, strlen(want)) == 0);
     DIR *d = opendir(swoop_test_tmpdir());
     ASSERT_NOT_NULL(d);
     struct dirent *e;
@@ -198,9 +193,39 @@ TEST(spill_open_leaves_no_file_and_no_fd)
             FAIL("%s left in the temp dir", e->d_name);
     }
     closedir(d);
+}
+
+TEST(spill_open_leaves_no_file_and_no_fd)
+{
+    int fds = swoop_test_fd_count();
+    swoop_spill_t *sp = spill_new(page(), 2);
+    ASSERT_EQ(swoop_test_fd_count(), fds);
+    char want[512];
+    snprintf(want, sizeof(want), "%s/spill-", swoop_test_tmpdir());
+    ASSERT(strncmp(swoop__spill_path(sp), want, strlen(want)) == 0);
+    assert_tmpdir_empty();
     swoop__spill_close(sp);
     swoop__spill_close(NULL);
     ASSERT_EQ(swoop_test_fd_count(), fds);
+}
+
+/* A file size limit makes posix_fallocate fail, as a full tmpfs would. */
+static void fallocate_fails_child(void *arg, int ready_fd)
+{
+    struct rlimit rl = {.rlim_cur = page(), .rlim_max = page()};
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    signal(SIGXFSZ, SIG_IGN);
+    int fds = swoop_test_fd_count();
+    swoop_spill_t *sp = NULL;
+    ASSERT_EQ(swoop__spill_open(&sp, swoop_test_tmpdir(), "spill-", page(), 4), -EFBIG);
+    ASSERT_NULL(sp);
+    ASSERT_EQ(swoop_test_fd_count(), fds);
+}
+
+TEST(spill_open_failure_leaves_no_file)
+{
+    swoop_test_wait_ok(swoop_test_fork(fallocate_fails_child, NULL, NULL), 5000);
+    assert_tmpdir_empty();
 }
 
 TEST(spill_open_rejects_bad_arguments)
