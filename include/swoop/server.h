@@ -85,9 +85,34 @@ typedef struct swoop_server_settings_s {
      * worker_num .. worker_num + task_worker_num - 1 [0].
      */
     int task_worker_num;
-    /** How tasks reach task workers: 1 = a datagram socketpair per task worker (2, 3 not yet) [1].
+    /**
+     * How tasks reach task workers [1]: 1 = a datagram socketpair per task
+     * worker (an idle one is chosen); 2 = a SysV message queue, each task
+     * addressed to one task worker; 3 = a SysV message queue the task
+     * workers compete for (the destination of swoop_server_task is ignored).
      */
     int task_ipc_mode;
+    /**
+     * task_ipc_mode 2, 3: the SysV key of the queue; 0 = a private queue
+     * removed at shutdown; a key = a queue that outlives the server, and the
+     * tasks in it (`ipcs -q`, `ipcrm -q`) [0].
+     */
+    int message_queue_key;
+    /**
+     * When a task worker dies in on_task (crash, SIGKILL), deliver its task
+     * again, to another task worker, up to this many times
+     * (swoop_server_task_attempt counts); 0 = never: the posting worker gets
+     * on_task_error (or taskwait returns SWOOP_ECANCELED) [0].
+     */
+    int task_redeliver;
+    /**
+     * Bytes of the spill file: one temporary file in task_tmpdir, made at
+     * start and unlinked at once, through which payloads between
+     * SWOOP_TASK_INLINE_MAX and 64 KiB travel without a file of their own;
+     * 0 = every larger payload gets its own file. Rounded down to 64 KiB
+     * blocks; reserved at start [16 MiB].
+     */
+    int64_t task_spill_size;
     /**
      * Directory (absolute, existing) of the temporary files that carry a task or
      * result above SWOOP_TASK_INLINE_MAX bytes: swoop-task.<master pid>.XXXXXX
@@ -176,18 +201,26 @@ typedef struct swoop_worker_stats_s {
 
 /** Server-wide figures, read from shared memory. */
 typedef struct swoop_server_stats_s {
-    uint64_t start_time;    /**< unix time of the start */
-    int64_t connection_num; /**< open connections */
-    uint64_t accept_count;  /**< connections accepted */
-    uint64_t close_count;   /**< connections closed */
-    uint64_t request_count; /**< packets delivered to on_receive / on_packet */
-    uint64_t bytes_in;      /**< bytes read from clients */
-    uint64_t bytes_out;     /**< bytes written to clients */
-    int worker_num;         /**< event workers */
-    int reactor_num;        /**< reactor threads (PROCESS), 0 in BASE */
-    int mode;               /**< swoop_mode_t */
-    pid_t master_pid;       /**< the master (BASE: the manager) */
-    pid_t manager_pid;      /**< the manager */
+    uint64_t start_time;       /**< unix time of the start */
+    int64_t connection_num;    /**< open connections */
+    uint64_t accept_count;     /**< connections accepted */
+    uint64_t close_count;      /**< connections closed */
+    uint64_t request_count;    /**< packets delivered to on_receive / on_packet */
+    uint64_t bytes_in;         /**< bytes read from clients */
+    uint64_t bytes_out;        /**< bytes written to clients */
+    int worker_num;            /**< event workers */
+    int reactor_num;           /**< reactor threads (PROCESS), 0 in BASE */
+    int mode;                  /**< swoop_mode_t */
+    pid_t master_pid;          /**< the master (BASE: the manager) */
+    pid_t manager_pid;         /**< the manager */
+    int task_worker_num;       /**< task workers */
+    int task_idle_worker_num;  /**< task workers not in on_task */
+    int64_t tasking_num;       /**< tasks posted and not yet taken by a task worker */
+    uint64_t task_count;       /**< on_task calls that returned */
+    uint64_t task_redelivered; /**< tasks delivered again after their task worker died */
+    uint64_t task_failed;      /**< tasks reported without a result (on_task_error, taskwait) */
+    int64_t task_queue_num;    /**< task_ipc_mode 2, 3: messages in the queue, else -1 */
+    int64_t task_queue_bytes;  /**< task_ipc_mode 2, 3: their bytes, else -1 */
     swoop_worker_stats_t workers[SWOOP_STATS_WORKERS_MAX]; /**< the first worker_num entries */
 } swoop_server_stats_t;
 
@@ -234,7 +267,9 @@ typedef struct swoop_server_events_s {
     void (*on_finish)(swoop_server_t *srv, int64_t task_id, const void *data, size_t len);
     /**
      * Worker: a task it posted with swoop_server_task will have no result:
-     * its task worker died in on_task (`error` SWOOP_ECANCELED).
+     * its task worker died in on_task and task_redeliver is 0 or spent
+     * (`error` SWOOP_ECANCELED), or the task could not be delivered (its
+     * payload could not be read: the error that stopped it).
      */
     void (*on_task_error)(swoop_server_t *srv, int64_t task_id, int error);
     /** Worker: a message from swoop_server_send_message of worker `src_worker_id`. */
@@ -368,8 +403,11 @@ SWOOP_EXTERN int swoop_server_send_message(swoop_server_t *srv, int dst_worker_i
 
 /**
  * Payloads (tasks and results) up to this many bytes travel inside the IPC
- * datagram; larger ones in a temporary file in task_tmpdir, which the
- * reader removes (8 KiB minus the 32-byte IPC header).
+ * message (8 KiB minus the 32-byte IPC header; less if kernel.msgmax is
+ * below 8 KiB in task_ipc_mode 2, 3). Larger ones go through a temporary
+ * file in task_tmpdir: up to 64 KiB a block of the spill file
+ * (task_spill_size) while one is free, else a file of their own, which the
+ * reader removes.
  */
 #define SWOOP_TASK_INLINE_MAX (8192 - 32)
 
@@ -391,8 +429,9 @@ SWOOP_EXTERN int64_t swoop_server_task(swoop_server_t *srv, const void *data, si
  * `timeout_ms` (> 0). Returns 0 with *result (free it with swoop_free; a
  * 0-byte result is a 1-byte block) and *result_len set, SWOOP_ETIMEDOUT
  * (a result that arrives later is dropped, never returned to a later
- * taskwait; on_finish does not run for it), or the errors of
- * swoop_server_task.
+ * taskwait; on_finish does not run for it), SWOOP_ECANCELED at once when
+ * the task worker died running it (and task_redeliver did not send it
+ * again), or the errors of swoop_server_task.
  */
 SWOOP_EXTERN int swoop_server_taskwait(swoop_server_t *srv, const void *data, size_t len,
                                        int timeout_ms, int dst_task_worker, void **result,
@@ -430,11 +469,19 @@ SWOOP_EXTERN int swoop_server_task_finish(swoop_server_t *srv, const void *data,
 
 /**
  * In a task worker, inside on_task: the path of the temporary file that
- * carried the current task (already removed; see SWOOP_TASK_INLINE_MAX),
- * or NULL when the task came inline or outside on_task. The string is
- * valid until on_task returns.
+ * carried the current task (see SWOOP_TASK_INLINE_MAX): a file of its own
+ * (already removed; with task_redeliver removed when on_task returns), or
+ * the spill file (removed at start, it has no name on disk). NULL when the
+ * task came inline, or outside on_task. Valid until on_task returns.
  */
 SWOOP_EXTERN const char *swoop_server_task_path(const swoop_server_t *srv);
+
+/**
+ * In a task worker, inside on_task: 1 for a task's first delivery, 2 and up
+ * when task_redeliver sent it again after a task worker died running it;
+ * 0 outside on_task.
+ */
+SWOOP_EXTERN int swoop_server_task_attempt(const swoop_server_t *srv);
 
 /** Restarts every worker (as SIGUSR1 to the master does). Returns 0 or an error. */
 SWOOP_EXTERN int swoop_server_reload(swoop_server_t *srv);

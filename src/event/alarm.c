@@ -24,6 +24,7 @@
 #define ALARM_RETRY_MS 50
 
 static volatile sig_atomic_t alarm_fired;
+static void (*volatile alarm_hook)(void);
 static swoop_loop_t *_Atomic alarm_owner;
 static struct sigaction alarm_saved_action;
 static int alarm_was_blocked;
@@ -32,6 +33,19 @@ static void on_sigalrm(int signo)
 {
     (void)signo;
     alarm_fired = 1;
+    void (*hook)(void) = alarm_hook;
+    if (hook)
+        hook();
+}
+
+void swoop__alarm_set_hook(void (*hook)(void))
+{
+    alarm_hook = hook;
+}
+
+int swoop__alarm_fired(void)
+{
+    return alarm_fired;
 }
 
 static int set_itimer(uint64_t delay_ns, uint64_t repeat_ns)

@@ -100,6 +100,13 @@ int swoop__timers_run(swoop_loop_t *loop);
 uint64_t swoop__timers_deadline_ns(const swoop_loop_t *loop);
 /* alarm.c: the heap's head changed; re-arm ITIMER_REAL if this loop owns it. */
 void swoop__alarm_rearm(swoop_loop_t *loop);
+/*
+ * alarm.c: `hook` runs inside the SIGALRM handler, after the flag is set
+ * (async-signal-safe code only; it may siglongjmp out of a blocking call).
+ */
+void swoop__alarm_set_hook(void (*hook)(void));
+/* alarm.c: 1 when SIGALRM came since the last dispatch. */
+int swoop__alarm_fired(void);
 /* Drops the alarm if this loop owns it (loop being freed or discarded in a child). */
 void swoop__alarm_release(swoop_loop_t *loop);
 /* In a forked child: no loop owns the alarm any more. */

@@ -48,6 +48,8 @@ enum {
 #define SWOOP_IPC_BEGIN   0x02u
 #define SWOOP_IPC_END     0x04u
 #define SWOOP_IPC_TMPFILE 0x08u
+#define SWOOP_IPC_SPILL                                                                            \
+    0x10u /* task payload in a block of the spill file (server/task_payload.c) */
 
 typedef struct swoop_ipc_head_s {
     uint32_t len;       /* payload length of the whole message */

@@ -27,7 +27,7 @@
 #include "proto/framing.h"
 
 #define SWOOP_STATS_MAGIC   0x53574f50u /* "SWOP" */
-#define SWOOP_STATS_VERSION 3u          /* 3: per-writer blocks aligned to 64 bytes */
+#define SWOOP_STATS_VERSION 4u          /* 4: task counters */
 #define SWOOP_STATS_MEMFD   "swoop-stats"
 
 /* conn id = (sequence << SLOT_BITS) | slot */
@@ -62,6 +62,21 @@ typedef struct swoop_srv_counter_s {
 static_assert(sizeof(swoop_srv_wstat_t) == 64, "one cache line per worker");
 static_assert(sizeof(swoop_srv_counter_t) == 64, "one cache line per counter block");
 
+/* Task counters (task*.c): written by every worker, read by stats. */
+typedef struct swoop_srv_task_stats_s {
+    _Alignas(64) _Atomic uint64_t posted; /* tasks sent to task workers (redeliveries too) */
+    _Atomic uint64_t taken;               /* tasks a task worker took */
+    _Atomic uint64_t done;                /* on_task returned */
+    _Atomic uint64_t redelivered;
+    _Atomic uint64_t failed; /* on_task_error or a failed taskwait sent */
+    _Atomic int32_t busy;    /* task workers in on_task */
+    int32_t worker_num;
+    int32_t queue_id; /* task_ipc_mode 2, 3: the msqid, else -1 */
+    char pad_[12];
+} swoop_srv_task_stats_t;
+
+static_assert(sizeof(swoop_srv_task_stats_t) == 64, "one cache line of task counters");
+
 /* Shared by every server process, in a memfd the CLI can map from outside. */
 typedef struct swoop_srv_shared_s {
     uint32_t magic;
@@ -79,6 +94,7 @@ typedef struct swoop_srv_shared_s {
     _Atomic uint64_t conn_seq;
     _Atomic uint64_t msg_seq;
     char pad_[64];
+    swoop_srv_task_stats_t task;
     /* worker_num swoop_srv_wstat_t, then worker_num + reactor_num swoop_srv_counter_t */
     swoop_srv_wstat_t workers[];
 } swoop_srv_shared_t;

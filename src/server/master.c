@@ -106,6 +106,7 @@ static void hook_after_spawn(void *data, int id, pid_t pid)
 static void hook_reap(void *data, int id, pid_t pid, int code, int signo)
 {
     swoop_server_t *srv = data;
+    swoop__task_reaped(srv, id, pid); /* task*.c: its task, its spill blocks */
     if (srv->mode != SWOOP_MODE_BASE || srv->ranges == NULL || pid <= 0)
         return;
     for (int i = 0; i < srv->nranges; i++) {
@@ -142,7 +143,6 @@ static void hook_reap(void *data, int id, pid_t pid, int code, int signo)
 static void hook_worker_error(void *data, int id, pid_t pid, int code, int signo)
 {
     swoop_server_t *srv = data;
-    swoop__task_worker_died(srv, id, pid); /* task.c: on_task_error for its task */
     if (srv->events.on_worker_error)
         srv->events.on_worker_error(srv, id, pid, code, signo);
 }

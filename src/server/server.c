@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/msg.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -93,6 +94,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     s->ipc_ring = 1;
     s->pipe_buffer_size = 32 * 1024 * 1024;
     s->task_ipc_mode = 1;
+    s->task_spill_size = 16 * 1024 * 1024;
     /*
      * Task payloads above 8 KiB go through a temporary file: on tmpfs that is
      * memory traffic, on a disk filesystem it is inode and journal work (about
@@ -262,6 +264,9 @@ static const setting_t server_keys[] = {
     {"task_worker_num", T_INT, SRV(task_worker_num), 0, SERVER_WORKER_MAX},
     {"task_ipc_mode", T_INT, SRV(task_ipc_mode), 1, 3},
     {"task_tmpdir", T_PATH, SRV(task_tmpdir), 0, 0},
+    {"message_queue_key", T_INT, SRV(message_queue_key), 0, INT32_MAX},
+    {"task_redeliver", T_INT, SRV(task_redeliver), 0, 255},
+    {"task_spill_size", T_INT64, SRV(task_spill_size), 0, 1ll << 40},
     {"task_max_request", T_INT64, SRV(task_max_request), 0, INT64_MAX},
     {"max_request", T_INT64, SRV(max_request), 0, INT64_MAX},
     {"max_request_grace", T_INT64, SRV(max_request_grace), -1, INT64_MAX},
@@ -615,6 +620,19 @@ static void stats_fill(swoop_srv_shared_t *gs, const swoop_proc_stat_t *ps,
     out->mode = gs->mode;
     out->master_pid = atomic_load(&gs->master_pid);
     out->manager_pid = atomic_load(&gs->manager_pid);
+    const swoop_srv_task_stats_t *t = &gs->task;
+    out->task_worker_num = t->worker_num;
+    out->task_idle_worker_num = t->worker_num - atomic_load(&t->busy);
+    out->tasking_num = (int64_t)(atomic_load(&t->posted) - atomic_load(&t->taken));
+    out->task_count = atomic_load(&t->done);
+    out->task_redelivered = atomic_load(&t->redelivered);
+    out->task_failed = atomic_load(&t->failed);
+    out->task_queue_num = out->task_queue_bytes = -1;
+    struct msqid_ds ds;
+    if (t->queue_id >= 0 && t->worker_num > 0 && msgctl(t->queue_id, IPC_STAT, &ds) == 0) {
+        out->task_queue_num = (int64_t)ds.msg_qnum;
+        out->task_queue_bytes = (int64_t)ds.__msg_cbytes;
+    }
     for (int i = 0; i < gs->worker_num && i < SWOOP_STATS_WORKERS_MAX; i++) {
         const swoop_srv_wstat_t *w = &gs->workers[i];
         out->workers[i].pid = atomic_load(&w->pid);
@@ -693,12 +711,17 @@ int swoop_server_stats_json(const swoop_server_stats_t *st, char *buf, size_t ca
     PUT("{\"mode\":\"%s\",\"master_pid\":%d,\"manager_pid\":%d,\"start_time\":%llu,"
         "\"worker_num\":%d,\"reactor_num\":%d,\"connection_num\":%lld,\"accept_count\":%llu,"
         "\"close_count\":%llu,\"request_count\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,"
-        "\"workers\":[",
+        "\"task_worker_num\":%d,\"task_idle_worker_num\":%d,\"tasking_num\":%lld,"
+        "\"task_count\":%llu,\"task_redelivered\":%llu,\"task_failed\":%llu,"
+        "\"task_queue_num\":%lld,\"task_queue_bytes\":%lld,\"workers\":[",
         st->mode == SWOOP_MODE_BASE ? "base" : "process", (int)st->master_pid, (int)st->manager_pid,
         (unsigned long long)st->start_time, st->worker_num, st->reactor_num,
         (long long)st->connection_num, (unsigned long long)st->accept_count,
         (unsigned long long)st->close_count, (unsigned long long)st->request_count,
-        (unsigned long long)st->bytes_in, (unsigned long long)st->bytes_out);
+        (unsigned long long)st->bytes_in, (unsigned long long)st->bytes_out, st->task_worker_num,
+        st->task_idle_worker_num, (long long)st->tasking_num, (unsigned long long)st->task_count,
+        (unsigned long long)st->task_redelivered, (unsigned long long)st->task_failed,
+        (long long)st->task_queue_num, (long long)st->task_queue_bytes);
     for (int i = 0; i < st->worker_num && i < SWOOP_STATS_WORKERS_MAX; i++) {
         const swoop_worker_stats_t *w = &st->workers[i];
         PUT("%s{\"id\":%d,\"pid\":%d,\"state\":\"%s\",\"requests\":%llu,\"starts\":%llu}",
@@ -808,6 +831,7 @@ static int map_shared(swoop_server_t *srv)
     srv->gs_fd = fd;
     srv->gs->magic = SWOOP_STATS_MAGIC;
     srv->gs->version = SWOOP_STATS_VERSION;
+    srv->gs->task.queue_id = -1;
     srv->gs->mode = srv->mode;
     srv->gs->worker_num = srv->worker_num;
     srv->gs->reactor_num = srv->mode == SWOOP_MODE_PROCESS ? srv->reactor_num : 0;

@@ -2,8 +2,9 @@
  * Task workers (DESIGN.md section 2): the server's private interface to
  * task.c. Task worker t is manager slot worker_num + t, tagged
  * SWOOP_SLOT_TASK; event workers reach it over its own datagram socketpair
- * (task_ipc_mode 1), and it sends each result back over the posting
- * worker's message channel (FINISH), where on_finish runs.
+ * (task_ipc_mode 1) or a SysV message queue (2, 3), and it sends each
+ * result back over the posting worker's message channel (FINISH), where
+ * on_finish runs.
  */
 #ifndef SWOOP_SERVER_TASK_H
 #define SWOOP_SERVER_TASK_H
@@ -30,8 +31,12 @@ int swoop__task_num(const struct swoop_server_s *srv);
 /* Manager: tags the task workers' slots (after swoop__manager_init). */
 void swoop__task_manager_setup(struct swoop_server_s *srv, swoop_manager_t *mgr);
 
-/* Manager: slot `id` exited abnormally; a task it was running gets on_task_error. */
-void swoop__task_worker_died(struct swoop_server_s *srv, int id, pid_t pid);
+/*
+ * Manager: process `pid` of slot `id` was reaped. A task it was running is
+ * delivered again (task_redeliver) or reported to its poster
+ * (on_task_error / taskwait); spill blocks it held are freed.
+ */
+void swoop__task_reaped(struct swoop_server_s *srv, int id, pid_t pid);
 
 /* The role main of slot `id` >= worker_num: the task worker's blocking loop. */
 int swoop__task_worker_main(struct swoop_server_s *srv, int id);

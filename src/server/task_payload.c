@@ -1,0 +1,260 @@
+/*
+ * How a task's payload (or a result) travels (DESIGN.md section 2, the
+ * seed's 8 KiB rule):
+ *   - up to SWOOP_TASK_INLINE_MAX bytes inside the message;
+ *   - larger, up to one block (64 KiB) of the spill file: one temporary file
+ *     in task_tmpdir, made and unlinked at start, mapped by every process.
+ *     The message (flag SPILL) carries the block, its generation and the
+ *     length; the reader uses the bytes in place and frees the block. A
+ *     file per message costs ~40 us each way (create, write, open, read,
+ *     unlink); a block costs a copy.
+ *   - otherwise (larger still, spill file full or off) a file of its own,
+ *     mkostemp("<task_tmpdir>/swoop-task.<pid>.XXXXXX"): the message (flag
+ *     TMPFILE) carries its length and path; the reader checks the path has
+ *     our prefix (anything else is refused, never opened), reads and
+ *     unlinks it.
+ * Nothing is left behind: the spill file has no name once mapped, and the
+ * process that started the server removes any leftover file of its prefix
+ * at shutdown (a task queued to a worker that never read it, a reader
+ * killed mid-way).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "server/task_impl.h"
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -errno;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Writes `data` to a new file; fills `path`. Returns 0 or an error (logged). */
+static int file_write(swoop_task_t *tk, const void *data, size_t len, char *path, size_t cap)
+{
+    int n = snprintf(path, cap, "%sXXXXXX", tk->prefix);
+    if (n < 0 || (size_t)n >= cap) {
+        swoop_log(SWOOP_LOG_ERROR, 0, "task temp file path too long (%s)", tk->prefix);
+        return SWOOP_ENAMETOOLONG;
+    }
+    int fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        swoop_log(SWOOP_LOG_ERROR, err, "mkstemp(\"%s\") for a %zu-byte task payload failed", path,
+                  len);
+        return -err;
+    }
+    int rc = write_all(fd, data, len);
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc < 0) {
+        swoop_log(SWOOP_LOG_ERROR, rc, "writing %zu bytes to the task file %s failed", len, path);
+        unlink(path);
+    }
+    return rc;
+}
+
+int task_payload_pack(swoop_task_t *tk, swoop_ipc_head_t *h, const void *data, size_t len,
+                      task_out_t *out)
+{
+    out->p2 = NULL;
+    out->l2 = 0;
+    if (len <= SWOOP_TASK_INLINE_MAX) {
+        out->p1 = data;
+        out->l1 = len;
+        return 0;
+    }
+    void *block;
+    if (tk->spill && len <= swoop__spill_block_size(tk->spill) &&
+        swoop__spill_alloc(tk->spill, len, &out->u.ref, &block) == 0) {
+        memcpy(block, data, len);
+        /* Published before the message leaves: its reader may claim it at once. */
+        swoop__spill_publish(tk->spill, &out->u.ref);
+        h->flags |= SWOOP_IPC_SPILL;
+        out->p1 = &out->u.ref;
+        out->l1 = sizeof(out->u.ref);
+        return 0;
+    }
+    int rc = file_write(tk, data, len, out->path, sizeof(out->path));
+    if (rc < 0)
+        return rc;
+    out->u.tf.length = len;
+    h->flags |= SWOOP_IPC_TMPFILE;
+    out->p1 = &out->u.tf;
+    out->l1 = sizeof(out->u.tf);
+    out->p2 = out->path;
+    out->l2 = strlen(out->path) + 1;
+    return 0;
+}
+
+void task_payload_discard(swoop_task_t *tk, const swoop_ipc_head_t *h, task_out_t *out)
+{
+    if (h->flags & SWOOP_IPC_TMPFILE) {
+        unlink(out->path);
+    } else if (h->flags & SWOOP_IPC_SPILL) {
+        /* Published: take it back as a reader would, then free it. */
+        if (swoop__spill_claim(tk->spill, &out->u.ref) != NULL)
+            swoop__spill_free(tk->spill, &out->u.ref);
+    }
+}
+
+/* Reads the file a TMPFILE message names into in->owned. 0 or an error (logged). */
+static int file_take(swoop_task_t *tk, const char *payload, size_t plen, task_in_t *in)
+{
+    task_tmpfile_t tf;
+    if (plen < sizeof(tf) + 2 || plen - sizeof(tf) > sizeof(in->path) ||
+        payload[plen - 1] != '\0') {
+        swoop_log(SWOOP_LOG_WARNING, 0, "malformed TMPFILE message (%zu bytes) dropped", plen);
+        return SWOOP_EPROTO;
+    }
+    memcpy(&tf, payload, sizeof(tf));
+    const char *path = payload + sizeof(tf);
+    size_t pre = strlen(tk->prefix);
+    if (strncmp(path, tk->prefix, pre) != 0 || strchr(path + pre, '/') != NULL) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "TMPFILE message names a foreign path \"%s\": dropped",
+                  path);
+        return SWOOP_EPROTO;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        int err = errno;
+        swoop_log(SWOOP_LOG_ERROR, err, "open(\"%s\") of a task file failed", path);
+        return -err;
+    }
+    memcpy(in->path, path, strlen(path) + 1);
+    if (!in->keep_file)
+        unlink(path);
+    struct stat st;
+    int rc = 0;
+    char *buf = NULL;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        swoop_log(SWOOP_LOG_ERROR, rc, "fstat() of the task file %s failed", path);
+    } else if ((uint64_t)st.st_size != tf.length || tf.length > SIZE_MAX / 2) {
+        rc = SWOOP_EPROTO;
+        swoop_log(SWOOP_LOG_ERROR, 0, "task file %s holds %lld bytes, the message says %llu", path,
+                  (long long)st.st_size, (unsigned long long)tf.length);
+    } else {
+        buf = swoop_malloc(tf.length ? (size_t)tf.length : 1);
+        size_t got = 0;
+        while (got < tf.length) {
+            ssize_t k = read(fd, buf + got, (size_t)tf.length - got);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0) {
+                rc = k < 0 ? -errno : SWOOP_EIO;
+                swoop_log(SWOOP_LOG_ERROR, rc, "read() of the task file %s failed", path);
+                break;
+            }
+            got += (size_t)k;
+        }
+    }
+    close(fd);
+    if (rc < 0) {
+        swoop_free(buf);
+        if (in->keep_file)
+            unlink(in->path);
+        in->path[0] = '\0';
+        return rc;
+    }
+    in->owned = buf;
+    in->data = buf;
+    in->len = (size_t)tf.length;
+    return 0;
+}
+
+int task_payload_take(swoop_task_t *tk, const swoop_ipc_head_t *h, const char *payload,
+                      size_t plen, int keep_file, task_in_t *in)
+{
+    memset(in, 0, offsetof(task_in_t, path));
+    in->path[0] = '\0';
+    in->keep_file = keep_file;
+    if (h->flags & SWOOP_IPC_TMPFILE)
+        return file_take(tk, payload, plen, in);
+    if (h->flags & SWOOP_IPC_SPILL) {
+        if (tk->spill == NULL || plen != sizeof(in->ref)) {
+            swoop_log(SWOOP_LOG_WARNING, 0, "malformed SPILL message (%zu bytes) dropped", plen);
+            return SWOOP_EPROTO;
+        }
+        memcpy(&in->ref, payload, sizeof(in->ref));
+        const void *p = swoop__spill_claim(tk->spill, &in->ref); /* checks it, logs a bad one */
+        if (p == NULL)
+            return SWOOP_EPROTO;
+        in->spilled = 1;
+        in->data = p;
+        in->len = (size_t)in->ref.len;
+        return 0;
+    }
+    in->data = payload;
+    in->len = plen;
+    return 0;
+}
+
+void task_payload_done(swoop_task_t *tk, task_in_t *in)
+{
+    if (in->spilled) {
+        swoop__spill_free(tk->spill, &in->ref);
+        in->spilled = 0;
+    }
+    if (in->keep_file && in->path[0]) {
+        unlink(in->path);
+        in->path[0] = '\0';
+    }
+    swoop_free(in->owned);
+    in->owned = NULL;
+    in->data = NULL;
+}
+
+void *task_payload_copy(swoop_task_t *tk, task_in_t *in)
+{
+    void *copy = in->owned;
+    if (copy == NULL) {
+        copy = swoop_malloc(in->len ? in->len : 1);
+        memcpy(copy, in->data, in->len);
+    }
+    in->owned = NULL;
+    task_payload_done(tk, in);
+    return copy;
+}
+
+int task_payload_sweep(swoop_server_t *srv)
+{
+    swoop_task_t *tk = srv->task;
+    const char *dir = srv->settings.task_tmpdir;
+    const char *name_prefix = tk->prefix + strlen(dir) + 1;
+    size_t plen = strlen(name_prefix);
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        swoop_log(SWOOP_LOG_WARNING, errno, "opendir(\"%s\") for the task file sweep failed", dir);
+        return 0;
+    }
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, name_prefix, plen) != 0)
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+            n++;
+        else if (errno != ENOENT)
+            swoop_log(SWOOP_LOG_WARNING, errno, "unlink of the task file %s/%s failed", dir,
+                      e->d_name);
+    }
+    closedir(d);
+    if (n)
+        swoop_log(SWOOP_LOG_NOTICE, 0, "removed %d task file(s) left in %s", n, dir);
+    return n;
+}

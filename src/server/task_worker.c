@@ -1,0 +1,433 @@
+/*
+ * The task worker (DESIGN.md section 2, SWOOLE-NOTES.md section 2): a
+ * blocking process, manager slot worker_num + t (SWOOP_SLOT_TASK, so
+ * SIGUSR2 reloads it). It waits for a TASK message (task_queue.c), runs
+ * on_task, and swoop_server_task_finish sends the result to the posting
+ * worker: on its message channel (on_finish), or on its taskwait channel.
+ *
+ * SIGTERM, SIGRTMIN and SIGALRM stay blocked except while the worker waits
+ * for a message, so a task is never cut by them and a user's blocking call
+ * in on_task never sees EINTR. Timers (swoop_timer_*) run through the alarm
+ * driver, between tasks.
+ *
+ * When a task worker dies in on_task, the manager (task_worker_reaped)
+ * either tells the posting worker (on_task_error, or taskwait returns
+ * SWOOP_ECANCELED at once), or with task_redeliver sends the task again to
+ * another task worker: the dying worker kept a copy of the message in
+ * shared memory, and the payload it pointed to (a spill block, a file)
+ * stayed in place until on_task returned.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <swoop/timer.h>
+
+#include "event/internal.h"
+#include "server/task_impl.h"
+
+#define FINISH_TIMEOUT_MS   30000
+#define WAIT_RESULT_MS      1000 /* a taskwait result the waiter does not take is dropped */
+#define REDELIVER_WAIT_MS   1000
+#define TASK_ATTEMPTS_LIMIT 256 /* the attempt travels in 8 bits */
+
+static volatile sig_atomic_t task_stop, task_reopen;
+
+int swoop_server_is_task_worker(const swoop_server_t *srv)
+{
+    return srv && srv->task && srv->task->in_task_worker;
+}
+
+const char *swoop_server_task_path(const swoop_server_t *srv)
+{
+    if (srv == NULL || srv->task == NULL || !srv->task->in_task_worker ||
+        srv->task->cur_task == 0)
+        return NULL;
+    return srv->task->cur_path;
+}
+
+int swoop_server_task_attempt(const swoop_server_t *srv)
+{
+    if (srv == NULL || srv->task == NULL || !srv->task->in_task_worker ||
+        srv->task->cur_task == 0)
+        return 0;
+    return srv->task->cur_attempt;
+}
+
+/* Sends one datagram, waiting (bounded) while the peer's buffer is full. */
+static int send_blocking(int fd, const swoop_ipc_head_t *h, const void *p1, size_t l1,
+                         const void *p2, size_t l2, int timeout_ms)
+{
+    char buf[TASK_MSG_MAX];
+    size_t n = sizeof(*h) + l1 + l2;
+    if (n > sizeof(buf))
+        return SWOOP_EMSGSIZE;
+    swoop_ipc_head_t hh = *h;
+    hh.len = (uint32_t)(l1 + l2);
+    memcpy(buf, &hh, sizeof(hh));
+    if (l1)
+        memcpy(buf + sizeof(hh), p1, l1);
+    if (l2)
+        memcpy(buf + sizeof(hh) + l1, p2, l2);
+    uint64_t deadline = swoop__now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        int rc = swoop__channel_send(fd, buf, n);
+        if (rc != SWOOP_EAGAIN)
+            return rc;
+        uint64_t now = swoop__now_ms();
+        if (now >= deadline)
+            return SWOOP_ETIMEDOUT;
+        struct pollfd pf = {.fd = fd, .events = POLLOUT};
+        poll(&pf, 1, (int)(deadline - now));
+    }
+}
+
+/* Tells worker `src` that `task` has no result (`code`): on_task_error, or its taskwait. */
+static void send_error(swoop_server_t *srv, int src, int wait, int from, int64_t task,
+                       int32_t code)
+{
+    swoop_task_t *tk = srv->task;
+    if (src < 0 || src >= srv->worker_num)
+        return;
+    swoop_ipc_head_t h = {.type = SWOOP_IPC_FINISH,
+                          .worker_id = (int16_t)from,
+                          .aux = TASK_AUX_ERROR,
+                          .conn_id = (uint64_t)task};
+    int fd = wait ? tk->waits[src].fds[0] : srv->msgs[src].fds[0];
+    int rc = send_blocking(fd, &h, &code, sizeof(code), NULL, 0, wait ? 0 : 100);
+    atomic_fetch_add_explicit(&srv->gs->task.failed, 1, memory_order_relaxed);
+    if (rc < 0)
+        swoop_log(SWOOP_LOG_ERROR, rc, "cannot tell worker %d that task %lld failed", src,
+                  (long long)task);
+}
+
+int swoop_server_task_finish(swoop_server_t *srv, const void *data, size_t len)
+{
+    if (srv == NULL || (data == NULL && len))
+        return SWOOP_EINVAL;
+    swoop_task_t *tk = srv->task;
+    if (tk == NULL || !tk->in_task_worker || tk->cur_task == 0) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "swoop_server_task_finish: only inside on_task");
+        return SWOOP_ESTATE;
+    }
+    if (tk->finished) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "task %lld: a second result refused",
+                  (long long)tk->cur_task);
+        return SWOOP_ESTATE;
+    }
+    if (tk->cur_src < 0 || tk->cur_src >= srv->worker_num) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "task %lld: source worker %d unknown",
+                  (long long)tk->cur_task, tk->cur_src);
+        return SWOOP_EINVAL;
+    }
+    swoop_ipc_head_t h = {.type = SWOOP_IPC_FINISH,
+                          .worker_id = (int16_t)srv->worker_id,
+                          .conn_id = (uint64_t)tk->cur_task};
+    task_out_t o;
+    int rc = task_payload_pack(tk, &h, data, len, &o);
+    if (rc < 0)
+        return rc;
+    if (tk->cur_wait)
+        rc = send_blocking(tk->waits[tk->cur_src].fds[0], &h, o.p1, o.l1, o.p2, o.l2,
+                           WAIT_RESULT_MS);
+    else
+        rc = send_blocking(srv->msgs[tk->cur_src].fds[0], &h, o.p1, o.l1, o.p2, o.l2,
+                           FINISH_TIMEOUT_MS);
+    if (rc < 0) {
+        task_payload_discard(tk, &h, &o);
+        swoop_log(SWOOP_LOG_ERROR, rc, "sending the result of task %lld to worker %d failed",
+                  (long long)tk->cur_task, tk->cur_src);
+        return rc;
+    }
+    tk->finished = 1;
+    return 0;
+}
+
+/* Runs one TASK message; returns 1 if on_task ran, else 0 (dropped, logged). */
+static int run_task(swoop_server_t *srv, char *msg, size_t n)
+{
+    swoop_task_t *tk = srv->task;
+    swoop_ipc_head_t h;
+    if (n < sizeof(h)) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "short message (%zu bytes) for a task worker dropped", n);
+        return 0;
+    }
+    memcpy(&h, msg, sizeof(h));
+    if (h.type != SWOOP_IPC_TASK || (h.flags & SWOOP_IPC_CHUNK) || h.len != n - sizeof(h) ||
+        h.conn_id == 0 || h.conn_id > INT64_MAX || n > TASK_MSG_MAX) {
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "malformed message (type %u, flags 0x%x, %zu bytes) for a task worker dropped",
+                  h.type, h.flags, n);
+        return 0;
+    }
+    atomic_fetch_add_explicit(&srv->gs->task.taken, 1, memory_order_relaxed);
+    task_slot_t *slot = task_slot(tk, tk->slot);
+    if (tk->mode == 2)
+        atomic_fetch_sub_explicit(&slot->queued, 1, memory_order_relaxed);
+    int src = h.worker_id, wait = (h.aux & TASK_AUX_WAIT) != 0;
+    if (tk->redeliver) {
+        /* Before anything can fail: the manager re-sends this copy if we die. */
+        memcpy(task_saved(tk, tk->slot), msg, n);
+        atomic_store(&slot->cur_len, (uint32_t)n);
+    }
+    atomic_store(&slot->cur_src, src);
+    atomic_store(&slot->cur_wait, wait);
+    atomic_store(&slot->cur_pid, getpid());
+    atomic_store(&slot->cur_task, (int64_t)h.conn_id);
+    task_in_t in;
+    int rc = task_payload_take(tk, &h, msg + sizeof(h), h.len, tk->redeliver, &in);
+    if (rc < 0) {
+        atomic_store(&slot->cur_task, 0);
+        swoop_log(SWOOP_LOG_ERROR, rc, "task %llu from worker %d cannot be read: it fails",
+                  (unsigned long long)h.conn_id, src);
+        send_error(srv, src, wait, srv->worker_id, (int64_t)h.conn_id, rc);
+        return 0;
+    }
+    if (srv->events.on_task == NULL)
+        return 0; /* checked at start; keeps analyzers quiet */
+    tk->cur_path = in.path[0] ? in.path : in.spilled ? swoop__spill_path(tk->spill) : NULL;
+    tk->cur_task = (int64_t)h.conn_id;
+    tk->cur_src = src;
+    tk->cur_wait = wait;
+    tk->cur_attempt = (int)((h.aux & TASK_AUX_ATTEMPT_MASK) >> TASK_AUX_ATTEMPT_SHIFT) + 1;
+    tk->finished = 0;
+    atomic_store(&slot->busy, 1);
+    atomic_fetch_add_explicit(&srv->gs->task.busy, 1, memory_order_relaxed);
+    srv->events.on_task(srv, (int64_t)h.conn_id, src, in.data, in.len);
+    atomic_fetch_sub_explicit(&srv->gs->task.busy, 1, memory_order_relaxed);
+    atomic_store(&slot->cur_task, 0);
+    atomic_store(&slot->busy, 0);
+    atomic_fetch_add(&slot->done, 1);
+    atomic_fetch_add_explicit(&srv->gs->task.done, 1, memory_order_relaxed);
+    tk->cur_task = 0;
+    tk->cur_src = -1;
+    tk->cur_path = NULL;
+    task_payload_done(tk, &in);
+    atomic_fetch_add_explicit(&srv->proc_stats[srv->worker_id].requests, 1, memory_order_relaxed);
+    return 1;
+}
+
+/* task_max_request reached: the manager starts the successor at once, this process exits. */
+static void retire(swoop_server_t *srv, int id)
+{
+    swoop_log(SWOOP_LOG_INFO, 0, "task worker reached task_max_request (%lld): replacing it",
+              (long long)srv->settings.task_max_request);
+    atomic_store(&srv->proc_stats[id].retire_pid, getpid());
+    pid_t mpid = (pid_t)atomic_load(&srv->gs->manager_pid);
+    if (mpid > 0 && kill(mpid, SIGIO) < 0)
+        swoop_log(SWOOP_LOG_ERROR, errno, "kill(%d, SIGIO) of the manager failed", (int)mpid);
+}
+
+static void on_task_signal(int signo)
+{
+    if (signo == SIGTERM)
+        task_stop = 1;
+    else
+        task_reopen = 1;
+    task_queue_interrupt(); /* leaves a msgrcv under way */
+}
+
+/* Keeps only what a task worker uses: the message channels' write ends, its own queue. */
+static void close_unused(swoop_server_t *srv, int t)
+{
+    swoop_task_t *tk = srv->task;
+    for (int i = 0; i < srv->nports; i++) {
+        swoop_port_t *p = srv->ports[i];
+        if (!p->dgram && p->fd >= 0) {
+            close(p->fd);
+            p->fd = -1;
+        }
+    }
+    for (int w = 0; w < srv->worker_num; w++) {
+        swoop__channel_close_end(&srv->msgs[w], 1);
+        swoop__channel_close_end(&tk->waits[w], 1);
+    }
+    for (int i = 0; srv->pairs && i < srv->worker_num * srv->reactor_num; i++)
+        swoop__channel_close(&srv->pairs[i]);
+    task_queue_child(srv, t);
+}
+
+int swoop__task_worker_main(swoop_server_t *srv, int id)
+{
+    swoop_task_t *tk = srv->task;
+    int t = id - srv->worker_num;
+    srv->worker_id = id;
+    srv->running = 0;
+    srv->pid_file_written = 0;
+    tk->in_task_worker = 1;
+    tk->slot = t;
+    atomic_store(&task_slot(tk, t)->busy, 0); /* a predecessor may have died in on_task */
+    tk->cur_src = -1;
+    swoop_log_set_role(SWOOP_ROLE_TASKER, id);
+    signal(SIGINT, SIG_IGN); /* Ctrl-C reaches the group: the manager stops us in order */
+    atomic_store(&srv->proc_stats[id].pid, getpid());
+    atomic_store(&srv->proc_stats[id].requests, 0);
+    close_unused(srv, t);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_task_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGRTMIN, &sa, NULL);
+    task_stop = 0;
+    task_reopen = 0;
+    /* Timers: the alarm driver; its SIGALRM also leaves a msgrcv under way. */
+    int rc = swoop_timer_alarm_start();
+    if (rc < 0)
+        swoop_log(SWOOP_LOG_ERROR, rc, "task worker %d: no timers (alarm driver)", id);
+    swoop__alarm_set_hook(task_queue_interrupt);
+    sigset_t block, waitmask;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGRTMIN);
+    sigaddset(&block, SIGALRM);
+    sigprocmask(SIG_BLOCK, &block, &waitmask);
+    sigdelset(&waitmask, SIGTERM);
+    sigdelset(&waitmask, SIGRTMIN);
+    sigdelset(&waitmask, SIGALRM);
+
+    if (srv->events.on_worker_start)
+        srv->events.on_worker_start(srv, id);
+    char *buf = swoop_malloc(SWOOP_IPC_MAX);
+    int64_t limit = srv->settings.task_max_request, ran = 0;
+    atomic_store(&srv->proc_stats[id].request_limit, limit);
+    rc = 0;
+    while (!task_stop) {
+        if (swoop__alarm_fired())
+            swoop_timer_alarm_dispatch();
+        if (task_reopen) {
+            task_reopen = 0;
+            int err = swoop_log_reopen();
+            if (err < 0)
+                swoop_log(SWOOP_LOG_ERROR, err, "reopening the log file failed");
+        }
+        sigset_t pend;
+        if (sigpending(&pend) == 0 && sigismember(&pend, SIGTERM))
+            break;
+        ssize_t n = task_queue_recv(srv, t, buf, SWOOP_IPC_MAX, &waitmask);
+        if (n >= 0) {
+            ran += run_task(srv, buf, (size_t)n);
+            if (limit > 0 && ran >= limit) {
+                retire(srv, id);
+                break;
+            }
+            continue;
+        }
+        if (n == SWOOP_EINTR || n == SWOOP_EMSGSIZE || n == SWOOP_EPROTO)
+            continue;
+        swoop_log(SWOOP_LOG_ERROR, (int)n, "task worker %d: reading its queue failed", id);
+        rc = 1;
+        break;
+    }
+    swoop_free(buf);
+    if (srv->events.on_worker_stop)
+        srv->events.on_worker_stop(srv, id);
+    swoop__alarm_set_hook(NULL);
+    /* _exit follows in spawn. */
+    return rc;
+}
+
+/* ---- manager: a task worker died ---- */
+
+/* A saved message will not be sent again: its file goes (its spill block is reaped). */
+static void drop_saved(swoop_task_t *tk, const char *msg, uint32_t n, int unclaimed)
+{
+    swoop_ipc_head_t h;
+    memcpy(&h, msg, sizeof(h));
+    if (h.flags & SWOOP_IPC_TMPFILE) {
+        task_in_t in;
+        /* Checks the path as a reader does, and removes the file with keep_file. */
+        if (task_payload_take(tk, &h, msg + sizeof(h), n - sizeof(h), 1, &in) == 0)
+            task_payload_done(tk, &in);
+    } else if ((h.flags & SWOOP_IPC_SPILL) && unclaimed) {
+        swoop_spill_ref_t ref;
+        memcpy(&ref, msg + sizeof(h), sizeof(ref));
+        if (swoop__spill_claim(tk->spill, &ref) != NULL)
+            swoop__spill_free(tk->spill, &ref);
+    }
+}
+
+/* Task worker `t` died in the task whose message it saved: send it to another one. */
+static int redeliver(swoop_server_t *srv, int t, pid_t pid, int64_t task)
+{
+    swoop_task_t *tk = srv->task;
+    uint32_t n = atomic_load(&task_slot(tk, t)->cur_len);
+    char msg[TASK_MSG_MAX];
+    if (n < sizeof(swoop_ipc_head_t) || n > sizeof(msg))
+        return SWOOP_EPROTO;
+    memcpy(msg, task_saved(tk, t), n);
+    swoop_ipc_head_t h;
+    memcpy(&h, msg, sizeof(h));
+    if (h.conn_id != (uint64_t)task)
+        return SWOOP_EPROTO;
+    int attempt = (int)((h.aux & TASK_AUX_ATTEMPT_MASK) >> TASK_AUX_ATTEMPT_SHIFT) + 1;
+    if (attempt > tk->redeliver || attempt + 1 > TASK_ATTEMPTS_LIMIT) {
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "task %lld killed its task worker %d time(s): task_redeliver %d spent",
+                  (long long)task, attempt, tk->redeliver);
+        drop_saved(tk, msg, n, 0);
+        return SWOOP_ECANCELED;
+    }
+    if (h.flags & SWOOP_IPC_SPILL) {
+        swoop_spill_ref_t ref;
+        memcpy(&ref, msg + sizeof(h), sizeof(ref));
+        int rc = swoop__spill_unclaim(tk->spill, &ref, pid); /* queued again for the next reader */
+        if (rc < 0)
+            return rc;
+    }
+    h.aux = (h.aux & ~TASK_AUX_ATTEMPT_MASK) | ((uint32_t)attempt << TASK_AUX_ATTEMPT_SHIFT);
+    memcpy(msg, &h, sizeof(h));
+    /* Another task worker (mode 3: whichever is free); with one, its successor. */
+    int to = tk->num > 1 ? (t + 1) % tk->num : t;
+    int rc = task_queue_send_wait(srv, to, msg, n, REDELIVER_WAIT_MS);
+    if (rc < 0) {
+        drop_saved(tk, msg, n, 1);
+        return rc;
+    }
+    atomic_fetch_add_explicit(&srv->gs->task.posted, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&srv->gs->task.redelivered, 1, memory_order_relaxed);
+    if (tk->mode == 2)
+        atomic_fetch_add_explicit(&task_slot(tk, to)->queued, 1, memory_order_relaxed);
+    swoop_log(SWOOP_LOG_WARNING, 0,
+              "task worker %d died in task %lld: delivered again (attempt %d) to task worker %d",
+              srv->worker_num + t, (long long)task, attempt + 1, to);
+    return 0;
+}
+
+void swoop__task_reaped(swoop_server_t *srv, int id, pid_t pid)
+{
+    swoop_task_t *tk = srv->task;
+    if (tk == NULL || pid <= 0)
+        return;
+    int t = id - srv->worker_num;
+    if (id >= srv->worker_num && t < tk->num) {
+        task_slot_t *slot = task_slot(tk, t);
+        /* A process that left its slot (reload) may die after its successor took a task. */
+        int64_t task = 0;
+        if (atomic_load(&slot->cur_pid) == pid) {
+            task = atomic_exchange(&slot->cur_task, 0);
+            if (atomic_exchange(&slot->busy, 0))
+                atomic_fetch_sub_explicit(&srv->gs->task.busy, 1, memory_order_relaxed);
+        }
+        if (task != 0) {
+            int src = atomic_load(&slot->cur_src), wait = atomic_load(&slot->cur_wait);
+            int rc = tk->redeliver ? redeliver(srv, t, pid, task) : SWOOP_ECANCELED;
+            if (rc < 0) {
+                if (rc != SWOOP_ECANCELED)
+                    swoop_log(SWOOP_LOG_ERROR, rc, "redelivery of task %lld failed",
+                              (long long)task);
+                swoop_log(SWOOP_LOG_WARNING, 0, "task worker %d died in task %lld: %s worker %d",
+                          id, (long long)task, wait ? "taskwait fails in" : "on_task_error in",
+                          src);
+                send_error(srv, src, wait, id, task, SWOOP_ECANCELED);
+            }
+        }
+    }
+    /* Spill blocks it was writing or reading (a redelivered one is queued again). */
+    if (tk->spill)
+        swoop__spill_reap(tk->spill, pid);
+}
