@@ -11,7 +11,8 @@
  *   task N          counts the primes below N in a task worker (2 of them);
  *                   the reply comes from on_finish
  *   bigtask BYTES   a payload of BYTES round-trips through a task worker,
- *                   which checks its checksum (a temp file above 8 KiB)
+ *                   which checks its checksum (through the spill file above
+ *                   8 KiB, a file of its own above 64 KiB)
  *   wait N          as task N, through swoop_server_taskwait (5 s timeout)
  *   help            this list
  * Options: --host H (127.0.0.1), --port P (9501), --mode process|base,

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -140,4 +141,53 @@ TEST(example_tcp_echo_process)
 TEST(example_tcp_echo_base)
 {
     run_tcp_echo("base");
+}
+
+/*
+ * Runs examples/task_demo in `mode` with `ipc` (task_ipc_mode): a line comes
+ * back reversed by a task worker, and "die" (which kills its task worker on
+ * the first attempt) is answered by the second attempt (task_redeliver 1).
+ */
+static void run_task_demo(const char *mode, const char *ipc)
+{
+    char prog[1024], line[256];
+    snprintf(prog, sizeof(prog), "%s/examples/task_demo", build_dir());
+    int fd;
+    pid_t pid = spawn(prog, (char *const[]){prog, (char *)mode, "0", (char *)ipc, NULL}, &fd);
+    int port = 0;
+    while (port == 0) {
+        ASSERT_GT(swoop_test_read_line(fd, line, sizeof(line), 5000), 0);
+        sscanf(line, "task_demo: %*s mode on 127.0.0.1:%d", &port);
+    }
+    ASSERT_GT(swoop_test_read_line(fd, line, sizeof(line), 5000), 0);
+    ASSERT_NOT_NULL(strstr(line, "master pid"));
+
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ASSERT_EQ(send(c, "hello\n", 6, 0), 6);
+    ASSERT_GT(swoop_test_read_line(c, line, sizeof(line), 5000), 0);
+    int tw = -1, attempt = -1;
+    ASSERT_EQ(sscanf(line, "olleh (task worker %d, attempt %d)", &tw, &attempt), 2);
+    ASSERT(tw == 2 || tw == 3);
+    ASSERT_EQ(attempt, 1);
+    ASSERT_EQ(send(c, "die\n", 4, 0), 4);
+    ASSERT_GT(swoop_test_read_line(c, line, sizeof(line), 5000), 0);
+    ASSERT_EQ(sscanf(line, "eid (task worker %d, attempt %d)", &tw, &attempt), 2);
+    ASSERT_EQ(attempt, 2);
+    close(c);
+    ASSERT_EQ(kill(pid, SIGTERM), 0);
+    close(fd);
+    swoop_test_wait_ok(pid, 10000);
+}
+
+TEST(example_task_demo_process)
+{
+    run_task_demo("process", "1");
+}
+
+TEST(example_task_demo_base_queue)
+{
+    run_task_demo("base", "3");
 }

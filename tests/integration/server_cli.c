@@ -93,6 +93,10 @@ TEST(cli_demo_and_stats)
     ASSERT_GE(swoop_test_read_line(fd, line, sizeof(line), 10000), 0);
     ASSERT(strncmp(line, "bigtask 100: checksum ok (task worker ", 38) == 0);
     ASSERT(strstr(line, ", inline)") != NULL);
+    cli_write(fd, "bigtask 20000\n", 14); /* 8 KiB .. 64 KiB: a block of the spill file */
+    ASSERT_GE(swoop_test_read_line(fd, line, sizeof(line), 10000), 0);
+    ASSERT(strncmp(line, "bigtask 20000: checksum ok (task worker ", 40) == 0);
+    ASSERT(strstr(line, ".spill.") != NULL);
     cli_write(fd, "bigtask 3000000\n", 16);
     ASSERT_GE(swoop_test_read_line(fd, line, sizeof(line), 10000), 0);
     ASSERT(strncmp(line, "bigtask 3000000: checksum ok (task worker ", 42) == 0);
