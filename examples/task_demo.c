@@ -25,7 +25,8 @@ static void on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id
                        size_t len)
 {
     job_t job = {.conn = conn};
-    while (len > 0 && (((const char *)data)[len - 1] == '\n' || ((const char *)data)[len - 1] == '\r'))
+    while (len > 0 &&
+           (((const char *)data)[len - 1] == '\n' || ((const char *)data)[len - 1] == '\r'))
         len--;
     if (len > 200)
         len = 200; /* room for the reply's suffix */
@@ -69,8 +70,7 @@ static void on_finish(swoop_server_t *srv, int64_t task_id, const void *data, si
 
 static void on_task_error(swoop_server_t *srv, int64_t task_id, int error)
 {
-    fprintf(stderr, "task_demo: task %lld failed: %s\n", (long long)task_id,
-            swoop_strerror(error));
+    fprintf(stderr, "task_demo: task %lld failed: %s\n", (long long)task_id, swoop_strerror(error));
 }
 
 static void on_start(swoop_server_t *srv)

@@ -394,9 +394,10 @@ static int redeliver(swoop_server_t *srv, int t, pid_t pid, int64_t task)
                   "task worker %d died in task %lld: queued again (attempt %d)",
                   srv->worker_num + t, (long long)task, attempt + 1);
     else
-        swoop_log(SWOOP_LOG_WARNING, 0,
-                  "task worker %d died in task %lld: delivered again (attempt %d) to task worker %d",
-                  srv->worker_num + t, (long long)task, attempt + 1, srv->worker_num + to);
+        swoop_log(
+            SWOOP_LOG_WARNING, 0,
+            "task worker %d died in task %lld: delivered again (attempt %d) to task worker %d",
+            srv->worker_num + t, (long long)task, attempt + 1, srv->worker_num + to);
     return 0;
 }
 
