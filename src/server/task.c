@@ -452,6 +452,17 @@ int swoop_server_taskwait_multi(swoop_server_t *srv, int n, const void *const *d
 
 /* ---- results ---- */
 
+size_t swoop__task_unsent(swoop_server_t *srv)
+{
+    swoop_task_t *tk = srv->task;
+    if (tk == NULL)
+        return 0;
+    size_t n = tk->npending;
+    for (int t = 0; tk->outs && t < tk->num; t++)
+        n += tk->outs[t].queued_count;
+    return n;
+}
+
 int swoop__task_flush(swoop_server_t *srv)
 {
     return srv->task ? task_queue_flush(srv) : 0;

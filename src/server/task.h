@@ -41,6 +41,9 @@ void swoop__task_reaped(struct swoop_server_s *srv, int id, pid_t pid);
 /* The role main of slot `id` >= worker_num: the task worker's blocking loop. */
 int swoop__task_worker_main(struct swoop_server_s *srv, int id);
 
+/* Event worker at exit: the tasks still waiting in this process (not sent). */
+size_t swoop__task_unsent(struct swoop_server_s *srv);
+
 /* Event worker at exit: sends queued tasks; 1 while some still wait, else 0. */
 int swoop__task_flush(struct swoop_server_s *srv);
 

@@ -83,11 +83,13 @@ int task_payload_pack(swoop_task_t *tk, swoop_ipc_head_t *h, const void *data, s
         swoop__spill_alloc(tk->spill, len, &out->u.ref, &block) == 0) {
         memcpy(block, data, len);
         /* Published before the message leaves: its reader may claim it at once. */
-        swoop__spill_publish(tk->spill, &out->u.ref);
-        h->flags |= SWOOP_IPC_SPILL;
-        out->p1 = &out->u.ref;
-        out->l1 = sizeof(out->u.ref);
-        return 0;
+        if (swoop__spill_publish(tk->spill, &out->u.ref) == 0) {
+            h->flags |= SWOOP_IPC_SPILL;
+            out->p1 = &out->u.ref;
+            out->l1 = sizeof(out->u.ref);
+            return 0;
+        }
+        swoop__spill_free(tk->spill, &out->u.ref); /* logged by publish; a file instead */
     }
     int rc = file_write(tk, data, len, out->path, sizeof(out->path));
     if (rc < 0)

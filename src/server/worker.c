@@ -587,6 +587,11 @@ int swoop__worker_main(void *data, int id)
             break;
         usleep(5000);
     }
+    size_t unsent = swoop__task_unsent(srv);
+    if (unsent)
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "worker %d exits with %zu task(s) its task workers never took in 1 s: lost", id,
+                  unsent);
     atomic_store(&ws->busy, 0);
     /* _exit follows in spawn: nothing of the parent's image is torn down here. */
     return 0;
