@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -95,6 +96,8 @@ static void spill_open(swoop_server_t *srv)
         return;
     char name[64];
     snprintf(name, sizeof(name), TASK_PREFIX "%d.spill.", (int)tk->owner);
+    if (getrandom(&tk->spill_id, sizeof(tk->spill_id), 0) != sizeof(tk->spill_id))
+        tk->spill_id = ((uint64_t)getpid() << 32) ^ swoop__now_ms();
     int rc = swoop__spill_open(&tk->spill, srv->settings.task_tmpdir, name, SPILL_BLOCK,
                                (uint32_t)(size / SPILL_BLOCK));
     if (rc < 0) {

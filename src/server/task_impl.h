@@ -113,6 +113,7 @@ typedef struct swoop_task_s {
     task_shared_t *sh;
     size_t sh_size;
     swoop_spill_t *spill;   /* NULL: every payload above the inline size gets its own file */
+    uint64_t spill_id;      /* random, per spill file: SPILL messages carry it */
     swoop_channel_t *chans; /* mode 1: [t] event workers -> task worker t */
     swoop_msgqueue_t mq;    /* modes 2, 3 */
     swoop_channel_t *waits; /* [w]: task workers -> event worker w's taskwait */

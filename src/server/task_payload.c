@@ -4,8 +4,10 @@
  *   - up to SWOOP_TASK_INLINE_MAX bytes inside the message;
  *   - larger, up to one block (64 KiB) of the spill file: one temporary file
  *     in task_tmpdir, made and unlinked at start, mapped by every process.
- *     The message (flag SPILL) carries the block, its generation and the
- *     length; the reader uses the bytes in place and frees the block. A
+ *     The message (flag SPILL) carries the block, its generation, the length
+ *     and the spill file's random id (a queue with a fixed key can keep a
+ *     message beyond the run whose spill file it names); the reader uses
+ *     the bytes in place and frees the block. A
  *     file per message costs ~40 us each way (create, write, open, read,
  *     unlink); a block costs a copy.
  *   - otherwise (larger still, spill file full or off) a file of its own,
@@ -87,6 +89,8 @@ int task_payload_pack(swoop_task_t *tk, swoop_ipc_head_t *h, const void *data, s
             h->flags |= SWOOP_IPC_SPILL;
             out->p1 = &out->u.ref;
             out->l1 = sizeof(out->u.ref);
+            out->p2 = &tk->spill_id;
+            out->l2 = sizeof(tk->spill_id);
             return 0;
         }
         swoop__spill_free(tk->spill, &out->u.ref); /* logged by publish; a file instead */
@@ -188,11 +192,21 @@ int task_payload_take(swoop_task_t *tk, const swoop_ipc_head_t *h, const char *p
     if (h->flags & SWOOP_IPC_TMPFILE)
         return file_take(tk, payload, plen, in);
     if (h->flags & SWOOP_IPC_SPILL) {
-        if (tk->spill == NULL || plen != sizeof(in->ref)) {
+        uint64_t id;
+        if (tk->spill == NULL || plen != sizeof(in->ref) + sizeof(id)) {
             swoop_log(SWOOP_LOG_WARNING, 0, "malformed SPILL message (%zu bytes) dropped", plen);
             return SWOOP_EPROTO;
         }
         memcpy(&in->ref, payload, sizeof(in->ref));
+        memcpy(&id, payload + sizeof(in->ref), sizeof(id));
+        if (id != tk->spill_id) {
+            /* A message a queue with a fixed key kept from an earlier run: its block is gone. */
+            swoop_log(SWOOP_LOG_WARNING, 0,
+                      "SPILL message of another server run (spill file %016llx, ours %016llx): "
+                      "its payload is gone",
+                      (unsigned long long)id, (unsigned long long)tk->spill_id);
+            return SWOOP_EPROTO;
+        }
         const void *p = swoop__spill_claim(tk->spill, &in->ref); /* checks it, logs a bad one */
         if (p == NULL)
             return SWOOP_EPROTO;

@@ -120,6 +120,10 @@ int swoop_server_task_finish(swoop_server_t *srv, const void *data, size_t len)
                   (long long)tk->cur_task, tk->cur_src);
         return SWOOP_EINVAL;
     }
+    if (tk->big > 0 && len > (uint64_t)tk->big)
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "task %lld: a %zu-byte result is above package_max_length (%lld): sent anyway",
+                  (long long)tk->cur_task, len, (long long)tk->big);
     swoop_ipc_head_t h = {.type = SWOOP_IPC_FINISH,
                           .worker_id = (int16_t)srv->worker_id,
                           .conn_id = (uint64_t)tk->cur_task};
