@@ -75,6 +75,15 @@ void swoop__ipc_out_free(swoop_ipc_out_t *out)
     out->queued_count = 0;
 }
 
+void swoop__ipc_out_foreach(const swoop_ipc_out_t *out,
+                            void (*fn)(const void *dgram, size_t len, void *arg), void *arg)
+{
+    for (swoop_queue_t *q = swoop_queue_head(&out->queue); q != &out->queue; q = q->next) {
+        const ipc_dgram_t *d = swoop_queue_data(q, ipc_dgram_t, q);
+        fn(d->data, d->len, arg);
+    }
+}
+
 /* iovecs for payload bytes [off, off + n) of the two pieces; returns how many. */
 static int slice(struct iovec *iov, const char *d1, size_t l1, const char *d2, size_t l2,
                  size_t off, size_t n)

@@ -106,6 +106,10 @@ void swoop__ipc_out_use_ring(swoop_ipc_out_t *out, struct swoop_ring_s *ring,
 /* Drops whatever is queued. */
 void swoop__ipc_out_free(swoop_ipc_out_t *out);
 
+/* Calls fn on every datagram still queued (header included), oldest first. */
+void swoop__ipc_out_foreach(const swoop_ipc_out_t *out,
+                            void (*fn)(const void *dgram, size_t len, void *arg), void *arg);
+
 /*
  * Writes one message (chunked if needed). Returns 0 when everything went to
  * the kernel, 1 when some of it waits in the queue (call swoop__ipc_flush

@@ -254,6 +254,9 @@ int swoop__spill_unclaim(swoop_spill_t *sp, const swoop_spill_ref_t *ref, pid_t 
 {
     uint64_t seen;
     int rc = transition(sp, ref, READING, reader, QUEUED, 0, memory_order_acq_rel, &seen);
+    /* The reader died before it claimed the block: it is queued already. */
+    if (rc < 0 && seen == word(QUEUED, ref->gen, 0))
+        return 0;
     if (rc < 0)
         log_refused(sp, "unclaim", ref, seen);
     return rc;

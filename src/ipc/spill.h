@@ -101,8 +101,9 @@ int swoop__spill_free(swoop_spill_t *sp, const swoop_spill_ref_t *ref);
 
 /*
  * READING by `reader` -> QUEUED again, for a supervisor that re-sends the
- * message of a reader that died. Returns 0, or SWOOP_ESTATE (logged) when
- * the block is not READING by `reader` in ref->gen.
+ * message of a reader that died. Returns 0 (also when the block is QUEUED
+ * in ref->gen already: the reader died before it claimed it), or
+ * SWOOP_ESTATE (logged) when the block is in any other state.
  */
 int swoop__spill_unclaim(swoop_spill_t *sp, const swoop_spill_ref_t *ref, pid_t reader);
 

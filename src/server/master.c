@@ -157,6 +157,7 @@ static void hook_reopen(void *data)
 static void hook_manager_stop(void *data)
 {
     swoop_server_t *srv = data;
+    swoop__task_manager_exit(srv); /* task.c: the master's leftovers if it died */
     if (srv->events.on_manager_stop)
         srv->events.on_manager_stop(srv);
 }

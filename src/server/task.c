@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server/task_impl.h"
@@ -96,8 +97,6 @@ static void spill_open(swoop_server_t *srv)
         return;
     char name[64];
     snprintf(name, sizeof(name), TASK_PREFIX "%d.spill.", (int)tk->owner);
-    if (getrandom(&tk->spill_id, sizeof(tk->spill_id), 0) != sizeof(tk->spill_id))
-        tk->spill_id = ((uint64_t)getpid() << 32) ^ swoop__now_ms();
     int rc = swoop__spill_open(&tk->spill, srv->settings.task_tmpdir, name, SPILL_BLOCK,
                                (uint32_t)(size / SPILL_BLOCK));
     if (rc < 0) {
@@ -125,9 +124,12 @@ int swoop__task_open(swoop_server_t *srv)
     tk->inline_max = SWOOP_TASK_INLINE_MAX;
     snprintf(tk->prefix, sizeof(tk->prefix), "%s/" TASK_PREFIX "%d.", s->task_tmpdir,
              (int)tk->owner);
-    tk->sh_size = sizeof(task_shared_t) + (size_t)num * sizeof(task_slot_t);
-    if (tk->redeliver)
-        tk->sh_size += (size_t)num * TASK_MSG_MAX;
+    if (getrandom(&tk->run_id, sizeof(tk->run_id), 0) != sizeof(tk->run_id))
+        tk->run_id = ((uint64_t)getpid() << 32) ^ swoop__now_ms();
+    /* Old and new processes of an id overlap during reloads: room for a few generations. */
+    tk->nruns = 4 * num + 8;
+    tk->sh_size = sizeof(task_shared_t) + (size_t)num * sizeof(task_slot_t) +
+                  (size_t)tk->nruns * sizeof(task_run_t);
     void *p = mmap(NULL, tk->sh_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
         int err = errno;
@@ -137,6 +139,14 @@ int swoop__task_open(swoop_server_t *srv)
         return -err;
     }
     tk->sh = p;
+    /*
+     * Ids start from the wall clock (ms << 20): unique in this run, and apart
+     * from the ids of earlier runs whose tasks a queue with a fixed key kept.
+     */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    atomic_store(&tk->sh->task_seq, ((uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000)
+                                        << 20);
     int rc = task_queue_open(srv);
     if (rc < 0) {
         task_free(srv);
@@ -153,6 +163,7 @@ int swoop__task_open(swoop_server_t *srv)
             return rc;
         }
     }
+    task_payload_sweep(srv, 1);
     spill_open(srv);
     srv->gs->task.worker_num = num;
     srv->gs->task.queue_id = tk->mq.id;
@@ -165,7 +176,7 @@ void swoop__task_close(swoop_server_t *srv)
     if (tk == NULL)
         return;
     if (tk->owner == getpid())
-        task_payload_sweep(srv);
+        task_payload_sweep(srv, 0);
     task_free(srv);
 }
 
@@ -200,8 +211,11 @@ static int pick_task_worker(swoop_server_t *srv)
 static int64_t post_task(swoop_server_t *srv, const char *fn, const void *data, size_t len, int dst,
                          uint32_t aux, int *tout)
 {
-    if (srv == NULL || (data == NULL && len))
+    if (srv == NULL || (data == NULL && len)) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "%s: %s", fn,
+                  srv == NULL ? "no server" : "data is NULL with a length");
         return SWOOP_EINVAL;
+    }
     swoop_task_t *tk = srv->task;
     if (tk == NULL || srv->worker_id < 0) {
         swoop_log(SWOOP_LOG_WARNING, 0, "%s: %s", fn,
@@ -232,6 +246,7 @@ static int64_t post_task(swoop_server_t *srv, const char *fn, const void *data, 
                           .aux = aux,
                           .conn_id = (uint64_t)id,
                           .msg_id = TASK_MAGIC};
+    task_tag_set(&h, tk->run_id);
     task_out_t o;
     int rc = task_payload_pack(tk, &h, data, len, &o);
     if (rc < 0)
@@ -305,6 +320,37 @@ static int wait_read(swoop_server_t *srv, swoop_ipc_head_t *h, task_in_t *in, in
     }
 }
 
+/*
+ * The worker's loop runs only while no taskwait does: whatever arrives on the
+ * taskwait channel then is a late result. It is dropped (its block or file
+ * freed) at once instead of waiting for the next taskwait.
+ */
+static void wait_drain(swoop_io_t *io, unsigned events)
+{
+    swoop_server_t *srv = io->data;
+    swoop_ipc_head_t h;
+    task_in_t in;
+    int32_t code;
+    while (wait_read(srv, &h, &in, &code) == 1) {
+        swoop_log(SWOOP_LOG_INFO, 0, "task %llu has expired: its late result is dropped",
+                  (unsigned long long)h.conn_id);
+        if (code == 0)
+            task_payload_done(srv->task, &in);
+    }
+}
+
+static void wait_watch(swoop_server_t *srv)
+{
+    swoop_task_t *tk = srv->task;
+    swoop_loop_t *loop = swoop_loop_default();
+    if (tk->waits_watched || loop == NULL)
+        return;
+    tk->wait_io.data = srv;
+    if (swoop_io_init(loop, &tk->wait_io, tk->waits[srv->worker_id].fds[1], wait_drain) == 0 &&
+        swoop_io_start(&tk->wait_io, SWOOP_READABLE) == 0)
+        tk->waits_watched = 1;
+}
+
 /* Waits for results or for room to send until `deadline`; flushes what this worker queued. */
 static void wait_some(swoop_server_t *srv, uint64_t deadline)
 {
@@ -325,14 +371,19 @@ static void wait_some(swoop_server_t *srv, uint64_t deadline)
 int swoop_server_taskwait(swoop_server_t *srv, const void *data, size_t len, int timeout_ms,
                           int dst, void **result, size_t *result_len)
 {
-    if (result == NULL || result_len == NULL || timeout_ms <= 0)
+    if (result == NULL || result_len == NULL || timeout_ms <= 0) {
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "swoop_server_taskwait: result pointers and a timeout > 0 (%d) are required",
+                  timeout_ms);
         return SWOOP_EINVAL;
+    }
     *result = NULL;
     *result_len = 0;
     int t;
     int64_t id = post_task(srv, "swoop_server_taskwait", data, len, dst, TASK_AUX_WAIT, &t);
     if (id < 0)
         return (int)id;
+    wait_watch(srv);
     uint64_t deadline = swoop__now_ms() + (uint64_t)timeout_ms;
     for (;;) {
         swoop_ipc_head_t h;
@@ -370,8 +421,13 @@ static int multi_check(swoop_server_t *srv, int n, const void *const *data, cons
                        const int *dst, int timeout_ms, void **results, size_t *result_lens)
 {
     if (srv == NULL || n < 1 || n > SWOOP_TASKWAIT_MULTI_MAX || data == NULL || lens == NULL ||
-        timeout_ms <= 0 || results == NULL || result_lens == NULL)
+        timeout_ms <= 0 || results == NULL || result_lens == NULL) {
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "swoop_server_taskwait_multi: n %d (1..%d), arrays and a timeout > 0 (%d) "
+                  "are required",
+                  n, SWOOP_TASKWAIT_MULTI_MAX, timeout_ms);
         return SWOOP_EINVAL;
+    }
     swoop_task_t *tk = srv->task;
     if (tk == NULL || srv->worker_id < 0 || tk->in_task_worker) {
         swoop_log(SWOOP_LOG_WARNING, 0, "swoop_server_taskwait_multi: %s",
@@ -394,6 +450,7 @@ int swoop_server_taskwait_multi(swoop_server_t *srv, int n, const void *const *d
     int rc = multi_check(srv, n, data, lens, dst, timeout_ms, results, result_lens);
     if (rc < 0)
         return rc;
+    wait_watch(srv);
     int64_t *ids = swoop_malloc((size_t)n * sizeof(*ids));
     char *answered = swoop_calloc((size_t)n, 1);
     int want = 0, got = 0;
@@ -455,7 +512,7 @@ int swoop_server_taskwait_multi(swoop_server_t *srv, int n, const void *const *d
 
 /* ---- results ---- */
 
-size_t swoop__task_unsent(swoop_server_t *srv)
+size_t swoop__task_abandon(swoop_server_t *srv)
 {
     swoop_task_t *tk = srv->task;
     if (tk == NULL)
@@ -463,7 +520,21 @@ size_t swoop__task_unsent(swoop_server_t *srv)
     size_t n = tk->npending;
     for (int t = 0; tk->outs && t < tk->num; t++)
         n += tk->outs[t].queued_count;
+    task_queue_drop_unsent(srv);
     return n;
+}
+
+void swoop__task_manager_exit(swoop_server_t *srv)
+{
+    swoop_task_t *tk = srv->task;
+    if (tk == NULL || tk->owner == getpid() || getppid() == tk->owner)
+        return; /* the process that started the server cleans up itself */
+    swoop_log(SWOOP_LOG_WARNING, 0,
+              "the master (pid %d) is gone: the manager removes its task files and queue",
+              (int)tk->owner);
+    task_payload_sweep(srv, 0);
+    if (tk->mq.id >= 0)
+        swoop__msgqueue_remove(&tk->mq); /* only a private one */
 }
 
 int swoop__task_flush(swoop_server_t *srv)

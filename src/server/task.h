@@ -41,8 +41,14 @@ void swoop__task_reaped(struct swoop_server_s *srv, int id, pid_t pid);
 /* The role main of slot `id` >= worker_num: the task worker's blocking loop. */
 int swoop__task_worker_main(struct swoop_server_s *srv, int id);
 
-/* Event worker at exit: the tasks still waiting in this process (not sent). */
-size_t swoop__task_unsent(struct swoop_server_s *srv);
+/*
+ * Event worker at exit: drops the tasks still waiting in this process (their
+ * spill blocks and files freed); returns how many.
+ */
+size_t swoop__task_abandon(struct swoop_server_s *srv);
+
+/* Manager at exit: when the master died without cleaning up, removes its task files and queue. */
+void swoop__task_manager_exit(struct swoop_server_s *srv);
 
 /* Event worker at exit: sends queued tasks; 1 while some still wait, else 0. */
 int swoop__task_flush(struct swoop_server_s *srv);

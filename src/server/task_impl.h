@@ -38,33 +38,65 @@
 /* msg_id of every TASK message: a message in the queue without it is not ours. */
 #define TASK_MAGIC 0x53575441534b3031ull /* "SWTASK01" */
 
+/*
+ * TASK messages carry the low 32 bits of the server run's random id in
+ * reactor_id and port_id (unused for tasks): a queue with a fixed key can
+ * hand a task to a later run, whose workers never posted it.
+ */
+static inline void task_tag_set(swoop_ipc_head_t *h, uint64_t run_id)
+{
+    h->reactor_id = (int16_t)(uint16_t)(run_id & 0xffff);
+    h->port_id = (uint16_t)((run_id >> 16) & 0xffff);
+}
+
+static inline int task_tag_ours(const swoop_ipc_head_t *h, uint64_t run_id)
+{
+    return (uint16_t)h->reactor_id == (uint16_t)(run_id & 0xffff) &&
+           h->port_id == (uint16_t)((run_id >> 16) & 0xffff);
+}
+
 /* Path of a file-borne payload: "<tmpdir>/swoop-task.<pid>.XXXXXX". */
 #define TASK_PATH_MAX (SWOOP_SERVER_PATH_MAX + 72)
 
 /* The largest TASK or FINISH message: header, then at most the inline payload. */
 #define TASK_MSG_MAX (sizeof(swoop_ipc_head_t) + SWOOP_TASK_INLINE_MAX)
 
-/* Per task worker, in shared memory: one cache line each. */
+/* Per task worker id, in shared memory: one cache line each. */
 typedef struct task_slot_s {
-    _Alignas(64) _Atomic int32_t busy; /* in on_task (reset when a process starts) */
-    _Atomic int32_t cur_src;           /* the running task's poster */
-    _Atomic uint64_t done;             /* tasks run by this slot (all its processes) */
-    _Atomic int64_t cur_task;          /* the task in on_task, 0 if none */
-    _Atomic int32_t cur_wait;          /* its poster waits in taskwait */
-    _Atomic int32_t cur_pid;           /* the process running it */
-    _Atomic int32_t queued;            /* posted to this slot, not yet taken (modes 1, 2) */
-    _Atomic uint32_t cur_len;          /* redelivery: bytes of the message in `saved` */
-    char pad_[24];
+    _Alignas(64) _Atomic int32_t busy; /* its processes in on_task (a reload runs two at once) */
+    _Atomic int32_t queued;            /* mode 2: posted to it, not yet taken */
+    _Atomic uint64_t done;             /* tasks run by this id (all its processes) */
+    char pad_[48];
 } task_slot_t;
 
 static_assert(sizeof(task_slot_t) == 64, "one cache line per task worker");
+
+/*
+ * What one task worker process is running, keyed by its pid: after a
+ * reload (reload_async) or a task_max_request retirement the old and the
+ * new process of one id run side by side, so the record cannot be the id's.
+ * The process claims a free record at start and is its only writer; the
+ * manager reads it after waitpid() (which orders the dead writer's stores
+ * before) and frees it.
+ */
+typedef struct task_run_s {
+    _Alignas(64) _Atomic int32_t pid; /* 0: free */
+    int32_t slot;
+    int32_t src;            /* the poster, -1 for a task of another run */
+    int32_t wait;           /* the poster waits in taskwait */
+    int32_t in_task;        /* in on_task: counted in its slot's busy and the stats */
+    int32_t finished;       /* its result was sent: nothing to redeliver or report */
+    uint32_t len;           /* bytes of msg */
+    _Atomic int64_t task;   /* the task taken, 0 between tasks; stored last */
+    char msg[TASK_MSG_MAX]; /* the message as it came (header, inline payload or reference) */
+} task_run_t;
 
 typedef struct task_shared_s {
     _Atomic uint64_t task_seq;
     _Atomic uint32_t rr;
     char pad_[52];
     task_slot_t slots[];
-    /* then, with task_redeliver: TASK_MSG_MAX bytes per task worker, its current message */
+    /* then nruns task_run_t */
 } task_shared_t;
 
 /* The payload of a TMPFILE message: the length, then the path (with its NUL). */
@@ -94,9 +126,13 @@ typedef struct task_in_s {
     int keep_file;            /* the file is removed by task_payload_done, not at once */
 } task_in_t;
 
-/* A task an event worker could not hand to the message queue yet (modes 2, 3). */
+/*
+ * A message the socket or queue did not take yet: an event worker's task
+ * (modes 2, 3), or a task the manager delivers again (every mode).
+ */
 typedef struct task_pending_s {
     swoop_queue_t node;
+    int t; /* the task worker it is for */
     size_t len;
     long mtype; /* right before msg: what msgsnd takes */
     char msg[]; /* header and payload */
@@ -113,7 +149,8 @@ typedef struct swoop_task_s {
     task_shared_t *sh;
     size_t sh_size;
     swoop_spill_t *spill;   /* NULL: every payload above the inline size gets its own file */
-    uint64_t spill_id;      /* random, per spill file: SPILL messages carry it */
+    uint64_t run_id;        /* random, per server run: tags TASK messages and spill references */
+    int nruns;              /* task_run_t records */
     swoop_channel_t *chans; /* mode 1: [t] event workers -> task worker t */
     swoop_msgqueue_t mq;    /* modes 2, 3 */
     swoop_channel_t *waits; /* [w]: task workers -> event worker w's taskwait */
@@ -125,9 +162,12 @@ typedef struct swoop_task_s {
     swoop_queue_t pending; /* modes 2, 3: task_pending_t, oldest first */
     size_t npending;
     int64_t retry_timer;
+    int waits_watched; /* the taskwait channel drains late results in the loop */
+    swoop_io_t wait_io;
     /* Task worker side. */
     int in_task_worker;
     int slot;
+    task_run_t *run;  /* its record, NULL when none was free */
     int64_t cur_task; /* the task whose on_task runs, 0 outside */
     int cur_src;
     int cur_wait; /* the current task's poster waits in taskwait */
@@ -141,10 +181,9 @@ static inline task_slot_t *task_slot(swoop_task_t *tk, int t)
     return &tk->sh->slots[t];
 }
 
-/* Redelivery: task worker t's copy of the message it runs (task_redeliver only). */
-static inline char *task_saved(swoop_task_t *tk, int t)
+static inline task_run_t *task_run(swoop_task_t *tk, int i)
 {
-    return (char *)(tk->sh->slots + tk->num) + (size_t)t * TASK_MSG_MAX;
+    return (task_run_t *)(tk->sh->slots + tk->num) + i;
 }
 
 /* ---- task_payload.c ---- */
@@ -163,10 +202,20 @@ int task_payload_take(swoop_task_t *tk, const swoop_ipc_head_t *h, const char *p
                       int keep_file, task_in_t *in);
 /* Releases what task_payload_take holds. */
 void task_payload_done(swoop_task_t *tk, task_in_t *in);
+/*
+ * A TASK or FINISH message that will never be read (its process exits with
+ * it unsent, its sender gave up): frees its spill block if still queued,
+ * removes its file.
+ */
+void task_payload_drop(swoop_task_t *tk, const char *msg, size_t len);
 /* A copy of the payload (malloc'd, never NULL), then task_payload_done. */
 void *task_payload_copy(swoop_task_t *tk, task_in_t *in);
-/* Removes this server's files left in task_tmpdir; returns how many. */
-int task_payload_sweep(swoop_server_t *srv);
+/*
+ * Removes this server's files left in task_tmpdir, or with `dead` those of
+ * servers whose process is gone (SIGKILLed before their own sweep); returns
+ * how many.
+ */
+int task_payload_sweep(swoop_server_t *srv, int dead);
 
 /* ---- task_queue.c ---- */
 
@@ -194,8 +243,14 @@ ssize_t task_queue_recv(swoop_server_t *srv, int t, char *buf, size_t cap,
                         const sigset_t *waitmask);
 /* Task worker t: the reads it needs after fork; closes the rest. */
 void task_queue_child(swoop_server_t *srv, int t);
-/* Manager: sends a whole message to task worker t (mode 3: any), waiting at most timeout_ms. */
-int task_queue_send_wait(swoop_server_t *srv, int t, const void *msg, size_t len, int timeout_ms);
+/*
+ * Manager: sends a whole message to task worker t (mode 3: any) without
+ * blocking: 0 sent, 1 queued here and retried by a 1 ms timer, or an error
+ * (logged).
+ */
+int task_queue_resend(swoop_server_t *srv, int t, const void *msg, size_t len);
+/* An exiting event worker or manager: drops (task_payload_drop) what it never sent. */
+void task_queue_drop_unsent(swoop_server_t *srv);
 /* Task worker: a signal handler calls this; a recv blocked in msgrcv returns SWOOP_EINTR. */
 void task_queue_interrupt(void);
 

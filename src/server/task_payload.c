@@ -5,7 +5,7 @@
  *   - larger, up to one block (64 KiB) of the spill file: one temporary file
  *     in task_tmpdir, made and unlinked at start, mapped by every process.
  *     The message (flag SPILL) carries the block, its generation, the length
- *     and the spill file's random id (a queue with a fixed key can keep a
+ *     and the server run's random id (a queue with a fixed key can keep a
  *     message beyond the run whose spill file it names); the reader uses
  *     the bytes in place and frees the block. A
  *     file per message costs ~40 us each way (create, write, open, read,
@@ -23,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +76,7 @@ int task_payload_pack(swoop_task_t *tk, swoop_ipc_head_t *h, const void *data, s
 {
     out->p2 = NULL;
     out->l2 = 0;
-    if (len <= SWOOP_TASK_INLINE_MAX) {
+    if (len <= tk->inline_max) {
         out->p1 = data;
         out->l1 = len;
         return 0;
@@ -89,8 +90,8 @@ int task_payload_pack(swoop_task_t *tk, swoop_ipc_head_t *h, const void *data, s
             h->flags |= SWOOP_IPC_SPILL;
             out->p1 = &out->u.ref;
             out->l1 = sizeof(out->u.ref);
-            out->p2 = &tk->spill_id;
-            out->l2 = sizeof(tk->spill_id);
+            out->p2 = &tk->run_id;
+            out->l2 = sizeof(tk->run_id);
             return 0;
         }
         swoop__spill_free(tk->spill, &out->u.ref); /* logged by publish; a file instead */
@@ -118,23 +119,31 @@ void task_payload_discard(swoop_task_t *tk, const swoop_ipc_head_t *h, task_out_
     }
 }
 
-/* Reads the file a TMPFILE message names into in->owned. 0 or an error (logged). */
-static int file_take(swoop_task_t *tk, const char *payload, size_t plen, task_in_t *in)
+/* The path a TMPFILE message names, or NULL (logged) when it is malformed or not ours. */
+static const char *file_path(swoop_task_t *tk, const char *payload, size_t plen, task_tmpfile_t *tf)
 {
-    task_tmpfile_t tf;
-    if (plen < sizeof(tf) + 2 || plen - sizeof(tf) > sizeof(in->path) ||
-        payload[plen - 1] != '\0') {
+    if (plen < sizeof(*tf) + 2 || plen - sizeof(*tf) > TASK_PATH_MAX || payload[plen - 1] != '\0') {
         swoop_log(SWOOP_LOG_WARNING, 0, "malformed TMPFILE message (%zu bytes) dropped", plen);
-        return SWOOP_EPROTO;
+        return NULL;
     }
-    memcpy(&tf, payload, sizeof(tf));
-    const char *path = payload + sizeof(tf);
+    memcpy(tf, payload, sizeof(*tf));
+    const char *path = payload + sizeof(*tf);
     size_t pre = strlen(tk->prefix);
     if (strncmp(path, tk->prefix, pre) != 0 || strchr(path + pre, '/') != NULL) {
         swoop_log(SWOOP_LOG_WARNING, 0, "TMPFILE message names a foreign path \"%s\": dropped",
                   path);
-        return SWOOP_EPROTO;
+        return NULL;
     }
+    return path;
+}
+
+/* Reads the file a TMPFILE message names into in->owned. 0 or an error (logged). */
+static int file_take(swoop_task_t *tk, const char *payload, size_t plen, task_in_t *in)
+{
+    task_tmpfile_t tf;
+    const char *path = file_path(tk, payload, plen, &tf);
+    if (path == NULL)
+        return SWOOP_EPROTO;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         int err = errno;
@@ -199,12 +208,12 @@ int task_payload_take(swoop_task_t *tk, const swoop_ipc_head_t *h, const char *p
         }
         memcpy(&in->ref, payload, sizeof(in->ref));
         memcpy(&id, payload + sizeof(in->ref), sizeof(id));
-        if (id != tk->spill_id) {
+        if (id != tk->run_id) {
             /* A message a queue with a fixed key kept from an earlier run: its block is gone. */
             swoop_log(SWOOP_LOG_WARNING, 0,
-                      "SPILL message of another server run (spill file %016llx, ours %016llx): "
-                      "its payload is gone",
-                      (unsigned long long)id, (unsigned long long)tk->spill_id);
+                      "SPILL message of another server run (%016llx, ours %016llx): its payload "
+                      "is gone",
+                      (unsigned long long)id, (unsigned long long)tk->run_id);
             return SWOOP_EPROTO;
         }
         const void *p = swoop__spill_claim(tk->spill, &in->ref); /* checks it, logs a bad one */
@@ -247,12 +256,43 @@ void *task_payload_copy(swoop_task_t *tk, task_in_t *in)
     return copy;
 }
 
-int task_payload_sweep(swoop_server_t *srv)
+void task_payload_drop(swoop_task_t *tk, const char *msg, size_t len)
+{
+    swoop_ipc_head_t h;
+    if (len < sizeof(h))
+        return;
+    memcpy(&h, msg, sizeof(h));
+    if (!(h.flags & (SWOOP_IPC_TMPFILE | SWOOP_IPC_SPILL)) || h.len != len - sizeof(h))
+        return;
+    if (h.flags & SWOOP_IPC_TMPFILE) {
+        task_tmpfile_t tf;
+        const char *path = file_path(tk, msg + sizeof(h), h.len, &tf);
+        if (path && unlink(path) < 0 && errno != ENOENT)
+            swoop_log(SWOOP_LOG_WARNING, errno, "unlink(\"%s\") of a dropped task file failed",
+                      path);
+        return;
+    }
+    task_in_t in;
+    /* Claimed as a reader would (checked, still queued), then freed. */
+    if (task_payload_take(tk, &h, msg + sizeof(h), h.len, 0, &in) == 0)
+        task_payload_done(tk, &in);
+}
+
+/* The pid in "swoop-task.<pid>.*", or 0 when the name is not one of ours. */
+static pid_t name_pid(const char *name)
+{
+    size_t pre = strlen(TASK_PREFIX);
+    if (strncmp(name, TASK_PREFIX, pre) != 0)
+        return 0;
+    char *end;
+    long pid = strtol(name + pre, &end, 10);
+    return *end == '.' && pid > 0 && pid <= INT32_MAX ? (pid_t)pid : 0;
+}
+
+int task_payload_sweep(swoop_server_t *srv, int dead)
 {
     swoop_task_t *tk = srv->task;
     const char *dir = srv->settings.task_tmpdir;
-    const char *name_prefix = tk->prefix + strlen(dir) + 1;
-    size_t plen = strlen(name_prefix);
     DIR *d = opendir(dir);
     if (d == NULL) {
         swoop_log(SWOOP_LOG_WARNING, errno, "opendir(\"%s\") for the task file sweep failed", dir);
@@ -261,7 +301,10 @@ int task_payload_sweep(swoop_server_t *srv)
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, name_prefix, plen) != 0)
+        pid_t pid = name_pid(e->d_name);
+        if (pid == 0)
+            continue;
+        if (dead ? pid == tk->owner || kill(pid, 0) == 0 || errno != ESRCH : pid != tk->owner)
             continue;
         if (unlinkat(dirfd(d), e->d_name, 0) == 0)
             n++;
@@ -271,6 +314,7 @@ int task_payload_sweep(swoop_server_t *srv)
     }
     closedir(d);
     if (n)
-        swoop_log(SWOOP_LOG_NOTICE, 0, "removed %d task file(s) left in %s", n, dir);
+        swoop_log(SWOOP_LOG_NOTICE, 0, "removed %d task file(s) %s in %s", n,
+                  dead ? "of servers that died" : "left", dir);
     return n;
 }

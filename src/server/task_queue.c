@@ -25,7 +25,6 @@
 #include <poll.h>
 #include <setjmp.h>
 #include <string.h>
-#include <time.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/msg.h>
@@ -218,6 +217,14 @@ static int mq_send(swoop_task_t *tk, long mtype, const void *text, size_t len)
     }
 }
 
+/* Sends one waiting message: 0, SWOOP_EAGAIN, or an error (logged). */
+static int pending_send(swoop_task_t *tk, task_pending_t *p)
+{
+    if (queued_mode(tk))
+        return mq_send(tk, p->mtype, p->msg, p->len);
+    return swoop__channel_send(tk->chans[p->t].fds[0], p->msg, p->len);
+}
+
 static void retry_tick(int64_t id, void *arg)
 {
     swoop_server_t *srv = arg;
@@ -232,24 +239,23 @@ int task_queue_flush(swoop_server_t *srv)
     swoop_task_t *tk = srv->task;
     if (tk == NULL)
         return 0;
-    if (!queued_mode(tk)) {
-        int left = 0;
-        for (int t = 0; tk->outs && t < tk->num; t++)
-            left |= swoop__ipc_pending(&tk->outs[t]) && swoop__ipc_flush(&tk->outs[t]) == 1;
-        return left;
-    }
+    int left = 0;
+    for (int t = 0; tk->outs && t < tk->num; t++)
+        left |= swoop__ipc_pending(&tk->outs[t]) && swoop__ipc_flush(&tk->outs[t]) == 1;
     while (!swoop_queue_empty(&tk->pending)) {
         task_pending_t *p = swoop_queue_data(swoop_queue_head(&tk->pending), task_pending_t, node);
-        int rc = mq_send(tk, p->mtype, p->msg, p->len);
+        int rc = pending_send(tk, p);
         if (rc == SWOOP_EAGAIN)
             return 1;
         swoop_queue_remove(&p->node);
         tk->npending--;
-        if (rc < 0)
-            swoop_log(SWOOP_LOG_ERROR, rc, "a queued task is lost");
+        if (rc < 0) {
+            swoop_log(SWOOP_LOG_ERROR, rc, "a task for task worker %d is lost", p->t);
+            task_payload_drop(tk, p->msg, p->len);
+        }
         swoop_free(p);
     }
-    return 0;
+    return left;
 }
 
 int task_queue_pollfds(swoop_server_t *srv, struct pollfd *pf, int cap)
@@ -262,56 +268,100 @@ int task_queue_pollfds(swoop_server_t *srv, struct pollfd *pf, int cap)
     return n;
 }
 
-static int mq_post(swoop_server_t *srv, int t, const swoop_ipc_head_t *h, const task_out_t *o)
+/*
+ * Sends `p` (filled but for the list fields) unless older ones wait, else
+ * queues it behind them with the retry timer running. Takes `p` in every
+ * case: 0 sent, 1 queued, or an error (logged; p freed, its payload kept).
+ */
+static int pending_post(swoop_server_t *srv, task_pending_t *p)
 {
     swoop_task_t *tk = srv->task;
-    size_t len = sizeof(*h) + o->l1 + o->l2;
-    task_pending_t *p = swoop_malloc(sizeof(*p) + len);
-    char *text = p->msg; /* p->mtype right in front: mq_send writes the mtype there */
-    swoop_ipc_head_t hh = *h;
-    hh.len = (uint32_t)(o->l1 + o->l2);
-    hh.msg_id = TASK_MAGIC;
-    memcpy(text, &hh, sizeof(hh));
-    if (o->l1)
-        memcpy(text + sizeof(hh), o->p1, o->l1);
-    if (o->l2)
-        memcpy(text + sizeof(hh) + o->l1, o->p2, o->l2);
-    long mtype = mtype_of(tk, t);
     if (tk->npending == 0) {
-        int rc = mq_send(tk, mtype, text, len);
+        int rc = pending_send(tk, p);
         if (rc != SWOOP_EAGAIN) {
             swoop_free(p);
             return rc;
         }
     }
-    /* Keep the order: behind what already waits. */
-    p->mtype = mtype;
-    p->len = len;
-    swoop_queue_insert_tail(&tk->pending, &p->node);
-    tk->npending++;
     if (tk->retry_timer <= 0) {
         int64_t id = swoop_timer_tick(RETRY_MS, retry_tick, srv);
         if (id < 0) {
             swoop_log(SWOOP_LOG_ERROR, (int)id, "task queue retry timer failed");
+            swoop_free(p);
             return (int)id;
         }
         tk->retry_timer = id;
     }
+    /* Keep the order: behind what already waits. */
+    swoop_queue_insert_tail(&tk->pending, &p->node);
+    tk->npending++;
     return 1;
+}
+
+static task_pending_t *pending_new(swoop_task_t *tk, int t, size_t len)
+{
+    task_pending_t *p = swoop_malloc(sizeof(*p) + len);
+    p->t = t;
+    p->len = len;
+    p->mtype = mtype_of(tk, t); /* right before msg: mq_send writes it there again */
+    return p;
 }
 
 int task_queue_post(swoop_server_t *srv, int t, const swoop_ipc_head_t *h, const task_out_t *o)
 {
     swoop_task_t *tk = srv->task;
-    if (queued_mode(tk))
-        return mq_post(srv, t, h, o);
     int rc;
-    if (tk->outs == NULL && (rc = outs_init(srv)) < 0)
+    if (!queued_mode(tk)) {
+        if (tk->outs == NULL && (rc = outs_init(srv)) < 0)
+            return rc;
+        rc = swoop__ipc_send2(&tk->outs[t], h, o->p1, o->l1, o->p2, o->l2);
+        if (rc == 1 && !(tk->out_io[t]._events & SWOOP_WRITABLE))
+            swoop_io_start(&tk->out_io[t], SWOOP_WRITABLE);
         return rc;
-    rc = swoop__ipc_send2(&tk->outs[t], h, o->p1, o->l1, o->p2, o->l2);
-    if (rc == 1 && !(tk->out_io[t]._events & SWOOP_WRITABLE))
-        swoop_io_start(&tk->out_io[t], SWOOP_WRITABLE);
-    return rc;
+    }
+    size_t len = sizeof(*h) + o->l1 + o->l2;
+    task_pending_t *p = pending_new(tk, t, len);
+    swoop_ipc_head_t hh = *h;
+    hh.len = (uint32_t)(o->l1 + o->l2);
+    memcpy(p->msg, &hh, sizeof(hh));
+    if (o->l1)
+        memcpy(p->msg + sizeof(hh), o->p1, o->l1);
+    if (o->l2)
+        memcpy(p->msg + sizeof(hh) + o->l1, o->p2, o->l2);
+    return pending_post(srv, p);
+}
+
+int task_queue_resend(swoop_server_t *srv, int t, const void *msg, size_t len)
+{
+    swoop_task_t *tk = srv->task;
+    if (len > TASK_MSG_MAX)
+        return SWOOP_EMSGSIZE;
+    task_pending_t *p = pending_new(tk, t, len);
+    memcpy(p->msg, msg, len);
+    return pending_post(srv, p);
+}
+
+static void drop_dgram(const void *dgram, size_t len, void *arg)
+{
+    task_payload_drop(arg, dgram, len);
+}
+
+void task_queue_drop_unsent(swoop_server_t *srv)
+{
+    swoop_task_t *tk = srv->task;
+    if (tk == NULL)
+        return;
+    for (int t = 0; tk->outs && t < tk->num; t++) {
+        swoop__ipc_out_foreach(&tk->outs[t], drop_dgram, tk);
+        swoop__ipc_out_free(&tk->outs[t]);
+    }
+    while (!swoop_queue_empty(&tk->pending)) {
+        task_pending_t *p = swoop_queue_data(swoop_queue_head(&tk->pending), task_pending_t, node);
+        swoop_queue_remove(&p->node);
+        task_payload_drop(tk, p->msg, p->len);
+        swoop_free(p);
+    }
+    tk->npending = 0;
 }
 
 /* ---- task worker: receiving ---- */
@@ -384,31 +434,5 @@ ssize_t task_queue_recv(swoop_server_t *srv, int t, char *buf, size_t cap, const
             swoop_log(SWOOP_LOG_ERROR, err, "task worker %d: ppoll() failed", t);
             return -err;
         }
-    }
-}
-
-/* ---- manager: redelivery ---- */
-
-int task_queue_send_wait(swoop_server_t *srv, int t, const void *msg, size_t len, int timeout_ms)
-{
-    swoop_task_t *tk = srv->task;
-    static mq_buf_t m;
-    if (len > sizeof(m.text))
-        return SWOOP_EMSGSIZE;
-    uint64_t deadline = swoop__now_ms() + (uint64_t)timeout_ms;
-    for (;;) {
-        int rc;
-        if (queued_mode(tk)) {
-            memcpy(m.text, msg, len);
-            rc = mq_send(tk, mtype_of(tk, t), m.text, len);
-        } else {
-            rc = swoop__channel_send(tk->chans[t].fds[0], msg, len);
-        }
-        if (rc != SWOOP_EAGAIN)
-            return rc;
-        if (swoop__now_ms() >= deadline)
-            return SWOOP_ETIMEDOUT;
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
     }
 }

@@ -31,10 +31,12 @@
 
 #define FINISH_TIMEOUT_MS   30000
 #define WAIT_RESULT_MS      1000 /* a taskwait result the waiter does not take is dropped */
-#define REDELIVER_WAIT_MS   1000
-#define TASK_ATTEMPTS_LIMIT 256 /* the attempt travels in 8 bits */
+#define ERROR_WAIT_MS       200  /* a report waits this long for room in its channel */
+#define TASK_ATTEMPTS_LIMIT 256  /* the attempt travels in 8 bits */
 
 static volatile sig_atomic_t task_stop, task_reopen;
+
+static task_run_t *run_claim(swoop_task_t *tk, int t);
 
 int swoop_server_is_task_worker(const swoop_server_t *srv)
 {
@@ -94,7 +96,7 @@ static void send_error(swoop_server_t *srv, int src, int wait, int from, int64_t
                           .aux = TASK_AUX_ERROR,
                           .conn_id = (uint64_t)task};
     int fd = wait ? tk->waits[src].fds[0] : srv->msgs[src].fds[0];
-    int rc = send_blocking(fd, &h, &code, sizeof(code), NULL, 0, wait ? 0 : 100);
+    int rc = send_blocking(fd, &h, &code, sizeof(code), NULL, 0, ERROR_WAIT_MS);
     atomic_fetch_add_explicit(&srv->gs->task.failed, 1, memory_order_relaxed);
     if (rc < 0)
         swoop_log(SWOOP_LOG_ERROR, rc, "cannot tell worker %d that task %lld failed", src,
@@ -114,6 +116,13 @@ int swoop_server_task_finish(swoop_server_t *srv, const void *data, size_t len)
         swoop_log(SWOOP_LOG_WARNING, 0, "task %lld: a second result refused",
                   (long long)tk->cur_task);
         return SWOOP_ESTATE;
+    }
+    if (tk->cur_src == -1) {
+        swoop_log(SWOOP_LOG_NOTICE, 0,
+                  "task %lld came from an earlier server run: its result has no receiver",
+                  (long long)tk->cur_task);
+        tk->finished = 1;
+        return 0;
     }
     if (tk->cur_src < 0 || tk->cur_src >= srv->worker_num) {
         swoop_log(SWOOP_LOG_WARNING, 0, "task %lld: source worker %d unknown",
@@ -144,6 +153,8 @@ int swoop_server_task_finish(swoop_server_t *srv, const void *data, size_t len)
         return rc;
     }
     tk->finished = 1;
+    if (tk->run)
+        tk->run->finished = 1; /* a death from now on neither re-sends nor reports it */
     return 0;
 }
 
@@ -169,22 +180,33 @@ static int run_task(swoop_server_t *srv, char *msg, size_t n)
     if (tk->mode == 2)
         atomic_fetch_sub_explicit(&slot->queued, 1, memory_order_relaxed);
     int src = h.worker_id, wait = (h.aux & TASK_AUX_WAIT) != 0;
-    if (tk->redeliver) {
-        /* Before anything can fail: the manager re-sends this copy if we die. */
-        memcpy(task_saved(tk, tk->slot), msg, n);
-        atomic_store(&slot->cur_len, (uint32_t)n);
+    if (!task_tag_ours(&h, tk->run_id)) {
+        /* Kept by a queue with a fixed key from an earlier run: nobody here waits for it. */
+        swoop_log(SWOOP_LOG_NOTICE, 0,
+                  "task %llu was posted by an earlier server run: it runs, its result is dropped",
+                  (unsigned long long)h.conn_id);
+        src = -1;
     }
-    atomic_store(&slot->cur_src, src);
-    atomic_store(&slot->cur_wait, wait);
-    atomic_store(&slot->cur_pid, getpid());
-    atomic_store(&slot->cur_task, (int64_t)h.conn_id);
+    task_run_t *run = tk->run;
+    if (run) {
+        /* Before anything can fail: the manager reports or re-sends this copy if we die. */
+        memcpy(run->msg, msg, n);
+        run->len = (uint32_t)n;
+        run->src = src;
+        run->wait = wait;
+        run->in_task = 0;
+        run->finished = 0;
+        atomic_store_explicit(&run->task, (int64_t)h.conn_id, memory_order_release);
+    }
     task_in_t in;
-    int rc = task_payload_take(tk, &h, msg + sizeof(h), h.len, tk->redeliver, &in);
+    int rc = task_payload_take(tk, &h, msg + sizeof(h), h.len, tk->redeliver > 0, &in);
     if (rc < 0) {
-        atomic_store(&slot->cur_task, 0);
+        if (run)
+            atomic_store(&run->task, 0);
         swoop_log(SWOOP_LOG_ERROR, rc, "task %llu from worker %d cannot be read: it fails",
                   (unsigned long long)h.conn_id, src);
-        send_error(srv, src, wait, srv->worker_id, (int64_t)h.conn_id, rc);
+        if (src >= 0)
+            send_error(srv, src, wait, srv->worker_id, (int64_t)h.conn_id, rc);
         return 0;
     }
     if (srv->events.on_task == NULL)
@@ -195,12 +217,17 @@ static int run_task(swoop_server_t *srv, char *msg, size_t n)
     tk->cur_wait = wait;
     tk->cur_attempt = (int)((h.aux & TASK_AUX_ATTEMPT_MASK) >> TASK_AUX_ATTEMPT_SHIFT) + 1;
     tk->finished = 0;
-    atomic_store(&slot->busy, 1);
+    atomic_fetch_add(&slot->busy, 1);
     atomic_fetch_add_explicit(&srv->gs->task.busy, 1, memory_order_relaxed);
+    if (run)
+        run->in_task = 1;
     srv->events.on_task(srv, (int64_t)h.conn_id, src, in.data, in.len);
+    if (run) {
+        run->in_task = 0;
+        atomic_store(&run->task, 0);
+    }
     atomic_fetch_sub_explicit(&srv->gs->task.busy, 1, memory_order_relaxed);
-    atomic_store(&slot->cur_task, 0);
-    atomic_store(&slot->busy, 0);
+    atomic_fetch_sub(&slot->busy, 1);
     atomic_fetch_add(&slot->done, 1);
     atomic_fetch_add_explicit(&srv->gs->task.done, 1, memory_order_relaxed);
     tk->cur_task = 0;
@@ -260,7 +287,7 @@ int swoop__task_worker_main(swoop_server_t *srv, int id)
     srv->pid_file_written = 0;
     tk->in_task_worker = 1;
     tk->slot = t;
-    atomic_store(&task_slot(tk, t)->busy, 0); /* a predecessor may have died in on_task */
+    tk->run = run_claim(tk, t);
     tk->cur_src = -1;
     swoop_log_set_role(SWOOP_ROLE_TASKER, id);
     signal(SIGINT, SIG_IGN); /* Ctrl-C reaches the group: the manager stops us in order */
@@ -334,75 +361,109 @@ int swoop__task_worker_main(swoop_server_t *srv, int id)
 
 /* ---- manager: a task worker died ---- */
 
-/* A saved message will not be sent again: its file goes (its spill block is reaped). */
-static void drop_saved(swoop_task_t *tk, const char *msg, uint32_t n, int unclaimed)
+/* Claims a free record for this process; NULL (logged) when none is free. */
+static task_run_t *run_claim(swoop_task_t *tk, int t)
 {
-    swoop_ipc_head_t h;
-    memcpy(&h, msg, sizeof(h));
-    if (h.flags & SWOOP_IPC_TMPFILE) {
-        task_in_t in;
-        /* Checks the path as a reader does, and removes the file with keep_file. */
-        if (task_payload_take(tk, &h, msg + sizeof(h), n - sizeof(h), 1, &in) == 0)
-            task_payload_done(tk, &in);
-    } else if ((h.flags & SWOOP_IPC_SPILL) && unclaimed) {
-        swoop_spill_ref_t ref;
-        memcpy(&ref, msg + sizeof(h), sizeof(ref));
-        if (swoop__spill_claim(tk->spill, &ref) != NULL)
-            swoop__spill_free(tk->spill, &ref);
+    int32_t self = (int32_t)getpid();
+    for (int i = 0; i < tk->nruns; i++) {
+        task_run_t *r = task_run(tk, i);
+        int32_t none = 0;
+        if (atomic_compare_exchange_strong(&r->pid, &none, self)) {
+            r->slot = t;
+            atomic_store(&r->task, 0);
+            return r;
+        }
     }
+    swoop_log(SWOOP_LOG_WARNING, 0,
+              "no free task record (%d in use): a task this process dies in is not reported",
+              tk->nruns);
+    return NULL;
 }
 
-/* Task worker `t` died in the task whose message it saved: send it to another one. */
-static int redeliver(swoop_server_t *srv, int t, pid_t pid, int64_t task)
+/* Task worker `id`, process `pid`, died in the task whose message `run` holds: send it again. */
+static int redeliver(swoop_server_t *srv, int id, pid_t pid, task_run_t *run)
 {
     swoop_task_t *tk = srv->task;
-    uint32_t n = atomic_load(&task_slot(tk, t)->cur_len);
-    char msg[TASK_MSG_MAX];
-    if (n < sizeof(swoop_ipc_head_t) || n > sizeof(msg))
-        return SWOOP_EPROTO;
-    memcpy(msg, task_saved(tk, t), n);
     swoop_ipc_head_t h;
-    memcpy(&h, msg, sizeof(h));
-    if (h.conn_id != (uint64_t)task)
-        return SWOOP_EPROTO;
+    memcpy(&h, run->msg, sizeof(h));
     int attempt = (int)((h.aux & TASK_AUX_ATTEMPT_MASK) >> TASK_AUX_ATTEMPT_SHIFT) + 1;
     if (attempt > tk->redeliver || attempt + 1 > TASK_ATTEMPTS_LIMIT) {
         swoop_log(SWOOP_LOG_WARNING, 0,
                   "task %lld killed its task worker %d time(s): task_redeliver %d spent",
-                  (long long)task, attempt, tk->redeliver);
-        drop_saved(tk, msg, n, 0);
+                  (long long)h.conn_id, attempt, tk->redeliver);
         return SWOOP_ECANCELED;
     }
     if (h.flags & SWOOP_IPC_SPILL) {
         swoop_spill_ref_t ref;
-        memcpy(&ref, msg + sizeof(h), sizeof(ref));
-        int rc = swoop__spill_unclaim(tk->spill, &ref, pid); /* queued again for the next reader */
+        memcpy(&ref, run->msg + sizeof(h), sizeof(ref));
+        /* Queued again for the next reader (or still queued: it died before claiming). */
+        int rc = swoop__spill_unclaim(tk->spill, &ref, pid);
         if (rc < 0)
             return rc;
     }
     h.aux = (h.aux & ~TASK_AUX_ATTEMPT_MASK) | ((uint32_t)attempt << TASK_AUX_ATTEMPT_SHIFT);
-    memcpy(msg, &h, sizeof(h));
+    memcpy(run->msg, &h, sizeof(h));
     /* Another task worker (mode 3: whichever is free); with one, its successor. */
+    int t = id - srv->worker_num;
     int to = tk->num > 1 ? (t + 1) % tk->num : t;
-    int rc = task_queue_send_wait(srv, to, msg, n, REDELIVER_WAIT_MS);
-    if (rc < 0) {
-        drop_saved(tk, msg, n, 1);
+    int rc = task_queue_resend(srv, to, run->msg, run->len);
+    if (rc < 0)
         return rc;
-    }
     atomic_fetch_add_explicit(&srv->gs->task.posted, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&srv->gs->task.redelivered, 1, memory_order_relaxed);
     if (tk->mode == 2)
         atomic_fetch_add_explicit(&task_slot(tk, to)->queued, 1, memory_order_relaxed);
     if (tk->mode == 3)
         swoop_log(SWOOP_LOG_WARNING, 0,
-                  "task worker %d died in task %lld: queued again (attempt %d)",
-                  srv->worker_num + t, (long long)task, attempt + 1);
+                  "task worker %d died in task %lld: queued again (attempt %d)", id,
+                  (long long)h.conn_id, attempt + 1);
     else
         swoop_log(
             SWOOP_LOG_WARNING, 0,
-            "task worker %d died in task %lld: delivered again (attempt %d) to task worker %d",
-            srv->worker_num + t, (long long)task, attempt + 1, srv->worker_num + to);
+            "task worker %d died in task %lld: delivered again (attempt %d) to task worker %d", id,
+            (long long)h.conn_id, attempt + 1, srv->worker_num + to);
     return 0;
+}
+
+/* Frees the payload of a message the dead `pid` held that goes nowhere now. */
+static void run_drop(swoop_task_t *tk, pid_t pid, task_run_t *run)
+{
+    swoop_ipc_head_t h;
+    memcpy(&h, run->msg, sizeof(h));
+    if (h.flags & SWOOP_IPC_SPILL) {
+        swoop_spill_ref_t ref;
+        memcpy(&ref, run->msg + sizeof(h), sizeof(ref));
+        swoop__spill_unclaim(tk->spill, &ref, pid); /* queued again, so the drop can claim it */
+    }
+    task_payload_drop(tk, run->msg, run->len);
+}
+
+/* What process `pid` of task worker `id` was doing when it died: re-sent, reported or freed. */
+static void run_settle(swoop_server_t *srv, int id, pid_t pid, task_run_t *run)
+{
+    swoop_task_t *tk = srv->task;
+    int64_t task = atomic_load_explicit(&run->task, memory_order_acquire);
+    if (run->in_task) {
+        atomic_fetch_sub(&task_slot(tk, run->slot)->busy, 1);
+        atomic_fetch_sub_explicit(&srv->gs->task.busy, 1, memory_order_relaxed);
+    }
+    if (task == 0 || run->len < sizeof(swoop_ipc_head_t) || run->len > TASK_MSG_MAX)
+        return;
+    if (run->finished) {
+        run_drop(tk, pid, run); /* its result went out: only the payload is left */
+        return;
+    }
+    int rc = tk->redeliver && run->src >= 0 ? redeliver(srv, id, pid, run) : SWOOP_ECANCELED;
+    if (rc >= 0)
+        return;
+    if (rc != SWOOP_ECANCELED)
+        swoop_log(SWOOP_LOG_ERROR, rc, "delivering task %lld again failed", (long long)task);
+    run_drop(tk, pid, run);
+    if (run->src < 0)
+        return;
+    swoop_log(SWOOP_LOG_WARNING, 0, "task worker %d died in task %lld: %s worker %d", id,
+              (long long)task, run->wait ? "taskwait fails in" : "on_task_error in", run->src);
+    send_error(srv, run->src, run->wait, id, task, SWOOP_ECANCELED);
 }
 
 void swoop__task_reaped(swoop_server_t *srv, int id, pid_t pid)
@@ -410,31 +471,18 @@ void swoop__task_reaped(swoop_server_t *srv, int id, pid_t pid)
     swoop_task_t *tk = srv->task;
     if (tk == NULL || pid <= 0)
         return;
-    int t = id - srv->worker_num;
-    if (id >= srv->worker_num && t < tk->num) {
-        task_slot_t *slot = task_slot(tk, t);
-        /* A process that left its slot (reload) may die after its successor took a task. */
-        int64_t task = 0;
-        if (atomic_load(&slot->cur_pid) == pid) {
-            task = atomic_exchange(&slot->cur_task, 0);
-            if (atomic_exchange(&slot->busy, 0))
-                atomic_fetch_sub_explicit(&srv->gs->task.busy, 1, memory_order_relaxed);
-        }
-        if (task != 0) {
-            int src = atomic_load(&slot->cur_src), wait = atomic_load(&slot->cur_wait);
-            int rc = tk->redeliver ? redeliver(srv, t, pid, task) : SWOOP_ECANCELED;
-            if (rc < 0) {
-                if (rc != SWOOP_ECANCELED)
-                    swoop_log(SWOOP_LOG_ERROR, rc, "redelivery of task %lld failed",
-                              (long long)task);
-                swoop_log(SWOOP_LOG_WARNING, 0, "task worker %d died in task %lld: %s worker %d",
-                          id, (long long)task, wait ? "taskwait fails in" : "on_task_error in",
-                          src);
-                send_error(srv, src, wait, id, task, SWOOP_ECANCELED);
-            }
+    if (id >= srv->worker_num && id < srv->worker_num + tk->num) {
+        for (int i = 0; i < tk->nruns; i++) {
+            task_run_t *run = task_run(tk, i);
+            if (atomic_load(&run->pid) != (int32_t)pid)
+                continue;
+            run_settle(srv, id, pid, run);
+            atomic_store(&run->task, 0);
+            atomic_store(&run->pid, 0);
+            break;
         }
     }
-    /* Spill blocks it was writing or reading (a redelivered one is queued again). */
+    /* Spill blocks it was writing or reading (a re-sent one is queued again). */
     if (tk->spill)
         swoop__spill_reap(tk->spill, pid);
 }

@@ -587,7 +587,7 @@ int swoop__worker_main(void *data, int id)
             break;
         usleep(5000);
     }
-    size_t unsent = swoop__task_unsent(srv);
+    size_t unsent = swoop__task_abandon(srv);
     if (unsent)
         swoop_log(SWOOP_LOG_WARNING, 0,
                   "worker %d exits with %zu task(s) its task workers never took in 1 s: lost", id,
