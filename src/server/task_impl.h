@@ -148,7 +148,10 @@ static inline char *task_saved(swoop_task_t *tk, int t)
 
 /* ---- task_payload.c ---- */
 
-/* Packs `data` into `h` (flags) and `out`: inline, a spill block or a file. 0 or an error (logged). */
+/*
+ * Packs `data` into `h` (flags) and `out`: inline, a spill block or a file.
+ * 0 or an error (logged).
+ */
 int task_payload_pack(swoop_task_t *tk, swoop_ipc_head_t *h, const void *data, size_t len,
                       task_out_t *out);
 /* Undoes a pack whose message was never sent (frees the block, removes the file). */
@@ -157,8 +160,8 @@ void task_payload_discard(swoop_task_t *tk, const swoop_ipc_head_t *h, task_out_
  * Takes the payload of a received message. With `keep_file` a file stays
  * until task_payload_done (redelivery needs it). 0 or an error (logged).
  */
-int task_payload_take(swoop_task_t *tk, const swoop_ipc_head_t *h, const char *payload,
-                      size_t plen, int keep_file, task_in_t *in);
+int task_payload_take(swoop_task_t *tk, const swoop_ipc_head_t *h, const char *payload, size_t plen,
+                      int keep_file, task_in_t *in);
 /* Releases what task_payload_take holds. */
 void task_payload_done(swoop_task_t *tk, task_in_t *in);
 /* A copy of the payload (malloc'd, never NULL), then task_payload_done. */
@@ -193,8 +196,7 @@ ssize_t task_queue_recv(swoop_server_t *srv, int t, char *buf, size_t cap,
 /* Task worker t: the reads it needs after fork; closes the rest. */
 void task_queue_child(swoop_server_t *srv, int t);
 /* Manager: sends a whole message to task worker t (mode 3: any), waiting at most timeout_ms. */
-int task_queue_send_wait(swoop_server_t *srv, int t, const void *msg, size_t len,
-                         int timeout_ms);
+int task_queue_send_wait(swoop_server_t *srv, int t, const void *msg, size_t len, int timeout_ms);
 /* Task worker: a signal handler calls this; a recv blocked in msgrcv returns SWOOP_EINTR. */
 void task_queue_interrupt(void);
 

@@ -177,8 +177,8 @@ static int file_take(swoop_task_t *tk, const char *payload, size_t plen, task_in
     return 0;
 }
 
-int task_payload_take(swoop_task_t *tk, const swoop_ipc_head_t *h, const char *payload,
-                      size_t plen, int keep_file, task_in_t *in)
+int task_payload_take(swoop_task_t *tk, const swoop_ipc_head_t *h, const char *payload, size_t plen,
+                      int keep_file, task_in_t *in)
 {
     memset(in, 0, offsetof(task_in_t, path));
     in->path[0] = '\0';

@@ -366,8 +366,7 @@ static ssize_t mq_recv(swoop_task_t *tk, int t, char *buf, size_t cap, const sig
     return n;
 }
 
-ssize_t task_queue_recv(swoop_server_t *srv, int t, char *buf, size_t cap,
-                        const sigset_t *waitmask)
+ssize_t task_queue_recv(swoop_server_t *srv, int t, char *buf, size_t cap, const sigset_t *waitmask)
 {
     swoop_task_t *tk = srv->task;
     if (queued_mode(tk))

@@ -43,16 +43,14 @@ int swoop_server_is_task_worker(const swoop_server_t *srv)
 
 const char *swoop_server_task_path(const swoop_server_t *srv)
 {
-    if (srv == NULL || srv->task == NULL || !srv->task->in_task_worker ||
-        srv->task->cur_task == 0)
+    if (srv == NULL || srv->task == NULL || !srv->task->in_task_worker || srv->task->cur_task == 0)
         return NULL;
     return srv->task->cur_path;
 }
 
 int swoop_server_task_attempt(const swoop_server_t *srv)
 {
-    if (srv == NULL || srv->task == NULL || !srv->task->in_task_worker ||
-        srv->task->cur_task == 0)
+    if (srv == NULL || srv->task == NULL || !srv->task->in_task_worker || srv->task->cur_task == 0)
         return 0;
     return srv->task->cur_attempt;
 }
@@ -86,8 +84,7 @@ static int send_blocking(int fd, const swoop_ipc_head_t *h, const void *p1, size
 }
 
 /* Tells worker `src` that `task` has no result (`code`): on_task_error, or its taskwait. */
-static void send_error(swoop_server_t *srv, int src, int wait, int from, int64_t task,
-                       int32_t code)
+static void send_error(swoop_server_t *srv, int src, int wait, int from, int64_t task, int32_t code)
 {
     swoop_task_t *tk = srv->task;
     if (src < 0 || src >= srv->worker_num)
