@@ -39,7 +39,7 @@ static ishare_t *sh;
 
 /* The server the next srv_start makes (set before the fork). */
 static struct {
-    int ipc, num, redeliver, key;
+    int ipc, num, workers, redeliver, key;
     int64_t spill;
     int log;
     swoop_server_events_t ev;
@@ -57,6 +57,8 @@ static void setup(swoop_server_t *srv, void *arg)
     ASSERT_OK(swoop_server_set(srv, "task_tmpdir", tenv.tmpdir));
     if (cfg.log)
         ASSERT_OK(swoop_server_set(srv, "log_file", sh->log));
+    ASSERT_OK(swoop_server_set(srv, "max_wait_time", "1"));
+    swoop_server_settings(srv)->worker_num = cfg.workers;
 }
 
 /* Fresh shared state and tmpdir, defaults for cfg; the caller sets cfg.ev and the rest. */
@@ -67,14 +69,16 @@ static void begin(int ipc)
     memset(&cfg, 0, sizeof(cfg));
     cfg.ipc = ipc;
     cfg.num = NT;
+    cfg.workers = 2;
     cfg.spill = 16 << 20;
     snprintf(sh->log, sizeof(sh->log), "%s/server.log", swoop_test_tmpdir());
 }
 
 static srv_handle_t start(void)
 {
-    srv_handle_t h = srv_start(SWOOP_MODE_PROCESS, setup, NULL, 2);
-    WAIT_UNTIL(atomic_load(&sh->task_pids[0]) > 0 && atomic_load(&sh->task_pids[1]) > 0, 5000);
+    srv_handle_t h = srv_start(SWOOP_MODE_PROCESS, setup, NULL, cfg.workers);
+    for (int t = 0; t < cfg.num; t++)
+        WAIT_UNTIL(atomic_load(&sh->task_pids[t]) > 0, 5000);
     return h;
 }
 
@@ -104,7 +108,7 @@ static int slot_of(int pid)
 static void on_worker_start(swoop_server_t *srv, int id)
 {
     if (swoop_server_is_task_worker(srv))
-        atomic_store(&sh->task_pids[id - 2], getpid());
+        atomic_store(&sh->task_pids[id - cfg.workers], getpid());
 }
 
 static void block_until_released(void)
@@ -346,7 +350,7 @@ TEST(task_wait_canceled_mq3)
  */
 static void tick(int64_t id, void *arg)
 {
-    int t = swoop_server_worker_id(arg) - 2;
+    int t = swoop_server_worker_id(arg) - cfg.workers;
     atomic_fetch_add(&sh->ticks[t], 1);
     if (atomic_load(&sh->in_task[t]))
         atomic_fetch_add(&sh->tick_in_task, 1);
@@ -362,7 +366,7 @@ static void timer_on_worker_start(swoop_server_t *srv, int id)
 static void timer_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data,
                           size_t len)
 {
-    int t = swoop_server_worker_id(srv) - 2;
+    int t = swoop_server_worker_id(srv) - cfg.workers;
     atomic_store(&sh->in_task[t], 1);
     int before = atomic_load(&sh->ticks[t]);
     uint64_t end = swoop_test_now_ms() + 200;
@@ -493,6 +497,103 @@ TEST(task_queue_garbage_mq3)
     ASSERT_EQ(msgctl(qid, IPC_STAT, &ds), 0);
     ASSERT_EQ(ds.msg_qnum, 0); /* all garbage was taken */
     ASSERT_EQ(msgctl(qid, IPC_RMID, NULL), 0);
+}
+
+/*
+ * A keyed queue across a restart (mode 3, one task worker): server A's
+ * task worker blocks, a second task waits in the queue when A stops. The
+ * queue and that task outlive A (the contract), and server B's task worker
+ * runs it. Its result must not reach B's worker as the on_finish of a task
+ * B never posted: B's task ids start at 1 again, so a stale result could
+ * stand for one of B's own tasks.
+ */
+static int64_t own_ids[4];
+static int nown;
+
+static void restart_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data,
+                            size_t len)
+{
+    if (len == 5 && memcmp(data, "block", 5) == 0) {
+        atomic_store(&sh->blocked_pid, getpid());
+        for (;;)
+            pause();
+    }
+    if (len == 5 && memcmp(data, "stale", 5) == 0)
+        atomic_store(&sh->att2_ok, 1);
+    atomic_fetch_add(&sh->runs, 1);
+    ASSERT_OK(swoop_server_task_finish(srv, "r", 1));
+}
+
+static void restart_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id,
+                               const void *data, size_t len)
+{
+    if (((const char *)data)[0] == 'a') {
+        ASSERT_GT(swoop_server_task(srv, "block", 5, -1), 0);
+        ASSERT_GT(swoop_server_task(srv, "stale", 5, -1), 0);
+        return;
+    }
+    int64_t id = swoop_server_task(srv, "own", 3, -1);
+    ASSERT_GT(id, 0);
+    own_ids[nown++] = id;
+}
+
+static void restart_on_finish(swoop_server_t *srv, int64_t task_id, const void *data, size_t len)
+{
+    int mine = 0;
+    for (int i = 0; i < nown; i++)
+        mine |= own_ids[i] == task_id;
+    if (!mine)
+        atomic_store(&sh->bad, (int)task_id); /* a result this process never asked for */
+    else
+        atomic_fetch_add(&sh->finished, 1);
+}
+
+static int mq_qnum(int key)
+{
+    static mq_info_t all[MQ_MAX];
+    int n = mq_list(all, MQ_MAX);
+    for (int i = 0; i < n; i++) {
+        if (all[i].key == key)
+            return (int)all[i].qnum;
+    }
+    return -1;
+}
+
+TEST(task_queue_restart_mq3)
+{
+    begin(3);
+    cfg.key = 0x5800000 | (getpid() & 0xfffff);
+    cfg.num = 1;
+    cfg.workers = 1; /* every result on one channel, in order */
+    cfg.ev = (swoop_server_events_t){.on_worker_start = on_worker_start,
+                                     .on_receive = restart_on_receive,
+                                     .on_task = restart_on_task,
+                                     .on_finish = restart_on_finish};
+    ASSERT_EQ(mq_by_key(cfg.key), -1);
+    srv_handle_t a = start();
+    int qid = mq_by_key(cfg.key);
+    ASSERT_GE(qid, 0);
+    int fd = cli_connect(a.port);
+    send_cmd(fd, "a");
+    WAIT_UNTIL(atomic_load(&sh->blocked_pid) > 0, 5000);
+    WAIT_UNTIL(mq_qnum(cfg.key) == 1, 5000);
+    finish(&a, fd); /* the blocked task worker is SIGKILLed after max_wait_time */
+    ASSERT_EQ(mq_by_key(cfg.key), qid);
+    ASSERT_EQ(mq_qnum(cfg.key), 1);
+
+    memset((void *)sh->task_pids, 0, sizeof(sh->task_pids));
+    srv_handle_t b = start();
+    WAIT_UNTIL(atomic_load(&sh->att2_ok), 5000); /* the stale task ran in B */
+    fd = cli_connect(b.port);
+    send_cmd(fd, "b");
+    /* B's own result; the stale one, if it came, came first (same channel, in order). */
+    WAIT_UNTIL(atomic_load(&sh->finished) == 1, 5000);
+    ASSERT_EQ(atomic_load(&sh->runs), 2);
+    int stale_finish = atomic_load(&sh->bad);
+    finish(&b, fd);
+    ASSERT_EQ(msgctl(qid, IPC_RMID, NULL), 0);
+    if (stale_finish)
+        FAIL("server B's worker got on_finish(%d) for server A's task", stale_finish);
 }
 
 /*
