@@ -2,9 +2,11 @@
  * Task transport and recovery through real servers (PROCESS, port 0):
  * redelivery of a task whose task worker was killed (task_ipc_mode 1, 2,
  * 3; inline, spill and file payloads), a redelivery budget that runs out,
- * taskwait canceled at once by a dead task worker, timers in task workers
- * (between tasks only), foreign messages in a keyed queue, an exhausted
- * spill file, the choice of an idle task worker, and the task stats. The
+ * taskwait canceled at once by a dead task worker (or answered by the
+ * redelivered task), timers in task workers (between tasks only), foreign
+ * messages in a keyed queue, a keyed queue across a restart, an exhausted
+ * spill file, spill blocks of killed task workers coming back, the choice
+ * of an idle task worker, and the task stats. The
  * test drives each server with one-byte commands and reads what happened
  * from shared memory; every wait is bounded. After each stop task_tmpdir
  * holds no swoop-task file and no private queue is left.
@@ -280,7 +282,7 @@ TEST(task_redeliver_spent_mq3)
  */
 static void tw_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data, size_t len)
 {
-    if (len == 5 && memcmp(data, "block", 5) == 0) {
+    if (len == 5 && memcmp(data, "block", 5) == 0 && swoop_server_task_attempt(srv) == 1) {
         atomic_store(&sh->blocked_pid, getpid());
         for (;;)
             pause();
@@ -296,7 +298,8 @@ static void tw_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor
     uint64_t t0 = swoop_test_now_ms();
     int rc = swoop_server_taskwait(srv, "block", 5, 5000, -1, &r, &rl);
     atomic_store(&sh->wait_ms, (int)(swoop_test_now_ms() - t0));
-    ASSERT_NULL(r);
+    atomic_store(&sh->att2_ok, r != NULL && rl == 5 && memcmp(r, "block", 5) == 0);
+    swoop_free(r);
     atomic_store(&sh->wait_rc, rc);
     ASSERT_OK(swoop_server_taskwait(srv, "next", 4, 5000, -1, &r, &rl));
     atomic_store(&sh->wait_next, rl == 4 && memcmp(r, "next", 4) == 0);
@@ -304,9 +307,10 @@ static void tw_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor
     ASSERT_OK(swoop_server_send(srv, conn, "ok\n", 3));
 }
 
-static void tw_run(int ipc)
+static void tw_run(int ipc, int redeliver)
 {
     begin(ipc);
+    cfg.redeliver = redeliver;
     cfg.ev = (swoop_server_events_t){.on_worker_start = on_worker_start,
                                      .on_receive = tw_on_receive,
                                      .on_task = tw_on_task,
@@ -319,33 +323,98 @@ static void tw_run(int ipc)
     char line[4] = {0};
     ASSERT_EQ(cli_read_n(fd, line, 3, 5000), 3);
     ASSERT_STR_EQ(line, "ok\n");
-    ASSERT_EQ(atomic_load(&sh->wait_rc), SWOOP_ECANCELED);
+    /* With task_redeliver 1 the second attempt answers the same taskwait. */
+    ASSERT_EQ(atomic_load(&sh->wait_rc), redeliver ? 0 : SWOOP_ECANCELED);
+    ASSERT_EQ(atomic_load(&sh->att2_ok), redeliver);
     ASSERT_LT(atomic_load(&sh->wait_ms), 2000);
     ASSERT_EQ(atomic_load(&sh->wait_next), 1);
     ASSERT_EQ(atomic_load(&sh->finished), 0);
-    printf("# task_ipc_mode %d: taskwait canceled after %d ms (timeout 5000)\n", ipc,
-           atomic_load(&sh->wait_ms));
+    printf("# task_ipc_mode %d, task_redeliver %d: taskwait returned %d after %d ms (timeout "
+           "5000)\n",
+           ipc, redeliver, atomic_load(&sh->wait_rc), atomic_load(&sh->wait_ms));
     finish(&h, fd);
 }
 
 TEST(task_wait_canceled_mq1)
 {
-    tw_run(1);
+    tw_run(1, 0);
 }
 
 TEST(task_wait_canceled_mq2)
 {
-    tw_run(2);
+    tw_run(2, 0);
 }
 
 TEST(task_wait_canceled_mq3)
 {
-    tw_run(3);
+    tw_run(3, 0);
+}
+
+TEST(task_wait_redelivered_mq1)
+{
+    tw_run(1, 1);
+}
+
+TEST(task_wait_redelivered_mq3)
+{
+    tw_run(3, 1);
+}
+
+/*
+ * Spill blocks of killed task workers come back: with a spill file of 2
+ * blocks, three 16 KiB tasks whose task workers are SIGKILLed in on_task
+ * (no redelivery: on_task_error each) all still ride in the spill file.
+ */
+static void reap_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data,
+                         size_t len)
+{
+    const char *path = swoop_server_task_path(srv);
+    if (path && strstr(path, ".spill."))
+        atomic_fetch_add(&sh->spilled, 1);
+    if (!check(data, len, 5))
+        atomic_fetch_add(&sh->bad, 1);
+    atomic_store(&sh->blocked_pid, getpid());
+    for (;;)
+        pause();
+}
+
+static void reap_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id,
+                            const void *data, size_t len)
+{
+    static uint8_t buf[16 << 10];
+    fill(buf, sizeof(buf), 5);
+    ASSERT_GT(swoop_server_task(srv, buf, sizeof(buf), -1), 0);
+}
+
+TEST(task_spill_reaped_mq1)
+{
+    begin(1);
+    cfg.spill = 131072;
+    cfg.ev = (swoop_server_events_t){.on_worker_start = on_worker_start,
+                                     .on_receive = reap_on_receive,
+                                     .on_task = reap_on_task,
+                                     .on_task_error = count_error};
+    srv_handle_t h = start();
+    int fd = cli_connect(h.port);
+    for (int i = 0; i < 3; i++) {
+        atomic_store(&sh->blocked_pid, 0);
+        send_cmd(fd, "x");
+        WAIT_UNTIL(atomic_load(&sh->blocked_pid) > 0, 5000);
+        int victim = atomic_load(&sh->blocked_pid), slot = slot_of(victim);
+        ASSERT_GE(slot, 0);
+        ASSERT_EQ(kill(victim, SIGKILL), 0);
+        WAIT_UNTIL(atomic_load(&sh->errors) == i + 1, 5000);
+        WAIT_UNTIL(atomic_load(&sh->task_pids[slot]) != victim, 5000);
+    }
+    ASSERT_EQ(atomic_load(&sh->err_code), SWOOP_ECANCELED);
+    ASSERT_EQ(atomic_load(&sh->spilled), 3);
+    ASSERT_EQ(atomic_load(&sh->bad), 0);
+    finish(&h, fd);
 }
 
 /*
  * Timers in task workers: a 10 ms tick started in on_worker_start runs
- * while the task worker waits idle (ppoll in mode 1, msgrcv in mode 2),
+ * while the task worker waits idle (ppoll in mode 1, msgrcv in modes 2, 3),
  * never while on_task runs (a 200 ms busy loop), and again after it.
  */
 static void tick(int64_t id, void *arg)
@@ -410,6 +479,11 @@ TEST(task_timer_mq1)
 TEST(task_timer_mq2)
 {
     timer_run(2);
+}
+
+TEST(task_timer_mq3)
+{
+    timer_run(3);
 }
 
 /*
