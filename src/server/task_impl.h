@@ -188,7 +188,9 @@ static inline task_run_t *task_run(swoop_task_t *tk, int i)
 
 /* ---- task_payload.c ---- */
 
-/* Packs `data` into `h` (flags) and `out`: inline, a spill block or a file. 0 or an error (logged).
+/*
+ * Packs `data` into `h` (flags) and `out`: inline, a spill block or a file.
+ * 0 or an error (logged).
  */
 int task_payload_pack(swoop_task_t *tk, swoop_ipc_head_t *h, const void *data, size_t len,
                       task_out_t *out);

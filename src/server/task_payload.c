@@ -1,7 +1,8 @@
 /*
  * How a task's payload (or a result) travels (DESIGN.md section 2, the
  * seed's 8 KiB rule):
- *   - up to SWOOP_TASK_INLINE_MAX bytes inside the message;
+ *   - up to tk->inline_max bytes inside the message (SWOOP_TASK_INLINE_MAX,
+ *     less in task_ipc_mode 2, 3 when kernel.msgmax is below 8 KiB);
  *   - larger, up to one block (64 KiB) of the spill file: one temporary file
  *     in task_tmpdir, made and unlinked at start, mapped by every process.
  *     The message (flag SPILL) carries the block, its generation, the length
@@ -76,6 +77,7 @@ int task_payload_pack(swoop_task_t *tk, swoop_ipc_head_t *h, const void *data, s
 {
     out->p2 = NULL;
     out->l2 = 0;
+    /* Not SWOOP_TASK_INLINE_MAX: a smaller msgmax would make msgsnd refuse the message. */
     if (len <= tk->inline_max) {
         out->p1 = data;
         out->l1 = len;

@@ -1,21 +1,26 @@
 /*
  * Task workers through real servers, PROCESS and BASE: payloads of 0, 1,
- * 8,151, 8,152, 8,160 (the last inline size), 8,161 (the first through a
- * temp file), 64 KiB, 1 MiB and 16 MiB reach on_task intact, and results of
+ * 8,151, 8,152, 8,160 (the last inline size), 8,161 (the first through the
+ * spill file), 64 KiB (its block size), 1 MiB and 16 MiB (files of their
+ * own; swoop_server_task_path tells which way each came) reach on_task
+ * intact, and results of
  * the same sizes reach on_finish intact in the worker that posted each task
  * (its ids are kept in that process only); posted to any idle task worker
  * and to each one by id. A task posted inside a task worker fails with
  * SWOOP_ESTATE. After the stop, task_tmpdir holds no swoop-task file and
  * no task worker process is left.
+ *
+ * Every test runs with task_ipc_mode 1 (socketpairs; the names without a
+ * suffix), 2 (_mq2: one SysV queue, tasks addressed) and 3 (_mq3: the task
+ * workers compete; where a test needs a destination, mode 3 uses one task
+ * worker or finds the task worker by its pid). In modes 2 and 3 the
+ * server's private queue is gone after the stop.
  */
 /* TEST_LABELS: tsan */
-#include <dirent.h>
-#include <sys/stat.h>
-
 #include <swoop/alloc.h>
 #include <swoop/timer.h>
 
-#include "server_common.h"
+#include "task_common.h"
 
 #define TASK_WORKERS 2
 #define MAX_TASKS    64
@@ -26,35 +31,47 @@ static const size_t task_sizes[] = {0, 1, 8151, 8152, 8160, 8161, 65536, 1 << 20
 typedef struct tshare_s {
     _Atomic int task_pids[TASK_WORKERS];
     _Atomic int task_ok, task_bad, finish_ok, finish_bad, nested_rc, id_clash, task_starts;
+    _Atomic int path_bad, slow_done;
     char tmpdir[512];
 } tshare_t;
 
 static tshare_t *sh;
 
+/* task_ipc_mode of the server the current test starts (set before the fork). */
+static int ipc_mode = 1;
+
+/* What every setup sets: the tmpdir and task_ipc_mode; `num` task workers. */
+static void task_settings(swoop_server_t *srv, int num)
+{
+    swoop_server_settings_t *s = swoop_server_settings(srv);
+    s->task_worker_num = num;
+    s->task_ipc_mode = ipc_mode;
+    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+}
+
+/* Start of a test: shared state, a fresh task_tmpdir, the queues before the server. */
+static void task_begin(int ipc)
+{
+    ipc_mode = ipc;
+    sh = srv_shared(sizeof(*sh));
+    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s", task_env_begin());
+}
+
+/* While the server runs (after a task): its queue exists in modes 2 and 3 only. */
+static void task_check_queue(srv_handle_t *h)
+{
+    ASSERT_EQ(task_env_queues(h), ipc_mode == 1 ? 0 : 1);
+}
+
+static const char *mode_name(swoop_mode_t mode)
+{
+    return mode == SWOOP_MODE_BASE ? "BASE" : "PROCESS";
+}
+
 /* Per event worker process: what it posted and for whom. */
 static int64_t posted[MAX_TASKS];
 static int nposted, nfinished;
 static swoop_conn_id_t client;
-
-static uint8_t pattern(size_t i, size_t len, int salt)
-{
-    return (uint8_t)(i * 131u + len * 7u + (size_t)salt * 29u + (i >> 8));
-}
-
-static void fill(uint8_t *p, size_t len, int salt)
-{
-    for (size_t i = 0; i < len; i++)
-        p[i] = pattern(i, len, salt);
-}
-
-static int check(const uint8_t *p, size_t len, int salt)
-{
-    for (size_t i = 0; i < len; i++) {
-        if (p[i] != pattern(i, len, salt))
-            return 0;
-    }
-    return 1;
-}
 
 static int size_known(size_t len)
 {
@@ -75,11 +92,26 @@ static void on_worker_start(swoop_server_t *srv, int id)
     nposted = nfinished = 0;
 }
 
+/*
+ * How a payload of `len` bytes must have come: inline up to 8,160 bytes, up
+ * to 64 KiB in a block of the spill file, larger in a file of its own.
+ */
+static int path_ok(const char *path, size_t len)
+{
+    if (len <= SWOOP_TASK_INLINE_MAX)
+        return path == NULL;
+    if (path == NULL || strstr(path, "/swoop-task.") == NULL)
+        return 0;
+    return (strstr(path, ".spill.") != NULL) == (len <= 65536);
+}
+
 static void on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data, size_t len)
 {
     int ok = swoop_server_is_task_worker(srv) && src >= 0 && src < 2 && task_id > 0 &&
              size_known(len) && check(data, len, 1);
     atomic_fetch_add(ok ? &sh->task_ok : &sh->task_bad, 1);
+    if (!path_ok(swoop_server_task_path(srv), len))
+        atomic_fetch_add(&sh->path_bad, 1);
     atomic_store(&sh->nested_rc, (int)swoop_server_task(srv, "x", 1, -1));
     /* Connection calls and messages are the event workers' (an error here, not a crash). */
     ASSERT_EQ(swoop_server_send(srv, 1, "x", 1), SWOOP_ESTATE);
@@ -141,27 +173,12 @@ static void setup_task(swoop_server_t *srv, void *arg)
                                                             .on_receive = on_receive,
                                                             .on_task = on_task,
                                                             .on_finish = on_finish}));
-    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
-    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+    task_settings(srv, 2);
 }
 
-static int swoop_files(const char *dir)
+static void task_run(swoop_mode_t mode, int ipc)
 {
-    DIR *d = opendir(dir);
-    ASSERT_NOT_NULL(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += strncmp(e->d_name, "swoop-task.", 11) == 0;
-    closedir(d);
-    return n;
-}
-
-static void task_run(swoop_mode_t mode)
-{
-    sh = srv_shared(sizeof(*sh));
-    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
-    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    task_begin(ipc);
     srv_handle_t h = srv_start(mode, setup_task, NULL, 2);
     int fd = cli_connect(h.port);
     uint64_t t0 = swoop_test_now_ms();
@@ -177,8 +194,10 @@ static void task_run(swoop_mode_t mode)
     ASSERT_EQ(atomic_load(&sh->task_bad), 0);
     ASSERT_EQ(atomic_load(&sh->nested_rc), SWOOP_ESTATE);
     ASSERT_EQ(atomic_load(&sh->id_clash), 0);
-    printf("# %s: %d tasks (0 B .. 16 MiB) and their results in %llu ms\n",
-           mode == SWOOP_MODE_BASE ? "BASE" : "PROCESS", total, (unsigned long long)ms);
+    ASSERT_EQ(atomic_load(&sh->path_bad), 0);
+    printf("# %s, task_ipc_mode %d: %d tasks (0 B .. 16 MiB) and their results in %llu ms\n",
+           mode_name(mode), ipc, total, (unsigned long long)ms);
+    task_check_queue(&h);
     close(fd);
     srv_stop(&h, 10000);
     for (int t = 0; t < TASK_WORKERS; t++) {
@@ -186,17 +205,32 @@ static void task_run(swoop_mode_t mode)
         ASSERT_GT(pid, 0);
         WAIT_UNTIL(!swoop_test_pid_alive(pid), 2000);
     }
-    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+    task_env_end();
 }
 
 TEST(server_task_process)
 {
-    task_run(SWOOP_MODE_PROCESS);
+    task_run(SWOOP_MODE_PROCESS, 1);
 }
 
 TEST(server_task_base)
 {
-    task_run(SWOOP_MODE_BASE);
+    task_run(SWOOP_MODE_BASE, 1);
+}
+
+TEST(server_task_process_mq2)
+{
+    task_run(SWOOP_MODE_PROCESS, 2);
+}
+
+TEST(server_task_process_mq3)
+{
+    task_run(SWOOP_MODE_PROCESS, 3);
+}
+
+TEST(server_task_base_mq3)
+{
+    task_run(SWOOP_MODE_BASE, 3);
 }
 
 /*
@@ -260,15 +294,13 @@ static void setup_order(swoop_server_t *srv, void *arg)
     ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = order_on_receive,
                                                             .on_task = order_on_task,
                                                             .on_finish = order_on_finish}));
-    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
-    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+    /* Mode 3 ignores the destination: with one task worker the order holds. */
+    task_settings(srv, ipc_mode == 3 ? 1 : 2);
 }
 
-static void order_run(swoop_mode_t mode)
+static void order_run(swoop_mode_t mode, int ipc)
 {
-    sh = srv_shared(sizeof(*sh));
-    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
-    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    task_begin(ipc);
     srv_handle_t h = srv_start(mode, setup_order, NULL, 2);
     int fd = cli_connect(h.port);
     uint64_t t0 = swoop_test_now_ms();
@@ -278,22 +310,33 @@ static void order_run(swoop_mode_t mode)
     ASSERT_STR_EQ(line, "ok=2049 bad=0000\n");
     ASSERT_EQ(atomic_load(&sh->task_ok), ORDER_TASKS + 1);
     ASSERT_EQ(atomic_load(&sh->task_bad), 0);
-    printf("# %s: 2,049 tasks to one task worker behind a 300 ms task, in order, in %llu ms\n",
-           mode == SWOOP_MODE_BASE ? "BASE" : "PROCESS",
-           (unsigned long long)(swoop_test_now_ms() - t0));
+    printf("# %s, task_ipc_mode %d: 2,049 tasks to one task worker behind a 300 ms task, in "
+           "order, in %llu ms\n",
+           mode_name(mode), ipc, (unsigned long long)(swoop_test_now_ms() - t0));
+    task_check_queue(&h);
     close(fd);
     srv_stop(&h, 10000);
-    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+    task_env_end();
 }
 
 TEST(server_task_order_process)
 {
-    order_run(SWOOP_MODE_PROCESS);
+    order_run(SWOOP_MODE_PROCESS, 1);
 }
 
 TEST(server_task_order_base)
 {
-    order_run(SWOOP_MODE_BASE);
+    order_run(SWOOP_MODE_BASE, 1);
+}
+
+TEST(server_task_order_process_mq2)
+{
+    order_run(SWOOP_MODE_PROCESS, 2);
+}
+
+TEST(server_task_order_process_mq3)
+{
+    order_run(SWOOP_MODE_PROCESS, 3);
 }
 
 /*
@@ -323,16 +366,13 @@ static void setup_stuck(swoop_server_t *srv, void *arg)
 {
     ASSERT_OK(swoop_server_on(
         srv, &(swoop_server_events_t){.on_receive = stuck_on_receive, .on_task = stuck_on_task}));
-    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "1"));
-    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+    task_settings(srv, 1);
     ASSERT_OK(swoop_server_set(srv, "max_wait_time", "1"));
 }
 
-static void stuck_run(swoop_mode_t mode)
+static void stuck_run(swoop_mode_t mode, int ipc)
 {
-    sh = srv_shared(sizeof(*sh));
-    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
-    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    task_begin(ipc);
     srv_handle_t h = srv_start(mode, setup_stuck, NULL, 2);
     int fd = cli_connect(h.port);
     cli_write(fd, "go", 2);
@@ -340,20 +380,31 @@ static void stuck_run(swoop_mode_t mode)
     ASSERT_EQ(cli_read_n(fd, line, 7, 10000), 7);
     ASSERT_STR_EQ(line, "posted\n");
     WAIT_UNTIL(atomic_load(&sh->task_ok) == 1, 5000);
-    ASSERT_EQ(swoop_files(sh->tmpdir), 3);
+    ASSERT_EQ(task_files(sh->tmpdir), 3);
+    task_check_queue(&h);
     close(fd);
     srv_stop(&h, 10000);
-    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+    task_env_end();
 }
 
 TEST(server_task_sweep_process)
 {
-    stuck_run(SWOOP_MODE_PROCESS);
+    stuck_run(SWOOP_MODE_PROCESS, 1);
 }
 
 TEST(server_task_sweep_base)
 {
-    stuck_run(SWOOP_MODE_BASE);
+    stuck_run(SWOOP_MODE_BASE, 1);
+}
+
+TEST(server_task_sweep_process_mq2)
+{
+    stuck_run(SWOOP_MODE_PROCESS, 2);
+}
+
+TEST(server_task_sweep_process_mq3)
+{
+    stuck_run(SWOOP_MODE_PROCESS, 3);
 }
 
 /*
@@ -463,8 +514,7 @@ static void setup_life(swoop_server_t *srv, void *arg)
                                                             .on_finish = life_on_finish,
                                                             .on_task_error = life_on_task_error,
                                                             .on_pipe_message = life_on_pipe}));
-    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
-    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+    task_settings(srv, 2);
 }
 
 static void expect(int fd, const char *cmd, const char *reply)
@@ -476,11 +526,9 @@ static void expect(int fd, const char *cmd, const char *reply)
     ASSERT_STR_EQ(got, reply);
 }
 
-static void life_run(swoop_mode_t mode)
+static void life_run(swoop_mode_t mode, int ipc)
 {
-    sh = srv_shared(sizeof(*sh));
-    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
-    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    task_begin(ipc);
     srv_handle_t h = srv_start(mode, setup_life, NULL, 2);
     WAIT_UNTIL(atomic_load(&sh->task_pids[0]) > 0 && atomic_load(&sh->task_pids[1]) > 0, 5000);
     int fd = cli_connect(h.port);
@@ -488,15 +536,24 @@ static void life_run(swoop_mode_t mode)
     expect(fd, "timer", "pong\n");
     expect(fd, "pipe", "pong\n");
 
-    /* SIGKILL of a busy task worker: replaced, and the next task to it is answered. */
-    int old = atomic_load(&sh->task_pids[0]);
+    /*
+     * SIGKILL of a busy task worker: replaced, and the next task to it is
+     * answered. "block" goes to task worker 0, in mode 3 to whichever takes
+     * it: on_task records its pid, which names the slot.
+     */
     expect(fd, "block", "ok\n");
-    WAIT_UNTIL(atomic_load(&sh->nested_rc) == old, 5000);
+    WAIT_UNTIL(atomic_load(&sh->nested_rc) > 0, 5000);
+    int old = atomic_load(&sh->nested_rc), slot = -1;
+    for (int t = 0; t < TASK_WORKERS; t++)
+        slot = atomic_load(&sh->task_pids[t]) == old ? t : slot;
+    ASSERT_GE(slot, 0);
+    if (ipc != 3)
+        ASSERT_EQ(slot, 0);
     ASSERT_EQ(kill(old, SIGKILL), 0);
     char err[5] = {0};
     ASSERT_EQ(cli_read_n(fd, err, 4, 5000), 4);
     ASSERT_STR_EQ(err, "err\n"); /* on_task_error in the posting worker */
-    WAIT_UNTIL(atomic_load(&sh->task_pids[0]) != old, 5000);
+    WAIT_UNTIL(atomic_load(&sh->task_pids[slot]) != old, 5000);
     expect(fd, "ping", "pong\n");
 
     /* SIGUSR2: both task workers replaced, the event workers kept. */
@@ -509,21 +566,32 @@ static void life_run(swoop_mode_t mode)
     srv_stats(&h, &after);
     for (int w = 0; w < 2; w++)
         ASSERT_EQ(after.workers[w].pid, before.workers[w].pid);
+    task_check_queue(&h);
     close(fd);
     srv_stop(&h, 10000);
     for (int t = 0; t < TASK_WORKERS; t++)
         WAIT_UNTIL(!swoop_test_pid_alive(atomic_load(&sh->task_pids[t])), 2000);
-    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+    task_env_end();
 }
 
 TEST(server_task_life_process)
 {
-    life_run(SWOOP_MODE_PROCESS);
+    life_run(SWOOP_MODE_PROCESS, 1);
 }
 
 TEST(server_task_life_base)
 {
-    life_run(SWOOP_MODE_BASE);
+    life_run(SWOOP_MODE_BASE, 1);
+}
+
+TEST(server_task_life_process_mq2)
+{
+    life_run(SWOOP_MODE_PROCESS, 2);
+}
+
+TEST(server_task_life_process_mq3)
+{
+    life_run(SWOOP_MODE_PROCESS, 3);
 }
 
 /*
@@ -572,16 +640,13 @@ static void setup_mr(swoop_server_t *srv, void *arg)
                                                             .on_receive = mr_on_receive,
                                                             .on_task = mr_on_task,
                                                             .on_finish = mr_on_finish}));
-    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
+    task_settings(srv, 2);
     ASSERT_OK(swoop_server_set(srv, "task_max_request", "200"));
-    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
 }
 
-static void mr_run(swoop_mode_t mode)
+static void mr_run(swoop_mode_t mode, int ipc)
 {
-    sh = srv_shared(sizeof(*sh));
-    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
-    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    task_begin(ipc);
     srv_handle_t h = srv_start(mode, setup_mr, NULL, 2);
     int fd = cli_connect(h.port);
     uint64_t t0 = swoop_test_now_ms();
@@ -593,23 +658,35 @@ static void mr_run(swoop_mode_t mode)
     ASSERT_EQ(atomic_load(&sh->task_bad), 0);
     ASSERT_EQ(atomic_load(&sh->finish_ok), MR_TASKS);
     WAIT_UNTIL(atomic_load(&sh->task_starts) >= 21, 5000);
-    printf("# %s: %d tasks with task_max_request %d in %llu ms, %d task worker starts\n",
-           mode == SWOOP_MODE_BASE ? "BASE" : "PROCESS", MR_TASKS, MR_LIMIT,
-           (unsigned long long)(swoop_test_now_ms() - t0), atomic_load(&sh->task_starts));
+    printf("# %s, task_ipc_mode %d: %d tasks with task_max_request %d in %llu ms, %d task "
+           "worker starts\n",
+           mode_name(mode), ipc, MR_TASKS, MR_LIMIT, (unsigned long long)(swoop_test_now_ms() - t0),
+           atomic_load(&sh->task_starts));
+    task_check_queue(&h);
     close(fd);
     srv_stop(&h, 10000);
     ASSERT_LE(atomic_load(&sh->task_starts), 22);
-    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+    task_env_end();
 }
 
 TEST(server_task_max_request_process)
 {
-    mr_run(SWOOP_MODE_PROCESS);
+    mr_run(SWOOP_MODE_PROCESS, 1);
 }
 
 TEST(server_task_max_request_base)
 {
-    mr_run(SWOOP_MODE_BASE);
+    mr_run(SWOOP_MODE_BASE, 1);
+}
+
+TEST(server_task_max_request_process_mq2)
+{
+    mr_run(SWOOP_MODE_PROCESS, 2);
+}
+
+TEST(server_task_max_request_process_mq3)
+{
+    mr_run(SWOOP_MODE_PROCESS, 3);
 }
 
 /*
@@ -617,7 +694,9 @@ TEST(server_task_max_request_base)
  * intact; a task that outlives its 50 ms timeout gives SWOOP_ETIMEDOUT, and
  * the next taskwait to the same task worker gets its own result, never the
  * late 100 KB one (dropped, its temp file removed); on_finish never runs
- * for taskwait tasks; taskwait inside a task worker is SWOOP_ESTATE.
+ * for taskwait tasks; taskwait inside a task worker is SWOOP_ESTATE. In
+ * mode 3 the next task runs in the other task worker: the late result
+ * waits until a later taskwait ("drain") drops it, which every mode checks.
  */
 static void wait_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data,
                          size_t len)
@@ -629,6 +708,7 @@ static void wait_on_task(swoop_server_t *srv, int64_t task_id, int src, const vo
         static char late[100000];
         swoop_test_sleep_ms(300);
         ASSERT_OK(swoop_server_task_finish(srv, late, sizeof(late)));
+        atomic_store(&sh->slow_done, 1);
         return;
     }
     uint8_t *out = malloc(len + 1);
@@ -657,9 +737,21 @@ static void wait_one(swoop_server_t *srv, size_t len, int dst)
     free(in);
 }
 
+/* "drain": a taskwait after the late result arrived, which drops it. 1 if it was that. */
+static int wait_drain(swoop_server_t *srv, swoop_conn_id_t conn, const void *data, size_t len)
+{
+    if (len != 5 || memcmp(data, "drain", 5) != 0)
+        return 0;
+    wait_one(srv, 8, -1);
+    ASSERT_OK(swoop_server_send(srv, conn, "ok\n", 3));
+    return 1;
+}
+
 static void wait_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id,
                             const void *data, size_t len)
 {
+    if (wait_drain(srv, conn, data, len))
+        return;
     wait_one(srv, 100, -1);
     wait_one(srv, 1 << 20, -1);
     void *r = NULL;
@@ -678,34 +770,44 @@ static void setup_wait(swoop_server_t *srv, void *arg)
     ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = wait_on_receive,
                                                             .on_task = wait_on_task,
                                                             .on_finish = wait_on_finish}));
-    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
-    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+    task_settings(srv, 2);
 }
 
-static void wait_run(swoop_mode_t mode)
+static void wait_run(swoop_mode_t mode, int ipc)
 {
-    sh = srv_shared(sizeof(*sh));
-    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
-    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    task_begin(ipc);
     srv_handle_t h = srv_start(mode, setup_wait, NULL, 2);
     int fd = cli_connect(h.port);
     expect(fd, "go", "ok\n");
+    WAIT_UNTIL(atomic_load(&sh->slow_done), 5000);
+    expect(fd, "drain", "ok\n");
     ASSERT_EQ(atomic_load(&sh->nested_rc), SWOOP_ESTATE);
     ASSERT_EQ(atomic_load(&sh->finish_bad), 0);
-    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+    ASSERT_EQ(task_files(sh->tmpdir), 0);
+    task_check_queue(&h);
     close(fd);
     srv_stop(&h, 10000);
-    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+    task_env_end();
 }
 
 TEST(server_task_wait_process)
 {
-    wait_run(SWOOP_MODE_PROCESS);
+    wait_run(SWOOP_MODE_PROCESS, 1);
 }
 
 TEST(server_task_wait_base)
 {
-    wait_run(SWOOP_MODE_BASE);
+    wait_run(SWOOP_MODE_BASE, 1);
+}
+
+TEST(server_task_wait_process_mq2)
+{
+    wait_run(SWOOP_MODE_PROCESS, 2);
+}
+
+TEST(server_task_wait_process_mq3)
+{
+    wait_run(SWOOP_MODE_PROCESS, 3);
 }
 
 /*
@@ -740,6 +842,8 @@ static void multi_check_one(void *r, size_t rl, const void *in, size_t len)
 static void multi_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id,
                              const void *data, size_t len)
 {
+    if (wait_drain(srv, conn, data, len))
+        return;
     const void *d1[3] = {"fast-a", "slow", "fast-c"};
     size_t l1[3] = {6, 4, 6};
     int dst1[3] = {0, 1, 0};
@@ -778,32 +882,42 @@ static void setup_multi(swoop_server_t *srv, void *arg)
     ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = multi_on_receive,
                                                             .on_task = multi_on_task,
                                                             .on_finish = wait_on_finish}));
-    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
-    ASSERT_OK(swoop_server_set(srv, "task_tmpdir", sh->tmpdir));
+    task_settings(srv, 2);
 }
 
-static void multi_run(swoop_mode_t mode)
+static void multi_run(swoop_mode_t mode, int ipc)
 {
-    sh = srv_shared(sizeof(*sh));
-    snprintf(sh->tmpdir, sizeof(sh->tmpdir), "%s/tasks", swoop_test_tmpdir());
-    ASSERT_EQ(mkdir(sh->tmpdir, 0700), 0);
+    task_begin(ipc);
     srv_handle_t h = srv_start(mode, setup_multi, NULL, 2);
     int fd = cli_connect(h.port);
     expect(fd, "go", "ok\n");
+    WAIT_UNTIL(atomic_load(&sh->slow_done), 5000);
+    expect(fd, "drain", "ok\n");
     ASSERT_EQ(atomic_load(&sh->nested_rc), SWOOP_ESTATE);
     ASSERT_EQ(atomic_load(&sh->finish_bad), 0);
-    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+    ASSERT_EQ(task_files(sh->tmpdir), 0);
+    task_check_queue(&h);
     close(fd);
     srv_stop(&h, 10000);
-    ASSERT_EQ(swoop_files(sh->tmpdir), 0);
+    task_env_end();
 }
 
 TEST(server_task_wait_multi_process)
 {
-    multi_run(SWOOP_MODE_PROCESS);
+    multi_run(SWOOP_MODE_PROCESS, 1);
 }
 
 TEST(server_task_wait_multi_base)
 {
-    multi_run(SWOOP_MODE_BASE);
+    multi_run(SWOOP_MODE_BASE, 1);
+}
+
+TEST(server_task_wait_multi_process_mq2)
+{
+    multi_run(SWOOP_MODE_PROCESS, 2);
+}
+
+TEST(server_task_wait_multi_process_mq3)
+{
+    multi_run(SWOOP_MODE_PROCESS, 3);
 }
