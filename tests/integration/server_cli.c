@@ -159,7 +159,10 @@ TEST(cli_demo_and_stats)
     /* The JSON parses (python3's json module is the real parser at hand). */
     snprintf(cmd, sizeof(cmd),
              "%s stats --pid-file %s | /usr/bin/python3 -c 'import json,sys; "
-             "d=json.load(sys.stdin); assert any(w[\"starts\"]==2 for w in d[\"workers\"])'",
+             "d=json.load(sys.stdin); assert any(w[\"starts\"]==2 for w in d[\"workers\"]); "
+             "assert d[\"task_worker_num\"]==2 and d[\"task_count\"]>=5 and "
+             "d[\"tasking_num\"]==0 and d[\"task_idle_worker_num\"]==2 and "
+             "d[\"task_queue_num\"]==-1 and d[\"task_failed\"]==0'",
              swoop_bin(), pid_file);
     ASSERT_EQ(system(cmd), 0);
     close(fd);
