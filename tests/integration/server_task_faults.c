@@ -39,6 +39,12 @@ typedef struct fshare_s {
 
 static fshare_t *sh;
 
+/* Reads a counter (a function, so that a failed assertion prints its name). */
+static int ld(_Atomic int *p)
+{
+    return atomic_load(p);
+}
+
 /* The server the next srv_start makes (set before the fork). */
 static struct {
     int ipc, redeliver, log;
@@ -75,7 +81,7 @@ static void begin(int ipc)
 static srv_handle_t start(void)
 {
     srv_handle_t h = srv_start(SWOOP_MODE_PROCESS, setup, NULL, 1);
-    WAIT_UNTIL(atomic_load(&sh->task_pid) > 0, 5000);
+    WAIT_UNTIL(ld(&sh->task_pid) > 0, 5000);
     return h;
 }
 
@@ -120,7 +126,7 @@ static void on_worker_start(swoop_server_t *srv, int id)
 static void block_until_released(void)
 {
     atomic_store(&sh->blocked_pid, getpid());
-    while (!atomic_load(&sh->release))
+    while (!ld(&sh->release))
         swoop_test_sleep_ms(1);
 }
 
@@ -186,27 +192,27 @@ static void reload_run(int ipc)
     srv_handle_t h = start();
     int fd = cli_connect(h.port);
     send_cmd(fd, "a");
-    WAIT_UNTIL(atomic_load(&sh->blocked_pid) > 0, 5000);
-    int a = atomic_load(&sh->blocked_pid);
-    ASSERT_EQ(a, atomic_load(&sh->task_pid));
+    WAIT_UNTIL(ld(&sh->blocked_pid) > 0, 5000);
+    int a = ld(&sh->blocked_pid);
+    ASSERT_EQ(a, ld(&sh->task_pid));
     ASSERT_EQ(kill(stats_of(&h).manager_pid, SIGUSR2), 0);
-    WAIT_UNTIL(atomic_load(&sh->task_pid) != a, 5000); /* B runs */
-    int b = atomic_load(&sh->task_pid);
+    WAIT_UNTIL(ld(&sh->task_pid) != a, 5000); /* B runs */
+    int b = ld(&sh->task_pid);
     ASSERT(swoop_test_pid_alive(a)); /* A still runs A's task: killed only after 1 s */
     send_cmd(fd, "c");
-    WAIT_UNTIL(atomic_load(&sh->err_c) == 1, 5000);
-    ASSERT_EQ(atomic_load(&sh->die_pid), b);
-    ASSERT_EQ(atomic_load(&sh->code_c), SWOOP_ECANCELED);
-    WAIT_UNTIL(atomic_load(&sh->err_a) == 1, 5000);
+    WAIT_UNTIL(ld(&sh->err_c) == 1, 5000);
+    ASSERT_EQ(ld(&sh->die_pid), b);
+    ASSERT_EQ(ld(&sh->code_c), SWOOP_ECANCELED);
+    WAIT_UNTIL(ld(&sh->err_a) == 1, 5000);
     ASSERT(!swoop_test_pid_alive(a));
-    ASSERT_EQ(atomic_load(&sh->code_a), SWOOP_ECANCELED);
-    WAIT_UNTIL(atomic_load(&sh->task_pid) != b, 5000); /* B's successor, for a clean stop */
+    ASSERT_EQ(ld(&sh->code_a), SWOOP_ECANCELED);
+    WAIT_UNTIL(ld(&sh->task_pid) != b, 5000); /* B's successor, for a clean stop */
     ASSERT_EQ(stats_of(&h).task_failed, 2);
     finish(&h, fd);
     /* Every process that could report is gone: each report came exactly once. */
-    ASSERT_EQ(atomic_load(&sh->err_a), 1);
-    ASSERT_EQ(atomic_load(&sh->err_c), 1);
-    ASSERT_EQ(atomic_load(&sh->err_other), 0);
+    ASSERT_EQ(ld(&sh->err_a), 1);
+    ASSERT_EQ(ld(&sh->err_c), 1);
+    ASSERT_EQ(ld(&sh->err_other), 0);
 }
 
 TEST_TIMEOUT(task_reload_two_processes_mq1, 60)
@@ -272,18 +278,18 @@ static void crash_run(const char *cmd)
                                      .on_task_error = count_error};
     srv_handle_t h = start();
     int fd = cli_connect(h.port);
-    int victim = atomic_load(&sh->task_pid);
+    int victim = ld(&sh->task_pid);
     send_cmd(fd, cmd);
-    WAIT_UNTIL(atomic_load(&sh->finished) == 1, 5000);
-    ASSERT_EQ(atomic_load(&sh->sent), 1);
+    WAIT_UNTIL(ld(&sh->finished) == 1, 5000);
+    ASSERT_EQ(ld(&sh->sent), 1);
     /* The manager settled the dead process's record before it started the next one. */
-    WAIT_UNTIL(atomic_load(&sh->task_pid) != victim, 5000);
+    WAIT_UNTIL(ld(&sh->task_pid) != victim, 5000);
     send_cmd(fd, "m");
-    WAIT_UNTIL(atomic_load(&sh->markers) == 1, 5000);
-    ASSERT_EQ(atomic_load(&sh->runs), 1);
-    ASSERT_EQ(atomic_load(&sh->finished), 1);
-    ASSERT_EQ(atomic_load(&sh->bad), 0);
-    ASSERT_EQ(atomic_load(&sh->errors), 0);
+    WAIT_UNTIL(ld(&sh->markers) == 1, 5000);
+    ASSERT_EQ(ld(&sh->runs), 1);
+    ASSERT_EQ(ld(&sh->finished), 1);
+    ASSERT_EQ(ld(&sh->bad), 0);
+    ASSERT_EQ(ld(&sh->errors), 0);
     swoop_server_stats_t st = stats_of(&h);
     ASSERT_EQ(st.task_redelivered, 0);
     ASSERT_EQ(st.task_failed, 0);
@@ -355,21 +361,21 @@ static void late_run(int64_t spill)
     srv_handle_t h = start();
     int fd = cli_connect(h.port);
     send_cmd(fd, "w");
-    WAIT_UNTIL(atomic_load(&sh->waited), 5000);
-    ASSERT_EQ(atomic_load(&sh->wait_rc), SWOOP_ETIMEDOUT);
-    WAIT_UNTIL(atomic_load(&sh->sent) != 0, 5000);
-    ASSERT_EQ(atomic_load(&sh->sent), 1);
+    WAIT_UNTIL(ld(&sh->waited), 5000);
+    ASSERT_EQ(ld(&sh->wait_rc), SWOOP_ETIMEDOUT);
+    WAIT_UNTIL(ld(&sh->sent) != 0, 5000);
+    ASSERT_EQ(ld(&sh->sent), 1);
     /* No other taskwait runs: only the loop can take the late result. */
     WAIT_UNTIL(log_count(sh->log, "its late result is dropped") == 1, 3000);
     WAIT_UNTIL(task_files(tenv.tmpdir) == 0, 3000);
     if (spill == 65536) {
         send_cmd(fd, "n");
-        WAIT_UNTIL(atomic_load(&sh->finished) == 1, 5000);
-        ASSERT_EQ(atomic_load(&sh->spilled), 1); /* the only block is free again */
-        ASSERT_EQ(atomic_load(&sh->filed), 0);
-        ASSERT_EQ(atomic_load(&sh->bad), 0);
+        WAIT_UNTIL(ld(&sh->finished) == 1, 5000);
+        ASSERT_EQ(ld(&sh->spilled), 1); /* the only block is free again */
+        ASSERT_EQ(ld(&sh->filed), 0);
+        ASSERT_EQ(ld(&sh->bad), 0);
     }
-    ASSERT_EQ(atomic_load(&sh->finished), spill == 65536 ? 1 : 0);
+    ASSERT_EQ(ld(&sh->finished), spill == 65536 ? 1 : 0);
     finish(&h, fd);
 }
 
@@ -432,7 +438,7 @@ TEST_TIMEOUT(task_unsent_at_exit_mq2, 60)
     srv_handle_t h = start();
     int fd = cli_connect(h.port);
     send_cmd(fd, "b");
-    WAIT_UNTIL(atomic_load(&sh->blocked_pid) > 0, 5000);
+    WAIT_UNTIL(ld(&sh->blocked_pid) > 0, 5000);
     ASSERT_EQ(task_env_queues(&h), 1);
     /* The queue must be small for tasks to wait in the worker (root may have enlarged it). */
     struct msqid_ds ds;
@@ -441,9 +447,9 @@ TEST_TIMEOUT(task_unsent_at_exit_mq2, 60)
         ds.msg_qbytes = QUEUE_SMALL;
         ASSERT_EQ(msgctl(tenv.ours[0], IPC_SET, &ds), 0);
     }
-    int worker = atomic_load(&sh->worker_pid);
+    int worker = ld(&sh->worker_pid);
     send_cmd(fd, "x");
-    WAIT_UNTIL(atomic_load(&sh->posted), 10000);
+    WAIT_UNTIL(ld(&sh->posted), 10000);
     ASSERT_EQ(task_files(tenv.tmpdir), UNSENT_TASKS);
     int64_t queued = stats_of(&h).task_queue_num;
     ASSERT_GT(queued, 0);
@@ -458,11 +464,11 @@ TEST_TIMEOUT(task_unsent_at_exit_mq2, 60)
     printf("# %d tasks: %lld in the queue, %d lost at the worker's exit\n", UNSENT_TASKS,
            (long long)queued, UNSENT_TASKS - (int)queued);
     atomic_store(&sh->release, 1);
-    WAIT_UNTIL(atomic_load(&sh->runs) == queued, 10000);
+    WAIT_UNTIL(ld(&sh->runs) == queued, 10000);
     WAIT_UNTIL(stats_of(&h).task_queue_num == 0, 5000);
-    ASSERT_EQ(atomic_load(&sh->bad), 0);
+    ASSERT_EQ(ld(&sh->bad), 0);
     ASSERT_EQ(task_files(tenv.tmpdir), 0);
-    WAIT_UNTIL(atomic_load(&sh->worker_pid) != worker, 5000); /* restarted, for a clean stop */
+    WAIT_UNTIL(ld(&sh->worker_pid) != worker, 5000); /* restarted, for a clean stop */
     srv_wait_ready(h.pid, 1);
     finish(&h, fd);
 }
@@ -542,7 +548,7 @@ TEST_TIMEOUT(task_master_killed_mq2, 60)
     srv_handle_t h = start();
     int fd = cli_connect(h.port);
     send_cmd(fd, "x");
-    WAIT_UNTIL(atomic_load(&sh->finished) == 1, 5000);
+    WAIT_UNTIL(ld(&sh->finished) == 1, 5000);
     ASSERT_EQ(task_env_queues(&h), 1);
     int qid = tenv.ours[0];
     swoop_server_stats_t st = stats_of(&h);
@@ -554,7 +560,7 @@ TEST_TIMEOUT(task_master_killed_mq2, 60)
         if (st.workers[i].pid > 0)
             WAIT_UNTIL(!swoop_test_pid_alive(st.workers[i].pid), 5000);
     }
-    WAIT_UNTIL(!swoop_test_pid_alive(atomic_load(&sh->task_pid)), 5000);
+    WAIT_UNTIL(!swoop_test_pid_alive(ld(&sh->task_pid)), 5000);
     /* The manager removed it before it exited; still bounded, and never left behind. */
     uint64_t deadline = swoop_test_now_ms() + 2000ull * swoop_test_multiplier();
     while (mq_exists(qid) && swoop_test_now_ms() < deadline)
