@@ -494,8 +494,7 @@ static void sweep_on_task(swoop_server_t *srv, int64_t task_id, int src, const v
 TEST_TIMEOUT(task_sweep_dead_at_start, 60)
 {
     begin(1);
-    cfg.ev = (swoop_server_events_t){.on_worker_start = on_worker_start,
-                                     .on_task = sweep_on_task};
+    cfg.ev = (swoop_server_events_t){.on_worker_start = on_worker_start, .on_task = sweep_on_task};
     pid_t child = fork();
     ASSERT_GE(child, 0);
     if (child == 0)
