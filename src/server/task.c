@@ -24,7 +24,8 @@
 
 #include "server/task_impl.h"
 
-#define SPILL_BLOCK (64 * 1024)
+#define SPILL_BLOCK         (64 * 1024)
+#define MASTER_GONE_WAIT_MS 500
 
 int swoop__task_num(const swoop_server_t *srv)
 {
@@ -524,10 +525,28 @@ size_t swoop__task_abandon(swoop_server_t *srv)
     return n;
 }
 
+/*
+ * The manager's parent death signal fires when the master's main thread
+ * exits: after a SIGKILL its reactor threads may still be dying then, and
+ * until the last one is gone getppid() still names the master. A master
+ * that stops in order sets shutting_down before it signals the manager;
+ * without that, wait (bounded) to be handed to another parent.
+ */
+static int master_gone(swoop_server_t *srv, pid_t owner)
+{
+    uint64_t deadline = swoop__now_ms() + MASTER_GONE_WAIT_MS;
+    while (getppid() == owner) {
+        if (atomic_load(&srv->gs->shutting_down) || swoop__now_ms() >= deadline)
+            return 0;
+        usleep(1000);
+    }
+    return 1;
+}
+
 void swoop__task_manager_exit(swoop_server_t *srv)
 {
     swoop_task_t *tk = srv->task;
-    if (tk == NULL || tk->owner == getpid() || getppid() == tk->owner)
+    if (tk == NULL || tk->owner == getpid() || !master_gone(srv, tk->owner))
         return; /* the process that started the server cleans up itself */
     swoop_log(SWOOP_LOG_WARNING, 0,
               "the master (pid %d) is gone: the manager removes its task files and queue",
