@@ -1,14 +1,12 @@
 /*
  * Task workers through real servers, PROCESS and BASE: payloads of 0, 1,
  * 8,151, 8,152, 8,160 (the last inline size), 8,161 (the first through the
- * spill file), 64 KiB (its block size), 1 MiB and 16 MiB (files of their
- * own; swoop_server_task_path tells which way each came) reach on_task
- * intact, and results of
- * the same sizes reach on_finish intact in the worker that posted each task
- * (its ids are kept in that process only); posted to any idle task worker
- * and to each one by id. A task posted inside a task worker fails with
- * SWOOP_ESTATE. After the stop, task_tmpdir holds no swoop-task file and
- * no task worker process is left.
+ * spill file), 8,180, 64 KiB (its block size), 64 KiB + 1, 1 MiB and 16 MiB
+ * (files of their own; swoop_server_task_path tells which way each came)
+ * reach on_task intact, and results of the same sizes reach on_finish intact in the worker that
+ * posted each task (its ids are kept in that process only); posted to any idle task worker and to
+ * each one by id. A task posted inside a task worker fails with SWOOP_ESTATE. After the stop,
+ * task_tmpdir holds no swoop-task file and no task worker process is left.
  *
  * Every test runs with task_ipc_mode 1 (socketpairs; the names without a
  * suffix), 2 (_mq2: one SysV queue, tasks addressed) and 3 (_mq3: the task
@@ -25,7 +23,8 @@
 #define TASK_WORKERS 2
 #define MAX_TASKS    64
 
-static const size_t task_sizes[] = {0, 1, 8151, 8152, 8160, 8161, 65536, 1 << 20, 16 << 20};
+static const size_t task_sizes[] = {0,    1,     8151,  8152,    8160,    8161,
+                                    8180, 65536, 65537, 1 << 20, 16 << 20};
 #define NSIZES (sizeof(task_sizes) / sizeof(task_sizes[0]))
 
 typedef struct tshare_s {

@@ -182,8 +182,7 @@ TEST(task_storm_kill_redeliver_mq3)
 
 #define BIG (64u << 20)
 
-static void big_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data,
-                        size_t len)
+static void big_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data, size_t len)
 {
     int ok = len == BIG && check(data, len, 3);
     uint8_t *out = swoop_malloc(BIG);
