@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <swoop/alloc.h>
 #include <swoop/error.h>
@@ -32,6 +33,12 @@
     } while (0)
 
 _Noreturn void swoop__assert_fail(const char *expr, const char *file, int line, const char *func);
+
+/*
+ * getpid() without a system call: cached, and refreshed in a child of
+ * fork() (not of a raw clone() or vfork(), which must exec first).
+ */
+pid_t swoop__getpid(void);
 
 /* The role symbol and worker id set by swoop_log_set_role, for other modules. */
 char swoop__log_role(void);

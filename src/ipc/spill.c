@@ -163,7 +163,7 @@ int swoop__spill_alloc(swoop_spill_t *sp, size_t len, swoop_spill_ref_t *ref, vo
     /* A rotating start spreads concurrent allocators over different blocks. */
     uint32_t n = sp->nblocks;
     uint32_t start = atomic_fetch_add_explicit(&sp->hint, 1, memory_order_relaxed) % n;
-    pid_t self = getpid();
+    pid_t self = swoop__getpid();
     for (uint32_t i = 0; i < n; i++) {
         uint32_t b = (start + i) % n;
         uint64_t w = atomic_load_explicit(&sp->state[b], memory_order_relaxed);
@@ -222,7 +222,7 @@ static void log_refused(const swoop_spill_t *sp, const char *what, const swoop_s
 int swoop__spill_publish(swoop_spill_t *sp, const swoop_spill_ref_t *ref)
 {
     uint64_t seen;
-    int rc = transition(sp, ref, WRITING, getpid(), QUEUED, 0, memory_order_release, &seen);
+    int rc = transition(sp, ref, WRITING, swoop__getpid(), QUEUED, 0, memory_order_release, &seen);
     if (rc < 0)
         log_refused(sp, "publish", ref, seen);
     return rc;
@@ -231,7 +231,7 @@ int swoop__spill_publish(swoop_spill_t *sp, const swoop_spill_ref_t *ref)
 const void *swoop__spill_claim(swoop_spill_t *sp, const swoop_spill_ref_t *ref)
 {
     uint64_t seen;
-    if (transition(sp, ref, QUEUED, 0, READING, getpid(), memory_order_acquire, &seen) < 0) {
+    if (transition(sp, ref, QUEUED, 0, READING, swoop__getpid(), memory_order_acquire, &seen) < 0) {
         log_refused(sp, "claim", ref, seen);
         return NULL;
     }
@@ -240,7 +240,7 @@ const void *swoop__spill_claim(swoop_spill_t *sp, const swoop_spill_ref_t *ref)
 
 int swoop__spill_free(swoop_spill_t *sp, const swoop_spill_ref_t *ref)
 {
-    pid_t self = getpid();
+    pid_t self = swoop__getpid();
     uint64_t seen;
     /* Release: our reads or writes of the bytes finish before the next owner's. */
     if (transition(sp, ref, READING, self, FREE, 0, memory_order_release, &seen) == 0 ||
