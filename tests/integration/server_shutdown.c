@@ -1,0 +1,222 @@
+/*
+ * Graceful shutdown (RELIABILITY scenario 6), in both modes: a SIGTERM to
+ * the master refuses new connects at once, still completes the requests the
+ * server had taken (also those queued behind a busy worker) and delivers
+ * every byte of the replies it accepted (also to a client that reads only
+ * after the SIGTERM), closes each connection with a clean FIN, and the
+ * master exits 0 within max_wait_time + 1 s.
+ */
+/* TEST_LABELS: tsan */
+#include <stdio.h>
+#include <string.h>
+
+#include "server_common.h"
+
+#define BIG_REPLY   (3u * 1024 * 1024)
+#define INFLIGHT_N  8
+#define MAX_WAIT_MS 2000 /* server_common.h sets max_wait_time 2 */
+
+typedef struct shared_s {
+    _Atomic int queued;  /* the big reply was accepted by swoop_server_send */
+    _Atomic int started; /* on_receive calls of "slow" that began */
+} shared_t;
+
+static shared_t *sh;
+
+static unsigned char pattern_byte(size_t i)
+{
+    return (unsigned char)((i * 7u) ^ (i >> 11));
+}
+
+/* After the SIGTERM: a clean exit within max_wait_time + 1 s and for the whole tree. */
+static void term_and_wait(srv_handle_t *h, const swoop_server_stats_t *st)
+{
+    swoop_test_wait_ok(h->pid, MAX_WAIT_MS + 1000);
+    WAIT_UNTIL(!swoop_test_pid_alive(st->manager_pid), 1000);
+    for (int i = 0; i < st->worker_num; i++) {
+        if (st->workers[i].pid > 0)
+            WAIT_UNTIL(!swoop_test_pid_alive(st->workers[i].pid), 1000);
+    }
+}
+
+/* A clean end of stream: recv() returns 0 (a reset fails the test). */
+static void expect_eof(int fd, int ms)
+{
+    char buf[256];
+    uint64_t deadline = swoop_test_now_ms() + (uint64_t)ms * swoop_test_multiplier();
+    for (;;) {
+        uint64_t now = swoop_test_now_ms();
+        if (now >= deadline)
+            FAIL("no EOF within %d ms", ms);
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, (int)(deadline - now)) <= 0)
+            continue;
+        ssize_t k = recv(fd, buf, sizeof(buf), 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            FAIL("recv() failed with errno %d instead of a clean EOF", errno);
+        if (k > 0)
+            FAIL("%zd unexpected bytes before EOF", k);
+        return;
+    }
+}
+
+/* ---- a slow reader's queued reply survives the SIGTERM ---- */
+
+static void on_big(swoop_server_t *srv, swoop_conn_id_t conn, int rid, const void *data,
+                   size_t len)
+{
+    static unsigned char *reply;
+    if (len < 3 || memcmp(data, "big", 3) != 0)
+        return;
+    if (reply == NULL) {
+        reply = malloc(BIG_REPLY);
+        ASSERT_NOT_NULL(reply);
+        for (size_t i = 0; i < BIG_REPLY; i++)
+            reply[i] = pattern_byte(i);
+    }
+    ASSERT_OK(swoop_server_send(srv, conn, reply, BIG_REPLY));
+    atomic_store(&sh->queued, 1);
+}
+
+static void setup_big(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_set(srv, "socket_buffer_size", "16777216"));
+    ASSERT_OK(swoop_server_set(srv, "buffer_output_size", "8388608"));
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = on_big}));
+}
+
+/* A client with a small receive buffer, so most of the reply stays in the server. */
+static int slow_client(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    int small = 4096;
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void flushes_slow_reader(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    srv_handle_t h = srv_start(mode, setup_big, NULL, 2);
+    int fd = slow_client(h.port);
+    cli_write(fd, "big", 3);
+    WAIT_UNTIL(atomic_load(&sh->queued), 3000);
+    /* The reply is queued once what the server writes stops growing (the client reads nothing). */
+    swoop_server_stats_t st;
+    uint64_t last = UINT64_MAX;
+    for (int stable = 0; stable < 5;) {
+        srv_stats(&h, &st);
+        stable = st.bytes_out == last ? stable + 1 : 0;
+        last = st.bytes_out;
+        swoop_test_sleep_ms(10);
+    }
+    ASSERT(st.bytes_out < BIG_REPLY); /* the rest waits in the server, not in the kernel */
+    ASSERT_EQ(kill(h.pid, SIGTERM), 0);
+
+    unsigned char *got = malloc(BIG_REPLY);
+    ASSERT_NOT_NULL(got);
+    size_t n = cli_read_n(fd, got, BIG_REPLY, MAX_WAIT_MS + 1000);
+    ASSERT_UEQ(n, BIG_REPLY);
+    for (size_t i = 0; i < BIG_REPLY; i++) {
+        if (got[i] != pattern_byte(i))
+            FAIL("byte %zu of the reply is 0x%02x, not 0x%02x", i, got[i], pattern_byte(i));
+    }
+    free(got);
+    expect_eof(fd, 1000);
+    close(fd);
+    term_and_wait(&h, &st);
+    ASSERT_EQ(swoop_test_fd_count(), h.fd0);
+}
+
+TEST(server_shutdown_flushes_slow_reader_process)
+{
+    flushes_slow_reader(SWOOP_MODE_PROCESS);
+}
+
+TEST(server_shutdown_flushes_slow_reader_base)
+{
+    flushes_slow_reader(SWOOP_MODE_BASE);
+}
+
+/* ---- requests taken before the SIGTERM complete ---- */
+
+static void on_slow(swoop_server_t *srv, swoop_conn_id_t conn, int rid, const void *data,
+                    size_t len)
+{
+    atomic_fetch_add(&sh->started, 1);
+    swoop_test_sleep_ms(200);
+    ASSERT_OK(swoop_server_send(srv, conn, "done\n", 5));
+}
+
+static void setup_slow(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = on_slow}));
+}
+
+/* connect() to `port` fails with ECONNREFUSED within `ms` (each success is closed). */
+static void expect_refused(int port, int ms)
+{
+    uint64_t deadline = swoop_test_now_ms() + (uint64_t)ms * swoop_test_multiplier();
+    for (;;) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT_GE(fd, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+        int err = errno;
+        close(fd);
+        if (rc < 0 && err == ECONNREFUSED)
+            return;
+        if (rc < 0)
+            FAIL("connect() failed with errno %d, not ECONNREFUSED", err);
+        if (swoop_test_now_ms() > deadline)
+            FAIL("new connects still accepted %d ms after the SIGTERM", ms);
+        swoop_test_sleep_ms(1);
+    }
+}
+
+static void completes_inflight(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    srv_handle_t h = srv_start(mode, setup_slow, NULL, 2);
+    int fds[INFLIGHT_N];
+    swoop_server_stats_t st;
+    for (int i = 0; i < INFLIGHT_N; i++)
+        fds[i] = cli_connect(h.port);
+    /* Every connection accepted, so each request reaches a connection the server owns. */
+    WAIT_UNTIL((srv_stats(&h, &st), st.accept_count >= INFLIGHT_N), 3000);
+    for (int i = 0; i < INFLIGHT_N; i++)
+        cli_write(fds[i], "slow", 4);
+    WAIT_UNTIL(atomic_load(&sh->started) >= 1, 3000);
+    srv_stats(&h, &st);
+    ASSERT_EQ(kill(h.pid, SIGTERM), 0);
+    expect_refused(h.port, 100);
+    for (int i = 0; i < INFLIGHT_N; i++) {
+        char buf[8];
+        size_t n = cli_read_n(fds[i], buf, 5, MAX_WAIT_MS);
+        if (n != 5 || memcmp(buf, "done\n", 5) != 0)
+            FAIL("client %d got %zu bytes instead of \"done\\n\" (%d of %d requests started)", i,
+                 n, atomic_load(&sh->started), INFLIGHT_N);
+        expect_eof(fds[i], 1000);
+        close(fds[i]);
+    }
+    ASSERT_EQ(atomic_load(&sh->started), INFLIGHT_N);
+    term_and_wait(&h, &st);
+    ASSERT_EQ(swoop_test_fd_count(), h.fd0);
+}
+
+TEST(server_shutdown_completes_inflight_process)
+{
+    completes_inflight(SWOOP_MODE_PROCESS);
+}
+
+TEST(server_shutdown_completes_inflight_base)
+{
+    completes_inflight(SWOOP_MODE_BASE);
+}
