@@ -524,6 +524,8 @@ static void manager_begin_shutdown(swoop_manager_t *mgr)
     swoop_free(mgr->reload_queue);
     mgr->reload_queue = NULL;
     swoop_log(SWOOP_LOG_NOTICE, 0, "shutting down: stopping %d processes", live_count(mgr));
+    if (mgr->hooks.on_shutdown_begin)
+        mgr->hooks.on_shutdown_begin(mgr->hooks.data);
     for (int id = 0; id < mgr->worker_num; id++) {
         swoop_mgr_slot_t *s = &mgr->slots[id];
         if (s->respawn_timer) {

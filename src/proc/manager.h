@@ -56,6 +56,11 @@ typedef struct swoop_manager_hooks_s {
     void (*on_worker_error)(void *data, int id, pid_t pid, int exit_code, int signo);
     /* SIGRTMIN: reopen logs here (the manager forwards the signal to the workers). */
     void (*on_reopen)(void *data);
+    /*
+     * The shutdown begins, right before the children get SIGTERM (what the
+     * hook publishes is seen by them when they handle it). May be NULL.
+     */
+    void (*on_shutdown_begin)(void *data);
     /* Every child is gone; the manager is about to return. */
     void (*on_shutdown)(void *data);
 } swoop_manager_hooks_t;

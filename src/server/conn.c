@@ -108,7 +108,7 @@ swoop_conn_t *swoop__reactor_conn(swoop_reactor_t *r, swoop_conn_id_t id)
 static void update_io(swoop_conn_t *c)
 {
     unsigned ev = 0;
-    if (c->state == CONN_OPEN && !c->paused)
+    if (c->state == CONN_OPEN && !c->paused && !c->reactor->no_read)
         ev |= SWOOP_READABLE;
     if (c->state != CONN_WAIT_ACK && (swoop__buf_rlen(&c->out) > 0 || conn_has_files(c)))
         ev |= SWOOP_WRITABLE;
@@ -482,7 +482,7 @@ static void conn_io_cb(swoop_io_t *io, unsigned events)
     ext(c)->busy++;
     if ((events & SWOOP_WRITABLE) && c->state != CONN_WAIT_ACK)
         conn_flush(c);
-    if ((events & SWOOP_READABLE) && c->state == CONN_OPEN)
+    if ((events & SWOOP_READABLE) && c->state == CONN_OPEN && !c->reactor->no_read)
         conn_read(c);
     conn_unbusy(c);
 }
@@ -572,8 +572,8 @@ static void conn_begin_close(swoop_conn_t *c)
     swoop__buf_free(&c->in);
     swoop__buf_init(&c->in);
     drop_output(c);
-    if (c->notified) {
-        conn_free(c); /* on_close ran already */
+    if (c->notified || r->workers_gone) {
+        conn_free(c); /* on_close ran already, or no worker is left to run it */
         return;
     }
     int eof = c->state == CONN_PEER_EOF;
@@ -712,6 +712,89 @@ void swoop__reactor_close_all(swoop_reactor_t *r, int notify)
         ext(c)->busy = 0;
         conn_free(c);
     }
+}
+
+/* The ids of the reactor's connections: a callback may free any of them meanwhile. */
+static swoop_conn_id_t *conn_ids(swoop_reactor_t *r, size_t *n)
+{
+    size_t k = 0;
+    for (swoop_queue_t *q = swoop_queue_head(&r->conns); q != &r->conns; q = q->next)
+        k++;
+    swoop_conn_id_t *ids = swoop_malloc((k ? k : 1) * sizeof(*ids));
+    k = 0;
+    for (swoop_queue_t *q = swoop_queue_head(&r->conns); q != &r->conns; q = q->next)
+        ids[k++] = swoop_queue_data(q, swoop_conn_t, link)->id;
+    *n = k;
+    return ids;
+}
+
+void swoop__reactor_stop_reading(swoop_reactor_t *r)
+{
+    if (r->no_read)
+        return;
+    size_t n;
+    swoop_conn_id_t *ids = conn_ids(r, &n);
+    for (size_t i = 0; i < n; i++) {
+        swoop_conn_t *c = swoop__reactor_conn(r, ids[i]);
+        if (c == NULL || c->state != CONN_OPEN || c->paused)
+            continue;
+        ext(c)->busy++;
+        conn_read(c);
+        conn_unbusy(c);
+    }
+    r->no_read = 1;
+    for (size_t i = 0; i < n; i++) {
+        swoop_conn_t *c = swoop__reactor_conn(r, ids[i]);
+        if (c && c->state == CONN_OPEN)
+            update_io(c);
+    }
+    swoop_free(ids);
+}
+
+void swoop__reactor_finish(swoop_reactor_t *r)
+{
+    size_t n;
+    swoop_conn_id_t *ids = conn_ids(r, &n);
+    for (size_t i = 0; i < n; i++) {
+        swoop_conn_t *c = swoop__reactor_conn(r, ids[i]);
+        if (c == NULL)
+            continue;
+        if (c->state == CONN_OPEN)
+            swoop__conn_close(c, 0); /* FIN now, or once the output is out */
+        else if (r->workers_gone && c->state == CONN_WAIT_ACK)
+            conn_free(c);
+        else if (r->workers_gone && c->state == CONN_PEER_EOF)
+            swoop__conn_release(c); /* writes what is left, then frees */
+    }
+    swoop_free(ids);
+}
+
+void swoop__reactor_expire(swoop_reactor_t *r)
+{
+    size_t n, bytes = 0;
+    swoop_conn_id_t *ids = conn_ids(r, &n);
+    for (size_t i = 0; i < n; i++) {
+        swoop_conn_t *c = swoop__reactor_conn(r, ids[i]);
+        if (c)
+            bytes += swoop__buf_rlen(&c->out);
+    }
+    if (n)
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "shutdown: %zu connections with %zu bytes of output left after max_wait_time "
+                  "%d s: resetting them",
+                  n, bytes, r->srv->settings.max_wait_time);
+    for (size_t i = 0; i < n; i++) {
+        swoop_conn_t *c = swoop__reactor_conn(r, ids[i]);
+        if (c == NULL)
+            continue;
+        set_linger0(c);
+        drop_output(c);
+        if (c->state == CONN_OPEN || c->state == CONN_DRAINING)
+            conn_begin_close(c); /* BASE: on_close runs */
+        else
+            conn_free(c);
+    }
+    swoop_free(ids);
 }
 
 void swoop__reactor_tick(swoop_reactor_t *r)

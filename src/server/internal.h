@@ -215,6 +215,15 @@ struct swoop_reactor_s {
     swoop_ring_t **in_rings; /* ipc_ring: [w] = ring from worker w */
     swoop_io_t wake_io;      /* ipc_ring: this reactor's eventfd */
     int stop;
+    /*
+     * Shutdown (conn.c): no_read = intake stopped, connections are not read
+     * any more; workers_gone (PROCESS) = every worker exited and its
+     * channel was read to the end, so no CLOSE is sent or awaited.
+     */
+    int no_read;
+    int workers_gone;
+    int intake_acked; /* PROCESS: the main thread was told the queues to workers are empty */
+    int draining;     /* delivering what is left before the thread stops */
     int blocked;                /* connections paused for a full worker queue */
     uint64_t dgram_dropped;     /* datagrams dropped for a full worker queue, since the log */
     uint64_t dgram_drop_log_ms; /* when that was last logged */
@@ -272,11 +281,16 @@ struct swoop_server_s {
     int64_t accept_timer;
     uint64_t last_emfile_log_ms;
     uint64_t last_maxconn_log_ms;
+    uint64_t shutdown_ms; /* when the shutdown began (master) */
+    int intake_wait;      /* reactor threads yet to acknowledge the intake stop */
+    int manager_signalled;
+    int64_t intake_timer;
     swoop_manager_t mgr;
 
     /* Worker side. */
     int worker_id; /* -1 outside workers */
     int worker_stopping;
+    int worker_draining; /* BASE: flushing its connections' output before the exit */
     int64_t requests;
     int64_t request_limit;
     swoop_reactor_t *base;    /* BASE: this worker's engine */
@@ -363,6 +377,21 @@ typedef struct swoop_sendfile_req_s {
 void swoop__conn_sendfile_msg(swoop_conn_t *c, const char *data, size_t len);
 /* Closes every connection without callbacks (shutdown). */
 void swoop__reactor_close_all(swoop_reactor_t *r, int notify);
+/*
+ * Shutdown, intake stop: reads each open connection once more (what the
+ * kernel already holds is framed and delivered; BASE: its callbacks run),
+ * then reads none of them any more.
+ */
+void swoop__reactor_stop_reading(swoop_reactor_t *r);
+/*
+ * Shutdown, the end: a connection with nothing to write is closed now (FIN;
+ * BASE: on_close runs), one with output closes once it is flushed. PROCESS
+ * calls it with workers_gone set: CLOSE acknowledgements still awaited are
+ * given up (the channels were read to the end).
+ */
+void swoop__reactor_finish(swoop_reactor_t *r);
+/* Shutdown, out of time: resets what is left (logged once with the count). */
+void swoop__reactor_expire(swoop_reactor_t *r);
 /* Periodic work: heartbeat and overdue CLOSE acknowledgements. */
 void swoop__reactor_tick(swoop_reactor_t *r);
 /* Finds this reactor's connection by id, or NULL. */

@@ -15,12 +15,21 @@
  * ipc_batch, the messages of one wake-up are queued and leave with one
  * sendmmsg per channel after the loop iteration.
  *
- * Shutdown (SIGTERM, SIGINT or a worker's swoop_server_shutdown): the
- * master closes its listening stream sockets (new connects are refused at
- * once) and SIGTERMs the manager, which stops the workers (SIGKILL after
- * max_wait_time); meanwhile the reactor threads keep delivering replies.
- * When the manager is reaped, the reactor threads close what is left and
- * are joined, the pid file is removed and swoop_server_start returns.
+ * Shutdown (SIGTERM, SIGINT or a worker's swoop_server_shutdown) drains in
+ * three phases. 1. Intake: the master closes its listening stream sockets
+ * (new connects are refused at once) and posts an intake stop to each
+ * reactor thread, which reads each connection one last time and then no
+ * more; once its queues to the workers are empty it posts an acknowledgement
+ * back. When every thread acknowledged (or INTAKE_TIMEOUT_MS passed) the
+ * master SIGTERMs the manager. 2. The workers (worker.c) handle what their
+ * channels hold, flush their replies and exit (the manager SIGKILLs them
+ * after max_wait_time). 3. When the manager is reaped, each reactor thread
+ * reads every worker channel to the end, closes the connections with
+ * nothing to write (FIN) and keeps writing the others until they are
+ * flushed and closed, or resets them at the deadline: max_wait_time (plus
+ * the intake timeout) after the shutdown began, so the whole tree is gone
+ * within max_wait_time + 1 s. The threads are joined, the pid file is
+ * removed and swoop_server_start returns.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +37,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,8 +47,9 @@
 #include "net/socket.h"
 #include "server/internal.h"
 
-#define PIPE_BATCHES    8
-#define ACCEPT_PAUSE_MS 100
+#define PIPE_BATCHES      8
+#define ACCEPT_PAUSE_MS   100
+#define INTAKE_TIMEOUT_MS 500 /* shutdown: reactors' queues to workers must empty by then */
 
 typedef struct pending_s {
     int fd;
@@ -55,6 +66,7 @@ typedef struct handoff_s {
 /* Master-thread state (one server per process runs at a time). */
 static swoop_signal_t sig_term, sig_int, sig_quit, sig_usr1, sig_usr2, sig_chld, sig_rtmin;
 static int master_exit_rc;
+static swoop_loop_t *master_loop; /* the main thread's loop (reactor threads post to it) */
 
 /* ---- the manager process ---- */
 
@@ -154,6 +166,26 @@ static void hook_reopen(void *data)
         swoop_log(SWOOP_LOG_ERROR, rc, "reopening the log file failed");
 }
 
+/*
+ * BASE: the manager is the process the user signals. The workers learn the
+ * server is shutting down (not reloading) before their SIGTERM, and new
+ * connects are refused at once: shutdown(2) of the listening socket acts on
+ * the socket every worker shares, also while they are busy in a callback.
+ */
+static void hook_shutdown_begin(void *data)
+{
+    swoop_server_t *srv = data;
+    if (srv->mode != SWOOP_MODE_BASE)
+        return; /* PROCESS: the master did both before it signalled the manager */
+    atomic_store(&srv->gs->shutting_down, 1);
+    for (int i = 0; i < srv->nports; i++) {
+        swoop_port_t *p = srv->ports[i];
+        if (!p->dgram && p->fd >= 0 && shutdown(p->fd, SHUT_RD) < 0 && errno != ENOTCONN)
+            swoop_log(SWOOP_LOG_WARNING, errno, "shutdown() of listening fd %d (port %d) failed",
+                      p->fd, p->port);
+    }
+}
+
 static void hook_manager_stop(void *data)
 {
     swoop_server_t *srv = data;
@@ -175,6 +207,7 @@ int swoop__server_manager_run(swoop_server_t *srv)
         .on_reap = hook_reap,
         .on_worker_error = hook_worker_error,
         .on_reopen = hook_reopen,
+        .on_shutdown_begin = hook_shutdown_begin,
         .on_shutdown = hook_manager_stop,
     };
     swoop__manager_init(&srv->mgr, srv->worker_num + swoop__task_num(srv), &hooks);
@@ -479,10 +512,89 @@ static void reactor_adopt(swoop_loop_t *loop, void *arg)
     swoop_free(h);
 }
 
+static void master_intake_ack_cb(swoop_loop_t *loop, void *arg);
+
+/* Shutdown, phase 1 (posted by the main thread): what the kernel holds is read, then no more. */
+static void reactor_intake_cb(swoop_loop_t *loop, void *arg)
+{
+    swoop_reactor_t *r = arg;
+    swoop__reactor_stop_reading(r);
+    for (int i = 0; i < r->srv->nports; i++)
+        swoop_io_stop(&r->port_io[i]);
+}
+
+/* Phase 1 done here once nothing read waits in user space for a worker. */
+static void reactor_check_intake(swoop_reactor_t *r)
+{
+    if (!r->no_read || r->intake_acked || r->workers_gone)
+        return;
+    for (int w = 0; w < r->srv->worker_num; w++) {
+        if (swoop__ipc_pending(&r->outs[w]) || r->outs[w].queued_bytes > 0)
+            return;
+    }
+    r->intake_acked = 1;
+    int rc = swoop_loop_post(master_loop, master_intake_ack_cb, r);
+    if (rc < 0)
+        swoop_log(SWOOP_LOG_ERROR, rc, "reactor %d: cannot acknowledge the intake stop", r->id);
+}
+
+/* Every worker exited: what they wrote is all in the channels; take it to the end. */
+static void reactor_drain_all(swoop_reactor_t *r)
+{
+    swoop_server_t *srv = r->srv;
+    if (srv->rings) {
+        for (;;) {
+            int any = 0;
+            for (int w = 0; w < srv->worker_num; w++)
+                any |= swoop__ring_readable(r->in_rings[w]);
+            if (!any)
+                break;
+            reactor_drain_rings(r);
+        }
+    }
+    for (int w = 0; w < srv->worker_num; w++) {
+        int fd = swoop_io_fd(&r->pipe_io[w]);
+        for (;;) {
+            int n = swoop__ipc_recv(fd, &r->rb, SWOOP_IPC_RECV_BATCH);
+            if (n <= 0)
+                break;
+            swoop__ipc_feed_batch(&r->in, &r->rb, n, on_worker_msg, r);
+        }
+    }
+}
+
+static void reactor_deadline_cb(int64_t id, void *arg)
+{
+    swoop_reactor_t *r = arg;
+    swoop__reactor_expire(r);
+    r->stop = 1;
+}
+
+/*
+ * Shutdown, phase 3 (posted once the manager was reaped): deliver every
+ * reply the workers left, then close each connection once its output is
+ * flushed; reactor_main stops when none is left or at the deadline.
+ */
 static void reactor_stop_cb(swoop_loop_t *loop, void *arg)
 {
     swoop_reactor_t *r = arg;
-    r->stop = 1;
+    swoop_server_t *srv = r->srv;
+    r->no_read = 1; /* also when phase 1 never ran (the manager died) */
+    r->workers_gone = 1;
+    reactor_drain_all(r);
+    swoop__reactor_finish(r);
+    r->draining = 1;
+    uint64_t wait = (uint64_t)srv->settings.max_wait_time * 1000u;
+    uint64_t end = srv->shutdown_ms + wait + INTAKE_TIMEOUT_MS;
+    uint64_t now = swoop__now_ms();
+    uint64_t ms = end > now ? end - now : 0;
+    if (ms > wait)
+        ms = wait;
+    if (swoop_queue_empty(&r->conns) ||
+        swoop_loop_timer_after(r->loop, ms, reactor_deadline_cb, r) <= 0) {
+        swoop__reactor_expire(r);
+        r->stop = 1;
+    }
 }
 
 static void *reactor_main(void *arg)
@@ -508,6 +620,9 @@ static void *reactor_main(void *arg)
             reactor_drain_rings(r);
         }
         reactor_flush(r);
+        reactor_check_intake(r);
+        if (r->draining && swoop_queue_empty(&r->conns))
+            break;
     }
     swoop__reactor_close_all(r, 0);
     /* Every connection paused for a full worker queue was counted out when freed. */
@@ -702,10 +817,49 @@ static void accept_resume_cb(int64_t id, void *arg)
 
 static swoop_server_t *master_srv;
 
-static void begin_shutdown(swoop_server_t *srv)
+/* Phase 2 of the shutdown: the workers finish what they were given. */
+static void stop_manager(swoop_server_t *srv)
+{
+    if (srv->manager_signalled)
+        return;
+    srv->manager_signalled = 1;
+    if (srv->intake_timer) {
+        swoop_timer_clear(srv->intake_timer);
+        srv->intake_timer = 0;
+    }
+    if (srv->manager_pid > 0 && kill(srv->manager_pid, SIGTERM) < 0)
+        swoop_log(SWOOP_LOG_ERROR, errno, "kill(%d, SIGTERM) of the manager failed",
+                  (int)srv->manager_pid);
+}
+
+static void master_intake_ack_cb(swoop_loop_t *loop, void *arg)
+{
+    swoop_reactor_t *r = arg;
+    if (--r->srv->intake_wait == 0)
+        stop_manager(r->srv);
+}
+
+static void intake_timeout_cb(int64_t id, void *arg)
+{
+    swoop_server_t *srv = arg;
+    srv->intake_timer = 0;
+    swoop_log(SWOOP_LOG_WARNING, 0,
+              "shutdown: %d reactor threads still hold requests for the workers after %d ms: "
+              "stopping the workers anyway",
+              srv->intake_wait, INTAKE_TIMEOUT_MS);
+    stop_manager(srv);
+}
+
+/*
+ * `drain`: the reactor threads first stop reading and hand what they read to
+ * the workers, and only then is the manager stopped; else (start failure,
+ * the manager died) it is stopped at once.
+ */
+static void begin_shutdown(swoop_server_t *srv, int drain)
 {
     if (atomic_exchange(&srv->gs->shutting_down, 1))
         return;
+    srv->shutdown_ms = swoop__now_ms();
     swoop_log(SWOOP_LOG_NOTICE, 0, "shutting down: closing listening sockets, stopping workers");
     accept_watch(srv, 0);
     if (srv->accept_timer) {
@@ -719,16 +873,26 @@ static void begin_shutdown(swoop_server_t *srv)
             p->fd = -1;
         }
     }
-    if (srv->manager_pid > 0 && kill(srv->manager_pid, SIGTERM) < 0)
-        swoop_log(SWOOP_LOG_ERROR, errno, "kill(%d, SIGTERM) of the manager failed",
-                  (int)srv->manager_pid);
+    srv->intake_wait = 0;
+    for (int r = 0; drain && srv->manager_pid > 0 && r < srv->reactor_num; r++) {
+        swoop_reactor_t *re = &srv->reactors[r];
+        if (re->thread_started && swoop_loop_post(re->loop, reactor_intake_cb, re) == 0)
+            srv->intake_wait++;
+    }
+    if (srv->intake_wait == 0) {
+        stop_manager(srv);
+        return;
+    }
+    srv->intake_timer = swoop_timer_after(INTAKE_TIMEOUT_MS, intake_timeout_cb, srv);
+    if (srv->intake_timer <= 0)
+        stop_manager(srv);
 }
 
 static void on_master_signal(swoop_signal_t *sig, int signo)
 {
     swoop_server_t *srv = master_srv;
     if (signo == SIGTERM || signo == SIGINT || signo == SIGQUIT) {
-        begin_shutdown(srv);
+        begin_shutdown(srv, 1);
     } else if (signo == SIGUSR1 || signo == SIGUSR2) {
         if (srv->manager_pid > 0)
             kill(srv->manager_pid, signo);
@@ -748,7 +912,7 @@ static void on_master_signal(swoop_signal_t *sig, int signo)
                           "the manager (pid %d) exited unexpectedly (status 0x%x): shutting down",
                           (int)pid, status);
                 master_exit_rc = SWOOP_ECHILD;
-                begin_shutdown(srv);
+                begin_shutdown(srv, 0);
             }
             swoop_loop_stop(sig->_loop);
         }
@@ -812,6 +976,10 @@ int swoop__master_run(swoop_server_t *srv)
     swoop_loop_t *loop = swoop_loop_default();
     if (loop == NULL)
         rc = SWOOP_ENOMEM;
+    master_loop = loop;
+    srv->manager_signalled = 0;
+    srv->intake_wait = 0;
+    srv->intake_timer = 0;
     struct sigaction sa, old_pipe;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_IGN;
@@ -856,7 +1024,7 @@ int swoop__master_run(swoop_server_t *srv)
         if (srv->manager_pid > 0)
             swoop_loop_run(loop);
     } else {
-        begin_shutdown(srv);
+        begin_shutdown(srv, 0);
         /* Wait for the manager without the loop: its SIGCHLD watcher may not exist. */
         if (srv->manager_pid > 0) {
             kill(srv->manager_pid, SIGTERM);
@@ -864,15 +1032,21 @@ int swoop__master_run(swoop_server_t *srv)
             srv->manager_pid = 0;
         }
     }
-    begin_shutdown(srv); /* no-op after a normal shutdown */
+    begin_shutdown(srv, 0); /* no-op after a normal shutdown */
 
-    /* 5. Reactor threads close what is left. */
+    /* 5. Reactor threads deliver what is left (all at once), then stop. */
     for (int r = 0; r < srv->reactor_num; r++) {
         swoop_reactor_t *re = &srv->reactors[r];
-        if (re->thread_started) {
-            swoop_loop_post(re->loop, reactor_stop_cb, re);
-            pthread_join(re->thread, NULL);
+        if (re->thread_started && swoop_loop_post(re->loop, reactor_stop_cb, re) < 0) {
+            swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM, "cannot stop reactor %d: retrying", r);
+            while (swoop_loop_post(re->loop, reactor_stop_cb, re) < 0)
+                usleep(1000);
         }
+    }
+    for (int r = 0; r < srv->reactor_num; r++) {
+        swoop_reactor_t *re = &srv->reactors[r];
+        if (re->thread_started)
+            pthread_join(re->thread, NULL);
         reactor_teardown(re);
     }
     swoop_free(srv->reactors);
@@ -894,6 +1068,7 @@ int swoop__master_run(swoop_server_t *srv)
     swoop_log(SWOOP_LOG_INFO, 0, "server stopped");
     swoop_log_set_role(SWOOP_ROLE_STANDALONE, -1);
     master_srv = NULL;
+    master_loop = NULL;
     (void)started;
     return rc < 0 ? rc : master_exit_rc;
 }

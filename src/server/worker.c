@@ -14,10 +14,17 @@
  * whatever the callbacks of one wake-up sent leaves in one sendmmsg per
  * channel once the iteration ends.
  *
- * Stopping (SIGTERM from the manager, max_request): the worker stops taking
- * messages (what it did not read stays in the channel for its replacement),
- * BASE mode closes its connections (on_close runs), on_worker_stop runs and
- * the process exits.
+ * Stopping (SIGTERM from the manager for a reload, max_request): the worker
+ * stops taking messages (what it did not read stays in the channel for its
+ * replacement), BASE mode closes its connections (on_close runs),
+ * on_worker_stop runs and the process exits. A SIGTERM while the server
+ * shuts down (gs->shutting_down, published before the signal) has no
+ * successor to leave work to: PROCESS first handles everything its input
+ * channels hold (the reactor threads stopped reading before the manager was
+ * told to stop); BASE stops accepting, reads its connections one last time,
+ * runs those requests, then keeps the loop running until every connection's
+ * output is flushed and closed (or DRAIN_MARGIN_MS before the manager's
+ * SIGKILL at max_wait_time, when the rest is reset).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +42,7 @@
 #include "server/internal.h"
 
 #define FLUSH_TRIES_AT_EXIT 200
+#define DRAIN_MARGIN_MS     250 /* BASE: stop draining this long before the manager's SIGKILL */
 
 static swoop_signal_t wsig_term, wsig_reopen;
 static swoop_io_t *mout_io; /* writability of message channels with a queue */
@@ -59,10 +67,20 @@ static void worker_stop(swoop_server_t *srv)
     swoop_loop_stop(wloop);
 }
 
+static void worker_drain_input(swoop_server_t *srv);
+static void base_drain_begin(swoop_server_t *srv);
+
 static void on_worker_signal(swoop_signal_t *sig, int signo)
 {
     swoop_server_t *srv = sig->data;
     if (signo == SIGTERM) {
+        if (atomic_load(&srv->gs->shutting_down) && !srv->worker_stopping) {
+            if (srv->base) {
+                base_drain_begin(srv); /* stops once the output is out */
+                return;
+            }
+            worker_drain_input(srv);
+        }
         worker_stop(srv);
     } else {
         int rc = swoop_log_reopen();
@@ -209,6 +227,47 @@ static void worker_wake_cb(swoop_io_t *io, unsigned events)
     swoop__ring_clear(swoop_io_fd(io));
 }
 
+static void worker_flush(swoop_server_t *srv);
+
+/*
+ * Shutdown (PROCESS): handles everything the input channels hold, sending
+ * the replies after each batch, until they are empty. Nothing new comes in:
+ * the reactor threads stopped reading before the manager was signalled.
+ */
+static void worker_drain_input(swoop_server_t *srv)
+{
+    if (srv->wouts == NULL)
+        return;
+    for (;;) {
+        int got = 0;
+        for (int r = 0; r < srv->reactor_num; r++) {
+            reactor_msg_ctx_t ctx = {srv, r};
+            if (srv->rings) {
+                swoop_ring_t *ring = srv->win_rings[r];
+                while (swoop__ring_readable(ring)) {
+                    int wake = 0;
+                    int n = swoop__ring_recv(ring, &srv->wrb, SWOOP_IPC_RECV_BATCH, &wake);
+                    if (wake)
+                        swoop__ring_signal(srv->wake_fds[srv->worker_num + r]);
+                    if (n <= 0)
+                        break;
+                    swoop__ipc_feed_batch(&srv->win, &srv->wrb, n, on_reactor_msg, &ctx);
+                    got = 1;
+                }
+            }
+            int n = swoop__ipc_recv(swoop_io_fd(&srv->wpipe_io[r]), &srv->wrb,
+                                    SWOOP_IPC_RECV_BATCH);
+            if (n > 0) {
+                swoop__ipc_feed_batch(&srv->win, &srv->wrb, n, on_reactor_msg, &ctx);
+                got = 1;
+            }
+        }
+        worker_flush(srv);
+        if (!got)
+            return;
+    }
+}
+
 /* ---- both modes: the message channel ---- */
 
 static swoop_conn_t *own_conn(swoop_server_t *srv, swoop_conn_id_t id)
@@ -348,6 +407,12 @@ static void base_accept_cb(swoop_io_t *io, unsigned events)
     int accepted;
     int rc = swoop__sock_accept_batch(swoop_io_fd(io), SWOOP_ACCEPT_BATCH, base_accept_one, p,
                                       &accepted);
+    if (rc < 0 && rc != SWOOP_EAGAIN && atomic_load(&srv->gs->shutting_down)) {
+        /* The manager shut the listening socket down: our SIGTERM is on its way. */
+        for (int i = 0; i < srv->nports; i++)
+            swoop_io_stop(&accept_io[i]);
+        return;
+    }
     if (rc == SWOOP_EMFILE || rc == SWOOP_ENFILE || rc == SWOOP_ENOBUFS || rc == SWOOP_ENOMEM) {
         uint64_t now = swoop__now_ms();
         if (now - srv->last_emfile_log_ms >= 1000) {
@@ -375,6 +440,36 @@ static void base_dgram_cb(swoop_io_t *io, unsigned events)
 static void base_tick_cb(int64_t id, void *arg)
 {
     swoop__reactor_tick(arg);
+}
+
+static void base_drain_deadline_cb(int64_t id, void *arg)
+{
+    swoop_server_t *srv = arg;
+    swoop__reactor_expire(srv->base);
+    worker_stop(srv);
+}
+
+/*
+ * Shutdown (BASE): no more accepting or reading; the requests the kernel
+ * already holds run now; connections close once their output is flushed.
+ * The main loop stops the worker when none is left.
+ */
+static void base_drain_begin(swoop_server_t *srv)
+{
+    if (srv->worker_draining)
+        return;
+    srv->worker_draining = 1;
+    for (int i = 0; i < srv->nports; i++) {
+        swoop_io_stop(&accept_io[i]);
+        /* An own SO_REUSEPORT socket: refuse its connects too (the manager did the shared one). */
+        if (!srv->ports[i]->dgram && srv->ports[i]->fd >= 0)
+            shutdown(srv->ports[i]->fd, SHUT_RD);
+    }
+    swoop__reactor_stop_reading(srv->base);
+    swoop__reactor_finish(srv->base);
+    int64_t ms = (int64_t)srv->settings.max_wait_time * 1000 - DRAIN_MARGIN_MS;
+    if (swoop_timer_after(ms > 0 ? ms : 0, base_drain_deadline_cb, srv) <= 0)
+        base_drain_deadline_cb(0, srv);
 }
 
 void swoop__base_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char *data, size_t len)
@@ -527,6 +622,7 @@ int swoop__worker_main(void *data, int id)
         return swoop__task_worker_main(srv, id); /* task.c */
     srv->worker_id = id;
     srv->worker_stopping = 0;
+    srv->worker_draining = 0;
     srv->requests = 0;
     srv->request_limit = pick_limit(&srv->settings);
     srv->running = 0;
@@ -561,6 +657,8 @@ int swoop__worker_main(void *data, int id)
             worker_drain_rings(srv);
         }
         worker_flush(srv);
+        if (srv->worker_draining && swoop_queue_empty(&srv->base->conns))
+            worker_stop(srv);
         if (rc < 0) {
             swoop_log(SWOOP_LOG_ERROR, rc, "worker %d: loop failed", id);
             break;
