@@ -222,10 +222,10 @@ struct swoop_reactor_s {
      */
     int no_read;
     int workers_gone;
-    int intake_acked; /* PROCESS: the main thread was told the queues to workers are empty */
-    int draining;     /* delivering what is left before the thread stops */
-    int blocked;                /* connections paused for a full worker queue */
-    uint64_t dgram_dropped;     /* datagrams dropped for a full worker queue, since the log */
+    int intake_acked;       /* PROCESS: the main thread was told the queues to workers are empty */
+    int draining;           /* delivering what is left before the thread stops */
+    int blocked;            /* connections paused for a full worker queue */
+    uint64_t dgram_dropped; /* datagrams dropped for a full worker queue, since the log */
     uint64_t dgram_drop_log_ms; /* when that was last logged */
     swoop_io_t *port_io;        /* datagram ports this reactor reads, by port index */
 };

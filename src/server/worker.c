@@ -255,8 +255,8 @@ static void worker_drain_input(swoop_server_t *srv)
                     got = 1;
                 }
             }
-            int n = swoop__ipc_recv(swoop_io_fd(&srv->wpipe_io[r]), &srv->wrb,
-                                    SWOOP_IPC_RECV_BATCH);
+            int n =
+                swoop__ipc_recv(swoop_io_fd(&srv->wpipe_io[r]), &srv->wrb, SWOOP_IPC_RECV_BATCH);
             if (n > 0) {
                 swoop__ipc_feed_batch(&srv->win, &srv->wrb, n, on_reactor_msg, &ctx);
                 got = 1;

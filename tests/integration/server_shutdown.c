@@ -64,8 +64,7 @@ static void expect_eof(int fd, int ms)
 
 /* ---- a slow reader's queued reply survives the SIGTERM ---- */
 
-static void on_big(swoop_server_t *srv, swoop_conn_id_t conn, int rid, const void *data,
-                   size_t len)
+static void on_big(swoop_server_t *srv, swoop_conn_id_t conn, int rid, const void *data, size_t len)
 {
     static unsigned char *reply;
     if (len < 3 || memcmp(data, "big", 3) != 0)
@@ -201,8 +200,8 @@ static void completes_inflight(swoop_mode_t mode)
         char buf[8];
         size_t n = cli_read_n(fds[i], buf, 5, MAX_WAIT_MS);
         if (n != 5 || memcmp(buf, "done\n", 5) != 0)
-            FAIL("client %d got %zu bytes instead of \"done\\n\" (%d of %d requests started)", i,
-                 n, atomic_load(&sh->started), INFLIGHT_N);
+            FAIL("client %d got %zu bytes instead of \"done\\n\" (%d of %d requests started)", i, n,
+                 atomic_load(&sh->started), INFLIGHT_N);
         expect_eof(fds[i], 1000);
         close(fds[i]);
     }
