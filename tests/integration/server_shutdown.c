@@ -202,9 +202,18 @@ static void completes_inflight(swoop_mode_t mode)
         fds[i] = cli_connect(h.port);
     /* Every connection accepted, so each request reaches a connection the server owns. */
     WAIT_UNTIL((srv_stats(&h, &st), st.accept_count >= INFLIGHT_N), 3000);
-    for (int i = 0; i < INFLIGHT_N; i++)
-        cli_write(fds[i], "slow", 4);
+    /*
+     * One request first: once its worker sleeps in on_receive, the other 7
+     * queue behind the running ones (in the worker's channel, PROCESS, or in
+     * the kernel, BASE), not read yet when the SIGTERM comes.
+     */
+    cli_write(fds[0], "slow", 4);
     WAIT_UNTIL(atomic_load(&sh->started) >= 1, 3000);
+    for (int i = 1; i < INFLIGHT_N; i++)
+        cli_write(fds[i], "slow", 4);
+    /* PROCESS: the reactor threads read all 8 (loopback: BASE has them in its socket queues). */
+    if (mode == SWOOP_MODE_PROCESS)
+        WAIT_UNTIL((srv_stats(&h, &st), st.bytes_in >= 4 * INFLIGHT_N), 3000);
     srv_stats(&h, &st);
     uint64_t t_term = swoop_test_now_ms();
     ASSERT_EQ(kill(h.pid, SIGTERM), 0);
