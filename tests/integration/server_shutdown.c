@@ -28,6 +28,17 @@ typedef struct shared_s {
 
 static shared_t *sh;
 
+/* PROCESS variants: the worker channels as shared-memory rings, with batched sends. */
+static int use_ring;
+
+static void set_ipc(swoop_server_t *srv)
+{
+    if (!use_ring)
+        return;
+    ASSERT_OK(swoop_server_set(srv, "ipc_ring", "1"));
+    ASSERT_OK(swoop_server_set(srv, "ipc_batch", "1"));
+}
+
 static unsigned char pattern_byte(size_t i)
 {
     return (unsigned char)((i * 7u) ^ (i >> 11));
@@ -93,6 +104,7 @@ static void setup_big(swoop_server_t *srv, void *arg)
 {
     ASSERT_OK(swoop_server_set(srv, "socket_buffer_size", "16777216"));
     ASSERT_OK(swoop_server_set(srv, "buffer_output_size", "8388608"));
+    set_ipc(srv);
     ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = on_big}));
 }
 
@@ -149,6 +161,12 @@ TEST(server_shutdown_flushes_slow_reader_process)
     flushes_slow_reader(SWOOP_MODE_PROCESS);
 }
 
+TEST(server_shutdown_flushes_slow_reader_process_ring)
+{
+    use_ring = 1;
+    flushes_slow_reader(SWOOP_MODE_PROCESS);
+}
+
 TEST(server_shutdown_flushes_slow_reader_base)
 {
     flushes_slow_reader(SWOOP_MODE_BASE);
@@ -167,6 +185,7 @@ static void on_slow(swoop_server_t *srv, swoop_conn_id_t conn, int rid, const vo
 static void setup_slow(swoop_server_t *srv, void *arg)
 {
     ASSERT_OK(swoop_server_set(srv, "max_wait_time", "4"));
+    set_ipc(srv);
     ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = on_slow}));
 }
 
@@ -234,6 +253,12 @@ static void completes_inflight(swoop_mode_t mode)
 
 TEST(server_shutdown_completes_inflight_process)
 {
+    completes_inflight(SWOOP_MODE_PROCESS);
+}
+
+TEST(server_shutdown_completes_inflight_process_ring)
+{
+    use_ring = 1;
     completes_inflight(SWOOP_MODE_PROCESS);
 }
 
