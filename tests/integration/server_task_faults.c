@@ -507,7 +507,8 @@ TEST_TIMEOUT(task_sweep_dead_at_start, 60)
     touch(dead);
     touch(live);
     srv_handle_t h = start();
-    ASSERT_NE(h.pid, child);
+    /* pid_max is 32,768 here: under a parallel suite the dead pid can come back. */
+    int reused = swoop_test_pid_alive(child);
     int dead_left = access(dead, F_OK) == 0;
     int live_left = access(live, F_OK) == 0;
     srv_stop(&h, 10000);
@@ -516,7 +517,11 @@ TEST_TIMEOUT(task_sweep_dead_at_start, 60)
     if (dead_left)
         unlink(dead);
     task_env_end();
-    ASSERT_EQ(dead_left, 0);
+    if (reused)
+        printf("# pid %d was reused before the server started: the dead case is not checked\n",
+               (int)child);
+    else
+        ASSERT_EQ(dead_left, 0);
     ASSERT_EQ(live_left, 1);
 }
 
