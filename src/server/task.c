@@ -252,16 +252,20 @@ static int64_t post_task(swoop_server_t *srv, const char *fn, const void *data, 
     int rc = task_payload_pack(tk, &h, data, len, &o);
     if (rc < 0)
         return rc;
+    /* Counted before the send: a task worker may take it at once (tasking_num never < 0). */
+    atomic_fetch_add_explicit(&srv->gs->task.posted, 1, memory_order_relaxed);
+    if (tk->mode == 2)
+        atomic_fetch_add_explicit(&task_slot(tk, t)->queued, 1, memory_order_relaxed);
     rc = task_queue_post(srv, t, &h, &o);
     if (rc < 0) {
+        atomic_fetch_sub_explicit(&srv->gs->task.posted, 1, memory_order_relaxed);
+        if (tk->mode == 2)
+            atomic_fetch_sub_explicit(&task_slot(tk, t)->queued, 1, memory_order_relaxed);
         task_payload_discard(tk, &h, &o);
         swoop_log(SWOOP_LOG_ERROR, rc, "posting task %lld to task worker %d failed", (long long)id,
                   t);
         return rc;
     }
-    atomic_fetch_add_explicit(&srv->gs->task.posted, 1, memory_order_relaxed);
-    if (tk->mode == 2)
-        atomic_fetch_add_explicit(&task_slot(tk, t)->queued, 1, memory_order_relaxed);
     *tout = t;
     return id;
 }

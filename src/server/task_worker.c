@@ -96,8 +96,9 @@ static void send_error(swoop_server_t *srv, int src, int wait, int from, int64_t
                           .aux = TASK_AUX_ERROR,
                           .conn_id = (uint64_t)task};
     int fd = wait ? tk->waits[src].fds[0] : srv->msgs[src].fds[0];
-    int rc = send_blocking(fd, &h, &code, sizeof(code), NULL, 0, ERROR_WAIT_MS);
+    /* Counted first: whoever sees the report may read the stats right away. */
     atomic_fetch_add_explicit(&srv->gs->task.failed, 1, memory_order_relaxed);
+    int rc = send_blocking(fd, &h, &code, sizeof(code), NULL, 0, ERROR_WAIT_MS);
     if (rc < 0)
         swoop_log(SWOOP_LOG_ERROR, rc, "cannot tell worker %d that task %lld failed", src,
                   (long long)task);
@@ -406,13 +407,19 @@ static int redeliver(swoop_server_t *srv, int id, pid_t pid, task_run_t *run)
     /* Another task worker (mode 3: whichever is free); with one, its successor. */
     int t = id - srv->worker_num;
     int to = tk->num > 1 ? (t + 1) % tk->num : t;
-    int rc = task_queue_resend(srv, to, run->msg, run->len);
-    if (rc < 0)
-        return rc;
+    /* Counted before the send: the task may be taken, and its result seen, at once. */
     atomic_fetch_add_explicit(&srv->gs->task.posted, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&srv->gs->task.redelivered, 1, memory_order_relaxed);
     if (tk->mode == 2)
         atomic_fetch_add_explicit(&task_slot(tk, to)->queued, 1, memory_order_relaxed);
+    int rc = task_queue_resend(srv, to, run->msg, run->len);
+    if (rc < 0) {
+        atomic_fetch_sub_explicit(&srv->gs->task.posted, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&srv->gs->task.redelivered, 1, memory_order_relaxed);
+        if (tk->mode == 2)
+            atomic_fetch_sub_explicit(&task_slot(tk, to)->queued, 1, memory_order_relaxed);
+        return rc;
+    }
     if (tk->mode == 3)
         swoop_log(SWOOP_LOG_WARNING, 0,
                   "task worker %d died in task %lld: queued again (attempt %d)", id,
