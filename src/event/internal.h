@@ -127,6 +127,13 @@ void swoop__loop_wake(swoop_loop_t *loop);
  */
 int swoop__loop_run_nowait(swoop_loop_t *loop);
 
+/*
+ * post.c: runs the callbacks posted so far, in order, in the calling thread
+ * (the loop's own). A process that stops its loop and exits calls it so
+ * that no posted callback is silently lost.
+ */
+void swoop__loop_run_posts(swoop_loop_t *loop);
+
 /* loop.c: incremented in every forked child (pthread_atfork). */
 extern _Atomic unsigned swoop__fork_generation;
 

@@ -99,7 +99,11 @@ static void wake_cb(swoop_io_t *io, unsigned events)
     uint64_t count;
     ssize_t n = read(loop->wake_fd, &count, sizeof(count));
     (void)n;
+    swoop__loop_run_posts(loop);
+}
 
+void swoop__loop_run_posts(swoop_loop_t *loop)
+{
     pthread_mutex_lock(&loop->post_lock);
     swoop_post_t *p = loop->post_head;
     loop->post_head = loop->post_tail = NULL;

@@ -17,6 +17,7 @@
 #include "base/internal.h"
 
 #define MSGQ_MAGIC       0x53574d51u /* "SWMQ" */
+#define MSGQ_WAKE_MAGIC  0x53574b57u /* "SWKW": no payload, ends a receiver's wait */
 #define MSGQ_DEFAULT_MAX 8192
 
 struct msgq_buf {
@@ -126,6 +127,8 @@ ssize_t swoop__msgqueue_recv(swoop_msgqueue_t *q, long mtype, void *buf, size_t 
             swoop_log(SWOOP_LOG_ERROR, err, "msgrcv(queue %d, mtype %ld) failed", q->id, mtype);
         return -err;
     }
+    if ((size_t)n == SWOOP_MSGQ_HEADER && m->magic == MSGQ_WAKE_MAGIC && m->len == 0)
+        return SWOOP_ECANCELED;
     if ((size_t)n < SWOOP_MSGQ_HEADER || m->magic != MSGQ_MAGIC ||
         (size_t)m->len != (size_t)n - SWOOP_MSGQ_HEADER) {
         swoop_log(SWOOP_LOG_WARNING, 0,
@@ -135,4 +138,22 @@ ssize_t swoop__msgqueue_recv(swoop_msgqueue_t *q, long mtype, void *buf, size_t 
     }
     *payload = m->data;
     return (ssize_t)m->len;
+}
+
+int swoop__msgqueue_send_wake(swoop_msgqueue_t *q, long mtype)
+{
+    if (q->id < 0 || mtype <= 0)
+        return SWOOP_EINVAL;
+    struct msgq_buf m = {.mtype = mtype, .magic = MSGQ_WAKE_MAGIC, .len = 0};
+    while (msgsnd(q->id, &m, SWOOP_MSGQ_HEADER, IPC_NOWAIT) < 0) {
+        int err = errno;
+        if (err == EINTR)
+            continue;
+        if (err == EAGAIN)
+            return SWOOP_EAGAIN;
+        swoop_log(SWOOP_LOG_ERROR, err, "msgsnd(queue %d, mtype %ld) of a wake-up failed", q->id,
+                  mtype);
+        return -err;
+    }
+    return 0;
 }

@@ -45,11 +45,21 @@ int swoop__msgqueue_send(swoop_msgqueue_t *q, long mtype, const void *data, size
  * bytes of room are needed for every message to fit: use
  * swoop__msgqueue_payload_max). Blocks unless `nowait`. Returns the payload
  * length with *payload pointing into buf, SWOOP_EAGAIN (nowait, empty),
- * SWOOP_EINTR (a signal interrupted the wait), SWOOP_EPROTO (garbage or a
- * truncated message: dropped and logged), or -errno (SWOOP_EINVAL / EIDRM
- * when the queue was removed).
+ * SWOOP_EINTR (a signal interrupted the wait), SWOOP_ECANCELED (a wake-up
+ * from swoop__msgqueue_send_wake), SWOOP_EPROTO (garbage or a truncated
+ * message: dropped and logged), or -errno (SWOOP_EINVAL / EIDRM when the
+ * queue was removed).
  */
 ssize_t swoop__msgqueue_recv(swoop_msgqueue_t *q, long mtype, void *buf, size_t cap,
                              const void **payload, int nowait);
+
+/*
+ * Sends a wake-up of type `mtype` without waiting: the receiver that takes
+ * it gets SWOOP_ECANCELED from swoop__msgqueue_recv (a thread blocked in
+ * msgrcv cannot be interrupted otherwise while its signals are blocked).
+ * Returns 0, SWOOP_EAGAIN (queue full: a real message will end the wait), or
+ * -errno (logged).
+ */
+int swoop__msgqueue_send_wake(swoop_msgqueue_t *q, long mtype);
 
 #endif /* SWOOP_IPC_MSGQUEUE_H */

@@ -12,7 +12,10 @@
  * socketpair. In msgqueue mode a receiver thread blocks in msgrcv(mtype =
  * id + 1) and posts each message to the loop (swoop_loop_post), so the loop
  * keeps serving timers and fds meanwhile; a message the thread takes after
- * the worker began to stop is put back for the replacement.
+ * the worker began to stop is put back for the replacement. Before it exits
+ * the worker wakes the thread (a wake-up message of its own mtype), joins
+ * it, and runs the deliveries still posted (they put their messages back
+ * too), so no message the thread took is lost with the process.
  */
 #include <errno.h>
 #include <signal.h>
@@ -25,8 +28,12 @@
 #include <swoop/timer.h>
 
 #include "base/internal.h"
+#include "event/internal.h"
 #include "proc/internal.h"
 #include "proc/procfile.h"
+
+#define MQ_WAKE_TRIES   4
+#define MQ_JOIN_WAIT_MS 250
 
 typedef struct mq_msg_s {
     swoop_pool_t *pool;
@@ -114,7 +121,9 @@ static void *mq_thread_main(void *arg)
     while (!atomic_load(&pool->mq_stop)) {
         const void *payload;
         ssize_t n = swoop__msgqueue_recv(&pool->mq, mtype, buf, cap, &payload, 0);
-        if (n == SWOOP_EINTR || n == SWOOP_EPROTO)
+        if (n == SWOOP_ECANCELED && atomic_load(&pool->mq_stop))
+            break; /* our own wake-up (a successor's is just skipped) */
+        if (n == SWOOP_EINTR || n == SWOOP_EPROTO || n == SWOOP_ECANCELED)
             continue;
         if (n < 0)
             break; /* queue removed: the pool is going away */
@@ -133,6 +142,35 @@ static void *mq_thread_main(void *arg)
     }
     swoop_free(buf);
     return NULL;
+}
+
+/* Stopping: ends the receiver thread and gives back every message it took. */
+static void mq_finish(swoop_pool_t *pool)
+{
+    if (!pool->mq_thread_started)
+        return;
+    atomic_store(&pool->mq_stop, 1);
+    int err = ETIMEDOUT;
+    /* A successor of our id may take a wake-up first: then send another. */
+    for (int tries = 0; tries < MQ_WAKE_TRIES && err == ETIMEDOUT; tries++) {
+        /* Full queue: the thread gets a real message instead, puts it back and ends. */
+        int rc = swoop__msgqueue_send_wake(&pool->mq, (long)pool->worker_id + 1);
+        if (rc < 0 && rc != SWOOP_EAGAIN)
+            swoop_log(SWOOP_LOG_WARNING, rc, "worker %d: cannot wake its queue receiver",
+                      pool->worker_id);
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += MQ_JOIN_WAIT_MS * 1000000L;
+        deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+        deadline.tv_nsec %= 1000000000L;
+        err = pthread_timedjoin_np(pool->mq_thread, NULL, &deadline);
+    }
+    if (err == 0)
+        pool->mq_thread_started = 0;
+    else
+        swoop_log(SWOOP_LOG_WARNING, err,
+                  "worker %d: queue receiver not joined; exiting without it", pool->worker_id);
+    swoop__loop_run_posts(pool->loop); /* deliveries not run yet: back to the queue */
 }
 
 /* ---- max_request ---- */
@@ -230,6 +268,7 @@ int swoop__pool_worker_main(void *data, int id)
 
     if (pool->events.on_worker_stop)
         pool->events.on_worker_stop(pool, id);
+    mq_finish(pool);
     /*
      * _exit right away: the msgqueue thread may sit in msgrcv, and nothing of
      * the manager's state may be torn down from here (atexit handlers and

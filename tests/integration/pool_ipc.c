@@ -153,3 +153,82 @@ TEST(pool_messages_msgqueue)
 {
     run("msgqueue");
 }
+
+/*
+ * msgqueue mode, worker 1 retires after every 25 messages (max_request)
+ * while worker 0 floods it with 1,000: its receiver thread keeps taking
+ * messages while the worker stops. Each one is handled exactly once: what
+ * the thread took, or posted to a loop that stopped, goes back to the queue
+ * for the successor instead of dying with the process.
+ */
+#define FLOOD       1000
+#define FLOOD_LIMIT 25
+
+struct flood {
+    _Atomic int seen[FLOOD];
+    _Atomic int handled, producer, send_failed, starts1;
+};
+
+static struct flood *fl;
+
+static void flood_on_message(swoop_pool_t *pool, int id, const void *data, size_t len)
+{
+    int seq;
+    if (id != 1 || len != sizeof(seq)) {
+        atomic_fetch_add(&fl->send_failed, 1);
+        return;
+    }
+    memcpy(&seq, data, sizeof(seq));
+    if (seq >= 0 && seq < FLOOD)
+        atomic_fetch_add(&fl->seen[seq], 1);
+    atomic_fetch_add(&fl->handled, 1);
+    swoop_pool_count_request(pool);
+}
+
+static void flood_on_worker_start(swoop_pool_t *pool, int id)
+{
+    if (id == 1)
+        atomic_fetch_add(&fl->starts1, 1);
+    int none = 0;
+    if (id != 0 || !atomic_compare_exchange_strong(&fl->producer, &none, 1))
+        return;
+    for (int seq = 0; seq < FLOOD; seq++) {
+        int rc;
+        int spins = 0;
+        while ((rc = swoop_pool_send(pool, 1, &seq, sizeof(seq))) == SWOOP_EAGAIN &&
+               spins < 50000) {
+            usleep(100); /* the queue is full: wait for the consumer */
+            spins++;
+        }
+        if (rc < 0)
+            atomic_fetch_add(&fl->send_failed, 1);
+    }
+}
+
+TEST_TIMEOUT(pool_msgqueue_retire_loses_nothing, 60)
+{
+    fl = pool_test_shared(sizeof(*fl));
+    swoop_pool_t *pool;
+    ASSERT_OK(swoop_pool_new(&pool, 2));
+    ASSERT_OK(swoop_pool_set(pool, "ipc_mode", "msgqueue"));
+    ASSERT_OK(swoop_pool_set(pool, "max_request", "25"));
+    ASSERT_OK(swoop_pool_set(pool, "max_request_grace", "0"));
+    ASSERT_OK(swoop_pool_on(pool, &(swoop_pool_events_t){.on_worker_start = flood_on_worker_start,
+                                                         .on_message = flood_on_message}));
+    pid_t manager = pool_test_start(pool);
+    WAIT_UNTIL(atomic_load(&fl->handled) >= FLOOD, 30000);
+    pool_test_stop(manager, 5000);
+    ASSERT_EQ(atomic_load(&fl->send_failed), 0);
+    int missing = 0, twice = 0;
+    for (int seq = 0; seq < FLOOD; seq++) {
+        missing += atomic_load(&fl->seen[seq]) == 0;
+        twice += atomic_load(&fl->seen[seq]) > 1;
+    }
+    printf("# %d messages, worker 1 started %d times: %d missing, %d twice\n", FLOOD,
+           atomic_load(&fl->starts1), missing, twice);
+    ASSERT_EQ(missing, 0);
+    ASSERT_EQ(twice, 0);
+    ASSERT_EQ(atomic_load(&fl->handled), FLOOD);
+    ASSERT_GE(atomic_load(&fl->starts1), FLOOD / FLOOD_LIMIT);
+    swoop_pool_free(pool);
+}
