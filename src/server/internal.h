@@ -291,6 +291,7 @@ struct swoop_server_s {
     int worker_id; /* -1 outside workers */
     int worker_stopping;
     int worker_draining; /* BASE: flushing its connections' output before the exit */
+    int worker_retiring; /* BASE: max_request reached; drained from the main loop */
     int64_t requests;
     int64_t request_limit;
     swoop_reactor_t *base;    /* BASE: this worker's engine */

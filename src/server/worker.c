@@ -14,17 +14,18 @@
  * whatever the callbacks of one wake-up sent leaves in one sendmmsg per
  * channel once the iteration ends.
  *
- * Stopping (SIGTERM from the manager for a reload, max_request): the worker
- * stops taking messages (what it did not read stays in the channel for its
- * replacement), BASE mode closes its connections (on_close runs),
- * on_worker_stop runs and the process exits. A SIGTERM while the server
- * shuts down (gs->shutting_down, published before the signal) has no
- * successor to leave work to: PROCESS first handles everything its input
- * channels hold (the reactor threads stopped reading before the manager was
- * told to stop); BASE stops accepting, reads its connections one last time,
- * runs those requests, then keeps the loop running until every connection's
- * output is flushed and closed (or DRAIN_MARGIN_MS before the manager's
- * SIGKILL at max_wait_time, when the rest is reset).
+ * Stopping (SIGTERM from the manager for a reload, max_request): a PROCESS
+ * worker stops taking messages (what it did not read stays in the channel
+ * for its replacement), on_worker_stop runs and the process exits. A
+ * SIGTERM while the server shuts down (gs->shutting_down, published before
+ * the signal) has no successor to leave work to: PROCESS first handles
+ * everything its input channels hold (the reactor threads stopped reading
+ * before the manager was told to stop). A BASE worker owns its connections,
+ * so in every case (shutdown, reload, max_request) it stops accepting,
+ * reads its connections one last time, runs those requests, then keeps the
+ * loop running until every connection's output is flushed and closed (or
+ * DRAIN_MARGIN_MS before the manager's SIGKILL at max_wait_time, when the
+ * rest is reset); at shutdown it also refuses new connects.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -68,19 +69,20 @@ static void worker_stop(swoop_server_t *srv)
 }
 
 static void worker_drain_input(swoop_server_t *srv);
-static void base_drain_begin(swoop_server_t *srv);
+static void base_drain_begin(swoop_server_t *srv, int shutting_down);
 
 static void on_worker_signal(swoop_signal_t *sig, int signo)
 {
     swoop_server_t *srv = sig->data;
     if (signo == SIGTERM) {
-        if (atomic_load(&srv->gs->shutting_down) && !srv->worker_stopping) {
-            if (srv->base) {
-                base_drain_begin(srv); /* stops once the output is out */
-                return;
-            }
-            worker_drain_input(srv);
+        int shutting_down = atomic_load(&srv->gs->shutting_down);
+        if (srv->base && !srv->worker_stopping) {
+            /* Shutdown, reload: its connections drain (a successor accepts on a reload). */
+            base_drain_begin(srv, shutting_down); /* stops once the output is out */
+            return;
         }
+        if (shutting_down && !srv->worker_stopping)
+            worker_drain_input(srv);
         worker_stop(srv);
     } else {
         int rc = swoop_log_reopen();
@@ -110,7 +112,10 @@ static void count_request(swoop_server_t *srv)
         pid_t mpid = (pid_t)atomic_load(&srv->gs->manager_pid);
         if (mpid > 0 && kill(mpid, SIGIO) < 0)
             swoop_log(SWOOP_LOG_ERROR, errno, "kill(%d, SIGIO) of the manager failed", (int)mpid);
-        worker_stop(srv);
+        if (srv->base)
+            srv->worker_retiring = 1; /* BASE: its connections drain, outside this callback */
+        else
+            worker_stop(srv);
     }
 }
 
@@ -450,21 +455,26 @@ static void base_drain_deadline_cb(int64_t id, void *arg)
 }
 
 /*
- * Shutdown (BASE): no more accepting or reading; the requests the kernel
+ * BASE, at shutdown, or when a reload or max_request replaces the process
+ * (its successor already accepts): no more accepting or reading; the requests the kernel
  * already holds run now; connections close once their output is flushed.
  * The main loop stops the worker when none is left.
  */
-static void base_drain_begin(swoop_server_t *srv)
+static void base_drain_begin(swoop_server_t *srv, int shutting_down)
 {
+    for (int i = 0; i < srv->nports; i++) {
+        swoop_io_stop(&accept_io[i]);
+        /*
+         * Shutdown: an own SO_REUSEPORT socket refuses its connects too (the
+         * manager did the shared one). Reload, max_request: the successor
+         * serves them.
+         */
+        if (shutting_down && !srv->ports[i]->dgram && srv->ports[i]->fd >= 0)
+            shutdown(srv->ports[i]->fd, SHUT_RD);
+    }
     if (srv->worker_draining)
         return;
     srv->worker_draining = 1;
-    for (int i = 0; i < srv->nports; i++) {
-        swoop_io_stop(&accept_io[i]);
-        /* An own SO_REUSEPORT socket: refuse its connects too (the manager did the shared one). */
-        if (!srv->ports[i]->dgram && srv->ports[i]->fd >= 0)
-            shutdown(srv->ports[i]->fd, SHUT_RD);
-    }
     swoop__reactor_stop_reading(srv->base);
     swoop__reactor_finish(srv->base);
     int64_t ms = (int64_t)srv->settings.max_wait_time * 1000 - DRAIN_MARGIN_MS;
@@ -623,6 +633,7 @@ int swoop__worker_main(void *data, int id)
     srv->worker_id = id;
     srv->worker_stopping = 0;
     srv->worker_draining = 0;
+    srv->worker_retiring = 0;
     srv->requests = 0;
     srv->request_limit = pick_limit(&srv->settings);
     srv->running = 0;
@@ -657,6 +668,8 @@ int swoop__worker_main(void *data, int id)
             worker_drain_rings(srv);
         }
         worker_flush(srv);
+        if (srv->worker_retiring && !srv->worker_draining)
+            base_drain_begin(srv, 0);
         if (srv->worker_draining && swoop_queue_empty(&srv->base->conns))
             worker_stop(srv);
         if (rc < 0) {

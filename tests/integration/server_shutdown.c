@@ -172,6 +172,60 @@ TEST(server_shutdown_flushes_slow_reader_base)
     flushes_slow_reader(SWOOP_MODE_BASE);
 }
 
+/*
+ * BASE reload (SIGUSR1 to the manager): the connection lives in the old
+ * worker process, which drains it before it exits, while its successor
+ * already serves: the slow reader gets the whole reply, then EOF.
+ */
+static void setup_big_one(swoop_server_t *srv, void *arg)
+{
+    setup_big(srv, arg);
+    ASSERT_OK(swoop_server_set(srv, "worker_num", "1"));
+}
+
+TEST(server_reload_flushes_slow_reader_base)
+{
+    sh = srv_shared(sizeof(*sh));
+    srv_handle_t h = srv_start(SWOOP_MODE_BASE, setup_big_one, NULL, 1);
+    swoop_server_stats_t st;
+    srv_stats(&h, &st);
+    pid_t old = st.workers[0].pid;
+    int fd = slow_client(h.port);
+    cli_write(fd, "big", 3);
+    WAIT_UNTIL(atomic_load(&sh->queued), 3000);
+    uint64_t last = UINT64_MAX;
+    for (int stable = 0; stable < 5;) {
+        srv_stats(&h, &st);
+        stable = st.bytes_out == last ? stable + 1 : 0;
+        last = st.bytes_out;
+        swoop_test_sleep_ms(10);
+    }
+    ASSERT(st.bytes_out < BIG_REPLY);
+    ASSERT_EQ(kill(st.manager_pid, SIGUSR1), 0);
+    /* The successor serves while the old process still writes to the slow reader. */
+    WAIT_UNTIL((srv_stats(&h, &st), st.workers[0].pid != old && st.workers[0].pid > 0), 3000);
+    ASSERT(swoop_test_pid_alive(old));
+    int fresh = cli_connect(h.port);
+    atomic_store(&sh->queued, 0);
+    cli_write(fresh, "big", 3);
+    WAIT_UNTIL(atomic_load(&sh->queued), 3000);
+    unsigned char *got = malloc(BIG_REPLY);
+    ASSERT_NOT_NULL(got);
+    size_t n = cli_read_n(fd, got, BIG_REPLY, MAX_WAIT_MS + 1000);
+    ASSERT_UEQ(n, BIG_REPLY);
+    for (size_t i = 0; i < BIG_REPLY; i++) {
+        if (got[i] != pattern_byte(i))
+            FAIL("byte %zu of the reply is 0x%02x, not 0x%02x", i, got[i], pattern_byte(i));
+    }
+    expect_eof(fd, 1000);
+    close(fd);
+    WAIT_UNTIL(!swoop_test_pid_alive(old), 3000);
+    ASSERT_UEQ(cli_read_n(fresh, got, BIG_REPLY, 5000), BIG_REPLY);
+    free(got);
+    close(fresh);
+    srv_stop(&h, MAX_WAIT_MS + 2000);
+}
+
 /* ---- requests taken before the SIGTERM complete ---- */
 
 static void on_slow(swoop_server_t *srv, swoop_conn_id_t conn, int rid, const void *data,
