@@ -8,6 +8,7 @@
  */
 #include <swoop/server.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
@@ -246,7 +247,7 @@ static int parse_bool(const char *v, int64_t *out)
     return SWOOP_EINVAL;
 }
 
-enum { T_INT, T_INT64, T_BOOL, T_PATH, T_LOGLEVEL, T_EOF, T_LENTYPE };
+enum { T_INT, T_INT64, T_BOOL, T_PATH, T_LOGLEVEL, T_EOF, T_LENTYPE, T_IPCKEY };
 
 typedef struct setting_s {
     const char *name;
@@ -264,7 +265,7 @@ static const setting_t server_keys[] = {
     {"task_worker_num", T_INT, SRV(task_worker_num), 0, SERVER_WORKER_MAX},
     {"task_ipc_mode", T_INT, SRV(task_ipc_mode), 1, 3},
     {"task_tmpdir", T_PATH, SRV(task_tmpdir), 0, 0},
-    {"message_queue_key", T_INT, SRV(message_queue_key), 0, INT32_MAX},
+    {"message_queue_key", T_IPCKEY, SRV(message_queue_key), 0, INT32_MAX},
     {"task_redeliver", T_INT, SRV(task_redeliver), 0, 255},
     {"task_spill_size", T_INT64, SRV(task_spill_size), 0, 1ll << 40},
     {"task_max_request", T_INT64, SRV(task_max_request), 0, INT64_MAX},
@@ -354,6 +355,21 @@ static int apply(const setting_t *k, void *base, const char *value)
     int rc;
     switch (k->type) {
     case T_INT:
+        if ((rc = swoop__server_parse_int(value, k->min, k->max, &n)) == 0)
+            *(int *)field = (int)n;
+        return rc;
+    case T_IPCKEY:
+        /* SysV keys are usually written in hex (ipcs prints them so): 0x70001001 or decimal. */
+        if (value != NULL && value[0] == '0' && (value[1] == 'x' || value[1] == 'X')) {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(value + 2, &end, 16);
+            if (errno != 0 || end == value + 2 || *end != '\0' ||
+                !isxdigit((unsigned char)value[2]) || v > (unsigned long long)k->max)
+                return SWOOP_EINVAL;
+            *(int *)field = (int)v;
+            return 0;
+        }
         if ((rc = swoop__server_parse_int(value, k->min, k->max, &n)) == 0)
             *(int *)field = (int)n;
         return rc;

@@ -337,5 +337,17 @@ TEST(server_setter_refuses_overflow_and_junk)
     ASSERT_EQ(swoop_server_set(srv, "worker_num", " 4"), SWOOP_EINVAL);
     ASSERT_EQ(swoop_server_set(srv, "worker_num", "4x"), SWOOP_EINVAL);
     ASSERT_OK(swoop_server_set(srv, "socket_buffer_size", "2M"));
+    /* A SysV key in hex, as ipcs prints it, or decimal; nothing else. */
+    ASSERT_OK(swoop_server_set(srv, "message_queue_key", "0x70001001"));
+    ASSERT_EQ(swoop_server_settings(srv)->message_queue_key, 0x70001001);
+    ASSERT_OK(swoop_server_set(srv, "message_queue_key", "4097"));
+    ASSERT_EQ(swoop_server_settings(srv)->message_queue_key, 4097);
+    ASSERT_EQ(swoop_server_set(srv, "message_queue_key", "0x"), SWOOP_EINVAL);
+    ASSERT_EQ(swoop_server_set(srv, "message_queue_key", NULL), SWOOP_EINVAL);
+    ASSERT_EQ(swoop_server_set(srv, "message_queue_key", "0x-1"), SWOOP_EINVAL);
+    ASSERT_EQ(swoop_server_set(srv, "message_queue_key", "0x80000000"), SWOOP_EINVAL);
+    ASSERT_EQ(swoop_server_set(srv, "message_queue_key", "0x12g"), SWOOP_EINVAL);
+    ASSERT_EQ(swoop_server_set(srv, "task_ipc_mode", "4"), SWOOP_EINVAL);
+    ASSERT_EQ(swoop_server_set(srv, "task_redeliver", "256"), SWOOP_EINVAL);
     ASSERT_OK(swoop_server_free(srv));
 }
