@@ -27,7 +27,7 @@
 #include "proto/framing.h"
 
 #define SWOOP_STATS_MAGIC   0x53574f50u /* "SWOP" */
-#define SWOOP_STATS_VERSION 4u          /* 4: task counters */
+#define SWOOP_STATS_VERSION 5u          /* 5: manager_told */
 #define SWOOP_STATS_MEMFD   "swoop-stats"
 
 /* conn id = (sequence << SLOT_BITS) | slot */
@@ -87,6 +87,7 @@ typedef struct swoop_srv_shared_s {
     _Atomic int32_t master_pid;
     _Atomic int32_t manager_pid;
     _Atomic int32_t shutting_down;
+    _Atomic int32_t manager_told; /* the master SIGTERMed the manager (shutdown phase 2) */
     _Atomic uint64_t start_time;
     _Atomic int64_t connection_num;
     _Atomic uint64_t accept_count;

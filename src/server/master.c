@@ -823,6 +823,7 @@ static void stop_manager(swoop_server_t *srv)
     if (srv->manager_signalled)
         return;
     srv->manager_signalled = 1;
+    atomic_store(&srv->gs->manager_told, 1); /* before the signal: the manager reads it */
     if (srv->intake_timer) {
         swoop_timer_clear(srv->intake_timer);
         srv->intake_timer = 0;
@@ -894,7 +895,9 @@ static void on_master_signal(swoop_signal_t *sig, int signo)
     if (signo == SIGTERM || signo == SIGINT || signo == SIGQUIT) {
         begin_shutdown(srv, 1);
     } else if (signo == SIGUSR1 || signo == SIGUSR2) {
-        if (srv->manager_pid > 0)
+        if (atomic_load(&srv->gs->shutting_down))
+            swoop_log(SWOOP_LOG_NOTICE, 0, "reload ignored: the server is shutting down");
+        else if (srv->manager_pid > 0)
             kill(srv->manager_pid, signo);
     } else if (signo == SIGCHLD) {
         for (;;) {

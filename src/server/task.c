@@ -533,14 +533,14 @@ size_t swoop__task_abandon(swoop_server_t *srv)
  * The manager's parent death signal fires when the master's main thread
  * exits: after a SIGKILL its reactor threads may still be dying then, and
  * until the last one is gone getppid() still names the master. A master
- * that stops in order sets shutting_down before it signals the manager;
- * without that, wait (bounded) to be handed to another parent.
+ * that stops in order sets manager_told right before it signals the
+ * manager; without that, wait (bounded) to be handed to another parent.
  */
 static int master_gone(swoop_server_t *srv, pid_t owner)
 {
     uint64_t deadline = swoop__now_ms() + MASTER_GONE_WAIT_MS;
     while (getppid() == owner) {
-        if (atomic_load(&srv->gs->shutting_down) || swoop__now_ms() >= deadline)
+        if (atomic_load(&srv->gs->manager_told) || swoop__now_ms() >= deadline)
             return 0;
         usleep(1000);
     }

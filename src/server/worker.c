@@ -105,7 +105,9 @@ static void count_request(swoop_server_t *srv)
     int64_t n = ++srv->requests;
     swoop_proc_stat_t *st = &srv->proc_stats[srv->worker_id];
     atomic_store_explicit(&st->requests, (uint64_t)n, memory_order_relaxed);
-    if (srv->request_limit > 0 && n >= srv->request_limit && !srv->worker_stopping) {
+    /* Once: a retiring BASE worker still runs what its last read brought. */
+    if (srv->request_limit > 0 && n >= srv->request_limit && !srv->worker_stopping &&
+        !srv->worker_retiring && !srv->worker_draining) {
         swoop_log(SWOOP_LOG_INFO, 0, "worker reached max_request (%lld): asking for a replacement",
                   (long long)srv->request_limit);
         atomic_store(&st->retire_pid, getpid());
@@ -397,7 +399,7 @@ static void base_resume_accept(int64_t id, void *arg)
 {
     swoop_server_t *srv = arg;
     srv->accept_paused = 0;
-    if (srv->worker_stopping)
+    if (srv->worker_stopping || srv->worker_draining || srv->worker_retiring)
         return;
     for (int i = 0; i < srv->nports; i++) {
         if (!srv->ports[i]->dgram)
@@ -475,6 +477,13 @@ static void base_drain_begin(swoop_server_t *srv, int shutting_down)
     if (srv->worker_draining)
         return;
     srv->worker_draining = 1;
+    /*
+     * Reload, max_request: the successor reads this id's message channel
+     * from now on (sends to its connections, on_finish, pipe messages); two
+     * readers would split them. At shutdown there is no successor.
+     */
+    if (!shutting_down)
+        swoop_io_stop(&srv->msg_io);
     swoop__reactor_stop_reading(srv->base);
     swoop__reactor_finish(srv->base);
     int64_t ms = (int64_t)srv->settings.max_wait_time * 1000 - DRAIN_MARGIN_MS;

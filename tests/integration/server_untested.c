@@ -340,6 +340,74 @@ TEST(server_process_max_request_keeps_connections)
     munmap(mr, sizeof(*mr));
 }
 
+/*
+ * BASE: 30 requests pipelined in one write to a worker with max_request 20:
+ * the retiring process still answers all 30 (its last read brought them),
+ * asks for its replacement once (not once per request past the limit, which
+ * would overwrite the successor's retirement mark), and the successor
+ * retires in turn after its own 20.
+ */
+static char mr_log[512];
+static char *slurp(const char *path);
+
+static void setup_max_request_logged(swoop_server_t *srv, void *arg)
+{
+    setup_max_request_one(srv, arg);
+    ASSERT_OK(swoop_server_set(srv, "log_file", mr_log));
+}
+
+static int count_in_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    ASSERT_NOT_NULL(f);
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, text) != NULL;
+    fclose(f);
+    return n;
+}
+
+TEST(server_base_max_request_pipelined_retires_once)
+{
+    mr = srv_shared(sizeof(*mr));
+    snprintf(mr_log, sizeof(mr_log), "%s/mr.log", swoop_test_tmpdir());
+    srv_handle_t h = srv_start(SWOOP_MODE_BASE, setup_max_request_logged, NULL, 1);
+    int a = cli_connect(h.port);
+    char all[30 * 16], want[30 * 16];
+    size_t len = 0;
+    for (int k = 0; k < 30; k++)
+        len += (size_t)snprintf(all + len, sizeof(all) - len, "request-%03d\n", k);
+    memcpy(want, all, len);
+    cli_write(a, all, len);
+    char got[sizeof(all)];
+    ASSERT_UEQ(cli_read_n(a, got, len, 5000), len);
+    ASSERT_MEM_EQ(got, want, len);
+    assert_clean_eof(a);
+    close(a);
+    swoop_server_stats_t st;
+    WAIT_UNTIL(
+        (srv_stats(&h, &st), st.workers[0].starts == 2 && swoop_test_pid_alive(st.workers[0].pid)),
+        3000);
+    /* The successor: 20 more, one at a time, then its own retirement. */
+    int b = cli_connect(h.port);
+    for (int k = 0; k < MR_LIMIT; k++)
+        mr_round_trip(b, k);
+    assert_clean_eof(b);
+    close(b);
+    WAIT_UNTIL(
+        (srv_stats(&h, &st), st.workers[0].starts == 3 && swoop_test_pid_alive(st.workers[0].pid)),
+        3000);
+    srv_stop(&h, 5000);
+    if (count_in_file(mr_log, "asking for a replacement") != 2) {
+        char *log = slurp(mr_log);
+        fprintf(stderr, "%s", log);
+        free(log);
+    }
+    ASSERT_EQ(count_in_file(mr_log, "asking for a replacement"), 2);
+    munmap(mr, sizeof(*mr));
+}
+
 /* ---- 2. log_file reopen on SIGRTMIN ---- */
 
 struct lr_arg {
