@@ -320,3 +320,114 @@ TEST(server_shutdown_completes_inflight_base)
 {
     completes_inflight(SWOOP_MODE_BASE);
 }
+
+/*
+ * BASE reload: while the old worker 0 still drains a slow reader, worker 1
+ * sends 20 messages to a connection of the new worker 0. They travel over
+ * worker id 0's message channel, which the draining process must leave to
+ * its successor: all 20 arrive, in order.
+ */
+#define FWD_N 20
+
+typedef struct fwd_s {
+    _Atomic int last_worker, last_pid;
+    _Atomic uint64_t last_conn;
+    _Atomic int queued;
+} fwd_t;
+
+static fwd_t *fw;
+
+static void fwd_on_connect(swoop_server_t *srv, swoop_conn_id_t conn, int rid)
+{
+    atomic_store(&fw->last_conn, conn);
+    atomic_store(&fw->last_pid, getpid());
+    atomic_store(&fw->last_worker, swoop_server_worker_id(srv));
+}
+
+static void fwd_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int rid, const void *data,
+                           size_t len)
+{
+    if (len >= 3 && memcmp(data, "big", 3) == 0) {
+        on_big(srv, conn, rid, data, len);
+        atomic_store(&fw->queued, 1);
+        return;
+    }
+    unsigned long long to;
+    char cmd[64];
+    size_t n = len < sizeof(cmd) - 1 ? len : sizeof(cmd) - 1;
+    memcpy(cmd, data, n);
+    cmd[n] = '\0';
+    if (sscanf(cmd, "fwd %llu", &to) == 1) {
+        for (int i = 0; i < FWD_N; i++) {
+            char m[16];
+            int k = snprintf(m, sizeof(m), "m%02d\n", i);
+            ASSERT_OK(swoop_server_send(srv, (swoop_conn_id_t)to, m, (size_t)k));
+        }
+    }
+}
+
+static void setup_fwd(swoop_server_t *srv, void *arg)
+{
+    setup_big(srv, arg);
+    ASSERT_OK(swoop_server_set(srv, "max_wait_time", "4"));
+    ASSERT_OK(swoop_server_on(
+        srv, &(swoop_server_events_t){.on_connect = fwd_on_connect, .on_receive = fwd_on_receive}));
+}
+
+/* A connection accepted by worker `want` (a process other than `not_pid`); sets *conn. */
+static int connect_to_worker(int port, int want, int not_pid, uint64_t *conn, int slow)
+{
+    for (int tries = 0; tries < 500; tries++) {
+        atomic_store(&fw->last_conn, 0);
+        int fd = slow ? slow_client(port) : cli_connect(port);
+        WAIT_UNTIL(atomic_load(&fw->last_conn) != 0, 3000);
+        if (atomic_load(&fw->last_worker) == want && atomic_load(&fw->last_pid) != not_pid) {
+            *conn = atomic_load(&fw->last_conn);
+            return fd;
+        }
+        close(fd);
+    }
+    FAIL("no connection landed on worker %d", want);
+}
+
+TEST(server_reload_keeps_message_channel_for_successor_base)
+{
+    sh = srv_shared(sizeof(*sh));
+    fw = srv_shared(sizeof(*fw));
+    srv_handle_t h = srv_start(SWOOP_MODE_BASE, setup_fwd, NULL, 2);
+    uint64_t sconn, fconn, gconn;
+    int s = connect_to_worker(h.port, 0, 0, &sconn, 1);
+    cli_write(s, "big", 3);
+    WAIT_UNTIL(atomic_load(&fw->queued), 3000);
+    swoop_server_stats_t st;
+    srv_stats(&h, &st);
+    pid_t old0 = st.workers[0].pid;
+    ASSERT_EQ(kill(st.manager_pid, SIGUSR1), 0);
+    WAIT_UNTIL((srv_stats(&h, &st), st.workers[0].pid != old0 && st.workers[0].pid > 0 &&
+                                        st.workers[1].starts == 2 && st.workers[1].pid > 0),
+               3000);
+    int f = connect_to_worker(h.port, 0, old0, &fconn, 0);
+    int g = connect_to_worker(h.port, 1, 0, &gconn, 0);
+    ASSERT(swoop_test_pid_alive(old0)); /* still draining the slow reader */
+    char cmd[64];
+    int k = snprintf(cmd, sizeof(cmd), "fwd %llu", (unsigned long long)fconn);
+    cli_write(g, cmd, (size_t)k);
+    char want[FWD_N * 4 + 1], got[FWD_N * 4 + 1];
+    size_t len = 0;
+    for (int i = 0; i < FWD_N; i++)
+        len += (size_t)snprintf(want + len, sizeof(want) - len, "m%02d\n", i);
+    ASSERT_UEQ(cli_read_n(f, got, len, 3000), len);
+    ASSERT_MEM_EQ(got, want, len);
+    ASSERT(swoop_test_pid_alive(old0)); /* the old process was draining all along */
+    /* The slow reader still gets its whole reply, then EOF. */
+    unsigned char *big = malloc(BIG_REPLY);
+    ASSERT_NOT_NULL(big);
+    ASSERT_UEQ(cli_read_n(s, big, BIG_REPLY, 5000), BIG_REPLY);
+    free(big);
+    expect_eof(s, 1000);
+    close(s);
+    close(f);
+    close(g);
+    WAIT_UNTIL(!swoop_test_pid_alive(old0), 3000);
+    srv_stop(&h, 6000);
+}
