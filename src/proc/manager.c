@@ -684,9 +684,23 @@ int swoop__manager_run(swoop_manager_t *mgr)
     current_mgr = NULL;
     if (rc == 0)
         swoop_timer_alarm_stop();
-    for (int i = 0; i <= swoop__manager_signal_count; i++)
-        sigaction(i < swoop__manager_signal_count ? swoop__manager_signals[i] : SIGRTMIN, &saved[i],
-                  NULL);
+    /*
+     * A signal still pending here (a late SIGIO of a retiring worker, a second
+     * SIGTERM, a reload) would meet the restored default action when the mask
+     * is restored, and SIGIO's or SIGUSR1's default kills: ignoring a pending
+     * signal discards it (POSIX), then the caller's action comes back.
+     * SIGCHLD is left alone (its default is to ignore; SIG_IGN would reap).
+     */
+    struct sigaction ign;
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    for (int i = 0; i <= swoop__manager_signal_count; i++) {
+        int signo = i < swoop__manager_signal_count ? swoop__manager_signals[i] : SIGRTMIN;
+        if (signo != SIGCHLD)
+            sigaction(signo, &ign, NULL);
+        sigaction(signo, &saved[i], NULL);
+    }
     sigaction(SIGPIPE, &saved_pipe, NULL);
     sigprocmask(SIG_SETMASK, &saved_mask, NULL);
     return rc < 0 ? rc : 0;

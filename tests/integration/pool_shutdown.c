@@ -140,3 +140,28 @@ TEST(pool_manager_sigkill_takes_workers_along)
     ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     swoop_pool_free(pool);
 }
+
+/*
+ * Signals that reach the manager while it stops (a retiring worker's late
+ * SIGIO, a reload, a second SIGTERM) are still pending when it restores the
+ * caller's signal actions: they are discarded, not delivered with their
+ * default action (SIGIO's and SIGUSR1's kill), so swoop_pool_start returns
+ * 0 and the manager exits 0.
+ */
+static void raise_late_signals(swoop_pool_t *pool)
+{
+    raise(SIGIO); /* blocked in the manager until it restores the mask */
+    raise(SIGUSR1);
+    raise(SIGTERM);
+}
+
+TEST(pool_late_signals_at_stop_are_discarded)
+{
+    swoop_pool_t *pool;
+    ASSERT_OK(swoop_pool_new(&pool, 1));
+    ASSERT_OK(swoop_pool_on(pool, &(swoop_pool_events_t){.on_shutdown = raise_late_signals}));
+    pid_t manager = pool_test_start(pool);
+    pool_test_wait_all(pool, 1, NULL);
+    pool_test_stop(manager, 5000); /* fails unless the manager exits 0 */
+    swoop_pool_free(pool);
+}
