@@ -297,7 +297,7 @@ static void completes_inflight(swoop_mode_t mode)
         if (n != 5 || memcmp(buf, "done\n", 5) != 0)
             FAIL("client %d got %zu bytes instead of \"done\\n\" (%d of %d requests started)", i, n,
                  atomic_load(&sh->started), INFLIGHT_N);
-        expect_eof(fds[i], 1000);
+        expect_eof(fds[i], INFLIGHT_WAIT_MS); /* BASE: after the whole last-read batch ran */
         close(fds[i]);
     }
     ASSERT_EQ(atomic_load(&sh->started), INFLIGHT_N);
