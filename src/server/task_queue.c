@@ -118,26 +118,18 @@ void task_queue_close(swoop_server_t *srv)
         swoop_free(tk->chans);
         tk->chans = NULL;
     }
-    if (tk->outs) {
-        for (int t = 0; t < tk->num; t++)
-            swoop__ipc_out_free(&tk->outs[t]);
-        swoop_free(tk->outs);
-        tk->outs = NULL;
-    }
-    swoop_free(tk->out_io);
-    tk->out_io = NULL;
     if (tk->retry_timer > 0)
         swoop_timer_clear(tk->retry_timer);
     tk->retry_timer = 0;
-    while (tk->pending.next && !swoop_queue_empty(&tk->pending)) {
-        swoop_queue_t *q = swoop_queue_head(&tk->pending);
-        swoop_queue_remove(q);
-        swoop_free(swoop_queue_data(q, task_pending_t, node));
-    }
     if (tk->npending)
         swoop_log(SWOOP_LOG_WARNING, 0, "%zu task(s) never reached the queue: dropped",
                   tk->npending);
-    tk->npending = 0;
+    if (tk->pending.next) /* the queue was opened */
+        task_queue_drop_unsent(srv);
+    swoop_free(tk->outs);
+    tk->outs = NULL;
+    swoop_free(tk->out_io);
+    tk->out_io = NULL;
     if (tk->mq.id >= 0 && tk->owner == getpid())
         swoop__msgqueue_remove(&tk->mq); /* only a private one */
     tk->mq.id = -1;

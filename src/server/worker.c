@@ -213,20 +213,26 @@ static void wpipe_cb(swoop_io_t *io, unsigned events)
 }
 
 /* ipc_ring: takes one batch per ring from each reactor's ring. */
+/* One batch from reactor r's ring, handled; returns how many datagrams it held. */
+static int worker_ring_batch(swoop_server_t *srv, int r)
+{
+    swoop_ring_t *ring = srv->win_rings[r];
+    if (!swoop__ring_readable(ring))
+        return 0;
+    int wake = 0;
+    int n = swoop__ring_recv(ring, &srv->wrb, SWOOP_IPC_RECV_BATCH, &wake);
+    if (wake)
+        swoop__ring_signal(srv->wake_fds[srv->worker_num + r]);
+    /* Every datagram taken is handled, also after a stop: it is gone from the ring. */
+    reactor_msg_ctx_t ctx = {srv, r};
+    swoop__ipc_feed_batch(&srv->win, &srv->wrb, n, on_reactor_msg, &ctx);
+    return n > 0 ? n : 0;
+}
+
 static void worker_drain_rings(swoop_server_t *srv)
 {
-    for (int r = 0; r < srv->reactor_num && !srv->worker_stopping; r++) {
-        swoop_ring_t *ring = srv->win_rings[r];
-        if (!swoop__ring_readable(ring))
-            continue;
-        int wake = 0;
-        int n = swoop__ring_recv(ring, &srv->wrb, SWOOP_IPC_RECV_BATCH, &wake);
-        if (wake)
-            swoop__ring_signal(srv->wake_fds[srv->worker_num + r]);
-        /* Every datagram taken is handled, also after a stop: it is gone from the ring. */
-        reactor_msg_ctx_t ctx = {srv, r};
-        swoop__ipc_feed_batch(&srv->win, &srv->wrb, n, on_reactor_msg, &ctx);
-    }
+    for (int r = 0; r < srv->reactor_num && !srv->worker_stopping; r++)
+        worker_ring_batch(srv, r);
 }
 
 static void worker_wake_cb(swoop_io_t *io, unsigned events)
@@ -249,19 +255,8 @@ static void worker_drain_input(swoop_server_t *srv)
         int got = 0;
         for (int r = 0; r < srv->reactor_num; r++) {
             reactor_msg_ctx_t ctx = {srv, r};
-            if (srv->rings) {
-                swoop_ring_t *ring = srv->win_rings[r];
-                while (swoop__ring_readable(ring)) {
-                    int wake = 0;
-                    int n = swoop__ring_recv(ring, &srv->wrb, SWOOP_IPC_RECV_BATCH, &wake);
-                    if (wake)
-                        swoop__ring_signal(srv->wake_fds[srv->worker_num + r]);
-                    if (n <= 0)
-                        break;
-                    swoop__ipc_feed_batch(&srv->win, &srv->wrb, n, on_reactor_msg, &ctx);
-                    got = 1;
-                }
-            }
+            while (srv->rings && worker_ring_batch(srv, r) > 0)
+                got = 1;
             int n =
                 swoop__ipc_recv(swoop_io_fd(&srv->wpipe_io[r]), &srv->wrb, SWOOP_IPC_RECV_BATCH);
             if (n > 0) {

@@ -96,26 +96,48 @@ TEST(example_loop_echo_echoes)
     swoop_test_wait_ok(pid, 5000);
 }
 
-/* Runs examples/tcp_echo in `mode` on port 0, echoes 64 KiB through it, stops it with SIGTERM. */
-static void run_tcp_echo(const char *mode)
+/*
+ * Starts a server example (argv[0] under the build's examples/) on port 0:
+ * reads the port from its "<name>: <MODE> mode on 127.0.0.1:<port>" line,
+ * then waits for its "master pid" line (printed by on_start). Returns the
+ * pid; *out_fd is its stdout, *port the port.
+ */
+static pid_t start_server_example(char *const argv[], int *out_fd, int *port)
 {
-    char prog[1024], line[256];
-    snprintf(prog, sizeof(prog), "%s/examples/tcp_echo", build_dir());
-    int fd;
-    pid_t pid = spawn(prog, (char *const[]){prog, (char *)mode, "0", "2", NULL}, &fd);
-    int port = 0;
-    while (port == 0) {
-        ASSERT_GT(swoop_test_read_line(fd, line, sizeof(line), 5000), 0);
-        sscanf(line, "tcp_echo: %*s mode on 127.0.0.1:%d", &port);
+    char line[256];
+    pid_t pid = spawn(argv[0], argv, out_fd);
+    const char *name = strrchr(argv[0], '/') + 1;
+    *port = 0;
+    while (*port == 0) {
+        ASSERT_GT(swoop_test_read_line(*out_fd, line, sizeof(line), 5000), 0);
+        const char *at = strstr(line, " mode on 127.0.0.1:");
+        if (strncmp(line, name, strlen(name)) == 0 && at)
+            *port = atoi(at + strlen(" mode on 127.0.0.1:"));
     }
-    /* Started: the master prints its pid from on_start once the workers run. */
-    ASSERT_GT(swoop_test_read_line(fd, line, sizeof(line), 5000), 0);
+    ASSERT_GT(swoop_test_read_line(*out_fd, line, sizeof(line), 5000), 0);
     ASSERT_NOT_NULL(strstr(line, "master pid"));
+    return pid;
+}
 
+static int connect_loopback(int port)
+{
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(c, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ASSERT_EQ(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return c;
+}
+
+/* Runs examples/tcp_echo in `mode` on port 0, echoes 64 KiB through it, stops it with SIGTERM. */
+static void run_tcp_echo(const char *mode)
+{
+    char prog[1024];
+    snprintf(prog, sizeof(prog), "%s/examples/tcp_echo", build_dir());
+    int fd, port;
+    pid_t pid =
+        start_server_example((char *const[]){prog, (char *)mode, "0", "2", NULL}, &fd, &port);
+    int c = connect_loopback(port);
     static char big[65536], back[65536];
     for (size_t i = 0; i < sizeof(big); i++)
         big[i] = (char)(i * 13);
@@ -152,20 +174,10 @@ static void run_task_demo(const char *mode, const char *ipc)
 {
     char prog[1024], line[256];
     snprintf(prog, sizeof(prog), "%s/examples/task_demo", build_dir());
-    int fd;
-    pid_t pid = spawn(prog, (char *const[]){prog, (char *)mode, "0", (char *)ipc, NULL}, &fd);
-    int port = 0;
-    while (port == 0) {
-        ASSERT_GT(swoop_test_read_line(fd, line, sizeof(line), 5000), 0);
-        sscanf(line, "task_demo: %*s mode on 127.0.0.1:%d", &port);
-    }
-    ASSERT_GT(swoop_test_read_line(fd, line, sizeof(line), 5000), 0);
-    ASSERT_NOT_NULL(strstr(line, "master pid"));
-
-    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    int fd, port;
+    pid_t pid = start_server_example((char *const[]){prog, (char *)mode, "0", (char *)ipc, NULL},
+                                     &fd, &port);
+    int c = connect_loopback(port);
     ASSERT_EQ(send(c, "hello\n", 6, 0), 6);
     ASSERT_GT(swoop_test_read_line(c, line, sizeof(line), 5000), 0);
     int tw = -1, attempt = -1;

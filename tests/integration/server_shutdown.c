@@ -121,26 +121,22 @@ static int slow_client(int port)
     return fd;
 }
 
-static void flushes_slow_reader(swoop_mode_t mode)
+/* Once the big reply is queued, waits until what the server writes stops growing (nothing read). */
+static void wait_reply_parked(srv_handle_t *h, swoop_server_stats_t *st)
 {
-    sh = srv_shared(sizeof(*sh));
-    srv_handle_t h = srv_start(mode, setup_big, NULL, 2);
-    int fd = slow_client(h.port);
-    cli_write(fd, "big", 3);
-    WAIT_UNTIL(atomic_load(&sh->queued), 3000);
-    /* The reply is queued once what the server writes stops growing (the client reads nothing). */
-    swoop_server_stats_t st;
     uint64_t last = UINT64_MAX;
     for (int stable = 0; stable < 5;) {
-        srv_stats(&h, &st);
-        stable = st.bytes_out == last ? stable + 1 : 0;
-        last = st.bytes_out;
+        srv_stats(h, st);
+        stable = st->bytes_out == last ? stable + 1 : 0;
+        last = st->bytes_out;
         swoop_test_sleep_ms(10);
     }
-    ASSERT(st.bytes_out < BIG_REPLY); /* the rest waits in the server, not in the kernel */
-    uint64_t t_term = swoop_test_now_ms();
-    ASSERT_EQ(kill(h.pid, SIGTERM), 0);
+    ASSERT(st->bytes_out < BIG_REPLY); /* the rest waits in the server, not in the kernel */
+}
 
+/* Reads the whole big reply and checks every byte. */
+static void read_big_reply(int fd)
+{
     unsigned char *got = malloc(BIG_REPLY);
     ASSERT_NOT_NULL(got);
     size_t n = cli_read_n(fd, got, BIG_REPLY, MAX_WAIT_MS + 1000);
@@ -150,6 +146,20 @@ static void flushes_slow_reader(swoop_mode_t mode)
             FAIL("byte %zu of the reply is 0x%02x, not 0x%02x", i, got[i], pattern_byte(i));
     }
     free(got);
+}
+
+static void flushes_slow_reader(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    srv_handle_t h = srv_start(mode, setup_big, NULL, 2);
+    int fd = slow_client(h.port);
+    cli_write(fd, "big", 3);
+    WAIT_UNTIL(atomic_load(&sh->queued), 3000);
+    swoop_server_stats_t st;
+    wait_reply_parked(&h, &st);
+    uint64_t t_term = swoop_test_now_ms();
+    ASSERT_EQ(kill(h.pid, SIGTERM), 0);
+    read_big_reply(fd);
     expect_eof(fd, 1000);
     close(fd);
     term_and_wait(&h, &st, t_term, MAX_WAIT_MS);
@@ -193,14 +203,7 @@ TEST(server_reload_flushes_slow_reader_base)
     int fd = slow_client(h.port);
     cli_write(fd, "big", 3);
     WAIT_UNTIL(atomic_load(&sh->queued), 3000);
-    uint64_t last = UINT64_MAX;
-    for (int stable = 0; stable < 5;) {
-        srv_stats(&h, &st);
-        stable = st.bytes_out == last ? stable + 1 : 0;
-        last = st.bytes_out;
-        swoop_test_sleep_ms(10);
-    }
-    ASSERT(st.bytes_out < BIG_REPLY);
+    wait_reply_parked(&h, &st);
     ASSERT_EQ(kill(st.manager_pid, SIGUSR1), 0);
     /* The successor serves while the old process still writes to the slow reader. */
     WAIT_UNTIL((srv_stats(&h, &st), st.workers[0].pid != old && st.workers[0].pid > 0), 3000);
@@ -209,19 +212,11 @@ TEST(server_reload_flushes_slow_reader_base)
     atomic_store(&sh->queued, 0);
     cli_write(fresh, "big", 3);
     WAIT_UNTIL(atomic_load(&sh->queued), 3000);
-    unsigned char *got = malloc(BIG_REPLY);
-    ASSERT_NOT_NULL(got);
-    size_t n = cli_read_n(fd, got, BIG_REPLY, MAX_WAIT_MS + 1000);
-    ASSERT_UEQ(n, BIG_REPLY);
-    for (size_t i = 0; i < BIG_REPLY; i++) {
-        if (got[i] != pattern_byte(i))
-            FAIL("byte %zu of the reply is 0x%02x, not 0x%02x", i, got[i], pattern_byte(i));
-    }
+    read_big_reply(fd);
     expect_eof(fd, 1000);
     close(fd);
     WAIT_UNTIL(!swoop_test_pid_alive(old), 3000);
-    ASSERT_UEQ(cli_read_n(fresh, got, BIG_REPLY, 5000), BIG_REPLY);
-    free(got);
+    read_big_reply(fresh);
     close(fresh);
     srv_stop(&h, MAX_WAIT_MS + 2000);
 }
@@ -420,10 +415,7 @@ TEST(server_reload_keeps_message_channel_for_successor_base)
     ASSERT_MEM_EQ(got, want, len);
     ASSERT(swoop_test_pid_alive(old0)); /* the old process was draining all along */
     /* The slow reader still gets its whole reply, then EOF. */
-    unsigned char *big = malloc(BIG_REPLY);
-    ASSERT_NOT_NULL(big);
-    ASSERT_UEQ(cli_read_n(s, big, BIG_REPLY, 5000), BIG_REPLY);
-    free(big);
+    read_big_reply(s);
     expect_eof(s, 1000);
     close(s);
     close(f);

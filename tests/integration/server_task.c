@@ -772,10 +772,12 @@ static void setup_wait(swoop_server_t *srv, void *arg)
     task_settings(srv, 2);
 }
 
-static void wait_run(swoop_mode_t mode, int ipc)
+/* taskwait and taskwait_multi: "go" runs the checks in the worker, "drain" drops the late result.
+ */
+static void wait_run(swoop_mode_t mode, int ipc, srv_setup_fn setup)
 {
     task_begin(ipc);
-    srv_handle_t h = srv_start(mode, setup_wait, NULL, 2);
+    srv_handle_t h = srv_start(mode, setup, NULL, 2);
     int fd = cli_connect(h.port);
     expect(fd, "go", "ok\n");
     WAIT_UNTIL(atomic_load(&sh->slow_done), 5000);
@@ -791,22 +793,22 @@ static void wait_run(swoop_mode_t mode, int ipc)
 
 TEST(server_task_wait_process)
 {
-    wait_run(SWOOP_MODE_PROCESS, 1);
+    wait_run(SWOOP_MODE_PROCESS, 1, setup_wait);
 }
 
 TEST(server_task_wait_base)
 {
-    wait_run(SWOOP_MODE_BASE, 1);
+    wait_run(SWOOP_MODE_BASE, 1, setup_wait);
 }
 
 TEST(server_task_wait_process_mq2)
 {
-    wait_run(SWOOP_MODE_PROCESS, 2);
+    wait_run(SWOOP_MODE_PROCESS, 2, setup_wait);
 }
 
 TEST(server_task_wait_process_mq3)
 {
-    wait_run(SWOOP_MODE_PROCESS, 3);
+    wait_run(SWOOP_MODE_PROCESS, 3, setup_wait);
 }
 
 /*
@@ -884,39 +886,23 @@ static void setup_multi(swoop_server_t *srv, void *arg)
     task_settings(srv, 2);
 }
 
-static void multi_run(swoop_mode_t mode, int ipc)
-{
-    task_begin(ipc);
-    srv_handle_t h = srv_start(mode, setup_multi, NULL, 2);
-    int fd = cli_connect(h.port);
-    expect(fd, "go", "ok\n");
-    WAIT_UNTIL(atomic_load(&sh->slow_done), 5000);
-    expect(fd, "drain", "ok\n");
-    ASSERT_EQ(atomic_load(&sh->nested_rc), SWOOP_ESTATE);
-    ASSERT_EQ(atomic_load(&sh->finish_bad), 0);
-    ASSERT_EQ(task_files(sh->tmpdir), 0);
-    task_check_queue(&h);
-    close(fd);
-    srv_stop(&h, 10000);
-    task_env_end();
-}
 
 TEST(server_task_wait_multi_process)
 {
-    multi_run(SWOOP_MODE_PROCESS, 1);
+    wait_run(SWOOP_MODE_PROCESS, 1, setup_multi);
 }
 
 TEST(server_task_wait_multi_base)
 {
-    multi_run(SWOOP_MODE_BASE, 1);
+    wait_run(SWOOP_MODE_BASE, 1, setup_multi);
 }
 
 TEST(server_task_wait_multi_process_mq2)
 {
-    multi_run(SWOOP_MODE_PROCESS, 2);
+    wait_run(SWOOP_MODE_PROCESS, 2, setup_multi);
 }
 
 TEST(server_task_wait_multi_process_mq3)
 {
-    multi_run(SWOOP_MODE_PROCESS, 3);
+    wait_run(SWOOP_MODE_PROCESS, 3, setup_multi);
 }
