@@ -8,7 +8,8 @@
  *     task_ipc_mode. The default queue size (kernel.msgmnb) holds far fewer
  *     than 1,000 tasks, so in modes 2 and 3 most wait in the event worker.
  *   - a 64 MiB task and a 64 MiB result, byte for byte, over the socketpair
- *     and over the message queue.
+ *     and over the message queue, each logged once as above
+ *     package_max_length and delivered anyway.
  * After each stop task_tmpdir holds no swoop-task file and no queue of the
  * server is left.
  */
@@ -27,12 +28,13 @@ typedef struct sshare_s {
     _Atomic int task_pids[NT];
     _Atomic int runs, finished, errors, bad, victim;
     _Atomic int big_ok;
+    char log[512];
 } sshare_t;
 
 static sshare_t *sh;
 
 static struct {
-    int ipc, redeliver;
+    int ipc, redeliver, log;
     swoop_server_events_t ev;
 } cfg;
 
@@ -45,6 +47,21 @@ static void setup(swoop_server_t *srv, void *arg)
     s->task_redeliver = cfg.redeliver;
     ASSERT_OK(swoop_server_set(srv, "task_tmpdir", tenv.tmpdir));
     ASSERT_OK(swoop_server_set(srv, "max_wait_time", "1"));
+    if (cfg.log)
+        ASSERT_OK(swoop_server_set(srv, "log_file", sh->log));
+}
+
+/* Lines of the server's log that contain `text`. */
+static int log_lines(const char *text)
+{
+    FILE *f = fopen(sh->log, "r");
+    ASSERT_NOT_NULL(f);
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, text) != NULL;
+    fclose(f);
+    return n;
 }
 
 static void on_worker_start(swoop_server_t *srv, int id)
@@ -211,6 +228,8 @@ static void big_run(int ipc)
     task_env_begin();
     memset(&cfg, 0, sizeof(cfg));
     cfg.ipc = ipc;
+    cfg.log = 1;
+    snprintf(sh->log, sizeof(sh->log), "%s/server.log", swoop_test_tmpdir());
     cfg.ev = (swoop_server_events_t){.on_worker_start = on_worker_start,
                                      .on_receive = big_on_receive,
                                      .on_task = big_on_task,
@@ -221,6 +240,9 @@ static void big_run(int ipc)
     WAIT_UNTIL(atomic_load(&sh->big_ok) != 0, 30000);
     ASSERT_EQ(atomic_load(&sh->big_ok), 1);
     stop(&h, fd);
+    /* Above package_max_length (2 MiB by default): a warning each way, delivered anyway. */
+    ASSERT_EQ(log_lines("67108864-byte task is above package_max_length"), 1);
+    ASSERT_EQ(log_lines("67108864-byte result is above package_max_length"), 1);
 }
 
 TEST_TIMEOUT(task_payload_64m_mq1, 60)
