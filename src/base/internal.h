@@ -7,6 +7,7 @@
 #define SWOOP_BASE_INTERNAL_H
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -39,6 +40,15 @@ _Noreturn void swoop__assert_fail(const char *expr, const char *file, int line, 
  * fork() (not of a raw clone() or vfork(), which must exec first).
  */
 pid_t swoop__getpid(void);
+
+/*
+ * Sleeps while the shared 32-bit `word` holds `expected`, at most
+ * `timeout_ms`; a wake-up, a changed word, a signal or the timeout return
+ * 0 (callers re-check their condition), a bad address its -errno.
+ */
+int swoop__futex_wait(_Atomic uint32_t *word, uint32_t expected, int timeout_ms);
+/* Wakes every process waiting on `word`. */
+void swoop__futex_wake_all(_Atomic uint32_t *word);
 
 /* The role symbol and worker id set by swoop_log_set_role, for other modules. */
 char swoop__log_role(void);

@@ -18,7 +18,9 @@
  *
  * Stopping a process always means SIGTERM plus a timer that SIGKILLs it
  * after max_wait_ms (and says so in the log), whether for reload,
- * max_request or shutdown.
+ * max_request or shutdown. At shutdown every deadline starts together, but
+ * task workers (SWOOP_SLOT_TASK) get their SIGTERM only once every other
+ * process is gone: the event workers' last requests may still post tasks.
  */
 #include "proc/manager.h"
 
@@ -51,6 +53,7 @@ const int swoop__manager_signal_count = (int)SWOOP_ARRAY_SIZE(swoop__manager_sig
 
 static void manager_spawn(swoop_manager_t *mgr, int id);
 static void manager_reload_step(swoop_manager_t *mgr);
+static void manager_stop_tasks(swoop_manager_t *mgr);
 
 static uint64_t now_ms(void)
 {
@@ -526,6 +529,11 @@ static void manager_begin_shutdown(swoop_manager_t *mgr)
     swoop_log(SWOOP_LOG_NOTICE, 0, "shutting down: stopping %d processes", live_count(mgr));
     if (mgr->hooks.on_shutdown_begin)
         mgr->hooks.on_shutdown_begin(mgr->hooks.data);
+    /*
+     * Every deadline starts now, so the whole stop takes max_wait_ms at most;
+     * task workers get their SIGTERM only once the others are gone (below).
+     */
+    mgr->task_stop_pending = 1;
     for (int id = 0; id < mgr->worker_num; id++) {
         swoop_mgr_slot_t *s = &mgr->slots[id];
         if (s->respawn_timer) {
@@ -537,14 +545,43 @@ static void manager_begin_shutdown(swoop_manager_t *mgr)
         s->stopping = 1;
         if (s->kill_timer == 0)
             s->kill_timer = arm_kill(mgr, s->pid);
-        terminate(s->pid, id);
+        if (!(s->flags & SWOOP_SLOT_TASK))
+            terminate(s->pid, id);
     }
     for (int i = 0; i < mgr->ndetached; i++) {
         swoop_mgr_detached_t *d = &mgr->detached[i];
         if (d->kill_timer == 0)
             d->kill_timer = arm_kill(mgr, d->pid);
-        terminate(d->pid, d->id);
+        if (!(mgr->slots[d->id].flags & SWOOP_SLOT_TASK))
+            terminate(d->pid, d->id);
     }
+    manager_stop_tasks(mgr);
+}
+
+/*
+ * Shutdown: the task workers stop last. Event workers drain their requests
+ * and wait for the tasks those posted (on_finish, taskwait), so the task
+ * workers keep serving until no other process is left.
+ */
+static void manager_stop_tasks(swoop_manager_t *mgr)
+{
+    if (!mgr->task_stop_pending)
+        return;
+    for (int id = 0; id < mgr->worker_num; id++) {
+        if (!(mgr->slots[id].flags & SWOOP_SLOT_TASK) && mgr->slots[id].pid != 0)
+            return;
+    }
+    for (int i = 0; i < mgr->ndetached; i++) {
+        if (!(mgr->slots[mgr->detached[i].id].flags & SWOOP_SLOT_TASK))
+            return;
+    }
+    mgr->task_stop_pending = 0;
+    for (int id = 0; id < mgr->worker_num; id++) {
+        if ((mgr->slots[id].flags & SWOOP_SLOT_TASK) && mgr->slots[id].pid != 0)
+            terminate(mgr->slots[id].pid, id);
+    }
+    for (int i = 0; i < mgr->ndetached; i++)
+        terminate(mgr->detached[i].pid, mgr->detached[i].id);
 }
 
 /* Nothing runs and nothing will: every slot is fatal. */
@@ -630,6 +667,7 @@ int swoop__manager_run(swoop_manager_t *mgr)
     current_mgr = mgr;
     mgr->running = 1;
     mgr->shutting_down = 0;
+    mgr->task_stop_pending = 0;
 
     if (rc == 0) {
         for (int id = 0; id < mgr->worker_num; id++)
@@ -667,6 +705,8 @@ int swoop__manager_run(swoop_manager_t *mgr)
             swoop_log(SWOOP_LOG_ERROR, 0, "every worker exited with the fatal code: shutting down");
             manager_begin_shutdown(mgr);
         }
+        if (mgr->shutting_down)
+            manager_stop_tasks(mgr); /* once the event workers are gone */
         if (mgr->shutting_down && live_count(mgr) == 0)
             break;
         /* A callback or timer above may have raised a flag: act on it before sleeping. */

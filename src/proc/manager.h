@@ -100,6 +100,7 @@ typedef struct swoop_manager_s {
     int detached_cap;
     int running;
     int shutting_down;
+    int task_stop_pending; /* shutdown: SWOOP_SLOT_TASK processes get SIGTERM once alone */
     /* One-by-one reload: the ids still to restart. */
     int *reload_queue;
     int reload_len;

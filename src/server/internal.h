@@ -45,7 +45,13 @@ typedef struct swoop_srv_wstat_s {
     _Atomic uint64_t requests;
     _Atomic uint64_t starts;
     _Atomic uint64_t start_seq; /* msg_seq when the current process started */
-    char pad_[32];
+    /*
+     * PROCESS: the pid of the one process of this worker id that may use the
+     * id's channels and rings (worker.c, "the worker id's token"); 0 free.
+     * A futex word: a successor waits on it while its predecessor finishes.
+     */
+    _Atomic uint32_t owner;
+    char pad_[28];
 } swoop_srv_wstat_t;
 
 /*
@@ -72,7 +78,13 @@ typedef struct swoop_srv_task_stats_s {
     _Atomic int32_t busy;    /* task workers in on_task */
     int32_t worker_num;
     int32_t queue_id; /* task_ipc_mode 2, 3: the msqid, else -1 */
-    char pad_[12];
+    /*
+     * Tasks a task worker took and has not finished with (raised before
+     * `taken`, dropped after the result was sent; the manager drops a dead
+     * one's): with posted == taken, zero means no task runs anywhere.
+     */
+    _Atomic int32_t active;
+    char pad_[8];
 } swoop_srv_task_stats_t;
 
 static_assert(sizeof(swoop_srv_task_stats_t) == 64, "one cache line of task counters");
@@ -286,13 +298,16 @@ struct swoop_server_s {
     int intake_wait;      /* reactor threads yet to acknowledge the intake stop */
     int manager_signalled;
     int64_t intake_timer;
+    int64_t escalate_timer; /* shutdown: SIGKILL of a manager that does not finish */
+    int manager_killed;     /* escalate_cb fired */
     swoop_manager_t mgr;
 
     /* Worker side. */
     int worker_id; /* -1 outside workers */
     int worker_stopping;
-    int worker_draining; /* BASE: flushing its connections' output before the exit */
-    int worker_retiring; /* BASE: max_request reached; drained from the main loop */
+    int worker_draining;     /* BASE: flushing its connections' output before the exit */
+    int worker_retiring;     /* BASE: max_request reached; drained from the main loop */
+    int64_t task_poll_timer; /* BASE shutdown: connections wait for the tasks still running */
     int64_t requests;
     int64_t request_limit;
     swoop_reactor_t *base;    /* BASE: this worker's engine */
@@ -426,6 +441,8 @@ void swoop__server_remove_pid_file(swoop_server_t *srv);
 
 /* ---- worker.c ---- */
 int swoop__worker_main(void *data, int worker_id);
+/* Manager, PROCESS: process `pid` of worker `id` was reaped; frees the id's token if it held it. */
+void swoop__worker_token_reaped(swoop_server_t *srv, int id, pid_t pid);
 int swoop__base_run(swoop_server_t *srv);
 /* BASE-side delivery: callbacks in the worker itself. */
 void swoop__base_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char *data, size_t len);

@@ -50,6 +50,14 @@
 #define PIPE_BATCHES      8
 #define ACCEPT_PAUSE_MS   100
 #define INTAKE_TIMEOUT_MS 500 /* shutdown: reactors' queues to workers must empty by then */
+/*
+ * Shutdown: a manager still alive this long past max_wait_time (its own
+ * SIGKILL deadlines start up to INTAKE_TIMEOUT_MS after ours) is stuck
+ * (stopped, or in a blocking on_worker_error / on_manager_stop): the master
+ * SIGKILLs it, and its children die with it (PR_SET_PDEATHSIG), so the
+ * tree is still gone within max_wait_time + 1 s.
+ */
+#define ESCALATE_MARGIN_MS 700
 
 typedef struct pending_s {
     int fd;
@@ -118,7 +126,8 @@ static void hook_after_spawn(void *data, int id, pid_t pid)
 static void hook_reap(void *data, int id, pid_t pid, int code, int signo)
 {
     swoop_server_t *srv = data;
-    swoop__task_reaped(srv, id, pid); /* task*.c: its task, its spill blocks */
+    swoop__task_reaped(srv, id, pid);         /* task*.c: its task, its spill blocks */
+    swoop__worker_token_reaped(srv, id, pid); /* PROCESS: a successor may wait for it */
     if (srv->mode != SWOOP_MODE_BASE || srv->ranges == NULL || pid <= 0)
         return;
     for (int i = 0; i < srv->nranges; i++) {
@@ -851,6 +860,29 @@ static void intake_timeout_cb(int64_t id, void *arg)
     stop_manager(srv);
 }
 
+static void escalate_cb(int64_t id, void *arg)
+{
+    swoop_server_t *srv = arg;
+    srv->escalate_timer = 0;
+    if (srv->manager_pid <= 0)
+        return;
+    swoop_log(SWOOP_LOG_ERROR, 0,
+              "shutdown: the manager (pid %d) is still running %d ms after the shutdown began "
+              "(max_wait_time %d s): killing it and its workers (SIGKILL)",
+              (int)srv->manager_pid, srv->settings.max_wait_time * 1000 + ESCALATE_MARGIN_MS,
+              srv->settings.max_wait_time);
+    srv->manager_killed = 1;
+    if (kill(srv->manager_pid, SIGKILL) < 0 && errno != ESRCH)
+        swoop_log(SWOOP_LOG_ERROR, errno, "kill(%d, SIGKILL) of the manager failed",
+                  (int)srv->manager_pid);
+    /* A stopped manager's children are ours to take down too (they die with it anyway). */
+    for (int i = 0; i < srv->worker_num + swoop__task_num(srv); i++) {
+        pid_t pid = (pid_t)atomic_load(&srv->proc_stats[i].pid);
+        if (pid > 0)
+            kill(pid, SIGKILL);
+    }
+}
+
 /*
  * `drain`: the reactor threads first stop reading and hand what they read to
  * the workers, and only then is the manager stopped; else (start failure,
@@ -862,6 +894,13 @@ static void begin_shutdown(swoop_server_t *srv, int drain)
         return;
     srv->shutdown_ms = swoop__now_ms();
     swoop_log(SWOOP_LOG_NOTICE, 0, "shutting down: closing listening sockets, stopping workers");
+    if (srv->manager_pid > 0) {
+        srv->escalate_timer = swoop_timer_after(
+            (int64_t)srv->settings.max_wait_time * 1000 + ESCALATE_MARGIN_MS, escalate_cb, srv);
+        if (srv->escalate_timer < 0)
+            swoop_log(SWOOP_LOG_ERROR, (int)srv->escalate_timer,
+                      "shutdown: cannot arm the manager's kill deadline");
+    }
     accept_watch(srv, 0);
     if (srv->accept_timer) {
         swoop_timer_clear(srv->accept_timer);
@@ -910,7 +949,13 @@ static void on_master_signal(swoop_signal_t *sig, int signo)
             srv->manager_pid = 0;
             atomic_store(&srv->gs->manager_pid, 0);
             int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-            if (!atomic_load(&srv->gs->shutting_down) || !clean) {
+            if (srv->escalate_timer > 0) {
+                swoop_timer_clear(srv->escalate_timer);
+                srv->escalate_timer = 0;
+            }
+            if (srv->manager_killed) {
+                master_exit_rc = SWOOP_ETIMEDOUT; /* logged by escalate_cb */
+            } else if (!atomic_load(&srv->gs->shutting_down) || !clean) {
                 swoop_log(SWOOP_LOG_ERROR, 0,
                           "the manager (pid %d) exited unexpectedly (status 0x%x): shutting down",
                           (int)pid, status);
@@ -983,6 +1028,8 @@ int swoop__master_run(swoop_server_t *srv)
     srv->manager_signalled = 0;
     srv->intake_wait = 0;
     srv->intake_timer = 0;
+    srv->escalate_timer = 0;
+    srv->manager_killed = 0;
     struct sigaction sa, old_pipe;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_IGN;

@@ -560,6 +560,18 @@ void swoop__task_manager_exit(swoop_server_t *srv)
         swoop__msgqueue_remove(&tk->mq); /* only a private one */
 }
 
+int swoop__task_quiet(swoop_server_t *srv)
+{
+    if (srv->task == NULL)
+        return 1;
+    swoop_srv_task_stats_t *t = &srv->gs->task;
+    /* In this order: a task counted in `taken` was counted in `active` before. */
+    uint64_t posted = atomic_load(&t->posted);
+    uint64_t taken = atomic_load(&t->taken);
+    int32_t active = atomic_load(&t->active);
+    return taken >= posted && active <= 0;
+}
+
 int swoop__task_flush(swoop_server_t *srv)
 {
     return srv->task ? task_queue_flush(srv) : 0;

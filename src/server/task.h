@@ -53,6 +53,13 @@ void swoop__task_manager_exit(struct swoop_server_s *srv);
 /* Event worker at exit: sends queued tasks; 1 while some still wait, else 0. */
 int swoop__task_flush(struct swoop_server_s *srv);
 
+/*
+ * Whether no task is queued or running anywhere (1 also without task
+ * workers): every task posted was taken, and every task taken has sent
+ * its result (or its death was settled by the manager).
+ */
+int swoop__task_quiet(struct swoop_server_s *srv);
+
 /* Event worker: a FINISH message from its channel: runs on_finish. */
 void swoop__task_finish_msg(struct swoop_server_s *srv, const swoop_ipc_msg_t *m);
 

@@ -86,6 +86,7 @@ typedef struct task_run_s {
     int32_t wait;           /* the poster waits in taskwait */
     int32_t in_task;        /* in on_task: counted in its slot's busy and the stats */
     int32_t finished;       /* its result was sent: nothing to redeliver or report */
+    int32_t active;         /* counted in the stats' `active` (run_task) */
     uint32_t len;           /* bytes of msg */
     _Atomic int64_t task;   /* the task taken, 0 between tasks; stored last */
     char msg[TASK_MSG_MAX]; /* the message as it came (header, inline payload or reference) */

@@ -160,7 +160,7 @@ int swoop_server_task_finish(swoop_server_t *srv, const void *data, size_t len)
 }
 
 /* Runs one TASK message; returns 1 if on_task ran, else 0 (dropped, logged). */
-static int run_task(swoop_server_t *srv, char *msg, size_t n)
+static int run_task_body(swoop_server_t *srv, char *msg, size_t n)
 {
     swoop_task_t *tk = srv->task;
     swoop_ipc_head_t h;
@@ -176,12 +176,16 @@ static int run_task(swoop_server_t *srv, char *msg, size_t n)
                   h.type, h.flags, n);
         return 0;
     }
-    atomic_fetch_add_explicit(&srv->gs->task.taken, 1, memory_order_relaxed);
+    int ours = task_tag_ours(&h, tk->run_id);
+    /* A task of an earlier run was never posted in this one: count it now (posted >= taken). */
+    if (!ours)
+        atomic_fetch_add(&srv->gs->task.posted, 1);
+    atomic_fetch_add(&srv->gs->task.taken, 1);
     task_slot_t *slot = task_slot(tk, tk->slot);
     if (tk->mode == 2)
         atomic_fetch_sub_explicit(&slot->queued, 1, memory_order_relaxed);
     int src = h.worker_id, wait = (h.aux & TASK_AUX_WAIT) != 0;
-    if (!task_tag_ours(&h, tk->run_id)) {
+    if (!ours) {
         /* Kept by a queue with a fixed key from an earlier run: nobody here waits for it. */
         swoop_log(SWOOP_LOG_NOTICE, 0,
                   "task %llu was posted by an earlier server run: it runs, its result is dropped",
@@ -237,6 +241,24 @@ static int run_task(swoop_server_t *srv, char *msg, size_t n)
     task_payload_done(tk, &in);
     atomic_fetch_add_explicit(&srv->proc_stats[srv->worker_id].requests, 1, memory_order_relaxed);
     return 1;
+}
+
+/*
+ * Runs one TASK message inside the `active` count (raised before `taken`,
+ * dropped after the result went out): a worker waiting for quiet at
+ * shutdown (swoop__task_quiet) never sees a task between two counters.
+ */
+static int run_task(swoop_server_t *srv, char *msg, size_t n)
+{
+    task_run_t *run = srv->task->run;
+    atomic_fetch_add(&srv->gs->task.active, 1);
+    if (run)
+        run->active = 1; /* a death from now on: the manager drops the count */
+    int ran = run_task_body(srv, msg, n);
+    if (run)
+        run->active = 0;
+    atomic_fetch_sub(&srv->gs->task.active, 1);
+    return ran;
 }
 
 /* task_max_request reached: the manager starts the successor at once, this process exits. */
@@ -371,6 +393,7 @@ static task_run_t *run_claim(swoop_task_t *tk, int t)
         int32_t none = 0;
         if (atomic_compare_exchange_strong(&r->pid, &none, self)) {
             r->slot = t;
+            r->active = 0;
             atomic_store(&r->task, 0);
             return r;
         }
@@ -483,7 +506,11 @@ void swoop__task_reaped(swoop_server_t *srv, int id, pid_t pid)
             task_run_t *run = task_run(tk, i);
             if (atomic_load(&run->pid) != (int32_t)pid)
                 continue;
-            run_settle(srv, id, pid, run);
+            run_settle(srv, id, pid, run); /* re-sent or reported before `active` drops */
+            if (run->active) {
+                run->active = 0;
+                atomic_fetch_sub(&srv->gs->task.active, 1);
+            }
             atomic_store(&run->task, 0);
             atomic_store(&run->pid, 0);
             break;

@@ -10,6 +10,17 @@
  * channel carries swoop_server_send_message (and, in BASE mode, sends and
  * closes for connections another worker owns).
  *
+ * PROCESS: one process of a worker id at a time. A reload (reload_async)
+ * or max_request forks the successor while the old process still runs its
+ * last callback; the id's rings are single-consumer and single-producer,
+ * and its pipes, message channel and taskwait channel belong to the id, so
+ * the successor waits for the id's token (gs->workers[id].owner, a futex
+ * word) before it reads or writes any of them. The old process gives the
+ * token up once it stopped reading, ran what it had taken and flushed its
+ * replies; the manager frees it when the holder dies. What the old process
+ * did not take stays in the channels for the successor: every request runs
+ * exactly once, and the id's waker flag has one user at a time.
+ *
  * Each loop iteration runs with the outgoing channels corked (ipc_batch):
  * whatever the callbacks of one wake-up sent leaves in one sendmmsg per
  * channel once the iteration ends.
@@ -41,9 +52,12 @@
 #include "event/internal.h"
 #include "net/socket.h"
 #include "server/internal.h"
+#include "shm/internal.h"
 
 #define FLUSH_TRIES_AT_EXIT 200
 #define DRAIN_MARGIN_MS     250 /* BASE: stop draining this long before the manager's SIGKILL */
+#define TOKEN_POLL_MS       20  /* a successor re-checks a silent token holder this often */
+#define TASK_POLL_MS        2   /* shutdown: how often a worker looks whether tasks still run */
 
 static swoop_signal_t wsig_term, wsig_reopen;
 static swoop_io_t *mout_io; /* writability of message channels with a queue */
@@ -322,11 +336,17 @@ static void on_peer_msg(void *arg, swoop_ipc_msg_t *m)
     handle_peer_msg(arg, m);
 }
 
+/* One batch from this worker's message channel, handled; returns how many datagrams. */
+static int msg_batch(swoop_server_t *srv)
+{
+    int n = swoop__ipc_recv(swoop_io_fd(&srv->msg_io), &srv->wrb, SWOOP_IPC_RECV_BATCH);
+    swoop__ipc_feed_batch(&srv->win, &srv->wrb, n, on_peer_msg, srv);
+    return n;
+}
+
 static void msg_cb(swoop_io_t *io, unsigned events)
 {
-    swoop_server_t *srv = io->data;
-    int n = swoop__ipc_recv(swoop_io_fd(io), &srv->wrb, SWOOP_IPC_RECV_BATCH);
-    swoop__ipc_feed_batch(&srv->win, &srv->wrb, n, on_peer_msg, srv);
+    msg_batch(io->data);
 }
 
 static void mout_cb(swoop_io_t *io, unsigned events)
@@ -444,9 +464,30 @@ static void base_tick_cb(int64_t id, void *arg)
     swoop__reactor_tick(arg);
 }
 
+static void task_poll_cb(int64_t id, void *arg);
+static int msg_batch(swoop_server_t *srv);
+
+/* BASE shutdown: once no task runs, their results are run and the connections close. */
+static void base_tasks_check(swoop_server_t *srv)
+{
+    if (srv->task_poll_timer <= 0 || !swoop__task_quiet(srv))
+        return;
+    swoop_timer_clear(srv->task_poll_timer);
+    srv->task_poll_timer = 0;
+    while (msg_batch(srv) > 0) {
+    }
+    swoop__reactor_finish(srv->base);
+}
+
 static void base_drain_deadline_cb(int64_t id, void *arg)
 {
     swoop_server_t *srv = arg;
+    if (srv->task_poll_timer > 0) {
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "shutdown: tasks still run after max_wait_time: their results are lost");
+        swoop_timer_clear(srv->task_poll_timer);
+        srv->task_poll_timer = 0;
+    }
     swoop__reactor_expire(srv->base);
     worker_stop(srv);
 }
@@ -480,7 +521,18 @@ static void base_drain_begin(swoop_server_t *srv, int shutting_down)
     if (!shutting_down)
         swoop_io_stop(&srv->msg_io);
     swoop__reactor_stop_reading(srv->base);
-    swoop__reactor_finish(srv->base);
+    /*
+     * Shutdown: requests that posted tasks are answered from on_finish; the
+     * task workers run until this process is gone, so keep the connections
+     * (and the message channel) until no task runs (base_tasks_check).
+     */
+    if (shutting_down && !swoop__task_quiet(srv)) {
+        srv->task_poll_timer = swoop_timer_tick(TASK_POLL_MS, task_poll_cb, NULL);
+        if (srv->task_poll_timer <= 0)
+            swoop__reactor_finish(srv->base);
+    } else {
+        swoop__reactor_finish(srv->base);
+    }
     int64_t ms = (int64_t)srv->settings.max_wait_time * 1000 - DRAIN_MARGIN_MS;
     if (swoop_timer_after(ms > 0 ? ms : 0, base_drain_deadline_cb, srv) <= 0)
         base_drain_deadline_cb(0, srv);
@@ -507,6 +559,102 @@ void swoop__base_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoop_
     set_busy(srv, 0);
     srv->cur_port = -1;
     count_request(srv);
+}
+
+/* ---- PROCESS: the worker id's token ---- */
+
+/*
+ * Waits until this process holds its worker id's token. The holder gives
+ * it up when it exits in order; one that died is freed by the manager's
+ * reap, or here once /proc shows it gone or a zombie (it can touch nothing
+ * any more). Bounded by the manager's SIGKILL of a holder that does not
+ * finish within max_wait_time.
+ */
+static void worker_token_take(swoop_server_t *srv, int id)
+{
+    _Atomic uint32_t *owner = &srv->gs->workers[id].owner;
+    uint32_t me = (uint32_t)getpid();
+    uint64_t since = swoop__now_ms();
+    int told = 0;
+    for (;;) {
+        uint32_t cur = 0;
+        if (atomic_compare_exchange_strong(owner, &cur, me) || cur == me)
+            break;
+        if (!swoop__tid_alive((int)cur)) {
+            atomic_compare_exchange_strong(owner, &cur, 0);
+            continue;
+        }
+        if (!told && swoop__now_ms() - since >= 1000) {
+            told = 1;
+            swoop_log(SWOOP_LOG_INFO, 0,
+                      "worker %d: waiting for its previous process (pid %u) to finish its callback",
+                      id, cur);
+        }
+        swoop__futex_wait(owner, cur, TOKEN_POLL_MS);
+    }
+    if (told)
+        swoop_log(SWOOP_LOG_INFO, 0, "worker %d: took over after %llu ms", id,
+                  (unsigned long long)(swoop__now_ms() - since));
+}
+
+/* Gives the token up (nothing of the id's channels is touched after this). */
+static void worker_token_give(swoop_server_t *srv, int id)
+{
+    _Atomic uint32_t *owner = &srv->gs->workers[id].owner;
+    uint32_t me = (uint32_t)getpid();
+    if (atomic_compare_exchange_strong(owner, &me, 0))
+        swoop__futex_wake_all(owner);
+}
+
+void swoop__worker_token_reaped(swoop_server_t *srv, int id, pid_t pid)
+{
+    if (srv->mode != SWOOP_MODE_PROCESS || id < 0 || id >= srv->worker_num || pid <= 0)
+        return;
+    _Atomic uint32_t *owner = &srv->gs->workers[id].owner;
+    uint32_t dead = (uint32_t)pid;
+    if (atomic_compare_exchange_strong(owner, &dead, 0))
+        swoop__futex_wake_all(owner);
+}
+
+/* ---- shutdown: the tasks this worker's requests posted ---- */
+
+static void task_poll_cb(int64_t id, void *arg)
+{
+    (void)id;
+    (void)arg; /* only wakes the loop */
+}
+
+/*
+ * PROCESS shutdown, after the input was drained: the task workers run until
+ * the event workers are gone (the manager stops them last), so a request
+ * that posted a task still gets its on_finish here, and its reply leaves.
+ * Waits until no task is queued or running anywhere and this worker's
+ * message channel is empty, or until DRAIN_MARGIN_MS before the manager's
+ * SIGKILL.
+ */
+static void worker_await_tasks(swoop_server_t *srv)
+{
+    if (srv->task == NULL || swoop__task_quiet(srv))
+        return;
+    int64_t ms = (int64_t)srv->settings.max_wait_time * 1000 - DRAIN_MARGIN_MS;
+    uint64_t deadline = swoop__now_ms() + (uint64_t)(ms > 0 ? ms : 0);
+    int64_t t = swoop_loop_timer_tick(wloop, TASK_POLL_MS, task_poll_cb, NULL);
+    swoop_io_start(&srv->msg_io, SWOOP_READABLE);
+    while (!swoop__task_quiet(srv) && swoop__now_ms() < deadline) {
+        if (swoop_loop_run_once(wloop) < 0)
+            break;
+        worker_flush(srv);
+    }
+    if (!swoop__task_quiet(srv))
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "shutdown: tasks still run after max_wait_time: their results are lost");
+    /* Results sent before the count dropped are in the channel: run them. */
+    while (msg_batch(srv) > 0)
+        worker_flush(srv);
+    swoop_io_stop(&srv->msg_io);
+    if (t > 0)
+        swoop_loop_timer_clear(wloop, t);
+    worker_flush(srv);
 }
 
 /* ---- the worker main ---- */
@@ -638,6 +786,7 @@ int swoop__worker_main(void *data, int id)
     srv->worker_stopping = 0;
     srv->worker_draining = 0;
     srv->worker_retiring = 0;
+    srv->task_poll_timer = 0;
     srv->requests = 0;
     srv->request_limit = pick_limit(&srv->settings);
     srv->running = 0;
@@ -658,6 +807,8 @@ int swoop__worker_main(void *data, int id)
     wloop = swoop_loop_default();
     if (wloop == NULL || worker_setup(srv, id) < 0)
         return 1;
+    if (srv->mode == SWOOP_MODE_PROCESS)
+        worker_token_take(srv, id); /* the id's previous process is done with its channels */
     if (srv->events.on_worker_start)
         srv->events.on_worker_start(srv, id);
     swoop_ring_waker_t *waker = srv->win_rings ? &srv->wakers[id] : NULL;
@@ -674,6 +825,8 @@ int swoop__worker_main(void *data, int id)
         worker_flush(srv);
         if (srv->worker_retiring && !srv->worker_draining)
             base_drain_begin(srv, 0);
+        if (srv->base)
+            base_tasks_check(srv);
         if (srv->worker_draining && swoop_queue_empty(&srv->base->conns))
             worker_stop(srv);
         if (rc < 0) {
@@ -684,6 +837,8 @@ int swoop__worker_main(void *data, int id)
     worker_stop(srv);
     if (waker)
         swoop_io_stop(&srv->wwake_io);
+    if (!srv->base && atomic_load(&srv->gs->shutting_down))
+        worker_await_tasks(srv);
     if (srv->base) {
         swoop__reactor_close_all(srv->base, 1);
         worker_flush(srv);
@@ -708,6 +863,8 @@ int swoop__worker_main(void *data, int id)
                   "worker %d exits with %zu task(s) its task workers never took in 1 s: lost", id,
                   unsent);
     atomic_store(&ws->busy, 0);
+    if (srv->mode == SWOOP_MODE_PROCESS)
+        worker_token_give(srv, id); /* the successor may read and write the id's channels now */
     /* _exit follows in spawn: nothing of the parent's image is torn down here. */
     return 0;
 }
