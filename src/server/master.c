@@ -57,7 +57,7 @@
  * SIGKILLs it, and its children die with it (PR_SET_PDEATHSIG), so the
  * tree is still gone within max_wait_time + 1 s.
  */
-#define ESCALATE_MARGIN_MS 700
+#define ESCALATE_MARGIN_MS 600
 
 typedef struct pending_s {
     int fd;
