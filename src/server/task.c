@@ -77,8 +77,8 @@ static void task_free(swoop_server_t *srv)
         return;
     task_queue_close(srv);
     if (tk->waits) {
-        for (int w = 0; w < srv->worker_num; w++)
-            swoop__channel_close(&tk->waits[w]);
+        for (int i = 0; i < tk->nwaits; i++)
+            swoop__channel_close(&tk->waits[i]);
         swoop_free(tk->waits);
     }
     swoop_free(tk->wbuf);
@@ -153,13 +153,15 @@ int swoop__task_open(swoop_server_t *srv)
         task_free(srv);
         return rc;
     }
-    tk->waits = swoop_calloc((size_t)srv->worker_num, sizeof(*tk->waits));
-    for (int w = 0; w < srv->worker_num; w++)
-        tk->waits[w].fds[0] = tk->waits[w].fds[1] = -1;
-    for (int w = 0; w < srv->worker_num; w++) {
-        rc = swoop__channel_open(&tk->waits[w], 1024 * 1024);
+    /* One per process that may wait at once: see TASK_AUX_REPLY_SHIFT. */
+    tk->nwaits = srv->mode == SWOOP_MODE_BASE && srv->nranges > 0 ? srv->nranges : srv->worker_num;
+    tk->waits = swoop_calloc((size_t)tk->nwaits, sizeof(*tk->waits));
+    for (int i = 0; i < tk->nwaits; i++)
+        tk->waits[i].fds[0] = tk->waits[i].fds[1] = -1;
+    for (int i = 0; i < tk->nwaits; i++) {
+        rc = swoop__channel_open(&tk->waits[i], 1024 * 1024);
         if (rc < 0) {
-            swoop_log(SWOOP_LOG_ERROR, rc, "socketpair() of worker %d's taskwait failed", w);
+            swoop_log(SWOOP_LOG_ERROR, rc, "socketpair() of taskwait channel %d failed", i);
             task_free(srv);
             return rc;
         }
@@ -188,6 +190,14 @@ void swoop__task_manager_setup(swoop_server_t *srv, swoop_manager_t *mgr)
 }
 
 /* ---- posting ---- */
+
+/* This event worker's taskwait channel (see TASK_AUX_REPLY_SHIFT). */
+static int wait_slot(const swoop_server_t *srv)
+{
+    if (srv->mode == SWOOP_MODE_BASE && srv->task->nwaits == srv->nranges && srv->range >= 0)
+        return srv->range;
+    return srv->worker_id;
+}
 
 static int pick_task_worker(swoop_server_t *srv)
 {
@@ -242,6 +252,8 @@ static int64_t post_task(swoop_server_t *srv, const char *fn, const void *data, 
     }
     int t = dst >= 0 && tk->mode != 3 ? dst : pick_task_worker(srv);
     int64_t id = (int64_t)atomic_fetch_add(&tk->sh->task_seq, 1) + 1;
+    if (aux & TASK_AUX_WAIT)
+        aux |= (uint32_t)wait_slot(srv) << TASK_AUX_REPLY_SHIFT;
     swoop_ipc_head_t h = {.type = SWOOP_IPC_TASK,
                           .worker_id = (int16_t)srv->worker_id,
                           .aux = aux,
@@ -288,7 +300,7 @@ static int wait_read(swoop_server_t *srv, swoop_ipc_head_t *h, task_in_t *in, in
     if (tk->wbuf == NULL)
         tk->wbuf = swoop_malloc(SWOOP_IPC_MAX);
     for (;;) {
-        ssize_t n = swoop__channel_recv(tk->waits[srv->worker_id].fds[1], tk->wbuf, SWOOP_IPC_MAX);
+        ssize_t n = swoop__channel_recv(tk->waits[wait_slot(srv)].fds[1], tk->wbuf, SWOOP_IPC_MAX);
         if (n == SWOOP_EAGAIN)
             return 0;
         if (n == SWOOP_EMSGSIZE)
@@ -351,7 +363,7 @@ static void wait_watch(swoop_server_t *srv)
     if (tk->waits_watched || loop == NULL)
         return;
     tk->wait_io.data = srv;
-    if (swoop_io_init(loop, &tk->wait_io, tk->waits[srv->worker_id].fds[1], wait_drain) == 0 &&
+    if (swoop_io_init(loop, &tk->wait_io, tk->waits[wait_slot(srv)].fds[1], wait_drain) == 0 &&
         swoop_io_start(&tk->wait_io, SWOOP_READABLE) == 0)
         tk->waits_watched = 1;
 }
@@ -369,7 +381,7 @@ static void wait_some(swoop_server_t *srv, uint64_t deadline)
     int ms = (int)(deadline - now);
     if (left && np == 0 && ms > 1)
         ms = 1; /* a message queue cannot be polled: retry its sends every millisecond */
-    pf[0] = (struct pollfd){.fd = tk->waits[srv->worker_id].fds[1], .events = POLLIN};
+    pf[0] = (struct pollfd){.fd = tk->waits[wait_slot(srv)].fds[1], .events = POLLIN};
     poll(pf, (nfds_t)np + 1, ms);
 }
 

@@ -32,6 +32,14 @@
 #define TASK_AUX_WAIT          1u
 #define TASK_AUX_ATTEMPT_SHIFT 8
 #define TASK_AUX_ATTEMPT_MASK  0xff00u
+/*
+ * TASK aux bits 16..31: the taskwait channel the result goes to (with
+ * TASK_AUX_WAIT): the worker id in PROCESS mode, where one process of an id
+ * runs at a time; in BASE mode the poster's session range, because an old
+ * process of the id drains (and may wait for a task) while its successor
+ * runs.
+ */
+#define TASK_AUX_REPLY_SHIFT 16
 /* FINISH aux: the task has no result; the payload is the int32 error code. */
 #define TASK_AUX_ERROR 2u
 
@@ -84,6 +92,7 @@ typedef struct task_run_s {
     int32_t slot;
     int32_t src;            /* the poster, -1 for a task of another run */
     int32_t wait;           /* the poster waits in taskwait */
+    int32_t reply;          /* then: its taskwait channel */
     int32_t in_task;        /* in on_task: counted in its slot's busy and the stats */
     int32_t finished;       /* its result was sent: nothing to redeliver or report */
     int32_t active;         /* counted in the stats' `active` (run_task) */
@@ -154,9 +163,10 @@ typedef struct swoop_task_s {
     int nruns;              /* task_run_t records */
     swoop_channel_t *chans; /* mode 1: [t] event workers -> task worker t */
     swoop_msgqueue_t mq;    /* modes 2, 3 */
-    swoop_channel_t *waits; /* [w]: task workers -> event worker w's taskwait */
-    char *wbuf;             /* taskwait's receive buffer */
-    uint64_t warn_ms;       /* when "no idle task worker" was last logged */
+    swoop_channel_t *waits; /* [i]: task workers -> taskwait channel i (TASK_AUX_REPLY_SHIFT) */
+    int nwaits;
+    char *wbuf;       /* taskwait's receive buffer */
+    uint64_t warn_ms; /* when "no idle task worker" was last logged */
     /* Event worker side (made at the first post). */
     swoop_ipc_out_t *outs; /* mode 1 */
     swoop_io_t *out_io;
@@ -171,7 +181,8 @@ typedef struct swoop_task_s {
     task_run_t *run;  /* its record, NULL when none was free */
     int64_t cur_task; /* the task whose on_task runs, 0 outside */
     int cur_src;
-    int cur_wait; /* the current task's poster waits in taskwait */
+    int cur_wait;  /* the current task's poster waits in taskwait */
+    int cur_reply; /* on that channel */
     int cur_attempt;
     int finished;
     const char *cur_path; /* the current task's file, NULL if none */

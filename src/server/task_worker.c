@@ -85,17 +85,21 @@ static int send_blocking(int fd, const swoop_ipc_head_t *h, const void *p1, size
     }
 }
 
-/* Tells worker `src` that `task` has no result (`code`): on_task_error, or its taskwait. */
-static void send_error(swoop_server_t *srv, int src, int wait, int from, int64_t task, int32_t code)
+/*
+ * Tells worker `src` that `task` has no result (`code`): on_task_error, or
+ * its taskwait on channel `reply`.
+ */
+static void send_error(swoop_server_t *srv, int src, int wait, int reply, int from, int64_t task,
+                       int32_t code)
 {
     swoop_task_t *tk = srv->task;
-    if (src < 0 || src >= srv->worker_num)
+    if (src < 0 || src >= srv->worker_num || (wait && (reply < 0 || reply >= tk->nwaits)))
         return;
     swoop_ipc_head_t h = {.type = SWOOP_IPC_FINISH,
                           .worker_id = (int16_t)from,
                           .aux = TASK_AUX_ERROR,
                           .conn_id = (uint64_t)task};
-    int fd = wait ? tk->waits[src].fds[0] : srv->msgs[src].fds[0];
+    int fd = wait ? tk->waits[reply].fds[0] : srv->msgs[src].fds[0];
     /* Counted first: whoever sees the report may read the stats right away. */
     atomic_fetch_add_explicit(&srv->gs->task.failed, 1, memory_order_relaxed);
     int rc = send_blocking(fd, &h, &code, sizeof(code), NULL, 0, ERROR_WAIT_MS);
@@ -142,7 +146,7 @@ int swoop_server_task_finish(swoop_server_t *srv, const void *data, size_t len)
     if (rc < 0)
         return rc;
     if (tk->cur_wait)
-        rc = send_blocking(tk->waits[tk->cur_src].fds[0], &h, o.p1, o.l1, o.p2, o.l2,
+        rc = send_blocking(tk->waits[tk->cur_reply].fds[0], &h, o.p1, o.l1, o.p2, o.l2,
                            WAIT_RESULT_MS);
     else
         rc = send_blocking(srv->msgs[tk->cur_src].fds[0], &h, o.p1, o.l1, o.p2, o.l2,
@@ -185,6 +189,12 @@ static int run_task_body(swoop_server_t *srv, char *msg, size_t n)
     if (tk->mode == 2)
         atomic_fetch_sub_explicit(&slot->queued, 1, memory_order_relaxed);
     int src = h.worker_id, wait = (h.aux & TASK_AUX_WAIT) != 0;
+    int reply = (int)(h.aux >> TASK_AUX_REPLY_SHIFT);
+    if (wait && reply >= tk->nwaits) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "task %llu names taskwait channel %d (of %d): no receiver",
+                  (unsigned long long)h.conn_id, reply, tk->nwaits);
+        src = -1;
+    }
     if (!ours) {
         /* Kept by a queue with a fixed key from an earlier run: nobody here waits for it. */
         swoop_log(SWOOP_LOG_NOTICE, 0,
@@ -199,6 +209,7 @@ static int run_task_body(swoop_server_t *srv, char *msg, size_t n)
         run->len = (uint32_t)n;
         run->src = src;
         run->wait = wait;
+        run->reply = reply;
         run->in_task = 0;
         run->finished = 0;
         atomic_store_explicit(&run->task, (int64_t)h.conn_id, memory_order_release);
@@ -211,7 +222,7 @@ static int run_task_body(swoop_server_t *srv, char *msg, size_t n)
         swoop_log(SWOOP_LOG_ERROR, rc, "task %llu from worker %d cannot be read: it fails",
                   (unsigned long long)h.conn_id, src);
         if (src >= 0)
-            send_error(srv, src, wait, srv->worker_id, (int64_t)h.conn_id, rc);
+            send_error(srv, src, wait, reply, srv->worker_id, (int64_t)h.conn_id, rc);
         return 0;
     }
     if (srv->events.on_task == NULL)
@@ -220,6 +231,7 @@ static int run_task_body(swoop_server_t *srv, char *msg, size_t n)
     tk->cur_task = (int64_t)h.conn_id;
     tk->cur_src = src;
     tk->cur_wait = wait;
+    tk->cur_reply = reply;
     tk->cur_attempt = (int)((h.aux & TASK_AUX_ATTEMPT_MASK) >> TASK_AUX_ATTEMPT_SHIFT) + 1;
     tk->finished = 0;
     atomic_fetch_add(&slot->busy, 1);
@@ -292,10 +304,10 @@ static void close_unused(swoop_server_t *srv, int t)
             p->fd = -1;
         }
     }
-    for (int w = 0; w < srv->worker_num; w++) {
+    for (int w = 0; w < srv->worker_num; w++)
         swoop__channel_close_end(&srv->msgs[w], 1);
-        swoop__channel_close_end(&tk->waits[w], 1);
-    }
+    for (int i = 0; i < tk->nwaits; i++)
+        swoop__channel_close_end(&tk->waits[i], 1);
     for (int i = 0; srv->pairs && i < srv->worker_num * srv->reactor_num; i++)
         swoop__channel_close(&srv->pairs[i]);
     task_queue_child(srv, t);
@@ -493,7 +505,7 @@ static void run_settle(swoop_server_t *srv, int id, pid_t pid, task_run_t *run)
         return;
     swoop_log(SWOOP_LOG_WARNING, 0, "task worker %d died in task %lld: %s worker %d", id,
               (long long)task, run->wait ? "taskwait fails in" : "on_task_error in", run->src);
-    send_error(srv, run->src, run->wait, id, task, SWOOP_ECANCELED);
+    send_error(srv, run->src, run->wait, run->reply, id, task, SWOOP_ECANCELED);
 }
 
 void swoop__task_reaped(swoop_server_t *srv, int id, pid_t pid)

@@ -351,23 +351,34 @@ static void on_tw_request(swoop_server_t *srv, swoop_conn_id_t conn, int reactor
     free(res);
 }
 
+/*
+ * "a..." runs 800 ms, "b..." 50 ms (in the other task worker): the old
+ * process still waits for a's result when b's comes back to its successor.
+ */
 static void on_tw_task(swoop_server_t *srv, int64_t task_id, int src_worker, const void *data,
                        size_t len)
 {
-    swoop_test_sleep_ms(100);
+    swoop_test_sleep_ms(len > 0 && *(const char *)data == 'a' ? 800 : 50);
     swoop_server_task_finish(srv, data, len);
 }
 
 static void setup_tw(swoop_server_t *srv, void *arg)
 {
     ASSERT_OK(swoop_server_set(srv, "worker_num", "1"));
-    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "1"));
+    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
     ASSERT_OK(swoop_server_set(srv, "max_wait_time", "3"));
     ASSERT_OK(swoop_server_set(srv, "ipc_ring", use_ring ? "1" : "0"));
     ASSERT_OK(swoop_server_set(srv, "open_eof_split", "1"));
     ASSERT_OK(swoop_server_set(srv, "package_eof", "\\n"));
     ASSERT_OK(swoop_server_on(
         srv, &(swoop_server_events_t){.on_receive = on_tw_request, .on_task = on_tw_task}));
+}
+
+static int srv_busy(srv_handle_t *h)
+{
+    swoop_server_stats_t st;
+    srv_stats(h, &st);
+    return st.workers[0].busy;
 }
 
 static int worker0_replaced(srv_handle_t *h, const swoop_server_stats_t *before)
@@ -386,21 +397,21 @@ static void taskwait_across_reload(swoop_mode_t mode, int ring)
         char qa[32], qb[32];
         int na = snprintf(qa, sizeof(qa), "a%d\n", round);
         int nb = snprintf(qb, sizeof(qb), "b%d\n", round);
-        cli_write(a, qa, (size_t)na);
-        /* Reload while the first request waits for its task (100 ms). */
-        swoop_test_sleep_ms(20);
         swoop_server_stats_t before;
         srv_stats(&h, &before);
+        cli_write(a, qa, (size_t)na);
+        /* Reload while the first request waits for its task; b goes to the successor. */
+        WAIT_UNTIL(srv_busy(&h), 2000);
         ASSERT_EQ(kill(h.pid, SIGUSR1), 0);
+        WAIT_UNTIL(worker0_replaced(&h, &before), 5000);
         cli_write(b, qb, (size_t)nb);
         char ra[32] = {0}, rb[32] = {0};
-        ASSERT_EQ(cli_read_n(a, ra, (size_t)na, 3000), (size_t)na);
         ASSERT_EQ(cli_read_n(b, rb, (size_t)nb, 3000), (size_t)nb);
+        ASSERT_EQ(cli_read_n(a, ra, (size_t)na, 3000), (size_t)na);
         ASSERT_MEM_EQ(ra, qa, (size_t)na);
         ASSERT_MEM_EQ(rb, qb, (size_t)nb);
         close(a);
         close(b);
-        WAIT_UNTIL(worker0_replaced(&h, &before), 5000);
     }
     srv_stop(&h, 5000);
 }
@@ -413,4 +424,10 @@ TEST_TIMEOUT(issue10_taskwait_across_reload_ring, 120)
 TEST_TIMEOUT(issue10_taskwait_across_reload_pipe, 120)
 {
     taskwait_across_reload(SWOOP_MODE_PROCESS, 0);
+}
+
+/* BASE: the old process drains its connections while its successor already serves. */
+TEST_TIMEOUT(issue10_taskwait_across_reload_base, 120)
+{
+    taskwait_across_reload(SWOOP_MODE_BASE, 0);
 }
