@@ -29,6 +29,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,11 +45,16 @@
 
 #define FLUSH_TRIES_AT_EXIT 200
 #define DRAIN_MARGIN_MS     250 /* BASE: stop draining this long before the manager's SIGKILL */
+#define ACCEPT_SLACK        1   /* BASE: connections a worker may hold above the least loaded */
+#define ACCEPT_YIELD_MS     5 /* BASE: how long a worker holding more leaves accepting to others */
+#define ACCEPT_STUCK_MS     200 /* BASE: others accepting nothing this long are not waited for */
 
 static swoop_signal_t wsig_term, wsig_reopen;
 static swoop_io_t *mout_io; /* writability of message channels with a queue */
 static swoop_io_t *accept_io;
 static swoop_loop_t *wloop;
+
+static void base_set_accepting(swoop_server_t *srv, int on);
 
 static void worker_stop(swoop_server_t *srv)
 {
@@ -62,6 +68,7 @@ static void worker_stop(swoop_server_t *srv)
     }
     swoop_io_stop(&srv->msg_io);
     if (accept_io) {
+        base_set_accepting(srv, 0);
         for (int i = 0; i < srv->nports; i++)
             swoop_io_stop(&accept_io[i]);
     }
@@ -371,6 +378,16 @@ static void worker_flush(swoop_server_t *srv)
 
 /* ---- BASE: accepting ---- */
 
+/* Publishes the number of connections this BASE process holds (the accept policy reads it). */
+static void base_publish_conns(swoop_server_t *srv)
+{
+    if (srv->ranges == NULL || srv->range < 0)
+        return;
+    swoop_srv_range_t *rg = &srv->ranges[srv->range];
+    if (atomic_load_explicit(&rg->conns, memory_order_relaxed) != srv->base->nconns)
+        atomic_store_explicit(&rg->conns, srv->base->nconns, memory_order_relaxed);
+}
+
 static void base_accept_one(void *arg, int fd, const swoop_addr_t *addr)
 {
     swoop_port_t *p = arg;
@@ -388,6 +405,91 @@ static void base_accept_one(void *arg, int fd, const swoop_addr_t *addr)
     if (id == 0)
         return;
     swoop__conn_open(srv->base, fd, id, p);
+    atomic_fetch_add_explicit(&rg->accepts, 1, memory_order_relaxed);
+    base_publish_conns(srv);
+}
+
+/* Tells the other workers' accept policy whether this process takes connections. */
+static void base_set_accepting(swoop_server_t *srv, int on)
+{
+    if (srv->ranges && srv->range >= 0)
+        atomic_store_explicit(&srv->ranges[srv->range].accepting, on, memory_order_relaxed);
+}
+
+/*
+ * The accept policy on a shared listening socket. Every worker's loop
+ * wakes for a new connection (level-triggered, no EPOLLEXCLUSIVE), and
+ * without a policy the first one awake takes the whole queue: a burst of
+ * 64 connections split 64/0 as often as not. A worker takes connections
+ * only while it holds at most ACCEPT_SLACK more than the least loaded other
+ * worker that accepts (not starting, draining or paused on EMFILE). Returns
+ * how many it may accept now, 0 to yield; *progress is the others' accept
+ * count, to see later whether they took what we left (a worker stuck in a
+ * handler does not: base_accept_retry). The busy flag is no guide: it is
+ * set for every on_receive, however short.
+ */
+static int base_accept_budget(swoop_server_t *srv, uint32_t *progress)
+{
+    int mine = srv->base->nconns, least = INT_MAX;
+    uint32_t prog = 0;
+    for (int i = 0; i < srv->nranges; i++) {
+        swoop_srv_range_t *rg = &srv->ranges[i];
+        if (i == srv->range || atomic_load_explicit(&rg->pid, memory_order_relaxed) <= 0 ||
+            !atomic_load_explicit(&rg->accepting, memory_order_relaxed))
+            continue;
+        int wid = atomic_load_explicit(&rg->worker_id, memory_order_relaxed);
+        if (wid < 0 || wid >= srv->worker_num)
+            continue;
+        prog += atomic_load_explicit(&rg->accepts, memory_order_relaxed);
+        int n = atomic_load_explicit(&rg->conns, memory_order_relaxed);
+        if (n < least)
+            least = n;
+    }
+    *progress = prog;
+    if (least == INT_MAX)
+        return SWOOP_ACCEPT_BATCH;
+    int budget = least + ACCEPT_SLACK + 1 - mine;
+    return budget <= 0 ? 0 : budget < SWOOP_ACCEPT_BATCH ? budget : SWOOP_ACCEPT_BATCH;
+}
+
+/*
+ * After a yield: watch the listening sockets again. If we still hold more
+ * than our share and the others have accepted nothing for ACCEPT_STUCK_MS,
+ * they are stuck (a long handler, or no CPU): we accept freely until one of
+ * them accepts again. (Two workers can yield at once, each seeing the
+ * other's older count: then the budget is no longer 0.)
+ */
+static void base_accept_retry(int64_t id, void *arg)
+{
+    swoop_server_t *srv = arg;
+    srv->accept_yielded = 0;
+    if (srv->worker_stopping || srv->worker_draining || srv->worker_retiring || srv->accept_paused)
+        return;
+    uint32_t prog;
+    int budget = base_accept_budget(srv, &prog);
+    if (budget == 0 && prog == srv->accept_yield_progress &&
+        swoop__now_ms() - srv->accept_stall_ms >= ACCEPT_STUCK_MS)
+        srv->accept_stuck = 1;
+    for (int i = 0; i < srv->nports; i++) {
+        if (!srv->ports[i]->dgram)
+            swoop_io_start(&accept_io[i], SWOOP_READABLE);
+    }
+}
+
+static void base_accept_yield(swoop_server_t *srv, uint32_t progress)
+{
+    /* Already yielded (the EMFILE pause's end restarted the watch): its timer still runs. */
+    if (!srv->accept_yielded && swoop_timer_after(ACCEPT_YIELD_MS, base_accept_retry, srv) <= 0)
+        return; /* no timer: keep accepting rather than risk never resuming */
+    srv->accept_yielded = 1;
+    if (progress != srv->accept_yield_progress || srv->accept_stall_ms == 0) {
+        srv->accept_yield_progress = progress;
+        srv->accept_stall_ms = swoop__now_ms();
+    }
+    for (int i = 0; i < srv->nports; i++) {
+        if (!srv->ports[i]->dgram)
+            swoop_io_stop(&accept_io[i]);
+    }
 }
 
 static void base_resume_accept(int64_t id, void *arg)
@@ -396,6 +498,7 @@ static void base_resume_accept(int64_t id, void *arg)
     srv->accept_paused = 0;
     if (srv->worker_stopping || srv->worker_draining || srv->worker_retiring)
         return;
+    base_set_accepting(srv, 1);
     for (int i = 0; i < srv->nports; i++) {
         if (!srv->ports[i]->dgram)
             swoop_io_start(&accept_io[i], SWOOP_READABLE);
@@ -406,9 +509,22 @@ static void base_accept_cb(swoop_io_t *io, unsigned events)
 {
     swoop_port_t *p = io->data;
     swoop_server_t *srv = p->srv;
-    int accepted;
-    int rc = swoop__sock_accept_batch(swoop_io_fd(io), SWOOP_ACCEPT_BATCH, base_accept_one, p,
-                                      &accepted);
+    int accepted, max = SWOOP_ACCEPT_BATCH;
+    if (srv->accept_balance) {
+        uint32_t progress;
+        max = base_accept_budget(srv, &progress);
+        if (srv->accept_stuck && progress == srv->accept_yield_progress)
+            max = SWOOP_ACCEPT_BATCH; /* the others still took nothing */
+        else
+            srv->accept_stuck = 0;
+        if (max == 0) {
+            base_accept_yield(srv, progress);
+            return;
+        }
+        if (!srv->accept_stuck)
+            srv->accept_stall_ms = 0; /* a stall is timed from the first of consecutive yields */
+    }
+    int rc = swoop__sock_accept_batch(swoop_io_fd(io), max, base_accept_one, p, &accepted);
     if (rc < 0 && rc != SWOOP_EAGAIN && atomic_load(&srv->gs->shutting_down)) {
         /* The manager shut the listening socket down: our SIGTERM is on its way. */
         for (int i = 0; i < srv->nports; i++)
@@ -424,6 +540,7 @@ static void base_accept_cb(swoop_io_t *io, unsigned events)
         }
         if (!srv->accept_paused) {
             srv->accept_paused = 1;
+            base_set_accepting(srv, 0);
             for (int i = 0; i < srv->nports; i++)
                 swoop_io_stop(&accept_io[i]);
             swoop_timer_after(100, base_resume_accept, srv);
@@ -459,6 +576,7 @@ static void base_drain_deadline_cb(int64_t id, void *arg)
  */
 static void base_drain_begin(swoop_server_t *srv, int shutting_down)
 {
+    base_set_accepting(srv, 0);
     for (int i = 0; i < srv->nports; i++) {
         swoop_io_stop(&accept_io[i]);
         /*
@@ -626,6 +744,12 @@ static int worker_setup(swoop_server_t *srv, int id)
             return rc;
     }
     srv->base->tick_timer = swoop_loop_timer_tick(loop, 1000, base_tick_cb, srv->base);
+    /* Own SO_REUSEPORT sockets: the kernel spreads the connections instead. */
+    srv->accept_balance = srv->worker_num > 1 && !srv->settings.enable_reuse_port;
+    srv->accept_yielded = 0;
+    srv->accept_stuck = 0;
+    srv->accept_stall_ms = 0;
+    base_set_accepting(srv, 1);
     return 0;
 }
 
@@ -648,7 +772,6 @@ int swoop__worker_main(void *data, int id)
         srv->slot_base = (uint32_t)srv->range * srv->fd_limit;
     }
     swoop_srv_wstat_t *ws = &srv->gs->workers[id];
-    atomic_store(&ws->pid, getpid());
     atomic_store(&ws->busy, 0);
     atomic_store(&ws->requests, 0);
     atomic_store(&ws->start_seq, atomic_load(&srv->gs->msg_seq));
@@ -658,6 +781,8 @@ int swoop__worker_main(void *data, int id)
     wloop = swoop_loop_default();
     if (wloop == NULL || worker_setup(srv, id) < 0)
         return 1;
+    /* The stats show the worker once it listens: a client that waited for that is served. */
+    atomic_store(&ws->pid, getpid());
     if (srv->events.on_worker_start)
         srv->events.on_worker_start(srv, id);
     swoop_ring_waker_t *waker = srv->win_rings ? &srv->wakers[id] : NULL;
@@ -672,6 +797,8 @@ int swoop__worker_main(void *data, int id)
             worker_drain_rings(srv);
         }
         worker_flush(srv);
+        if (srv->base)
+            base_publish_conns(srv);
         if (srv->worker_retiring && !srv->worker_draining)
             base_drain_begin(srv, 0);
         if (srv->worker_draining && swoop_queue_empty(&srv->base->conns))
