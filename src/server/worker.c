@@ -33,6 +33,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,6 +46,7 @@
 
 #define FLUSH_TRIES_AT_EXIT 200
 #define DRAIN_MARGIN_MS     250 /* BASE: stop draining this long before the manager's SIGKILL */
+#define DRAIN_IDLE_MS       200 /* BASE: a retiring worker closes connections idle this long */
 #define ACCEPT_SLACK        1   /* BASE: connections a worker may hold above the least loaded */
 #define ACCEPT_YIELD_MS     5 /* BASE: how long a worker holding more leaves accepting to others */
 #define ACCEPT_STUCK_MS     200 /* BASE: others accepting nothing this long are not waited for */
@@ -569,6 +571,32 @@ static void base_drain_deadline_cb(int64_t id, void *arg)
 }
 
 /*
+ * A retiring BASE worker (reload, max_request) closes a connection only
+ * between two requests: nothing read for DRAIN_IDLE_MS, no unread byte in
+ * the kernel or in its input buffer, no output left. A client that sends
+ * its next request at that very moment still meets the close: the race of
+ * every keep-alive close, which HTTP clients answer by retrying on a new
+ * connection when not one byte of the answer came.
+ */
+static void base_close_idle(int64_t id, void *arg)
+{
+    swoop_server_t *srv = arg;
+    swoop_reactor_t *r = srv->base;
+    uint64_t now = swoop_loop_now(wloop);
+    swoop_queue_t *q = swoop_queue_head(&r->conns);
+    while (q != &r->conns) {
+        swoop_conn_t *c = swoop_queue_data(q, swoop_conn_t, link);
+        q = q->next; /* the close may free c */
+        int unread = 0;
+        if (c->state != CONN_OPEN || now - c->last_recv_ms < DRAIN_IDLE_MS ||
+            swoop__buf_rlen(&c->in) || swoop__buf_rlen(&c->out) || !swoop_queue_empty(&c->files) ||
+            ioctl(c->fd, FIONREAD, &unread) < 0 || unread > 0)
+            continue;
+        swoop__conn_close(c, 0);
+    }
+}
+
+/*
  * BASE, at shutdown, or when a reload or max_request replaces the process
  * (its successor already accepts): no more accepting or reading; the requests the kernel
  * already holds run now; connections close once their output is flushed.
@@ -597,8 +625,14 @@ static void base_drain_begin(swoop_server_t *srv, int shutting_down)
      */
     if (!shutting_down)
         swoop_io_stop(&srv->msg_io);
-    swoop__reactor_stop_reading(srv->base);
-    swoop__reactor_finish(srv->base);
+    if (shutting_down) {
+        swoop__reactor_stop_reading(srv->base);
+        swoop__reactor_finish(srv->base);
+    } else {
+        /* Reload, max_request: requests keep being answered; idle connections close. */
+        base_close_idle(0, srv);
+        swoop_loop_timer_tick(wloop, DRAIN_IDLE_MS / 4, base_close_idle, srv);
+    }
     int64_t ms = (int64_t)srv->settings.max_wait_time * 1000 - DRAIN_MARGIN_MS;
     if (swoop_timer_after(ms > 0 ? ms : 0, base_drain_deadline_cb, srv) <= 0)
         base_drain_deadline_cb(0, srv);
