@@ -4,7 +4,8 @@
  * against three servers with the same worker count: a minimal epoll echo
  * server (the reference ceiling: W single-threaded processes on
  * SO_REUSEPORT sockets, no framework at all), swoop BASE and swoop PROCESS
- * (over shared-memory rings, and over socketpairs with ipc_ring=0). All four servers are started
+ * (over shared-memory rings, and over socketpairs with ipc_ring=0), and BASE on its shared
+ * listening socket (the accept policy) with 1 and with W workers. All servers are started
  * first and stay up; the client then measures them in alternating rounds (reference, BASE, PROCESS,
  * PROCESS ipc_ring=0, reference, ...), so a noisy moment on a shared machine hits one sample of
  * every row rather than one whole row. For each row it prints the median over the rounds of round
@@ -12,7 +13,8 @@
  * process and thread, from /proc/PID/stat), and both as a ratio to the reference's median.
  *
  *   pingpong [-c connections] [-s size] [-d seconds] [-n rounds] [-w workers]
- *            [-r reactor_num] [-m rowmask: 2 BASE, 4 PROCESS, 8 PROCESS ipc_ring=0]
+ *            [-r reactor_num] [-m rowmask: 2 BASE (enable_reuse_port), 4 PROCESS, 8 PROCESS
+ *            ipc_ring=0, 16 BASE with 1 worker, 32 BASE on the shared socket]
  *   defaults: 64 connections, 64 bytes, 1 s per sample, 5 rounds, 2 workers
  *
  * The client runs in this process on the same machine, so it competes with
@@ -39,7 +41,7 @@
 #define MAXPIDS 64
 
 static int conns = 64, msg_size = 64, seconds = 1, nrounds = 5, workers = 2, reactors = 0,
-           rowmask = 15;
+           rowmask = 63;
 
 static double now_s(void)
 {
@@ -154,7 +156,8 @@ static void swoop_echo(swoop_server_t *srv, swoop_conn_id_t conn, int rid, const
     swoop_server_send(srv, conn, data, len);
 }
 
-static int start_swoop(swoop_mode_t mode, int ring, pid_t *pids, int *npids)
+static int start_swoop(swoop_mode_t mode, int ring, int reuse_port, int nworkers, pid_t *pids,
+                       int *npids)
 {
     int p[2];
     if (pipe(p) < 0)
@@ -166,7 +169,7 @@ static int start_swoop(swoop_mode_t mode, int ring, pid_t *pids, int *npids)
         swoop_server_t *srv;
         swoop_port_t *port;
         char w[16];
-        snprintf(w, sizeof(w), "%d", workers);
+        snprintf(w, sizeof(w), "%d", nworkers);
         if (swoop_server_new(&srv, mode) < 0 ||
             swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_TCP, &port) < 0)
             _exit(1);
@@ -177,7 +180,7 @@ static int start_swoop(swoop_mode_t mode, int ring, pid_t *pids, int *npids)
         }
         swoop_server_set(srv, "backlog", "4096");
         swoop_server_set(srv, "ipc_ring", ring ? "1" : "0");
-        if (mode == SWOOP_MODE_BASE)
+        if (reuse_port)
             swoop_server_set(srv, "enable_reuse_port", "1");
         swoop_server_on(srv, &(swoop_server_events_t){.on_receive = swoop_echo});
         int num = swoop_port_number(port);
@@ -200,7 +203,7 @@ static int start_swoop(swoop_mode_t mode, int ring, pid_t *pids, int *npids)
         if (swoop_server_stats_by_pid(pid, &st) == 0 && st.manager_pid > 0) {
             for (int i = 0; i < st.worker_num; i++)
                 up += st.workers[i].pid > 0;
-            if (up == workers) {
+            if (up == nworkers) {
                 pids[(*npids)++] = pid;
                 if (st.manager_pid != pid)
                     pids[(*npids)++] = st.manager_pid;
@@ -317,7 +320,7 @@ static void stop(pid_t *pids, int npids, int swoop_master)
     }
 }
 
-#define NROWS     4
+#define NROWS     6
 #define MAXROUNDS 21
 
 static int cmp_double(const void *a, const void *b)
@@ -372,17 +375,22 @@ int main(int argc, char **argv)
            "%ld CPUs\n",
            conns, msg_size, nrounds, seconds, workers, sysconf(_SC_NPROCESSORS_ONLN));
     fflush(stdout);
-    static const char *names[NROWS] = {"reference epoll", "swoop BASE", "swoop PROCESS",
-                                       "swoop PROCESS ipc_ring=0"};
+    static const char *names[NROWS] = {"reference epoll",     "swoop BASE",
+                                       "swoop PROCESS",       "swoop PROCESS ipc_ring=0",
+                                       "swoop BASE 1 worker", "swoop BASE shared socket"};
     pid_t pids[NROWS][MAXPIDS];
     int np[NROWS] = {0}, ports[NROWS];
     ports[0] = start_reference(pids[0], &np[0]);
     if (rowmask & 2)
-        ports[1] = start_swoop(SWOOP_MODE_BASE, 1, pids[1], &np[1]);
+        ports[1] = start_swoop(SWOOP_MODE_BASE, 1, 1, workers, pids[1], &np[1]);
     if (rowmask & 4)
-        ports[2] = start_swoop(SWOOP_MODE_PROCESS, 1, pids[2], &np[2]);
+        ports[2] = start_swoop(SWOOP_MODE_PROCESS, 1, 0, workers, pids[2], &np[2]);
     if (rowmask & 8)
-        ports[3] = start_swoop(SWOOP_MODE_PROCESS, 0, pids[3], &np[3]);
+        ports[3] = start_swoop(SWOOP_MODE_PROCESS, 0, 0, workers, pids[3], &np[3]);
+    if (rowmask & 16)
+        ports[4] = start_swoop(SWOOP_MODE_BASE, 1, 0, 1, pids[4], &np[4]);
+    if (rowmask & 32)
+        ports[5] = start_swoop(SWOOP_MODE_BASE, 1, 0, workers, pids[5], &np[5]);
     int ok = 1;
     for (int i = 1; i < NROWS; i++)
         ok &= !(rowmask & (1 << i)) || ports[i] > 0;
@@ -416,5 +424,9 @@ int main(int argc, char **argv)
                    rows[i].rps / rows[0].rps, rows[i].cpu_us / rows[0].cpu_us);
     }
     printf("goal: BASE >= 0.95, PROCESS >= 0.80 of the reference's round trips/s\n");
+    if ((rowmask & 48) == 48 && rows[4].rps > 0)
+        printf("BASE %d workers (shared socket, accept policy) / BASE 1 worker: %.2f round trips/s "
+               "(goal >= 1)\n",
+               workers, rows[5].rps / rows[4].rps);
     return 0;
 }

@@ -133,6 +133,7 @@ swoop_conn_t *swoop__conn_open(swoop_reactor_t *r, int fd, swoop_conn_id_t id, s
     swoop__buf_init(&c->out);
     swoop_queue_init(&c->files);
     swoop_queue_insert_tail(&r->conns, &c->link);
+    r->nconns++;
     srv->conns[fd] = c;
     c->io.data = c;
     swoop_io_init(r->loop, &c->io, fd, conn_io_cb);
@@ -681,6 +682,7 @@ static void conn_free(swoop_conn_t *c)
     }
     swoop_io_stop(&c->io);
     swoop_queue_remove(&c->link);
+    r->nconns--;
     if (srv->conns[c->fd] == c)
         srv->conns[c->fd] = NULL;
     /* Release the session before the fd: the number may be reused right after close(). */

@@ -139,6 +139,10 @@ typedef struct swoop_srv_range_s {
     _Atomic int32_t pid;       /* 0 free, -1 reserved for a fork under way, else the holder */
     _Atomic int32_t worker_id; /* of the holder */
     _Atomic uint32_t hwm;      /* 1 + the highest fd the holder accepted (what to sweep) */
+    /* The accept policy on a shared listening socket (worker.c) reads these of every holder. */
+    _Atomic int32_t accepting; /* watching the listening sockets (not draining, not paused) */
+    _Atomic int32_t conns;     /* connections it holds open */
+    _Atomic uint32_t accepts;  /* connections it accepted (progress, wraps) */
 } swoop_srv_range_t;
 
 /* One connection's shared record, at slot (fd, or range * fd_limit + fd in BASE). */
@@ -215,6 +219,7 @@ struct swoop_reactor_s {
     pthread_t thread;
     int thread_started;
     swoop_queue_t conns;
+    int nconns; /* entries of conns */
     int64_t tick_timer;
     uint64_t next_heartbeat_ms;
     swoop_srv_counter_t *cnt; /* this engine's traffic counters */
@@ -291,6 +296,11 @@ struct swoop_server_s {
     pid_t manager_pid;
     int pid_file_written;
     int accept_paused;
+    int accept_balance; /* BASE, shared listening socket, worker_num > 1: the accept policy */
+    int accept_yielded; /* BASE: accept stopped for ACCEPT_YIELD_MS, others hold fewer */
+    int accept_stuck;   /* BASE: the others took nothing for ACCEPT_STUCK_MS: not waited for */
+    uint32_t accept_yield_progress; /* BASE: the others' accepts when we yielded */
+    uint64_t accept_stall_ms;       /* BASE: since when their accepts stayed at that */
     int64_t accept_timer;
     uint64_t last_emfile_log_ms;
     uint64_t last_maxconn_log_ms;

@@ -97,6 +97,8 @@ static int hook_before_spawn(void *data, int id)
         if (atomic_compare_exchange_strong(&srv->ranges[i].pid, &free_pid, -1)) {
             atomic_store(&srv->ranges[i].worker_id, id);
             atomic_store(&srv->ranges[i].hwm, 0);
+            atomic_store(&srv->ranges[i].accepting, 0);
+            atomic_store(&srv->ranges[i].conns, 0);
             srv->range = i; /* the child inherits it */
             return 0;
         }

@@ -40,9 +40,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,11 +60,17 @@
 #define DRAIN_MARGIN_MS     250 /* BASE: stop draining this long before the manager's SIGKILL */
 #define TOKEN_POLL_MS       20  /* a successor re-checks a silent token holder this often */
 #define TASK_POLL_MS        2   /* shutdown: how often a worker looks whether tasks still run */
+#define DRAIN_IDLE_MS       200 /* BASE: a retiring worker closes connections idle this long */
+#define ACCEPT_SLACK        1   /* BASE: connections a worker may hold above the least loaded */
+#define ACCEPT_YIELD_MS     5 /* BASE: how long a worker holding more leaves accepting to others */
+#define ACCEPT_STUCK_MS     200 /* BASE: others accepting nothing this long are not waited for */
 
 static swoop_signal_t wsig_term, wsig_reopen;
 static swoop_io_t *mout_io; /* writability of message channels with a queue */
 static swoop_io_t *accept_io;
 static swoop_loop_t *wloop;
+
+static void base_set_accepting(swoop_server_t *srv, int on);
 
 static void worker_stop(swoop_server_t *srv)
 {
@@ -76,6 +84,7 @@ static void worker_stop(swoop_server_t *srv)
     }
     swoop_io_stop(&srv->msg_io);
     if (accept_io) {
+        base_set_accepting(srv, 0);
         for (int i = 0; i < srv->nports; i++)
             swoop_io_stop(&accept_io[i]);
     }
@@ -391,6 +400,16 @@ static void worker_flush(swoop_server_t *srv)
 
 /* ---- BASE: accepting ---- */
 
+/* Publishes the number of connections this BASE process holds (the accept policy reads it). */
+static void base_publish_conns(swoop_server_t *srv)
+{
+    if (srv->ranges == NULL || srv->range < 0)
+        return;
+    swoop_srv_range_t *rg = &srv->ranges[srv->range];
+    if (atomic_load_explicit(&rg->conns, memory_order_relaxed) != srv->base->nconns)
+        atomic_store_explicit(&rg->conns, srv->base->nconns, memory_order_relaxed);
+}
+
 static void base_accept_one(void *arg, int fd, const swoop_addr_t *addr)
 {
     swoop_port_t *p = arg;
@@ -408,6 +427,91 @@ static void base_accept_one(void *arg, int fd, const swoop_addr_t *addr)
     if (id == 0)
         return;
     swoop__conn_open(srv->base, fd, id, p);
+    atomic_fetch_add_explicit(&rg->accepts, 1, memory_order_relaxed);
+    base_publish_conns(srv);
+}
+
+/* Tells the other workers' accept policy whether this process takes connections. */
+static void base_set_accepting(swoop_server_t *srv, int on)
+{
+    if (srv->ranges && srv->range >= 0)
+        atomic_store_explicit(&srv->ranges[srv->range].accepting, on, memory_order_relaxed);
+}
+
+/*
+ * The accept policy on a shared listening socket. Every worker's loop
+ * wakes for a new connection (level-triggered, no EPOLLEXCLUSIVE), and
+ * without a policy the first one awake takes the whole queue: a burst of
+ * 64 connections split 64/0 as often as not. A worker takes connections
+ * only while it holds at most ACCEPT_SLACK more than the least loaded other
+ * worker that accepts (not starting, draining or paused on EMFILE). Returns
+ * how many it may accept now, 0 to yield; *progress is the others' accept
+ * count, to see later whether they took what we left (a worker stuck in a
+ * handler does not: base_accept_retry). The busy flag is no guide: it is
+ * set for every on_receive, however short.
+ */
+static int base_accept_budget(swoop_server_t *srv, uint32_t *progress)
+{
+    int mine = srv->base->nconns, least = INT_MAX;
+    uint32_t prog = 0;
+    for (int i = 0; i < srv->nranges; i++) {
+        swoop_srv_range_t *rg = &srv->ranges[i];
+        if (i == srv->range || atomic_load_explicit(&rg->pid, memory_order_relaxed) <= 0 ||
+            !atomic_load_explicit(&rg->accepting, memory_order_relaxed))
+            continue;
+        int wid = atomic_load_explicit(&rg->worker_id, memory_order_relaxed);
+        if (wid < 0 || wid >= srv->worker_num)
+            continue;
+        prog += atomic_load_explicit(&rg->accepts, memory_order_relaxed);
+        int n = atomic_load_explicit(&rg->conns, memory_order_relaxed);
+        if (n < least)
+            least = n;
+    }
+    *progress = prog;
+    if (least == INT_MAX)
+        return SWOOP_ACCEPT_BATCH;
+    int budget = least + ACCEPT_SLACK + 1 - mine;
+    return budget <= 0 ? 0 : budget < SWOOP_ACCEPT_BATCH ? budget : SWOOP_ACCEPT_BATCH;
+}
+
+/*
+ * After a yield: watch the listening sockets again. If we still hold more
+ * than our share and the others have accepted nothing for ACCEPT_STUCK_MS,
+ * they are stuck (a long handler, or no CPU): we accept freely until one of
+ * them accepts again. (Two workers can yield at once, each seeing the
+ * other's older count: then the budget is no longer 0.)
+ */
+static void base_accept_retry(int64_t id, void *arg)
+{
+    swoop_server_t *srv = arg;
+    srv->accept_yielded = 0;
+    if (srv->worker_stopping || srv->worker_draining || srv->worker_retiring || srv->accept_paused)
+        return;
+    uint32_t prog;
+    int budget = base_accept_budget(srv, &prog);
+    if (budget == 0 && prog == srv->accept_yield_progress &&
+        swoop__now_ms() - srv->accept_stall_ms >= ACCEPT_STUCK_MS)
+        srv->accept_stuck = 1;
+    for (int i = 0; i < srv->nports; i++) {
+        if (!srv->ports[i]->dgram)
+            swoop_io_start(&accept_io[i], SWOOP_READABLE);
+    }
+}
+
+static void base_accept_yield(swoop_server_t *srv, uint32_t progress)
+{
+    /* Already yielded (the EMFILE pause's end restarted the watch): its timer still runs. */
+    if (!srv->accept_yielded && swoop_timer_after(ACCEPT_YIELD_MS, base_accept_retry, srv) <= 0)
+        return; /* no timer: keep accepting rather than risk never resuming */
+    srv->accept_yielded = 1;
+    if (progress != srv->accept_yield_progress || srv->accept_stall_ms == 0) {
+        srv->accept_yield_progress = progress;
+        srv->accept_stall_ms = swoop__now_ms();
+    }
+    for (int i = 0; i < srv->nports; i++) {
+        if (!srv->ports[i]->dgram)
+            swoop_io_stop(&accept_io[i]);
+    }
 }
 
 static void base_resume_accept(int64_t id, void *arg)
@@ -416,6 +520,7 @@ static void base_resume_accept(int64_t id, void *arg)
     srv->accept_paused = 0;
     if (srv->worker_stopping || srv->worker_draining || srv->worker_retiring)
         return;
+    base_set_accepting(srv, 1);
     for (int i = 0; i < srv->nports; i++) {
         if (!srv->ports[i]->dgram)
             swoop_io_start(&accept_io[i], SWOOP_READABLE);
@@ -426,9 +531,22 @@ static void base_accept_cb(swoop_io_t *io, unsigned events)
 {
     swoop_port_t *p = io->data;
     swoop_server_t *srv = p->srv;
-    int accepted;
-    int rc = swoop__sock_accept_batch(swoop_io_fd(io), SWOOP_ACCEPT_BATCH, base_accept_one, p,
-                                      &accepted);
+    int accepted, max = SWOOP_ACCEPT_BATCH;
+    if (srv->accept_balance) {
+        uint32_t progress;
+        max = base_accept_budget(srv, &progress);
+        if (srv->accept_stuck && progress == srv->accept_yield_progress)
+            max = SWOOP_ACCEPT_BATCH; /* the others still took nothing */
+        else
+            srv->accept_stuck = 0;
+        if (max == 0) {
+            base_accept_yield(srv, progress);
+            return;
+        }
+        if (!srv->accept_stuck)
+            srv->accept_stall_ms = 0; /* a stall is timed from the first of consecutive yields */
+    }
+    int rc = swoop__sock_accept_batch(swoop_io_fd(io), max, base_accept_one, p, &accepted);
     if (rc < 0 && rc != SWOOP_EAGAIN && atomic_load(&srv->gs->shutting_down)) {
         /* The manager shut the listening socket down: our SIGTERM is on its way. */
         for (int i = 0; i < srv->nports; i++)
@@ -444,6 +562,7 @@ static void base_accept_cb(swoop_io_t *io, unsigned events)
         }
         if (!srv->accept_paused) {
             srv->accept_paused = 1;
+            base_set_accepting(srv, 0);
             for (int i = 0; i < srv->nports; i++)
                 swoop_io_stop(&accept_io[i]);
             swoop_timer_after(100, base_resume_accept, srv);
@@ -493,6 +612,32 @@ static void base_drain_deadline_cb(int64_t id, void *arg)
 }
 
 /*
+ * A retiring BASE worker (reload, max_request) closes a connection only
+ * between two requests: nothing read for DRAIN_IDLE_MS, no unread byte in
+ * the kernel or in its input buffer, no output left. A client that sends
+ * its next request at that very moment still meets the close: the race of
+ * every keep-alive close, which HTTP clients answer by retrying on a new
+ * connection when not one byte of the answer came.
+ */
+static void base_close_idle(int64_t id, void *arg)
+{
+    swoop_server_t *srv = arg;
+    swoop_reactor_t *r = srv->base;
+    uint64_t now = swoop_loop_now(wloop);
+    swoop_queue_t *q = swoop_queue_head(&r->conns);
+    while (q != &r->conns) {
+        swoop_conn_t *c = swoop_queue_data(q, swoop_conn_t, link);
+        q = q->next; /* the close may free c */
+        int unread = 0;
+        if (c->state != CONN_OPEN || now - c->last_recv_ms < DRAIN_IDLE_MS ||
+            swoop__buf_rlen(&c->in) || swoop__buf_rlen(&c->out) || !swoop_queue_empty(&c->files) ||
+            ioctl(c->fd, FIONREAD, &unread) < 0 || unread > 0)
+            continue;
+        swoop__conn_close(c, 0);
+    }
+}
+
+/*
  * BASE, at shutdown, or when a reload or max_request replaces the process
  * (its successor already accepts): no more accepting or reading; the requests the kernel
  * already holds run now; connections close once their output is flushed.
@@ -500,6 +645,7 @@ static void base_drain_deadline_cb(int64_t id, void *arg)
  */
 static void base_drain_begin(swoop_server_t *srv, int shutting_down)
 {
+    base_set_accepting(srv, 0);
     for (int i = 0; i < srv->nports; i++) {
         swoop_io_stop(&accept_io[i]);
         /*
@@ -520,18 +666,20 @@ static void base_drain_begin(swoop_server_t *srv, int shutting_down)
      */
     if (!shutting_down)
         swoop_io_stop(&srv->msg_io);
-    swoop__reactor_stop_reading(srv->base);
-    /*
-     * Shutdown: requests that posted tasks are answered from on_finish; the
-     * task workers run until this process is gone, so keep the connections
-     * (and the message channel) until no task runs (base_tasks_check).
-     */
-    if (shutting_down && !swoop__task_quiet(srv)) {
-        srv->task_poll_timer = swoop_timer_tick(TASK_POLL_MS, task_poll_cb, NULL);
-        if (srv->task_poll_timer <= 0)
+    if (shutting_down) {
+        swoop__reactor_stop_reading(srv->base);
+        /*
+         * Requests that posted tasks are answered from on_finish; the task
+         * workers run until this process is gone, so keep the connections
+         * (and the message channel) until no task runs (base_tasks_check).
+         */
+        if (swoop__task_quiet(srv) ||
+            (srv->task_poll_timer = swoop_timer_tick(TASK_POLL_MS, task_poll_cb, NULL)) <= 0)
             swoop__reactor_finish(srv->base);
     } else {
-        swoop__reactor_finish(srv->base);
+        /* Reload, max_request: requests keep being answered; idle connections close. */
+        base_close_idle(0, srv);
+        swoop_loop_timer_tick(wloop, DRAIN_IDLE_MS / 4, base_close_idle, srv);
     }
     int64_t ms = (int64_t)srv->settings.max_wait_time * 1000 - DRAIN_MARGIN_MS;
     if (swoop_timer_after(ms > 0 ? ms : 0, base_drain_deadline_cb, srv) <= 0)
@@ -774,6 +922,12 @@ static int worker_setup(swoop_server_t *srv, int id)
             return rc;
     }
     srv->base->tick_timer = swoop_loop_timer_tick(loop, 1000, base_tick_cb, srv->base);
+    /* Own SO_REUSEPORT sockets: the kernel spreads the connections instead. */
+    srv->accept_balance = srv->worker_num > 1 && !srv->settings.enable_reuse_port;
+    srv->accept_yielded = 0;
+    srv->accept_stuck = 0;
+    srv->accept_stall_ms = 0;
+    base_set_accepting(srv, 1);
     return 0;
 }
 
@@ -797,7 +951,6 @@ int swoop__worker_main(void *data, int id)
         srv->slot_base = (uint32_t)srv->range * srv->fd_limit;
     }
     swoop_srv_wstat_t *ws = &srv->gs->workers[id];
-    atomic_store(&ws->pid, getpid());
     atomic_store(&ws->busy, 0);
     atomic_store(&ws->requests, 0);
     atomic_store(&ws->start_seq, atomic_load(&srv->gs->msg_seq));
@@ -809,6 +962,11 @@ int swoop__worker_main(void *data, int id)
         return 1;
     if (srv->mode == SWOOP_MODE_PROCESS)
         worker_token_take(srv, id); /* the id's previous process is done with its channels */
+    /*
+     * The stats show the worker once it listens (BASE) or holds its id's
+     * channels (PROCESS): a client that waited for that is served.
+     */
+    atomic_store(&ws->pid, getpid());
     if (srv->events.on_worker_start)
         srv->events.on_worker_start(srv, id);
     swoop_ring_waker_t *waker = srv->win_rings ? &srv->wakers[id] : NULL;
@@ -823,6 +981,8 @@ int swoop__worker_main(void *data, int id)
             worker_drain_rings(srv);
         }
         worker_flush(srv);
+        if (srv->base)
+            base_publish_conns(srv);
         if (srv->worker_retiring && !srv->worker_draining)
             base_drain_begin(srv, 0);
         if (srv->base)
