@@ -315,7 +315,9 @@ SWOOP_EXTERN swoop_server_settings_t *swoop_server_settings(swoop_server_t *srv)
 /**
  * Sets one setting from a string: every field of swoop_server_settings_t
  * and of swoop_port_settings_t (the server-wide protocol default).
- * Booleans take 0/1/true/false; log_level a name or number. Returns 0,
+ * Booleans take 0/1/true/false; log_level a name or number. log_level and
+ * log_file act at once (log_file opened now: a failure leaves the log and
+ * the setting as they were and returns the open error). Returns 0,
  * SWOOP_EINVAL for an unknown key or a bad value (logged, naming the key),
  * or SWOOP_ESTATE after start.
  */
@@ -333,8 +335,12 @@ SWOOP_EXTERN void *swoop_server_data(const swoop_server_t *srv);
 /**
  * Starts the server and blocks in the master (BASE: the manager) until
  * shutdown (SIGTERM, SIGINT or swoop_server_shutdown). Returns 0 after a
- * clean shutdown, or a negative error (logged). The calling process must
- * be single-threaded. Never returns in a worker.
+ * clean shutdown, or a negative error (logged). Every field of the
+ * settings structs (the server's and each port's) is first checked with the
+ * rules of swoop_server_set: a bad one returns SWOOP_EINVAL, logged with the
+ * field's name. pid_file and log_file are checked before any fork (also with
+ * daemonize, whose caller otherwise exits 0). The calling process must be
+ * single-threaded. Never returns in a worker.
  */
 SWOOP_EXTERN int swoop_server_start(swoop_server_t *srv);
 

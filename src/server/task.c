@@ -35,25 +35,13 @@ int swoop__task_num(const swoop_server_t *srv)
 int swoop__task_check(swoop_server_t *srv)
 {
     const swoop_server_settings_t *s = &srv->settings;
-    if (s->task_worker_num < 0 || s->task_worker_num > 1024 ||
-        (s->task_worker_num > 0 && s->worker_num + s->task_worker_num > INT16_MAX)) {
+    /* The ranges of each field were checked at start (server.c); these are the combinations. */
+    if (s->task_worker_num > 0 && s->worker_num + s->task_worker_num > INT16_MAX) {
         swoop_log(SWOOP_LOG_ERROR, 0, "task_worker_num %d out of range", s->task_worker_num);
         return SWOOP_EINVAL;
     }
     if (s->task_worker_num == 0)
         return 0;
-    if (s->task_ipc_mode < 1 || s->task_ipc_mode > 3) {
-        swoop_log(SWOOP_LOG_ERROR, 0, "task_ipc_mode %d: 1, 2 or 3", s->task_ipc_mode);
-        return SWOOP_EINVAL;
-    }
-    if (s->task_redeliver < 0 || s->task_redeliver > 255 || s->message_queue_key < 0 ||
-        s->task_spill_size < 0) {
-        swoop_log(SWOOP_LOG_ERROR, 0,
-                  "task_redeliver %d (0..255), message_queue_key %d, task_spill_size %lld: out "
-                  "of range",
-                  s->task_redeliver, s->message_queue_key, (long long)s->task_spill_size);
-        return SWOOP_EINVAL;
-    }
     if (srv->events.on_task == NULL) {
         swoop_log(SWOOP_LOG_ERROR, 0, "task_worker_num %d needs an on_task callback",
                   s->task_worker_num);
