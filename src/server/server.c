@@ -96,6 +96,12 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     s->task_ipc_mode = 1;
     s->task_spill_size = 16 * 1024 * 1024;
     /*
+     * Pending task payloads live in task_tmpdir (RAM on /dev/shm), a queue or
+     * the posting worker's memory: a burst must not take the machine's RAM.
+     */
+    int64_t ram = (int64_t)sysconf(_SC_PHYS_PAGES) * (int64_t)sysconf(_SC_PAGESIZE);
+    s->task_max_pending_bytes = ram > 0 && ram / 4 < (1ll << 30) ? ram / 4 : 1ll << 30;
+    /*
      * Task payloads above 8 KiB go through a temporary file: on tmpfs that is
      * memory traffic, on a disk filesystem it is inode and journal work (about
      * 8x fewer 16 KiB tasks per second measured on ext4). /dev/shm when usable.
@@ -274,6 +280,7 @@ static const setting_t server_keys[] = {
     {"message_queue_key", T_IPCKEY, SRV(message_queue_key), 0, UINT32_MAX},
     {"task_redeliver", T_INT, SRV(task_redeliver), 0, 255},
     {"task_spill_size", T_INT64, SRV(task_spill_size), 0, 1ll << 40},
+    {"task_max_pending_bytes", T_INT64, SRV(task_max_pending_bytes), 0, 1ll << 46},
     {"task_max_request", T_INT64, SRV(task_max_request), 0, INT64_MAX},
     {"max_request", T_INT64, SRV(max_request), 0, INT64_MAX},
     {"max_request_grace", T_INT64, SRV(max_request_grace), -1, INT64_MAX},

@@ -32,6 +32,14 @@
 #define TASK_AUX_WAIT          1u
 #define TASK_AUX_ATTEMPT_SHIFT 8
 #define TASK_AUX_ATTEMPT_MASK  0xff00u
+/*
+ * TASK aux: its payload was counted in its poster's pending bytes
+ * (task_max_pending_bytes) under epoch bits 16..31; the task worker that
+ * takes it gives the bytes back. A task delivered again was counted once:
+ * redelivery clears the bit.
+ */
+#define TASK_AUX_COUNTED     0x10u
+#define TASK_AUX_EPOCH_SHIFT 16
 /* FINISH aux: the task has no result; the payload is the int32 error code. */
 #define TASK_AUX_ERROR 2u
 
@@ -96,8 +104,22 @@ typedef struct task_shared_s {
     _Atomic uint32_t rr;
     char pad_[52];
     task_slot_t slots[];
-    /* then nruns task_run_t */
+    /* then nruns task_run_t, then worker_num pending words (task_pending_word) */
 } task_shared_t;
+
+/*
+ * Pending payload bytes per event worker id: the epoch in bits 48..63, the
+ * bytes below. The poster adds, the task worker that takes a message
+ * subtracts if the epoch is still the message's, and the manager, when it
+ * reaps a process of that id, zeroes the bytes and bumps the epoch: what a
+ * dead process had counted (tasks it never sent among them) is given back
+ * at once, and the later takes of its messages find another epoch and
+ * subtract nothing. (A successor that overlaps the dying process in a
+ * reload loses its own count at that reap: the cap is exceeded for a
+ * while, never stuck.)
+ */
+#define TASK_PENDING_BITS 48
+#define TASK_PENDING_MASK ((1ull << TASK_PENDING_BITS) - 1)
 
 /* The payload of a TMPFILE message: the length, then the path (with its NUL). */
 typedef struct task_tmpfile_s {
@@ -156,6 +178,9 @@ typedef struct swoop_task_s {
     swoop_channel_t *waits; /* [w]: task workers -> event worker w's taskwait */
     char *wbuf;             /* taskwait's receive buffer */
     uint64_t warn_ms;       /* when "no idle task worker" was last logged */
+    int64_t max_pending;    /* task_max_pending_bytes, 0 none */
+    int nposters;           /* event workers: pending words */
+    uint64_t cap_warn_ms;   /* when the cap refusal was last logged */
     /* Event worker side (made at the first post). */
     swoop_ipc_out_t *outs; /* mode 1 */
     swoop_io_t *out_io;
@@ -186,6 +211,23 @@ static inline task_run_t *task_run(swoop_task_t *tk, int i)
     return (task_run_t *)(tk->sh->slots + tk->num) + i;
 }
 
+static inline _Atomic uint64_t *task_pending_word(swoop_task_t *tk, int w)
+{
+    return (_Atomic uint64_t *)task_run(tk, tk->nruns) + w;
+}
+
+/* ---- task.c ---- */
+
+/*
+ * A taken TASK message (or one that will never be taken): gives its
+ * payload's bytes back to its poster's pending count, if it was counted
+ * under the current epoch.
+ */
+void task_pending_release(swoop_task_t *tk, const swoop_ipc_head_t *h, const char *payload,
+                          size_t plen);
+/* Manager: a process of event worker `w` was reaped; its pending count starts over. */
+void task_pending_reset(swoop_task_t *tk, int w);
+
 /* ---- task_payload.c ---- */
 
 /*
@@ -202,6 +244,8 @@ void task_payload_discard(swoop_task_t *tk, const swoop_ipc_head_t *h, task_out_
  */
 int task_payload_take(swoop_task_t *tk, const swoop_ipc_head_t *h, const char *payload, size_t plen,
                       int keep_file, task_in_t *in);
+/* The payload length a TASK or FINISH message declares (its file's, its block's), or 0. */
+uint64_t task_payload_len(const swoop_ipc_head_t *h, const char *payload, size_t plen);
 /* Releases what task_payload_take holds. */
 void task_payload_done(swoop_task_t *tk, task_in_t *in);
 /*

@@ -231,6 +231,25 @@ int task_payload_take(swoop_task_t *tk, const swoop_ipc_head_t *h, const char *p
     return 0;
 }
 
+uint64_t task_payload_len(const swoop_ipc_head_t *h, const char *payload, size_t plen)
+{
+    if (h->flags & SWOOP_IPC_TMPFILE) {
+        task_tmpfile_t tf;
+        if (plen < sizeof(tf))
+            return 0;
+        memcpy(&tf, payload, sizeof(tf));
+        return tf.length;
+    }
+    if (h->flags & SWOOP_IPC_SPILL) {
+        swoop_spill_ref_t ref;
+        if (plen < sizeof(ref))
+            return 0;
+        memcpy(&ref, payload, sizeof(ref));
+        return ref.len;
+    }
+    return plen;
+}
+
 void task_payload_done(swoop_task_t *tk, task_in_t *in)
 {
     if (in->spilled) {
