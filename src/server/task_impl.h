@@ -262,6 +262,13 @@ void *task_payload_copy(swoop_task_t *tk, task_in_t *in);
  * how many.
  */
 int task_payload_sweep(swoop_server_t *srv, int dead);
+/*
+ * Marks private queue `id` as this server's: an empty file
+ * "<prefix>msq.<id>.<ctime>" in task_tmpdir. The next server's sweep
+ * removes the queue once this one is dead (SIGKILLed before its own
+ * cleanup), the file with it. 0 or an error (logged).
+ */
+int task_queue_mark(swoop_server_t *srv, int id);
 
 /* ---- task_queue.c ---- */
 

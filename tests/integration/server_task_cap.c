@@ -9,6 +9,10 @@
  * given back at the reap), and the dead worker's tasks, taken later,
  * subtract nothing (10 again afterwards). No task file is left.
  * PROCESS and BASE, task_ipc_mode 1 and 2.
+ *
+ * Item 9: a server whose whole process group is SIGKILLed with tasks
+ * pending in task_ipc_mode 2 leaves its private SysV queue and its task
+ * files; the next start (same task_tmpdir) removes both.
  */
 #include <sys/wait.h>
 
@@ -28,6 +32,7 @@ static struct cap_share {
 } * cs;
 
 static int ipc_mode = 1;
+static int own_group; /* the server leads a process group of its own */
 
 static void cap_on_task(swoop_server_t *srv, int64_t id, int src, const void *data, size_t len)
 {
@@ -74,6 +79,8 @@ static void cap_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reacto
 
 static void cap_setup(swoop_server_t *srv, void *arg)
 {
+    if (own_group)
+        ASSERT_OK(setpgid(0, 0));
     swoop_server_settings_t *s = swoop_server_settings(srv);
     s->worker_num = 1;
     s->reactor_num = 1;
@@ -115,8 +122,11 @@ static void hold_and_fill(int c, int *expect_in_task)
     char want[128];
     snprintf(want, sizeof(want), "posted %d rc %d big %d\n", FIT, SWOOP_EAGAIN, SWOOP_EMSGSIZE);
     ASSERT_STR_EQ(r, want);
-    /* One file per pending task (the held one's was removed when it was taken). */
-    ASSERT_EQ(task_files(cs->tmpdir), FIT);
+    /*
+     * One file per pending task (the held one's was removed when it was
+     * taken), and in mode 2 the mark of the server's private queue.
+     */
+    ASSERT_EQ(task_files(cs->tmpdir), FIT + (ipc_mode == 2));
 }
 
 static void run_cap(swoop_mode_t mode, int ipc)
@@ -134,7 +144,7 @@ static void run_cap(swoop_mode_t mode, int ipc)
     atomic_store(&cs->hold, 0);
     WAIT_UNTIL(atomic_load(&cs->finished) == total, 10000);
     in_task = total;
-    ASSERT_EQ(task_files(cs->tmpdir), 0);
+    ASSERT_EQ(task_files(cs->tmpdir), ipc_mode == 2);
 
     /* 2. Every taken task gave its bytes back: the full cap again. */
     hold_and_fill(c, &in_task);
@@ -184,4 +194,71 @@ TEST(server_task_max_pending_bytes_mq2)
 TEST(server_task_max_pending_bytes_base)
 {
     run_cap(SWOOP_MODE_BASE, 1);
+}
+
+/* ---- leftovers of a SIGKILLed process group ---- */
+
+/* Files "swoop-task.<pid>.*" in dir; *mq gets the id of a "msq.<id>.*" mark, if any. */
+static int files_of(const char *dir, pid_t pid, int *mq)
+{
+    char pre[64];
+    int n = snprintf(pre, sizeof(pre), "swoop-task.%d.", (int)pid), count = 0;
+    DIR *d = opendir(dir);
+    ASSERT_NOT_NULL(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, pre, (size_t)n) != 0)
+            continue;
+        count++;
+        if (mq && sscanf(e->d_name + n, "msq.%d.", mq) != 1)
+            continue;
+    }
+    closedir(d);
+    return count;
+}
+
+TEST(server_task_leftovers_of_a_killed_group_are_swept)
+{
+    ipc_mode = 2;
+    own_group = 1;
+    cs = srv_shared(sizeof(*cs));
+    snprintf(cs->tmpdir, sizeof(cs->tmpdir), "%s", task_env_begin());
+    srv_handle_t h = srv_start(SWOOP_MODE_PROCESS, cap_setup, NULL, 1);
+    int c = cli_connect(h.port);
+    int in_task = 0;
+    hold_and_fill(c, &in_task); /* FIT task files, FIT messages in the queue */
+    swoop_server_stats_t st;
+    srv_stats(&h, &st);
+    ASSERT_EQ(st.task_queue_num, FIT);
+    int mq = -1;
+    ASSERT_EQ(files_of(cs->tmpdir, h.pid, &mq), FIT + 1); /* and the queue's mark */
+    ASSERT_GE(mq, 0);
+    ASSERT(mq_exists(mq));
+
+    /* The whole group at once: nobody cleans up. */
+    ASSERT_EQ(kill(-h.pid, SIGKILL), 0);
+    ASSERT_NE(swoop_test_wait_pid(h.pid, 5000), -1);
+    WAIT_UNTIL(!swoop_test_pid_alive(st.manager_pid), 5000);
+    WAIT_UNTIL(!swoop_test_pid_alive(st.workers[0].pid), 5000);
+    close(c);
+    ASSERT(mq_exists(mq));
+    ASSERT_EQ(files_of(cs->tmpdir, h.pid, NULL), FIT + 1);
+
+    /* The next start with the same task_tmpdir removes them. */
+    own_group = 0;
+    atomic_store(&cs->hold, 0);
+    srv_handle_t h2 = srv_start(SWOOP_MODE_PROCESS, cap_setup, NULL, 1);
+    ASSERT_EQ(files_of(cs->tmpdir, h.pid, NULL), 0);
+    if (mq_exists(mq))
+        FAIL("the dead server's queue %d is still there", mq);
+    /* The new server works, in a queue of its own. */
+    c = cli_connect(h2.port);
+    char r[128];
+    cmd(c, "one\n", r, sizeof(r));
+    ASSERT_STR_EQ(r, "one 0\n");
+    WAIT_UNTIL(atomic_load(&cs->finished) == 1, 5000);
+    close(c);
+    srv_stop(&h2, 10000);
+    task_env_end();
+    munmap(cs, sizeof(*cs));
 }
