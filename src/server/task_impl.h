@@ -27,6 +27,8 @@
 #include "server/internal.h"
 
 #define TASK_PREFIX "swoop-task."
+/* The mark of a private queue: "swoop-msq.<pid>.<id>.<ctime>" (task_queue_mark). */
+#define TASK_MARK_PREFIX "swoop-msq."
 
 /* TASK aux: bit 0 the poster blocks in taskwait; bits 8..15 the attempt - 1 (redelivery). */
 #define TASK_AUX_WAIT          1u
@@ -264,7 +266,7 @@ void *task_payload_copy(swoop_task_t *tk, task_in_t *in);
 int task_payload_sweep(swoop_server_t *srv, int dead);
 /*
  * Marks private queue `id` as this server's: an empty file
- * "<prefix>msq.<id>.<ctime>" in task_tmpdir. The next server's sweep
+ * "swoop-msq.<pid>.<id>.<ctime>" in task_tmpdir. The next server's sweep
  * removes the queue once this one is dead (SIGKILLed before its own
  * cleanup), the file with it. 0 or an error (logged).
  */

@@ -307,7 +307,9 @@ void task_payload_drop(swoop_task_t *tk, const char *msg, size_t len)
 static pid_t name_pid(const char *name, const char **rest)
 {
     size_t pre = strlen(TASK_PREFIX);
-    if (strncmp(name, TASK_PREFIX, pre) != 0)
+    if (strncmp(name, TASK_MARK_PREFIX, strlen(TASK_MARK_PREFIX)) == 0)
+        pre = strlen(TASK_MARK_PREFIX);
+    else if (strncmp(name, TASK_PREFIX, pre) != 0)
         return 0;
     char *end;
     long pid = strtol(name + pre, &end, 10);
@@ -349,7 +351,8 @@ int task_queue_mark(swoop_server_t *srv, int id)
         return -err;
     }
     char path[TASK_PATH_MAX];
-    snprintf(path, sizeof(path), "%smsq.%d.%lld", tk->prefix, id, (long long)ds.msg_ctime);
+    snprintf(path, sizeof(path), "%s/" TASK_MARK_PREFIX "%d.%d.%lld", srv->settings.task_tmpdir,
+             (int)tk->owner, id, (long long)ds.msg_ctime);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         int err = errno;
@@ -364,7 +367,7 @@ int task_queue_mark(swoop_server_t *srv, int id)
 }
 
 /*
- * The mark "msq.<id>.<ctime>" of a server that is gone: its private queue
+ * The mark "swoop-msq.<pid>.<id>.<ctime>" of a server that is gone: its private queue
  * is removed when it is provably that queue (same id, key IPC_PRIVATE,
  * created by our uid, the change time the mark recorded) and nobody alive
  * used it last. Returns 1 when a queue was removed.
@@ -374,7 +377,7 @@ static int sweep_queue(const char *rest, const char *dir, const char *name)
     int id;
     long long ctime;
     char tail;
-    if (sscanf(rest, "msq.%d.%lld%c", &id, &ctime, &tail) != 2)
+    if (sscanf(rest, "%d.%lld%c", &id, &ctime, &tail) != 2)
         return 0;
     struct msqid_ds ds;
     if (msgctl(id, IPC_STAT, &ds) < 0)
@@ -416,7 +419,7 @@ int task_payload_sweep(swoop_server_t *srv, int dead)
             continue;
         if (dead ? pid == tk->owner || !pid_dead(pid) : pid != tk->owner)
             continue;
-        if (dead)
+        if (dead && strncmp(e->d_name, TASK_MARK_PREFIX, strlen(TASK_MARK_PREFIX)) == 0)
             sweep_queue(rest, dir, e->d_name);
         if (unlinkat(dirfd(d), e->d_name, 0) == 0)
             n++;

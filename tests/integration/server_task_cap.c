@@ -122,11 +122,8 @@ static void hold_and_fill(int c, int *expect_in_task)
     char want[128];
     snprintf(want, sizeof(want), "posted %d rc %d big %d\n", FIT, SWOOP_EAGAIN, SWOOP_EMSGSIZE);
     ASSERT_STR_EQ(r, want);
-    /*
-     * One file per pending task (the held one's was removed when it was
-     * taken), and in mode 2 the mark of the server's private queue.
-     */
-    ASSERT_EQ(task_files(cs->tmpdir), FIT + (ipc_mode == 2));
+    /* One file per pending task (the held one's was removed when it was taken). */
+    ASSERT_EQ(task_files(cs->tmpdir), FIT);
 }
 
 static void run_cap(swoop_mode_t mode, int ipc)
@@ -144,7 +141,7 @@ static void run_cap(swoop_mode_t mode, int ipc)
     atomic_store(&cs->hold, 0);
     WAIT_UNTIL(atomic_load(&cs->finished) == total, 10000);
     in_task = total;
-    ASSERT_EQ(task_files(cs->tmpdir), ipc_mode == 2);
+    ASSERT_EQ(task_files(cs->tmpdir), 0);
 
     /* 2. Every taken task gave its bytes back: the full cap again. */
     hold_and_fill(c, &in_task);
@@ -198,23 +195,42 @@ TEST(server_task_max_pending_bytes_base)
 
 /* ---- leftovers of a SIGKILLed process group ---- */
 
-/* Files "swoop-task.<pid>.*" in dir; *mq gets the id of a "msq.<id>.*" mark, if any. */
+/*
+ * Files "swoop-task.<pid>.*" and "swoop-msq.<pid>.*" (the mark of its
+ * private queue) in dir; *mq gets the id the mark names, if any.
+ */
 static int files_of(const char *dir, pid_t pid, int *mq)
 {
-    char pre[64];
+    char pre[64], mark[64];
     int n = snprintf(pre, sizeof(pre), "swoop-task.%d.", (int)pid), count = 0;
+    int m = snprintf(mark, sizeof(mark), "swoop-msq.%d.", (int)pid);
     DIR *d = opendir(dir);
     ASSERT_NOT_NULL(d);
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, pre, (size_t)n) != 0)
-            continue;
-        count++;
-        if (mq && sscanf(e->d_name + n, "msq.%d.", mq) != 1)
-            continue;
+        if (strncmp(e->d_name, pre, (size_t)n) == 0)
+            count++;
+        if (strncmp(e->d_name, mark, (size_t)m) == 0) {
+            count++;
+            if (mq)
+                ASSERT_EQ(sscanf(e->d_name + m, "%d.", mq), 1);
+        }
     }
     closedir(d);
     return count;
+}
+
+/* Every swoop file in dir: task files and queue marks. */
+static int all_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ASSERT_NOT_NULL(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strncmp(e->d_name, "swoop-", 6) == 0;
+    closedir(d);
+    return n;
 }
 
 TEST(server_task_leftovers_of_a_killed_group_are_swept)
@@ -260,5 +276,6 @@ TEST(server_task_leftovers_of_a_killed_group_are_swept)
     close(c);
     srv_stop(&h2, 10000);
     task_env_end();
+    ASSERT_EQ(all_files(cs->tmpdir), 0); /* its own mark too */
     munmap(cs, sizeof(*cs));
 }
