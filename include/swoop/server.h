@@ -114,6 +114,14 @@ typedef struct swoop_server_settings_s {
      */
     int64_t task_spill_size;
     /**
+     * Bytes of task payloads in flight in the whole server: posted by
+     * swoop_server_task / taskwait / taskwait_multi and not yet taken by a
+     * task worker (they sit in task_tmpdir, a queue or a worker's memory).
+     * A post that would pass it fails with SWOOP_EAGAIN (one larger than
+     * the cap with SWOOP_EMSGSIZE); 0 = no cap [min(1 GiB, RAM / 4)].
+     */
+    int64_t task_max_pending_bytes;
+    /**
      * Directory (absolute, existing) of the temporary files that carry a task or
      * result above SWOOP_TASK_INLINE_MAX bytes: swoop-task.<master pid>.XXXXXX
      * [/dev/shm (RAM-backed) when writable, else /tmp].
@@ -315,7 +323,9 @@ SWOOP_EXTERN swoop_server_settings_t *swoop_server_settings(swoop_server_t *srv)
 /**
  * Sets one setting from a string: every field of swoop_server_settings_t
  * and of swoop_port_settings_t (the server-wide protocol default).
- * Booleans take 0/1/true/false; log_level a name or number. Returns 0,
+ * Booleans take 0/1/true/false; log_level a name or number. log_level and
+ * log_file act at once (log_file opened now: a failure leaves the log and
+ * the setting as they were and returns the open error). Returns 0,
  * SWOOP_EINVAL for an unknown key or a bad value (logged, naming the key),
  * or SWOOP_ESTATE after start.
  */
@@ -333,8 +343,12 @@ SWOOP_EXTERN void *swoop_server_data(const swoop_server_t *srv);
 /**
  * Starts the server and blocks in the master (BASE: the manager) until
  * shutdown (SIGTERM, SIGINT or swoop_server_shutdown). Returns 0 after a
- * clean shutdown, or a negative error (logged). The calling process must
- * be single-threaded. Never returns in a worker.
+ * clean shutdown, or a negative error (logged). Every field of the
+ * settings structs (the server's and each port's) is first checked with the
+ * rules of swoop_server_set: a bad one returns SWOOP_EINVAL, logged with the
+ * field's name. pid_file and log_file are checked before any fork (also with
+ * daemonize, whose caller otherwise exits 0). The calling process must be
+ * single-threaded. Never returns in a worker.
  */
 SWOOP_EXTERN int swoop_server_start(swoop_server_t *srv);
 
@@ -416,9 +430,10 @@ SWOOP_EXTERN int swoop_server_send_message(swoop_server_t *srv, int dst_worker_i
  * `dst_task_worker` (0..task_worker_num-1), or with -1 to an idle one (none
  * idle: round robin). Never blocks. Returns the task id (> 0, unique in the
  * server), SWOOP_ESTATE in a task worker or outside a worker (or without
- * task workers), SWOOP_EINVAL for a bad argument, or another negative error
- * (logged). on_finish follows in this worker if the task worker calls
- * swoop_server_task_finish.
+ * task workers), SWOOP_EINVAL for a bad argument, SWOOP_EAGAIN when the
+ * pending tasks' bytes would pass task_max_pending_bytes (SWOOP_EMSGSIZE
+ * for a task larger than it), or another negative error (logged). on_finish follows in this worker
+ * if the task worker calls swoop_server_task_finish.
  */
 SWOOP_EXTERN int64_t swoop_server_task(swoop_server_t *srv, const void *data, size_t len,
                                        int dst_task_worker);

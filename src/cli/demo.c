@@ -14,9 +14,17 @@
  *                   which checks its checksum (through the spill file above
  *                   8 KiB, a file of its own above 64 KiB)
  *   wait N          as task N, through swoop_server_taskwait (5 s timeout)
+ *   limits          what this worker holds for its connections, and the caps
  *   help            this list
  * Options: --host H (127.0.0.1), --port P (9501), --mode process|base,
  * --set key=value (any server setting, repeatable), --pid-file F.
+ *
+ * One client must not take the machine: each connection may have at most
+ * DEMO_CONN_TASKS tasks (task, bigtask) running, DEMO_CONN_BYTES bytes of
+ * bigtask payloads among them, and DEMO_CONN_TIMERS `after` timers pending;
+ * past a cap the command gets an "error: ... cap ..." line. The counts live
+ * in the worker that serves the connection, and its timers are cleared when
+ * it closes (a timer would otherwise outlive it, holding its text).
  */
 #include <dirent.h>
 #include <stdarg.h>
@@ -32,6 +40,10 @@
 #define DEMO_TASK_MAX    10000000L /* task N / wait N: the sieve's bound */
 #define DEMO_BIGTASK_MAX (64L << 20)
 #define DEMO_WAIT_MS     5000
+#define DEMO_CONN_TASKS  16
+#define DEMO_CONN_BYTES  (128L << 20)
+#define DEMO_CONN_TIMERS 64
+#define DEMO_BUCKETS     256
 
 enum { DEMO_PRIMES = 1, DEMO_BIG = 2 };
 
@@ -54,12 +66,87 @@ typedef struct demo_result_s {
     char path[1100]; /* bigtask: the temp file that carried it, or "inline" */
 } demo_result_t;
 
+typedef struct demo_conn_s demo_conn_t;
+
+/* An `after` timer, linked in its connection's list until it fires or is cleared. */
 typedef struct later_s {
+    struct later_s *prev, *next;
+    demo_conn_t *dc;
+    int64_t id;
     swoop_server_t *srv;
-    swoop_conn_id_t conn;
     size_t len;
     char text[];
 } later_t;
+
+/* What one connection holds in this worker: its running tasks and pending timers. */
+struct demo_conn_s {
+    demo_conn_t *next; /* in its hash bucket */
+    swoop_conn_id_t conn;
+    int ntasks;
+    int64_t task_ids[DEMO_CONN_TASKS];
+    uint64_t task_bytes[DEMO_CONN_TASKS];
+    uint64_t bytes; /* bigtask payload bytes of the running tasks */
+    int ntimers;
+    later_t *timers;
+};
+
+static demo_conn_t *demo_conns[DEMO_BUCKETS]; /* per worker process */
+
+static demo_conn_t **conn_slot(swoop_conn_id_t conn)
+{
+    demo_conn_t **pp = &demo_conns[(conn * 0x9e3779b97f4a7c15ull) >> 56];
+    while (*pp && (*pp)->conn != conn)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* The connection's record; with `make`, a new one when it has none. */
+static demo_conn_t *conn_get(swoop_conn_id_t conn, int make)
+{
+    demo_conn_t **pp = conn_slot(conn);
+    if (*pp == NULL && make) {
+        *pp = calloc(1, sizeof(**pp));
+        if (*pp)
+            (*pp)->conn = conn;
+    }
+    return *pp;
+}
+
+/* Frees a record that holds nothing any more. */
+static void conn_put(demo_conn_t *dc)
+{
+    if (dc == NULL || dc->ntasks > 0 || dc->timers != NULL)
+        return;
+    demo_conn_t **pp = conn_slot(dc->conn);
+    *pp = dc->next;
+    free(dc);
+}
+
+/* A task of this connection ended (result or error): its share is given back. */
+static void conn_task_done(demo_conn_t *dc, int64_t task_id)
+{
+    for (int i = 0; dc && i < dc->ntasks; i++) {
+        if (dc->task_ids[i] != task_id)
+            continue;
+        dc->bytes -= dc->task_bytes[i];
+        dc->ntasks--;
+        dc->task_ids[i] = dc->task_ids[dc->ntasks];
+        dc->task_bytes[i] = dc->task_bytes[dc->ntasks];
+        conn_put(dc);
+        return;
+    }
+}
+
+static void later_unlink(later_t *l)
+{
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        l->dc->timers = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    l->dc->ntimers--;
+}
 
 static void reply(swoop_server_t *srv, swoop_conn_id_t conn, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -81,11 +168,14 @@ static void reply(swoop_server_t *srv, swoop_conn_id_t conn, const char *fmt, ..
 static void on_later(int64_t id, void *arg)
 {
     later_t *l = arg;
-    int rc = swoop_server_send(l->srv, l->conn, l->text, l->len);
+    demo_conn_t *dc = l->dc;
+    int rc = swoop_server_send(l->srv, dc->conn, l->text, l->len);
     if (rc < 0 && rc != SWOOP_ECLOSED)
         swoop_log(SWOOP_LOG_WARNING, rc, "demo: timer reply to conn %llu failed",
-                  (unsigned long long)l->conn);
+                  (unsigned long long)dc->conn);
+    later_unlink(l);
     free(l);
+    conn_put(dc);
 }
 
 /* Adler-style checksum: cheap, order-sensitive. */
@@ -168,12 +258,67 @@ static void on_finish(swoop_server_t *srv, int64_t task_id, const void *data, si
         return;
     }
     memcpy(&r, data, sizeof(r));
+    conn_task_done(conn_get(r.conn, 0), task_id);
     reply_result(srv, &r, "task");
 }
 
 static void on_task_error(swoop_server_t *srv, int64_t task_id, int error)
 {
     swoop_log(SWOOP_LOG_WARNING, error, "demo: task %lld has no result", (long long)task_id);
+    /* No result, so no connection id: look for the task among the connections. */
+    for (int b = 0; b < DEMO_BUCKETS; b++) {
+        for (demo_conn_t *dc = demo_conns[b]; dc; dc = dc->next) {
+            for (int i = 0; i < dc->ntasks; i++) {
+                if (dc->task_ids[i] != task_id)
+                    continue;
+                swoop_conn_id_t conn = dc->conn;
+                conn_task_done(dc, task_id);
+                reply(srv, conn, "error: task %lld has no result: %s\n", (long long)task_id,
+                      swoop_strerror(error));
+                return;
+            }
+        }
+    }
+}
+
+/*
+ * Admits one more task of `bytes` payload for the connection, or replies
+ * with the cap it would pass and returns NULL.
+ */
+static demo_conn_t *conn_task_admit(swoop_server_t *srv, swoop_conn_id_t conn, const char *cmd,
+                                    uint64_t bytes)
+{
+    demo_conn_t *dc = conn_get(conn, 1);
+    if (dc == NULL) {
+        reply(srv, conn, "error: %s: out of memory\n", cmd);
+        return NULL;
+    }
+    if (dc->ntasks >= DEMO_CONN_TASKS) {
+        reply(srv, conn,
+              "error: %s: this connection has %d tasks running, the cap per connection\n", cmd,
+              DEMO_CONN_TASKS);
+        return NULL;
+    }
+    if (dc->bytes + bytes > (uint64_t)DEMO_CONN_BYTES) {
+        reply(srv, conn,
+              "error: %s: this connection has %llu bytes of tasks running; %llu more would pass "
+              "the cap per connection (%ld)\n",
+              cmd, (unsigned long long)dc->bytes, (unsigned long long)bytes, DEMO_CONN_BYTES);
+        return NULL;
+    }
+    return dc;
+}
+
+static void conn_task_add(demo_conn_t *dc, int64_t id, uint64_t bytes)
+{
+    if (id < 0) {
+        conn_put(dc);
+        return;
+    }
+    dc->task_ids[dc->ntasks] = id;
+    dc->task_bytes[dc->ntasks] = bytes;
+    dc->ntasks++;
+    dc->bytes += bytes;
 }
 
 /* Parses "N" in [lo, hi]; returns 0 or -1. */
@@ -199,7 +344,11 @@ static void cmd_task(swoop_server_t *srv, swoop_conn_id_t conn, const char *arg,
     }
     demo_task_t t = {.conn = conn, .kind = DEMO_PRIMES, .n = (uint64_t)n};
     if (!wait) {
+        demo_conn_t *dc = conn_task_admit(srv, conn, "task", 0);
+        if (dc == NULL)
+            return;
         int64_t id = swoop_server_task(srv, &t, sizeof(t), -1);
+        conn_task_add(dc, id, 0);
         if (id < 0)
             reply(srv, conn, "error: task: %s\n", swoop_strerror((int)id));
         return;
@@ -228,8 +377,12 @@ static void cmd_bigtask(swoop_server_t *srv, swoop_conn_id_t conn, const char *a
         reply(srv, conn, "error: bigtask wants BYTES, 0 <= BYTES <= %ld\n", DEMO_BIGTASK_MAX);
         return;
     }
+    demo_conn_t *dc = conn_task_admit(srv, conn, "bigtask", (uint64_t)n);
+    if (dc == NULL)
+        return;
     uint8_t *buf = malloc(sizeof(demo_task_t) + (size_t)n);
     if (buf == NULL) {
+        conn_put(dc);
         reply(srv, conn, "error: bigtask: out of memory\n");
         return;
     }
@@ -241,8 +394,84 @@ static void cmd_bigtask(swoop_server_t *srv, swoop_conn_id_t conn, const char *a
     memcpy(buf, &t, sizeof(t));
     int64_t id = swoop_server_task(srv, buf, sizeof(t) + (size_t)n, -1);
     free(buf);
+    conn_task_add(dc, id, (uint64_t)n);
     if (id < 0)
         reply(srv, conn, "error: bigtask: %s\n", swoop_strerror((int)id));
+}
+
+static void cmd_after(swoop_server_t *srv, swoop_conn_id_t conn, long ms, const char *text)
+{
+    demo_conn_t *dc = conn_get(conn, 1);
+    if (dc == NULL || dc->ntimers >= DEMO_CONN_TIMERS) {
+        if (dc)
+            reply(srv, conn,
+                  "error: after: this connection has %d timers pending, the cap per "
+                  "connection\n",
+                  DEMO_CONN_TIMERS);
+        else
+            reply(srv, conn, "error: after: out of memory\n");
+        return;
+    }
+    size_t tl = strlen(text);
+    later_t *l = malloc(sizeof(*l) + tl + 2);
+    if (l == NULL) {
+        conn_put(dc);
+        reply(srv, conn, "error: after: out of memory\n");
+        return;
+    }
+    l->srv = srv;
+    l->dc = dc;
+    memcpy(l->text, text, tl);
+    l->text[tl] = '\n';
+    l->len = tl + 1;
+    l->id = swoop_timer_after(ms, on_later, l);
+    if (l->id < 0) {
+        free(l);
+        conn_put(dc);
+        reply(srv, conn, "error: cannot arm a timer\n");
+        return;
+    }
+    l->prev = NULL;
+    l->next = dc->timers;
+    if (dc->timers)
+        dc->timers->prev = l;
+    dc->timers = l;
+    dc->ntimers++;
+}
+
+/* The connection closed: its timers go (their replies have nowhere to go), its record too. */
+static void on_close(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id)
+{
+    demo_conn_t *dc = conn_get(conn, 0);
+    if (dc == NULL)
+        return;
+    while (dc->timers) {
+        later_t *l = dc->timers;
+        swoop_timer_clear(l->id);
+        later_unlink(l);
+        free(l);
+    }
+    /* Results of its running tasks find no record and no connection. */
+    dc->ntasks = 0;
+    conn_put(dc);
+}
+
+/* What this worker holds for its connections, and the caps. */
+static void cmd_limits(swoop_server_t *srv, swoop_conn_id_t conn)
+{
+    long nconns = 0, ntimers = 0, ntasks = 0;
+    for (int b = 0; b < DEMO_BUCKETS; b++) {
+        for (demo_conn_t *dc = demo_conns[b]; dc; dc = dc->next) {
+            nconns++;
+            ntimers += dc->ntimers;
+            ntasks += dc->ntasks;
+        }
+    }
+    reply(srv, conn,
+          "limits: worker %d holds %ld timers and %ld tasks of %ld connections (per connection: "
+          "%d tasks, %ld task bytes, %d timers)\n",
+          swoop_server_worker_id(srv), ntimers, ntasks, nconns, DEMO_CONN_TASKS, DEMO_CONN_BYTES,
+          DEMO_CONN_TIMERS);
 }
 
 static const char *help_text =
@@ -254,6 +483,7 @@ static const char *help_text =
     "  task N          counts the primes below N (N <= 10000000) in a task worker\n"
     "  bigtask BYTES   BYTES (<= 67108864) round-trip through a task worker, checksum checked\n"
     "  wait N          as task N, the worker blocking in swoop_server_taskwait (5 s)\n"
+    "  limits          this worker's timers and tasks, and the caps per connection\n"
     "  help            this list\n";
 
 static void on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, const void *data,
@@ -286,17 +516,7 @@ static void on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id
         }
         while (*end == ' ')
             end++;
-        size_t tl = strlen(end);
-        later_t *l = malloc(sizeof(*l) + tl + 2);
-        l->srv = srv;
-        l->conn = conn;
-        memcpy(l->text, end, tl);
-        l->text[tl] = '\n';
-        l->len = tl + 1;
-        if (swoop_timer_after(ms, on_later, l) < 0) {
-            free(l);
-            reply(srv, conn, "error: cannot arm a timer\n");
-        }
+        cmd_after(srv, conn, ms, end);
     } else if (strcmp(line, "crash") == 0) {
         reply(srv, conn, "worker %d (pid %d) aborts now; the manager restarts it\n", wid,
               (int)getpid());
@@ -310,6 +530,8 @@ static void on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id
         cmd_task(srv, conn, len > 5 ? line + 5 : "", 1);
     } else if (strncmp(line, "bigtask ", 8) == 0 || strcmp(line, "bigtask") == 0) {
         cmd_bigtask(srv, conn, len > 8 ? line + 8 : "");
+    } else if (strcmp(line, "limits") == 0) {
+        cmd_limits(srv, conn);
     } else if (strcmp(line, "help") == 0 || len == 0) {
         reply(srv, conn, "%s", help_text);
     } else {
@@ -484,6 +706,7 @@ int swoop_cli_demo(int argc, char **argv)
                                                       .on_worker_error = on_worker_error,
                                                       .on_connect = on_connect,
                                                       .on_receive = on_receive,
+                                                      .on_close = on_close,
                                                       .on_task = on_task,
                                                       .on_finish = on_finish,
                                                       .on_task_error = on_task_error});

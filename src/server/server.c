@@ -10,7 +10,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
@@ -96,6 +95,12 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     s->pipe_buffer_size = 32 * 1024 * 1024;
     s->task_ipc_mode = 1;
     s->task_spill_size = 16 * 1024 * 1024;
+    /*
+     * Pending task payloads live in task_tmpdir (RAM on /dev/shm), a queue or
+     * the posting worker's memory: a burst must not take the machine's RAM.
+     */
+    int64_t ram = (int64_t)sysconf(_SC_PHYS_PAGES) * (int64_t)sysconf(_SC_PAGESIZE);
+    s->task_max_pending_bytes = ram > 0 && ram / 4 < (1ll << 30) ? ram / 4 : 1ll << 30;
     /*
      * Task payloads above 8 KiB go through a temporary file: on tmpfs that is
      * memory traffic, on a disk filesystem it is inode and journal work (about
@@ -249,6 +254,13 @@ static int parse_bool(const char *v, int64_t *out)
 
 enum { T_INT, T_INT64, T_BOOL, T_PATH, T_LOGLEVEL, T_EOF, T_LENTYPE, T_IPCKEY };
 
+/*
+ * One row per setting: the string setter parses into the field with these
+ * rules, and swoop_server_start checks the typed fields with the same rows
+ * (settings_check), so a value written through the structs is held to the
+ * same range as one given by name. T_IPCKEY's range is that of the string
+ * (decimal or hex, 0..0xffffffff); the field keeps it as the key_t int.
+ */
 typedef struct setting_s {
     const char *name;
     int type;
@@ -265,9 +277,10 @@ static const setting_t server_keys[] = {
     {"task_worker_num", T_INT, SRV(task_worker_num), 0, SERVER_WORKER_MAX},
     {"task_ipc_mode", T_INT, SRV(task_ipc_mode), 1, 3},
     {"task_tmpdir", T_PATH, SRV(task_tmpdir), 0, 0},
-    {"message_queue_key", T_IPCKEY, SRV(message_queue_key), 0, INT32_MAX},
+    {"message_queue_key", T_IPCKEY, SRV(message_queue_key), 0, UINT32_MAX},
     {"task_redeliver", T_INT, SRV(task_redeliver), 0, 255},
     {"task_spill_size", T_INT64, SRV(task_spill_size), 0, 1ll << 40},
+    {"task_max_pending_bytes", T_INT64, SRV(task_max_pending_bytes), 0, 1ll << 46},
     {"task_max_request", T_INT64, SRV(task_max_request), 0, INT64_MAX},
     {"max_request", T_INT64, SRV(max_request), 0, INT64_MAX},
     {"max_request_grace", T_INT64, SRV(max_request_grace), -1, INT64_MAX},
@@ -325,12 +338,11 @@ static int parse_eof(const char *v, char *out)
                 c = '\\';
                 break;
             case 'x': {
-                char hex[3] = {p[1], p[1] ? p[2] : 0, 0};
-                char *end;
-                long x = strtol(hex, &end, 16);
-                if (end != hex + 2)
+                /* Exactly two hex digits: strtol alone would take "+1" or " 1". */
+                if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]))
                     return SWOOP_EINVAL;
-                c = (char)x;
+                char hex[3] = {p[1], p[2], 0};
+                c = (char)strtol(hex, NULL, 16);
                 p += 2;
                 break;
             }
@@ -367,12 +379,13 @@ static int apply(const setting_t *k, void *base, const char *value)
             if (errno != 0 || end == value + 2 || *end != '\0' ||
                 !isxdigit((unsigned char)value[2]) || v > (unsigned long long)k->max)
                 return SWOOP_EINVAL;
-            *(int *)field = (int)v;
-            return 0;
+            n = (int64_t)v;
+        } else if ((rc = swoop__server_parse_int(value, k->min, k->max, &n)) < 0) {
+            return rc;
         }
-        if ((rc = swoop__server_parse_int(value, k->min, k->max, &n)) == 0)
-            *(int *)field = (int)n;
-        return rc;
+        /* key_t is an int: keys from 0x80000000 up (ipcs shows them) are the negative ones. */
+        *(int *)field = (int)(int32_t)(uint32_t)n;
+        return 0;
     case T_INT64:
         if ((rc = swoop__server_parse_int(value, k->min, k->max, &n)) == 0)
             *(int64_t *)field = n;
@@ -424,12 +437,117 @@ static int set_from(const setting_t *keys, size_t nkeys, void *base, const char 
     return 0;
 }
 
+/*
+ * Checks one typed field against its row. `inherit`: a port's own settings,
+ * where -1, "" and 0 mean "take the server's value". Returns 0, or
+ * SWOOP_EINVAL with `why` filled (the accepted values).
+ */
+static int field_check(const setting_t *k, const void *base, int inherit, char *why, size_t cap)
+{
+    const char *field = (const char *)base + k->off;
+    int64_t n = 0;
+    switch (k->type) {
+    case T_INT:
+    case T_BOOL:
+        n = *(const int *)field;
+        break;
+    case T_INT64:
+        n = *(const int64_t *)field;
+        break;
+    case T_IPCKEY:
+        return 0; /* every int is a key_t; 0 is the private queue */
+    case T_LOGLEVEL:
+        n = *(const int *)field;
+        snprintf(why, cap, "%lld: -1 (leave it) or %d..%d", (long long)n, SWOOP_LOG_DEBUG,
+                 SWOOP_LOG_NONE);
+        return n >= -1 && n <= SWOOP_LOG_NONE ? 0 : SWOOP_EINVAL;
+    case T_PATH:
+        snprintf(why, cap, "not NUL-terminated within %d bytes", SWOOP_SERVER_PATH_MAX);
+        return memchr(field, '\0', SWOOP_SERVER_PATH_MAX) ? 0 : SWOOP_EINVAL;
+    case T_EOF: {
+        size_t len = strnlen(field, sizeof(((swoop_port_settings_t *)0)->package_eof));
+        snprintf(why, cap, "%zu bytes: 1..8%s", len, inherit ? " (\"\" inherit)" : "");
+        return len <= 8 && (len >= 1 || inherit) ? 0 : SWOOP_EINVAL;
+    }
+    case T_LENTYPE:
+        snprintf(why, cap, "'%c' (%d): one of c C s S n v l L N V q Q%s",
+                 isprint((unsigned char)*field) ? *field : '?', *field,
+                 inherit ? " (0 inherit)" : "");
+        return (*field == 0 && inherit) || (*field != 0 && swoop__frame_type_size(*field) != 0)
+                   ? 0
+                   : SWOOP_EINVAL;
+    }
+    if (inherit && n == -1)
+        return 0;
+    snprintf(why, cap, "%lld: must be %lld..%lld%s", (long long)n, (long long)k->min,
+             (long long)k->max, inherit ? " (-1 inherit)" : "");
+    return n >= k->min && n <= k->max ? 0 : SWOOP_EINVAL;
+}
+
+/* Every row of `keys` against `base`; logs each bad field, named, with `where`. */
+static int settings_check(const setting_t *keys, size_t nkeys, const void *base, int inherit,
+                          const char *where)
+{
+    int rc = 0;
+    for (size_t i = 0; i < nkeys; i++) {
+        /* An alias (max_connection) shares its field with the row before it. */
+        if (i > 0 && keys[i].off == keys[i - 1].off)
+            continue;
+        char why[128];
+        if (field_check(&keys[i], base, inherit, why, sizeof(why)) < 0) {
+            swoop_log(SWOOP_LOG_ERROR, 0, "swoop_server_start: %ssetting \"%s\" is %s", where,
+                      keys[i].name, why);
+            rc = SWOOP_EINVAL;
+        }
+    }
+    return rc;
+}
+
+/* Start: the typed settings, the server's and every port's, with the setter's rules. */
+static int server_settings_check(swoop_server_t *srv)
+{
+    int rc = settings_check(server_keys, SWOOP_ARRAY_SIZE(server_keys), &srv->settings, 0, "");
+    if (settings_check(port_keys, SWOOP_ARRAY_SIZE(port_keys), &srv->settings.protocol, 0, "") < 0)
+        rc = SWOOP_EINVAL;
+    for (int i = 0; i < srv->nports; i++) {
+        swoop_port_t *p = srv->ports[i];
+        char where[320];
+        snprintf(where, sizeof(where), "port %d (%s:%d): ", i, p->host, p->port);
+        if (settings_check(port_keys, SWOOP_ARRAY_SIZE(port_keys), &p->settings, 1, where) < 0)
+            rc = SWOOP_EINVAL;
+    }
+    return rc;
+}
+
+/*
+ * The log settings act when they are set, not at start: a log_level or
+ * log_file given before swoop_server_listen already governs its lines.
+ * (Through the struct they still apply at start.) A log_file that cannot be
+ * opened is refused here and the log stays where it was.
+ */
+static int log_apply(swoop_server_t *srv, const char *key)
+{
+    const swoop_server_settings_t *s = &srv->settings;
+    if (strcmp(key, "log_level") == 0) {
+        swoop_log_set_level(s->log_level);
+        return 0;
+    }
+    if (strcmp(key, "log_file") != 0)
+        return 0;
+    int rc = swoop_log_open(s->log_file[0] ? s->log_file : NULL);
+    if (rc < 0)
+        swoop_log(SWOOP_LOG_ERROR, rc, "cannot open log_file \"%s\"", s->log_file);
+    return rc;
+}
+
 int swoop_server_set(swoop_server_t *srv, const char *key, const char *value)
 {
     if (srv == NULL || key == NULL)
         return SWOOP_EINVAL;
     if (srv->started)
         return SWOOP_ESTATE;
+    char old_log[SWOOP_SERVER_PATH_MAX];
+    memcpy(old_log, srv->settings.log_file, sizeof(old_log));
     int found = 0;
     int rc =
         set_from(server_keys, SWOOP_ARRAY_SIZE(server_keys), &srv->settings, key, value, &found);
@@ -440,6 +558,8 @@ int swoop_server_set(swoop_server_t *srv, const char *key, const char *value)
         swoop_log(SWOOP_LOG_WARNING, 0, "unknown server setting \"%s\"", key);
         return SWOOP_EINVAL;
     }
+    if (rc == 0 && (rc = log_apply(srv, key)) < 0) /* the log stays where it was: the setting too */
+        memcpy(srv->settings.log_file, old_log, sizeof(old_log));
     return rc;
 }
 
@@ -1013,6 +1133,34 @@ static int open_channels(swoop_server_t *srv)
     return rc;
 }
 
+/*
+ * The pid file is written by the master after the fork (and the daemonize
+ * double fork): a path it cannot write would end the server there, after
+ * the calling process already exited 0. Checked here instead, while the
+ * caller can still be told; a file made only for the check is removed.
+ */
+static int pid_file_check(const swoop_server_t *srv)
+{
+    const char *path = srv->settings.pid_file;
+    if (path[0] == '\0')
+        return 0;
+    int made = 1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == EEXIST) {
+        made = 0;
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+    }
+    if (fd < 0) {
+        int err = errno;
+        swoop_log(SWOOP_LOG_ERROR, err, "swoop_server_start: cannot write pid_file \"%s\"", path);
+        return -err;
+    }
+    close(fd);
+    if (made)
+        unlink(path);
+    return 0;
+}
+
 static int server_daemonize(swoop_server_t *srv)
 {
     pid_t pid = fork();
@@ -1063,16 +1211,11 @@ int swoop_server_start(swoop_server_t *srv)
         swoop_log(SWOOP_LOG_ERROR, 0, "swoop_server_start: no listening port");
         return SWOOP_EINVAL;
     }
-    int rc = swoop__task_check(srv); /* task.c */
+    int rc = server_settings_check(srv);
     if (rc < 0)
         return rc;
-    if (s->worker_num < 1 || s->worker_num > SERVER_WORKER_MAX || s->dispatch_mode < 1 ||
-        s->dispatch_mode > 5 || s->max_conn < 1 || s->buffer_output_size < 1 ||
-        s->socket_buffer_size < 1 || s->reactor_num < 0 || s->max_wait_time < 0 ||
-        s->pipe_buffer_size < 65536) {
-        swoop_log(SWOOP_LOG_ERROR, 0, "swoop_server_start: inconsistent settings");
-        return SWOOP_EINVAL;
-    }
+    if ((rc = swoop__task_check(srv)) < 0) /* task.c */
+        return rc;
     srv->worker_num = s->worker_num;
     int rn = s->reactor_num > 0 ? s->reactor_num : cpu_count();
     if (rn > s->worker_num)
@@ -1103,6 +1246,8 @@ int swoop_server_start(swoop_server_t *srv)
         swoop_log(SWOOP_LOG_ERROR, rc, "cannot open log_file \"%s\"", s->log_file);
         return rc;
     }
+    if ((rc = pid_file_check(srv)) < 0)
+        return rc;
     if (s->daemonize && (rc = server_daemonize(srv)) < 0)
         return rc;
     srv->started = 1;

@@ -35,25 +35,13 @@ int swoop__task_num(const swoop_server_t *srv)
 int swoop__task_check(swoop_server_t *srv)
 {
     const swoop_server_settings_t *s = &srv->settings;
-    if (s->task_worker_num < 0 || s->task_worker_num > 1024 ||
-        (s->task_worker_num > 0 && s->worker_num + s->task_worker_num > INT16_MAX)) {
+    /* The ranges of each field were checked at start (server.c); these are the combinations. */
+    if (s->task_worker_num > 0 && s->worker_num + s->task_worker_num > INT16_MAX) {
         swoop_log(SWOOP_LOG_ERROR, 0, "task_worker_num %d out of range", s->task_worker_num);
         return SWOOP_EINVAL;
     }
     if (s->task_worker_num == 0)
         return 0;
-    if (s->task_ipc_mode < 1 || s->task_ipc_mode > 3) {
-        swoop_log(SWOOP_LOG_ERROR, 0, "task_ipc_mode %d: 1, 2 or 3", s->task_ipc_mode);
-        return SWOOP_EINVAL;
-    }
-    if (s->task_redeliver < 0 || s->task_redeliver > 255 || s->message_queue_key < 0 ||
-        s->task_spill_size < 0) {
-        swoop_log(SWOOP_LOG_ERROR, 0,
-                  "task_redeliver %d (0..255), message_queue_key %d, task_spill_size %lld: out "
-                  "of range",
-                  s->task_redeliver, s->message_queue_key, (long long)s->task_spill_size);
-        return SWOOP_EINVAL;
-    }
     if (srv->events.on_task == NULL) {
         swoop_log(SWOOP_LOG_ERROR, 0, "task_worker_num %d needs an on_task callback",
                   s->task_worker_num);
@@ -129,8 +117,11 @@ int swoop__task_open(swoop_server_t *srv)
         tk->run_id = ((uint64_t)getpid() << 32) ^ swoop__now_ms();
     /* Old and new processes of an id overlap during reloads: room for a few generations. */
     tk->nruns = 4 * num + 8;
+    tk->max_pending = s->task_max_pending_bytes;
+    tk->nposters = srv->worker_num;
     tk->sh_size = sizeof(task_shared_t) + (size_t)num * sizeof(task_slot_t) +
-                  (size_t)tk->nruns * sizeof(task_run_t);
+                  (size_t)tk->nruns * sizeof(task_run_t) +
+                  (size_t)tk->nposters * sizeof(_Atomic uint64_t);
     void *p = mmap(NULL, tk->sh_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
         int err = errno;
@@ -218,6 +209,79 @@ static int pick_task_worker(swoop_server_t *srv)
     return (int)(start % (unsigned)tk->num);
 }
 
+/* ---- task_max_pending_bytes ---- */
+
+/*
+ * Counts `len` more pending bytes for this event worker, or refuses the
+ * task: SWOOP_EMSGSIZE when it alone is above the cap, SWOOP_EAGAIN when
+ * the server's pending bytes would pass it (logged at most once a second
+ * per process). Adds TASK_AUX_COUNTED and the epoch to *aux. The sum over
+ * the workers is read word by word: posts racing in other workers can pass
+ * the cap by at most their own tasks.
+ */
+static int pending_add(swoop_server_t *srv, const char *fn, size_t len, uint32_t *aux)
+{
+    swoop_task_t *tk = srv->task;
+    if (tk->max_pending <= 0 || srv->worker_id >= tk->nposters)
+        return 0;
+    uint64_t cap = (uint64_t)tk->max_pending, sum = 0;
+    for (int w = 0; w < tk->nposters; w++)
+        sum += atomic_load_explicit(task_pending_word(tk, w), memory_order_relaxed) &
+               TASK_PENDING_MASK;
+    if ((uint64_t)len > cap || sum + len > cap) {
+        uint64_t now = swoop__now_ms();
+        if (now - tk->cap_warn_ms >= 1000) {
+            tk->cap_warn_ms = now;
+            swoop_log(SWOOP_LOG_WARNING, 0,
+                      "%s: a %zu-byte task is refused: %llu bytes of tasks wait for a task "
+                      "worker, task_max_pending_bytes is %llu",
+                      fn, len, (unsigned long long)sum, (unsigned long long)cap);
+        }
+        return (uint64_t)len > cap ? SWOOP_EMSGSIZE : SWOOP_EAGAIN;
+    }
+    _Atomic uint64_t *word = task_pending_word(tk, srv->worker_id);
+    uint64_t v = atomic_load(word);
+    while (!atomic_compare_exchange_weak(word, &v, v + len))
+        ;
+    *aux |= TASK_AUX_COUNTED | (uint32_t)(v >> TASK_PENDING_BITS) << TASK_AUX_EPOCH_SHIFT;
+    return 0;
+}
+
+/* Subtracts `len` from worker w's count if it is still in `epoch` (never below 0). */
+static void pending_sub(swoop_task_t *tk, int w, uint32_t epoch, uint64_t len)
+{
+    if (w < 0 || w >= tk->nposters || len == 0)
+        return;
+    _Atomic uint64_t *word = task_pending_word(tk, w);
+    uint64_t v = atomic_load(word), nv;
+    do {
+        if ((uint32_t)(v >> TASK_PENDING_BITS) != epoch)
+            return; /* reset since: the count no longer holds these bytes */
+        uint64_t bytes = v & TASK_PENDING_MASK;
+        nv = (v & ~TASK_PENDING_MASK) | (bytes > len ? bytes - len : 0);
+    } while (!atomic_compare_exchange_weak(word, &v, nv));
+}
+
+void task_pending_release(swoop_task_t *tk, const swoop_ipc_head_t *h, const char *payload,
+                          size_t plen)
+{
+    if (!(h->aux & TASK_AUX_COUNTED) || !task_tag_ours(h, tk->run_id))
+        return;
+    pending_sub(tk, h->worker_id, h->aux >> TASK_AUX_EPOCH_SHIFT,
+                task_payload_len(h, payload, plen));
+}
+
+void task_pending_reset(swoop_task_t *tk, int w)
+{
+    if (w < 0 || w >= tk->nposters)
+        return;
+    _Atomic uint64_t *word = task_pending_word(tk, w);
+    uint64_t v = atomic_load(word), nv;
+    do {
+        nv = ((v >> TASK_PENDING_BITS) + 1) << TASK_PENDING_BITS; /* the epoch wraps at 16 bits */
+    } while (!atomic_compare_exchange_weak(word, &v, nv));
+}
+
 /* Posts one task; `aux` TASK_AUX_WAIT for taskwait. Sets *tout to the task worker. */
 static int64_t post_task(swoop_server_t *srv, const char *fn, const void *data, size_t len, int dst,
                          uint32_t aux, int *tout)
@@ -250,20 +314,25 @@ static int64_t post_task(swoop_server_t *srv, const char *fn, const void *data, 
         swoop_log(SWOOP_LOG_NOTICE, 0,
                   "%s: task_ipc_mode 3 ignores the destination: task workers compete", fn);
     }
+    int rc = pending_add(srv, fn, len, &aux);
+    if (rc < 0)
+        return rc;
     int t = dst >= 0 && tk->mode != 3 ? dst : pick_task_worker(srv);
     int64_t id = (int64_t)atomic_fetch_add(&tk->sh->task_seq, 1) + 1;
-    if (aux & TASK_AUX_WAIT)
-        aux |= (uint32_t)wait_slot(srv) << TASK_AUX_REPLY_SHIFT;
     swoop_ipc_head_t h = {.type = SWOOP_IPC_TASK,
                           .worker_id = (int16_t)srv->worker_id,
                           .aux = aux,
                           .conn_id = (uint64_t)id,
+                          .port_id = (uint16_t)wait_slot(srv),
                           .msg_id = TASK_MAGIC};
     task_tag_set(&h, tk->run_id);
     task_out_t o;
-    int rc = task_payload_pack(tk, &h, data, len, &o);
-    if (rc < 0)
+    rc = task_payload_pack(tk, &h, data, len, &o);
+    if (rc < 0) {
+        pending_sub(tk, srv->worker_id, aux >> TASK_AUX_EPOCH_SHIFT,
+                    (aux & TASK_AUX_COUNTED) ? len : 0);
         return rc;
+    }
     /* Counted before the send: a task worker may take it at once (tasking_num never < 0). */
     atomic_fetch_add_explicit(&srv->gs->task.posted, 1, memory_order_relaxed);
     if (tk->mode == 2)
@@ -274,6 +343,8 @@ static int64_t post_task(swoop_server_t *srv, const char *fn, const void *data, 
         if (tk->mode == 2)
             atomic_fetch_sub_explicit(&task_slot(tk, t)->queued, 1, memory_order_relaxed);
         task_payload_discard(tk, &h, &o);
+        pending_sub(tk, srv->worker_id, aux >> TASK_AUX_EPOCH_SHIFT,
+                    (aux & TASK_AUX_COUNTED) ? len : 0);
         swoop_log(SWOOP_LOG_ERROR, rc, "posting task %lld to task worker %d failed", (long long)id,
                   t);
         return rc;

@@ -27,19 +27,22 @@
 #include "server/internal.h"
 
 #define TASK_PREFIX "swoop-task."
+/* The mark of a private queue: "swoop-msq.<pid>.<id>.<ctime>" (task_queue_mark). */
+#define TASK_MARK_PREFIX "swoop-msq."
 
 /* TASK aux: bit 0 the poster blocks in taskwait; bits 8..15 the attempt - 1 (redelivery). */
 #define TASK_AUX_WAIT          1u
 #define TASK_AUX_ATTEMPT_SHIFT 8
 #define TASK_AUX_ATTEMPT_MASK  0xff00u
 /*
- * TASK aux bits 16..31: the taskwait channel the result goes to (with
- * TASK_AUX_WAIT): the worker id in PROCESS mode, where one process of an id
- * runs at a time; in BASE mode the poster's session range, because an old
- * process of the id drains (and may wait for a task) while its successor
- * runs.
+
+ * TASK aux: its payload was counted in its poster's pending bytes
+ * (task_max_pending_bytes) under epoch bits 16..31; the task worker that
+ * takes it gives the bytes back. A task delivered again was counted once:
+ * redelivery clears the bit.
  */
-#define TASK_AUX_REPLY_SHIFT 16
+#define TASK_AUX_COUNTED     0x10u
+#define TASK_AUX_EPOCH_SHIFT 16
 /* FINISH aux: the task has no result; the payload is the int32 error code. */
 #define TASK_AUX_ERROR 2u
 
@@ -47,20 +50,32 @@
 #define TASK_MAGIC 0x53575441534b3031ull /* "SWTASK01" */
 
 /*
- * TASK messages carry the low 32 bits of the server run's random id in
- * reactor_id and port_id (unused for tasks): a queue with a fixed key can
- * hand a task to a later run, whose workers never posted it.
+ * TASK messages carry the low 16 bits of the server run's random id in
+ * reactor_id (unused for tasks): a queue with a fixed key can hand a task
+ * to a later run, whose workers never posted it (a tag that matches by
+ * chance, 1 in 65,536, still names a task id no live taskwait waits for:
+ * ids start from the wall clock).
+ *
+ * port_id carries the taskwait channel the result goes to (with
+ * TASK_AUX_WAIT): the worker id in PROCESS mode, where one process of an id
+ * runs at a time; in BASE mode the poster's session range, because an old
+ * process of the id drains (and may wait for a task) while its successor
+ * runs.
  */
 static inline void task_tag_set(swoop_ipc_head_t *h, uint64_t run_id)
 {
     h->reactor_id = (int16_t)(uint16_t)(run_id & 0xffff);
-    h->port_id = (uint16_t)((run_id >> 16) & 0xffff);
 }
 
 static inline int task_tag_ours(const swoop_ipc_head_t *h, uint64_t run_id)
 {
-    return (uint16_t)h->reactor_id == (uint16_t)(run_id & 0xffff) &&
-           h->port_id == (uint16_t)((run_id >> 16) & 0xffff);
+    return (uint16_t)h->reactor_id == (uint16_t)(run_id & 0xffff);
+}
+
+/* The taskwait channel a TASK message names. */
+static inline int task_reply(const swoop_ipc_head_t *h)
+{
+    return h->port_id;
 }
 
 /* Path of a file-borne payload: "<tmpdir>/swoop-task.<pid>.XXXXXX". */
@@ -106,8 +121,22 @@ typedef struct task_shared_s {
     _Atomic uint32_t rr;
     char pad_[52];
     task_slot_t slots[];
-    /* then nruns task_run_t */
+    /* then nruns task_run_t, then worker_num pending words (task_pending_word) */
 } task_shared_t;
+
+/*
+ * Pending payload bytes per event worker id: the epoch in bits 48..63, the
+ * bytes below. The poster adds, the task worker that takes a message
+ * subtracts if the epoch is still the message's, and the manager, when it
+ * reaps a process of that id, zeroes the bytes and bumps the epoch: what a
+ * dead process had counted (tasks it never sent among them) is given back
+ * at once, and the later takes of its messages find another epoch and
+ * subtract nothing. (A successor that overlaps the dying process in a
+ * reload loses its own count at that reap: the cap is exceeded for a
+ * while, never stuck.)
+ */
+#define TASK_PENDING_BITS 48
+#define TASK_PENDING_MASK ((1ull << TASK_PENDING_BITS) - 1)
 
 /* The payload of a TMPFILE message: the length, then the path (with its NUL). */
 typedef struct task_tmpfile_s {
@@ -163,10 +192,13 @@ typedef struct swoop_task_s {
     int nruns;              /* task_run_t records */
     swoop_channel_t *chans; /* mode 1: [t] event workers -> task worker t */
     swoop_msgqueue_t mq;    /* modes 2, 3 */
-    swoop_channel_t *waits; /* [i]: task workers -> taskwait channel i (TASK_AUX_REPLY_SHIFT) */
+    swoop_channel_t *waits; /* [i]: task workers -> taskwait channel i (task_reply) */
     int nwaits;
-    char *wbuf;       /* taskwait's receive buffer */
-    uint64_t warn_ms; /* when "no idle task worker" was last logged */
+    char *wbuf;           /* taskwait's receive buffer */
+    uint64_t warn_ms;     /* when "no idle task worker" was last logged */
+    int64_t max_pending;  /* task_max_pending_bytes, 0 none */
+    int nposters;         /* event workers: pending words */
+    uint64_t cap_warn_ms; /* when the cap refusal was last logged */
     /* Event worker side (made at the first post). */
     swoop_ipc_out_t *outs; /* mode 1 */
     swoop_io_t *out_io;
@@ -198,6 +230,23 @@ static inline task_run_t *task_run(swoop_task_t *tk, int i)
     return (task_run_t *)(tk->sh->slots + tk->num) + i;
 }
 
+static inline _Atomic uint64_t *task_pending_word(swoop_task_t *tk, int w)
+{
+    return (_Atomic uint64_t *)task_run(tk, tk->nruns) + w;
+}
+
+/* ---- task.c ---- */
+
+/*
+ * A taken TASK message (or one that will never be taken): gives its
+ * payload's bytes back to its poster's pending count, if it was counted
+ * under the current epoch.
+ */
+void task_pending_release(swoop_task_t *tk, const swoop_ipc_head_t *h, const char *payload,
+                          size_t plen);
+/* Manager: a process of event worker `w` was reaped; its pending count starts over. */
+void task_pending_reset(swoop_task_t *tk, int w);
+
 /* ---- task_payload.c ---- */
 
 /*
@@ -214,6 +263,8 @@ void task_payload_discard(swoop_task_t *tk, const swoop_ipc_head_t *h, task_out_
  */
 int task_payload_take(swoop_task_t *tk, const swoop_ipc_head_t *h, const char *payload, size_t plen,
                       int keep_file, task_in_t *in);
+/* The payload length a TASK or FINISH message declares (its file's, its block's), or 0. */
+uint64_t task_payload_len(const swoop_ipc_head_t *h, const char *payload, size_t plen);
 /* Releases what task_payload_take holds. */
 void task_payload_done(swoop_task_t *tk, task_in_t *in);
 /*
@@ -230,6 +281,13 @@ void *task_payload_copy(swoop_task_t *tk, task_in_t *in);
  * how many.
  */
 int task_payload_sweep(swoop_server_t *srv, int dead);
+/*
+ * Marks private queue `id` as this server's: an empty file
+ * "swoop-msq.<pid>.<id>.<ctime>" in task_tmpdir. The next server's sweep
+ * removes the queue once this one is dead (SIGKILLed before its own
+ * cleanup), the file with it. 0 or an error (logged).
+ */
+int task_queue_mark(swoop_server_t *srv, int id);
 
 /* ---- task_queue.c ---- */
 

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/msg.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -231,6 +232,25 @@ int task_payload_take(swoop_task_t *tk, const swoop_ipc_head_t *h, const char *p
     return 0;
 }
 
+uint64_t task_payload_len(const swoop_ipc_head_t *h, const char *payload, size_t plen)
+{
+    if (h->flags & SWOOP_IPC_TMPFILE) {
+        task_tmpfile_t tf;
+        if (plen < sizeof(tf))
+            return 0;
+        memcpy(&tf, payload, sizeof(tf));
+        return tf.length;
+    }
+    if (h->flags & SWOOP_IPC_SPILL) {
+        swoop_spill_ref_t ref;
+        if (plen < sizeof(ref))
+            return 0;
+        memcpy(&ref, payload, sizeof(ref));
+        return ref.len;
+    }
+    return plen;
+}
+
 void task_payload_done(swoop_task_t *tk, task_in_t *in)
 {
     if (in->spilled) {
@@ -280,15 +300,105 @@ void task_payload_drop(swoop_task_t *tk, const char *msg, size_t len)
         task_payload_done(tk, &in);
 }
 
-/* The pid in "swoop-task.<pid>.*", or 0 when the name is not one of ours. */
-static pid_t name_pid(const char *name)
+/*
+ * The pid in "swoop-task.<pid>.*", or 0 when the name is not one of ours;
+ * *rest points after "<pid>.".
+ */
+static pid_t name_pid(const char *name, const char **rest)
 {
     size_t pre = strlen(TASK_PREFIX);
-    if (strncmp(name, TASK_PREFIX, pre) != 0)
+    if (strncmp(name, TASK_MARK_PREFIX, strlen(TASK_MARK_PREFIX)) == 0)
+        pre = strlen(TASK_MARK_PREFIX);
+    else if (strncmp(name, TASK_PREFIX, pre) != 0)
         return 0;
     char *end;
     long pid = strtol(name + pre, &end, 10);
+    *rest = end + 1;
     return *end == '.' && pid > 0 && pid <= INT32_MAX ? (pid_t)pid : 0;
+}
+
+/*
+ * 1 when `pid` no longer runs: gone, or a zombie nobody reaped yet (pid 1
+ * of a container may never reap it; kill(pid, 0) succeeds on zombies).
+ */
+static int pid_dead(pid_t pid)
+{
+    if (pid <= 0)
+        return 1;
+    if (kill(pid, 0) < 0 && errno == ESRCH)
+        return 1;
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the state follows the command name */
+    return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+int task_queue_mark(swoop_server_t *srv, int id)
+{
+    swoop_task_t *tk = srv->task;
+    struct msqid_ds ds;
+    if (msgctl(id, IPC_STAT, &ds) < 0) {
+        int err = errno;
+        swoop_log(SWOOP_LOG_ERROR, err, "msgctl(%d, IPC_STAT) of the task queue failed", id);
+        return -err;
+    }
+    char path[TASK_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/" TASK_MARK_PREFIX "%d.%d.%lld", srv->settings.task_tmpdir,
+             (int)tk->owner, id, (long long)ds.msg_ctime);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int err = errno;
+        swoop_log(SWOOP_LOG_WARNING, err,
+                  "open(\"%s\"): without its mark, task queue %d is left behind if the server "
+                  "is killed",
+                  path, id);
+        return -err;
+    }
+    close(fd);
+    return 0;
+}
+
+/*
+ * The mark "swoop-msq.<pid>.<id>.<ctime>" of a server that is gone: its private queue
+ * is removed when it is provably that queue (same id, key IPC_PRIVATE,
+ * created by our uid, the change time the mark recorded) and nobody alive
+ * used it last. Returns 1 when a queue was removed.
+ */
+static int sweep_queue(const char *rest, const char *dir, const char *name)
+{
+    int id;
+    long long ctime;
+    char tail;
+    if (sscanf(rest, "%d.%lld%c", &id, &ctime, &tail) != 2)
+        return 0;
+    struct msqid_ds ds;
+    if (msgctl(id, IPC_STAT, &ds) < 0)
+        return 0; /* already gone */
+    if (ds.msg_perm.__key != IPC_PRIVATE || ds.msg_perm.cuid != geteuid() ||
+        (long long)ds.msg_ctime != ctime || !pid_dead(ds.msg_lspid) || !pid_dead(ds.msg_lrpid)) {
+        swoop_log(SWOOP_LOG_NOTICE, 0,
+                  "message queue %d named by %s/%s is not the dead server's (or still used): "
+                  "kept",
+                  id, dir, name);
+        return 0;
+    }
+    if (msgctl(id, IPC_RMID, NULL) < 0) {
+        swoop_log(SWOOP_LOG_WARNING, errno, "msgctl(%d, IPC_RMID) of a dead server's queue failed",
+                  id);
+        return 0;
+    }
+    swoop_log(SWOOP_LOG_NOTICE, 0,
+              "removed the private task queue %d of a server that died (%lu task(s) in it)", id,
+              (unsigned long)ds.msg_qnum);
+    return 1;
 }
 
 int task_payload_sweep(swoop_server_t *srv, int dead)
@@ -303,11 +413,14 @@ int task_payload_sweep(swoop_server_t *srv, int dead)
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        pid_t pid = name_pid(e->d_name);
+        const char *rest;
+        pid_t pid = name_pid(e->d_name, &rest);
         if (pid == 0)
             continue;
-        if (dead ? pid == tk->owner || kill(pid, 0) == 0 || errno != ESRCH : pid != tk->owner)
+        if (dead ? pid == tk->owner || !pid_dead(pid) : pid != tk->owner)
             continue;
+        if (dead && strncmp(e->d_name, TASK_MARK_PREFIX, strlen(TASK_MARK_PREFIX)) == 0)
+            sweep_queue(rest, dir, e->d_name);
         if (unlinkat(dirfd(d), e->d_name, 0) == 0)
             n++;
         else if (errno != ENOENT)

@@ -86,6 +86,9 @@ static int queue_open(swoop_server_t *srv)
     }
     if (tk->mq.msgmax - sizeof(swoop_ipc_head_t) < tk->inline_max)
         tk->inline_max = tk->mq.msgmax - sizeof(swoop_ipc_head_t);
+    /* Found by the next start if this server is killed before it removes the queue. */
+    if (tk->mq.owned)
+        task_queue_mark(srv, tk->mq.id);
     return 0;
 }
 

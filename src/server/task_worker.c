@@ -185,11 +185,12 @@ static int run_task_body(swoop_server_t *srv, char *msg, size_t n)
     if (!ours)
         atomic_fetch_add(&srv->gs->task.posted, 1);
     atomic_fetch_add(&srv->gs->task.taken, 1);
+    task_pending_release(tk, &h, msg + sizeof(h), h.len); /* task_max_pending_bytes */
     task_slot_t *slot = task_slot(tk, tk->slot);
     if (tk->mode == 2)
         atomic_fetch_sub_explicit(&slot->queued, 1, memory_order_relaxed);
     int src = h.worker_id, wait = (h.aux & TASK_AUX_WAIT) != 0;
-    int reply = (int)(h.aux >> TASK_AUX_REPLY_SHIFT);
+    int reply = task_reply(&h);
     if (wait && reply >= tk->nwaits) {
         swoop_log(SWOOP_LOG_WARNING, 0, "task %llu names taskwait channel %d (of %d): no receiver",
                   (unsigned long long)h.conn_id, reply, tk->nwaits);
@@ -437,7 +438,9 @@ static int redeliver(swoop_server_t *srv, int id, pid_t pid, task_run_t *run)
         if (rc < 0)
             return rc;
     }
-    h.aux = (h.aux & ~TASK_AUX_ATTEMPT_MASK) | ((uint32_t)attempt << TASK_AUX_ATTEMPT_SHIFT);
+    /* Its bytes were given back when it was first taken: not counted again. */
+    h.aux = (h.aux & ~(TASK_AUX_ATTEMPT_MASK | TASK_AUX_COUNTED)) |
+            ((uint32_t)attempt << TASK_AUX_ATTEMPT_SHIFT);
     memcpy(run->msg, &h, sizeof(h));
     /* Another task worker (mode 3: whichever is free); with one, its successor. */
     int t = id - srv->worker_num;
@@ -513,6 +516,8 @@ void swoop__task_reaped(swoop_server_t *srv, int id, pid_t pid)
     swoop_task_t *tk = srv->task;
     if (tk == NULL || pid <= 0)
         return;
+    if (id >= 0 && id < srv->worker_num)
+        task_pending_reset(tk, id); /* what it counted and never sent is not pending any more */
     if (id >= srv->worker_num && id < srv->worker_num + tk->num) {
         for (int i = 0; i < tk->nruns; i++) {
             task_run_t *run = task_run(tk, i);

@@ -175,3 +175,94 @@ TEST(cli_demo_and_stats)
     ASSERT_EQ(swoop_files(tmpdir), 0);
     close(out[0]);
 }
+
+/*
+ * Issue 10, item 8: one client cannot fill the machine through the demo.
+ * Per connection, at most 16 tasks running (a 17th in the same write is
+ * refused), 128 MiB of bigtask payloads (a third 64 MiB one is refused) and
+ * 64 `after` timers pending (the 65th is refused), each with an error line
+ * naming the cap; the timers of a connection that closes are cleared (the
+ * worker holds nothing for it afterwards: `limits`).
+ */
+TEST(cli_demo_caps_per_connection)
+{
+    char line[4096];
+    char tmpdir[512], tmp_set[600];
+    snprintf(tmpdir, sizeof(tmpdir), "%s/tasks", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(tmpdir, 0700), 0);
+    snprintf(tmp_set, sizeof(tmp_set), "task_tmpdir=%s", tmpdir);
+    int out[2];
+    ASSERT_EQ(pipe(out), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        close(out[0]);
+        close(out[1]);
+        execl(swoop_bin(), "swoop", "demo", "--port", "0", "--set", "worker_num=1", "--set",
+              tmp_set, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    ASSERT(read_until(out[0], "line-protocol server on", line, sizeof(line), 5000));
+    int port = 0;
+    char *p = strstr(line, "127.0.0.1:");
+    ASSERT_NOT_NULL(p);
+    ASSERT_EQ(sscanf(p, "127.0.0.1:%d", &port), 1);
+    ASSERT(read_until(out[0], "worker 0 pid", line, sizeof(line), 5000));
+
+    int fd = cli_connect(port);
+    ASSERT(read_until(fd, "swoop demo: conn", line, sizeof(line), 3000));
+    /* 17 tasks in one write: the worker reads them before any result can come back. */
+    char many[17 * 16 + 1] = "";
+    for (int i = 0; i < 17; i++)
+        strcat(many, "task 2000000\n");
+    cli_write(fd, many, strlen(many));
+    ASSERT_GE(swoop_test_read_line(fd, line, sizeof(line), 10000), 0);
+    ASSERT_STR_EQ(line,
+                  "error: task: this connection has 16 tasks running, the cap per connection");
+    for (int i = 0; i < 16; i++) {
+        ASSERT_GE(swoop_test_read_line(fd, line, sizeof(line), 60000), 0);
+        ASSERT(strncmp(line, "task 2000000: 148933 primes below 2000000", 41) == 0);
+    }
+    /* Two 64 MiB payloads fit the 128 MiB; a third does not. */
+    const char *big = "bigtask 67108864\nbigtask 67108864\nbigtask 67108864\n";
+    cli_write(fd, big, strlen(big));
+    ASSERT_GE(swoop_test_read_line(fd, line, sizeof(line), 30000), 0);
+    ASSERT_STR_EQ(line, "error: bigtask: this connection has 134217728 bytes of tasks running; "
+                        "67108864 more would pass the cap per connection (134217728)");
+    for (int i = 0; i < 2; i++) {
+        ASSERT_GE(swoop_test_read_line(fd, line, sizeof(line), 60000), 0);
+        ASSERT(strncmp(line, "bigtask 67108864: checksum ok", 29) == 0);
+    }
+    /* Timers: 64 pending, the 65th refused. */
+    for (int i = 0; i < 65; i++)
+        cli_write(fd, "after 600000 never\n", 19);
+    ASSERT_GE(swoop_test_read_line(fd, line, sizeof(line), 5000), 0);
+    ASSERT_STR_EQ(line,
+                  "error: after: this connection has 64 timers pending, the cap per connection");
+    cli_write(fd, "limits\n", 7);
+    ASSERT_GE(swoop_test_read_line(fd, line, sizeof(line), 5000), 0);
+    if (strstr(line, "limits: worker 0 holds 64 timers and 0 tasks of 1 connections ") != line)
+        FAIL("limits: %s", line);
+    close(fd);
+    /* Closed: its timers are cleared, its record freed. */
+    fd = cli_connect(port);
+    ASSERT(read_until(fd, "swoop demo: conn", line, sizeof(line), 3000));
+    uint64_t deadline = swoop_test_now_ms() + 5000;
+    int clear = 0;
+    while (!clear && swoop_test_now_ms() < deadline) {
+        cli_write(fd, "limits\n", 7);
+        ASSERT_GE(swoop_test_read_line(fd, line, sizeof(line), 3000), 0);
+        clear =
+            strstr(line, "limits: worker 0 holds 0 timers and 0 tasks of 0 connections ") == line;
+        if (!clear)
+            swoop_test_sleep_ms(20);
+    }
+    if (!clear)
+        FAIL("the closed connection's timers stay: %s", line);
+    close(fd);
+    ASSERT_EQ(kill(pid, SIGTERM), 0);
+    swoop_test_wait_ok(pid, 10000);
+    ASSERT_EQ(swoop_files(tmpdir), 0);
+    close(out[0]);
+}

@@ -345,7 +345,7 @@ TEST(server_setter_refuses_overflow_and_junk)
     ASSERT_EQ(swoop_server_set(srv, "message_queue_key", "0x"), SWOOP_EINVAL);
     ASSERT_EQ(swoop_server_set(srv, "message_queue_key", NULL), SWOOP_EINVAL);
     ASSERT_EQ(swoop_server_set(srv, "message_queue_key", "0x-1"), SWOOP_EINVAL);
-    ASSERT_EQ(swoop_server_set(srv, "message_queue_key", "0x80000000"), SWOOP_EINVAL);
+    ASSERT_EQ(swoop_server_set(srv, "message_queue_key", "0x100000000"), SWOOP_EINVAL);
     ASSERT_EQ(swoop_server_set(srv, "message_queue_key", "0x12g"), SWOOP_EINVAL);
     ASSERT_EQ(swoop_server_set(srv, "task_ipc_mode", "4"), SWOOP_EINVAL);
     ASSERT_EQ(swoop_server_set(srv, "task_redeliver", "256"), SWOOP_EINVAL);
