@@ -31,6 +31,18 @@
 #define SENDFILE_CHUNK    (1024 * 1024)
 
 /*
+ * Buffer memory an idle connection may keep. An input or output buffer that
+ * drained keeps at most CONN_BUF_KEEP bytes of capacity (a bigger one is
+ * freed), so a connection that once sent or received megabytes costs about
+ * its struct when idle, and the common small request reuses its block
+ * instead of calling malloc. A partial packet up to CONN_TAIL_MAX bytes is
+ * copied in front of the next read in the reactor's buffer rather than
+ * growing c->in to read behind it.
+ */
+#define CONN_BUF_KEEP 4096
+#define CONN_TAIL_MAX (16 * 1024)
+
+/*
  * A file range queued by swoop_server_sendfile. It is written with
  * sendfile(2) once the `pre` bytes of the output buffer queued before it
  * are out; bytes sent after it wait in the buffer behind it.
@@ -359,6 +371,8 @@ static void conn_flush(swoop_conn_t *c)
         if (f)
             f->pre -= (size_t)n;
     }
+    /* A big reply went out (or most of it): its block goes back. */
+    swoop__buf_shrink(&c->out, 0, CONN_BUF_KEEP);
     if (swoop__buf_rlen(&c->out) == 0 && !conn_has_files(c)) {
         if (c->state == CONN_DRAINING) {
             conn_begin_close(c);
@@ -391,38 +405,97 @@ static void too_big(swoop_conn_t *c, ssize_t rc, size_t have)
     swoop__conn_close(c, 1);
 }
 
-/* Cuts and delivers whole packets from c->in; returns 0, or -1 when c must not be touched. */
-static int frame_input(swoop_conn_t *c)
+/*
+ * Cuts and delivers the whole packets at the front of data[0, len): the
+ * unread bytes of c->in or the reactor's read buffer. Returns the bytes
+ * consumed, with *need set as swoop__frame_length sets it for the packet
+ * still incomplete, or -1 when c must not be touched (closed or freed by a
+ * callback). `data` stays valid while callbacks run: only a close frees
+ * c->in, and that ends the loop; nothing reads into r->rdbuf from a
+ * callback (draining and stop_reading run from the loop, never inside one).
+ */
+static ssize_t frame_packets(swoop_conn_t *c, const char *data, size_t len, size_t *need)
 {
     const swoop_framing_t *f = &c->port->framing;
+    size_t off = 0;
     for (;;) {
-        size_t need = 0;
-        ssize_t n = swoop__frame_length(f, swoop__buf_rdata(&c->in), swoop__buf_rlen(&c->in),
-                                        &c->scan, &need);
-        if (n == 0) {
-            /* Reserve what the header announced (bounded by max_length) in one step. */
-            if (need > swoop__buf_rlen(&c->in) &&
-                swoop__buf_reserve(&c->in, need - swoop__buf_rlen(&c->in)) < 0) {
-                swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
-                          "conn %llu: no memory for a %zu-byte packet: closing",
-                          (unsigned long long)c->id, need);
-                swoop__conn_close(c, 1);
-                return -1;
-            }
-            return 0;
-        }
+        *need = 0;
+        ssize_t n = swoop__frame_length(f, data + off, len - off, &c->scan, need);
+        if (n == 0)
+            return (ssize_t)off;
         if (n < 0) {
-            too_big(c, n, swoop__buf_rlen(&c->in));
+            too_big(c, n, len - off);
             return -1;
         }
-        deliver(c, swoop__buf_rdata(&c->in), (size_t)n);
+        deliver(c, data + off, (size_t)n);
         if (c->state != CONN_OPEN || ext(c)->free_pending)
             return -1;
-        swoop__buf_consume(&c->in, (size_t)n);
+        off += (size_t)n;
         c->scan = 0;
     }
 }
 
+/*
+ * c->in now holds only the incomplete packet, if any. A block much larger
+ * than that goes back (an idle connection must not keep the largest packet
+ * it ever sent), and what the header announced is reserved in one step
+ * (bounded by package_max_length). Returns 0, or -1 when c was closed.
+ */
+static int input_settle(swoop_conn_t *c, size_t need)
+{
+    size_t have = swoop__buf_rlen(&c->in);
+    swoop__buf_shrink(&c->in, need > have ? need : have, CONN_BUF_KEEP);
+    if (need > have && swoop__buf_reserve(&c->in, need - have) < 0) {
+        swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
+                  "conn %llu: no memory for a %zu-byte packet: closing", (unsigned long long)c->id,
+                  need);
+        swoop__conn_close(c, 1);
+        return -1;
+    }
+    return 0;
+}
+
+/* Frames c->in after a read into it; returns 0, or -1 when c must not be touched. */
+static int frame_input(swoop_conn_t *c)
+{
+    size_t need;
+    ssize_t k = frame_packets(c, swoop__buf_rdata(&c->in), swoop__buf_rlen(&c->in), &need);
+    if (k < 0)
+        return -1;
+    swoop__buf_consume(&c->in, (size_t)k);
+    return input_settle(c, need);
+}
+
+/*
+ * Frames r->rdbuf[0, len) in place (what c->in held, then what was just
+ * read) and keeps the incomplete rest in c->in: whole packets are never
+ * copied, and c->in only ever holds a partial packet.
+ */
+static int frame_rdbuf(swoop_conn_t *c, size_t len)
+{
+    const char *data = c->reactor->rdbuf;
+    size_t need;
+    swoop__buf_clear(&c->in);
+    ssize_t k = frame_packets(c, data, len, &need);
+    if (k < 0)
+        return -1;
+    size_t rest = len - (size_t)k;
+    if (rest > 0 && swoop__buf_append(&c->in, data + k, rest) < 0) {
+        swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
+                  "conn %llu: no memory for %zu bytes of input: closing", (unsigned long long)c->id,
+                  rest);
+        swoop__conn_close(c, 1);
+        return -1;
+    }
+    return input_settle(c, need);
+}
+
+/*
+ * Reads up to READS_PER_WAKEUP times. A framed port reads into the
+ * reactor's buffer, behind a copy of the partial packet c->in carried over,
+ * and frames there; only a partial packet above CONN_TAIL_MAX (a big packet
+ * on its way) is read straight into c->in, which grows to hold it.
+ */
 static void conn_read(swoop_conn_t *c)
 {
     swoop_reactor_t *r = c->reactor;
@@ -430,9 +503,11 @@ static void conn_read(swoop_conn_t *c)
     for (int round = 0; round < READS_PER_WAKEUP; round++) {
         if (c->state != CONN_OPEN || c->paused || ext(c)->free_pending)
             return;
+        size_t held = framed ? swoop__buf_rlen(&c->in) : 0;
+        int direct = held > CONN_TAIL_MAX;
         char *dst;
         size_t cap;
-        if (framed) {
+        if (direct) {
             if (swoop__buf_wlen(&c->in) < 4096 && swoop__buf_reserve(&c->in, SWOOP_READ_BUF) < 0) {
                 swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM, "conn %llu: no memory to read: closing",
                           (unsigned long long)c->id);
@@ -442,8 +517,11 @@ static void conn_read(swoop_conn_t *c)
             dst = swoop__buf_wdata(&c->in);
             cap = swoop__buf_wlen(&c->in);
         } else {
-            dst = r->rdbuf;
-            cap = SWOOP_READ_BUF;
+            /* A copy: c->in keeps its bytes in case nothing comes (EAGAIN). */
+            if (held > 0)
+                memcpy(r->rdbuf, swoop__buf_rdata(&c->in), held);
+            dst = r->rdbuf + held;
+            cap = SWOOP_READ_BUF - held;
         }
         ssize_t n = recv(c->fd, dst, cap, MSG_DONTWAIT);
         if (n < 0) {
@@ -464,9 +542,12 @@ static void conn_read(swoop_conn_t *c)
         if (c->sess)
             atomic_store_explicit(&c->sess->last_recv_ms, now, memory_order_relaxed);
         atomic_fetch_add_explicit(&r->cnt->bytes_in, (uint64_t)n, memory_order_relaxed);
-        if (framed) {
+        if (direct) {
             swoop__buf_commit(&c->in, (size_t)n);
             if (frame_input(c) < 0)
+                return;
+        } else if (framed) {
+            if (frame_rdbuf(c, held + (size_t)n) < 0)
                 return;
         } else {
             deliver(c, dst, (size_t)n);
