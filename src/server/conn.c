@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/ratelimit.h"
 #include "net/socket.h"
 #include "server/internal.h"
 
@@ -127,8 +128,8 @@ static void update_io(swoop_conn_t *c)
     c->writing = (ev & SWOOP_WRITABLE) != 0;
     int rc = swoop_io_start(&c->io, ev);
     if (rc < 0)
-        swoop_log(SWOOP_LOG_ERROR, rc, "cannot watch fd %d of conn %llu", c->fd,
-                  (unsigned long long)c->id);
+        swoop__log_limited(SWOOP_LOG_ERROR, rc, "cannot watch fd %d of conn %llu", c->fd,
+                           (unsigned long long)c->id);
 }
 
 swoop_conn_t *swoop__conn_open(swoop_reactor_t *r, int fd, swoop_conn_id_t id, swoop_port_t *port)
@@ -184,11 +185,11 @@ int swoop__session_reserve(swoop_server_t *srv, swoop_session_t *s, swoop_conn_i
     uint64_t before = atomic_fetch_add(&s->out_queued, (uint64_t)len);
     if (before + len > limit) {
         swoop__session_release(s, len);
-        swoop_log(SWOOP_LOG_WARNING, 0,
-                  "conn %llu: output buffer overflow (%llu queued + %zu > socket_buffer_size "
-                  "%llu): send refused",
-                  (unsigned long long)id, (unsigned long long)before, len,
-                  (unsigned long long)limit);
+        swoop__log_limited(
+            SWOOP_LOG_WARNING, 0,
+            "conn %llu: output buffer overflow (%llu queued + %zu > socket_buffer_size "
+            "%llu): send refused",
+            (unsigned long long)id, (unsigned long long)before, len, (unsigned long long)limit);
         return SWOOP_EBUFFERFULL;
     }
     /* The slot may have been released and reused meanwhile: not ours to charge. */
@@ -241,8 +242,8 @@ static void drop_output(swoop_conn_t *c)
 static void conn_fail(swoop_conn_t *c, int err, const char *what)
 {
     if (err != ECONNRESET && err != EPIPE)
-        swoop_log(SWOOP_LOG_NOTICE, err, "%s() on fd %d of conn %llu failed: closing", what, c->fd,
-                  (unsigned long long)c->id);
+        swoop__log_limited(SWOOP_LOG_NOTICE, err, "%s() on fd %d of conn %llu failed: closing",
+                           what, c->fd, (unsigned long long)c->id);
     drop_output(c);
     conn_begin_close(c);
 }
@@ -287,9 +288,9 @@ int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len, int reserved
     }
     if (off < len) {
         if (swoop__buf_append(&c->out, (const char *)data + off, len - off) < 0) {
-            swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
-                      "conn %llu (fd %d): no memory for %zu bytes of output: closing",
-                      (unsigned long long)c->id, c->fd, len - off);
+            swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
+                               "conn %llu (fd %d): no memory for %zu bytes of output: closing",
+                               (unsigned long long)c->id, c->fd, len - off);
             conn_release_budget(c, len - off);
             /* Bytes the sender was told were accepted are lost: reset, never a clean end. */
             struct linger lg = {.l_onoff = 1, .l_linger = 0};
@@ -393,13 +394,13 @@ static void deliver(swoop_conn_t *c, const char *data, size_t len)
 
 static void too_big(swoop_conn_t *c, ssize_t rc, size_t have)
 {
-    swoop_log(SWOOP_LOG_WARNING, 0,
-              "conn %llu (fd %d, port %d): %s (package_max_length %zu, %zu bytes buffered): "
-              "closing the connection",
-              (unsigned long long)c->id, c->fd, c->port->port,
-              rc == SWOOP_ETOOBIG ? "packet larger than package_max_length"
-                                  : "malformed packet header",
-              c->port->framing.max_length, have);
+    swoop__log_limited(
+        SWOOP_LOG_WARNING, 0,
+        "conn %llu (fd %d, port %d): %s (package_max_length %zu, %zu bytes buffered): "
+        "closing the connection",
+        (unsigned long long)c->id, c->fd, c->port->port,
+        rc == SWOOP_ETOOBIG ? "packet larger than package_max_length" : "malformed packet header",
+        c->port->framing.max_length, have);
     swoop__buf_free(&c->in);
     swoop__buf_init(&c->in);
     swoop__conn_close(c, 1);
@@ -446,9 +447,9 @@ static int input_settle(swoop_conn_t *c, size_t need)
     size_t have = swoop__buf_rlen(&c->in);
     swoop__buf_shrink(&c->in, need > have ? need : have, CONN_BUF_KEEP);
     if (need > have && swoop__buf_reserve(&c->in, need - have) < 0) {
-        swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
-                  "conn %llu: no memory for a %zu-byte packet: closing", (unsigned long long)c->id,
-                  need);
+        swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
+                           "conn %llu: no memory for a %zu-byte packet: closing",
+                           (unsigned long long)c->id, need);
         swoop__conn_close(c, 1);
         return -1;
     }
@@ -481,9 +482,9 @@ static int frame_rdbuf(swoop_conn_t *c, size_t len)
         return -1;
     size_t rest = len - (size_t)k;
     if (rest > 0 && swoop__buf_append(&c->in, data + k, rest) < 0) {
-        swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
-                  "conn %llu: no memory for %zu bytes of input: closing", (unsigned long long)c->id,
-                  rest);
+        swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
+                           "conn %llu: no memory for %zu bytes of input: closing",
+                           (unsigned long long)c->id, rest);
         swoop__conn_close(c, 1);
         return -1;
     }
@@ -509,8 +510,9 @@ static void conn_read(swoop_conn_t *c)
         size_t cap;
         if (direct) {
             if (swoop__buf_wlen(&c->in) < 4096 && swoop__buf_reserve(&c->in, SWOOP_READ_BUF) < 0) {
-                swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM, "conn %llu: no memory to read: closing",
-                          (unsigned long long)c->id);
+                swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
+                                   "conn %llu: no memory to read: closing",
+                                   (unsigned long long)c->id);
                 swoop__conn_close(c, 1);
                 return;
             }
@@ -685,8 +687,9 @@ static void set_linger0(swoop_conn_t *c)
 {
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
-        swoop_log(SWOOP_LOG_WARNING, errno, "setsockopt(SO_LINGER) on fd %d (conn %llu) failed",
-                  c->fd, (unsigned long long)c->id);
+        swoop__log_limited(SWOOP_LOG_WARNING, errno,
+                           "setsockopt(SO_LINGER) on fd %d (conn %llu) failed", c->fd,
+                           (unsigned long long)c->id);
 }
 
 void swoop__conn_close(swoop_conn_t *c, int reset)
@@ -776,8 +779,8 @@ static void conn_free(swoop_conn_t *c)
     }
     atomic_fetch_sub_explicit(&srv->gs->connection_num, 1, memory_order_relaxed);
     if (close(c->fd) < 0)
-        swoop_log(SWOOP_LOG_WARNING, errno, "close() of fd %d (conn %llu) failed", c->fd,
-                  (unsigned long long)c->id);
+        swoop__log_limited(SWOOP_LOG_WARNING, errno, "close() of fd %d (conn %llu) failed", c->fd,
+                           (unsigned long long)c->id);
     swoop__buf_free(&c->in);
     swoop_free(c);
 }
@@ -897,10 +900,11 @@ void swoop__reactor_tick(swoop_reactor_t *r)
         if (c->state == CONN_WAIT_ACK || (c->state == CONN_PEER_EOF && !c->notified)) {
             if (now - c->state_ms >
                 ACK_TIMEOUT_MS + (uint64_t)srv->settings.max_wait_time * 1000u) {
-                swoop_log(SWOOP_LOG_WARNING, 0,
-                          "conn %llu (fd %d): no on_close acknowledgement from worker %d within "
-                          "%d ms (the worker died?): releasing it",
-                          (unsigned long long)c->id, c->fd, c->worker_id, ACK_TIMEOUT_MS);
+                swoop__log_limited(
+                    SWOOP_LOG_WARNING, 0,
+                    "conn %llu (fd %d): no on_close acknowledgement from worker %d within "
+                    "%d ms (the worker died?): releasing it",
+                    (unsigned long long)c->id, c->fd, c->worker_id, ACK_TIMEOUT_MS);
                 conn_free(c);
             }
             continue;
@@ -908,11 +912,11 @@ void swoop__reactor_tick(swoop_reactor_t *r)
         /* Closed with output pending: max_wait_time to flush, heartbeat or not, then RST. */
         if (c->state == CONN_DRAINING) {
             if (now - c->state_ms >= (uint64_t)srv->settings.max_wait_time * 1000u) {
-                swoop_log(SWOOP_LOG_WARNING, 0,
-                          "conn %llu (fd %d): %zu bytes of output not flushed within "
-                          "max_wait_time %d s after the close: resetting",
-                          (unsigned long long)c->id, c->fd, swoop__buf_rlen(&c->out),
-                          srv->settings.max_wait_time);
+                swoop__log_limited(SWOOP_LOG_WARNING, 0,
+                                   "conn %llu (fd %d): %zu bytes of output not flushed within "
+                                   "max_wait_time %d s after the close: resetting",
+                                   (unsigned long long)c->id, c->fd, swoop__buf_rlen(&c->out),
+                                   srv->settings.max_wait_time);
                 set_linger0(c);
                 drop_output(c);
                 conn_begin_close(c);
@@ -924,11 +928,12 @@ void swoop__reactor_tick(swoop_reactor_t *r)
             idle = interval * 2;
         if (check_idle && idle > 0 && c->state == CONN_OPEN &&
             now - c->last_recv_ms > (uint64_t)idle * 1000u) {
-            swoop_log(SWOOP_LOG_INFO, 0,
-                      "heartbeat: conn %llu (fd %d) idle for %llu ms (heartbeat_idle_time %d s): "
-                      "closing",
-                      (unsigned long long)c->id, c->fd, (unsigned long long)(now - c->last_recv_ms),
-                      idle);
+            swoop__log_limited(
+                SWOOP_LOG_INFO, 0,
+                "heartbeat: conn %llu (fd %d) idle for %llu ms (heartbeat_idle_time %d s): "
+                "closing",
+                (unsigned long long)c->id, c->fd, (unsigned long long)(now - c->last_recv_ms),
+                idle);
             swoop__conn_close(c, 1);
         }
     }
@@ -947,8 +952,8 @@ void swoop__port_dgram_readable(swoop_reactor_t *r, swoop_port_t *p)
             if (err == EINTR)
                 continue;
             if (err != EAGAIN && err != EWOULDBLOCK)
-                swoop_log(SWOOP_LOG_WARNING, err, "recvfrom() on port %d (fd %d) failed", p->port,
-                          p->fd);
+                swoop__log_limited(SWOOP_LOG_WARNING, err, "recvfrom() on port %d (fd %d) failed",
+                                   p->port, p->fd);
             return;
         }
         atomic_fetch_add_explicit(&r->cnt->bytes_in, (uint64_t)n, memory_order_relaxed);
@@ -981,27 +986,27 @@ int swoop__sendfile_open(const char *path, off_t offset, size_t *len)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int err = errno;
-        swoop_log(SWOOP_LOG_WARNING, err, "sendfile: open(\"%s\") failed", path);
+        swoop__log_limited(SWOOP_LOG_WARNING, err, "sendfile: open(\"%s\") failed", path);
         return -err;
     }
     struct stat st;
     if (fstat(fd, &st) < 0) {
         int err = errno;
-        swoop_log(SWOOP_LOG_WARNING, err, "sendfile: fstat(\"%s\") failed", path);
+        swoop__log_limited(SWOOP_LOG_WARNING, err, "sendfile: fstat(\"%s\") failed", path);
         close(fd);
         return -err;
     }
     if (!S_ISREG(st.st_mode)) {
         int rc = S_ISDIR(st.st_mode) ? -EISDIR : SWOOP_EINVAL;
-        swoop_log(SWOOP_LOG_WARNING, 0, "sendfile: \"%s\" is not a regular file", path);
+        swoop__log_limited(SWOOP_LOG_WARNING, 0, "sendfile: \"%s\" is not a regular file", path);
         close(fd);
         return rc;
     }
     uint64_t size = (uint64_t)st.st_size;
     if ((uint64_t)offset > size || (*len > 0 && *len > size - (uint64_t)offset)) {
-        swoop_log(SWOOP_LOG_WARNING, 0,
-                  "sendfile: range %lld + %zu is past the end of \"%s\" (%llu bytes)",
-                  (long long)offset, *len, path, (unsigned long long)size);
+        swoop__log_limited(SWOOP_LOG_WARNING, 0,
+                           "sendfile: range %lld + %zu is past the end of \"%s\" (%llu bytes)",
+                           (long long)offset, *len, path, (unsigned long long)size);
         close(fd);
         return SWOOP_EINVAL;
     }

@@ -280,8 +280,6 @@ struct swoop_server_s {
     int pid_file_written;
     int accept_paused;
     int64_t accept_timer;
-    uint64_t last_emfile_log_ms;
-    uint64_t last_maxconn_log_ms;
     uint64_t shutdown_ms; /* when the shutdown began (master) */
     int intake_wait;      /* reactor threads yet to acknowledge the intake stop */
     int manager_signalled;
