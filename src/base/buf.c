@@ -80,3 +80,28 @@ void swoop__buf_clear(swoop_buf_t *b)
 {
     b->off = b->len = 0;
 }
+
+void swoop__buf_shrink(swoop_buf_t *b, size_t want, size_t keep)
+{
+    size_t unread = b->len - b->off;
+    if (want < unread)
+        want = unread;
+    if (b->cap <= keep || want > b->cap / 4)
+        return;
+    if (want == 0) {
+        swoop__buf_free(b);
+        return;
+    }
+    size_t cap = 256;
+    while (cap < want)
+        cap *= 2;
+    char *p = swoop_try_malloc(cap);
+    if (p == NULL)
+        return; /* keeping the larger block costs memory, not correctness */
+    memcpy(p, b->data + b->off, unread);
+    swoop_free(b->data);
+    b->data = p;
+    b->off = 0;
+    b->len = unread;
+    b->cap = cap;
+}

@@ -26,6 +26,15 @@ int swoop__buf_append(swoop_buf_t *b, const void *p, size_t n);
 void swoop__buf_consume(swoop_buf_t *b, size_t n);
 /* Forgets all content, keeps the memory. */
 void swoop__buf_clear(swoop_buf_t *b);
+/*
+ * Gives memory back once the buffer is much larger than what it holds: when
+ * its capacity is above `keep` and at least four times `want` (raised to the
+ * unread length), the unread bytes move to a block of about `want` bytes, or
+ * the block is freed when nothing is unread and `want` is 0. The factor of
+ * four keeps a buffer that is still filling from being shrunk and grown again
+ * on every read. Without memory for the smaller block the buffer stays as it is.
+ */
+void swoop__buf_shrink(swoop_buf_t *b, size_t want, size_t keep);
 
 static inline const char *swoop__buf_rdata(const swoop_buf_t *b)
 {

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "base/internal.h"
+#include "base/ratelimit.h"
 
 #define LOG_LINE_MAX 4096
 
@@ -162,7 +163,11 @@ int swoop__log_worker_id(void)
     return atomic_load(&log_worker_id);
 }
 
-void swoop_log_write(int level, int err, const char *func, const char *fmt, ...)
+static void log_vwrite(int level, int err, const char *func, uint64_t suppressed, const char *fmt,
+                       va_list ap) SWOOP_PRINTF(5, 0);
+
+static void log_vwrite(int level, int err, const char *func, uint64_t suppressed, const char *fmt,
+                       va_list ap)
 {
     int saved_errno = errno;
     char line[LOG_LINE_MAX];
@@ -179,15 +184,18 @@ void swoop_log_write(int level, int err, const char *func, const char *fmt, ...)
                           swoop__log_role(), (int)getpid(), swoop__log_worker_id(),
                           level_names[level], func ? func : "?");
 
-    va_list ap;
-    va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-    va_end(ap);
     if (m > 0)
         n += (size_t)m;
     if (n < sizeof(line) && err != 0) {
         const char *text = err > 0 ? strerrordesc_np(err) : swoop_strerror(err);
         m = snprintf(line + n, sizeof(line) - n, " (%d: %s)", err, text ? text : "unknown error");
+        if (m > 0)
+            n += (size_t)m;
+    }
+    if (n < sizeof(line) && suppressed > 0) {
+        m = snprintf(line + n, sizeof(line) - n, " (%llu more suppressed)",
+                     (unsigned long long)suppressed);
         if (m > 0)
             n += (size_t)m;
     }
@@ -201,6 +209,35 @@ void swoop_log_write(int level, int err, const char *func, const char *fmt, ...)
     ssize_t w = write(atomic_load(&log_fd), line, n);
     (void)w;
     errno = saved_errno;
+}
+
+void swoop_log_write(int level, int err, const char *func, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite(level, err, func, 0, fmt, ap);
+    va_end(ap);
+}
+
+void swoop__log_write_limited(int level, int err, const char *func, uint64_t suppressed,
+                              const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite(level, err, func, suppressed, fmt, ap);
+    va_end(ap);
+}
+
+int64_t swoop__log_limit(swoop_log_limit_t *l, uint64_t now_ms)
+{
+    uint64_t next = atomic_load_explicit(&l->next_ms, memory_order_relaxed);
+    /* The compare-and-swap elects one writer per interval among racing threads. */
+    if (now_ms >= next &&
+        atomic_compare_exchange_strong_explicit(&l->next_ms, &next, now_ms + SWOOP_LOG_LIMIT_MS,
+                                                memory_order_relaxed, memory_order_relaxed))
+        return (int64_t)atomic_exchange_explicit(&l->suppressed, 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&l->suppressed, 1, memory_order_relaxed);
+    return -1;
 }
 
 void swoop__assert_fail(const char *expr, const char *file, int line, const char *func)

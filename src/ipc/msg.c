@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 
 #include "base/internal.h"
+#include "base/ratelimit.h"
 #include "ipc/ring.h"
 
 #define FLUSH_BATCH 64
@@ -114,8 +115,8 @@ static int enqueue(swoop_ipc_out_t *out, const struct iovec *iov, int cnt)
         total += iov[i].iov_len;
     ipc_dgram_t *d = swoop_try_malloc(sizeof(*d) + total);
     if (d == NULL) {
-        swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM, "ipc: cannot queue a %zu-byte datagram for fd %d",
-                  total, out->fd);
+        swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
+                           "ipc: cannot queue a %zu-byte datagram for fd %d", total, out->fd);
         return SWOOP_ENOMEM;
     }
     d->len = total;
@@ -155,7 +156,7 @@ static int put(swoop_ipc_out_t *out, struct iovec *iov, int cnt)
                 continue;
             if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS)
                 break;
-            swoop_log(SWOOP_LOG_ERROR, err, "ipc: sendmsg() on fd %d failed", out->fd);
+            swoop__log_limited(SWOOP_LOG_ERROR, err, "ipc: sendmsg() on fd %d failed", out->fd);
             return -err;
         }
     }
@@ -253,9 +254,9 @@ int swoop__ipc_flush(swoop_ipc_out_t *out)
                 continue;
             if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS)
                 return 1;
-            swoop_log(SWOOP_LOG_ERROR, err,
-                      "ipc: sendmmsg() on fd %d failed: dropping %zu queued datagrams", out->fd,
-                      out->queued_count);
+            swoop__log_limited(SWOOP_LOG_ERROR, err,
+                               "ipc: sendmmsg() on fd %d failed: dropping %zu queued datagrams",
+                               out->fd, out->queued_count);
             swoop__ipc_out_free(out);
             return -err;
         }

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/ratelimit.h"
 #include "net/socket.h"
 #include "server/internal.h"
 
@@ -29,6 +30,18 @@
 #define DGRAMS_PER_WAKEUP 64
 #define ACK_TIMEOUT_MS    5000
 #define SENDFILE_CHUNK    (1024 * 1024)
+
+/*
+ * Buffer memory an idle connection may keep. An input or output buffer that
+ * drained keeps at most CONN_BUF_KEEP bytes of capacity (a bigger one is
+ * freed), so a connection that once sent or received megabytes costs about
+ * its struct when idle, and the common small request reuses its block
+ * instead of calling malloc. A partial packet up to CONN_TAIL_MAX bytes is
+ * copied in front of the next read in the reactor's buffer rather than
+ * growing c->in to read behind it.
+ */
+#define CONN_BUF_KEEP 4096
+#define CONN_TAIL_MAX (16 * 1024)
 
 /*
  * A file range queued by swoop_server_sendfile. It is written with
@@ -115,8 +128,8 @@ static void update_io(swoop_conn_t *c)
     c->writing = (ev & SWOOP_WRITABLE) != 0;
     int rc = swoop_io_start(&c->io, ev);
     if (rc < 0)
-        swoop_log(SWOOP_LOG_ERROR, rc, "cannot watch fd %d of conn %llu", c->fd,
-                  (unsigned long long)c->id);
+        swoop__log_limited(SWOOP_LOG_ERROR, rc, "cannot watch fd %d of conn %llu", c->fd,
+                           (unsigned long long)c->id);
 }
 
 swoop_conn_t *swoop__conn_open(swoop_reactor_t *r, int fd, swoop_conn_id_t id, swoop_port_t *port)
@@ -173,11 +186,11 @@ int swoop__session_reserve(swoop_server_t *srv, swoop_session_t *s, swoop_conn_i
     uint64_t before = atomic_fetch_add(&s->out_queued, (uint64_t)len);
     if (before + len > limit) {
         swoop__session_release(s, len);
-        swoop_log(SWOOP_LOG_WARNING, 0,
-                  "conn %llu: output buffer overflow (%llu queued + %zu > socket_buffer_size "
-                  "%llu): send refused",
-                  (unsigned long long)id, (unsigned long long)before, len,
-                  (unsigned long long)limit);
+        swoop__log_limited(
+            SWOOP_LOG_WARNING, 0,
+            "conn %llu: output buffer overflow (%llu queued + %zu > socket_buffer_size "
+            "%llu): send refused",
+            (unsigned long long)id, (unsigned long long)before, len, (unsigned long long)limit);
         return SWOOP_EBUFFERFULL;
     }
     /* The slot may have been released and reused meanwhile: not ours to charge. */
@@ -230,8 +243,8 @@ static void drop_output(swoop_conn_t *c)
 static void conn_fail(swoop_conn_t *c, int err, const char *what)
 {
     if (err != ECONNRESET && err != EPIPE)
-        swoop_log(SWOOP_LOG_NOTICE, err, "%s() on fd %d of conn %llu failed: closing", what, c->fd,
-                  (unsigned long long)c->id);
+        swoop__log_limited(SWOOP_LOG_NOTICE, err, "%s() on fd %d of conn %llu failed: closing",
+                           what, c->fd, (unsigned long long)c->id);
     drop_output(c);
     conn_begin_close(c);
 }
@@ -276,9 +289,9 @@ int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len, int reserved
     }
     if (off < len) {
         if (swoop__buf_append(&c->out, (const char *)data + off, len - off) < 0) {
-            swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
-                      "conn %llu (fd %d): no memory for %zu bytes of output: closing",
-                      (unsigned long long)c->id, c->fd, len - off);
+            swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
+                               "conn %llu (fd %d): no memory for %zu bytes of output: closing",
+                               (unsigned long long)c->id, c->fd, len - off);
             conn_release_budget(c, len - off);
             /* Bytes the sender was told were accepted are lost: reset, never a clean end. */
             struct linger lg = {.l_onoff = 1, .l_linger = 0};
@@ -360,6 +373,8 @@ static void conn_flush(swoop_conn_t *c)
         if (f)
             f->pre -= (size_t)n;
     }
+    /* A big reply went out (or most of it): its block goes back. */
+    swoop__buf_shrink(&c->out, 0, CONN_BUF_KEEP);
     if (swoop__buf_rlen(&c->out) == 0 && !conn_has_files(c)) {
         if (c->state == CONN_DRAINING) {
             conn_begin_close(c);
@@ -380,50 +395,109 @@ static void deliver(swoop_conn_t *c, const char *data, size_t len)
 
 static void too_big(swoop_conn_t *c, ssize_t rc, size_t have)
 {
-    swoop_log(SWOOP_LOG_WARNING, 0,
-              "conn %llu (fd %d, port %d): %s (package_max_length %zu, %zu bytes buffered): "
-              "closing the connection",
-              (unsigned long long)c->id, c->fd, c->port->port,
-              rc == SWOOP_ETOOBIG ? "packet larger than package_max_length"
-                                  : "malformed packet header",
-              c->port->framing.max_length, have);
+    swoop__log_limited(
+        SWOOP_LOG_WARNING, 0,
+        "conn %llu (fd %d, port %d): %s (package_max_length %zu, %zu bytes buffered): "
+        "closing the connection",
+        (unsigned long long)c->id, c->fd, c->port->port,
+        rc == SWOOP_ETOOBIG ? "packet larger than package_max_length" : "malformed packet header",
+        c->port->framing.max_length, have);
     swoop__buf_free(&c->in);
     swoop__buf_init(&c->in);
     swoop__conn_close(c, 1);
 }
 
-/* Cuts and delivers whole packets from c->in; returns 0, or -1 when c must not be touched. */
-static int frame_input(swoop_conn_t *c)
+/*
+ * Cuts and delivers the whole packets at the front of data[0, len): the
+ * unread bytes of c->in or the reactor's read buffer. Returns the bytes
+ * consumed, with *need set as swoop__frame_length sets it for the packet
+ * still incomplete, or -1 when c must not be touched (closed or freed by a
+ * callback). `data` stays valid while callbacks run: only a close frees
+ * c->in, and that ends the loop; nothing reads into r->rdbuf from a
+ * callback (draining and stop_reading run from the loop, never inside one).
+ */
+static ssize_t frame_packets(swoop_conn_t *c, const char *data, size_t len, size_t *need)
 {
     const swoop_framing_t *f = &c->port->framing;
+    size_t off = 0;
     for (;;) {
-        size_t need = 0;
-        ssize_t n = swoop__frame_length(f, swoop__buf_rdata(&c->in), swoop__buf_rlen(&c->in),
-                                        &c->scan, &need);
-        if (n == 0) {
-            /* Reserve what the header announced (bounded by max_length) in one step. */
-            if (need > swoop__buf_rlen(&c->in) &&
-                swoop__buf_reserve(&c->in, need - swoop__buf_rlen(&c->in)) < 0) {
-                swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
-                          "conn %llu: no memory for a %zu-byte packet: closing",
-                          (unsigned long long)c->id, need);
-                swoop__conn_close(c, 1);
-                return -1;
-            }
-            return 0;
-        }
+        *need = 0;
+        ssize_t n = swoop__frame_length(f, data + off, len - off, &c->scan, need);
+        if (n == 0)
+            return (ssize_t)off;
         if (n < 0) {
-            too_big(c, n, swoop__buf_rlen(&c->in));
+            too_big(c, n, len - off);
             return -1;
         }
-        deliver(c, swoop__buf_rdata(&c->in), (size_t)n);
+        deliver(c, data + off, (size_t)n);
         if (c->state != CONN_OPEN || ext(c)->free_pending)
             return -1;
-        swoop__buf_consume(&c->in, (size_t)n);
+        off += (size_t)n;
         c->scan = 0;
     }
 }
 
+/*
+ * c->in now holds only the incomplete packet, if any. A block much larger
+ * than that goes back (an idle connection must not keep the largest packet
+ * it ever sent), and what the header announced is reserved in one step
+ * (bounded by package_max_length). Returns 0, or -1 when c was closed.
+ */
+static int input_settle(swoop_conn_t *c, size_t need)
+{
+    size_t have = swoop__buf_rlen(&c->in);
+    swoop__buf_shrink(&c->in, need > have ? need : have, CONN_BUF_KEEP);
+    if (need > have && swoop__buf_reserve(&c->in, need - have) < 0) {
+        swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
+                           "conn %llu: no memory for a %zu-byte packet: closing",
+                           (unsigned long long)c->id, need);
+        swoop__conn_close(c, 1);
+        return -1;
+    }
+    return 0;
+}
+
+/* Frames c->in after a read into it; returns 0, or -1 when c must not be touched. */
+static int frame_input(swoop_conn_t *c)
+{
+    size_t need;
+    ssize_t k = frame_packets(c, swoop__buf_rdata(&c->in), swoop__buf_rlen(&c->in), &need);
+    if (k < 0)
+        return -1;
+    swoop__buf_consume(&c->in, (size_t)k);
+    return input_settle(c, need);
+}
+
+/*
+ * Frames r->rdbuf[0, len) in place (what c->in held, then what was just
+ * read) and keeps the incomplete rest in c->in: whole packets are never
+ * copied, and c->in only ever holds a partial packet.
+ */
+static int frame_rdbuf(swoop_conn_t *c, size_t len)
+{
+    const char *data = c->reactor->rdbuf;
+    size_t need;
+    swoop__buf_clear(&c->in);
+    ssize_t k = frame_packets(c, data, len, &need);
+    if (k < 0)
+        return -1;
+    size_t rest = len - (size_t)k;
+    if (rest > 0 && swoop__buf_append(&c->in, data + k, rest) < 0) {
+        swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
+                           "conn %llu: no memory for %zu bytes of input: closing",
+                           (unsigned long long)c->id, rest);
+        swoop__conn_close(c, 1);
+        return -1;
+    }
+    return input_settle(c, need);
+}
+
+/*
+ * Reads up to READS_PER_WAKEUP times. A framed port reads into the
+ * reactor's buffer, behind a copy of the partial packet c->in carried over,
+ * and frames there; only a partial packet above CONN_TAIL_MAX (a big packet
+ * on its way) is read straight into c->in, which grows to hold it.
+ */
 static void conn_read(swoop_conn_t *c)
 {
     swoop_reactor_t *r = c->reactor;
@@ -431,20 +505,26 @@ static void conn_read(swoop_conn_t *c)
     for (int round = 0; round < READS_PER_WAKEUP; round++) {
         if (c->state != CONN_OPEN || c->paused || ext(c)->free_pending)
             return;
+        size_t held = framed ? swoop__buf_rlen(&c->in) : 0;
+        int direct = held > CONN_TAIL_MAX;
         char *dst;
         size_t cap;
-        if (framed) {
+        if (direct) {
             if (swoop__buf_wlen(&c->in) < 4096 && swoop__buf_reserve(&c->in, SWOOP_READ_BUF) < 0) {
-                swoop_log(SWOOP_LOG_ERROR, SWOOP_ENOMEM, "conn %llu: no memory to read: closing",
-                          (unsigned long long)c->id);
+                swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
+                                   "conn %llu: no memory to read: closing",
+                                   (unsigned long long)c->id);
                 swoop__conn_close(c, 1);
                 return;
             }
             dst = swoop__buf_wdata(&c->in);
             cap = swoop__buf_wlen(&c->in);
         } else {
-            dst = r->rdbuf;
-            cap = SWOOP_READ_BUF;
+            /* A copy: c->in keeps its bytes in case nothing comes (EAGAIN). */
+            if (held > 0)
+                memcpy(r->rdbuf, swoop__buf_rdata(&c->in), held);
+            dst = r->rdbuf + held;
+            cap = SWOOP_READ_BUF - held;
         }
         ssize_t n = recv(c->fd, dst, cap, MSG_DONTWAIT);
         if (n < 0) {
@@ -465,9 +545,12 @@ static void conn_read(swoop_conn_t *c)
         if (c->sess)
             atomic_store_explicit(&c->sess->last_recv_ms, now, memory_order_relaxed);
         atomic_fetch_add_explicit(&r->cnt->bytes_in, (uint64_t)n, memory_order_relaxed);
-        if (framed) {
+        if (direct) {
             swoop__buf_commit(&c->in, (size_t)n);
             if (frame_input(c) < 0)
+                return;
+        } else if (framed) {
+            if (frame_rdbuf(c, held + (size_t)n) < 0)
                 return;
         } else {
             deliver(c, dst, (size_t)n);
@@ -605,8 +688,9 @@ static void set_linger0(swoop_conn_t *c)
 {
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
-        swoop_log(SWOOP_LOG_WARNING, errno, "setsockopt(SO_LINGER) on fd %d (conn %llu) failed",
-                  c->fd, (unsigned long long)c->id);
+        swoop__log_limited(SWOOP_LOG_WARNING, errno,
+                           "setsockopt(SO_LINGER) on fd %d (conn %llu) failed", c->fd,
+                           (unsigned long long)c->id);
 }
 
 void swoop__conn_close(swoop_conn_t *c, int reset)
@@ -697,8 +781,8 @@ static void conn_free(swoop_conn_t *c)
     }
     atomic_fetch_sub_explicit(&srv->gs->connection_num, 1, memory_order_relaxed);
     if (close(c->fd) < 0)
-        swoop_log(SWOOP_LOG_WARNING, errno, "close() of fd %d (conn %llu) failed", c->fd,
-                  (unsigned long long)c->id);
+        swoop__log_limited(SWOOP_LOG_WARNING, errno, "close() of fd %d (conn %llu) failed", c->fd,
+                           (unsigned long long)c->id);
     swoop__buf_free(&c->in);
     swoop_free(c);
 }
@@ -818,10 +902,11 @@ void swoop__reactor_tick(swoop_reactor_t *r)
         if (c->state == CONN_WAIT_ACK || (c->state == CONN_PEER_EOF && !c->notified)) {
             if (now - c->state_ms >
                 ACK_TIMEOUT_MS + (uint64_t)srv->settings.max_wait_time * 1000u) {
-                swoop_log(SWOOP_LOG_WARNING, 0,
-                          "conn %llu (fd %d): no on_close acknowledgement from worker %d within "
-                          "%d ms (the worker died?): releasing it",
-                          (unsigned long long)c->id, c->fd, c->worker_id, ACK_TIMEOUT_MS);
+                swoop__log_limited(
+                    SWOOP_LOG_WARNING, 0,
+                    "conn %llu (fd %d): no on_close acknowledgement from worker %d within "
+                    "%d ms (the worker died?): releasing it",
+                    (unsigned long long)c->id, c->fd, c->worker_id, ACK_TIMEOUT_MS);
                 conn_free(c);
             }
             continue;
@@ -829,11 +914,11 @@ void swoop__reactor_tick(swoop_reactor_t *r)
         /* Closed with output pending: max_wait_time to flush, heartbeat or not, then RST. */
         if (c->state == CONN_DRAINING) {
             if (now - c->state_ms >= (uint64_t)srv->settings.max_wait_time * 1000u) {
-                swoop_log(SWOOP_LOG_WARNING, 0,
-                          "conn %llu (fd %d): %zu bytes of output not flushed within "
-                          "max_wait_time %d s after the close: resetting",
-                          (unsigned long long)c->id, c->fd, swoop__buf_rlen(&c->out),
-                          srv->settings.max_wait_time);
+                swoop__log_limited(SWOOP_LOG_WARNING, 0,
+                                   "conn %llu (fd %d): %zu bytes of output not flushed within "
+                                   "max_wait_time %d s after the close: resetting",
+                                   (unsigned long long)c->id, c->fd, swoop__buf_rlen(&c->out),
+                                   srv->settings.max_wait_time);
                 set_linger0(c);
                 drop_output(c);
                 conn_begin_close(c);
@@ -845,11 +930,12 @@ void swoop__reactor_tick(swoop_reactor_t *r)
             idle = interval * 2;
         if (check_idle && idle > 0 && c->state == CONN_OPEN &&
             now - c->last_recv_ms > (uint64_t)idle * 1000u) {
-            swoop_log(SWOOP_LOG_INFO, 0,
-                      "heartbeat: conn %llu (fd %d) idle for %llu ms (heartbeat_idle_time %d s): "
-                      "closing",
-                      (unsigned long long)c->id, c->fd, (unsigned long long)(now - c->last_recv_ms),
-                      idle);
+            swoop__log_limited(
+                SWOOP_LOG_INFO, 0,
+                "heartbeat: conn %llu (fd %d) idle for %llu ms (heartbeat_idle_time %d s): "
+                "closing",
+                (unsigned long long)c->id, c->fd, (unsigned long long)(now - c->last_recv_ms),
+                idle);
             swoop__conn_close(c, 1);
         }
     }
@@ -868,8 +954,8 @@ void swoop__port_dgram_readable(swoop_reactor_t *r, swoop_port_t *p)
             if (err == EINTR)
                 continue;
             if (err != EAGAIN && err != EWOULDBLOCK)
-                swoop_log(SWOOP_LOG_WARNING, err, "recvfrom() on port %d (fd %d) failed", p->port,
-                          p->fd);
+                swoop__log_limited(SWOOP_LOG_WARNING, err, "recvfrom() on port %d (fd %d) failed",
+                                   p->port, p->fd);
             return;
         }
         atomic_fetch_add_explicit(&r->cnt->bytes_in, (uint64_t)n, memory_order_relaxed);
@@ -902,27 +988,27 @@ int swoop__sendfile_open(const char *path, off_t offset, size_t *len)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int err = errno;
-        swoop_log(SWOOP_LOG_WARNING, err, "sendfile: open(\"%s\") failed", path);
+        swoop__log_limited(SWOOP_LOG_WARNING, err, "sendfile: open(\"%s\") failed", path);
         return -err;
     }
     struct stat st;
     if (fstat(fd, &st) < 0) {
         int err = errno;
-        swoop_log(SWOOP_LOG_WARNING, err, "sendfile: fstat(\"%s\") failed", path);
+        swoop__log_limited(SWOOP_LOG_WARNING, err, "sendfile: fstat(\"%s\") failed", path);
         close(fd);
         return -err;
     }
     if (!S_ISREG(st.st_mode)) {
         int rc = S_ISDIR(st.st_mode) ? -EISDIR : SWOOP_EINVAL;
-        swoop_log(SWOOP_LOG_WARNING, 0, "sendfile: \"%s\" is not a regular file", path);
+        swoop__log_limited(SWOOP_LOG_WARNING, 0, "sendfile: \"%s\" is not a regular file", path);
         close(fd);
         return rc;
     }
     uint64_t size = (uint64_t)st.st_size;
     if ((uint64_t)offset > size || (*len > 0 && *len > size - (uint64_t)offset)) {
-        swoop_log(SWOOP_LOG_WARNING, 0,
-                  "sendfile: range %lld + %zu is past the end of \"%s\" (%llu bytes)",
-                  (long long)offset, *len, path, (unsigned long long)size);
+        swoop__log_limited(SWOOP_LOG_WARNING, 0,
+                           "sendfile: range %lld + %zu is past the end of \"%s\" (%llu bytes)",
+                           (long long)offset, *len, path, (unsigned long long)size);
         close(fd);
         return SWOOP_EINVAL;
     }

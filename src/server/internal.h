@@ -302,8 +302,6 @@ struct swoop_server_s {
     uint32_t accept_yield_progress; /* BASE: the others' accepts when we yielded */
     uint64_t accept_stall_ms;       /* BASE: since when their accepts stayed at that */
     int64_t accept_timer;
-    uint64_t last_emfile_log_ms;
-    uint64_t last_maxconn_log_ms;
     uint64_t shutdown_ms; /* when the shutdown began (master) */
     int intake_wait;      /* reactor threads yet to acknowledge the intake stop */
     int manager_signalled;

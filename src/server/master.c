@@ -43,6 +43,7 @@
 
 #include <swoop/timer.h>
 
+#include "base/ratelimit.h"
 #include "event/internal.h"
 #include "net/socket.h"
 #include "server/internal.h"
@@ -276,7 +277,7 @@ void swoop__server_remove_pid_file(swoop_server_t *srv)
 
 static void ipc_failed(swoop_reactor_t *r, int w, int rc, const char *what)
 {
-    swoop_log(SWOOP_LOG_ERROR, rc, "reactor %d: %s to worker %d failed", r->id, what, w);
+    swoop__log_limited(SWOOP_LOG_ERROR, rc, "reactor %d: %s to worker %d failed", r->id, what, w);
 }
 
 void swoop__master_deliver_connect(swoop_reactor_t *r, swoop_conn_t *c)
@@ -309,11 +310,12 @@ void swoop__master_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char 
     }
     /* Backpressure: a worker that does not keep up stops the reading of its connections. */
     if (out->queued_bytes > (size_t)r->srv->settings.pipe_buffer_size && !c->ipc_blocked) {
-        swoop_log(SWOOP_LOG_WARNING, 0,
-                  "reactor %d: %zu bytes queued for worker %d (pipe_buffer_size %lld): pausing "
-                  "conn %llu until it drains",
-                  r->id, out->queued_bytes, w, (long long)r->srv->settings.pipe_buffer_size,
-                  (unsigned long long)c->id);
+        swoop__log_limited(
+            SWOOP_LOG_WARNING, 0,
+            "reactor %d: %zu bytes queued for worker %d (pipe_buffer_size %lld): pausing "
+            "conn %llu until it drains",
+            r->id, out->queued_bytes, w, (long long)r->srv->settings.pipe_buffer_size,
+            (unsigned long long)c->id);
         c->ipc_blocked = w + 1;
         r->blocked++;
         swoop__conn_pause(c, 1);
@@ -793,25 +795,24 @@ static void on_accept(swoop_io_t *io, unsigned events)
             continue;
         int prc = swoop_loop_post(srv->reactors[r].loop, reactor_adopt, batches[r]);
         if (prc < 0) {
-            swoop_log(SWOOP_LOG_ERROR, prc,
-                      "cannot hand %d connections to reactor %d: closing them", batches[r]->n, r);
+            swoop__log_limited(SWOOP_LOG_ERROR, prc,
+                               "cannot hand %d connections to reactor %d: closing them",
+                               batches[r]->n, r);
             handoff_abort(srv, batches[r]);
         }
     }
     if (rc == SWOOP_EMFILE || rc == SWOOP_ENFILE || rc == SWOOP_ENOBUFS || rc == SWOOP_ENOMEM) {
-        uint64_t now = swoop__now_ms();
-        if (now - srv->last_emfile_log_ms >= 1000) {
-            srv->last_emfile_log_ms = now;
-            swoop_log(SWOOP_LOG_ERROR, rc, "accept4() on port %d failed: pausing accept for %d ms",
-                      p->port, ACCEPT_PAUSE_MS);
-        }
+        swoop__log_limited(SWOOP_LOG_ERROR, rc,
+                           "accept4() on port %d failed: pausing accept for %d ms", p->port,
+                           ACCEPT_PAUSE_MS);
         if (!srv->accept_paused) {
             srv->accept_paused = 1;
             accept_watch(srv, 0);
             srv->accept_timer = swoop_timer_after(ACCEPT_PAUSE_MS, accept_resume_cb, srv);
         }
     } else if (rc < 0) {
-        swoop_log(SWOOP_LOG_ERROR, rc, "accept4() on port %d (fd %d) failed", p->port, p->fd);
+        swoop__log_limited(SWOOP_LOG_ERROR, rc, "accept4() on port %d (fd %d) failed", p->port,
+                           p->fd);
     }
 }
 

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/ratelimit.h"
 #include "net/socket.h"
 #include "server/internal.h"
 
@@ -628,18 +629,17 @@ swoop_conn_id_t swoop__session_admit(swoop_server_t *srv, swoop_port_t *p, int f
     swoop_srv_shared_t *gs = srv->gs;
     uint64_t now = swoop__now_ms();
     if (atomic_load(&gs->connection_num) >= srv->settings.max_conn) {
-        if (now - srv->last_maxconn_log_ms >= 1000) {
-            srv->last_maxconn_log_ms = now;
-            swoop_log(SWOOP_LOG_WARNING, 0,
-                      "max_conn (%d) reached: closing new connections (fd %d) until some close",
-                      srv->settings.max_conn, fd);
-        }
+        swoop__log_limited(
+            SWOOP_LOG_WARNING, 0,
+            "max_conn (%d) reached: closing new connections (fd %d) until some close",
+            srv->settings.max_conn, fd);
         close(fd);
         return 0;
     }
     if ((uint32_t)fd >= srv->fd_limit) {
-        swoop_log(SWOOP_LOG_WARNING, 0, "accepted fd %d is beyond the session table (%u): closed",
-                  fd, srv->fd_limit);
+        swoop__log_limited(SWOOP_LOG_WARNING, 0,
+                           "accepted fd %d is beyond the session table (%u): closed", fd,
+                           srv->fd_limit);
         close(fd);
         return 0;
     }

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/ratelimit.h"
 #include "server/task_impl.h"
 
 #define SPILL_BLOCK         (64 * 1024)
@@ -306,9 +307,10 @@ static int64_t post_task(swoop_server_t *srv, const char *fn, const void *data, 
         return SWOOP_EINVAL;
     }
     if (tk->big > 0 && len > (uint64_t)tk->big)
-        swoop_log(SWOOP_LOG_WARNING, 0,
-                  "%s: a %zu-byte task is above package_max_length (%lld): delivered anyway", fn,
-                  len, (long long)tk->big);
+        swoop__log_limited(
+            SWOOP_LOG_WARNING, 0,
+            "%s: a %zu-byte task is above package_max_length (%lld): delivered anyway", fn, len,
+            (long long)tk->big);
     if (dst >= 0 && tk->mode == 3 && tk->warn_ms == 0) {
         tk->warn_ms = 1; /* once */
         swoop_log(SWOOP_LOG_NOTICE, 0,
@@ -345,8 +347,8 @@ static int64_t post_task(swoop_server_t *srv, const char *fn, const void *data, 
         task_payload_discard(tk, &h, &o);
         pending_sub(tk, srv->worker_id, aux >> TASK_AUX_EPOCH_SHIFT,
                     (aux & TASK_AUX_COUNTED) ? len : 0);
-        swoop_log(SWOOP_LOG_ERROR, rc, "posting task %lld to task worker %d failed", (long long)id,
-                  t);
+        swoop__log_limited(SWOOP_LOG_ERROR, rc, "posting task %lld to task worker %d failed",
+                           (long long)id, t);
         return rc;
     }
     *tout = t;
@@ -420,8 +422,8 @@ static void wait_drain(swoop_io_t *io, unsigned events)
     task_in_t in;
     int32_t code;
     while (wait_read(srv, &h, &in, &code) == 1) {
-        swoop_log(SWOOP_LOG_INFO, 0, "task %llu has expired: its late result is dropped",
-                  (unsigned long long)h.conn_id);
+        swoop__log_limited(SWOOP_LOG_INFO, 0, "task %llu has expired: its late result is dropped",
+                           (unsigned long long)h.conn_id);
         if (code == 0)
             task_payload_done(srv->task, &in);
     }
@@ -482,8 +484,9 @@ int swoop_server_taskwait(swoop_server_t *srv, const void *data, size_t len, int
             return rc;
         if (rc == 1 && h.conn_id != (uint64_t)id) {
             /* The result of an earlier taskwait that timed out: never handed out. */
-            swoop_log(SWOOP_LOG_INFO, 0, "task %llu has expired: its late result is dropped",
-                      (unsigned long long)h.conn_id);
+            swoop__log_limited(SWOOP_LOG_INFO, 0,
+                               "task %llu has expired: its late result is dropped",
+                               (unsigned long long)h.conn_id);
             if (code == 0)
                 task_payload_done(srv->task, &in);
             continue;
@@ -496,8 +499,8 @@ int swoop_server_taskwait(swoop_server_t *srv, const void *data, size_t len, int
             return 0;
         }
         if (swoop__now_ms() >= deadline) {
-            swoop_log(SWOOP_LOG_WARNING, 0, "taskwait: task %lld timed out after %d ms",
-                      (long long)id, timeout_ms);
+            swoop__log_limited(SWOOP_LOG_WARNING, 0, "taskwait: task %lld timed out after %d ms",
+                               (long long)id, timeout_ms);
             return SWOOP_ETIMEDOUT;
         }
         wait_some(srv, deadline);
@@ -566,8 +569,9 @@ int swoop_server_taskwait_multi(swoop_server_t *srv, int n, const void *const *d
                 i++;
             if (i == n) {
                 /* A result of an earlier call that timed out: never handed out. */
-                swoop_log(SWOOP_LOG_INFO, 0, "task %llu has expired: its late result is dropped",
-                          (unsigned long long)h.conn_id);
+                swoop__log_limited(SWOOP_LOG_INFO, 0,
+                                   "task %llu has expired: its late result is dropped",
+                                   (unsigned long long)h.conn_id);
                 if (code == 0)
                     task_payload_done(srv->task, &in);
                 continue;
@@ -575,8 +579,8 @@ int swoop_server_taskwait_multi(swoop_server_t *srv, int n, const void *const *d
             answered[i] = 1;
             got++; /* answered, even without a result */
             if (code < 0) {
-                swoop_log(SWOOP_LOG_WARNING, code, "taskwait_multi: task %lld has no result",
-                          (long long)ids[i]);
+                swoop__log_limited(SWOOP_LOG_WARNING, code,
+                                   "taskwait_multi: task %lld has no result", (long long)ids[i]);
                 continue;
             }
             result_lens[i] = in.len;
@@ -584,8 +588,9 @@ int swoop_server_taskwait_multi(swoop_server_t *srv, int n, const void *const *d
             continue;
         }
         if (swoop__now_ms() >= deadline) {
-            swoop_log(SWOOP_LOG_WARNING, 0, "taskwait_multi: %d of %d tasks timed out after %d ms",
-                      want - got, n, timeout_ms);
+            swoop__log_limited(SWOOP_LOG_WARNING, 0,
+                               "taskwait_multi: %d of %d tasks timed out after %d ms", want - got,
+                               n, timeout_ms);
             break;
         }
         wait_some(srv, deadline);

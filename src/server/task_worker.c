@@ -26,6 +26,7 @@
 
 #include <swoop/timer.h>
 
+#include "base/ratelimit.h"
 #include "event/internal.h"
 #include "server/task_impl.h"
 
@@ -135,9 +136,10 @@ int swoop_server_task_finish(swoop_server_t *srv, const void *data, size_t len)
         return SWOOP_EINVAL;
     }
     if (tk->big > 0 && len > (uint64_t)tk->big)
-        swoop_log(SWOOP_LOG_WARNING, 0,
-                  "task %lld: a %zu-byte result is above package_max_length (%lld): sent anyway",
-                  (long long)tk->cur_task, len, (long long)tk->big);
+        swoop__log_limited(
+            SWOOP_LOG_WARNING, 0,
+            "task %lld: a %zu-byte result is above package_max_length (%lld): sent anyway",
+            (long long)tk->cur_task, len, (long long)tk->big);
     swoop_ipc_head_t h = {.type = SWOOP_IPC_FINISH,
                           .worker_id = (int16_t)srv->worker_id,
                           .conn_id = (uint64_t)tk->cur_task};
@@ -153,8 +155,9 @@ int swoop_server_task_finish(swoop_server_t *srv, const void *data, size_t len)
                            FINISH_TIMEOUT_MS);
     if (rc < 0) {
         task_payload_discard(tk, &h, &o);
-        swoop_log(SWOOP_LOG_ERROR, rc, "sending the result of task %lld to worker %d failed",
-                  (long long)tk->cur_task, tk->cur_src);
+        swoop__log_limited(SWOOP_LOG_ERROR, rc,
+                           "sending the result of task %lld to worker %d failed",
+                           (long long)tk->cur_task, tk->cur_src);
         return rc;
     }
     tk->finished = 1;

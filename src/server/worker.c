@@ -51,6 +51,7 @@
 
 #include <swoop/timer.h>
 
+#include "base/ratelimit.h"
 #include "event/internal.h"
 #include "net/socket.h"
 #include "server/internal.h"
@@ -183,8 +184,8 @@ static void handle_reactor_msg(swoop_server_t *srv, int r, swoop_ipc_msg_t *m)
                                 .conn_id = h->conn_id};
         int rc = swoop__ipc_send(&srv->wouts[r], &ack, NULL, 0);
         if (rc < 0)
-            swoop_log(SWOOP_LOG_ERROR, rc, "cannot acknowledge the close of conn %llu",
-                      (unsigned long long)h->conn_id);
+            swoop__log_limited(SWOOP_LOG_ERROR, rc, "cannot acknowledge the close of conn %llu",
+                               (unsigned long long)h->conn_id);
         break;
     }
     case SWOOP_IPC_DGRAM: {
@@ -554,12 +555,8 @@ static void base_accept_cb(swoop_io_t *io, unsigned events)
         return;
     }
     if (rc == SWOOP_EMFILE || rc == SWOOP_ENFILE || rc == SWOOP_ENOBUFS || rc == SWOOP_ENOMEM) {
-        uint64_t now = swoop__now_ms();
-        if (now - srv->last_emfile_log_ms >= 1000) {
-            srv->last_emfile_log_ms = now;
-            swoop_log(SWOOP_LOG_ERROR, rc, "accept4() on port %d failed: pausing accept for 100 ms",
-                      p->port);
-        }
+        swoop__log_limited(SWOOP_LOG_ERROR, rc,
+                           "accept4() on port %d failed: pausing accept for 100 ms", p->port);
         if (!srv->accept_paused) {
             srv->accept_paused = 1;
             base_set_accepting(srv, 0);
@@ -568,7 +565,7 @@ static void base_accept_cb(swoop_io_t *io, unsigned events)
             swoop_timer_after(100, base_resume_accept, srv);
         }
     } else if (rc < 0 && rc != SWOOP_EAGAIN) {
-        swoop_log(SWOOP_LOG_ERROR, rc, "accept4() on port %d failed", p->port);
+        swoop__log_limited(SWOOP_LOG_ERROR, rc, "accept4() on port %d failed", p->port);
     }
 }
 
@@ -1073,9 +1070,10 @@ int swoop_server_send(swoop_server_t *srv, swoop_conn_id_t conn, const void *dat
     if (srv->worker_id < 0 || swoop_server_is_task_worker(srv))
         return SWOOP_ESTATE;
     if (len > (size_t)srv->settings.buffer_output_size) {
-        swoop_log(SWOOP_LOG_WARNING, 0,
-                  "send of %zu bytes to conn %llu refused: above buffer_output_size %lld", len,
-                  (unsigned long long)conn, (long long)srv->settings.buffer_output_size);
+        swoop__log_limited(SWOOP_LOG_WARNING, 0,
+                           "send of %zu bytes to conn %llu refused: above buffer_output_size %lld",
+                           len, (unsigned long long)conn,
+                           (long long)srv->settings.buffer_output_size);
         return SWOOP_EMSGSIZE;
     }
     swoop_session_t *s = swoop__session_get(srv, conn);
@@ -1180,7 +1178,8 @@ int swoop_server_sendto(swoop_server_t *srv, const swoop_addr_t *to, const void 
             use = p;
     }
     if (use == NULL) {
-        swoop_log(SWOOP_LOG_WARNING, 0, "sendto: no datagram port of address family %d", want);
+        swoop__log_limited(SWOOP_LOG_WARNING, 0, "sendto: no datagram port of address family %d",
+                           want);
         return SWOOP_EINVAL;
     }
     for (;;) {
@@ -1195,8 +1194,8 @@ int swoop_server_sendto(swoop_server_t *srv, const swoop_addr_t *to, const void 
         if (err == EINTR)
             continue;
         if (err != EAGAIN)
-            swoop_log(SWOOP_LOG_WARNING, err, "sendto() of %zu bytes on port %d failed", len,
-                      use->port);
+            swoop__log_limited(SWOOP_LOG_WARNING, err, "sendto() of %zu bytes on port %d failed",
+                               len, use->port);
         return -err;
     }
 }
@@ -1230,7 +1229,7 @@ int swoop_server_sendfile(swoop_server_t *srv, swoop_conn_id_t conn, const char 
     char *abs = realpath(path, NULL);
     if (abs == NULL) {
         int err = errno;
-        swoop_log(SWOOP_LOG_WARNING, err, "sendfile: realpath(\"%s\") failed", path);
+        swoop__log_limited(SWOOP_LOG_WARNING, err, "sendfile: realpath(\"%s\") failed", path);
         return -err;
     }
     size_t plen = strlen(abs);
@@ -1241,7 +1240,7 @@ int swoop_server_sendfile(swoop_server_t *srv, swoop_conn_id_t conn, const char 
                           .conn_id = conn};
     int rc;
     if (plen >= 4096) {
-        swoop_log(SWOOP_LOG_WARNING, 0, "sendfile: path \"%s\" too long", abs);
+        swoop__log_limited(SWOOP_LOG_WARNING, 0, "sendfile: path \"%s\" too long", abs);
         rc = SWOOP_EINVAL;
     } else if (srv->mode == SWOOP_MODE_BASE) {
         int owner = s->reactor_id;

@@ -44,6 +44,7 @@
 
 #include "base/clock.h"
 #include "base/internal.h"
+#include "base/ratelimit.h"
 #include "shm/internal.h"
 
 #define NIL             UINT32_MAX
@@ -418,8 +419,8 @@ static int row_insert(swoop_table_t *t, bucket_t *b, uint64_t hash, const char *
     if (idx == NIL) {
         h->full_count++;
         pool_unlock(t);
-        swoop_log(SWOOP_LOG_WARNING, 0, "table %p full: all %u rows used (%u asked for)", (void *)t,
-                  h->capacity, h->rows);
+        swoop__log_limited(SWOOP_LOG_WARNING, 0, "table %p full: all %u rows used (%u asked for)",
+                           (void *)t, h->capacity, h->rows);
         return SWOOP_ENOSPC;
     }
     row_t *row = row_at(t, idx);
