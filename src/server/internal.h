@@ -34,6 +34,9 @@
 #define SWOOP_SLOT_BITS 24
 #define SWOOP_SLOT_MASK ((1u << SWOOP_SLOT_BITS) - 1)
 
+#define SERVER_WORKER_MAX  1024
+#define SERVER_REACTOR_MAX 64
+
 #define SWOOP_ACCEPT_BATCH 64
 #define SWOOP_READ_BUF     65536
 #define SWOOP_RING_CAP     (256u * 1024) /* bytes per ring (ipc_ring) */
@@ -68,7 +71,7 @@ typedef struct swoop_srv_counter_s {
 static_assert(sizeof(swoop_srv_wstat_t) == 64, "one cache line per worker");
 static_assert(sizeof(swoop_srv_counter_t) == 64, "one cache line per counter block");
 
-/* Task counters (task*.c): written by every worker, read by stats. */
+/* Task counters (src/task/): written by every worker, read by stats. */
 typedef struct swoop_srv_task_stats_s {
     _Alignas(64) _Atomic uint64_t posted; /* tasks sent to task workers (redeliveries too) */
     _Atomic uint64_t taken;               /* tasks a task worker took */
@@ -331,7 +334,7 @@ struct swoop_server_s {
     /* PROCESS: the connection whose on_close runs; it reads as closed meanwhile. */
     swoop_conn_id_t closing_conn;
 
-    /* Task workers (task.c); NULL without them. */
+    /* Task workers (src/task/); NULL without them. */
     struct swoop_task_s *task;
 };
 
@@ -342,8 +345,16 @@ static inline swoop_ring_t *swoop__ring_of(swoop_server_t *srv, int w, int r, in
     return (swoop_ring_t *)(srv->rings + i * srv->ring_stride);
 }
 
-/* ---- server.c ---- */
+/* ---- settings.c ---- */
 int swoop__server_parse_int(const char *v, int64_t min, int64_t max, int64_t *out);
+/*
+ * Start: checks every field of the settings structs (server, protocol
+ * defaults, ports) with the string setter's rules; SWOOP_EINVAL naming each
+ * bad field (logged).
+ */
+int swoop__server_settings_check(swoop_server_t *srv);
+
+/* ---- server.c, session.c ---- */
 uint64_t swoop__now_ms(void);
 /* Session lookup: NULL unless `id` is open. */
 swoop_session_t *swoop__session_get(swoop_server_t *srv, swoop_conn_id_t id);
@@ -457,7 +468,7 @@ void swoop__base_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char *d
 void swoop__base_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoop_addr_t *from,
                                const char *data, size_t len);
 
-/* ---- task.c ---- */
-#include "server/task.h"
+/* ---- src/task/ (the interface the server uses) ---- */
+#include "task/task.h"
 
 #endif /* SWOOP_SERVER_INTERNAL_H */

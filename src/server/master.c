@@ -129,7 +129,7 @@ static void hook_after_spawn(void *data, int id, pid_t pid)
 static void hook_reap(void *data, int id, pid_t pid, int code, int signo)
 {
     swoop_server_t *srv = data;
-    swoop__task_reaped(srv, id, pid);         /* task*.c: its task, its spill blocks */
+    swoop__task_reaped(srv, id, pid);         /* task/: its task, its spill blocks */
     swoop__worker_token_reaped(srv, id, pid); /* PROCESS: a successor may wait for it */
     if (srv->mode != SWOOP_MODE_BASE || srv->ranges == NULL || pid <= 0)
         return;
@@ -201,7 +201,7 @@ static void hook_shutdown_begin(void *data)
 static void hook_manager_stop(void *data)
 {
     swoop_server_t *srv = data;
-    swoop__task_manager_exit(srv); /* task.c: the master's leftovers if it died */
+    swoop__task_manager_exit(srv); /* task/: the master's leftovers if it died */
     if (srv->events.on_manager_stop)
         srv->events.on_manager_stop(srv);
 }
@@ -223,7 +223,7 @@ int swoop__server_manager_run(swoop_server_t *srv)
         .on_shutdown = hook_manager_stop,
     };
     swoop__manager_init(&srv->mgr, srv->worker_num + swoop__task_num(srv), &hooks);
-    swoop__task_manager_setup(srv, &srv->mgr); /* task.c: tags the task slots */
+    swoop__task_manager_setup(srv, &srv->mgr); /* task/: tags the task slots */
     srv->mgr.stats = srv->proc_stats;
     srv->mgr.max_wait_ms = srv->settings.max_wait_time * 1000;
     srv->mgr.reload_async = srv->settings.reload_async;

@@ -145,9 +145,16 @@ static void count_request(swoop_server_t *srv)
     }
 }
 
+/*
+ * The id's busy flag belongs to its current process: a BASE process still
+ * draining after a reload or max_request runs beside its successor and
+ * must not overwrite the successor's state (nor dispatch_mode 3's view).
+ */
 static void set_busy(swoop_server_t *srv, int busy)
 {
-    atomic_store_explicit(&srv->gs->workers[srv->worker_id].busy, busy, memory_order_relaxed);
+    swoop_srv_wstat_t *ws = &srv->gs->workers[srv->worker_id];
+    if (atomic_load_explicit(&ws->pid, memory_order_relaxed) == swoop__getpid())
+        atomic_store_explicit(&ws->busy, busy, memory_order_relaxed);
 }
 
 /* ---- PROCESS: messages from the reactor threads ---- */
@@ -305,7 +312,7 @@ static void handle_peer_msg(swoop_server_t *srv, swoop_ipc_msg_t *m)
 {
     const swoop_ipc_head_t *h = &m->head;
     if (h->type == SWOOP_IPC_FINISH) {
-        swoop__task_finish_msg(srv, m); /* task.c: on_finish */
+        swoop__task_finish_msg(srv, m); /* task/: on_finish */
         return;
     }
     if (h->type == SWOOP_IPC_PIPE_MESSAGE) {
@@ -932,7 +939,7 @@ int swoop__worker_main(void *data, int id)
 {
     swoop_server_t *srv = data;
     if (id >= srv->worker_num)
-        return swoop__task_worker_main(srv, id); /* task.c */
+        return swoop__task_worker_main(srv, id); /* task/task.c */
     srv->worker_id = id;
     srv->worker_stopping = 0;
     srv->worker_draining = 0;
@@ -948,7 +955,6 @@ int swoop__worker_main(void *data, int id)
         srv->slot_base = (uint32_t)srv->range * srv->fd_limit;
     }
     swoop_srv_wstat_t *ws = &srv->gs->workers[id];
-    atomic_store(&ws->busy, 0);
     atomic_store(&ws->requests, 0);
     atomic_store(&ws->start_seq, atomic_load(&srv->gs->msg_seq));
     atomic_fetch_add(&ws->starts, 1);
@@ -964,6 +970,7 @@ int swoop__worker_main(void *data, int id)
      * channels (PROCESS): a client that waited for that is served.
      */
     atomic_store(&ws->pid, getpid());
+    atomic_store(&ws->busy, 0); /* the flag is ours from now on (set_busy) */
     if (srv->events.on_worker_start)
         srv->events.on_worker_start(srv, id);
     swoop_ring_waker_t *waker = srv->win_rings ? &srv->wakers[id] : NULL;
@@ -1009,7 +1016,7 @@ int swoop__worker_main(void *data, int id)
             left |= swoop__ipc_pending(&srv->wouts[r]) && swoop__ipc_flush(&srv->wouts[r]) == 1;
         for (int w = 0; w < srv->worker_num; w++)
             left |= swoop__ipc_pending(&srv->mouts[w]) && swoop__ipc_flush(&srv->mouts[w]) == 1;
-        left |= swoop__task_flush(srv); /* task.c: tasks still queued */
+        left |= swoop__task_flush(srv); /* task/: tasks still queued */
         if (!left)
             break;
         usleep(5000);
@@ -1019,7 +1026,7 @@ int swoop__worker_main(void *data, int id)
         swoop_log(SWOOP_LOG_WARNING, 0,
                   "worker %d exits with %zu task(s) its task workers never took in 1 s: lost", id,
                   unsent);
-    atomic_store(&ws->busy, 0);
+    set_busy(srv, 0);
     if (srv->mode == SWOOP_MODE_PROCESS)
         worker_token_give(srv, id); /* the successor may read and write the id's channels now */
     /* _exit follows in spawn: nothing of the parent's image is torn down here. */

@@ -6,8 +6,8 @@
  * result back over the posting worker's message channel (FINISH), where
  * on_finish runs.
  */
-#ifndef SWOOP_SERVER_TASK_H
-#define SWOOP_SERVER_TASK_H
+#ifndef SWOOP_TASK_TASK_H
+#define SWOOP_TASK_TASK_H
 
 #include <sys/types.h>
 
@@ -63,4 +63,4 @@ int swoop__task_quiet(struct swoop_server_s *srv);
 /* Event worker: a FINISH message from its channel: runs on_finish. */
 void swoop__task_finish_msg(struct swoop_server_s *srv, const swoop_ipc_msg_t *m);
 
-#endif /* SWOOP_SERVER_TASK_H */
+#endif /* SWOOP_TASK_TASK_H */

@@ -1,17 +1,17 @@
 /*
- * What the task modules share (internal to src/server/task*.c):
+ * What the task modules share (internal to src/task/):
  *   task.c          settings, start and stop, the event worker's API
  *                   (task, taskwait, taskwait_multi, on_finish, on_task_error)
- *   task_payload.c  how a payload travels: inline, in a block of the spill
+ *   payload.c       how a payload travels: inline, in a block of the spill
  *                   file, or in a file of its own
- *   task_queue.c    how a message reaches a task worker: its socketpair
+ *   queue.c         how a message reaches a task worker: its socketpair
  *                   (task_ipc_mode 1) or the SysV message queue (2, 3)
- *   task_worker.c   the task worker's loop, task_finish, and what the
+ *   worker.c        the task worker's loop, task_finish, and what the
  *                   manager does when a task worker dies (on_task_error or
  *                   redelivery)
  */
-#ifndef SWOOP_SERVER_TASK_IMPL_H
-#define SWOOP_SERVER_TASK_IMPL_H
+#ifndef SWOOP_TASK_INTERNAL_H
+#define SWOOP_TASK_INTERNAL_H
 
 #include <assert.h>
 #include <poll.h>
@@ -247,7 +247,7 @@ void task_pending_release(swoop_task_t *tk, const swoop_ipc_head_t *h, const cha
 /* Manager: a process of event worker `w` was reaped; its pending count starts over. */
 void task_pending_reset(swoop_task_t *tk, int w);
 
-/* ---- task_payload.c ---- */
+/* ---- payload.c ---- */
 
 /*
  * Packs `data` into `h` (flags) and `out`: inline, a spill block or a file.
@@ -289,7 +289,7 @@ int task_payload_sweep(swoop_server_t *srv, int dead);
  */
 int task_queue_mark(swoop_server_t *srv, int id);
 
-/* ---- task_queue.c ---- */
+/* ---- queue.c ---- */
 
 /* Start: the channels or the queue. 0 or an error (logged). */
 int task_queue_open(swoop_server_t *srv);
@@ -326,4 +326,4 @@ void task_queue_drop_unsent(swoop_server_t *srv);
 /* Task worker: a signal handler calls this; a recv blocked in msgrcv returns SWOOP_EINTR. */
 void task_queue_interrupt(void);
 
-#endif /* SWOOP_SERVER_TASK_IMPL_H */
+#endif /* SWOOP_TASK_INTERNAL_H */

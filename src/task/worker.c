@@ -1,7 +1,7 @@
 /*
  * The task worker (DESIGN.md section 2, SWOOLE-NOTES.md section 2): a
  * blocking process, manager slot worker_num + t (SWOOP_SLOT_TASK, so
- * SIGUSR2 reloads it). It waits for a TASK message (task_queue.c), runs
+ * SIGUSR2 reloads it). It waits for a TASK message (queue.c), runs
  * on_task, and swoop_server_task_finish sends the result to the posting
  * worker: on its message channel (on_finish), or on its taskwait channel.
  *
@@ -28,7 +28,7 @@
 
 #include "base/ratelimit.h"
 #include "event/internal.h"
-#include "server/task_impl.h"
+#include "task/internal.h"
 
 #define FINISH_TIMEOUT_MS   30000
 #define WAIT_RESULT_MS      1000 /* a taskwait result the waiter does not take is dropped */

@@ -3,8 +3,8 @@
  * section 2): settings, start and stop, swoop_server_task, taskwait,
  * taskwait_multi, and the FINISH messages that run on_finish or
  * on_task_error in the worker that posted the task. The task worker is in
- * task_worker.c, the payload rule in task_payload.c, the transport
- * (task_ipc_mode) in task_queue.c.
+ * worker.c, the payload rule in payload.c, the transport
+ * (task_ipc_mode) in queue.c.
  *
  * Task ids come from a counter in shared memory, so they are unique in the
  * server. Without a destination an event worker picks a task worker with
@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "base/ratelimit.h"
-#include "server/task_impl.h"
+#include "task/internal.h"
 
 #define SPILL_BLOCK         (64 * 1024)
 #define MASTER_GONE_WAIT_MS 500

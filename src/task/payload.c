@@ -32,7 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/task_impl.h"
+#include "task/internal.h"
 
 static int write_all(int fd, const char *p, size_t n)
 {

@@ -31,7 +31,7 @@
 
 #include <swoop/timer.h>
 
-#include "server/task_impl.h"
+#include "task/internal.h"
 
 #define TASK_CHANNEL_BUF (1024 * 1024)
 #define QUEUE_BYTES      (4 * 1024 * 1024) /* msg_qbytes asked for a queue we use */

@@ -13,7 +13,7 @@
 
 #include <swoop/error.h>
 
-#include "server/task_impl.h"
+#include "task/internal.h"
 #include "test.h"
 
 static int task_files(const char *dir)

@@ -1,0 +1,400 @@
+/*
+ * Settings by name (swoop_server_set, swoop_port_set) and their checks: one
+ * table of keys, types and ranges serves the string setter and the check
+ * of the typed struct fields at start, so both accept the same values. Log
+ * settings act when they are set.
+ */
+#include <swoop/server.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/msg.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/ratelimit.h"
+#include "net/socket.h"
+#include "server/internal.h"
+
+/* ---- settings by name ---- */
+
+int swoop__server_parse_int(const char *v, int64_t min, int64_t max, int64_t *out)
+{
+    /* strtoll would skip leading blanks: a value is digits, an optional sign first. */
+    if (v == NULL || !(*v == '-' || *v == '+' || (*v >= '0' && *v <= '9')))
+        return SWOOP_EINVAL;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno != 0 || end == v)
+        return SWOOP_EINVAL;
+    /* Size suffixes: 2M, 64K, 1G. The range applies to the scaled value ("1M" >= 65536). */
+    long long mul = 1;
+    if (*end == 'K' || *end == 'k')
+        mul = 1024;
+    else if (*end == 'M' || *end == 'm')
+        mul = 1024 * 1024;
+    else if (*end == 'G' || *end == 'g')
+        mul = 1024LL * 1024 * 1024;
+    if (mul > 1) {
+        end++;
+        if (n > LLONG_MAX / mul || n < LLONG_MIN / mul)
+            return SWOOP_EINVAL;
+        n *= mul;
+    }
+    if (*end != '\0' || n < min || n > max)
+        return SWOOP_EINVAL;
+    *out = n;
+    return 0;
+}
+
+static int parse_bool(const char *v, int64_t *out)
+{
+    if (v && (strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 || strcasecmp(v, "on") == 0 ||
+              strcmp(v, "1") == 0)) {
+        *out = 1;
+        return 0;
+    }
+    if (v && (strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0 ||
+              strcasecmp(v, "off") == 0 || strcmp(v, "0") == 0)) {
+        *out = 0;
+        return 0;
+    }
+    return SWOOP_EINVAL;
+}
+
+enum { T_INT, T_INT64, T_BOOL, T_PATH, T_LOGLEVEL, T_EOF, T_LENTYPE, T_IPCKEY };
+
+/*
+ * One row per setting: the string setter parses into the field with these
+ * rules, and swoop_server_start checks the typed fields with the same rows
+ * (settings_check), so a value written through the structs is held to the
+ * same range as one given by name. T_IPCKEY's range is that of the string
+ * (decimal or hex, 0..0xffffffff); the field keeps it as the key_t int.
+ */
+typedef struct setting_s {
+    const char *name;
+    int type;
+    size_t off;
+    int64_t min, max;
+} setting_t;
+
+#define SRV(f)  offsetof(swoop_server_settings_t, f)
+#define PORT(f) offsetof(swoop_port_settings_t, f)
+
+static const setting_t server_keys[] = {
+    {"reactor_num", T_INT, SRV(reactor_num), 0, SERVER_REACTOR_MAX},
+    {"worker_num", T_INT, SRV(worker_num), 1, SERVER_WORKER_MAX},
+    {"task_worker_num", T_INT, SRV(task_worker_num), 0, SERVER_WORKER_MAX},
+    {"task_ipc_mode", T_INT, SRV(task_ipc_mode), 1, 3},
+    {"task_tmpdir", T_PATH, SRV(task_tmpdir), 0, 0},
+    {"message_queue_key", T_IPCKEY, SRV(message_queue_key), 0, UINT32_MAX},
+    {"task_redeliver", T_INT, SRV(task_redeliver), 0, 255},
+    {"task_spill_size", T_INT64, SRV(task_spill_size), 0, 1ll << 40},
+    {"task_max_pending_bytes", T_INT64, SRV(task_max_pending_bytes), 0, 1ll << 46},
+    {"task_max_request", T_INT64, SRV(task_max_request), 0, INT64_MAX},
+    {"max_request", T_INT64, SRV(max_request), 0, INT64_MAX},
+    {"max_request_grace", T_INT64, SRV(max_request_grace), -1, INT64_MAX},
+    {"dispatch_mode", T_INT, SRV(dispatch_mode), 1, 5},
+    {"max_conn", T_INT, SRV(max_conn), 1, 1 << 20},
+    {"max_connection", T_INT, SRV(max_conn), 1, 1 << 20},
+    {"buffer_output_size", T_INT64, SRV(buffer_output_size), 1, INT32_MAX},
+    {"socket_buffer_size", T_INT64, SRV(socket_buffer_size), 1, INT64_MAX},
+    {"heartbeat_check_interval", T_INT, SRV(heartbeat_check_interval), 0, 86400},
+    {"enable_reuse_port", T_BOOL, SRV(enable_reuse_port), 0, 1},
+    {"reload_async", T_BOOL, SRV(reload_async), 0, 1},
+    {"max_wait_time", T_INT, SRV(max_wait_time), 0, 86400},
+    {"pid_file", T_PATH, SRV(pid_file), 0, 0},
+    {"log_file", T_PATH, SRV(log_file), 0, 0},
+    {"log_level", T_LOGLEVEL, SRV(log_level), 0, 0},
+    {"daemonize", T_BOOL, SRV(daemonize), 0, 1},
+    {"ipc_batch", T_BOOL, SRV(ipc_batch), 0, 1},
+    {"ipc_ring", T_BOOL, SRV(ipc_ring), 0, 1},
+    {"pipe_buffer_size", T_INT64, SRV(pipe_buffer_size), 65536, INT64_MAX},
+};
+
+static const setting_t port_keys[] = {
+    {"open_eof_check", T_BOOL, PORT(open_eof_check), 0, 1},
+    {"open_eof_split", T_BOOL, PORT(open_eof_split), 0, 1},
+    {"package_eof", T_EOF, PORT(package_eof), 0, 0},
+    {"open_length_check", T_BOOL, PORT(open_length_check), 0, 1},
+    {"package_length_type", T_LENTYPE, PORT(package_length_type), 0, 0},
+    {"package_length_offset", T_INT, PORT(package_length_offset), 0, 1 << 20},
+    {"package_body_offset", T_INT, PORT(package_body_offset), 0, 1 << 20},
+    {"package_max_length", T_INT64, PORT(package_max_length), 1, UINT32_MAX},
+    {"heartbeat_idle_time", T_INT, PORT(heartbeat_idle_time), 0, 86400},
+    {"open_tcp_nodelay", T_BOOL, PORT(open_tcp_nodelay), 0, 1},
+    {"backlog", T_INT, PORT(backlog), 1, 65535},
+};
+
+/* Unescapes \r \n \t \\ \0 and \xHH in package_eof values given as strings. */
+static int parse_eof(const char *v, char *out)
+{
+    size_t n = 0;
+    for (const char *p = v; *p; p++) {
+        char c = *p;
+        if (c == '\\' && p[1]) {
+            p++;
+            switch (*p) {
+            case 'r':
+                c = '\r';
+                break;
+            case 'n':
+                c = '\n';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            case '\\':
+                c = '\\';
+                break;
+            case 'x': {
+                /* Exactly two hex digits: strtol alone would take "+1" or " 1". */
+                if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]))
+                    return SWOOP_EINVAL;
+                char hex[3] = {p[1], p[2], 0};
+                c = (char)strtol(hex, NULL, 16);
+                p += 2;
+                break;
+            }
+            default:
+                return SWOOP_EINVAL;
+            }
+        }
+        if (n >= 8 || c == '\0')
+            return SWOOP_EINVAL;
+        out[n++] = c;
+    }
+    if (n == 0)
+        return SWOOP_EINVAL;
+    out[n] = '\0';
+    return 0;
+}
+
+static int apply(const setting_t *k, void *base, const char *value)
+{
+    char *field = (char *)base + k->off;
+    int64_t n = 0;
+    int rc;
+    switch (k->type) {
+    case T_INT:
+        if ((rc = swoop__server_parse_int(value, k->min, k->max, &n)) == 0)
+            *(int *)field = (int)n;
+        return rc;
+    case T_IPCKEY:
+        /* SysV keys are usually written in hex (ipcs prints them so): 0x70001001 or decimal. */
+        if (value != NULL && value[0] == '0' && (value[1] == 'x' || value[1] == 'X')) {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(value + 2, &end, 16);
+            if (errno != 0 || end == value + 2 || *end != '\0' ||
+                !isxdigit((unsigned char)value[2]) || v > (unsigned long long)k->max)
+                return SWOOP_EINVAL;
+            n = (int64_t)v;
+        } else if ((rc = swoop__server_parse_int(value, k->min, k->max, &n)) < 0) {
+            return rc;
+        }
+        /* key_t is an int: keys from 0x80000000 up (ipcs shows them) are the negative ones. */
+        *(int *)field = (int)(int32_t)(uint32_t)n;
+        return 0;
+    case T_INT64:
+        if ((rc = swoop__server_parse_int(value, k->min, k->max, &n)) == 0)
+            *(int64_t *)field = n;
+        return rc;
+    case T_BOOL:
+        if ((rc = parse_bool(value, &n)) == 0)
+            *(int *)field = (int)n;
+        return rc;
+    case T_PATH:
+        if (value == NULL || strlen(value) >= SWOOP_SERVER_PATH_MAX)
+            return SWOOP_EINVAL;
+        strcpy(field, value);
+        return 0;
+    case T_LOGLEVEL:
+        rc = swoop_log_level_parse(value);
+        if (rc < 0)
+            return rc;
+        *(int *)field = rc;
+        return 0;
+    case T_EOF: {
+        char tmp[9];
+        if (value == NULL || (rc = parse_eof(value, tmp)) < 0)
+            return SWOOP_EINVAL;
+        memcpy(field, tmp, sizeof(tmp));
+        return 0;
+    }
+    case T_LENTYPE:
+        if (value == NULL || strlen(value) != 1 || swoop__frame_type_size(value[0]) == 0)
+            return SWOOP_EINVAL;
+        *field = value[0];
+        return 0;
+    }
+    return SWOOP_EINVAL;
+}
+
+static int set_from(const setting_t *keys, size_t nkeys, void *base, const char *key,
+                    const char *value, int *found)
+{
+    for (size_t i = 0; i < nkeys; i++) {
+        if (strcmp(keys[i].name, key) == 0) {
+            *found = 1;
+            int rc = apply(&keys[i], base, value);
+            if (rc < 0)
+                swoop_log(SWOOP_LOG_WARNING, 0, "bad value \"%s\" for setting \"%s\"",
+                          value ? value : "(null)", key);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Checks one typed field against its row. `inherit`: a port's own settings,
+ * where -1, "" and 0 mean "take the server's value". Returns 0, or
+ * SWOOP_EINVAL with `why` filled (the accepted values).
+ */
+static int field_check(const setting_t *k, const void *base, int inherit, char *why, size_t cap)
+{
+    const char *field = (const char *)base + k->off;
+    int64_t n = 0;
+    switch (k->type) {
+    case T_INT:
+    case T_BOOL:
+        n = *(const int *)field;
+        break;
+    case T_INT64:
+        n = *(const int64_t *)field;
+        break;
+    case T_IPCKEY:
+        return 0; /* every int is a key_t; 0 is the private queue */
+    case T_LOGLEVEL:
+        n = *(const int *)field;
+        snprintf(why, cap, "%lld: -1 (leave it) or %d..%d", (long long)n, SWOOP_LOG_DEBUG,
+                 SWOOP_LOG_NONE);
+        return n >= -1 && n <= SWOOP_LOG_NONE ? 0 : SWOOP_EINVAL;
+    case T_PATH:
+        snprintf(why, cap, "not NUL-terminated within %d bytes", SWOOP_SERVER_PATH_MAX);
+        return memchr(field, '\0', SWOOP_SERVER_PATH_MAX) ? 0 : SWOOP_EINVAL;
+    case T_EOF: {
+        size_t len = strnlen(field, sizeof(((swoop_port_settings_t *)0)->package_eof));
+        snprintf(why, cap, "%zu bytes: 1..8%s", len, inherit ? " (\"\" inherit)" : "");
+        return len <= 8 && (len >= 1 || inherit) ? 0 : SWOOP_EINVAL;
+    }
+    case T_LENTYPE:
+        snprintf(why, cap, "'%c' (%d): one of c C s S n v l L N V q Q%s",
+                 isprint((unsigned char)*field) ? *field : '?', *field,
+                 inherit ? " (0 inherit)" : "");
+        return (*field == 0 && inherit) || (*field != 0 && swoop__frame_type_size(*field) != 0)
+                   ? 0
+                   : SWOOP_EINVAL;
+    }
+    if (inherit && n == -1)
+        return 0;
+    snprintf(why, cap, "%lld: must be %lld..%lld%s", (long long)n, (long long)k->min,
+             (long long)k->max, inherit ? " (-1 inherit)" : "");
+    return n >= k->min && n <= k->max ? 0 : SWOOP_EINVAL;
+}
+
+/* Every row of `keys` against `base`; logs each bad field, named, with `where`. */
+static int settings_check(const setting_t *keys, size_t nkeys, const void *base, int inherit,
+                          const char *where)
+{
+    int rc = 0;
+    for (size_t i = 0; i < nkeys; i++) {
+        /* An alias (max_connection) shares its field with the row before it. */
+        if (i > 0 && keys[i].off == keys[i - 1].off)
+            continue;
+        char why[128];
+        if (field_check(&keys[i], base, inherit, why, sizeof(why)) < 0) {
+            swoop_log(SWOOP_LOG_ERROR, 0, "swoop_server_start: %ssetting \"%s\" is %s", where,
+                      keys[i].name, why);
+            rc = SWOOP_EINVAL;
+        }
+    }
+    return rc;
+}
+
+/* Start: the typed settings, the server's and every port's, with the setter's rules. */
+int swoop__server_settings_check(swoop_server_t *srv)
+{
+    int rc = settings_check(server_keys, SWOOP_ARRAY_SIZE(server_keys), &srv->settings, 0, "");
+    if (settings_check(port_keys, SWOOP_ARRAY_SIZE(port_keys), &srv->settings.protocol, 0, "") < 0)
+        rc = SWOOP_EINVAL;
+    for (int i = 0; i < srv->nports; i++) {
+        swoop_port_t *p = srv->ports[i];
+        char where[320];
+        snprintf(where, sizeof(where), "port %d (%s:%d): ", i, p->host, p->port);
+        if (settings_check(port_keys, SWOOP_ARRAY_SIZE(port_keys), &p->settings, 1, where) < 0)
+            rc = SWOOP_EINVAL;
+    }
+    return rc;
+}
+
+/*
+ * The log settings act when they are set, not at start: a log_level or
+ * log_file given before swoop_server_listen already governs its lines.
+ * (Through the struct they still apply at start.) A log_file that cannot be
+ * opened is refused here and the log stays where it was.
+ */
+static int log_apply(swoop_server_t *srv, const char *key)
+{
+    const swoop_server_settings_t *s = &srv->settings;
+    if (strcmp(key, "log_level") == 0) {
+        swoop_log_set_level(s->log_level);
+        return 0;
+    }
+    if (strcmp(key, "log_file") != 0)
+        return 0;
+    int rc = swoop_log_open(s->log_file[0] ? s->log_file : NULL);
+    if (rc < 0)
+        swoop_log(SWOOP_LOG_ERROR, rc, "cannot open log_file \"%s\"", s->log_file);
+    return rc;
+}
+
+int swoop_server_set(swoop_server_t *srv, const char *key, const char *value)
+{
+    if (srv == NULL || key == NULL)
+        return SWOOP_EINVAL;
+    if (srv->started)
+        return SWOOP_ESTATE;
+    char old_log[SWOOP_SERVER_PATH_MAX];
+    memcpy(old_log, srv->settings.log_file, sizeof(old_log));
+    int found = 0;
+    int rc =
+        set_from(server_keys, SWOOP_ARRAY_SIZE(server_keys), &srv->settings, key, value, &found);
+    if (!found)
+        rc = set_from(port_keys, SWOOP_ARRAY_SIZE(port_keys), &srv->settings.protocol, key, value,
+                      &found);
+    if (!found) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "unknown server setting \"%s\"", key);
+        return SWOOP_EINVAL;
+    }
+    if (rc == 0 && (rc = log_apply(srv, key)) < 0) /* the log stays where it was: the setting too */
+        memcpy(srv->settings.log_file, old_log, sizeof(old_log));
+    return rc;
+}
+
+int swoop_port_set(swoop_port_t *port, const char *key, const char *value)
+{
+    if (port == NULL || key == NULL)
+        return SWOOP_EINVAL;
+    if (port->srv->started)
+        return SWOOP_ESTATE;
+    int found = 0;
+    int rc = set_from(port_keys, SWOOP_ARRAY_SIZE(port_keys), &port->settings, key, value, &found);
+    if (!found) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "unknown port setting \"%s\"", key);
+        return SWOOP_EINVAL;
+    }
+    return rc;
+}
