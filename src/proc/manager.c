@@ -53,7 +53,11 @@ const int swoop__manager_signal_count = (int)SWOOP_ARRAY_SIZE(swoop__manager_sig
 
 static void manager_spawn(swoop_manager_t *mgr, int id);
 static void manager_reload_step(swoop_manager_t *mgr);
-static void manager_stop_tasks(swoop_manager_t *mgr);
+static void manager_stop_tasks(swoop_manager_t *mgr, int force);
+static void on_task_term_timer(int64_t timer_id, void *arg);
+
+/* Shutdown: task workers get their SIGTERM this long before the deadline at the latest. */
+#define TASK_TERM_MARGIN_MS 250
 
 static uint64_t now_ms(void)
 {
@@ -555,7 +559,26 @@ static void manager_begin_shutdown(swoop_manager_t *mgr)
         if (!(mgr->slots[d->id].flags & SWOOP_SLOT_TASK))
             terminate(d->pid, d->id);
     }
-    manager_stop_tasks(mgr);
+    manager_stop_tasks(mgr, 0);
+    /*
+     * An event worker stuck past the deadline would leave the task workers
+     * SIGKILLed without ever being asked to stop: ask them a little before.
+     */
+    if (mgr->task_stop_pending && mgr->max_wait_ms > 2 * TASK_TERM_MARGIN_MS) {
+        mgr->task_term_timer =
+            swoop_timer_after(mgr->max_wait_ms - TASK_TERM_MARGIN_MS, on_task_term_timer, NULL);
+        if (mgr->task_term_timer < 0)
+            mgr->task_term_timer = 0;
+    }
+}
+
+static void on_task_term_timer(int64_t timer_id, void *arg)
+{
+    swoop_manager_t *mgr = current_mgr;
+    if (mgr == NULL || mgr->task_term_timer != timer_id)
+        return;
+    mgr->task_term_timer = 0;
+    manager_stop_tasks(mgr, 1);
 }
 
 /*
@@ -563,19 +586,23 @@ static void manager_begin_shutdown(swoop_manager_t *mgr)
  * and wait for the tasks those posted (on_finish, taskwait), so the task
  * workers keep serving until no other process is left.
  */
-static void manager_stop_tasks(swoop_manager_t *mgr)
+static void manager_stop_tasks(swoop_manager_t *mgr, int force)
 {
     if (!mgr->task_stop_pending)
         return;
-    for (int id = 0; id < mgr->worker_num; id++) {
+    for (int id = 0; !force && id < mgr->worker_num; id++) {
         if (!(mgr->slots[id].flags & SWOOP_SLOT_TASK) && mgr->slots[id].pid != 0)
             return;
     }
-    for (int i = 0; i < mgr->ndetached; i++) {
+    for (int i = 0; !force && i < mgr->ndetached; i++) {
         if (!(mgr->slots[mgr->detached[i].id].flags & SWOOP_SLOT_TASK))
             return;
     }
     mgr->task_stop_pending = 0;
+    if (mgr->task_term_timer > 0) {
+        swoop_timer_clear(mgr->task_term_timer);
+        mgr->task_term_timer = 0;
+    }
     for (int id = 0; id < mgr->worker_num; id++) {
         if ((mgr->slots[id].flags & SWOOP_SLOT_TASK) && mgr->slots[id].pid != 0)
             terminate(mgr->slots[id].pid, id);
@@ -668,6 +695,7 @@ int swoop__manager_run(swoop_manager_t *mgr)
     mgr->running = 1;
     mgr->shutting_down = 0;
     mgr->task_stop_pending = 0;
+    mgr->task_term_timer = 0;
 
     if (rc == 0) {
         for (int id = 0; id < mgr->worker_num; id++)
@@ -706,7 +734,7 @@ int swoop__manager_run(swoop_manager_t *mgr)
             manager_begin_shutdown(mgr);
         }
         if (mgr->shutting_down)
-            manager_stop_tasks(mgr); /* once the event workers are gone */
+            manager_stop_tasks(mgr, 0); /* once the event workers are gone */
         if (mgr->shutting_down && live_count(mgr) == 0)
             break;
         /* A callback or timer above may have raised a flag: act on it before sleeping. */

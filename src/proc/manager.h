@@ -100,7 +100,8 @@ typedef struct swoop_manager_s {
     int detached_cap;
     int running;
     int shutting_down;
-    int task_stop_pending; /* shutdown: SWOOP_SLOT_TASK processes get SIGTERM once alone */
+    int task_stop_pending;   /* shutdown: SWOOP_SLOT_TASK processes get SIGTERM once alone */
+    int64_t task_term_timer; /* or max_wait_ms - 250 ms after the shutdown began */
     /* One-by-one reload: the ids still to restart. */
     int *reload_queue;
     int reload_len;

@@ -82,9 +82,9 @@ typedef struct swoop_srv_task_stats_s {
     int32_t worker_num;
     int32_t queue_id; /* task_ipc_mode 2, 3: the msqid, else -1 */
     /*
-     * Tasks a task worker took and has not finished with (raised before
-     * `taken`, dropped after the result was sent; the manager drops a dead
-     * one's): with posted == taken, zero means no task runs anywhere.
+     * Tasks taken by task worker processes that have no record (none was
+     * free): raised before `taken`, dropped after the result was sent. The
+     * others mark their record (task/internal.h, task_run_t.active).
      */
     _Atomic int32_t active;
     char pad_[8];
@@ -326,7 +326,9 @@ struct swoop_server_s {
     swoop_ring_t **win_rings; /* ipc_ring: [r] = ring from reactor r */
     swoop_io_t wwake_io;      /* ipc_ring: this worker's eventfd */
     swoop_io_t *wpipe_io;
-    swoop_ipc_in_t win;
+    swoop_ipc_in_t win; /* reassembly of the reactor channels' messages */
+    swoop_ipc_in_t
+        win_msg; /* and of the message channel's (kept apart: see worker_finish_partial) */
     swoop_ipc_rbuf_t wrb;
     swoop_ipc_out_t *mouts; /* to worker w's message channel */
     swoop_io_t msg_io;

@@ -55,7 +55,6 @@
 #include "event/internal.h"
 #include "net/socket.h"
 #include "server/internal.h"
-#include "shm/internal.h"
 
 #define FLUSH_TRIES_AT_EXIT 200
 #define DRAIN_MARGIN_MS     250 /* BASE: stop draining this long before the manager's SIGKILL */
@@ -357,7 +356,7 @@ static void on_peer_msg(void *arg, swoop_ipc_msg_t *m)
 static int msg_batch(swoop_server_t *srv)
 {
     int n = swoop__ipc_recv(swoop_io_fd(&srv->msg_io), &srv->wrb, SWOOP_IPC_RECV_BATCH);
-    swoop__ipc_feed_batch(&srv->win, &srv->wrb, n, on_peer_msg, srv);
+    swoop__ipc_feed_batch(&srv->win_msg, &srv->wrb, n, on_peer_msg, srv);
     return n;
 }
 
@@ -377,6 +376,8 @@ static void mout_cb(swoop_io_t *io, unsigned events)
 /* After each iteration: send what the callbacks queued, watch what could not leave. */
 static void worker_flush(swoop_server_t *srv)
 {
+    if (srv->task)
+        swoop__task_publish_unsent(srv); /* task/: what a death of this process would lose */
     int batch = srv->settings.ipc_batch;
     if (srv->wouts && srv->rings) {
         /* A full ring signals our eventfd once it has room: nothing to watch. */
@@ -715,24 +716,43 @@ void swoop__base_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoop_
 
 /* ---- PROCESS: the worker id's token ---- */
 
+/* A SIGTERM waits for this process (blocked, for the signalfd). */
+static int sigterm_pending(void)
+{
+    sigset_t set;
+    return sigpending(&set) == 0 && sigismember(&set, SIGTERM) == 1;
+}
+
 /*
- * Waits until this process holds its worker id's token. The holder gives
- * it up when it exits in order; one that died is freed by the manager's
- * reap, or here once /proc shows it gone or a zombie (it can touch nothing
- * any more). Bounded by the manager's SIGKILL of a holder that does not
- * finish within max_wait_time.
+ * Waits until this process holds its worker id's token; returns 0 then, or
+ * -1 when it was replaced before it ever ran (a reload during a reload: a
+ * SIGTERM waits while the server is not shutting down), and must exit
+ * without touching the id's channels. The holder gives the token up when
+ * it exits in order; one that died is freed by the manager's reap (or
+ * here, once it is gone without one).
+ * Bounded by the manager's SIGKILL of a holder that does not finish within
+ * max_wait_time. At shutdown a waiting successor still takes over: what
+ * its predecessor (stopped earlier by a reload) left in the channels is
+ * its to drain.
  */
-static void worker_token_take(swoop_server_t *srv, int id)
+static int worker_token_take(swoop_server_t *srv, int id)
 {
     _Atomic uint32_t *owner = &srv->gs->workers[id].owner;
     uint32_t me = (uint32_t)getpid();
     uint64_t since = swoop__now_ms();
     int told = 0;
     for (;;) {
+        if (sigterm_pending() && !atomic_load(&srv->gs->shutting_down))
+            return -1;
         uint32_t cur = 0;
         if (atomic_compare_exchange_strong(owner, &cur, me) || cur == me)
             break;
-        if (!swoop__tid_alive((int)cur)) {
+        /*
+         * A holder that is gone without the manager's reap (the manager is
+         * gone too) can touch nothing. A zombie waits for the reap, which
+         * settles what it left (task/: its unsent tasks) before freeing it.
+         */
+        if (kill((pid_t)cur, 0) < 0 && errno == ESRCH) {
             atomic_compare_exchange_strong(owner, &cur, 0);
             continue;
         }
@@ -747,6 +767,7 @@ static void worker_token_take(swoop_server_t *srv, int id)
     if (told)
         swoop_log(SWOOP_LOG_INFO, 0, "worker %d: took over after %llu ms", id,
                   (unsigned long long)(swoop__now_ms() - since));
+    return 0;
 }
 
 /* Gives the token up (nothing of the id's channels is touched after this). */
@@ -792,21 +813,65 @@ static void worker_await_tasks(swoop_server_t *srv)
     uint64_t deadline = swoop__now_ms() + (uint64_t)(ms > 0 ? ms : 0);
     int64_t t = swoop_loop_timer_tick(wloop, TASK_POLL_MS, task_poll_cb, NULL);
     swoop_io_start(&srv->msg_io, SWOOP_READABLE);
-    while (!swoop__task_quiet(srv) && swoop__now_ms() < deadline) {
-        if (swoop_loop_run_once(wloop) < 0)
+    for (;;) {
+        while (!swoop__task_quiet(srv) && swoop__now_ms() < deadline) {
+            if (swoop_loop_run_once(wloop) < 0)
+                break;
+            worker_flush(srv);
+        }
+        /* Results sent before the count dropped are in the channel: run them. */
+        while (msg_batch(srv) > 0)
+            worker_flush(srv);
+        /* An on_finish may have posted the next task of a chain: wait for it too. */
+        if (swoop__task_quiet(srv) || swoop__now_ms() >= deadline)
             break;
-        worker_flush(srv);
     }
     if (!swoop__task_quiet(srv))
         swoop_log(SWOOP_LOG_WARNING, 0,
                   "shutdown: tasks still run after max_wait_time: their results are lost");
-    /* Results sent before the count dropped are in the channel: run them. */
-    while (msg_batch(srv) > 0)
-        worker_flush(srv);
     swoop_io_stop(&srv->msg_io);
     if (t > 0)
         swoop_loop_timer_clear(wloop, t);
     worker_flush(srv);
+}
+
+/*
+ * PROCESS, stopping for a reload or max_request: a message larger than one
+ * datagram may be half assembled (its chunks come over several wake-ups).
+ * Its other chunks are in the id's channels or on their way, and the
+ * successor would drop them as unknown: read on until nothing is half
+ * assembled, running the whole messages that come along (they were taken,
+ * so they run here), for at most max_wait_time less the margin.
+ */
+static void worker_finish_partial(swoop_server_t *srv)
+{
+    if (srv->wouts == NULL || swoop__idmap_len(&srv->win.pending) == 0)
+        return;
+    int64_t ms = (int64_t)srv->settings.max_wait_time * 1000 - DRAIN_MARGIN_MS;
+    uint64_t deadline = swoop__now_ms() + (uint64_t)(ms > 0 ? ms : 0);
+    while (swoop__idmap_len(&srv->win.pending) > 0 && swoop__now_ms() < deadline) {
+        int got = 0;
+        for (int r = 0; r < srv->reactor_num; r++) {
+            if (srv->rings) {
+                got |= worker_ring_batch(srv, r) > 0;
+                continue;
+            }
+            int n =
+                swoop__ipc_recv(swoop_io_fd(&srv->wpipe_io[r]), &srv->wrb, SWOOP_IPC_RECV_BATCH);
+            if (n > 0) {
+                reactor_msg_ctx_t ctx = {srv, r};
+                swoop__ipc_feed_batch(&srv->win, &srv->wrb, n, on_reactor_msg, &ctx);
+                got = 1;
+            }
+        }
+        worker_flush(srv);
+        if (!got)
+            usleep(1000); /* the writer is still sending the rest */
+    }
+    if (swoop__idmap_len(&srv->win.pending) > 0)
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "worker %d: a message still half received at the stop: it is lost",
+                  srv->worker_id);
 }
 
 /* ---- the worker main ---- */
@@ -816,6 +881,7 @@ static void worker_sweep_cb(int64_t id, void *arg)
 {
     swoop_server_t *srv = arg;
     swoop__ipc_in_sweep(&srv->win);
+    swoop__ipc_in_sweep(&srv->win_msg);
 }
 
 static int worker_setup(swoop_server_t *srv, int id)
@@ -836,6 +902,9 @@ static int worker_setup(swoop_server_t *srv, int id)
     swoop__ipc_in_init(&srv->win, 0);
     srv->win.gone_cb = swoop__server_writer_gone;
     srv->win.gone_arg = srv;
+    swoop__ipc_in_init(&srv->win_msg, 0);
+    srv->win_msg.gone_cb = swoop__server_writer_gone;
+    srv->win_msg.gone_arg = srv;
     swoop_loop_timer_tick(loop, 1000, worker_sweep_cb, srv);
     swoop__ipc_rbuf_init(&srv->wrb);
 
@@ -963,8 +1032,11 @@ int swoop__worker_main(void *data, int id)
     wloop = swoop_loop_default();
     if (wloop == NULL || worker_setup(srv, id) < 0)
         return 1;
-    if (srv->mode == SWOOP_MODE_PROCESS)
-        worker_token_take(srv, id); /* the id's previous process is done with its channels */
+    /* PROCESS: the id's previous process must be done with the id's channels. */
+    if (srv->mode == SWOOP_MODE_PROCESS && worker_token_take(srv, id) < 0) {
+        swoop_log(SWOOP_LOG_INFO, 0, "worker %d: replaced by a later reload before it ran", id);
+        return 0;
+    }
     /*
      * The stats show the worker once it listens (BASE) or holds its id's
      * channels (PROCESS): a client that waited for that is served.
@@ -1003,6 +1075,8 @@ int swoop__worker_main(void *data, int id)
         swoop_io_stop(&srv->wwake_io);
     if (!srv->base && atomic_load(&srv->gs->shutting_down))
         worker_await_tasks(srv);
+    else if (!srv->base)
+        worker_finish_partial(srv);
     if (srv->base) {
         swoop__reactor_close_all(srv->base, 1);
         worker_flush(srv);

@@ -110,7 +110,7 @@ typedef struct task_run_s {
     int32_t reply;          /* then: its taskwait channel */
     int32_t in_task;        /* in on_task: counted in its slot's busy and the stats */
     int32_t finished;       /* its result was sent: nothing to redeliver or report */
-    int32_t active;         /* counted in the stats' `active` (run_task) */
+    _Atomic int32_t active; /* runs a task it took (run_task): swoop__task_quiet looks here */
     uint32_t len;           /* bytes of msg */
     _Atomic int64_t task;   /* the task taken, 0 between tasks; stored last */
     char msg[TASK_MSG_MAX]; /* the message as it came (header, inline payload or reference) */
@@ -121,7 +121,10 @@ typedef struct task_shared_s {
     _Atomic uint32_t rr;
     char pad_[52];
     task_slot_t slots[];
-    /* then nruns task_run_t, then worker_num pending words (task_pending_word) */
+    /*
+     * then nruns task_run_t, then worker_num pending words
+     * (task_pending_word), then nwaits unsent counts (task_unsent_word)
+     */
 } task_shared_t;
 
 /*
@@ -235,6 +238,18 @@ static inline _Atomic uint64_t *task_pending_word(swoop_task_t *tk, int w)
     return (_Atomic uint64_t *)task_run(tk, tk->nruns) + w;
 }
 
+/*
+ * Tasks counted in `posted` that poster slot i (its taskwait channel: the
+ * worker id, or the BASE range) still holds in its memory, not yet sent:
+ * published by the poster after each post and loop iteration, given back
+ * (subtracted from `posted`) by the manager when the poster dies, so a
+ * dead poster's unsent tasks do not keep shutdown waiting for them.
+ */
+static inline _Atomic int64_t *task_unsent_word(swoop_task_t *tk, int i)
+{
+    return (_Atomic int64_t *)task_pending_word(tk, tk->nposters) + i;
+}
+
 /* ---- task.c ---- */
 
 /*
@@ -290,6 +305,8 @@ int task_payload_sweep(swoop_server_t *srv, int dead);
 int task_queue_mark(swoop_server_t *srv, int id);
 
 /* ---- queue.c ---- */
+/* Event worker: tasks it holds unsent (queued in its memory). */
+int64_t task_queue_unsent(swoop_task_t *tk);
 
 /* Start: the channels or the queue. 0 or an error (logged). */
 int task_queue_open(swoop_server_t *srv);

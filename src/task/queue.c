@@ -336,6 +336,14 @@ int task_queue_resend(swoop_server_t *srv, int t, const void *msg, size_t len)
     return pending_post(srv, p);
 }
 
+int64_t task_queue_unsent(swoop_task_t *tk)
+{
+    int64_t n = (int64_t)tk->npending;
+    for (int t = 0; tk->outs && t < tk->num; t++)
+        n += (int64_t)tk->outs[t].queued_count;
+    return n;
+}
+
 static void drop_dgram(const void *dgram, size_t len, void *arg)
 {
     task_payload_drop(arg, dgram, len);

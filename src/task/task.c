@@ -120,9 +120,12 @@ int swoop__task_open(swoop_server_t *srv)
     tk->nruns = 4 * num + 8;
     tk->max_pending = s->task_max_pending_bytes;
     tk->nposters = srv->worker_num;
+    /* One taskwait channel per process that may wait at once: see task_tag_set. */
+    tk->nwaits = srv->mode == SWOOP_MODE_BASE && srv->nranges > 0 ? srv->nranges : srv->worker_num;
     tk->sh_size = sizeof(task_shared_t) + (size_t)num * sizeof(task_slot_t) +
                   (size_t)tk->nruns * sizeof(task_run_t) +
-                  (size_t)tk->nposters * sizeof(_Atomic uint64_t);
+                  (size_t)tk->nposters * sizeof(_Atomic uint64_t) +
+                  (size_t)tk->nwaits * sizeof(_Atomic int64_t);
     void *p = mmap(NULL, tk->sh_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
         int err = errno;
@@ -145,8 +148,6 @@ int swoop__task_open(swoop_server_t *srv)
         task_free(srv);
         return rc;
     }
-    /* One per process that may wait at once: see TASK_AUX_REPLY_SHIFT. */
-    tk->nwaits = srv->mode == SWOOP_MODE_BASE && srv->nranges > 0 ? srv->nranges : srv->worker_num;
     tk->waits = swoop_calloc((size_t)tk->nwaits, sizeof(*tk->waits));
     for (int i = 0; i < tk->nwaits; i++)
         tk->waits[i].fds[0] = tk->waits[i].fds[1] = -1;
@@ -352,6 +353,7 @@ static int64_t post_task(swoop_server_t *srv, const char *fn, const void *data, 
         return rc;
     }
     *tout = t;
+    swoop__task_publish_unsent(srv);
     return id;
 }
 
@@ -610,10 +612,12 @@ size_t swoop__task_abandon(swoop_server_t *srv)
     swoop_task_t *tk = srv->task;
     if (tk == NULL)
         return 0;
-    size_t n = tk->npending;
-    for (int t = 0; tk->outs && t < tk->num; t++)
-        n += tk->outs[t].queued_count;
+    size_t n = (size_t)task_queue_unsent(tk);
     task_queue_drop_unsent(srv);
+    /* Counted as posted, never sent: a shutdown must not wait for them. */
+    if (n)
+        atomic_fetch_sub(&srv->gs->task.posted, (uint64_t)n);
+    swoop__task_publish_unsent(srv);
     return n;
 }
 
@@ -652,12 +656,48 @@ int swoop__task_quiet(swoop_server_t *srv)
 {
     if (srv->task == NULL)
         return 1;
+    swoop_task_t *tk = srv->task;
     swoop_srv_task_stats_t *t = &srv->gs->task;
-    /* In this order: a task counted in `taken` was counted in `active` before. */
+    /* In this order: a task counted in `taken` was marked active before. */
     uint64_t posted = atomic_load(&t->posted);
     uint64_t taken = atomic_load(&t->taken);
-    int32_t active = atomic_load(&t->active);
-    return taken >= posted && active <= 0;
+    if (taken < posted || atomic_load(&t->active) > 0)
+        return 0;
+    for (int i = 0; i < tk->nruns; i++) {
+        if (atomic_load(&task_run(tk, i)->active))
+            return 0;
+    }
+    return 1;
+}
+
+/* This event worker's slot for its taskwait channel and its unsent count. */
+static int wait_slot(const swoop_server_t *srv);
+
+void swoop__task_publish_unsent(swoop_server_t *srv)
+{
+    swoop_task_t *tk = srv->task;
+    if (tk == NULL || srv->worker_id < 0 || tk->in_task_worker)
+        return;
+    int i = wait_slot(srv);
+    if (i < 0 || i >= tk->nwaits)
+        return;
+    int64_t n = task_queue_unsent(tk);
+    _Atomic int64_t *w = task_unsent_word(tk, i);
+    if (atomic_load_explicit(w, memory_order_relaxed) != n)
+        atomic_store_explicit(w, n, memory_order_relaxed);
+}
+
+void swoop__task_poster_reaped(swoop_server_t *srv, int slot)
+{
+    swoop_task_t *tk = srv->task;
+    if (tk == NULL || slot < 0 || slot >= tk->nwaits)
+        return;
+    int64_t n = atomic_exchange(task_unsent_word(tk, slot), 0);
+    if (n > 0) {
+        atomic_fetch_sub(&srv->gs->task.posted, (uint64_t)n);
+        swoop_log(SWOOP_LOG_WARNING, 0, "%lld task(s) the dead worker had not sent are lost",
+                  (long long)n);
+    }
 }
 
 int swoop__task_flush(swoop_server_t *srv)

@@ -60,6 +60,16 @@ int swoop__task_flush(struct swoop_server_s *srv);
  */
 int swoop__task_quiet(struct swoop_server_s *srv);
 
+/* Event worker, after each post and loop iteration: publishes how many tasks it holds unsent. */
+void swoop__task_publish_unsent(struct swoop_server_s *srv);
+
+/*
+ * Manager: the event worker process holding poster slot `slot` (its worker
+ * id in PROCESS mode, its session range in BASE mode) died: the tasks it
+ * had not sent are taken off `posted`.
+ */
+void swoop__task_poster_reaped(struct swoop_server_s *srv, int slot);
+
 /* Event worker: a FINISH message from its channel: runs on_finish. */
 void swoop__task_finish_msg(struct swoop_server_s *srv, const swoop_ipc_msg_t *m);
 

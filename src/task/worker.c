@@ -266,14 +266,21 @@ static int run_task_body(swoop_server_t *srv, char *msg, size_t n)
  */
 static int run_task(swoop_server_t *srv, char *msg, size_t n)
 {
+    /*
+     * The mark lives in this process's record, which the manager clears when
+     * it reaps us: a death at any point leaves nothing raised. Without a
+     * record (none was free, logged) the shared counter stands in.
+     */
     task_run_t *run = srv->task->run;
-    atomic_fetch_add(&srv->gs->task.active, 1);
     if (run)
-        run->active = 1; /* a death from now on: the manager drops the count */
+        atomic_store(&run->active, 1);
+    else
+        atomic_fetch_add(&srv->gs->task.active, 1);
     int ran = run_task_body(srv, msg, n);
     if (run)
-        run->active = 0;
-    atomic_fetch_sub(&srv->gs->task.active, 1);
+        atomic_store(&run->active, 0);
+    else
+        atomic_fetch_sub(&srv->gs->task.active, 1);
     return ran;
 }
 
@@ -409,7 +416,7 @@ static task_run_t *run_claim(swoop_task_t *tk, int t)
         int32_t none = 0;
         if (atomic_compare_exchange_strong(&r->pid, &none, self)) {
             r->slot = t;
-            r->active = 0;
+            atomic_store(&r->active, 0);
             atomic_store(&r->task, 0);
             return r;
         }
@@ -519,18 +526,23 @@ void swoop__task_reaped(swoop_server_t *srv, int id, pid_t pid)
     swoop_task_t *tk = srv->task;
     if (tk == NULL || pid <= 0)
         return;
-    if (id >= 0 && id < srv->worker_num)
+    if (id >= 0 && id < srv->worker_num) {
         task_pending_reset(tk, id); /* what it counted and never sent is not pending any more */
+        /* Its poster slot: the worker id, or in BASE mode the range the pid held. */
+        int slot = srv->mode == SWOOP_MODE_BASE && tk->nwaits == srv->nranges ? -1 : id;
+        for (int i = 0; slot < 0 && srv->ranges && i < srv->nranges; i++) {
+            if (atomic_load(&srv->ranges[i].pid) == (int32_t)pid)
+                slot = i;
+        }
+        swoop__task_poster_reaped(srv, slot);
+    }
     if (id >= srv->worker_num && id < srv->worker_num + tk->num) {
         for (int i = 0; i < tk->nruns; i++) {
             task_run_t *run = task_run(tk, i);
             if (atomic_load(&run->pid) != (int32_t)pid)
                 continue;
             run_settle(srv, id, pid, run); /* re-sent or reported before `active` drops */
-            if (run->active) {
-                run->active = 0;
-                atomic_fetch_sub(&srv->gs->task.active, 1);
-            }
+            atomic_store(&run->active, 0);
             atomic_store(&run->task, 0);
             atomic_store(&run->pid, 0);
             break;

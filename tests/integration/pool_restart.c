@@ -186,7 +186,9 @@ static swoop_pool_t *timer_pool;
 
 static void on_tick(int64_t id, void *arg)
 {
-    atomic_fetch_add(&sh->ticks, 1);
+    /* Ticks of the 300 ms before the shutdown call: the manager keeps ticking while it stops. */
+    if (atomic_load(&sh->shutdown_ms) == 0)
+        atomic_fetch_add(&sh->ticks, 1);
 }
 
 static void on_stop_timer(int64_t id, void *arg)
