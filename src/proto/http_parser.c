@@ -118,6 +118,28 @@ static int ieq(const unsigned char *p, size_t n, const char *s, size_t sn)
 
 #define IEQ(p, n, lit) ieq((p), (n), lit, sizeof(lit) - 1)
 
+/*
+ * The first i in [i, end) whose byte is not in class `mask`. Unrolled by
+ * four: this loop is where the parser spends most of its time.
+ */
+static inline size_t skip(const unsigned char *p, size_t i, size_t end, uint8_t mask)
+{
+    while (end - i >= 4) {
+        if (!(cls[p[i]] & mask))
+            return i;
+        if (!(cls[p[i + 1]] & mask))
+            return i + 1;
+        if (!(cls[p[i + 2]] & mask))
+            return i + 2;
+        if (!(cls[p[i + 3]] & mask))
+            return i + 3;
+        i += 4;
+    }
+    while (i < end && (cls[p[i]] & mask))
+        i++;
+    return i;
+}
+
 ssize_t swoop__http_parse_request(swoop_http_request_t *req, const char *buf, size_t len,
                                   const swoop_http_limits_t *lim)
 {
@@ -173,8 +195,7 @@ ssize_t swoop__http_parse_request(swoop_http_request_t *req, const char *buf, si
             st = ST_START;
             break;
         case ST_METHOD:
-            while (i < end && (cls[p[i]] & C_METHOD))
-                i++;
+            i = skip(p, i, end, C_METHOD);
             NEED();
             c = p[i];
             if (c != ' ') {
@@ -204,8 +225,7 @@ ssize_t swoop__http_parse_request(swoop_http_request_t *req, const char *buf, si
             size_t stop = (size_t)req->target.off + lim->max_uri;
             if (stop > end)
                 stop = end;
-            while (i < stop && (cls[p[i]] & C_TARGET))
-                i++;
+            i = skip(p, i, stop, C_TARGET);
             NEED();
             c = p[i];
             if (c != ' ') {
@@ -288,8 +308,7 @@ ssize_t swoop__http_parse_request(swoop_http_request_t *req, const char *buf, si
             FAIL(HEADER_NAME);
         case ST_NAME:
             h = &req->headers[req->num_headers];
-            while (i < end && (cls[p[i]] & C_TOKEN))
-                i++;
+            i = skip(p, i, end, C_TOKEN);
             NEED();
             c = p[i];
             if (c != ':') {
@@ -311,8 +330,7 @@ ssize_t swoop__http_parse_request(swoop_http_request_t *req, const char *buf, si
             break;
         case ST_VALUE: {
             h = &req->headers[req->num_headers];
-            while (i < end && (cls[p[i]] & C_VALUE))
-                i++;
+            i = skip(p, i, end, C_VALUE);
             NEED();
             c = p[i];
             if (c != '\r') {

@@ -11,7 +11,11 @@
  * pass over the header array once the head is complete. Every rejection is
  * a typed error with the status the server answers before it closes.
  *
- * Throughput: see bench/http_parser.c. Internal to the library (L1).
+ * Throughput (bench/http_parser.c: a 366-byte browser request with 7
+ * fields, -O2, CPU time on the shared 2-core dev VM): about 2.4 GB/s,
+ * 6.6 M requests/s whole and 5.9 M/s fed in 64-byte pieces; 0.27x the
+ * speed of a bare memchr line splitter over the same bytes, which finds
+ * line ends and colons and validates nothing. Internal to the library (L1).
  */
 #ifndef SWOOP_PROTO_HTTP_PARSER_H
 #define SWOOP_PROTO_HTTP_PARSER_H
