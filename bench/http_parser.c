@@ -67,9 +67,9 @@ static size_t split_lines(const char *buf, size_t len)
 static size_t parse_whole(const char *buf, size_t len)
 {
     swoop_http_header_t h[32];
-    swoop_http_request_t r;
+    swoop_http_head_t r;
     swoop_http_limits_t lim = {.max_head = 8192, .max_uri = 4096, .max_body = 1 << 20};
-    swoop__http_request_init(&r, h, 32);
+    swoop__http_head_init(&r, h, 32);
     ssize_t rc = swoop__http_parse_request(&r, buf, len, &lim);
     return (size_t)rc + r.num_headers;
 }
@@ -77,9 +77,9 @@ static size_t parse_whole(const char *buf, size_t len)
 static size_t parse_pieces(const char *buf, size_t len)
 {
     swoop_http_header_t h[32];
-    swoop_http_request_t r;
+    swoop_http_head_t r;
     swoop_http_limits_t lim = {.max_head = 8192, .max_uri = 4096, .max_body = 1 << 20};
-    swoop__http_request_init(&r, h, 32);
+    swoop__http_head_init(&r, h, 32);
     ssize_t rc = SWOOP_HTTP_INCOMPLETE;
     for (size_t have = 64; rc == SWOOP_HTTP_INCOMPLETE; have += 64)
         rc = swoop__http_parse_request(&r, buf, have < len ? have : len, &lim);

@@ -84,13 +84,13 @@ enum {
 /* Framing bytes allowed beyond the data bytes (tiny chunks burn CPU). */
 #define SWOOP_HTTP_CHUNK_OVERHEAD_FREE 65536
 
-static int request_line_check(swoop_http_request_t *req, const unsigned char *p);
-static int target_split(swoop_http_request_t *req, const unsigned char *p);
-static int head_check(swoop_http_request_t *req, const unsigned char *p,
+static int request_line_check(swoop_http_head_t *req, const unsigned char *p);
+static int target_split(swoop_http_head_t *req, const unsigned char *p);
+static int head_check(swoop_http_head_t *req, const unsigned char *p,
                       const swoop_http_limits_t *lim);
 
-void swoop__http_request_init(swoop_http_request_t *req, swoop_http_header_t *headers,
-                              uint32_t max_headers)
+void swoop__http_head_init(swoop_http_head_t *req, swoop_http_header_t *headers,
+                           uint32_t max_headers)
 {
     memset(req, 0, sizeof(*req));
     req->headers = headers;
@@ -140,7 +140,7 @@ static inline size_t skip(const unsigned char *p, size_t i, size_t end, uint8_t 
     return i;
 }
 
-ssize_t swoop__http_parse_request(swoop_http_request_t *req, const char *buf, size_t len,
+ssize_t swoop__http_parse_request(swoop_http_head_t *req, const char *buf, size_t len,
                                   const swoop_http_limits_t *lim)
 {
     const unsigned char *p = (const unsigned char *)buf;
@@ -389,7 +389,7 @@ fail:
 }
 
 /* The request line is complete and well-formed: judge the version, method and target. */
-static int request_line_check(swoop_http_request_t *req, const unsigned char *p)
+static int request_line_check(swoop_http_head_t *req, const unsigned char *p)
 {
     const unsigned char *v = p + req->target.off + req->target.len + 1; /* "HTTP/x.y" */
     /*
@@ -415,7 +415,7 @@ static size_t scheme_len(const unsigned char *t, size_t n)
 }
 
 /* Sorts the target into its form and fills path, query and authority. */
-static int target_split(swoop_http_request_t *req, const unsigned char *p)
+static int target_split(swoop_http_head_t *req, const unsigned char *p)
 {
     const unsigned char *t = p + req->target.off;
     size_t n = req->target.len, a = 0;
@@ -557,7 +557,7 @@ static void connection_parse(const unsigned char *v, size_t n, int *flags)
  * The head is syntactically complete: decide the body framing (RFC 9112
  * 6.1-6.3), check Host (RFC 9112 3.2) and read the connection options.
  */
-static int head_check(swoop_http_request_t *req, const unsigned char *p,
+static int head_check(swoop_http_head_t *req, const unsigned char *p,
                       const swoop_http_limits_t *lim)
 {
     te_state_t te = {0};

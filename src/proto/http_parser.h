@@ -95,11 +95,11 @@ typedef struct swoop_http_limits_s {
 } swoop_http_limits_t;
 
 /*
- * One request head. Set up with swoop__http_request_init, then pass to
+ * One request head. Set up with swoop__http_head_init, then pass to
  * swoop__http_parse_request with the same header array until it returns a
  * length or an error. The public fields are valid once it returned > 0.
  */
-typedef struct swoop_http_request_s {
+typedef struct swoop_http_head_s {
     swoop_http_span_t method;
     swoop_http_span_t target;    /* as received */
     swoop_http_span_t path;      /* origin path without the query; len 0 means "/" */
@@ -126,7 +126,7 @@ typedef struct swoop_http_request_s {
     uint8_t _state;
     uint8_t _vbyte;
     int _result;
-} swoop_http_request_t;
+} swoop_http_head_t;
 
 /* Chunked body decoder state; set up with swoop__http_chunked_init. */
 typedef struct swoop_http_chunked_s {
@@ -142,8 +142,8 @@ typedef struct swoop_http_chunked_s {
 } swoop_http_chunked_t;
 
 /* Prepares `req` for a new request whose fields go to headers[0, max_headers). */
-void swoop__http_request_init(swoop_http_request_t *req, swoop_http_header_t *headers,
-                              uint32_t max_headers);
+void swoop__http_head_init(swoop_http_head_t *req, swoop_http_header_t *headers,
+                           uint32_t max_headers);
 
 /*
  * Parses the head at the start of buf[0, len). The caller keeps the bytes
@@ -152,7 +152,7 @@ void swoop__http_request_init(swoop_http_request_t *req, swoop_http_header_t *he
  * requests follow it), SWOOP_HTTP_INCOMPLETE, or a SWOOP_HTTP_E_* error.
  * After a length or an error, further calls return the same value.
  */
-ssize_t swoop__http_parse_request(swoop_http_request_t *req, const char *buf, size_t len,
+ssize_t swoop__http_parse_request(swoop_http_head_t *req, const char *buf, size_t len,
                                   const swoop_http_limits_t *lim);
 
 void swoop__http_chunked_init(swoop_http_chunked_t *dec, uint64_t max_body, uint32_t max_trailer);

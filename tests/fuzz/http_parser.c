@@ -29,7 +29,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 typedef struct parse_s {
     ssize_t rc;
-    swoop_http_request_t req;
+    swoop_http_head_t req;
     swoop_http_header_t hdr[MAXH];
 } parse_t;
 
@@ -37,7 +37,7 @@ typedef struct parse_s {
 static void parse(const char *in, const size_t *ends, size_t nends, const swoop_http_limits_t *lim,
                   parse_t *out)
 {
-    swoop__http_request_init(&out->req, out->hdr, MAXH);
+    swoop__http_head_init(&out->req, out->hdr, MAXH);
     out->rc = SWOOP_HTTP_INCOMPLETE;
     for (size_t s = 0; s < nends; s++) {
         /* An exact-size copy, so ASan sees any read past what arrived. */
@@ -62,7 +62,7 @@ static void same(const parse_t *a, const parse_t *b)
         abort();
     if (a->rc < 0)
         return;
-    const swoop_http_request_t *x = &a->req, *y = &b->req;
+    const swoop_http_head_t *x = &a->req, *y = &b->req;
     if (memcmp(&x->method, &y->method, 7 * sizeof(swoop_http_span_t)) != 0 ||
         x->version_minor != y->version_minor || x->num_headers != y->num_headers ||
         x->head_len != y->head_len || x->body != y->body ||

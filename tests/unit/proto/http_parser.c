@@ -21,7 +21,7 @@ static const swoop_http_limits_t lim_default = {
 
 typedef struct result_s {
     ssize_t rc;
-    swoop_http_request_t req;
+    swoop_http_head_t req;
     swoop_http_header_t hdr[MAXH];
 } result_t;
 
@@ -30,7 +30,7 @@ static void run(const char *in, size_t n, const size_t *steps, size_t nsteps,
                 const swoop_http_limits_t *lim, result_t *out)
 {
     memset(out, 0, sizeof(*out));
-    swoop__http_request_init(&out->req, out->hdr, MAXH);
+    swoop__http_head_init(&out->req, out->hdr, MAXH);
     out->rc = SWOOP_HTTP_INCOMPLETE;
     for (size_t s = 0; s < nsteps; s++) {
         size_t have = steps[s];
@@ -57,7 +57,7 @@ static void assert_same(const result_t *a, const result_t *b, const char *what, 
         FAIL("%s (cut %zu): rc %zd vs %zd", what, cut, a->rc, b->rc);
     if (a->rc < 0)
         return;
-    const swoop_http_request_t *x = &a->req, *y = &b->req;
+    const swoop_http_head_t *x = &a->req, *y = &b->req;
     int same = span_eq(x->method, y->method) && span_eq(x->target, y->target) &&
                span_eq(x->path, y->path) && span_eq(x->query, y->query) &&
                span_eq(x->authority, y->authority) && span_eq(x->host, y->host) &&
