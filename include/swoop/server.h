@@ -68,6 +68,10 @@ typedef struct swoop_port_settings_s {
     int open_tcp_nodelay;
     /** listen() backlog (-1 inherit). */
     int backlog;
+    /** The port speaks HTTP/1.1 (swoop/http.h) (0/1; -1 inherit) [0]. */
+    int open_http_protocol;
+    /** HTTP: largest request head in bytes, 431 above (-1 inherit) [16384]. */
+    int http_max_header_size;
 } swoop_port_settings_t;
 
 /**

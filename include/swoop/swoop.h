@@ -18,5 +18,6 @@
 #include <swoop/process.h>
 #include <swoop/socket.h>
 #include <swoop/server.h>
+#include <swoop/http.h>
 
 #endif /* SWOOP_SWOOP_H */

@@ -121,7 +121,7 @@ swoop_conn_t *swoop__reactor_conn(swoop_reactor_t *r, swoop_conn_id_t id)
 static void update_io(swoop_conn_t *c)
 {
     unsigned ev = 0;
-    if (c->state == CONN_OPEN && !c->paused && !c->reactor->no_read)
+    if (c->state == CONN_OPEN && !c->paused && !c->proto_hold && !c->reactor->no_read)
         ev |= SWOOP_READABLE;
     if (c->state != CONN_WAIT_ACK && (swoop__buf_rlen(&c->out) > 0 || conn_has_files(c)))
         ev |= SWOOP_WRITABLE;
@@ -150,6 +150,8 @@ swoop_conn_t *swoop__conn_open(swoop_reactor_t *r, int fd, swoop_conn_id_t id, s
     srv->conns[fd] = c;
     c->io.data = c;
     swoop_io_init(r->loop, &c->io, fd, conn_io_cb);
+    if (port->proto && port->proto->conn_open)
+        port->proto->conn_open(c);
     if (srv->mode == SWOOP_MODE_PROCESS) {
         c->worker_id = swoop__dispatch_worker(r, c);
         update_io(c);
@@ -384,13 +386,18 @@ static void conn_flush(swoop_conn_t *c)
     }
 }
 
-static void deliver(swoop_conn_t *c, const char *data, size_t len)
+void swoop__conn_deliver(swoop_conn_t *c, const char *data, size_t len)
 {
     swoop_reactor_t *r = c->reactor;
     if (r->srv->mode == SWOOP_MODE_PROCESS)
         swoop__master_deliver_data(r, c, data, len);
     else
         swoop__base_deliver_data(r, c, data, len);
+}
+
+static void deliver(swoop_conn_t *c, const char *data, size_t len)
+{
+    swoop__conn_deliver(c, data, len);
 }
 
 static void too_big(swoop_conn_t *c, ssize_t rc, size_t have)
@@ -418,6 +425,14 @@ static void too_big(swoop_conn_t *c, ssize_t rc, size_t have)
  */
 static ssize_t frame_packets(swoop_conn_t *c, const char *data, size_t len, size_t *need)
 {
+    if (c->port->proto) {
+        /* The buffers handed here (c->in, r->rdbuf) are ours: writable. */
+        *need = 0;
+        ssize_t k = c->port->proto->input(c, (char *)data, len, need);
+        if (k < 0 || c->state != CONN_OPEN || ext(c)->free_pending)
+            return -1;
+        return k;
+    }
     const swoop_framing_t *f = &c->port->framing;
     size_t off = 0;
     for (;;) {
@@ -501,9 +516,9 @@ static int frame_rdbuf(swoop_conn_t *c, size_t len)
 static void conn_read(swoop_conn_t *c)
 {
     swoop_reactor_t *r = c->reactor;
-    int framed = c->port->framing.mode != SWOOP_FRAME_NONE;
+    int framed = c->port->framing.mode != SWOOP_FRAME_NONE || c->port->proto != NULL;
     for (int round = 0; round < READS_PER_WAKEUP; round++) {
-        if (c->state != CONN_OPEN || c->paused || ext(c)->free_pending)
+        if (c->state != CONN_OPEN || c->paused || c->proto_hold || ext(c)->free_pending)
             return;
         size_t held = framed ? swoop__buf_rlen(&c->in) : 0;
         int direct = held > CONN_TAIL_MAX;
@@ -783,8 +798,36 @@ static void conn_free(swoop_conn_t *c)
     if (close(c->fd) < 0)
         swoop__log_limited(SWOOP_LOG_WARNING, errno, "close() of fd %d (conn %llu) failed", c->fd,
                            (unsigned long long)c->id);
+    if (c->port && c->port->proto && c->port->proto->conn_free)
+        c->port->proto->conn_free(c);
     swoop__buf_free(&c->in);
     swoop_free(c);
+}
+
+void swoop__conn_hold(swoop_conn_t *c, int hold)
+{
+    if (c->proto_hold == hold)
+        return;
+    c->proto_hold = hold;
+    if (c->state == CONN_OPEN)
+        update_io(c);
+}
+
+int swoop__conn_reframe(swoop_conn_t *c)
+{
+    if (c->state != CONN_OPEN || ext(c)->free_pending || swoop__buf_rlen(&c->in) == 0)
+        return 0;
+    ext(c)->busy++;
+    int rc = frame_input(c);
+    if (conn_unbusy(c))
+        return -1;
+    return rc;
+}
+
+void swoop__conn_reply(swoop_conn_t *c, uint32_t flags)
+{
+    if (c->port && c->port->proto && c->port->proto->reply)
+        c->port->proto->reply(c, flags);
 }
 
 void swoop__reactor_close_all(swoop_reactor_t *r, int notify)

@@ -162,6 +162,44 @@ typedef struct swoop_session_s {
     swoop_addr_t peer;
 } swoop_session_t;
 
+typedef struct swoop_reactor_s swoop_reactor_t;
+typedef struct swoop_conn_s swoop_conn_t;
+
+/*
+ * A protocol above the byte stream (src/http/, later src/ws/), set on a
+ * port at start. The connection owner (PROCESS reactor thread, BASE
+ * worker) hands it the bytes instead of the port's framing; the worker
+ * hands it the port's messages instead of on_receive. The layer above
+ * registers it with swoop__server_set_proto (an upward call through this
+ * table, never an include).
+ */
+typedef struct swoop_proto_s {
+    const char *name;
+    /* Owner: a connection of the port opened / is freed (c->proto_state is the protocol's). */
+    void (*conn_open)(swoop_conn_t *c);
+    void (*conn_free)(swoop_conn_t *c);
+    /*
+     * Owner: bytes at the front of data[0, len) (c->in or the reactor's read
+     * buffer, writable: a decoder may work in place). Returns how many it
+     * consumed, with *need set to the bytes it wants buffered before the
+     * next call (0 when unknown), or -1 when c must not be touched (closed).
+     * It delivers with swoop__conn_deliver and answers with swoop__conn_send.
+     */
+    ssize_t (*input)(swoop_conn_t *c, char *data, size_t len, size_t *need);
+    /* Owner: a send flagged with reply flags (SWOOP_REPLY_*) was queued on c. */
+    void (*reply)(swoop_conn_t *c, uint32_t flags);
+    /* Worker: a message delivered for a connection of the port. */
+    void (*message)(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, char *data,
+                    size_t len);
+} swoop_proto_t;
+
+/* Reply flags (SEND aux): what the protocol learns when the bytes are queued. */
+#define SWOOP_REPLY_END   0x1u /* the bytes end one response */
+#define SWOOP_REPLY_CLOSE 0x2u /* close the connection once they are written */
+
+/* Protocol kinds a port can speak (swoop_server_t.protos). */
+enum { SWOOP_PROTO_HTTP = 0, SWOOP_PROTO_MAX = 4 };
+
 /* A listening port. */
 struct swoop_port_s {
     swoop_server_t *srv;
@@ -173,12 +211,12 @@ struct swoop_port_s {
     swoop_port_settings_t settings; /* as the user set them (with inherit values) */
     swoop_port_settings_t eff;      /* resolved at start */
     swoop_framing_t framing;
+    const swoop_proto_t *proto; /* set at start from the port's settings, or NULL */
     int dgram;
     int listen_backlog;
     swoop_io_t io; /* accept / datagram watcher of the process or thread serving it */
 };
 
-typedef struct swoop_reactor_s swoop_reactor_t;
 
 /*
  * OPEN: reading and writing. PEER_EOF: the peer half-closed (read() = 0):
@@ -191,7 +229,7 @@ typedef struct swoop_reactor_s swoop_reactor_t;
 enum { CONN_OPEN = 0, CONN_DRAINING = 1, CONN_WAIT_ACK = 2, CONN_PEER_EOF = 3 };
 
 /* A connection, private to the reactor (thread or BASE worker) that owns it. */
-typedef struct swoop_conn_s {
+struct swoop_conn_s {
     swoop_io_t io;
     swoop_reactor_t *reactor;
     swoop_session_t *sess;
@@ -212,7 +250,9 @@ typedef struct swoop_conn_s {
     swoop_buf_t out;
     swoop_queue_t files; /* sendfile ranges waiting, in output order with `out` */
     swoop_queue_t link;
-} swoop_conn_t;
+    void *proto_state; /* the port's protocol's (swoop_proto_t) */
+    int proto_hold;    /* the protocol holds the reading (swoop__conn_hold) */
+};
 
 /* A connection engine: one PROCESS reactor thread, or the engine of a BASE worker. */
 struct swoop_reactor_s {
@@ -336,6 +376,10 @@ struct swoop_server_s {
     /* PROCESS: the connection whose on_close runs; it reads as closed meanwhile. */
     swoop_conn_id_t closing_conn;
 
+    /* Protocols the layers above registered (swoop__server_set_proto), by kind. */
+    const swoop_proto_t *protos[SWOOP_PROTO_MAX];
+    void (*proto_fn[SWOOP_PROTO_MAX])(void); /* theirs: the HTTP handler, ... (cast back) */
+
     /* Task workers (src/task/); NULL without them. */
     struct swoop_task_s *task;
 };
@@ -373,7 +417,34 @@ swoop_session_t *swoop__session_at(swoop_server_t *srv, uint32_t slot);
 /* swoop_ipc_gone_cb of the server's readers: the message's writing worker process is gone. */
 int swoop__server_writer_gone(void *arg, const swoop_ipc_head_t *head);
 
+/*
+ * Registers protocol `kind` with the layer's user callback `fn` (before
+ * start); ports whose settings ask for the protocol speak it.
+ */
+int swoop__server_set_proto(swoop_server_t *srv, int kind, const swoop_proto_t *proto,
+                            void (*fn)(void));
+/*
+ * A send carrying reply flags (SWOOP_REPLY_*) for the port's protocol:
+ * swoop_server_send's checks and routes, from any worker process.
+ */
+int swoop__server_send_reply(swoop_server_t *srv, swoop_conn_id_t conn, const void *data,
+                             size_t len, uint32_t flags);
+/* The port a connection came in on, or NULL. */
+swoop_port_t *swoop__conn_port(swoop_server_t *srv, swoop_conn_id_t conn);
+
 /* ---- conn.c: the connection engine ---- */
+/* Hands one packet (or a protocol's message) of c to the worker (PROCESS) or on_receive (BASE). */
+void swoop__conn_deliver(swoop_conn_t *c, const char *data, size_t len);
+/* The protocol holds (1) or releases (0) the reading of c. */
+void swoop__conn_hold(swoop_conn_t *c, int hold);
+/*
+ * Runs the port's framing or protocol again over what c->in holds (after
+ * the protocol released a hold). Must not be called from inside c's own
+ * input processing. Returns 0, or -1 when c must not be touched.
+ */
+int swoop__conn_reframe(swoop_conn_t *c);
+/* The owner's reply hook: a send with flags was queued on c (calls the protocol). */
+void swoop__conn_reply(swoop_conn_t *c, uint32_t flags);
 int swoop__reactor_init(swoop_reactor_t *r, swoop_server_t *srv, int id, swoop_loop_t *loop);
 void swoop__reactor_free(swoop_reactor_t *r);
 /* Adopts an accepted fd whose session is filled; returns the conn or NULL (fd closed). */

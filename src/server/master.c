@@ -388,6 +388,8 @@ static void handle_worker_msg(swoop_reactor_t *r, swoop_ipc_msg_t *m)
     case SWOOP_IPC_SEND:
         /* The worker reserved the bytes (swoop__session_reserve): nothing is refused here. */
         swoop__conn_send(c, m->data, m->len, 1);
+        if (h->aux)
+            swoop__conn_reply(c, h->aux); /* the port's protocol: a response ended */
         break;
     case SWOOP_IPC_CLOSE:
         swoop__conn_release(c);

@@ -59,6 +59,8 @@ static void port_settings_inherit(swoop_port_settings_t *p)
     p->heartbeat_idle_time = -1;
     p->open_tcp_nodelay = -1;
     p->backlog = -1;
+    p->open_http_protocol = -1;
+    p->http_max_header_size = -1;
 }
 
 int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
@@ -119,6 +121,8 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     p->heartbeat_idle_time = 0;
     p->open_tcp_nodelay = 1;
     p->backlog = 512;
+    p->open_http_protocol = 0;
+    p->http_max_header_size = 16384;
     *out = srv;
     return 0;
 }
@@ -243,6 +247,18 @@ pid_t swoop_server_manager_pid(const swoop_server_t *srv)
 
 /* ---- start ---- */
 
+int swoop__server_set_proto(swoop_server_t *srv, int kind, const swoop_proto_t *proto,
+                            void (*fn)(void))
+{
+    if (srv == NULL || kind < 0 || kind >= SWOOP_PROTO_MAX)
+        return SWOOP_EINVAL;
+    if (srv->started)
+        return SWOOP_ESTATE;
+    srv->protos[kind] = proto;
+    srv->proto_fn[kind] = fn;
+    return 0;
+}
+
 static int resolve_ports(swoop_server_t *srv)
 {
     const swoop_port_settings_t *d = &srv->settings.protocol;
@@ -277,7 +293,22 @@ static int resolve_ports(swoop_server_t *srv)
                       p->port);
             return SWOOP_EINVAL;
         }
+        if (e.open_http_protocol < 0)
+            e.open_http_protocol = d->open_http_protocol;
+        if (e.http_max_header_size < 0)
+            e.http_max_header_size = d->http_max_header_size;
         p->eff = e;
+        p->proto = NULL;
+        if (e.open_http_protocol && !p->dgram) {
+            p->proto = srv->protos[SWOOP_PROTO_HTTP];
+            if (p->proto == NULL) {
+                swoop_log(SWOOP_LOG_ERROR, 0,
+                          "port %d (%s:%d): open_http_protocol is set but no handler is: call "
+                          "swoop_http_on_request first",
+                          i, p->host, p->port);
+                return SWOOP_EINVAL;
+            }
+        }
         swoop_framing_t *f = &p->framing;
         memset(f, 0, sizeof(*f));
         f->max_length = e.package_max_length > 0 ? (size_t)e.package_max_length : 1;

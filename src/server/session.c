@@ -145,3 +145,11 @@ int swoop_server_bind_uid(swoop_server_t *srv, swoop_conn_id_t conn, uint64_t ui
         return SWOOP_EEXIST;
     return 0;
 }
+
+swoop_port_t *swoop__conn_port(swoop_server_t *srv, swoop_conn_id_t conn)
+{
+    swoop_session_t *s = swoop__session_get(srv, conn);
+    if (s == NULL || s->port_index >= srv->nports)
+        return NULL;
+    return srv->ports[s->port_index];
+}

@@ -135,6 +135,8 @@ static const setting_t port_keys[] = {
     {"heartbeat_idle_time", T_INT, PORT(heartbeat_idle_time), 0, 86400},
     {"open_tcp_nodelay", T_BOOL, PORT(open_tcp_nodelay), 0, 1},
     {"backlog", T_INT, PORT(backlog), 1, 65535},
+    {"open_http_protocol", T_BOOL, PORT(open_http_protocol), 0, 1},
+    {"http_max_header_size", T_INT, PORT(http_max_header_size), 1024, 1 << 20},
 };
 
 /* Unescapes \r \n \t \\ \0 and \xHH in package_eof values given as strings. */

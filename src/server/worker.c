@@ -167,13 +167,18 @@ static void handle_reactor_msg(swoop_server_t *srv, int r, swoop_ipc_msg_t *m)
         if (ev->on_connect)
             ev->on_connect(srv, h->conn_id, h->reactor_id);
         break;
-    case SWOOP_IPC_DATA:
+    case SWOOP_IPC_DATA: {
+        const swoop_proto_t *proto =
+            h->port_id < srv->nports ? srv->ports[h->port_id]->proto : NULL;
         set_busy(srv, 1);
-        if (ev->on_receive)
+        if (proto && proto->message)
+            proto->message(srv, h->conn_id, h->reactor_id, m->data, m->len);
+        else if (ev->on_receive)
             ev->on_receive(srv, h->conn_id, h->reactor_id, m->data, m->len);
         set_busy(srv, 0);
         count_request(srv);
         break;
+    }
     case SWOOP_IPC_CLOSE: {
         /*
          * After a peer's half-close the owner keeps the session open until this
@@ -329,6 +334,8 @@ static void handle_peer_msg(swoop_server_t *srv, swoop_ipc_msg_t *m)
     case SWOOP_IPC_SEND:
         /* The sending worker reserved the bytes: nothing is refused here. */
         swoop__conn_send(c, m->data, m->len, 1);
+        if (h->aux)
+            swoop__conn_reply(c, h->aux);
         break;
     case SWOOP_IPC_SENDFILE:
         swoop__conn_sendfile_msg(c, m->data, m->len);
@@ -695,7 +702,9 @@ void swoop__base_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char *d
 {
     swoop_server_t *srv = r->srv;
     set_busy(srv, 1);
-    if (srv->events.on_receive)
+    if (c->port->proto && c->port->proto->message)
+        c->port->proto->message(srv, c->id, r->id, (char *)data, len); /* ours: writable */
+    else if (srv->events.on_receive)
         srv->events.on_receive(srv, c->id, r->id, data, len);
     set_busy(srv, 0);
     count_request(srv);
@@ -1146,6 +1155,12 @@ static int route_base(swoop_server_t *srv, swoop_session_t *s, swoop_ipc_head_t 
 
 int swoop_server_send(swoop_server_t *srv, swoop_conn_id_t conn, const void *data, size_t len)
 {
+    return swoop__server_send_reply(srv, conn, data, len, 0);
+}
+
+int swoop__server_send_reply(swoop_server_t *srv, swoop_conn_id_t conn, const void *data,
+                             size_t len, uint32_t flags)
+{
     if (srv == NULL || (data == NULL && len))
         return SWOOP_EINVAL;
     if (srv->worker_id < 0 || swoop_server_is_task_worker(srv))
@@ -1162,8 +1177,12 @@ int swoop_server_send(swoop_server_t *srv, swoop_conn_id_t conn, const void *dat
         return SWOOP_ECLOSED;
     if (srv->mode == SWOOP_MODE_BASE) {
         swoop_conn_t *c = own_conn(srv, conn);
-        if (c)
-            return swoop__conn_send(c, data, len, 0);
+        if (c) {
+            int rc = swoop__conn_send(c, data, len, 0);
+            if (rc == 0 && flags)
+                swoop__conn_reply(c, flags);
+            return rc;
+        }
     }
     /*
      * Reserve the bytes before they travel: once this returns 0 the owner
@@ -1179,6 +1198,7 @@ int swoop_server_send(swoop_server_t *srv, swoop_conn_id_t conn, const void *dat
     swoop_ipc_head_t h = {.type = SWOOP_IPC_SEND,
                           .reactor_id = s->reactor_id,
                           .worker_id = (int16_t)srv->worker_id,
+                          .aux = flags,
                           .conn_id = conn};
     if (srv->mode == SWOOP_MODE_BASE)
         rc = route_base(srv, s, &h, data, len);

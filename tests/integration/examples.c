@@ -155,6 +155,46 @@ static void run_tcp_echo(const char *mode)
     swoop_test_wait_ok(pid, 10000);
 }
 
+/* Runs examples/http_hello in `mode` on port 0: GET /hello and POST /echo over one keep-alive
+ * connection. */
+static void run_http_hello(const char *mode)
+{
+    char prog[1024];
+    snprintf(prog, sizeof(prog), "%s/examples/http_hello", build_dir());
+    int fd, port;
+    pid_t pid =
+        start_server_example((char *const[]){prog, (char *)mode, "0", "2", NULL}, &fd, &port);
+    int c = connect_loopback(port);
+    const char *q = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nping";
+    ASSERT_EQ(send(c, q, strlen(q), 0), (ssize_t)strlen(q));
+    char buf[2048] = {0};
+    size_t got = 0;
+    while (strstr(buf, "ping") == NULL) {
+        ssize_t n = recv(c, buf + got, sizeof(buf) - 1 - got, 0);
+        ASSERT_GT(n, 0);
+        got += (size_t)n;
+        buf[got] = '\0';
+    }
+    ASSERT_NOT_NULL(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+    ASSERT_NOT_NULL(strstr(buf, "\r\n\r\nhello\n"));
+    ASSERT_NOT_NULL(strstr(buf, "Content-Length: 4\r\n"));
+    close(c);
+    ASSERT_EQ(kill(pid, SIGTERM), 0);
+    close(fd);
+    swoop_test_wait_ok(pid, 10000);
+}
+
+TEST(example_http_hello_process)
+{
+    run_http_hello("process");
+}
+
+TEST(example_http_hello_base)
+{
+    run_http_hello("base");
+}
+
 TEST(example_tcp_echo_process)
 {
     run_tcp_echo("process");

@@ -1,0 +1,97 @@
+/*
+ * HTTP/1.1 server on top of swoop_server_t. A port speaks HTTP when its
+ * setting open_http_protocol is 1 (swoop_port_set, or swoop_server_set for
+ * every port). The connection owner (PROCESS: the reactor thread; BASE: the
+ * worker) parses each request once, strictly (RFC 9110/9112: malformed
+ * requests are answered 400/413/414/431/501/505 and closed without reaching
+ * a handler), answers 100-continue, and hands the worker one parsed request;
+ * the handler registered with swoop_http_on_request answers it. Requests of
+ * one connection reach the handler one at a time, in order: the next one is
+ * read once the previous response ended, so responses are never reordered.
+ */
+#ifndef SWOOP_HTTP_H
+#define SWOOP_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <swoop/server.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A parsed request; valid until the handler returns. */
+typedef struct swoop_http_request_s swoop_http_request_t;
+/** The response to one request; valid until the handler returns. */
+typedef struct swoop_http_response_s swoop_http_response_t;
+
+/**
+ * Runs in a worker for each request of an HTTP port. It must end the
+ * response (swoop_http_end) before it returns; one that does not gets a 500
+ * (or, when the body was already streaming, its end) and a log line.
+ */
+typedef void (*swoop_http_handler_t)(swoop_server_t *srv, swoop_http_request_t *req,
+                                     swoop_http_response_t *res);
+
+/**
+ * Sets the handler of every HTTP port (before swoop_server_start). A port
+ * with open_http_protocol and no handler fails the start. Returns 0,
+ * SWOOP_EINVAL or SWOOP_ESTATE (after the start).
+ */
+SWOOP_EXTERN int swoop_http_on_request(swoop_server_t *srv, swoop_http_handler_t handler);
+
+/** The method as sent ("GET"). */
+SWOOP_EXTERN const char *swoop_http_method(const swoop_http_request_t *req);
+/** The path as sent, without "?query" ("/" for an absolute-form target without one). */
+SWOOP_EXTERN const char *swoop_http_path(const swoop_http_request_t *req);
+/** What follows '?', as sent (not decoded); "" if none. */
+SWOOP_EXTERN const char *swoop_http_query(const swoop_http_request_t *req);
+/** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+SWOOP_EXTERN int swoop_http_version(const swoop_http_request_t *req);
+/** The value of the first field called `name` (any case), without surrounding blanks; NULL if
+ * absent. */
+SWOOP_EXTERN const char *swoop_http_header(const swoop_http_request_t *req, const char *name);
+/** The number of header fields. */
+SWOOP_EXTERN int swoop_http_header_count(const swoop_http_request_t *req);
+/** Field `i` (0 .. count - 1): sets *name and *value; 0, or SWOOP_EINVAL. */
+SWOOP_EXTERN int swoop_http_header_at(const swoop_http_request_t *req, int i, const char **name,
+                                      const char **value);
+/**
+ * The whole body (Content-Length or decoded chunked), *len its size; an
+ * empty body gives a non-NULL pointer and 0. Bodies are limited by
+ * package_max_length (413 above).
+ */
+SWOOP_EXTERN const void *swoop_http_body(const swoop_http_request_t *req, size_t *len);
+/** The connection the request came on (for swoop_server_conn_info, ...). */
+SWOOP_EXTERN swoop_conn_id_t swoop_http_conn(const swoop_http_request_t *req);
+
+/** Sets the status (200..999) before anything was sent; 0, SWOOP_EINVAL or SWOOP_ESTATE. */
+SWOOP_EXTERN int swoop_http_status(swoop_http_response_t *res, int code);
+/**
+ * Adds a field before anything was sent. Names are tokens; CR, LF and NUL
+ * are refused in both (no response splitting). Content-Length,
+ * Transfer-Encoding and Date are set by the library and refused here;
+ * "Connection: close" closes the connection after the response.
+ * Returns 0, SWOOP_EINVAL or SWOOP_ESTATE.
+ */
+SWOOP_EXTERN int swoop_http_header_set(swoop_http_response_t *res, const char *name,
+                                       const char *value);
+/**
+ * Streams part of the body: the first call sends the head (chunked
+ * encoding to HTTP/1.1 clients; to HTTP/1.0 clients the body ends with the
+ * connection). Returns 0, or a swoop_server_send error (SWOOP_ECLOSED ...).
+ */
+SWOOP_EXTERN int swoop_http_write(swoop_http_response_t *res, const void *data, size_t len);
+/**
+ * Ends the response with `data` as (the rest of) its body; a response not
+ * streamed gets a Content-Length. HEAD requests and 204/304 responses carry
+ * no body. Returns 0, SWOOP_ESTATE when it already ended, or a send error.
+ */
+SWOOP_EXTERN int swoop_http_end(swoop_http_response_t *res, const void *data, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SWOOP_HTTP_H */

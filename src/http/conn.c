@@ -1,0 +1,255 @@
+/*
+ * The connection owner's side of HTTP (a PROCESS reactor thread or a BASE
+ * worker): every byte of a request is parsed here once (proto/http_parser.c),
+ * and the worker gets one message per request (internal.h, http_msg_t). A
+ * request that breaks a rule is answered here with its status and the
+ * connection closes; no handler sees it. The body comes with the request:
+ * a Content-Length body is awaited in the connection's input buffer (up to
+ * package_max_length), a chunked one is decoded as it arrives.
+ *
+ * One request at a time: once a request is delivered, the connection is
+ * not read until its response ended (SWOOP_REPLY_END on the worker's last
+ * send), so pipelined requests are answered in order whoever answers them
+ * and whenever. Then the connection closes (Connection: close, HTTP/1.0
+ * without keep-alive) or the bytes already buffered are parsed next.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/buf.h"
+#include "base/ratelimit.h"
+#include "http/internal.h"
+
+enum { PHASE_IDLE = 0, PHASE_HEAD, PHASE_CHUNKED, PHASE_WAITING };
+
+/* Bytes of message buffer a connection keeps between requests (reused, not reallocated). */
+#define SAVED_KEEP 4096
+
+typedef struct http_conn_s {
+    int phase;
+    int in_input;      /* input() is on the stack (BASE: the handler runs inside it) */
+    int keep_alive;    /* of the request being answered */
+    int continue_sent; /* 100 Continue went out for this request */
+    swoop_http_head_t head;
+    swoop_http_chunked_t chunked;
+    swoop_buf_t saved; /* chunked: the message so far (header, fields, head, then the body) */
+    swoop_http_header_t headers[HTTP_MAX_HEADERS];
+} http_conn_t;
+
+static void conn_open(swoop_conn_t *c)
+{
+    c->proto_state = NULL; /* made at the first byte: a connection that sends nothing costs none */
+}
+
+static void state_free(swoop_conn_t *c)
+{
+    http_conn_t *h = c->proto_state;
+    if (h == NULL)
+        return;
+    swoop__buf_free(&h->saved);
+    swoop_free(h);
+    c->proto_state = NULL;
+}
+
+static void conn_free(swoop_conn_t *c)
+{
+    state_free(c);
+}
+
+/* Answers a request that broke a rule with its status, then closes (after the bytes). */
+static void reply_error(swoop_conn_t *c, int err)
+{
+    int status = swoop__http_error_status(err);
+    const char *reason = swoop__http_reason(status);
+    swoop__log_limited(SWOOP_LOG_INFO, 0, "http: conn %llu (port %d): %s: %d %s, closing",
+                       (unsigned long long)c->id, c->port->port, swoop__http_error_reason(err),
+                       status, reason);
+    char body[128], buf[512];
+    int bl = snprintf(body, sizeof(body), "%d %s\n", status, reason);
+    int n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: text/plain\r\n"
+                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                     status, reason, swoop__http_date(), bl, body);
+    swoop__conn_send(c, buf, (size_t)n, 0);
+    swoop__conn_close(c, 0);
+}
+
+/* The message's fixed header for the parsed head h (body_len filled in later). */
+static void msg_head(const http_conn_t *h, const char *head, http_msg_t *m)
+{
+    const swoop_http_head_t *p = &h->head;
+    memset(m, 0, sizeof(*m));
+    m->magic = HTTP_MSG_MAGIC;
+    m->num_headers = p->num_headers;
+    m->head_len = p->head_len;
+    m->method = p->method;
+    m->path = p->path;
+    m->query = p->query;
+    m->version_minor = p->version_minor;
+    if (p->keep_alive)
+        m->flags |= HTTP_MSG_KEEP_ALIVE;
+    if (p->method.len == 4 && memcmp(head + p->method.off, "HEAD", 4) == 0)
+        m->flags |= HTTP_MSG_HEAD;
+}
+
+/* Appends header, fields and raw head of the request at `head` to b; 0 or -1 (no memory). */
+static int msg_build(swoop_buf_t *b, const http_conn_t *h, const char *head, uint64_t body_len)
+{
+    http_msg_t m;
+    msg_head(h, head, &m);
+    m.body_len = body_len;
+    size_t fields = (size_t)h->head.num_headers * sizeof(swoop_http_header_t);
+    if (swoop__buf_reserve(b, sizeof(m) + fields + h->head.head_len + body_len) < 0)
+        return -1;
+    swoop__buf_append(b, &m, sizeof(m));
+    swoop__buf_append(b, h->head.headers, fields);
+    swoop__buf_append(b, head, h->head.head_len);
+    return 0;
+}
+
+/* The request is whole: to the worker, and the reading waits for its response. */
+static void deliver(swoop_conn_t *c, http_conn_t *h, const char *data, size_t len)
+{
+    h->phase = PHASE_WAITING;
+    h->keep_alive = h->head.keep_alive;
+    swoop__conn_hold(c, 1);
+    swoop__conn_deliver(c, data, len);
+}
+
+/* Expect: 100-continue: the client waits for it before it sends the body. */
+static void maybe_continue(swoop_conn_t *c, http_conn_t *h)
+{
+    if (!h->head.expect_continue || h->continue_sent)
+        return;
+    h->continue_sent = 1;
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    swoop__conn_send(c, cont, sizeof(cont) - 1, 0);
+}
+
+static int no_memory(swoop_conn_t *c)
+{
+    swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM, "http: conn %llu: no memory for a request",
+                       (unsigned long long)c->id);
+    swoop__conn_close(c, 1);
+    return -1;
+}
+
+/* Parses (and delivers) what it can of data[0, len); see swoop_proto_t.input. */
+static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_t len, size_t *need)
+{
+    const swoop_port_settings_t *ps = &c->port->eff;
+    swoop_http_limits_t lim = {.max_head = (uint32_t)ps->http_max_header_size,
+                               .max_uri = (uint32_t)ps->http_max_header_size,
+                               .max_body = (uint64_t)ps->package_max_length};
+    size_t off = 0;
+    while (off < len && h->phase != PHASE_WAITING && c->state == CONN_OPEN) {
+        if (h->phase == PHASE_IDLE) {
+            swoop__http_head_init(&h->head, h->headers, HTTP_MAX_HEADERS);
+            h->continue_sent = 0;
+            h->phase = PHASE_HEAD;
+        }
+        if (h->phase == PHASE_HEAD) {
+            char *req = data + off;
+            ssize_t n = swoop__http_parse_request(&h->head, req, len - off, &lim);
+            if (n == SWOOP_HTTP_INCOMPLETE)
+                break;
+            if (n < 0) {
+                reply_error(c, (int)n);
+                return -1;
+            }
+            if (h->head.body == SWOOP_HTTP_BODY_CHUNKED) {
+                swoop__buf_clear(&h->saved);
+                if (msg_build(&h->saved, h, req, 0) < 0)
+                    return no_memory(c);
+                swoop__http_chunked_init(&h->chunked, lim.max_body, lim.max_head);
+                maybe_continue(c, h);
+                off += (size_t)n;
+                h->phase = PHASE_CHUNKED;
+                continue;
+            }
+            uint64_t body = h->head.body == SWOOP_HTTP_BODY_LENGTH ? h->head.content_length : 0;
+            uint64_t total = (uint64_t)n + body;
+            if (total > len - off) {
+                maybe_continue(c, h);
+                *need = (size_t)total; /* at most max_head + package_max_length */
+                break;
+            }
+            swoop__buf_clear(&h->saved);
+            if (msg_build(&h->saved, h, req, body) < 0)
+                return no_memory(c);
+            swoop__buf_append(&h->saved, req + n, (size_t)body);
+            off += (size_t)total;
+            deliver(c, h, swoop__buf_rdata(&h->saved), swoop__buf_rlen(&h->saved));
+            if (c->state == CONN_OPEN && c->proto_state == h)
+                swoop__buf_shrink(&h->saved, 0, SAVED_KEEP); /* an idle keep-alive costs little */
+            continue;
+        }
+        /* PHASE_CHUNKED: every byte is given to the decoder once, then consumed. */
+        size_t out = 0;
+        ssize_t k = swoop__http_chunked_decode(&h->chunked, data + off, len - off, &out);
+        if (k < 0 && k != SWOOP_HTTP_INCOMPLETE) {
+            reply_error(c, (int)k);
+            return -1;
+        }
+        if (out && swoop__buf_append(&h->saved, data + off, out) < 0)
+            return no_memory(c);
+        if (k == SWOOP_HTTP_INCOMPLETE) {
+            off = len;
+            break;
+        }
+        off += (size_t)k;
+        http_msg_t m;
+        char *saved = (char *)swoop__buf_rdata(&h->saved);
+        memcpy(&m, saved, sizeof(m));
+        size_t fixed = sizeof(m) + (size_t)m.num_headers * sizeof(swoop_http_header_t) + m.head_len;
+        m.body_len = swoop__buf_rlen(&h->saved) - fixed;
+        memcpy(saved, &m, sizeof(m));
+        deliver(c, h, swoop__buf_rdata(&h->saved), swoop__buf_rlen(&h->saved));
+        if (c->state == CONN_OPEN && c->proto_state == h)
+            swoop__buf_shrink(&h->saved, 0, SAVED_KEEP);
+    }
+    return (ssize_t)off;
+}
+
+static ssize_t input(swoop_conn_t *c, char *data, size_t len, size_t *need)
+{
+    http_conn_t *h = c->proto_state;
+    if (h == NULL) {
+        h = swoop_calloc(1, sizeof(*h));
+        swoop__buf_init(&h->saved);
+        c->proto_state = h;
+    }
+    if (h->phase == PHASE_WAITING)
+        return 0; /* read before the hold took effect: parsed after the response */
+    h->in_input++;
+    ssize_t off = input_requests(c, h, data, len, need);
+    h->in_input--;
+    return off;
+}
+
+/* A send with reply flags was queued: a response ended. */
+static void reply(swoop_conn_t *c, uint32_t flags)
+{
+    http_conn_t *h = c->proto_state;
+    if (h == NULL || h->phase != PHASE_WAITING || !(flags & SWOOP_REPLY_END))
+        return;
+    h->phase = PHASE_IDLE;
+    if ((flags & SWOOP_REPLY_CLOSE) || !h->keep_alive) {
+        swoop__conn_close(c, 0); /* after the response's bytes */
+        return;
+    }
+    swoop__conn_hold(c, 0);
+    /* Inside input() (BASE: the handler answered at once) its loop goes on. */
+    if (h->in_input == 0)
+        swoop__conn_reframe(c); /* pipelined bytes already buffered */
+}
+
+const swoop_proto_t swoop__http_proto = {
+    .name = "http",
+    .conn_open = conn_open,
+    .conn_free = conn_free,
+    .input = input,
+    .reply = reply,
+    .message = swoop__http_message,
+};

@@ -1,0 +1,472 @@
+/*
+ * The worker's side of HTTP: a request message from the connection owner
+ * (internal.h, http_msg_t) becomes a swoop_http_request_t whose strings
+ * point into the message (each span is NUL-terminated in place: the byte
+ * after it is a delimiter no other span needs), the user's handler runs,
+ * and the response is serialised here: the status line, Date, the user's
+ * fields, Content-Length or chunked framing, and the body, sent with
+ * swoop_server_send's route; the last send carries SWOOP_REPLY_END so the
+ * owner reads the connection's next request (or closes it).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "base/buf.h"
+#include "base/ratelimit.h"
+#include "http/internal.h"
+
+struct swoop_http_request_s {
+    swoop_server_t *srv;
+    swoop_conn_id_t conn;
+    int version_minor;
+    int num_headers;
+    const char *method, *path, *query;
+    const char *body;
+    size_t body_len;
+    const char *names[HTTP_MAX_HEADERS];
+    const char *values[HTTP_MAX_HEADERS];
+};
+
+struct swoop_http_response_s {
+    swoop_server_t *srv;
+    swoop_conn_id_t conn;
+    int status;
+    int version_minor;
+    int keep_alive; /* the request allows another one on the connection */
+    int head_only;  /* HEAD: no body bytes */
+    int started;    /* the head was sent (streaming) */
+    int chunked;    /* streaming with chunked framing (else until the close) */
+    int ended;
+    int close; /* the connection closes after this response */
+    swoop_buf_t fields;
+};
+
+int swoop_http_on_request(swoop_server_t *srv, swoop_http_handler_t handler)
+{
+    if (srv == NULL || handler == NULL)
+        return SWOOP_EINVAL;
+    return swoop__server_set_proto(srv, SWOOP_PROTO_HTTP, &swoop__http_proto,
+                                   (void (*)(void))handler);
+}
+
+/* ---- request ---- */
+
+/* Terminates span sp of head in place and returns it ("" for an empty one). */
+static const char *span_str(char *head, swoop_http_span_t sp, const char *empty)
+{
+    if (sp.len == 0)
+        return empty;
+    head[sp.off + sp.len] = '\0';
+    return head + sp.off;
+}
+
+const char *swoop_http_method(const swoop_http_request_t *req)
+{
+    return req ? req->method : NULL;
+}
+
+const char *swoop_http_path(const swoop_http_request_t *req)
+{
+    return req ? req->path : NULL;
+}
+
+const char *swoop_http_query(const swoop_http_request_t *req)
+{
+    return req ? req->query : NULL;
+}
+
+int swoop_http_version(const swoop_http_request_t *req)
+{
+    return req ? req->version_minor : SWOOP_EINVAL;
+}
+
+const char *swoop_http_header(const swoop_http_request_t *req, const char *name)
+{
+    if (req == NULL || name == NULL)
+        return NULL;
+    for (int i = 0; i < req->num_headers; i++) {
+        if (strcasecmp(req->names[i], name) == 0)
+            return req->values[i];
+    }
+    return NULL;
+}
+
+int swoop_http_header_count(const swoop_http_request_t *req)
+{
+    return req ? req->num_headers : 0;
+}
+
+int swoop_http_header_at(const swoop_http_request_t *req, int i, const char **name,
+                         const char **value)
+{
+    if (req == NULL || i < 0 || i >= req->num_headers || name == NULL || value == NULL)
+        return SWOOP_EINVAL;
+    *name = req->names[i];
+    *value = req->values[i];
+    return 0;
+}
+
+const void *swoop_http_body(const swoop_http_request_t *req, size_t *len)
+{
+    if (req == NULL) {
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    if (len)
+        *len = req->body_len;
+    return req->body;
+}
+
+swoop_conn_id_t swoop_http_conn(const swoop_http_request_t *req)
+{
+    return req ? req->conn : 0;
+}
+
+/* ---- response ---- */
+
+const char *swoop__http_reason(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "";
+    }
+}
+
+const char *swoop__http_date(void)
+{
+    static __thread char date[40];
+    static __thread time_t last;
+    time_t now = time(NULL);
+    if (now != last || date[0] == '\0') {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        last = now;
+    }
+    return date;
+}
+
+static int no_body_status(int status)
+{
+    return status == 204 || status == 304 || (status >= 100 && status < 200);
+}
+
+int swoop_http_status(swoop_http_response_t *res, int code)
+{
+    if (res == NULL || code < 200 || code > 999)
+        return SWOOP_EINVAL;
+    if (res->started || res->ended)
+        return SWOOP_ESTATE;
+    res->status = code;
+    return 0;
+}
+
+static int is_token_char(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+int swoop_http_header_set(swoop_http_response_t *res, const char *name, const char *value)
+{
+    if (res == NULL || name == NULL || value == NULL || name[0] == '\0')
+        return SWOOP_EINVAL;
+    if (res->started || res->ended)
+        return SWOOP_ESTATE;
+    for (const char *p = name; *p; p++) {
+        if (!is_token_char((unsigned char)*p)) {
+            swoop_log(SWOOP_LOG_WARNING, 0, "swoop_http_header_set: \"%s\" is not a field name",
+                      name);
+            return SWOOP_EINVAL;
+        }
+    }
+    for (const char *p = value; *p; p++) {
+        if (*p == '\r' || *p == '\n') {
+            swoop_log(SWOOP_LOG_WARNING, 0,
+                      "swoop_http_header_set: a CR or LF in the value of \"%s\" (refused: no "
+                      "response splitting)",
+                      name);
+            return SWOOP_EINVAL;
+        }
+    }
+    if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0 ||
+        strcasecmp(name, "Date") == 0) {
+        swoop_log(SWOOP_LOG_WARNING, 0, "swoop_http_header_set: \"%s\" is set by the library",
+                  name);
+        return SWOOP_EINVAL;
+    }
+    if (strcasecmp(name, "Connection") == 0) {
+        if (strcasecmp(value, "close") == 0)
+            res->close = 1;
+        return 0; /* the library writes Connection itself */
+    }
+    size_t nl = strlen(name), vl = strlen(value);
+    if (swoop__buf_reserve(&res->fields, nl + vl + 4) < 0)
+        return SWOOP_ENOMEM;
+    swoop__buf_append(&res->fields, name, nl);
+    swoop__buf_append(&res->fields, ": ", 2);
+    swoop__buf_append(&res->fields, value, vl);
+    swoop__buf_append(&res->fields, "\r\n", 2);
+    return 0;
+}
+
+/* The head of the response into b: `length` >= 0 gives Content-Length, -1 streams. */
+static int head_build(swoop_http_response_t *res, swoop_buf_t *b, int64_t length)
+{
+    char line[256];
+    const char *reason = swoop__http_reason(res->status);
+    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nServer: swoop\r\nDate: %s\r\n",
+                     res->status, reason, swoop__http_date());
+    if (swoop__buf_append(b, line, (size_t)n) < 0 ||
+        swoop__buf_append(b, swoop__buf_rdata(&res->fields), swoop__buf_rlen(&res->fields)) < 0)
+        return SWOOP_ENOMEM;
+    n = 0;
+    if (no_body_status(res->status))
+        ;
+    else if (length >= 0)
+        n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n", (long long)length);
+    else if (res->chunked)
+        n = snprintf(line, sizeof(line), "Transfer-Encoding: chunked\r\n");
+    if (res->close)
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "Connection: close\r\n\r\n");
+    else if (res->version_minor == 0)
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "Connection: keep-alive\r\n\r\n");
+    else
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "\r\n");
+    return swoop__buf_append(b, line, (size_t)n) < 0 ? SWOOP_ENOMEM : 0;
+}
+
+/* Sends b's bytes, split at buffer_output_size; the last piece carries `flags`. */
+static int send_buf(swoop_http_response_t *res, const char *p, size_t len, uint32_t flags)
+{
+    size_t max = (size_t)res->srv->settings.buffer_output_size;
+    do {
+        size_t n = len > max ? max : len;
+        int rc = swoop__server_send_reply(res->srv, res->conn, p, n, n == len ? flags : 0);
+        if (rc < 0)
+            return rc;
+        p += n;
+        len -= n;
+    } while (len > 0);
+    return 0;
+}
+
+static uint32_t end_flags(const swoop_http_response_t *res)
+{
+    return SWOOP_REPLY_END | (res->close ? SWOOP_REPLY_CLOSE : 0);
+}
+
+static int start_stream(swoop_http_response_t *res)
+{
+    res->started = 1;
+    res->chunked = res->version_minor >= 1 && !res->head_only && !no_body_status(res->status);
+    if (!res->chunked && !res->head_only && !no_body_status(res->status))
+        res->close = 1; /* HTTP/1.0: the body ends with the connection */
+    swoop_buf_t b;
+    swoop__buf_init(&b);
+    int rc = head_build(res, &b, -1);
+    if (rc == 0)
+        rc = send_buf(res, swoop__buf_rdata(&b), swoop__buf_rlen(&b), 0);
+    swoop__buf_free(&b);
+    return rc;
+}
+
+int swoop_http_write(swoop_http_response_t *res, const void *data, size_t len)
+{
+    if (res == NULL || (data == NULL && len))
+        return SWOOP_EINVAL;
+    if (res->ended)
+        return SWOOP_ESTATE;
+    int rc = res->started ? 0 : start_stream(res);
+    if (rc < 0 || len == 0 || res->head_only || no_body_status(res->status))
+        return rc;
+    if (!res->chunked)
+        return send_buf(res, data, len, 0);
+    char size[24];
+    int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+    swoop_buf_t b;
+    swoop__buf_init(&b);
+    if (swoop__buf_reserve(&b, (size_t)n + len + 2) < 0)
+        return SWOOP_ENOMEM;
+    swoop__buf_append(&b, size, (size_t)n);
+    swoop__buf_append(&b, data, len);
+    swoop__buf_append(&b, "\r\n", 2);
+    rc = send_buf(res, swoop__buf_rdata(&b), swoop__buf_rlen(&b), 0);
+    swoop__buf_free(&b);
+    return rc;
+}
+
+int swoop_http_end(swoop_http_response_t *res, const void *data, size_t len)
+{
+    if (res == NULL || (data == NULL && len))
+        return SWOOP_EINVAL;
+    if (res->ended)
+        return SWOOP_ESTATE;
+    if (res->started) {
+        int rc = len ? swoop_http_write(res, data, len) : 0;
+        res->ended = 1;
+        if (rc < 0)
+            return rc;
+        if (res->chunked)
+            return send_buf(res, "0\r\n\r\n", 5, end_flags(res));
+        return swoop__server_send_reply(res->srv, res->conn, NULL, 0, end_flags(res));
+    }
+    res->ended = 1;
+    int nobody = no_body_status(res->status);
+    swoop_buf_t b;
+    swoop__buf_init(&b);
+    int rc = head_build(res, &b, nobody ? -1 : (int64_t)len);
+    if (rc == 0 && len && !nobody && !res->head_only && swoop__buf_append(&b, data, len) < 0)
+        rc = SWOOP_ENOMEM;
+    if (rc == 0)
+        rc = send_buf(res, swoop__buf_rdata(&b), swoop__buf_rlen(&b), end_flags(res));
+    swoop__buf_free(&b);
+    return rc;
+}
+
+/* ---- a request from the owner ---- */
+
+static int msg_parse(swoop_http_request_t *req, char *data, size_t len)
+{
+    http_msg_t m;
+    if (len < sizeof(m))
+        return -1;
+    memcpy(&m, data, sizeof(m));
+    size_t fields = (size_t)m.num_headers * sizeof(swoop_http_header_t);
+    if (m.magic != HTTP_MSG_MAGIC || m.num_headers > HTTP_MAX_HEADERS || len - sizeof(m) < fields ||
+        len - sizeof(m) - fields < m.head_len ||
+        len - sizeof(m) - fields - m.head_len != m.body_len)
+        return -1;
+    char *head = data + sizeof(m) + fields;
+    /* Every span lies inside the head, its terminator too (the owner's parser made them). */
+    for (uint32_t i = 0; i < m.num_headers; i++) {
+        swoop_http_header_t f;
+        memcpy(&f, data + sizeof(m) + i * sizeof(f), sizeof(f));
+        if ((uint64_t)f.name.off + f.name.len >= m.head_len ||
+            (uint64_t)f.value.off + f.value.len >= m.head_len)
+            return -1;
+        req->names[i] = span_str(head, f.name, "");
+        req->values[i] = span_str(head, f.value, "");
+    }
+    swoop_http_span_t spans[3] = {m.method, m.path, m.query};
+    for (int i = 0; i < 3; i++) {
+        if ((uint64_t)spans[i].off + spans[i].len >= m.head_len)
+            return -1;
+    }
+    req->num_headers = (int)m.num_headers;
+    req->method = span_str(head, m.method, "");
+    req->path = span_str(head, m.path, "/");
+    req->query = span_str(head, m.query, "");
+    req->version_minor = m.version_minor;
+    req->body = head + m.head_len;
+    req->body_len = (size_t)m.body_len;
+    return (int)m.flags;
+}
+
+void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, char *data,
+                         size_t len)
+{
+    swoop_http_request_t req = {.srv = srv, .conn = conn};
+    int flags = msg_parse(&req, data, len);
+    if (flags < 0) {
+        swoop__log_limited(SWOOP_LOG_WARNING, 0,
+                           "http: malformed request message (%zu bytes) for conn %llu: closing",
+                           len, (unsigned long long)conn);
+        swoop_server_close(srv, conn, 1);
+        return;
+    }
+    swoop_http_response_t res = {.srv = srv,
+                                 .conn = conn,
+                                 .status = 200,
+                                 .version_minor = req.version_minor,
+                                 .keep_alive = (flags & HTTP_MSG_KEEP_ALIVE) != 0,
+                                 .head_only = (flags & HTTP_MSG_HEAD) != 0};
+    res.close = !res.keep_alive;
+    swoop__buf_init(&res.fields);
+    swoop_http_handler_t handler = (swoop_http_handler_t)srv->proto_fn[SWOOP_PROTO_HTTP];
+    if (handler)
+        handler(srv, &req, &res);
+    if (!res.ended) {
+        swoop__log_limited(SWOOP_LOG_ERROR, 0,
+                           "http: the handler of %s %s returned without ending the response: %s",
+                           req.method, req.path, res.started ? "ended now" : "500 sent");
+        if (!res.started) {
+            swoop__buf_clear(&res.fields);
+            res.status = 500;
+            res.close = 1;
+        }
+        swoop_http_end(&res, "500 Internal Server Error\n", res.started ? 0 : 26);
+    }
+    swoop__buf_free(&res.fields);
+}

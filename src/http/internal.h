@@ -1,0 +1,63 @@
+/*
+ * The HTTP layer's private definitions (L6, above src/server/): the parsed
+ * request as it travels from the connection owner to the worker, and the
+ * two halves that meet there:
+ *   conn.c      the owner's side: parses requests (proto/http_parser.c),
+ *               answers errors and 100-continue, delivers one request at a
+ *               time per connection, holds the reading until its response
+ *               ended, then reads the next (keep-alive) or closes
+ *   handler.c   the worker's side: the request and response objects, the
+ *               user's handler, serialising responses (response heads,
+ *               chunked bodies, the cached Date field)
+ */
+#ifndef SWOOP_HTTP_INTERNAL_H
+#define SWOOP_HTTP_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <swoop/http.h>
+
+#include "proto/http_parser.h"
+#include "server/internal.h"
+
+#define HTTP_MSG_MAGIC   0x50545448u /* "HTTP" */
+#define HTTP_MAX_HEADERS 100         /* fields per request (431 above) */
+
+/*
+ * One parsed request, owner to worker: this header, then num_headers
+ * swoop_http_header_t (spans into the head), then the raw head (head_len
+ * bytes), then the body (body_len bytes, decoded when it came chunked).
+ */
+typedef struct http_msg_s {
+    uint32_t magic;
+    uint32_t num_headers;
+    uint32_t head_len;
+    uint32_t flags; /* HTTP_MSG_* */
+    uint64_t body_len;
+    swoop_http_span_t method;
+    swoop_http_span_t path; /* len 0: "/" */
+    swoop_http_span_t query;
+    int32_t version_minor;
+    uint32_t pad_;
+} http_msg_t;
+
+static_assert(sizeof(http_msg_t) == 56, "the request message header is part of the IPC format");
+
+#define HTTP_MSG_KEEP_ALIVE 0x1u /* the connection may carry another request */
+#define HTTP_MSG_HEAD       0x2u /* method HEAD: the response carries no body */
+
+/* conn.c: the protocol table registered for SWOOP_PROTO_HTTP. */
+extern const swoop_proto_t swoop__http_proto;
+
+/* handler.c: the worker's side of swoop__http_proto. */
+void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, char *data,
+                         size_t len);
+
+/* handler.c: the reason phrase of a status ("Not Found"), "" for an unknown one. */
+const char *swoop__http_reason(int status);
+
+/* handler.c: the current Date field value (29 bytes + NUL), cached per second and thread. */
+const char *swoop__http_date(void);
+
+#endif /* SWOOP_HTTP_INTERNAL_H */

@@ -1,0 +1,289 @@
+/*
+ * The HTTP/1.1 server (issue 11), both modes, against real clients (curl,
+ * raw sockets): GET and POST with Content-Length and chunked bodies,
+ * keep-alive and pipelining answered in request order, streaming (chunked)
+ * responses, HEAD, HTTP/1.0, 100-continue, a handler that forgets to end
+ * (500), and malformed requests answered with their status and a close
+ * before any handler runs (the handler counts its calls in shared memory).
+ */
+/* TEST_LABELS: tsan */
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <swoop/http.h>
+
+#include "server_common.h"
+
+typedef struct shared_s {
+    _Atomic int calls; /* handler calls */
+} shared_t;
+
+static shared_t *sh;
+
+static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_response_t *res)
+{
+    atomic_fetch_add(&sh->calls, 1);
+    const char *path = swoop_http_path(req);
+    if (strcmp(path, "/hello") == 0) {
+        swoop_http_header_set(res, "Content-Type", "text/plain");
+        swoop_http_end(res, "hello\n", 6);
+    } else if (strcmp(path, "/echo") == 0) {
+        size_t len;
+        const void *body = swoop_http_body(req, &len);
+        swoop_http_end(res, body, len);
+    } else if (strcmp(path, "/info") == 0) {
+        char out[512];
+        const char *ua = swoop_http_header(req, "user-agent");
+        int n = snprintf(out, sizeof(out), "%s %s ?%s 1.%d ua=%s\n", swoop_http_method(req), path,
+                         swoop_http_query(req), swoop_http_version(req), ua ? ua : "-");
+        swoop_http_end(res, out, (size_t)n);
+    } else if (strcmp(path, "/stream") == 0) {
+        for (int i = 0; i < 3; i++) {
+            char part[16];
+            int n = snprintf(part, sizeof(part), "part%d\n", i);
+            swoop_http_write(res, part, (size_t)n);
+        }
+        swoop_http_end(res, "end\n", 4);
+    } else if (strcmp(path, "/forget") == 0) {
+        /* returns without ending: the library answers 500 */
+    } else {
+        swoop_http_status(res, 404);
+        swoop_http_end(res, "not found\n", 10);
+    }
+}
+
+static void setup_http(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_set(srv, "open_http_protocol", "1"));
+    ASSERT_OK(swoop_server_set(srv, "package_max_length", "1M"));
+    ASSERT_OK(swoop_http_on_request(srv, handler));
+}
+
+static srv_handle_t start(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    return srv_start(mode, setup_http, NULL, 2);
+}
+
+static void stop(srv_handle_t *h)
+{
+    srv_stop(h, 5000);
+    munmap(sh, sizeof(*sh));
+}
+
+/* Reads until `n` bytes or EOF/timeout; returns the count, buf NUL-terminated. */
+static size_t read_all(int fd, char *buf, size_t cap, int ms)
+{
+    size_t got = 0;
+    uint64_t deadline = swoop_test_now_ms() + (uint64_t)ms * swoop_test_multiplier();
+    while (got + 1 < cap) {
+        uint64_t now = swoop_test_now_ms();
+        if (now >= deadline)
+            break;
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, (int)(deadline - now)) <= 0)
+            continue;
+        ssize_t k = recv(fd, buf + got, cap - 1 - got, 0);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    buf[got] = '\0';
+    return got;
+}
+
+/* Runs a shell command, returns its stdout (NUL-terminated) and exit status. */
+static int run(const char *cmd, char *out, size_t cap)
+{
+    FILE *f = popen(cmd, "r");
+    ASSERT_NOT_NULL(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void curl_basics(swoop_mode_t mode)
+{
+    srv_handle_t h = start(mode);
+    char cmd[512], out[4096];
+    snprintf(cmd, sizeof(cmd), "curl -sS -i http://127.0.0.1:%d/hello", h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_NOT_NULL(strstr(out, "HTTP/1.1 200 OK\r\n"));
+    ASSERT_NOT_NULL(strstr(out, "Content-Type: text/plain\r\n"));
+    ASSERT_NOT_NULL(strstr(out, "Content-Length: 6\r\n"));
+    ASSERT_NOT_NULL(strstr(out, "\r\n\r\nhello\n"));
+    /* POST with a body, 100-continue on (curl sends Expect above 1 KiB). */
+    snprintf(cmd, sizeof(cmd),
+             "head -c 200000 /dev/zero | tr '\\0' x | curl -sS --data-binary @- "
+             "http://127.0.0.1:%d/echo | wc -c",
+             h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_EQ(atol(out), 200000);
+    /* Chunked request body. */
+    snprintf(cmd, sizeof(cmd),
+             "printf 'abc%%.0s' $(seq 1 1000) | curl -sS -H 'Transfer-Encoding: chunked' "
+             "--data-binary @- http://127.0.0.1:%d/echo | wc -c",
+             h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_EQ(atol(out), 3000);
+    /* Streaming response (chunked), decoded by curl. */
+    snprintf(cmd, sizeof(cmd), "curl -sS http://127.0.0.1:%d/stream", h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "part0\npart1\npart2\nend\n");
+    /* Query, method, version, a header. */
+    snprintf(cmd, sizeof(cmd), "curl -sS -0 -A tester 'http://127.0.0.1:%d/info?a=1&b=2'", h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "GET /info ?a=1&b=2 1.0 ua=tester\n");
+    /* 404, and a handler that forgets to end gets a 500. */
+    snprintf(cmd, sizeof(cmd), "curl -sS -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/nope",
+             h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "404");
+    snprintf(cmd, sizeof(cmd),
+             "curl -sS -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/forget", h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "500");
+    stop(&h);
+}
+
+TEST_TIMEOUT(http_curl_basics_process, 60)
+{
+    curl_basics(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(http_curl_basics_base, 60)
+{
+    curl_basics(SWOOP_MODE_BASE);
+}
+
+/* 50 pipelined requests in one write: 50 answers in order, then the close of the last. */
+static void pipelining(swoop_mode_t mode)
+{
+    srv_handle_t h = start(mode);
+    int fd = cli_connect(h.port);
+    static char reqs[50 * 128];
+    size_t n = 0;
+    for (int i = 0; i < 50; i++)
+        n += (size_t)snprintf(reqs + n, sizeof(reqs) - n,
+                              "GET /info?%d HTTP/1.1\r\nHost: x\r\n%s\r\n", i,
+                              i == 49 ? "Connection: close\r\n" : "");
+    cli_write(fd, reqs, n);
+    static char buf[65536];
+    read_all(fd, buf, sizeof(buf), 5000);
+    const char *p = buf;
+    for (int i = 0; i < 50; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "GET /info ?%d 1.1 ua=-\n", i);
+        const char *at = strstr(p, want);
+        if (at == NULL)
+            FAIL("answer %d missing or out of order", i);
+        p = at + strlen(want);
+    }
+    ASSERT_NOT_NULL(strstr(buf, "Connection: close\r\n"));
+    close(fd);
+    ASSERT_EQ(atomic_load(&sh->calls), 50);
+    stop(&h);
+}
+
+TEST_TIMEOUT(http_pipelined_in_order_process, 60)
+{
+    pipelining(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(http_pipelined_in_order_base, 60)
+{
+    pipelining(SWOOP_MODE_BASE);
+}
+
+/* Each bad request gets its status and a close; no handler runs. */
+static void rejects(swoop_mode_t mode)
+{
+    static const struct {
+        const char *req;
+        const char *status;
+    } rows[] = {
+        {"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+         "400"},
+        {"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", "400"},
+        {"GET / HTTP/1.1\r\nHost : x\r\n\r\n", "400"},
+        {"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", "400"},
+        {"GET / HTTP/1.1\nHost: x\n\n", "400"},
+        {"GET / HTTP/1.1\r\n\r\n", "400"},
+        {"GET / HTTP/2.0\r\nHost: x\r\n\r\n", "505"},
+        {"get / HTTP/1.1\r\nHost: x\r\n\r\n", "400"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: foo, chunked\r\n\r\n", "501"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n", "413"},
+        {"CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n", "501"},
+    };
+    srv_handle_t h = start(mode);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        int fd = cli_connect(h.port);
+        /* A smuggled canary behind each: it must never reach the handler. */
+        char req[512];
+        int n =
+            snprintf(req, sizeof(req), "%sGET /canary HTTP/1.1\r\nHost: x\r\n\r\n", rows[i].req);
+        cli_write(fd, req, (size_t)n);
+        char buf[2048];
+        read_all(fd, buf, sizeof(buf), 3000);
+        char want[32];
+        snprintf(want, sizeof(want), "HTTP/1.1 %s ", rows[i].status);
+        if (strncmp(buf, want, strlen(want)) != 0)
+            FAIL("row %zu: expected %s, got \"%.40s\"", i, rows[i].status, buf);
+        ASSERT_NOT_NULL(strstr(buf, "Connection: close\r\n"));
+        close(fd);
+    }
+    ASSERT_EQ(atomic_load(&sh->calls), 0);
+    stop(&h);
+}
+
+TEST_TIMEOUT(http_rejects_bad_requests_process, 60)
+{
+    rejects(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(http_rejects_bad_requests_base, 60)
+{
+    rejects(SWOOP_MODE_BASE);
+}
+
+/* HEAD: the length of the body, no body; keep-alive across requests; HTTP/1.0 keep-alive. */
+static void head_and_keepalive(swoop_mode_t mode)
+{
+    srv_handle_t h = start(mode);
+    int fd = cli_connect(h.port);
+    const char *q = "HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    char buf[2048];
+    size_t n = cli_read_n(fd, buf, 1, 3000);
+    ASSERT_EQ(n, 1u);
+    n += (size_t)recv(fd, buf + 1, sizeof(buf) - 2, 0);
+    buf[n] = '\0';
+    ASSERT_NOT_NULL(strstr(buf, "Content-Length: 6\r\n"));
+    ASSERT_NULL(strstr(buf, "hello"));
+    /* The same connection serves the next request (1.0 with keep-alive). */
+    q = "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    read_all(fd, buf, sizeof(buf), 500);
+    ASSERT_NOT_NULL(strstr(buf, "Connection: keep-alive\r\n"));
+    ASSERT_NOT_NULL(strstr(buf, "\r\n\r\nhello\n"));
+    /* HTTP/1.0 without keep-alive: answered, then closed. */
+    q = "GET /hello HTTP/1.0\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    read_all(fd, buf, sizeof(buf), 3000);
+    ASSERT_NOT_NULL(strstr(buf, "Connection: close\r\n"));
+    ASSERT(cli_wait_closed(fd, 3000));
+    close(fd);
+    stop(&h);
+}
+
+TEST_TIMEOUT(http_head_and_keepalive_process, 60)
+{
+    head_and_keepalive(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(http_head_and_keepalive_base, 60)
+{
+    head_and_keepalive(SWOOP_MODE_BASE);
+}
