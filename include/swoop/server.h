@@ -72,6 +72,12 @@ typedef struct swoop_port_settings_s {
     int open_http_protocol;
     /** HTTP: largest request head in bytes, 431 above (-1 inherit) [16384]. */
     int http_max_header_size;
+    /** HTTP: seconds an idle keep-alive connection is kept; 0 off (-1 inherit) [60]. */
+    int http_keepalive_timeout;
+    /** HTTP: seconds to receive a whole request head, else 408 (-1 inherit) [30]. */
+    int http_header_timeout;
+    /** HTTP: seconds without a byte of a body being received, else 408 (-1 inherit) [60]. */
+    int http_body_timeout;
 } swoop_port_settings_t;
 
 /**

@@ -28,6 +28,7 @@ enum { PHASE_IDLE = 0, PHASE_HEAD, PHASE_CHUNKED, PHASE_WAITING };
 
 typedef struct http_conn_s {
     int phase;
+    uint64_t since_ms; /* HEAD: when the request's first byte came; IDLE: the last response's end */
     int in_input;      /* input() is on the stack (BASE: the handler runs inside it) */
     int keep_alive;    /* of the request being answered */
     int continue_sent; /* 100 Continue went out for this request */
@@ -148,6 +149,7 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
             swoop__http_head_init(&h->head, h->headers, HTTP_MAX_HEADERS);
             h->continue_sent = 0;
             h->phase = PHASE_HEAD;
+            h->since_ms = c->last_recv_ms;
         }
         if (h->phase == PHASE_HEAD) {
             char *req = data + off;
@@ -235,6 +237,7 @@ static void reply(swoop_conn_t *c, uint32_t flags)
     if (h == NULL || h->phase != PHASE_WAITING || !(flags & SWOOP_REPLY_END))
         return;
     h->phase = PHASE_IDLE;
+    h->since_ms = swoop__now_ms();
     if ((flags & SWOOP_REPLY_CLOSE) || !h->keep_alive) {
         swoop__conn_close(c, 0); /* after the response's bytes */
         return;
@@ -245,7 +248,43 @@ static void reply(swoop_conn_t *c, uint32_t flags)
         swoop__conn_reframe(c); /* pipelined bytes already buffered */
 }
 
+/*
+ * Timeouts, checked about once a second: a request head that takes longer
+ * than http_header_timeout, or a body silent for http_body_timeout, gets a
+ * 408 and the close (slowloris); a keep-alive connection idle between
+ * requests for http_keepalive_timeout is closed quietly. A request waiting
+ * for its response has no timeout here (a handler may answer late).
+ */
+static void tick(swoop_conn_t *c, uint64_t now)
+{
+    const swoop_port_settings_t *ps = &c->port->eff;
+    http_conn_t *h = c->proto_state;
+    int phase = h ? h->phase : PHASE_IDLE;
+    if (phase == PHASE_WAITING)
+        return;
+    if (phase == PHASE_IDLE) {
+        uint64_t since = h ? h->since_ms : c->last_recv_ms;
+        if (swoop__buf_rlen(&c->in) == 0 && ps->http_keepalive_timeout > 0 &&
+            now - since > (uint64_t)ps->http_keepalive_timeout * 1000u)
+            swoop__conn_close(c, 0);
+        return;
+    }
+    int in_body = phase == PHASE_CHUNKED || h->head.head_len > 0; /* head parsed */
+    if (in_body ? now - c->last_recv_ms > (uint64_t)ps->http_body_timeout * 1000u
+                : now - h->since_ms > (uint64_t)ps->http_header_timeout * 1000u) {
+        swoop__log_limited(SWOOP_LOG_INFO, 0,
+                           "http: conn %llu (port %d): request %s not received in time: 408, "
+                           "closing",
+                           (unsigned long long)c->id, c->port->port, in_body ? "body" : "head");
+        static const char resp[] = "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n"
+                                   "Connection: close\r\n\r\n";
+        swoop__conn_send(c, resp, sizeof(resp) - 1, 0);
+        swoop__conn_close(c, 0);
+    }
+}
+
 const swoop_proto_t swoop__http_proto = {
+    .tick = tick,
     .name = "http",
     .conn_open = conn_open,
     .conn_free = conn_free,

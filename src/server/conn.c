@@ -980,7 +980,10 @@ void swoop__reactor_tick(swoop_reactor_t *r)
                 (unsigned long long)c->id, c->fd, (unsigned long long)(now - c->last_recv_ms),
                 idle);
             swoop__conn_close(c, 1);
+            continue;
         }
+        if (c->state == CONN_OPEN && c->port->proto && c->port->proto->tick)
+            c->port->proto->tick(c, now); /* may close c (q already moved on) */
     }
 }
 

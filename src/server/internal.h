@@ -186,6 +186,8 @@ typedef struct swoop_proto_s {
      * It delivers with swoop__conn_deliver and answers with swoop__conn_send.
      */
     ssize_t (*input)(swoop_conn_t *c, char *data, size_t len, size_t *need);
+    /* Owner, about once a second for each open connection of the port (its timeouts). */
+    void (*tick)(swoop_conn_t *c, uint64_t now_ms);
     /* Owner: a send flagged with reply flags (SWOOP_REPLY_*) was queued on c. */
     void (*reply)(swoop_conn_t *c, uint32_t flags);
     /* Worker: a message delivered for a connection of the port. */

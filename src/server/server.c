@@ -61,6 +61,9 @@ static void port_settings_inherit(swoop_port_settings_t *p)
     p->backlog = -1;
     p->open_http_protocol = -1;
     p->http_max_header_size = -1;
+    p->http_keepalive_timeout = -1;
+    p->http_header_timeout = -1;
+    p->http_body_timeout = -1;
 }
 
 int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
@@ -123,6 +126,9 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     p->backlog = 512;
     p->open_http_protocol = 0;
     p->http_max_header_size = 16384;
+    p->http_keepalive_timeout = 60;
+    p->http_header_timeout = 30;
+    p->http_body_timeout = 60;
     *out = srv;
     return 0;
 }
@@ -297,6 +303,12 @@ static int resolve_ports(swoop_server_t *srv)
             e.open_http_protocol = d->open_http_protocol;
         if (e.http_max_header_size < 0)
             e.http_max_header_size = d->http_max_header_size;
+        if (e.http_keepalive_timeout < 0)
+            e.http_keepalive_timeout = d->http_keepalive_timeout;
+        if (e.http_header_timeout < 0)
+            e.http_header_timeout = d->http_header_timeout;
+        if (e.http_body_timeout < 0)
+            e.http_body_timeout = d->http_body_timeout;
         p->eff = e;
         p->proto = NULL;
         if (e.open_http_protocol && !p->dgram) {

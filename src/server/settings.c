@@ -137,6 +137,9 @@ static const setting_t port_keys[] = {
     {"backlog", T_INT, PORT(backlog), 1, 65535},
     {"open_http_protocol", T_BOOL, PORT(open_http_protocol), 0, 1},
     {"http_max_header_size", T_INT, PORT(http_max_header_size), 1024, 1 << 20},
+    {"http_keepalive_timeout", T_INT, PORT(http_keepalive_timeout), 0, 86400},
+    {"http_header_timeout", T_INT, PORT(http_header_timeout), 1, 86400},
+    {"http_body_timeout", T_INT, PORT(http_body_timeout), 1, 86400},
 };
 
 /* Unescapes \r \n \t \\ \0 and \xHH in package_eof values given as strings. */

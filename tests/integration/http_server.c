@@ -287,3 +287,54 @@ TEST_TIMEOUT(http_head_and_keepalive_base, 60)
 {
     head_and_keepalive(SWOOP_MODE_BASE);
 }
+
+static void setup_http_timeouts(swoop_server_t *srv, void *arg)
+{
+    setup_http(srv, arg);
+    ASSERT_OK(swoop_server_set(srv, "http_keepalive_timeout", "1"));
+    ASSERT_OK(swoop_server_set(srv, "http_header_timeout", "1"));
+    ASSERT_OK(swoop_server_set(srv, "http_body_timeout", "1"));
+}
+
+/* Slowloris gets a 408 (head and body); an idle keep-alive connection is closed. */
+static void timeouts(swoop_mode_t mode)
+{
+    sh = srv_shared(sizeof(*sh));
+    srv_handle_t h = srv_start(mode, setup_http_timeouts, NULL, 2);
+    int slow_head = cli_connect(h.port), slow_body = cli_connect(h.port);
+    int idle = cli_connect(h.port), silent = cli_connect(h.port);
+    const char *q = "GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    cli_write(slow_head, q, strlen(q));
+    q = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc";
+    cli_write(slow_body, q, strlen(q));
+    q = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    cli_write(idle, q, strlen(q));
+    char buf[1024];
+    uint64_t t0 = swoop_test_now_ms();
+    read_all(slow_head, buf, sizeof(buf), 4000);
+    ASSERT_EQ(strncmp(buf, "HTTP/1.1 408 ", 13), 0);
+    read_all(slow_body, buf, sizeof(buf), 4000);
+    ASSERT_EQ(strncmp(buf, "HTTP/1.1 408 ", 13), 0);
+    read_all(idle, buf, sizeof(buf), 4000); /* the answer, then the close */
+    ASSERT_NOT_NULL(strstr(buf, "\r\n\r\nhello\n"));
+    ASSERT(cli_wait_closed(silent, 4000));
+    uint64_t took = swoop_test_now_ms() - t0;
+    printf("# 408s and keep-alive closes within %llu ms (timeouts of 1 s, checked each second)\n",
+           (unsigned long long)took);
+    ASSERT_EQ(atomic_load(&sh->calls), 1);
+    close(slow_head);
+    close(slow_body);
+    close(idle);
+    close(silent);
+    stop(&h);
+}
+
+TEST_TIMEOUT(http_timeouts_process, 60)
+{
+    timeouts(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(http_timeouts_base, 60)
+{
+    timeouts(SWOOP_MODE_BASE);
+}
