@@ -17,6 +17,23 @@
 #include "base/ratelimit.h"
 #include "http/internal.h"
 
+/*
+ * Responses are assembled here, one at a time (a worker is one thread):
+ * reused, so a response costs no allocation; trimmed after a big one.
+ */
+static swoop_buf_t out_buf;
+
+static swoop_buf_t *out_begin(void)
+{
+    swoop__buf_clear(&out_buf);
+    return &out_buf;
+}
+
+static void out_done(void)
+{
+    swoop__buf_shrink(&out_buf, 0, 65536);
+}
+
 struct swoop_http_request_s {
     swoop_server_t *srv;
     swoop_conn_id_t conn;
@@ -333,12 +350,11 @@ static int start_stream(swoop_http_response_t *res)
     res->chunked = res->version_minor >= 1 && !res->head_only && !no_body_status(res->status);
     if (!res->chunked && !res->head_only && !no_body_status(res->status))
         res->close = 1; /* HTTP/1.0: the body ends with the connection */
-    swoop_buf_t b;
-    swoop__buf_init(&b);
-    int rc = head_build(res, &b, -1);
+    swoop_buf_t *b = out_begin();
+    int rc = head_build(res, b, -1);
     if (rc == 0)
-        rc = send_buf(res, swoop__buf_rdata(&b), swoop__buf_rlen(&b), 0);
-    swoop__buf_free(&b);
+        rc = send_buf(res, swoop__buf_rdata(b), swoop__buf_rlen(b), 0);
+    out_done();
     return rc;
 }
 
@@ -355,15 +371,14 @@ int swoop_http_write(swoop_http_response_t *res, const void *data, size_t len)
         return send_buf(res, data, len, 0);
     char size[24];
     int n = snprintf(size, sizeof(size), "%zx\r\n", len);
-    swoop_buf_t b;
-    swoop__buf_init(&b);
-    if (swoop__buf_reserve(&b, (size_t)n + len + 2) < 0)
+    swoop_buf_t *b = out_begin();
+    if (swoop__buf_reserve(b, (size_t)n + len + 2) < 0)
         return SWOOP_ENOMEM;
-    swoop__buf_append(&b, size, (size_t)n);
-    swoop__buf_append(&b, data, len);
-    swoop__buf_append(&b, "\r\n", 2);
-    rc = send_buf(res, swoop__buf_rdata(&b), swoop__buf_rlen(&b), 0);
-    swoop__buf_free(&b);
+    swoop__buf_append(b, size, (size_t)n);
+    swoop__buf_append(b, data, len);
+    swoop__buf_append(b, "\r\n", 2);
+    rc = send_buf(res, swoop__buf_rdata(b), swoop__buf_rlen(b), 0);
+    out_done();
     return rc;
 }
 
@@ -384,14 +399,13 @@ int swoop_http_end(swoop_http_response_t *res, const void *data, size_t len)
     }
     res->ended = 1;
     int nobody = no_body_status(res->status);
-    swoop_buf_t b;
-    swoop__buf_init(&b);
-    int rc = head_build(res, &b, nobody ? -1 : (int64_t)len);
-    if (rc == 0 && len && !nobody && !res->head_only && swoop__buf_append(&b, data, len) < 0)
+    swoop_buf_t *b = out_begin();
+    int rc = head_build(res, b, nobody ? -1 : (int64_t)len);
+    if (rc == 0 && len && !nobody && !res->head_only && swoop__buf_append(b, data, len) < 0)
         rc = SWOOP_ENOMEM;
     if (rc == 0)
-        rc = send_buf(res, swoop__buf_rdata(&b), swoop__buf_rlen(&b), end_flags(res));
-    swoop__buf_free(&b);
+        rc = send_buf(res, swoop__buf_rdata(b), swoop__buf_rlen(b), end_flags(res));
+    out_done();
     return rc;
 }
 

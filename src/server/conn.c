@@ -581,8 +581,12 @@ static void conn_io_cb(swoop_io_t *io, unsigned events)
     ext(c)->busy++;
     if ((events & SWOOP_WRITABLE) && c->state != CONN_WAIT_ACK)
         conn_flush(c);
-    if ((events & SWOOP_READABLE) && c->state == CONN_OPEN && !c->reactor->no_read)
-        conn_read(c);
+    if ((events & SWOOP_READABLE) && c->state == CONN_OPEN && !c->reactor->no_read) {
+        if (c->proto_hold)
+            update_io(c); /* input waits until the protocol releases the hold */
+        else
+            conn_read(c);
+    }
     conn_unbusy(c);
 }
 
@@ -804,12 +808,18 @@ static void conn_free(swoop_conn_t *c)
     swoop_free(c);
 }
 
+/*
+ * Lazy: holding only stops conn_read; the READABLE interest goes only when
+ * a held connection is woken with more input (a pipelining client), and
+ * comes back at the release. A request answered at once (BASE) or a
+ * client that waits for each response costs no epoll_ctl.
+ */
 void swoop__conn_hold(swoop_conn_t *c, int hold)
 {
     if (c->proto_hold == hold)
         return;
     c->proto_hold = hold;
-    if (c->state == CONN_OPEN)
+    if (!hold && c->state == CONN_OPEN && !(c->io._registered & SWOOP_READABLE))
         update_io(c);
 }
 
