@@ -20,6 +20,7 @@
 #include "base/buf.h"
 #include "base/ratelimit.h"
 #include "http/internal.h"
+#include "shm/internal.h"
 
 enum { PHASE_IDLE = 0, PHASE_HEAD, PHASE_CHUNKED, PHASE_WAITING };
 
@@ -34,7 +35,10 @@ typedef struct http_conn_s {
     int continue_sent; /* 100 Continue went out for this request */
     swoop_http_head_t head;
     swoop_http_chunked_t chunked;
-    swoop_buf_t saved; /* chunked: the message so far (header, fields, head, then the body) */
+    swoop_buf_t saved;  /* the request message being built (header, fields, head, body) */
+    int worker;         /* PROCESS, WAITING: the worker the request went to */
+    int32_t worker_pid; /* and its process then (a death leaves no response to wait for) */
+    int dead_ticks;     /* ticks that found that process gone */
     swoop_http_header_t headers[HTTP_MAX_HEADERS];
 } http_conn_t;
 
@@ -112,10 +116,17 @@ static int msg_build(swoop_buf_t *b, const http_conn_t *h, const char *head, uin
 /* The request is whole: to the worker, and the reading waits for its response. */
 static void deliver(swoop_conn_t *c, http_conn_t *h, const char *data, size_t len)
 {
+    swoop_server_t *srv = c->reactor->srv;
     h->phase = PHASE_WAITING;
     h->keep_alive = h->head.keep_alive;
     swoop__conn_hold(c, 1);
     swoop__conn_deliver(c, data, len);
+    if (srv->mode == SWOOP_MODE_PROCESS && c->state == CONN_OPEN && c->proto_state == h &&
+        h->phase == PHASE_WAITING) {
+        h->worker = c->data_worker;
+        h->worker_pid = atomic_load(&srv->gs->workers[h->worker].pid);
+        h->dead_ticks = 0;
+    }
 }
 
 /* Expect: 100-continue: the client waits for it before it sends the body. */
@@ -238,7 +249,8 @@ static void reply(swoop_conn_t *c, uint32_t flags)
         return;
     h->phase = PHASE_IDLE;
     h->since_ms = swoop__now_ms();
-    if ((flags & SWOOP_REPLY_CLOSE) || !h->keep_alive) {
+    /* Shutting down (the owner reads no more): this response is the connection's last. */
+    if ((flags & SWOOP_REPLY_CLOSE) || !h->keep_alive || c->reactor->no_read) {
         swoop__conn_close(c, 0); /* after the response's bytes */
         return;
     }
@@ -246,6 +258,42 @@ static void reply(swoop_conn_t *c, uint32_t flags)
     /* Inside input() (BASE: the handler answered at once) its loop goes on. */
     if (h->in_input == 0)
         swoop__conn_reframe(c); /* pipelined bytes already buffered */
+}
+
+/*
+ * PROCESS: the worker that got the request crashed: nobody will answer.
+ * 503 and the close, rather than a client waiting forever.
+ */
+static void worker_check(swoop_conn_t *c, http_conn_t *h)
+{
+    swoop_server_t *srv = c->reactor->srv;
+    if (srv->mode != SWOOP_MODE_PROCESS || h->worker_pid <= 0 || swoop__tid_alive(h->worker_pid)) {
+        h->dead_ticks = 0;
+        return;
+    }
+    /*
+     * An exit in order (a reload, max_request) leaves what the process did
+     * not take to its successor, which answers: only a crash (a signal, or
+     * a nonzero exit) loses the request.
+     */
+    const swoop_proc_stat_t *ps = &srv->proc_stats[h->worker];
+    if (atomic_load(&ps->last_signal) == 0 && atomic_load(&ps->last_exit_code) == 0)
+        return;
+    /*
+     * What a process wrote before it exited is read within a loop iteration:
+     * a response still on its way when the death is first seen has arrived
+     * by the next tick, so only a second tick in a row decides.
+     */
+    if (++h->dead_ticks < 2)
+        return;
+    swoop__log_limited(SWOOP_LOG_WARNING, 0,
+                       "http: conn %llu: worker %d (pid %d) died with its request: 503, closing",
+                       (unsigned long long)c->id, h->worker, (int)h->worker_pid);
+    static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                               "Connection: close\r\n\r\n";
+    h->phase = PHASE_IDLE;
+    swoop__conn_send(c, resp, sizeof(resp) - 1, 0);
+    swoop__conn_close(c, 0);
 }
 
 /*
@@ -260,8 +308,10 @@ static void tick(swoop_conn_t *c, uint64_t now)
     const swoop_port_settings_t *ps = &c->port->eff;
     http_conn_t *h = c->proto_state;
     int phase = h ? h->phase : PHASE_IDLE;
-    if (phase == PHASE_WAITING)
+    if (phase == PHASE_WAITING) {
+        worker_check(c, h);
         return;
+    }
     if (phase == PHASE_IDLE) {
         uint64_t since = h ? h->since_ms : c->last_recv_ms;
         if (swoop__buf_rlen(&c->in) == 0 && ps->http_keepalive_timeout > 0 &&

@@ -8,6 +8,7 @@
  * swoop_server_send's route; the last send carries SWOOP_REPLY_END so the
  * owner reads the connection's next request (or closes it).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -298,9 +299,25 @@ int swoop_http_header_set(swoop_http_response_t *res, const char *name, const ch
     return 0;
 }
 
+/* BASE: a SIGTERM (reload, shutdown) waits for the loop while the handler runs. */
+static int stop_pending(void)
+{
+    sigset_t set;
+    return sigpending(&set) == 0 && sigismember(&set, SIGTERM) == 1;
+}
+
 /* The head of the response into b: `length` >= 0 gives Content-Length, -1 streams. */
 static int head_build(swoop_http_response_t *res, swoop_buf_t *b, int64_t length)
 {
+    /*
+     * The connection's last response says so: at shutdown, and from a BASE
+     * worker draining after a reload or max_request (its successor serves
+     * the client's next connection; no keep-alive close can race a request).
+     */
+    swoop_server_t *srv = res->srv;
+    if (atomic_load(&srv->gs->shutting_down) || srv->worker_draining || srv->worker_retiring ||
+        (srv->mode == SWOOP_MODE_BASE && stop_pending()))
+        res->close = 1;
     char line[256];
     const char *reason = swoop__http_reason(res->status);
     int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nServer: swoop\r\nDate: %s\r\n",

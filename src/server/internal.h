@@ -242,6 +242,7 @@ struct swoop_conn_s {
     int paused;
     int writing;   /* WRITABLE interest on */
     int worker_id; /* PROCESS: the worker that got CONNECT and gets CLOSE */
+    int data_worker; /* PROCESS: the worker the last DATA went to (dispatch_mode may vary it) */
     int notified;  /* on_close ran (and was acknowledged): freeing needs no more CLOSE */
     uint64_t last_recv_ms;
     uint64_t state_ms; /* when it entered the current state */

@@ -297,6 +297,7 @@ void swoop__master_deliver_connect(swoop_reactor_t *r, swoop_conn_t *c)
 void swoop__master_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char *data, size_t len)
 {
     int w = swoop__dispatch_worker(r, c);
+    c->data_worker = w;
     swoop_ipc_head_t h = {.type = SWOOP_IPC_DATA,
                           .reactor_id = (int16_t)r->id,
                           .worker_id = (int16_t)w,

@@ -45,6 +45,11 @@ static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
             swoop_http_write(res, part, (size_t)n);
         }
         swoop_http_end(res, "end\n", 4);
+    } else if (strcmp(path, "/slow") == 0) {
+        swoop_test_sleep_ms(300);
+        swoop_http_end(res, "slow\n", 5);
+    } else if (strcmp(path, "/crash") == 0) {
+        raise(SIGKILL); /* the worker dies with the request */
     } else if (strcmp(path, "/forget") == 0) {
         /* returns without ending: the library answers 500 */
     } else {
@@ -337,4 +342,106 @@ TEST_TIMEOUT(http_timeouts_process, 60)
 TEST_TIMEOUT(http_timeouts_base, 60)
 {
     timeouts(SWOOP_MODE_BASE);
+}
+
+/*
+ * A request in flight across a reload is answered by its process; PROCESS:
+ * the connection goes on (the reactor owns it); BASE: the draining process
+ * closes it after that response (Connection: close) and the next
+ * connection reaches the successor.
+ */
+static void reload_in_flight(swoop_mode_t mode)
+{
+    srv_handle_t h = start(mode);
+    int fd = cli_connect(h.port);
+    const char *q = "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    swoop_test_sleep_ms(50); /* the request is in the handler (300 ms) */
+    ASSERT_EQ(kill(h.pid, SIGUSR1), 0);
+    char buf[2048];
+    size_t n = cli_read_n(fd, buf, 1, 5000);
+    ASSERT_EQ(n, 1u);
+    n += (size_t)recv(fd, buf + 1, sizeof(buf) - 2, 0);
+    buf[n] = '\0';
+    ASSERT_NOT_NULL(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+    ASSERT_NOT_NULL(strstr(buf, "\r\n\r\nslow\n"));
+    if (mode == SWOOP_MODE_BASE) {
+        /* The draining process owns the connection: its last response says so, then the close. */
+        ASSERT_NOT_NULL(strstr(buf, "Connection: close\r\n"));
+        ASSERT(cli_wait_closed(fd, 5000));
+        close(fd);
+        fd = cli_connect(h.port);
+    }
+    q = "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    read_all(fd, buf, sizeof(buf), 5000);
+    ASSERT_NOT_NULL(strstr(buf, "\r\n\r\nhello\n"));
+    close(fd);
+    stop(&h);
+}
+
+TEST_TIMEOUT(http_reload_answers_in_flight_process, 60)
+{
+    reload_in_flight(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(http_reload_answers_in_flight_base, 60)
+{
+    reload_in_flight(SWOOP_MODE_BASE);
+}
+
+/* SIGTERM with a request in flight: answered, marked as the last one, then the close. */
+static void shutdown_in_flight(swoop_mode_t mode)
+{
+    srv_handle_t h = start(mode);
+    swoop_server_stats_t st;
+    srv_stats(&h, &st);
+    int fd = cli_connect(h.port);
+    const char *q = "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    swoop_test_sleep_ms(50);
+    ASSERT_EQ(kill(h.pid, SIGTERM), 0);
+    char buf[2048];
+    read_all(fd, buf, sizeof(buf), 5000);
+    ASSERT_NOT_NULL(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+    ASSERT_NOT_NULL(strstr(buf, "Connection: close\r\n"));
+    ASSERT_NOT_NULL(strstr(buf, "\r\n\r\nslow\n"));
+    close(fd);
+    swoop_test_wait_ok(h.pid, 5000);
+    WAIT_UNTIL(!swoop_test_pid_alive(st.manager_pid), 2000);
+    munmap(sh, sizeof(*sh));
+}
+
+TEST_TIMEOUT(http_shutdown_answers_in_flight_process, 60)
+{
+    shutdown_in_flight(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(http_shutdown_answers_in_flight_base, 60)
+{
+    shutdown_in_flight(SWOOP_MODE_BASE);
+}
+
+/* PROCESS: the worker dies with the request: the client gets a 503, not a hang. */
+TEST_TIMEOUT(http_worker_crash_gets_503_process, 60)
+{
+    srv_handle_t h = start(SWOOP_MODE_PROCESS);
+    int fd = cli_connect(h.port);
+    const char *q = "GET /crash HTTP/1.1\r\nHost: x\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    char buf[2048];
+    uint64_t t0 = swoop_test_now_ms();
+    read_all(fd, buf, sizeof(buf), 6000);
+    printf("# 503 after %llu ms\n", (unsigned long long)(swoop_test_now_ms() - t0));
+    ASSERT_EQ(strncmp(buf, "HTTP/1.1 503 ", 13), 0);
+    close(fd);
+    /* The restarted worker serves. */
+    srv_wait_ready(h.pid, 2);
+    fd = cli_connect(h.port);
+    q = "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    read_all(fd, buf, sizeof(buf), 5000);
+    ASSERT_NOT_NULL(strstr(buf, "\r\n\r\nhello\n"));
+    close(fd);
+    stop(&h);
 }
