@@ -219,26 +219,31 @@ typedef struct swoop_worker_stats_s {
 
 /** Server-wide figures, read from shared memory. */
 typedef struct swoop_server_stats_s {
-    uint64_t start_time;       /**< unix time of the start */
-    int64_t connection_num;    /**< open connections */
-    uint64_t accept_count;     /**< connections accepted */
-    uint64_t close_count;      /**< connections closed */
-    uint64_t request_count;    /**< packets delivered to on_receive / on_packet */
-    uint64_t bytes_in;         /**< bytes read from clients */
-    uint64_t bytes_out;        /**< bytes written to clients */
-    int worker_num;            /**< event workers */
-    int reactor_num;           /**< reactor threads (PROCESS), 0 in BASE */
-    int mode;                  /**< swoop_mode_t */
-    pid_t master_pid;          /**< the master (BASE: the manager) */
-    pid_t manager_pid;         /**< the manager */
-    int task_worker_num;       /**< task workers */
-    int task_idle_worker_num;  /**< task workers not in on_task */
-    int64_t tasking_num;       /**< tasks posted and not yet taken by a task worker */
-    uint64_t task_count;       /**< on_task calls that returned */
-    uint64_t task_redelivered; /**< tasks delivered again after their task worker died */
-    uint64_t task_failed;      /**< tasks reported without a result (on_task_error, taskwait) */
-    int64_t task_queue_num;    /**< task_ipc_mode 2, 3: messages in the queue, else -1 */
-    int64_t task_queue_bytes;  /**< task_ipc_mode 2, 3: their bytes, else -1 */
+    uint64_t start_time;        /**< unix time of the start */
+    int64_t connection_num;     /**< open connections */
+    uint64_t accept_count;      /**< connections accepted */
+    uint64_t close_count;       /**< connections closed */
+    uint64_t request_count;     /**< packets delivered to on_receive / on_packet */
+    uint64_t bytes_in;          /**< bytes read from clients */
+    uint64_t bytes_out;         /**< bytes written to clients */
+    int worker_num;             /**< event workers */
+    int reactor_num;            /**< reactor threads (PROCESS), 0 in BASE */
+    int mode;                   /**< swoop_mode_t */
+    pid_t master_pid;           /**< the master (BASE: the manager) */
+    pid_t manager_pid;          /**< the manager */
+    int task_worker_num;        /**< task workers */
+    int task_idle_worker_num;   /**< task workers not in on_task */
+    int64_t tasking_num;        /**< tasks posted and not yet taken by a task worker */
+    uint64_t task_count;        /**< on_task calls that returned */
+    uint64_t task_redelivered;  /**< tasks delivered again after their task worker died */
+    uint64_t task_failed;       /**< tasks reported without a result (on_task_error, taskwait) */
+    int64_t task_queue_num;     /**< task_ipc_mode 2, 3: messages in the queue, else -1 */
+    int64_t task_queue_bytes;   /**< task_ipc_mode 2, 3: their bytes, else -1 */
+    uint64_t http_2xx;          /**< HTTP responses with a 2xx status */
+    uint64_t http_3xx;          /**< ... 3xx */
+    uint64_t http_4xx;          /**< ... 4xx (those for refused requests too) */
+    uint64_t http_5xx;          /**< ... 5xx */
+    uint64_t http_bad_requests; /**< HTTP requests the parser refused (400, 413, 431, 501, ...) */
     swoop_worker_stats_t workers[SWOOP_STATS_WORKERS_MAX]; /**< the first worker_num entries */
 } swoop_server_stats_t;
 

@@ -76,6 +76,7 @@ static void reply_error(swoop_conn_t *c, int err)
                      "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: text/plain\r\n"
                      "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
                      status, reason, swoop__http_date(), bl, body);
+    swoop__http_count(c->reactor->cnt, status, 1);
     swoop__conn_send(c, buf, (size_t)n, 0);
     swoop__conn_close(c, 0);
 }
@@ -292,6 +293,7 @@ static void worker_check(swoop_conn_t *c, http_conn_t *h)
     static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
                                "Connection: close\r\n\r\n";
     h->phase = PHASE_IDLE;
+    swoop__http_count(c->reactor->cnt, 503, 0);
     swoop__conn_send(c, resp, sizeof(resp) - 1, 0);
     swoop__conn_close(c, 0);
 }
@@ -328,6 +330,7 @@ static void tick(swoop_conn_t *c, uint64_t now)
                            (unsigned long long)c->id, c->port->port, in_body ? "body" : "head");
         static const char resp[] = "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n"
                                    "Connection: close\r\n\r\n";
+        swoop__http_count(c->reactor->cnt, 408, 0);
         swoop__conn_send(c, resp, sizeof(resp) - 1, 0);
         swoop__conn_close(c, 0);
     }

@@ -318,6 +318,7 @@ static int head_build(swoop_http_response_t *res, swoop_buf_t *b, int64_t length
     if (atomic_load(&srv->gs->shutting_down) || srv->worker_draining || srv->worker_retiring ||
         (srv->mode == SWOOP_MODE_BASE && stop_pending()))
         res->close = 1;
+    swoop__http_count(swoop__counter(srv->gs, srv->worker_id), res->status, 0);
     char line[256];
     const char *reason = swoop__http_reason(res->status);
     int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nServer: swoop\r\nDate: %s\r\n",

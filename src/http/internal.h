@@ -54,6 +54,16 @@ extern const swoop_proto_t swoop__http_proto;
 void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, char *data,
                          size_t len);
 
+/* Counts a response of `status` (and a refused request) in the writer's counter block. */
+static inline void swoop__http_count(swoop_srv_counter_t *cnt, int status, int bad)
+{
+    int cls = status / 100 - 2;
+    if (cls >= 0 && cls < 4)
+        atomic_fetch_add_explicit(&cnt->http_status[cls], 1, memory_order_relaxed);
+    if (bad)
+        atomic_fetch_add_explicit(&cnt->http_bad, 1, memory_order_relaxed);
+}
+
 /* handler.c: the reason phrase of a status ("Not Found"), "" for an unknown one. */
 const char *swoop__http_reason(int status);
 

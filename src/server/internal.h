@@ -27,7 +27,7 @@
 #include "proto/framing.h"
 
 #define SWOOP_STATS_MAGIC   0x53574f50u /* "SWOP" */
-#define SWOOP_STATS_VERSION 5u          /* 5: manager_told */
+#define SWOOP_STATS_VERSION 6u          /* 6: HTTP counters */
 #define SWOOP_STATS_MEMFD   "swoop-stats"
 
 /* conn id = (sequence << SLOT_BITS) | slot */
@@ -65,7 +65,8 @@ typedef struct swoop_srv_counter_s {
     _Alignas(64) _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_out;
     _Atomic uint64_t requests;
-    char pad_[40];
+    _Atomic uint64_t http_status[4]; /* HTTP responses by class: 2xx, 3xx, 4xx, 5xx */
+    _Atomic uint64_t http_bad;       /* HTTP requests refused by the parser (owner) */
 } swoop_srv_counter_t;
 
 static_assert(sizeof(swoop_srv_wstat_t) == 64, "one cache line per worker");
@@ -240,10 +241,10 @@ struct swoop_conn_s {
     int fd;
     int state;
     int paused;
-    int writing;   /* WRITABLE interest on */
-    int worker_id; /* PROCESS: the worker that got CONNECT and gets CLOSE */
+    int writing;     /* WRITABLE interest on */
+    int worker_id;   /* PROCESS: the worker that got CONNECT and gets CLOSE */
     int data_worker; /* PROCESS: the worker the last DATA went to (dispatch_mode may vary it) */
-    int notified;  /* on_close ran (and was acknowledged): freeing needs no more CLOSE */
+    int notified;    /* on_close ran (and was acknowledged): freeing needs no more CLOSE */
     uint64_t last_recv_ms;
     uint64_t state_ms; /* when it entered the current state */
     int ipc_blocked;   /* PROCESS: reading paused while worker (ipc_blocked - 1)'s queue drains */

@@ -150,6 +150,13 @@ static void curl_basics(swoop_mode_t mode)
              "curl -sS -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/forget", h.port);
     ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
     ASSERT_STR_EQ(out, "500");
+    /* swoop stats counts the responses by class. */
+    swoop_server_stats_t st;
+    srv_stats(&h, &st);
+    ASSERT_EQ(st.http_2xx, 5u);
+    ASSERT_EQ(st.http_4xx, 1u);
+    ASSERT_EQ(st.http_5xx, 1u);
+    ASSERT_EQ(st.http_bad_requests, 0u);
     stop(&h);
 }
 
@@ -240,6 +247,11 @@ static void rejects(swoop_mode_t mode)
         close(fd);
     }
     ASSERT_EQ(atomic_load(&sh->calls), 0);
+    size_t nrows = sizeof(rows) / sizeof(rows[0]);
+    swoop_server_stats_t st;
+    srv_stats(&h, &st);
+    ASSERT_EQ(st.http_bad_requests, (uint64_t)nrows);
+    ASSERT_EQ(st.http_4xx + st.http_5xx, (uint64_t)nrows);
     stop(&h);
 }
 
