@@ -90,6 +90,24 @@ SWOOP_EXTERN int swoop_http_write(swoop_http_response_t *res, const void *data, 
  */
 SWOOP_EXTERN int swoop_http_end(swoop_http_response_t *res, const void *data, size_t len);
 
+/**
+ * Answer later: the handler may return without ending; the response is
+ * then given by swoop_http_respond with the id returned here (0 on error:
+ * already ended or detached). The connection reads nothing else meanwhile,
+ * so later requests wait behind it (pipelining stays in order).
+ */
+SWOOP_EXTERN uint64_t swoop_http_detach(swoop_http_response_t *res);
+
+/**
+ * Ends the detached response `id` from any event worker (timer, message,
+ * on_finish), with `status`, an optional Content-Type and the body.
+ * Returns 0, SWOOP_ECLOSED when the connection is gone, SWOOP_ESTATE when
+ * that request was already answered (or from a task worker: not yet
+ * supported), SWOOP_EINVAL for a bad status.
+ */
+SWOOP_EXTERN int swoop_http_respond(swoop_server_t *srv, uint64_t id, int status,
+                                    const char *content_type, const void *body, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

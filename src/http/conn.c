@@ -39,6 +39,7 @@ typedef struct http_conn_s {
     int worker;         /* PROCESS, WAITING: the worker the request went to */
     int32_t worker_pid; /* and its process then (a death leaves no response to wait for) */
     int dead_ticks;     /* ticks that found that process gone */
+    uint32_t seq;       /* requests handed on so far */
     swoop_http_header_t headers[HTTP_MAX_HEADERS];
 } http_conn_t;
 
@@ -120,6 +121,17 @@ static void deliver(swoop_conn_t *c, http_conn_t *h, const char *data, size_t le
     swoop_server_t *srv = c->reactor->srv;
     h->phase = PHASE_WAITING;
     h->keep_alive = h->head.keep_alive;
+    http_msg_t m;
+    memcpy(&m, data, sizeof(m));
+    m.seq = ++h->seq;
+    memcpy((char *)data, &m, sizeof(m)); /* the message is ours (h->saved) */
+    if (c->sess) {
+        uint32_t f = HTTP_SESS_AWAITING | (h->keep_alive ? HTTP_SESS_KEEP_ALIVE : 0) |
+                     ((uint32_t)h->head.version_minor << 8) | ((m.seq & 0xffu) << 16);
+        if (m.flags & HTTP_MSG_HEAD)
+            f |= HTTP_SESS_HEAD;
+        atomic_store_explicit(&c->sess->proto_flags, f, memory_order_release);
+    }
     swoop__conn_hold(c, 1);
     swoop__conn_deliver(c, data, len);
     if (srv->mode == SWOOP_MODE_PROCESS && c->state == CONN_OPEN && c->proto_state == h &&
@@ -250,6 +262,8 @@ static void reply(swoop_conn_t *c, uint32_t flags)
         return;
     h->phase = PHASE_IDLE;
     h->since_ms = swoop__now_ms();
+    if (c->sess)
+        atomic_store_explicit(&c->sess->proto_flags, 0, memory_order_release);
     /* Shutting down (the owner reads no more): this response is the connection's last. */
     if ((flags & SWOOP_REPLY_CLOSE) || !h->keep_alive || c->reactor->no_read) {
         swoop__conn_close(c, 0); /* after the response's bytes */

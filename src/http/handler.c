@@ -43,6 +43,7 @@ struct swoop_http_request_s {
     const char *method, *path, *query;
     const char *body;
     size_t body_len;
+    uint32_t seq;
     const char *names[HTTP_MAX_HEADERS];
     const char *values[HTTP_MAX_HEADERS];
 };
@@ -58,6 +59,8 @@ struct swoop_http_response_s {
     int chunked;    /* streaming with chunked framing (else until the close) */
     int ended;
     int close; /* the connection closes after this response */
+    int detached;
+    uint32_t seq; /* the request's number on its connection */
     swoop_buf_t fields;
 };
 
@@ -427,6 +430,48 @@ int swoop_http_end(swoop_http_response_t *res, const void *data, size_t len)
     return rc;
 }
 
+uint64_t swoop_http_detach(swoop_http_response_t *res)
+{
+    if (res == NULL || res->ended || res->detached || res->started)
+        return 0;
+    res->detached = 1;
+    return swoop__http_detach_id(res->conn, res->seq);
+}
+
+int swoop_http_respond(swoop_server_t *srv, uint64_t id, int status, const char *content_type,
+                       const void *body, size_t len)
+{
+    if (srv == NULL || id == 0 || status < 200 || status > 999 || (body == NULL && len))
+        return SWOOP_EINVAL;
+    if (srv->worker_id < 0 || swoop_server_is_task_worker(srv))
+        return SWOOP_ESTATE;
+    swoop_session_t *s = swoop__session_at(srv, (uint32_t)(id & 0xffffffu));
+    swoop_conn_id_t conn = s ? atomic_load_explicit(&s->id, memory_order_acquire) : 0;
+    if (conn == 0 || ((conn >> 24) & 0xffffffffu) != id >> 32 ||
+        (conn & 0xffffffu) != (id & 0xffffffu) || atomic_load(&s->closed))
+        return SWOOP_ECLOSED;
+    /* Claimed once: a second call, or a late one for an answered request, is refused. */
+    uint32_t f = atomic_load_explicit(&s->proto_flags, memory_order_acquire);
+    do {
+        if (!(f & HTTP_SESS_AWAITING) || (f & HTTP_SESS_CLAIMED) ||
+            HTTP_SESS_SEQ(f) != ((id >> 24) & 0xffu))
+            return SWOOP_ESTATE;
+    } while (!atomic_compare_exchange_weak(&s->proto_flags, &f, f | HTTP_SESS_CLAIMED));
+    swoop_http_response_t res = {.srv = srv,
+                                 .conn = conn,
+                                 .status = status,
+                                 .version_minor = (int)HTTP_SESS_MINOR(f),
+                                 .keep_alive = (f & HTTP_SESS_KEEP_ALIVE) != 0,
+                                 .head_only = (f & HTTP_SESS_HEAD) != 0};
+    res.close = !res.keep_alive;
+    swoop__buf_init(&res.fields);
+    int rc = content_type ? swoop_http_header_set(&res, "Content-Type", content_type) : 0;
+    if (rc == 0)
+        rc = swoop_http_end(&res, body, len);
+    swoop__buf_free(&res.fields);
+    return rc;
+}
+
 /* ---- a request from the owner ---- */
 
 static int msg_parse(swoop_http_request_t *req, char *data, size_t len)
@@ -463,6 +508,7 @@ static int msg_parse(swoop_http_request_t *req, char *data, size_t len)
     req->version_minor = m.version_minor;
     req->body = head + m.head_len;
     req->body_len = (size_t)m.body_len;
+    req->seq = m.seq;
     return (int)m.flags;
 }
 
@@ -483,13 +529,14 @@ void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_
                                  .status = 200,
                                  .version_minor = req.version_minor,
                                  .keep_alive = (flags & HTTP_MSG_KEEP_ALIVE) != 0,
-                                 .head_only = (flags & HTTP_MSG_HEAD) != 0};
+                                 .head_only = (flags & HTTP_MSG_HEAD) != 0,
+                                 .seq = req.seq};
     res.close = !res.keep_alive;
     swoop__buf_init(&res.fields);
     swoop_http_handler_t handler = (swoop_http_handler_t)srv->proto_fn[SWOOP_PROTO_HTTP];
     if (handler)
         handler(srv, &req, &res);
-    if (!res.ended) {
+    if (!res.ended && !res.detached) {
         swoop__log_limited(SWOOP_LOG_ERROR, 0,
                            "http: the handler of %s %s returned without ending the response: %s",
                            req.method, req.path, res.started ? "ended now" : "500 sent");

@@ -39,13 +39,37 @@ typedef struct http_msg_s {
     swoop_http_span_t path; /* len 0: "/" */
     swoop_http_span_t query;
     int32_t version_minor;
-    uint32_t pad_;
+    uint32_t seq; /* the request's number on its connection (low 8 bits name it in detach ids) */
 } http_msg_t;
 
 static_assert(sizeof(http_msg_t) == 56, "the request message header is part of the IPC format");
 
 #define HTTP_MSG_KEEP_ALIVE 0x1u /* the connection may carry another request */
 #define HTTP_MSG_HEAD       0x2u /* method HEAD: the response carries no body */
+
+/*
+ * swoop_session_t.proto_flags of an HTTP connection: set by the owner when
+ * it hands a request on, cleared when the response ended; a detached
+ * response is answered from any worker with them (swoop_http_respond).
+ */
+#define HTTP_SESS_AWAITING   0x1u /* a request waits for its response */
+#define HTTP_SESS_KEEP_ALIVE 0x2u
+#define HTTP_SESS_HEAD       0x4u
+#define HTTP_SESS_CLAIMED    0x8u /* swoop_http_respond took it: a second call is refused */
+#define HTTP_SESS_MINOR(f)   (((f) >> 8) & 0xffu)
+#define HTTP_SESS_SEQ(f)     (((f) >> 16) & 0xffu)
+
+/*
+ * A detached response's id: the connection's session slot (bits 0..23), the
+ * request's number on it (8 bits) and the low 32 bits of the connection's
+ * own sequence, so an id never answers another connection or a later
+ * request of the same one.
+ */
+static inline uint64_t swoop__http_detach_id(uint64_t conn, uint32_t seq)
+{
+    return (conn & 0xffffffu) | ((uint64_t)(seq & 0xffu) << 24) |
+           (((conn >> 24) & 0xffffffffu) << 32);
+}
 
 /* conn.c: the protocol table registered for SWOOP_PROTO_HTTP. */
 extern const swoop_proto_t swoop__http_proto;

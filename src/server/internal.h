@@ -160,6 +160,11 @@ typedef struct swoop_session_s {
     _Atomic uint64_t out_queued; /* bytes accepted by a send, not yet written (conn.c) */
     uint64_t connect_ms;
     _Atomic uint64_t last_recv_ms;
+    /*
+     * The port's protocol's, written by the owner: HTTP keeps there what any
+     * process needs to answer the request being served (http/internal.h).
+     */
+    _Atomic uint32_t proto_flags;
     swoop_addr_t peer;
 } swoop_session_t;
 

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include <swoop/http.h>
+#include <swoop/timer.h>
 
 #include "server_common.h"
 
@@ -21,10 +22,47 @@ typedef struct shared_s {
 
 static shared_t *sh;
 
+static swoop_server_t *the_srv;
+
+static void respond_later(int64_t timer, void *arg)
+{
+    uint64_t id = (uint64_t)(uintptr_t)arg;
+    char body[64];
+    int n = snprintf(body, sizeof(body), "later from pid %d\n", (int)getpid());
+    ASSERT_OK(swoop_http_respond(the_srv, id, 200, "text/plain", body, (size_t)n));
+    /* Once: the request is answered (or, after the last one, the connection is closed). */
+    int again = swoop_http_respond(the_srv, id, 200, NULL, "x", 1);
+    ASSERT(again == SWOOP_ESTATE || again == SWOOP_ECLOSED);
+}
+
+/* Another worker answers a detached response it was sent the id of. */
+static void on_pipe_message(swoop_server_t *srv, int src, const void *data, size_t len)
+{
+    uint64_t id;
+    ASSERT_EQ(len, sizeof(id));
+    memcpy(&id, data, sizeof(id));
+    char body[64];
+    int n = snprintf(body, sizeof(body), "answered by worker %d\n", swoop_server_worker_id(srv));
+    ASSERT_OK(swoop_http_respond(srv, id, 201, NULL, body, (size_t)n));
+}
+
 static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_response_t *res)
 {
     atomic_fetch_add(&sh->calls, 1);
+    the_srv = srv;
     const char *path = swoop_http_path(req);
+    if (strcmp(path, "/later") == 0) {
+        uint64_t id = swoop_http_detach(res);
+        ASSERT_NE(id, 0u);
+        ASSERT_GT(swoop_timer_after(50, respond_later, (void *)(uintptr_t)id), 0);
+        return;
+    }
+    if (strcmp(path, "/other") == 0) {
+        uint64_t id = swoop_http_detach(res);
+        int other = 1 - swoop_server_worker_id(srv);
+        ASSERT_OK(swoop_server_send_message(srv, other, &id, sizeof(id)));
+        return;
+    }
     if (strcmp(path, "/hello") == 0) {
         swoop_http_header_set(res, "Content-Type", "text/plain");
         swoop_http_end(res, "hello\n", 6);
@@ -63,6 +101,7 @@ static void setup_http(swoop_server_t *srv, void *arg)
     ASSERT_OK(swoop_server_set(srv, "open_http_protocol", "1"));
     ASSERT_OK(swoop_server_set(srv, "package_max_length", "1M"));
     ASSERT_OK(swoop_http_on_request(srv, handler));
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_pipe_message = on_pipe_message}));
 }
 
 static srv_handle_t start(swoop_mode_t mode)
@@ -456,4 +495,37 @@ TEST_TIMEOUT(http_worker_crash_gets_503_process, 60)
     ASSERT_NOT_NULL(strstr(buf, "\r\n\r\nhello\n"));
     close(fd);
     stop(&h);
+}
+
+/* Detached responses, answered later (a timer) and by another worker, in request order. */
+static void detached(swoop_mode_t mode)
+{
+    srv_handle_t h = start(mode);
+    int fd = cli_connect(h.port);
+    const char *q = "GET /later HTTP/1.1\r\nHost: x\r\n\r\n"
+                    "GET /other HTTP/1.1\r\nHost: x\r\n\r\n"
+                    "GET /later HTTP/1.1\r\nHost: x\r\n\r\n"
+                    "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    static char buf[8192];
+    read_all(fd, buf, sizeof(buf), 5000);
+    const char *a = strstr(buf, "later from pid");
+    const char *b = a ? strstr(a, "HTTP/1.1 201 Created") : NULL;
+    const char *b2 = b ? strstr(b, "answered by worker") : NULL;
+    const char *c = b2 ? strstr(b2, "later from pid") : NULL;
+    const char *d = c ? strstr(c, "hello\n") : NULL;
+    if (!a || !b || !b2 || !c || !d)
+        FAIL("answers missing or out of order: \"%.300s\"", buf);
+    close(fd);
+    stop(&h);
+}
+
+TEST_TIMEOUT(http_detached_in_order_process, 60)
+{
+    detached(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(http_detached_in_order_base, 60)
+{
+    detached(SWOOP_MODE_BASE);
 }
