@@ -78,6 +78,9 @@ typedef struct swoop_port_settings_s {
     int http_header_timeout;
     /** HTTP: seconds without a byte of a body being received, else 408 (-1 inherit) [60]. */
     int http_body_timeout;
+    /** HTTP: requests per connection, the last answered with Connection: close; 0 no limit (-1
+     * inherit) [0]. */
+    int http_max_requests_per_conn;
 } swoop_port_settings_t;
 
 /**

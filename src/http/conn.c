@@ -184,6 +184,10 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
                 reply_error(c, (int)n);
                 return -1;
             }
+            /* The connection's last request by http_max_requests_per_conn: closed after it. */
+            if (ps->http_max_requests_per_conn > 0 &&
+                h->seq + 1 >= (uint32_t)ps->http_max_requests_per_conn)
+                h->head.keep_alive = 0;
             if (h->head.body == SWOOP_HTTP_BODY_CHUNKED) {
                 swoop__buf_clear(&h->saved);
                 if (msg_build(&h->saved, h, req, 0) < 0)

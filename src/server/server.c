@@ -64,6 +64,7 @@ static void port_settings_inherit(swoop_port_settings_t *p)
     p->http_keepalive_timeout = -1;
     p->http_header_timeout = -1;
     p->http_body_timeout = -1;
+    p->http_max_requests_per_conn = -1;
 }
 
 int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
@@ -129,6 +130,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     p->http_keepalive_timeout = 60;
     p->http_header_timeout = 30;
     p->http_body_timeout = 60;
+    p->http_max_requests_per_conn = 0;
     *out = srv;
     return 0;
 }
@@ -309,6 +311,8 @@ static int resolve_ports(swoop_server_t *srv)
             e.http_header_timeout = d->http_header_timeout;
         if (e.http_body_timeout < 0)
             e.http_body_timeout = d->http_body_timeout;
+        if (e.http_max_requests_per_conn < 0)
+            e.http_max_requests_per_conn = d->http_max_requests_per_conn;
         p->eff = e;
         p->proto = NULL;
         if (e.open_http_protocol && !p->dgram) {

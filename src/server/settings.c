@@ -140,6 +140,7 @@ static const setting_t port_keys[] = {
     {"http_keepalive_timeout", T_INT, PORT(http_keepalive_timeout), 0, 86400},
     {"http_header_timeout", T_INT, PORT(http_header_timeout), 1, 86400},
     {"http_body_timeout", T_INT, PORT(http_body_timeout), 1, 86400},
+    {"http_max_requests_per_conn", T_INT, PORT(http_max_requests_per_conn), 0, INT32_MAX},
 };
 
 /* Unescapes \r \n \t \\ \0 and \xHH in package_eof values given as strings. */

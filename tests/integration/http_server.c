@@ -529,3 +529,30 @@ TEST_TIMEOUT(http_detached_in_order_base, 60)
 {
     detached(SWOOP_MODE_BASE);
 }
+
+static void setup_http_max3(swoop_server_t *srv, void *arg)
+{
+    setup_http(srv, arg);
+    ASSERT_OK(swoop_server_set(srv, "http_max_requests_per_conn", "3"));
+}
+
+/* http_max_requests_per_conn 3: the third answer says Connection: close, then the close. */
+TEST_TIMEOUT(http_max_requests_per_conn, 60)
+{
+    sh = srv_shared(sizeof(*sh));
+    srv_handle_t h = srv_start(SWOOP_MODE_PROCESS, setup_http_max3, NULL, 2);
+    int fd = cli_connect(h.port);
+    const char *q = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (int i = 0; i < 5; i++)
+        cli_write(fd, q, strlen(q));
+    static char buf[8192];
+    read_all(fd, buf, sizeof(buf), 5000);
+    int answers = 0;
+    for (const char *p = buf; (p = strstr(p, "hello\n")) != NULL; p++)
+        answers++;
+    ASSERT_EQ(answers, 3);
+    ASSERT_NOT_NULL(strstr(buf, "Connection: close\r\n"));
+    ASSERT_EQ(atomic_load(&sh->calls), 3);
+    close(fd);
+    stop(&h);
+}
