@@ -81,6 +81,10 @@ typedef struct swoop_port_settings_s {
     /** HTTP: requests per connection, the last answered with Connection: close; 0 no limit (-1
      * inherit) [0]. */
     int http_max_requests_per_conn;
+    /** HTTP: serve files under document_root before the handler (0/1; -1 inherit) [0]. */
+    int enable_static_handler;
+    /** HTTP: the static files' directory ("" inherit / none). */
+    char document_root[SWOOP_SERVER_PATH_MAX];
 } swoop_port_settings_t;
 
 /**

@@ -188,6 +188,20 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
             if (ps->http_max_requests_per_conn > 0 &&
                 h->seq + 1 >= (uint32_t)ps->http_max_requests_per_conn)
                 h->head.keep_alive = 0;
+            int st = swoop__http_static(c, &h->head, req, h->head.keep_alive);
+            if (st < 0)
+                return -1;
+            if (st > 0) {
+                /* Answered here: the next request, or the close after the file. */
+                off += (size_t)n + (size_t)h->head.content_length;
+                h->phase = PHASE_IDLE;
+                h->since_ms = swoop__now_ms();
+                if (!h->head.keep_alive) {
+                    swoop__conn_close(c, 0);
+                    return -1;
+                }
+                continue;
+            }
             if (h->head.body == SWOOP_HTTP_BODY_CHUNKED) {
                 swoop__buf_clear(&h->saved);
                 if (msg_build(&h->saved, h, req, 0) < 0)

@@ -74,6 +74,16 @@ static inline uint64_t swoop__http_detach_id(uint64_t conn, uint32_t seq)
 /* conn.c: the protocol table registered for SWOOP_PROTO_HTTP. */
 extern const swoop_proto_t swoop__http_proto;
 
+/*
+ * static.c: serves the request whose parsed head is hd (at req) from the
+ * port's document_root, when it names a file there: 1 (the response is
+ * queued), 0 (not a static request: on to the handler), -1 (c failed).
+ */
+int swoop__http_static(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req,
+                       int keep_alive);
+/* static.c: the Content-Type for a file name (/etc/mime.types). */
+const char *swoop__http_mime_type(const char *path);
+
 /* handler.c: the worker's side of swoop__http_proto. */
 void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, char *data,
                          size_t len);

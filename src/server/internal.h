@@ -219,7 +219,8 @@ struct swoop_port_s {
     swoop_port_settings_t settings; /* as the user set them (with inherit values) */
     swoop_port_settings_t eff;      /* resolved at start */
     swoop_framing_t framing;
-    const swoop_proto_t *proto; /* set at start from the port's settings, or NULL */
+    const swoop_proto_t *proto;              /* set at start from the port's settings, or NULL */
+    char static_root[SWOOP_SERVER_PATH_MAX]; /* HTTP: realpath of document_root, "" none */
     int dgram;
     int listen_backlog;
     swoop_io_t io; /* accept / datagram watcher of the process or thread serving it */

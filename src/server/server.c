@@ -65,6 +65,8 @@ static void port_settings_inherit(swoop_port_settings_t *p)
     p->http_header_timeout = -1;
     p->http_body_timeout = -1;
     p->http_max_requests_per_conn = -1;
+    p->enable_static_handler = -1;
+    p->document_root[0] = '\0';
 }
 
 int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
@@ -131,6 +133,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     p->http_header_timeout = 30;
     p->http_body_timeout = 60;
     p->http_max_requests_per_conn = 0;
+    p->enable_static_handler = 0;
     *out = srv;
     return 0;
 }
@@ -313,6 +316,10 @@ static int resolve_ports(swoop_server_t *srv)
             e.http_body_timeout = d->http_body_timeout;
         if (e.http_max_requests_per_conn < 0)
             e.http_max_requests_per_conn = d->http_max_requests_per_conn;
+        if (e.enable_static_handler < 0)
+            e.enable_static_handler = d->enable_static_handler;
+        if (e.document_root[0] == '\0')
+            memcpy(e.document_root, d->document_root, sizeof(e.document_root));
         p->eff = e;
         p->proto = NULL;
         if (e.open_http_protocol && !p->dgram) {
@@ -324,6 +331,21 @@ static int resolve_ports(swoop_server_t *srv)
                           i, p->host, p->port);
                 return SWOOP_EINVAL;
             }
+        }
+        p->static_root[0] = '\0';
+        if (p->proto && e.enable_static_handler && e.document_root[0]) {
+            char real[PATH_MAX];
+            struct stat st;
+            if (realpath(e.document_root, real) == NULL || stat(real, &st) < 0 ||
+                !S_ISDIR(st.st_mode) || strlen(real) >= sizeof(p->static_root)) {
+                int err = errno;
+                swoop_log(SWOOP_LOG_ERROR, err,
+                          "port %d (%s:%d): document_root \"%s\" is not a "
+                          "directory",
+                          i, p->host, p->port, e.document_root);
+                return SWOOP_EINVAL;
+            }
+            strcpy(p->static_root, real);
         }
         swoop_framing_t *f = &p->framing;
         memset(f, 0, sizeof(*f));

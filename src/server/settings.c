@@ -141,6 +141,8 @@ static const setting_t port_keys[] = {
     {"http_header_timeout", T_INT, PORT(http_header_timeout), 1, 86400},
     {"http_body_timeout", T_INT, PORT(http_body_timeout), 1, 86400},
     {"http_max_requests_per_conn", T_INT, PORT(http_max_requests_per_conn), 0, INT32_MAX},
+    {"enable_static_handler", T_BOOL, PORT(enable_static_handler), 0, 1},
+    {"document_root", T_PATH, PORT(document_root), 0, 0},
 };
 
 /* Unescapes \r \n \t \\ \0 and \xHH in package_eof values given as strings. */

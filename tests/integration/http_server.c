@@ -9,6 +9,7 @@
 /* TEST_LABELS: tsan */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <swoop/http.h>
@@ -555,4 +556,121 @@ TEST_TIMEOUT(http_max_requests_per_conn, 60)
     ASSERT_EQ(atomic_load(&sh->calls), 3);
     close(fd);
     stop(&h);
+}
+
+static char docroot[512];
+
+static void setup_http_static(swoop_server_t *srv, void *arg)
+{
+    setup_http(srv, arg);
+    ASSERT_OK(swoop_server_set(srv, "enable_static_handler", "1"));
+    ASSERT_OK(swoop_server_set(srv, "document_root", docroot));
+}
+
+static void write_file(const char *name, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", docroot, name);
+    FILE *f = fopen(path, "w");
+    ASSERT_NOT_NULL(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Static files: types, index, HEAD, empty files, 304s, and no way out of the root. */
+static void static_files(swoop_mode_t mode)
+{
+    snprintf(docroot, sizeof(docroot), "%s/www", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(docroot, 0755), 0);
+    char sub[600];
+    snprintf(sub, sizeof(sub), "%s/sub", docroot);
+    ASSERT_EQ(mkdir(sub, 0755), 0);
+    write_file("index.html", "<h1>index</h1>\n");
+    write_file("a.txt", "alpha\n");
+    write_file("sub/b.css", "b{}\n");
+    write_file("empty.txt", "");
+    char link[600];
+    snprintf(link, sizeof(link), "%s/outside", docroot);
+    ASSERT_EQ(symlink("/etc/passwd", link), 0);
+    sh = srv_shared(sizeof(*sh));
+    srv_handle_t h = srv_start(mode, setup_http_static, NULL, 2);
+    char cmd[1024], out[8192];
+    snprintf(cmd, sizeof(cmd), "curl -sS -i http://127.0.0.1:%d/a.txt", h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_NOT_NULL(strstr(out, "HTTP/1.1 200 OK\r\n"));
+    ASSERT_NOT_NULL(strstr(out, "Content-Type: text/plain\r\n"));
+    ASSERT_NOT_NULL(strstr(out, "Content-Length: 6\r\n"));
+    ASSERT_NOT_NULL(strstr(out, "\r\n\r\nalpha\n"));
+    const char *et = strstr(out, "ETag: ");
+    ASSERT_NOT_NULL(et);
+    char etag[64];
+    ASSERT_EQ(sscanf(et, "ETag: %63s", etag), 1);
+    snprintf(cmd, sizeof(cmd), "curl -sS http://127.0.0.1:%d/ http://127.0.0.1:%d/sub/b.css",
+             h.port, h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "<h1>index</h1>\nb{}\n");
+    snprintf(cmd, sizeof(cmd),
+             "curl -sS -o /dev/null -w '%%{http_code} %%{size_download} %%{content_type}' "
+             "http://127.0.0.1:%d/sub/b.css",
+             h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "200 4 text/css");
+    snprintf(cmd, sizeof(cmd), "curl -sS -I http://127.0.0.1:%d/a.txt", h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_NOT_NULL(strstr(out, "Content-Length: 6\r\n"));
+    snprintf(cmd, sizeof(cmd), "curl -sS -i http://127.0.0.1:%d/empty.txt", h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_NOT_NULL(strstr(out, "200 OK\r\n"));
+    ASSERT_NOT_NULL(strstr(out, "Content-Length: 0\r\n"));
+    /* Conditional requests. */
+    snprintf(
+        cmd, sizeof(cmd),
+        "curl -sS -o /dev/null -w '%%{http_code}' -H 'If-None-Match: %s' http://127.0.0.1:%d/a.txt",
+        etag, h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "304");
+    snprintf(cmd, sizeof(cmd),
+             "curl -sS -o /dev/null -w '%%{http_code}' -H 'If-Modified-Since: Fri, 01 Jan 2100 "
+             "00:00:00 GMT' http://127.0.0.1:%d/a.txt",
+             h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "304");
+    snprintf(cmd, sizeof(cmd),
+             "curl -sS -o /dev/null -w '%%{http_code}' -H 'If-None-Match: \"other\"' "
+             "http://127.0.0.1:%d/a.txt",
+             h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "200");
+    int before = atomic_load(&sh->calls);
+    ASSERT_EQ(before, 0); /* every answer so far came from the owner */
+    /* No way out of the root: each goes to the handler (404 there). */
+    static const char *escapes[] = {"/../../../../etc/passwd",
+                                    "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+                                    "/sub/..%2f..%2f..%2fetc/passwd",
+                                    "/outside",
+                                    "/a.txt%00",
+                                    "/sub/../../www2"};
+    for (size_t i = 0; i < sizeof(escapes) / sizeof(escapes[0]); i++) {
+        int fd = cli_connect(h.port);
+        char q[256];
+        int n = snprintf(q, sizeof(q), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                         escapes[i]);
+        cli_write(fd, q, (size_t)n);
+        read_all(fd, out, sizeof(out), 3000);
+        if (strstr(out, "root:") != NULL || strncmp(out, "HTTP/1.1 404 ", 13) != 0)
+            FAIL("%s: \"%.60s\"", escapes[i], out);
+        close(fd);
+    }
+    ASSERT_EQ(atomic_load(&sh->calls), (int)(sizeof(escapes) / sizeof(escapes[0])));
+    stop(&h);
+}
+
+TEST_TIMEOUT(http_static_files_process, 60)
+{
+    static_files(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(http_static_files_base, 60)
+{
+    static_files(SWOOP_MODE_BASE);
 }
