@@ -4,5 +4,6 @@
 
 int swoop_cli_demo(int argc, char **argv);
 int swoop_cli_stats(int argc, char **argv);
+int swoop_cli_serve(int argc, char **argv);
 
 #endif /* SWOOP_CLI_H */

@@ -1,6 +1,7 @@
 /*
  * The swoop command line tool: `swoop version`, `swoop demo` (the project's
- * main job, see docs/demo.md), `swoop stats`.
+ * main job, see docs/demo.md), `swoop stats`, `swoop serve` (a static file
+ * server).
  */
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@ static void usage(FILE *out)
                  "commands:\n"
                  "  demo       run the demo server (see docs/demo.md)\n"
                  "  stats      print a running server's stats as JSON (--pid-file F)\n"
+                 "  serve      serve a directory over HTTP (swoop serve [DIR] [--port P] ...)\n"
                  "  version    print the library version\n");
 }
 
@@ -32,6 +34,8 @@ int main(int argc, char **argv)
         return swoop_cli_demo(argc - 1, argv + 1);
     if (strcmp(argv[1], "stats") == 0)
         return swoop_cli_stats(argc - 1, argv + 1);
+    if (strcmp(argv[1], "serve") == 0)
+        return swoop_cli_serve(argc - 1, argv + 1);
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(stdout);
         return 0;

@@ -266,3 +266,47 @@ TEST(cli_demo_caps_per_connection)
     ASSERT_EQ(swoop_files(tmpdir), 0);
     close(out[0]);
 }
+
+/* `swoop serve DIR`: prints its URL, serves DIR's files, 404 for the rest, stops on SIGTERM. */
+TEST(cli_serve_directory)
+{
+    char dir[512], path[600], line[4096];
+    snprintf(dir, sizeof(dir), "%s/site", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(dir, 0755), 0);
+    snprintf(path, sizeof(path), "%s/hello.txt", dir);
+    FILE *f = fopen(path, "w");
+    ASSERT_NOT_NULL(f);
+    fputs("served by swoop\n", f);
+    fclose(f);
+    int out[2];
+    ASSERT_EQ(pipe(out), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        close(out[0]);
+        close(out[1]);
+        execl(swoop_bin(), "swoop", "serve", dir, "--port", "0", "--mode", "base", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    ASSERT(read_until(out[0], "swoop serve:", line, sizeof(line), 5000));
+    char *at = strstr(line, "http://127.0.0.1:");
+    ASSERT_NOT_NULL(at);
+    int port = 0;
+    ASSERT_EQ(sscanf(at, "http://127.0.0.1:%d/", &port), 1);
+    srv_wait_ready(pid, 2);
+    char cmd[256], got[1024];
+    snprintf(cmd, sizeof(cmd),
+             "curl -sS http://127.0.0.1:%d/hello.txt; curl -sS -o /dev/null -w '%%{http_code}' "
+             "http://127.0.0.1:%d/missing",
+             port, port);
+    FILE *c = popen(cmd, "r");
+    ASSERT_NOT_NULL(c);
+    size_t n = fread(got, 1, sizeof(got) - 1, c);
+    got[n] = '\0';
+    ASSERT_EQ(pclose(c), 0);
+    ASSERT_STR_EQ(got, "served by swoop\n404");
+    ASSERT_EQ(kill(pid, SIGTERM), 0);
+    swoop_test_wait_ok(pid, 10000);
+    close(out[0]);
+}
