@@ -85,6 +85,8 @@ typedef struct swoop_port_settings_s {
     int enable_static_handler;
     /** HTTP: the static files' directory ("" inherit / none). */
     char document_root[SWOOP_SERVER_PATH_MAX];
+    /** HTTP: access log file, one combined-format line per request ("" inherit / none). */
+    char http_access_log[SWOOP_SERVER_PATH_MAX];
 } swoop_port_settings_t;
 
 /**

@@ -3,8 +3,9 @@
  * [--set key=value]...`: a static file server on DIR (default "."), like
  * `python3 -m http.server` but on swoop's HTTP server: the connection
  * owners serve the files (sendfile, ETag, 304; nothing outside DIR), the
- * workers answer 404 for the rest. Prints its URL; Ctrl-C (or SIGTERM)
- * stops it in order.
+ * workers answer 404 for the rest. Prints its URL, then one access line
+ * per request (combined log format, on stdout; --set http_access_log=F
+ * sends them to a file); Ctrl-C (or SIGTERM) stops it in order.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -71,7 +72,9 @@ int swoop_cli_serve(int argc, char **argv)
     swoop_server_set(srv, "worker_num", "2");
     if (swoop_server_set(srv, "open_http_protocol", "1") < 0 ||
         swoop_server_set(srv, "enable_static_handler", "1") < 0 ||
-        swoop_server_set(srv, "document_root", root) < 0 || swoop_http_on_request(srv, not_found))
+        swoop_server_set(srv, "document_root", root) < 0 ||
+        swoop_server_set(srv, "http_access_log", "/dev/stdout") < 0 ||
+        swoop_http_on_request(srv, not_found))
         rc = 1;
     for (int i = 0; i < nsets && rc == 0; i++) {
         char key[128];

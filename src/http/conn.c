@@ -63,6 +63,15 @@ static void conn_free(swoop_conn_t *c)
     state_free(c);
 }
 
+/* An access log line for a response the owner gave without a parsed request (errors). */
+static void owner_access(swoop_conn_t *c, int status, size_t bytes)
+{
+    if (c->port->access_fd < 0)
+        return;
+    swoop_http_access_t a = {.status = status, .bytes = bytes};
+    swoop__http_access(c->port->access_fd, c->sess ? &c->sess->peer : NULL, &a);
+}
+
 /* Answers a request that broke a rule with its status, then closes (after the bytes). */
 static void reply_error(swoop_conn_t *c, int err)
 {
@@ -78,6 +87,7 @@ static void reply_error(swoop_conn_t *c, int err)
                      "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
                      status, reason, swoop__http_date(), bl, body);
     swoop__http_count(c->reactor->cnt, status, 1);
+    owner_access(c, status, (size_t)n);
     swoop__conn_send(c, buf, (size_t)n, 0);
     swoop__conn_close(c, 0);
 }
@@ -326,6 +336,7 @@ static void worker_check(swoop_conn_t *c, http_conn_t *h)
                                "Connection: close\r\n\r\n";
     h->phase = PHASE_IDLE;
     swoop__http_count(c->reactor->cnt, 503, 0);
+    owner_access(c, 503, sizeof(resp) - 1);
     swoop__conn_send(c, resp, sizeof(resp) - 1, 0);
     swoop__conn_close(c, 0);
 }
@@ -363,6 +374,7 @@ static void tick(swoop_conn_t *c, uint64_t now)
         static const char resp[] = "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n"
                                    "Connection: close\r\n\r\n";
         swoop__http_count(c->reactor->cnt, 408, 0);
+        owner_access(c, 408, sizeof(resp) - 1);
         swoop__conn_send(c, resp, sizeof(resp) - 1, 0);
         swoop__conn_close(c, 0);
     }

@@ -60,7 +60,11 @@ struct swoop_http_response_s {
     int ended;
     int close; /* the connection closes after this response */
     int detached;
-    uint32_t seq; /* the request's number on its connection */
+    uint32_t seq;                    /* the request's number on its connection */
+    const swoop_http_request_t *req; /* for the access log; NULL from swoop_http_respond */
+    uint64_t bytes;                  /* sent so far, head included */
+    int access_fd;                   /* the port's access log, -1 */
+    swoop_addr_t peer;               /* for it: taken at the start (a close frees the session) */
     swoop_buf_t fields;
 };
 
@@ -345,9 +349,43 @@ static int head_build(swoop_http_response_t *res, swoop_buf_t *b, int64_t length
     return swoop__buf_append(b, line, (size_t)n) < 0 ? SWOOP_ENOMEM : 0;
 }
 
+/* One access log line for a response that ended (the port's http_access_log). */
+static void access_prepare(swoop_http_response_t *res)
+{
+    swoop_port_t *p = swoop__conn_port(res->srv, res->conn);
+    swoop_session_t *s = swoop__session_get(res->srv, res->conn);
+    res->access_fd = p ? p->access_fd : -1;
+    if (res->access_fd >= 0 && s)
+        res->peer = s->peer;
+}
+
+static void log_access(swoop_http_response_t *res)
+{
+    if (res->access_fd < 0)
+        return;
+    swoop_http_access_t a = {.status = res->status, .bytes = res->bytes};
+    char target[2048];
+    const swoop_http_request_t *req = res->req;
+    if (req) {
+        a.method = req->method;
+        a.method_len = strlen(req->method);
+        int n = snprintf(target, sizeof(target), "%s%s%s", req->path, req->query[0] ? "?" : "",
+                         req->query);
+        a.target = target;
+        a.target_len = n < 0 ? 0 : (size_t)n < sizeof(target) ? (size_t)n : sizeof(target) - 1;
+        a.version_minor = req->version_minor;
+        a.referer = swoop_http_header(req, "Referer");
+        a.referer_len = a.referer ? strlen(a.referer) : 0;
+        a.user_agent = swoop_http_header(req, "User-Agent");
+        a.user_agent_len = a.user_agent ? strlen(a.user_agent) : 0;
+    }
+    swoop__http_access(res->access_fd, &res->peer, &a);
+}
+
 /* Sends b's bytes, split at buffer_output_size; the last piece carries `flags`. */
 static int send_buf(swoop_http_response_t *res, const char *p, size_t len, uint32_t flags)
 {
+    res->bytes += len;
     size_t max = (size_t)res->srv->settings.buffer_output_size;
     do {
         size_t n = len > max ? max : len;
@@ -414,9 +452,10 @@ int swoop_http_end(swoop_http_response_t *res, const void *data, size_t len)
         res->ended = 1;
         if (rc < 0)
             return rc;
-        if (res->chunked)
-            return send_buf(res, "0\r\n\r\n", 5, end_flags(res));
-        return swoop__server_send_reply(res->srv, res->conn, NULL, 0, end_flags(res));
+        rc = res->chunked ? send_buf(res, "0\r\n\r\n", 5, end_flags(res))
+                          : swoop__server_send_reply(res->srv, res->conn, NULL, 0, end_flags(res));
+        log_access(res);
+        return rc;
     }
     res->ended = 1;
     int nobody = no_body_status(res->status);
@@ -427,6 +466,7 @@ int swoop_http_end(swoop_http_response_t *res, const void *data, size_t len)
     if (rc == 0)
         rc = send_buf(res, swoop__buf_rdata(b), swoop__buf_rlen(b), end_flags(res));
     out_done();
+    log_access(res);
     return rc;
 }
 
@@ -465,6 +505,7 @@ int swoop_http_respond(swoop_server_t *srv, uint64_t id, int status, const char 
                                  .head_only = (f & HTTP_SESS_HEAD) != 0};
     res.close = !res.keep_alive;
     swoop__buf_init(&res.fields);
+    access_prepare(&res);
     int rc = content_type ? swoop_http_header_set(&res, "Content-Type", content_type) : 0;
     if (rc == 0)
         rc = swoop_http_end(&res, body, len);
@@ -530,9 +571,11 @@ void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_
                                  .version_minor = req.version_minor,
                                  .keep_alive = (flags & HTTP_MSG_KEEP_ALIVE) != 0,
                                  .head_only = (flags & HTTP_MSG_HEAD) != 0,
-                                 .seq = req.seq};
+                                 .seq = req.seq,
+                                 .req = &req};
     res.close = !res.keep_alive;
     swoop__buf_init(&res.fields);
+    access_prepare(&res);
     swoop_http_handler_t handler = (swoop_http_handler_t)srv->proto_fn[SWOOP_PROTO_HTTP];
     if (handler)
         handler(srv, &req, &res);

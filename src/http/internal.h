@@ -9,6 +9,8 @@
  *   handler.c   the worker's side: the request and response objects, the
  *               user's handler, serialising responses (response heads,
  *               chunked bodies, the cached Date field)
+ *   static.c    static files, served by the owner
+ *   access.c    the access log's lines
  */
 #ifndef SWOOP_HTTP_INTERNAL_H
 #define SWOOP_HTTP_INTERNAL_H
@@ -83,6 +85,24 @@ int swoop__http_static(swoop_conn_t *c, const swoop_http_head_t *hd, const char 
                        int keep_alive);
 /* static.c: the Content-Type for a file name (/etc/mime.types). */
 const char *swoop__http_mime_type(const char *path);
+
+/* One access log line's fields (any may be NULL: "-"). */
+typedef struct swoop_http_access_s {
+    const char *method;
+    size_t method_len;
+    const char *target;
+    size_t target_len;
+    int version_minor;
+    int status;
+    uint64_t bytes; /* of the response, head included */
+    const char *referer;
+    size_t referer_len;
+    const char *user_agent;
+    size_t user_agent_len;
+} swoop_http_access_t;
+
+/* access.c: writes one combined-format line to fd (the port's access_fd; -1: off). */
+void swoop__http_access(int fd, const swoop_addr_t *peer, const swoop_http_access_t *a);
 
 /* handler.c: the worker's side of swoop__http_proto. */
 void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, char *data,

@@ -251,6 +251,19 @@ int swoop__http_static(swoop_conn_t *c, const swoop_http_head_t *hd, const char 
                      swoop__http_date(), swoop__http_mime_type(path), (long long)st.st_size, etag,
                      modified, conn);
     swoop__http_count(c->reactor->cnt, status, 0);
+    if (p->access_fd >= 0) {
+        int body = !not_modified && !head_only;
+        swoop_http_access_t a = {.method = req + hd->method.off,
+                                 .method_len = hd->method.len,
+                                 .target = req + hd->target.off,
+                                 .target_len = hd->target.len,
+                                 .version_minor = hd->version_minor,
+                                 .status = status,
+                                 .bytes = (uint64_t)n + (body ? (uint64_t)st.st_size : 0)};
+        a.referer = field(hd, req, "Referer", &a.referer_len);
+        a.user_agent = field(hd, req, "User-Agent", &a.user_agent_len);
+        swoop__http_access(p->access_fd, c->sess ? &c->sess->peer : NULL, &a);
+    }
     int rc = swoop__conn_send(c, head, (size_t)n, 0);
     if (rc == 0 && !not_modified && !head_only && st.st_size > 0)
         return swoop__conn_sendfile(c, fd, 0, (size_t)st.st_size) < 0 ? -1 : 1; /* takes fd */

@@ -221,6 +221,7 @@ struct swoop_port_s {
     swoop_framing_t framing;
     const swoop_proto_t *proto;              /* set at start from the port's settings, or NULL */
     char static_root[SWOOP_SERVER_PATH_MAX]; /* HTTP: realpath of document_root, "" none */
+    int access_fd; /* HTTP: http_access_log, opened at start (O_APPEND), or -1 */
     int dgram;
     int listen_backlog;
     swoop_io_t io; /* accept / datagram watcher of the process or thread serving it */

@@ -67,6 +67,7 @@ static void port_settings_inherit(swoop_port_settings_t *p)
     p->http_max_requests_per_conn = -1;
     p->enable_static_handler = -1;
     p->document_root[0] = '\0';
+    p->http_access_log[0] = '\0';
 }
 
 int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
@@ -181,6 +182,7 @@ int swoop_server_listen(swoop_server_t *srv, const char *host, int port, swoop_s
     p->index = srv->nports;
     p->type = type;
     p->fd = fd;
+    p->access_fd = -1;
     p->dgram = swoop_sock_type_is_dgram(type);
     p->listen_backlog = srv->settings.protocol.backlog;
     snprintf(p->host, sizeof(p->host), "%s", host);
@@ -270,6 +272,25 @@ int swoop__server_set_proto(swoop_server_t *srv, int kind, const swoop_proto_t *
     return 0;
 }
 
+/* HTTP ports' access logs, opened once in the process that starts (closed at its end). */
+static int open_access_logs(swoop_server_t *srv)
+{
+    for (int i = 0; i < srv->nports; i++) {
+        swoop_port_t *p = srv->ports[i];
+        if (p->proto == NULL || p->eff.http_access_log[0] == '\0' || p->access_fd >= 0)
+            continue;
+        p->access_fd =
+            open(p->eff.http_access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (p->access_fd < 0) {
+            int err = errno;
+            swoop_log(SWOOP_LOG_ERROR, err, "port %d (%s:%d): cannot open http_access_log \"%s\"",
+                      i, p->host, p->port, p->eff.http_access_log);
+            return -err;
+        }
+    }
+    return 0;
+}
+
 static int resolve_ports(swoop_server_t *srv)
 {
     const swoop_port_settings_t *d = &srv->settings.protocol;
@@ -320,6 +341,8 @@ static int resolve_ports(swoop_server_t *srv)
             e.enable_static_handler = d->enable_static_handler;
         if (e.document_root[0] == '\0')
             memcpy(e.document_root, d->document_root, sizeof(e.document_root));
+        if (e.http_access_log[0] == '\0')
+            memcpy(e.http_access_log, d->http_access_log, sizeof(e.http_access_log));
         p->eff = e;
         p->proto = NULL;
         if (e.open_http_protocol && !p->dgram) {
@@ -691,7 +714,7 @@ int swoop_server_start(swoop_server_t *srv)
         return rc;
     srv->started = 1;
     srv->running = 1;
-    if ((rc = map_shared(srv)) < 0)
+    if ((rc = open_access_logs(srv)) < 0 || (rc = map_shared(srv)) < 0)
         goto out;
     if ((rc = open_channels(srv)) < 0)
         goto out;
@@ -702,6 +725,11 @@ int swoop_server_start(swoop_server_t *srv)
     else
         rc = swoop__base_run(srv);
 out:
+    for (int i = 0; i < srv->nports; i++) {
+        if (srv->ports[i]->access_fd >= 0)
+            close(srv->ports[i]->access_fd);
+        srv->ports[i]->access_fd = -1;
+    }
     swoop__task_close(srv);
     close_channels(srv);
     unmap_shared(srv);

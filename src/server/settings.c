@@ -143,6 +143,7 @@ static const setting_t port_keys[] = {
     {"http_max_requests_per_conn", T_INT, PORT(http_max_requests_per_conn), 0, INT32_MAX},
     {"enable_static_handler", T_BOOL, PORT(enable_static_handler), 0, 1},
     {"document_root", T_PATH, PORT(document_root), 0, 0},
+    {"http_access_log", T_PATH, PORT(http_access_log), 0, 0},
 };
 
 /* Unescapes \r \n \t \\ \0 and \xHH in package_eof values given as strings. */

@@ -674,3 +674,63 @@ TEST_TIMEOUT(http_static_files_base, 60)
 {
     static_files(SWOOP_MODE_BASE);
 }
+
+static char access_path[512];
+
+static void setup_http_access(swoop_server_t *srv, void *arg)
+{
+    setup_http_static(srv, arg);
+    ASSERT_OK(swoop_server_set(srv, "http_access_log", access_path));
+}
+
+/* One combined-format line per request: handler, static file, refused request; nothing forged. */
+static void access_log(swoop_mode_t mode)
+{
+    snprintf(docroot, sizeof(docroot), "%s/www", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(docroot, 0755), 0);
+    write_file("a.txt", "alpha\n");
+    snprintf(access_path, sizeof(access_path), "%s/access.log", swoop_test_tmpdir());
+    sh = srv_shared(sizeof(*sh));
+    srv_handle_t h = srv_start(mode, setup_http_access, NULL, 2);
+    int fd = cli_connect(h.port);
+    const char *q = "GET /hello?x=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: evil\"\xff\r\n"
+                    "Referer: http://r/\r\n\r\n"
+                    "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+                    "GET /nope HTTP/1.0\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    char buf[4096];
+    read_all(fd, buf, sizeof(buf), 3000);
+    close(fd);
+    fd = cli_connect(h.port);
+    q = "GET / HTTP/1.1\r\nHost : x\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    read_all(fd, buf, sizeof(buf), 3000);
+    close(fd);
+    stop(&h);
+    FILE *f = fopen(access_path, "r");
+    ASSERT_NOT_NULL(f);
+    char lines[8][1024];
+    int n = 0;
+    while (n < 8 && fgets(lines[n], sizeof(lines[n]), f))
+        n++;
+    fclose(f);
+    for (int i = 0; i < n; i++)
+        fprintf(stderr, "# %s", lines[i]);
+    ASSERT_EQ(n, 4);
+    ASSERT_NOT_NULL(strstr(lines[0], "127.0.0.1 - - ["));
+    ASSERT_NOT_NULL(strstr(lines[0], "] \"GET /hello?x=1 HTTP/1.1\" 200 "));
+    ASSERT_NOT_NULL(strstr(lines[0], "\"http://r/\" \"evil\\\"\\xff\"\n"));
+    ASSERT_NOT_NULL(strstr(lines[1], "\"GET /a.txt HTTP/1.1\" 200 "));
+    ASSERT_NOT_NULL(strstr(lines[2], "\"GET /nope HTTP/1.0\" 404 "));
+    ASSERT_NOT_NULL(strstr(lines[3], "\"-\" 400 "));
+}
+
+TEST_TIMEOUT(http_access_log_process, 60)
+{
+    access_log(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(http_access_log_base, 60)
+{
+    access_log(SWOOP_MODE_BASE);
+}

@@ -306,6 +306,8 @@ TEST(cli_serve_directory)
     got[n] = '\0';
     ASSERT_EQ(pclose(c), 0);
     ASSERT_STR_EQ(got, "served by swoop\n404");
+    ASSERT(read_until(out[0], "\"GET /hello.txt HTTP/1.1\" 200 ", line, sizeof(line), 5000));
+    ASSERT(read_until(out[0], "\"GET /missing HTTP/1.1\" 404 ", line, sizeof(line), 5000));
     ASSERT_EQ(kill(pid, SIGTERM), 0);
     swoop_test_wait_ok(pid, 10000);
     close(out[0]);
