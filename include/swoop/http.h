@@ -63,6 +63,19 @@ SWOOP_EXTERN int swoop_http_header_at(const swoop_http_request_t *req, int i, co
  * package_max_length (413 above).
  */
 SWOOP_EXTERN const void *swoop_http_body(const swoop_http_request_t *req, size_t *len);
+/**
+ * Decodes the query parameter `name` ("a=1&b=x%20y", '+' for a space) into
+ * out (cap bytes, NUL-terminated). Returns its length, SWOOP_ENOENT when
+ * absent, SWOOP_ENOSPC when out is too small, SWOOP_EINVAL for a bad escape.
+ */
+SWOOP_EXTERN int swoop_http_query_get(const swoop_http_request_t *req, const char *name, char *out,
+                                      size_t cap);
+/** The same for an application/x-www-form-urlencoded body (SWOOP_ENOENT for other bodies). */
+SWOOP_EXTERN int swoop_http_form_get(const swoop_http_request_t *req, const char *name, char *out,
+                                     size_t cap);
+/** The same for a cookie of the Cookie field ("a=1; b=2"; %XX decoded, + kept). */
+SWOOP_EXTERN int swoop_http_cookie_get(const swoop_http_request_t *req, const char *name, char *out,
+                                       size_t cap);
 /** The connection the request came on (for swoop_server_conn_info, ...). */
 SWOOP_EXTERN swoop_conn_id_t swoop_http_conn(const swoop_http_request_t *req);
 

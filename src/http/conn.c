@@ -22,7 +22,8 @@
 #include "http/internal.h"
 #include "shm/internal.h"
 
-enum { PHASE_IDLE = 0, PHASE_HEAD, PHASE_CHUNKED, PHASE_WAITING };
+/* DRAIN: answered, but the next request waits for the output to drain. */
+enum { PHASE_IDLE = 0, PHASE_HEAD, PHASE_CHUNKED, PHASE_WAITING, PHASE_DRAIN };
 
 /* Bytes of message buffer a connection keeps between requests (reused, not reallocated). */
 #define SAVED_KEEP 4096
@@ -72,6 +73,20 @@ static void owner_access(swoop_conn_t *c, int status, size_t bytes)
     swoop__http_access(c->port->access_fd, c->sess ? &c->sess->peer : NULL, &a);
 }
 
+/* An empty response of `status` with Connection: close, then the close (408, 503). */
+static void owner_answer(swoop_conn_t *c, int status)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 %d %s\r\nServer: swoop\r\nDate: %s\r\nContent-Length: 0\r\n"
+                     "Connection: close\r\n\r\n",
+                     status, swoop__http_reason(status), swoop__http_date());
+    swoop__http_count(c->reactor->cnt, status, 0);
+    owner_access(c, status, (size_t)n);
+    swoop__conn_send(c, buf, (size_t)n, 0);
+    swoop__conn_close(c, 0);
+}
+
 /* Answers a request that broke a rule with its status, then closes (after the bytes). */
 static void reply_error(swoop_conn_t *c, int err)
 {
@@ -83,7 +98,7 @@ static void reply_error(swoop_conn_t *c, int err)
     char body[128], buf[512];
     int bl = snprintf(body, sizeof(body), "%d %s\n", status, reason);
     int n = snprintf(buf, sizeof(buf),
-                     "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: text/plain\r\n"
+                     "HTTP/1.1 %d %s\r\nServer: swoop\r\nDate: %s\r\nContent-Type: text/plain\r\n"
                      "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
                      status, reason, swoop__http_date(), bl, body);
     swoop__http_count(c->reactor->cnt, status, 1);
@@ -140,6 +155,7 @@ static void deliver(swoop_conn_t *c, http_conn_t *h, const char *data, size_t le
                      ((uint32_t)h->head.version_minor << 8) | ((m.seq & 0xffu) << 16);
         if (m.flags & HTTP_MSG_HEAD)
             f |= HTTP_SESS_HEAD;
+        atomic_store_explicit(&c->sess->proto_taker, 0, memory_order_relaxed);
         atomic_store_explicit(&c->sess->proto_flags, f, memory_order_release);
     }
     swoop__conn_hold(c, 1);
@@ -174,11 +190,13 @@ static int no_memory(swoop_conn_t *c)
 static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_t len, size_t *need)
 {
     const swoop_port_settings_t *ps = &c->port->eff;
+    /* The target gets half the head: a long URI is a 414, a long head a 431. */
     swoop_http_limits_t lim = {.max_head = (uint32_t)ps->http_max_header_size,
-                               .max_uri = (uint32_t)ps->http_max_header_size,
+                               .max_uri = (uint32_t)ps->http_max_header_size / 2,
                                .max_body = (uint64_t)ps->package_max_length};
     size_t off = 0;
-    while (off < len && h->phase != PHASE_WAITING && c->state == CONN_OPEN) {
+    while (off < len && h->phase != PHASE_WAITING && h->phase != PHASE_DRAIN &&
+           c->state == CONN_OPEN) {
         if (h->phase == PHASE_IDLE) {
             swoop__http_head_init(&h->head, h->headers, HTTP_MAX_HEADERS);
             h->continue_sent = 0;
@@ -274,7 +292,7 @@ static ssize_t input(swoop_conn_t *c, char *data, size_t len, size_t *need)
         swoop__buf_init(&h->saved);
         c->proto_state = h;
     }
-    if (h->phase == PHASE_WAITING)
+    if (h->phase == PHASE_WAITING || h->phase == PHASE_DRAIN)
         return 0; /* read before the hold took effect: parsed after the response */
     h->in_input++;
     ssize_t off = input_requests(c, h, data, len, need);
@@ -297,10 +315,37 @@ static void reply(swoop_conn_t *c, uint32_t flags)
         swoop__conn_close(c, 0); /* after the response's bytes */
         return;
     }
+    /*
+     * A client that sends requests and does not read their answers: take no
+     * more until its output drains (drained() goes on), or the responses
+     * pile up to the budget.
+     */
+    if (swoop__conn_out_len(c) > SWOOP_PROTO_OUT_HIGH) {
+        h->phase = PHASE_DRAIN;
+        c->proto_drain = 1;
+        return;
+    }
     swoop__conn_hold(c, 0);
     /* Inside input() (BASE: the handler answered at once) its loop goes on. */
     if (h->in_input == 0)
         swoop__conn_reframe(c); /* pipelined bytes already buffered */
+}
+
+static void drained(swoop_conn_t *c)
+{
+    http_conn_t *h = c->proto_state;
+    if (h == NULL || h->phase != PHASE_DRAIN)
+        return;
+    h->phase = PHASE_IDLE;
+    swoop__conn_hold(c, 0);
+    if (h->in_input == 0)
+        swoop__conn_reframe(c);
+}
+
+static int busy(swoop_conn_t *c)
+{
+    http_conn_t *h = c->proto_state;
+    return h != NULL && h->phase != PHASE_IDLE;
 }
 
 /*
@@ -310,10 +355,13 @@ static void reply(swoop_conn_t *c, uint32_t flags)
 static void worker_check(swoop_conn_t *c, http_conn_t *h)
 {
     swoop_server_t *srv = c->reactor->srv;
-    if (srv->mode != SWOOP_MODE_PROCESS || h->worker_pid <= 0 || swoop__tid_alive(h->worker_pid)) {
+    /* The process that took the request (0: still queued, its successor will take it). */
+    int32_t taker = c->sess ? atomic_load(&c->sess->proto_taker) : 0;
+    if (srv->mode != SWOOP_MODE_PROCESS || taker <= 0 || swoop__tid_alive(taker)) {
         h->dead_ticks = 0;
         return;
     }
+    h->worker_pid = taker;
     /*
      * An exit in order (a reload, max_request) leaves what the process did
      * not take to its successor, which answers: only a crash (a signal, or
@@ -329,16 +377,17 @@ static void worker_check(swoop_conn_t *c, http_conn_t *h)
      */
     if (++h->dead_ticks < 2)
         return;
+    uint32_t f = atomic_load(&c->sess->proto_flags);
     swoop__log_limited(SWOOP_LOG_WARNING, 0,
-                       "http: conn %llu: worker %d (pid %d) died with its request: 503, closing",
-                       (unsigned long long)c->id, h->worker, (int)h->worker_pid);
-    static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                               "Connection: close\r\n\r\n";
+                       "http: conn %llu: worker %d (pid %d) died with its request: %s",
+                       (unsigned long long)c->id, h->worker, (int)h->worker_pid,
+                       (f & HTTP_SESS_STARTED) ? "its response was cut: reset" : "503, closing");
     h->phase = PHASE_IDLE;
-    swoop__http_count(c->reactor->cnt, 503, 0);
-    owner_access(c, 503, sizeof(resp) - 1);
-    swoop__conn_send(c, resp, sizeof(resp) - 1, 0);
-    swoop__conn_close(c, 0);
+    if (f & HTTP_SESS_STARTED) {
+        swoop__conn_close(c, 1); /* bytes of a response went out: no 503 inside its body */
+        return;
+    }
+    owner_answer(c, 503);
 }
 
 /*
@@ -357,10 +406,17 @@ static void tick(swoop_conn_t *c, uint64_t now)
         worker_check(c, h);
         return;
     }
+    if (phase == PHASE_DRAIN)
+        return;
+    if (phase == PHASE_IDLE && h == NULL) {
+        /* Not one byte since the accept: its first request is late (slowloris). */
+        if (now - c->last_recv_ms > (uint64_t)ps->http_header_timeout * 1000u)
+            swoop__conn_close(c, 0);
+        return;
+    }
     if (phase == PHASE_IDLE) {
-        uint64_t since = h ? h->since_ms : c->last_recv_ms;
         if (swoop__buf_rlen(&c->in) == 0 && ps->http_keepalive_timeout > 0 &&
-            now - since > (uint64_t)ps->http_keepalive_timeout * 1000u)
+            now - h->since_ms > (uint64_t)ps->http_keepalive_timeout * 1000u)
             swoop__conn_close(c, 0);
         return;
     }
@@ -371,12 +427,7 @@ static void tick(swoop_conn_t *c, uint64_t now)
                            "http: conn %llu (port %d): request %s not received in time: 408, "
                            "closing",
                            (unsigned long long)c->id, c->port->port, in_body ? "body" : "head");
-        static const char resp[] = "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n"
-                                   "Connection: close\r\n\r\n";
-        swoop__http_count(c->reactor->cnt, 408, 0);
-        owner_access(c, 408, sizeof(resp) - 1);
-        swoop__conn_send(c, resp, sizeof(resp) - 1, 0);
-        swoop__conn_close(c, 0);
+        owner_answer(c, 408);
     }
 }
 
@@ -387,5 +438,7 @@ const swoop_proto_t swoop__http_proto = {
     .conn_free = conn_free,
     .input = input,
     .reply = reply,
+    .drained = drained,
+    .busy = busy,
     .message = swoop__http_message,
 };

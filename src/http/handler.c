@@ -63,6 +63,8 @@ struct swoop_http_response_s {
     uint32_t seq;                    /* the request's number on its connection */
     const swoop_http_request_t *req; /* for the access log; NULL from swoop_http_respond */
     uint64_t bytes;                  /* sent so far, head included */
+    int sent_any;                    /* bytes went out (HTTP_SESS_STARTED is set) */
+    int server_set;                  /* the user set a Server field */
     int access_fd;                   /* the port's access log, -1 */
     swoop_addr_t peer;               /* for it: taken at the start (a close frees the session) */
     swoop_buf_t fields;
@@ -263,6 +265,25 @@ static int is_token_char(unsigned char ch)
            (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
+/* Removes the field `name` (any case) from the serialized fields, if there. */
+static void field_remove(swoop_buf_t *b, const char *name, size_t nl)
+{
+    char *p = (char *)swoop__buf_rdata(b);
+    size_t len = swoop__buf_rlen(b);
+    size_t off = 0;
+    while (off < len) {
+        char *eol = memchr(p + off, '\n', len - off);
+        size_t line = eol ? (size_t)(eol - (p + off)) + 1 : len - off;
+        if (line > nl && p[off + nl] == ':' && strncasecmp(p + off, name, nl) == 0) {
+            memmove(p + off, p + off + line, len - off - line);
+            len -= line;
+            b->len -= line;
+            continue;
+        }
+        off += line;
+    }
+}
+
 int swoop_http_header_set(swoop_http_response_t *res, const char *name, const char *value)
 {
     if (res == NULL || name == NULL || value == NULL || name[0] == '\0')
@@ -296,7 +317,12 @@ int swoop_http_header_set(swoop_http_response_t *res, const char *name, const ch
             res->close = 1;
         return 0; /* the library writes Connection itself */
     }
+    if (strcasecmp(name, "Server") == 0)
+        res->server_set = 1; /* replaces the default ("" leaves the field out) */
     size_t nl = strlen(name), vl = strlen(value);
+    field_remove(&res->fields, name, nl); /* a second set replaces the first */
+    if (vl == 0 && res->server_set && strcasecmp(name, "Server") == 0)
+        return 0;
     if (swoop__buf_reserve(&res->fields, nl + vl + 4) < 0)
         return SWOOP_ENOMEM;
     swoop__buf_append(&res->fields, name, nl);
@@ -328,8 +354,8 @@ static int head_build(swoop_http_response_t *res, swoop_buf_t *b, int64_t length
     swoop__http_count(swoop__counter(srv->gs, srv->worker_id), res->status, 0);
     char line[256];
     const char *reason = swoop__http_reason(res->status);
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nServer: swoop\r\nDate: %s\r\n",
-                     res->status, reason, swoop__http_date());
+    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n%sDate: %s\r\n", res->status, reason,
+                     res->server_set ? "" : "Server: swoop\r\n", swoop__http_date());
     if (swoop__buf_append(b, line, (size_t)n) < 0 ||
         swoop__buf_append(b, swoop__buf_rdata(&res->fields), swoop__buf_rlen(&res->fields)) < 0)
         return SWOOP_ENOMEM;
@@ -382,16 +408,43 @@ static void log_access(swoop_http_response_t *res)
     swoop__http_access(res->access_fd, &res->peer, &a);
 }
 
-/* Sends b's bytes, split at buffer_output_size; the last piece carries `flags`. */
+/*
+ * Sends b's bytes; the last piece carries `flags`. Pieces are at most half
+ * the connection's output budget, and each waits (at most HTTP_SEND_WAIT_MS)
+ * for room: a response larger than the budget goes out as the client reads
+ * it. A piece that cannot go (the client does not read, the connection
+ * closed) resets the connection: its client must never wait for a response
+ * cut short.
+ */
 static int send_buf(swoop_http_response_t *res, const char *p, size_t len, uint32_t flags)
 {
+    swoop_server_t *srv = res->srv;
     res->bytes += len;
-    size_t max = (size_t)res->srv->settings.buffer_output_size;
+    size_t max = (size_t)srv->settings.buffer_output_size;
+    size_t half = (size_t)srv->settings.socket_buffer_size / 2;
+    if (half > 0 && max > half)
+        max = half;
+    if (!res->sent_any) {
+        res->sent_any = 1;
+        swoop_session_t *s = swoop__session_get(srv, res->conn);
+        if (s)
+            atomic_fetch_or(&s->proto_flags, HTTP_SESS_STARTED);
+    }
     do {
         size_t n = len > max ? max : len;
-        int rc = swoop__server_send_reply(res->srv, res->conn, p, n, n == len ? flags : 0);
-        if (rc < 0)
+        int rc = swoop__server_wait_room(srv, res->conn, n, HTTP_SEND_WAIT_MS);
+        if (rc == 0)
+            rc = swoop__server_send_reply(srv, res->conn, p, n, n == len ? flags : 0);
+        if (rc < 0) {
+            if (rc != SWOOP_ECLOSED) {
+                swoop__log_limited(SWOOP_LOG_WARNING, rc,
+                                   "http: conn %llu: the response cannot be sent whole: "
+                                   "resetting the connection",
+                                   (unsigned long long)res->conn);
+                swoop_server_close(srv, res->conn, 1);
+            }
             return rc;
+        }
         p += n;
         len -= n;
     } while (len > 0);
@@ -557,6 +610,9 @@ void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_
                          size_t len)
 {
     swoop_http_request_t req = {.srv = srv, .conn = conn};
+    swoop_session_t *sess = swoop__session_get(srv, conn);
+    if (sess)
+        atomic_store(&sess->proto_taker, (int32_t)getpid()); /* the owner's crash check */
     int flags = msg_parse(&req, data, len);
     if (flags < 0) {
         swoop__log_limited(SWOOP_LOG_WARNING, 0,

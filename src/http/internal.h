@@ -57,9 +57,13 @@ static_assert(sizeof(http_msg_t) == 56, "the request message header is part of t
 #define HTTP_SESS_AWAITING   0x1u /* a request waits for its response */
 #define HTTP_SESS_KEEP_ALIVE 0x2u
 #define HTTP_SESS_HEAD       0x4u
-#define HTTP_SESS_CLAIMED    0x8u /* swoop_http_respond took it: a second call is refused */
-#define HTTP_SESS_MINOR(f)   (((f) >> 8) & 0xffu)
-#define HTTP_SESS_SEQ(f)     (((f) >> 16) & 0xffu)
+#define HTTP_SESS_CLAIMED    0x8u  /* swoop_http_respond took it: a second call is refused */
+#define HTTP_SESS_STARTED    0x10u /* bytes of the response were sent */
+
+/* How long a worker waits for a slow client to make room for the rest of a response. */
+#define HTTP_SEND_WAIT_MS  10000
+#define HTTP_SESS_MINOR(f) (((f) >> 8) & 0xffu)
+#define HTTP_SESS_SEQ(f)   (((f) >> 16) & 0xffu)
 
 /*
  * A detached response's id: the connection's session slot (bits 0..23), the

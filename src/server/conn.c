@@ -15,6 +15,7 @@
  * runs after the outermost one returned, as in PROCESS mode.
  */
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/sendfile.h>
@@ -377,6 +378,12 @@ static void conn_flush(swoop_conn_t *c)
     }
     /* A big reply went out (or most of it): its block goes back. */
     swoop__buf_shrink(&c->out, 0, CONN_BUF_KEEP);
+    if (c->proto_drain && swoop__buf_rlen(&c->out) < SWOOP_PROTO_OUT_LOW && c->state == CONN_OPEN) {
+        c->proto_drain = 0;
+        c->port->proto->drained(c); /* may close c: nothing below touches it then */
+        if (c->state != CONN_OPEN)
+            return;
+    }
     if (swoop__buf_rlen(&c->out) == 0 && !conn_has_files(c)) {
         if (c->state == CONN_DRAINING) {
             conn_begin_close(c);
@@ -832,6 +839,20 @@ int swoop__conn_reframe(swoop_conn_t *c)
     if (conn_unbusy(c))
         return -1;
     return rc;
+}
+
+void swoop__conn_flush_wait(swoop_conn_t *c, int ms)
+{
+    struct pollfd pf = {.fd = c->fd, .events = POLLOUT};
+    if (c->state == CONN_OPEN || c->state == CONN_DRAINING) {
+        poll(&pf, 1, ms);
+        conn_flush(c);
+    }
+}
+
+size_t swoop__conn_out_len(swoop_conn_t *c)
+{
+    return swoop__buf_rlen(&c->out);
 }
 
 void swoop__conn_reply(swoop_conn_t *c, uint32_t flags)

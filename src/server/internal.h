@@ -165,6 +165,7 @@ typedef struct swoop_session_s {
      * process needs to answer the request being served (http/internal.h).
      */
     _Atomic uint32_t proto_flags;
+    _Atomic int32_t proto_taker; /* the worker process that took the request (HTTP) */
     swoop_addr_t peer;
 } swoop_session_t;
 
@@ -196,10 +197,18 @@ typedef struct swoop_proto_s {
     void (*tick)(swoop_conn_t *c, uint64_t now_ms);
     /* Owner: a send flagged with reply flags (SWOOP_REPLY_*) was queued on c. */
     void (*reply)(swoop_conn_t *c, uint32_t flags);
+    /* Owner: c's output fell below SWOOP_PROTO_OUT_LOW after the protocol asked (proto_drain). */
+    void (*drained)(swoop_conn_t *c);
+    /* Owner: whether c is in the middle of a request (a retiring BASE worker keeps it open). */
+    int (*busy)(swoop_conn_t *c);
     /* Worker: a message delivered for a connection of the port. */
     void (*message)(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, char *data,
                     size_t len);
 } swoop_proto_t;
+
+/* Output bytes a protocol lets queue before it stops taking requests, and resumes below. */
+#define SWOOP_PROTO_OUT_HIGH (1u << 20)
+#define SWOOP_PROTO_OUT_LOW  (256u << 10)
 
 /* Reply flags (SEND aux): what the protocol learns when the bytes are queued. */
 #define SWOOP_REPLY_END   0x1u /* the bytes end one response */
@@ -263,6 +272,7 @@ struct swoop_conn_s {
     swoop_queue_t link;
     void *proto_state; /* the port's protocol's (swoop_proto_t) */
     int proto_hold;    /* the protocol holds the reading (swoop__conn_hold) */
+    int proto_drain;   /* the protocol waits for the output to drain (drained) */
 };
 
 /* A connection engine: one PROCESS reactor thread, or the engine of a BASE worker. */
@@ -440,6 +450,14 @@ int swoop__server_set_proto(swoop_server_t *srv, int kind, const swoop_proto_t *
  */
 int swoop__server_send_reply(swoop_server_t *srv, swoop_conn_id_t conn, const void *data,
                              size_t len, uint32_t flags);
+/*
+ * Blocks the calling worker until `len` more bytes fit in the output budget
+ * (socket_buffer_size) of `conn`, at most timeout_ms: it flushes what this
+ * worker queued for the owners, or writes a connection it owns (BASE)
+ * itself. Returns 0, SWOOP_ECLOSED, SWOOP_ETIMEDOUT, or SWOOP_EMSGSIZE when
+ * len alone exceeds the budget.
+ */
+int swoop__server_wait_room(swoop_server_t *srv, swoop_conn_id_t conn, size_t len, int timeout_ms);
 /* The port a connection came in on, or NULL. */
 swoop_port_t *swoop__conn_port(swoop_server_t *srv, swoop_conn_id_t conn);
 
@@ -456,6 +474,10 @@ void swoop__conn_hold(swoop_conn_t *c, int hold);
 int swoop__conn_reframe(swoop_conn_t *c);
 /* The owner's reply hook: a send with flags was queued on c (calls the protocol). */
 void swoop__conn_reply(swoop_conn_t *c, uint32_t flags);
+/* BASE: waits up to ms for c's socket to take bytes and writes what it can. */
+void swoop__conn_flush_wait(swoop_conn_t *c, int ms);
+/* Bytes waiting in c's output (files not counted). */
+size_t swoop__conn_out_len(swoop_conn_t *c);
 int swoop__reactor_init(swoop_reactor_t *r, swoop_server_t *srv, int id, swoop_loop_t *loop);
 void swoop__reactor_free(swoop_reactor_t *r);
 /* Adopts an accepted fd whose session is filled; returns the conn or NULL (fd closed). */

@@ -641,6 +641,10 @@ static void base_close_idle(int64_t id, void *arg)
         swoop_conn_t *c = swoop_queue_data(q, swoop_conn_t, link);
         q = q->next; /* the close may free c */
         int unread = 0;
+        /* A protocol in the middle of a request (a chunked body between chunks) keeps it. */
+        if (c->state == CONN_OPEN && c->port->proto && c->port->proto->busy &&
+            c->port->proto->busy(c))
+            continue;
         if (c->state != CONN_OPEN || now - c->last_recv_ms < DRAIN_IDLE_MS ||
             swoop__buf_rlen(&c->in) || swoop__buf_rlen(&c->out) || !swoop_queue_empty(&c->files) ||
             ioctl(c->fd, FIONREAD, &unread) < 0 || unread > 0)
@@ -1151,6 +1155,32 @@ static int route_base(swoop_server_t *srv, swoop_session_t *s, swoop_ipc_head_t 
     h->worker_id = (int16_t)srv->worker_id;
     int rc = swoop__ipc_send(&srv->mouts[owner], h, data, len);
     return rc < 0 ? rc : 0;
+}
+
+int swoop__server_wait_room(swoop_server_t *srv, swoop_conn_id_t conn, size_t len, int timeout_ms)
+{
+    uint64_t limit = (uint64_t)srv->settings.socket_buffer_size;
+    if (len > limit)
+        return SWOOP_EMSGSIZE;
+    uint64_t deadline = swoop__now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        swoop_session_t *s = swoop__session_get(srv, conn);
+        if (s == NULL)
+            return SWOOP_ECLOSED;
+        if (atomic_load_explicit(&s->out_queued, memory_order_relaxed) + len <= limit)
+            return 0;
+        uint64_t now = swoop__now_ms();
+        if (now >= deadline)
+            return SWOOP_ETIMEDOUT;
+        int ms = deadline - now > 50 ? 50 : (int)(deadline - now);
+        swoop_conn_t *c = own_conn(srv, conn);
+        if (c) {
+            swoop__conn_flush_wait(c, ms); /* BASE: we are the writer */
+        } else {
+            worker_flush(srv); /* our queued sends reach the owner, which writes them */
+            usleep(1000);
+        }
+    }
 }
 
 int swoop_server_send(swoop_server_t *srv, swoop_conn_id_t conn, const void *data, size_t len)

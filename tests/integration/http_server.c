@@ -64,6 +64,18 @@ static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
         ASSERT_OK(swoop_server_send_message(srv, other, &id, sizeof(id)));
         return;
     }
+    if (strcmp(path, "/params") == 0) {
+        char q[64], f[64], c[64], out[256];
+        int qa = swoop_http_query_get(req, "a b", q, sizeof(q));
+        int fb = swoop_http_form_get(req, "b", f, sizeof(f));
+        int cs = swoop_http_cookie_get(req, "sid", c, sizeof(c));
+        int small = swoop_http_query_get(req, "a b", out, 2);
+        int none = swoop_http_query_get(req, "zz", out, sizeof(out));
+        int n = snprintf(out, sizeof(out), "q=%s f=%s c=%s small=%d none=%d\n", qa >= 0 ? q : "-",
+                         fb >= 0 ? f : "-", cs >= 0 ? c : "-", small, none);
+        swoop_http_end(res, out, (size_t)n);
+        return;
+    }
     if (strcmp(path, "/hello") == 0) {
         swoop_http_header_set(res, "Content-Type", "text/plain");
         swoop_http_end(res, "hello\n", 6);
@@ -733,4 +745,18 @@ TEST_TIMEOUT(http_access_log_process, 60)
 TEST_TIMEOUT(http_access_log_base, 60)
 {
     access_log(SWOOP_MODE_BASE);
+}
+
+/* Query, urlencoded form and cookie parameters, decoded into the caller's buffer. */
+TEST_TIMEOUT(http_params_base, 60)
+{
+    srv_handle_t h = start(SWOOP_MODE_BASE);
+    char cmd[512], out[512];
+    snprintf(cmd, sizeof(cmd),
+             "curl -sS -b 'x=1; sid=ab%%21c' --data 'a=1&b=hello+w%%C3%%B6rld' "
+             "'http://127.0.0.1:%d/params?a+b=%%2Fx%%20y&c=3'",
+             h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "q=/x y f=hello w\xc3\xb6rld c=ab!c small=-28 none=-2\n");
+    stop(&h);
 }
