@@ -60,6 +60,13 @@ swoop_conn_id_t swoop__session_admit(swoop_server_t *srv, swoop_port_t *p, int f
     uint64_t seq = atomic_fetch_add(&gs->conn_seq, 1) + 1;
     swoop_conn_id_t id = (seq << SWOOP_SLOT_BITS) | slot;
     swoop_session_t *s = &srv->sessions[slot];
+    /*
+     * Pairs with the release that freed the slot (conn_free): what its last
+     * owner read of the record (a reactor thread's access log line) happened
+     * before these writes. The fd's close and reuse order it in the kernel,
+     * where the thread sanitizer cannot see.
+     */
+    (void)atomic_load_explicit(&s->id, memory_order_acquire);
     atomic_store(&s->closed, 0);
     s->fd = fd;
     s->reactor_id = (int16_t)reactor_id;
