@@ -8,11 +8,11 @@
  * swoop_server_send's route; the last send carries SWOOP_REPLY_END so the
  * owner reads the connection's next request (or closes it).
  */
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/ratelimit.h"
@@ -332,11 +332,14 @@ int swoop_http_header_set(swoop_http_response_t *res, const char *name, const ch
     return 0;
 }
 
-/* BASE: a SIGTERM (reload, shutdown) waits for the loop while the handler runs. */
-static int stop_pending(void)
+/*
+ * BASE: this process is being replaced (reload, max_request): its successor
+ * already published its pid in the id's stats (one load, no system call).
+ */
+static int replaced(const swoop_server_t *srv)
 {
-    sigset_t set;
-    return sigpending(&set) == 0 && sigismember(&set, SIGTERM) == 1;
+    return atomic_load_explicit(&srv->gs->workers[srv->worker_id].pid, memory_order_relaxed) !=
+           swoop__getpid();
 }
 
 /* The head of the response into b: `length` >= 0 gives Content-Length, -1 streams. */
@@ -349,7 +352,7 @@ static int head_build(swoop_http_response_t *res, swoop_buf_t *b, int64_t length
      */
     swoop_server_t *srv = res->srv;
     if (atomic_load(&srv->gs->shutting_down) || srv->worker_draining || srv->worker_retiring ||
-        (srv->mode == SWOOP_MODE_BASE && stop_pending()))
+        (srv->mode == SWOOP_MODE_BASE && replaced(srv)))
         res->close = 1;
     swoop__http_count(swoop__counter(srv->gs, srv->worker_id), res->status, 0);
     char line[256];
@@ -378,6 +381,16 @@ static int head_build(swoop_http_response_t *res, swoop_buf_t *b, int64_t length
 /* One access log line for a response that ended (the port's http_access_log). */
 static void access_prepare(swoop_http_response_t *res)
 {
+    /* Looked up once per process: without an access log a response costs no lookup. */
+    static int any = -1;
+    if (any < 0) {
+        any = 0;
+        for (int i = 0; i < res->srv->nports; i++)
+            any |= res->srv->ports[i]->access_fd >= 0;
+    }
+    res->access_fd = -1;
+    if (!any)
+        return;
     swoop_port_t *p = swoop__conn_port(res->srv, res->conn);
     swoop_session_t *s = swoop__session_get(res->srv, res->conn);
     res->access_fd = p ? p->access_fd : -1;
@@ -424,17 +437,23 @@ static int send_buf(swoop_http_response_t *res, const char *p, size_t len, uint3
     size_t half = (size_t)srv->settings.socket_buffer_size / 2;
     if (half > 0 && max > half)
         max = half;
-    if (!res->sent_any) {
-        res->sent_any = 1;
-        swoop_session_t *s = swoop__session_get(srv, res->conn);
-        if (s)
-            atomic_fetch_or(&s->proto_flags, HTTP_SESS_STARTED);
-    }
     do {
         size_t n = len > max ? max : len;
-        int rc = swoop__server_wait_room(srv, res->conn, n, HTTP_SEND_WAIT_MS);
-        if (rc == 0)
-            rc = swoop__server_send_reply(srv, res->conn, p, n, n == len ? flags : 0);
+        uint32_t f = n == len ? flags : 0;
+        /* Bytes that leave without the end: a crash from now on cuts a started response. */
+        if (!(f & SWOOP_REPLY_END) && !res->sent_any) {
+            res->sent_any = 1;
+            swoop_session_t *s = swoop__session_get(srv, res->conn);
+            if (s)
+                atomic_fetch_or(&s->proto_flags, HTTP_SESS_STARTED);
+        }
+        /* Tried first: waiting for room costs a look at the budget only when it is short. */
+        int rc = swoop__server_send_reply(srv, res->conn, p, n, f);
+        for (int tries = 0; rc == SWOOP_EBUFFERFULL && tries < 2; tries++) {
+            rc = swoop__server_wait_room(srv, res->conn, n, HTTP_SEND_WAIT_MS);
+            if (rc == 0)
+                rc = swoop__server_send_reply(srv, res->conn, p, n, f);
+        }
         if (rc < 0) {
             if (rc != SWOOP_ECLOSED) {
                 swoop__log_limited(SWOOP_LOG_WARNING, rc,
@@ -612,7 +631,7 @@ void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_
     swoop_http_request_t req = {.srv = srv, .conn = conn};
     swoop_session_t *sess = swoop__session_get(srv, conn);
     if (sess)
-        atomic_store(&sess->proto_taker, (int32_t)getpid()); /* the owner's crash check */
+        atomic_store(&sess->proto_taker, (int32_t)swoop__getpid()); /* the owner's crash check */
     int flags = msg_parse(&req, data, len);
     if (flags < 0) {
         swoop__log_limited(SWOOP_LOG_WARNING, 0,
