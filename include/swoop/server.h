@@ -87,6 +87,11 @@ typedef struct swoop_port_settings_s {
     char document_root[SWOOP_SERVER_PATH_MAX];
     /** HTTP: access log file, one combined-format line per request ("" inherit / none). */
     char http_access_log[SWOOP_SERVER_PATH_MAX];
+    /** HTTP: bodies above this many bytes go to a file in upload_tmp_dir as they arrive (-1
+     * inherit) [1M]. */
+    int64_t http_body_memory_max;
+    /** HTTP: where large request bodies go ("" inherit) [/tmp: a disk, not RAM]. */
+    char upload_tmp_dir[SWOOP_SERVER_PATH_MAX];
 } swoop_port_settings_t;
 
 /**

@@ -13,17 +13,25 @@
  * and whenever. Then the connection closes (Connection: close, HTTP/1.0
  * without keep-alive) or the bytes already buffered are parsed next.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/ratelimit.h"
 #include "http/internal.h"
 #include "shm/internal.h"
 
-/* DRAIN: answered, but the next request waits for the output to drain. */
-enum { PHASE_IDLE = 0, PHASE_HEAD, PHASE_CHUNKED, PHASE_WAITING, PHASE_DRAIN };
+/*
+ * BODY: a Content-Length body above http_body_memory_max, written to its
+ * file as it arrives. DRAIN: answered, but the next request waits for the
+ * output to drain.
+ */
+enum { PHASE_IDLE = 0, PHASE_HEAD, PHASE_CHUNKED, PHASE_BODY, PHASE_WAITING, PHASE_DRAIN };
 
 /* Bytes of message buffer a connection keeps between requests (reused, not reallocated). */
 #define SAVED_KEEP 4096
@@ -36,11 +44,15 @@ typedef struct http_conn_s {
     int continue_sent; /* 100 Continue went out for this request */
     swoop_http_head_t head;
     swoop_http_chunked_t chunked;
-    swoop_buf_t saved;  /* the request message being built (header, fields, head, body) */
-    int worker;         /* PROCESS, WAITING: the worker the request went to */
-    int32_t worker_pid; /* and its process then (a death leaves no response to wait for) */
-    int dead_ticks;     /* ticks that found that process gone */
-    uint32_t seq;       /* requests handed on so far */
+    swoop_buf_t saved;     /* the request message being built (header, fields, head, body) */
+    int worker;            /* PROCESS, WAITING: the worker the request went to */
+    int32_t worker_pid;    /* and its process then (a death leaves no response to wait for) */
+    int dead_ticks;        /* ticks that found that process gone */
+    uint32_t seq;          /* requests handed on so far */
+    uint64_t body_left;    /* PHASE_BODY: bytes still to come */
+    uint64_t body_written; /* chunked, in a file: its bytes */
+    int body_fd;           /* the body's file while it is written, else -1 */
+    char body_path[SWOOP_SERVER_PATH_MAX + 32]; /* its path until the response ended, "" none */
     swoop_http_header_t headers[HTTP_MAX_HEADERS];
 } http_conn_t;
 
@@ -49,11 +61,23 @@ static void conn_open(swoop_conn_t *c)
     c->proto_state = NULL; /* made at the first byte: a connection that sends nothing costs none */
 }
 
+/* The request's body file, if any: closed and removed (its request ended or died). */
+static void body_file_drop(http_conn_t *h)
+{
+    if (h->body_fd >= 0)
+        close(h->body_fd);
+    h->body_fd = -1;
+    if (h->body_path[0] && unlink(h->body_path) < 0 && errno != ENOENT)
+        swoop__log_limited(SWOOP_LOG_WARNING, errno, "http: unlink(\"%s\") failed", h->body_path);
+    h->body_path[0] = '\0';
+}
+
 static void state_free(swoop_conn_t *c)
 {
     http_conn_t *h = c->proto_state;
     if (h == NULL)
         return;
+    body_file_drop(h);
     swoop__buf_free(&h->saved);
     swoop_free(h);
     c->proto_state = NULL;
@@ -140,6 +164,14 @@ static int msg_build(swoop_buf_t *b, const http_conn_t *h, const char *head, uin
     return 0;
 }
 
+/* Bytes of h->saved before the body: the message header, the fields, the head. */
+static size_t saved_fixed(http_conn_t *h)
+{
+    http_msg_t m;
+    memcpy(&m, swoop__buf_rdata(&h->saved), sizeof(m));
+    return sizeof(m) + (size_t)m.num_headers * sizeof(swoop_http_header_t) + m.head_len;
+}
+
 /* The request is whole: to the worker, and the reading waits for its response. */
 static void deliver(swoop_conn_t *c, http_conn_t *h, const char *data, size_t len)
 {
@@ -176,6 +208,67 @@ static void maybe_continue(swoop_conn_t *c, http_conn_t *h)
     h->continue_sent = 1;
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     swoop__conn_send(c, cont, sizeof(cont) - 1, 0);
+}
+
+static int no_memory(swoop_conn_t *c);
+
+/* Opens the file a large body goes to (upload_tmp_dir); 0, or -1 when c was answered 500. */
+static int body_file_open(swoop_conn_t *c, http_conn_t *h)
+{
+    snprintf(h->body_path, sizeof(h->body_path), "%s/swoop-body.%d.XXXXXX",
+             c->port->eff.upload_tmp_dir, (int)swoop__getpid());
+    h->body_fd = mkostemp(h->body_path, O_CLOEXEC);
+    if (h->body_fd >= 0)
+        return 0;
+    int err = errno;
+    swoop__log_limited(SWOOP_LOG_ERROR, err,
+                       "http: conn %llu: cannot make a body file in upload_tmp_dir \"%s\": 500",
+                       (unsigned long long)c->id, c->port->eff.upload_tmp_dir);
+    h->body_path[0] = '\0';
+    owner_answer(c, 500);
+    return -1;
+}
+
+/* Appends p[0, n) to the body file; 0, or -1 when c was answered 500. */
+static int body_file_write(swoop_conn_t *c, http_conn_t *h, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(h->body_fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            int err = k < 0 ? errno : ENOSPC;
+            swoop__log_limited(SWOOP_LOG_ERROR, err, "http: conn %llu: writing \"%s\" failed: 500",
+                               (unsigned long long)c->id, h->body_path);
+            body_file_drop(h);
+            owner_answer(c, 500);
+            return -1;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/*
+ * The body in its file is whole: the message (header, fields, head in
+ * h->saved) gets the file flag, the size and the path, and goes.
+ */
+static void body_file_deliver(swoop_conn_t *c, http_conn_t *h, uint64_t size)
+{
+    close(h->body_fd);
+    h->body_fd = -1;
+    http_msg_t m;
+    char *saved = (char *)swoop__buf_rdata(&h->saved);
+    memcpy(&m, saved, sizeof(m));
+    m.flags |= HTTP_MSG_BODY_FILE;
+    m.body_len = size;
+    memcpy(saved, &m, sizeof(m));
+    if (swoop__buf_append(&h->saved, h->body_path, strlen(h->body_path)) < 0) {
+        no_memory(c);
+        return;
+    }
+    deliver(c, h, swoop__buf_rdata(&h->saved), swoop__buf_rlen(&h->saved));
 }
 
 static int no_memory(swoop_conn_t *c)
@@ -241,6 +334,19 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
                 continue;
             }
             uint64_t body = h->head.body == SWOOP_HTTP_BODY_LENGTH ? h->head.content_length : 0;
+            if (body > (uint64_t)ps->http_body_memory_max) {
+                /* Large: to a file as it comes; memory holds only what one read brings. */
+                swoop__buf_clear(&h->saved);
+                if (msg_build(&h->saved, h, req, 0) < 0)
+                    return no_memory(c);
+                if (body_file_open(c, h) < 0)
+                    return -1;
+                maybe_continue(c, h);
+                off += (size_t)n;
+                h->body_left = body;
+                h->phase = PHASE_BODY;
+                continue;
+            }
             uint64_t total = (uint64_t)n + body;
             if (total > len - off) {
                 maybe_continue(c, h);
@@ -257,6 +363,16 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
                 swoop__buf_shrink(&h->saved, 0, SAVED_KEEP); /* an idle keep-alive costs little */
             continue;
         }
+        if (h->phase == PHASE_BODY) {
+            size_t take = len - off < h->body_left ? len - off : (size_t)h->body_left;
+            if (body_file_write(c, h, data + off, take) < 0)
+                return -1;
+            off += take;
+            h->body_left -= take;
+            if (h->body_left == 0)
+                body_file_deliver(c, h, h->head.content_length);
+            continue;
+        }
         /* PHASE_CHUNKED: every byte is given to the decoder once, then consumed. */
         size_t out = 0;
         ssize_t k = swoop__http_chunked_decode(&h->chunked, data + off, len - off, &out);
@@ -264,13 +380,34 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
             reply_error(c, (int)k);
             return -1;
         }
-        if (out && swoop__buf_append(&h->saved, data + off, out) < 0)
+        if (h->body_fd >= 0) {
+            if (out && body_file_write(c, h, data + off, out) < 0)
+                return -1;
+        } else if (out && swoop__buf_append(&h->saved, data + off, out) < 0) {
             return no_memory(c);
+        }
+        /* Past http_body_memory_max: what was decoded so far moves to a file, the rest follows. */
+        size_t fixed_len = saved_fixed(h);
+        if (h->body_fd < 0 &&
+            swoop__buf_rlen(&h->saved) - fixed_len > (size_t)ps->http_body_memory_max) {
+            if (body_file_open(c, h) < 0 ||
+                body_file_write(c, h, swoop__buf_rdata(&h->saved) + fixed_len,
+                                swoop__buf_rlen(&h->saved) - fixed_len) < 0)
+                return -1;
+            h->body_written = swoop__buf_rlen(&h->saved) - fixed_len;
+            h->saved.len = h->saved.off + fixed_len;
+        } else if (h->body_fd >= 0) {
+            h->body_written += out;
+        }
         if (k == SWOOP_HTTP_INCOMPLETE) {
             off = len;
             break;
         }
         off += (size_t)k;
+        if (h->body_fd >= 0) {
+            body_file_deliver(c, h, h->body_written);
+            continue;
+        }
         http_msg_t m;
         char *saved = (char *)swoop__buf_rdata(&h->saved);
         memcpy(&m, saved, sizeof(m));
@@ -289,6 +426,7 @@ static ssize_t input(swoop_conn_t *c, char *data, size_t len, size_t *need)
     http_conn_t *h = c->proto_state;
     if (h == NULL) {
         h = swoop_calloc(1, sizeof(*h));
+        h->body_fd = -1;
         swoop__buf_init(&h->saved);
         c->proto_state = h;
     }
@@ -308,6 +446,7 @@ static void reply(swoop_conn_t *c, uint32_t flags)
         return;
     h->phase = PHASE_IDLE;
     h->since_ms = swoop__now_ms();
+    body_file_drop(h); /* the handler is done with it */
     if (c->sess)
         atomic_store_explicit(&c->sess->proto_flags, 0, memory_order_release);
     /* Shutting down (the owner reads no more): this response is the connection's last. */
@@ -420,7 +559,7 @@ static void tick(swoop_conn_t *c, uint64_t now)
             swoop__conn_close(c, 0);
         return;
     }
-    int in_body = phase == PHASE_CHUNKED || h->head.head_len > 0; /* head parsed */
+    int in_body = phase == PHASE_CHUNKED || phase == PHASE_BODY || h->head.head_len > 0;
     if (in_body ? now - c->last_recv_ms > (uint64_t)ps->http_body_timeout * 1000u
                 : now - h->since_ms > (uint64_t)ps->http_header_timeout * 1000u) {
         swoop__log_limited(SWOOP_LOG_INFO, 0,

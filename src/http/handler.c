@@ -8,9 +8,12 @@
  * swoop_server_send's route; the last send carries SWOOP_REPLY_END so the
  * owner reads the connection's next request (or closes it).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +47,9 @@ struct swoop_http_request_s {
     const char *body;
     size_t body_len;
     uint32_t seq;
+    char
+        body_path[SWOOP_SERVER_PATH_MAX + 32]; /* a body in a file: mapped while the handler runs */
+    void *body_map;
     const char *names[HTTP_MAX_HEADERS];
     const char *values[HTTP_MAX_HEADERS];
 };
@@ -587,6 +593,28 @@ int swoop_http_respond(swoop_server_t *srv, uint64_t id, int status, const char 
 
 /* ---- a request from the owner ---- */
 
+/* A body in a file: mapped read-only for the handler (file pages, not the heap). */
+static int body_map(swoop_http_request_t *req)
+{
+    int fd = open(req->body_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        swoop__log_limited(SWOOP_LOG_ERROR, errno, "http: open(\"%s\") of a request body failed",
+                           req->body_path);
+        return -1;
+    }
+    void *p = req->body_len ? mmap(NULL, req->body_len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    int err = errno;
+    close(fd);
+    if (p == MAP_FAILED) {
+        swoop__log_limited(SWOOP_LOG_ERROR, err, "http: mmap() of a %zu-byte request body failed",
+                           req->body_len);
+        return -1;
+    }
+    req->body_map = p;
+    req->body = p ? p : "";
+    return 0;
+}
+
 static int msg_parse(swoop_http_request_t *req, char *data, size_t len)
 {
     http_msg_t m;
@@ -595,9 +623,18 @@ static int msg_parse(swoop_http_request_t *req, char *data, size_t len)
     memcpy(&m, data, sizeof(m));
     size_t fields = (size_t)m.num_headers * sizeof(swoop_http_header_t);
     if (m.magic != HTTP_MSG_MAGIC || m.num_headers > HTTP_MAX_HEADERS || len - sizeof(m) < fields ||
-        len - sizeof(m) - fields < m.head_len ||
-        len - sizeof(m) - fields - m.head_len != m.body_len)
+        len - sizeof(m) - fields < m.head_len)
         return -1;
+    size_t rest = len - sizeof(m) - fields - m.head_len;
+    if (m.flags & HTTP_MSG_BODY_FILE) {
+        /* The rest is the body file's path (the owner made it; it removes it later). */
+        if (rest == 0 || rest >= sizeof(req->body_path))
+            return -1;
+        memcpy(req->body_path, data + len - rest, rest);
+        req->body_path[rest] = '\0';
+    } else if (rest != m.body_len) {
+        return -1;
+    }
     char *head = data + sizeof(m) + fields;
     /* Every span lies inside the head, its terminator too (the owner's parser made them). */
     for (uint32_t i = 0; i < m.num_headers; i++) {
@@ -619,7 +656,7 @@ static int msg_parse(swoop_http_request_t *req, char *data, size_t len)
     req->path = span_str(head, m.path, "/");
     req->query = span_str(head, m.query, "");
     req->version_minor = m.version_minor;
-    req->body = head + m.head_len;
+    req->body = (m.flags & HTTP_MSG_BODY_FILE) ? NULL : head + m.head_len;
     req->body_len = (size_t)m.body_len;
     req->seq = m.seq;
     return (int)m.flags;
@@ -651,6 +688,13 @@ void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_
     res.close = !res.keep_alive;
     swoop__buf_init(&res.fields);
     access_prepare(&res);
+    if (req.body == NULL && body_map(&req) < 0) {
+        swoop_http_status(&res, 500);
+        res.close = 1;
+        swoop_http_end(&res, "500 Internal Server Error\n", 26);
+        swoop__buf_free(&res.fields);
+        return;
+    }
     swoop_http_handler_t handler = (swoop_http_handler_t)srv->proto_fn[SWOOP_PROTO_HTTP];
     if (handler)
         handler(srv, &req, &res);
@@ -666,4 +710,6 @@ void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_
         swoop_http_end(&res, "500 Internal Server Error\n", res.started ? 0 : 26);
     }
     swoop__buf_free(&res.fields);
+    if (req.body_map)
+        munmap(req.body_map, req.body_len);
 }

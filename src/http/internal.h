@@ -48,6 +48,11 @@ static_assert(sizeof(http_msg_t) == 56, "the request message header is part of t
 
 #define HTTP_MSG_KEEP_ALIVE 0x1u /* the connection may carry another request */
 #define HTTP_MSG_HEAD       0x2u /* method HEAD: the response carries no body */
+/*
+ * The body (body_len bytes) is in a file: the message's last bytes are its
+ * path. The owner made it and removes it once the response ended.
+ */
+#define HTTP_MSG_BODY_FILE 0x4u
 
 /*
  * swoop_session_t.proto_flags of an HTTP connection: set by the owner when

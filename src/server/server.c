@@ -68,6 +68,8 @@ static void port_settings_inherit(swoop_port_settings_t *p)
     p->enable_static_handler = -1;
     p->document_root[0] = '\0';
     p->http_access_log[0] = '\0';
+    p->http_body_memory_max = -1;
+    p->upload_tmp_dir[0] = '\0';
 }
 
 int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
@@ -135,6 +137,8 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     p->http_body_timeout = 60;
     p->http_max_requests_per_conn = 0;
     p->enable_static_handler = 0;
+    p->http_body_memory_max = 1024 * 1024;
+    strcpy(p->upload_tmp_dir, "/tmp");
     *out = srv;
     return 0;
 }
@@ -343,6 +347,10 @@ static int resolve_ports(swoop_server_t *srv)
             memcpy(e.document_root, d->document_root, sizeof(e.document_root));
         if (e.http_access_log[0] == '\0')
             memcpy(e.http_access_log, d->http_access_log, sizeof(e.http_access_log));
+        if (e.http_body_memory_max < 0)
+            e.http_body_memory_max = d->http_body_memory_max;
+        if (e.upload_tmp_dir[0] == '\0')
+            memcpy(e.upload_tmp_dir, d->upload_tmp_dir, sizeof(e.upload_tmp_dir));
         p->eff = e;
         p->proto = NULL;
         if (e.open_http_protocol && !p->dgram) {

@@ -144,6 +144,8 @@ static const setting_t port_keys[] = {
     {"enable_static_handler", T_BOOL, PORT(enable_static_handler), 0, 1},
     {"document_root", T_PATH, PORT(document_root), 0, 0},
     {"http_access_log", T_PATH, PORT(http_access_log), 0, 0},
+    {"http_body_memory_max", T_INT64, PORT(http_body_memory_max), 0, INT64_MAX},
+    {"upload_tmp_dir", T_PATH, PORT(upload_tmp_dir), 0, 0},
 };
 
 /* Unescapes \r \n \t \\ \0 and \xHH in package_eof values given as strings. */

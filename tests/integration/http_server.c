@@ -7,6 +7,7 @@
  * before any handler runs (the handler counts its calls in shared memory).
  */
 /* TEST_LABELS: tsan */
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -759,4 +760,107 @@ TEST_TIMEOUT(http_params_base, 60)
     ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
     ASSERT_STR_EQ(out, "q=/x y f=hello w\xc3\xb6rld c=ab!c small=-28 none=-2\n");
     stop(&h);
+}
+
+static char upload_dir[512];
+
+/* "/sum": the body's length and byte sum (the body may be a mapped file). */
+static void sum_handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_response_t *res)
+{
+    size_t len;
+    const unsigned char *b = swoop_http_body(req, &len);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < len; i++)
+        sum += b[i];
+    char out[64];
+    int n = snprintf(out, sizeof(out), "%zu %llu\n", len, (unsigned long long)sum);
+    swoop_http_end(res, out, (size_t)n);
+}
+
+static void setup_http_upload(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_set(srv, "worker_num", "1"));
+    ASSERT_OK(swoop_server_set(srv, "reactor_num", "1"));
+    ASSERT_OK(swoop_server_set(srv, "open_http_protocol", "1"));
+    ASSERT_OK(swoop_server_set(srv, "package_max_length", "512M"));
+    ASSERT_OK(swoop_server_set(srv, "http_body_memory_max", "1M"));
+    ASSERT_OK(swoop_server_set(srv, "upload_tmp_dir", upload_dir));
+    ASSERT_OK(swoop_http_on_request(srv, sum_handler));
+}
+
+static long rss_anon_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    ASSERT_NOT_NULL(f);
+    long kb = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "RssAnon: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+static int body_files(void)
+{
+    DIR *d = opendir(upload_dir);
+    ASSERT_NOT_NULL(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strncmp(e->d_name, "swoop-body.", 11) == 0;
+    closedir(d);
+    return n;
+}
+
+/*
+ * Bodies above http_body_memory_max go to a file in upload_tmp_dir as they
+ * arrive: a 64 MiB upload (Content-Length, then chunked) arrives whole, the
+ * connection owner's anonymous memory grows by a few MiB at most, and the
+ * file is gone once the response ended.
+ */
+static void big_upload(swoop_mode_t mode)
+{
+    snprintf(upload_dir, sizeof(upload_dir), "%s/up", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(upload_dir, 0700), 0);
+    srv_handle_t h = srv_start(mode, setup_http_upload, NULL, 1);
+    swoop_server_stats_t st;
+    srv_stats(&h, &st);
+    pid_t owner = mode == SWOOP_MODE_PROCESS ? h.pid : st.workers[0].pid;
+    long before = rss_anon_kb(owner);
+    char cmd[512], out[256];
+    /* 64 MiB of the bytes 0..255 repeated: the sum is known. */
+    const uint64_t size = 64ull << 20, sum = (size / 256) * (255 * 256 / 2);
+    snprintf(cmd, sizeof(cmd),
+             "python3 -c \"import sys; sys.stdout.buffer.write(bytes(range(256)) * %llu)\" | "
+             "curl -sS --data-binary @- http://127.0.0.1:%d/sum",
+             (unsigned long long)(size / 256), h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    char want[64];
+    snprintf(want, sizeof(want), "%llu %llu\n", (unsigned long long)size, (unsigned long long)sum);
+    ASSERT_STR_EQ(out, want);
+    long after = rss_anon_kb(owner);
+    printf("# 64 MiB upload: the owner's anonymous memory %ld -> %ld kB\n", before, after);
+    ASSERT_LT(after - before, 16 * 1024);
+    snprintf(cmd, sizeof(cmd),
+             "python3 -c \"import sys; sys.stdout.buffer.write(bytes(range(256)) * %llu)\" | "
+             "curl -sS -H 'Transfer-Encoding: chunked' --data-binary @- http://127.0.0.1:%d/sum",
+             (unsigned long long)(8u << 20) / 256, h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    snprintf(want, sizeof(want), "%llu %llu\n", (unsigned long long)(8u << 20),
+             (unsigned long long)((8u << 20) / 256) * (255 * 256 / 2));
+    ASSERT_STR_EQ(out, want);
+    WAIT_UNTIL(body_files() == 0, 2000);
+    srv_stop(&h, 5000);
+}
+
+TEST_TIMEOUT(http_big_upload_to_file_process, 120)
+{
+    big_upload(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(http_big_upload_to_file_base, 120)
+{
+    big_upload(SWOOP_MODE_BASE);
 }
