@@ -842,7 +842,16 @@ static void big_upload(swoop_mode_t mode)
     ASSERT_STR_EQ(out, want);
     long after = rss_anon_kb(owner);
     printf("# 64 MiB upload: the owner's anonymous memory %ld -> %ld kB\n", before, after);
-    ASSERT_LT(after - before, 16 * 1024);
+    /*
+     * BASE: the owner is also the process whose handler reads the mapped
+     * body, and TSan keeps shadow memory for what it reads (anonymous, 1x
+     * and more of the file): the bound holds for the server's own memory,
+     * which only the PROCESS owner shows alone under TSan.
+     */
+#if defined(__SANITIZE_THREAD__)
+    if (mode == SWOOP_MODE_PROCESS)
+#endif
+        ASSERT_LT(after - before, 16 * 1024);
     snprintf(cmd, sizeof(cmd),
              "python3 -c \"import sys; sys.stdout.buffer.write(bytes(range(256)) * %llu)\" | "
              "curl -sS -H 'Transfer-Encoding: chunked' --data-binary @- http://127.0.0.1:%d/sum",
