@@ -189,6 +189,68 @@ static int open_under_root(const char *root, const char *path, struct stat *st)
     return -1;
 }
 
+/*
+ * Range (RFC 9110 14): one "bytes=a-b", "a-" or "-n" range of a file of
+ * `size` bytes. Returns 1 with [*from, *from + *count) to send (206), -1
+ * when it cannot be satisfied (416), 0 to send the whole file: no Range, an
+ * If-Range that does not match, a syntax we do not serve (several ranges:
+ * RFC 9110 lets a server answer 200), an unknown unit.
+ */
+static int range_of(const swoop_http_head_t *hd, const char *req, const char *etag,
+                    const char *modified, uint64_t size, uint64_t *from, uint64_t *count)
+{
+    size_t vl;
+    const char *v = field(hd, req, "Range", &vl);
+    if (v == NULL || vl < 7 || strncasecmp(v, "bytes=", 6) != 0 || memchr(v, ',', vl))
+        return 0;
+    size_t il;
+    const char *ifr = field(hd, req, "If-Range", &il);
+    if (ifr && !((il == strlen(etag) && memcmp(ifr, etag, il) == 0) ||
+                 (il == strlen(modified) && memcmp(ifr, modified, il) == 0)))
+        return 0;
+    char buf[64];
+    if (vl - 6 >= sizeof(buf))
+        return 0;
+    memcpy(buf, v + 6, vl - 6);
+    buf[vl - 6] = '\0';
+    char *dash = strchr(buf, '-'), *end;
+    if (dash == NULL)
+        return 0;
+    *dash = '\0';
+    const char *a = buf, *b = dash + 1;
+    if (*a == '\0') { /* "-n": the last n bytes */
+        if (*b < '0' || *b > '9')
+            return 0;
+        unsigned long long n = strtoull(b, &end, 10);
+        if (*end != '\0')
+            return 0;
+        if (n == 0 || size == 0)
+            return -1;
+        *count = n < size ? n : size;
+        *from = size - *count;
+        return 1;
+    }
+    if (*a < '0' || *a > '9')
+        return 0;
+    unsigned long long first = strtoull(a, &end, 10), last = size ? size - 1 : 0;
+    if (*end != '\0')
+        return 0;
+    if (*b) {
+        if (*b < '0' || *b > '9')
+            return 0;
+        last = strtoull(b, &end, 10);
+        if (*end != '\0' || last < first)
+            return 0;
+        if (last >= size)
+            last = size - 1;
+    }
+    if (first >= size)
+        return -1;
+    *from = first;
+    *count = last - first + 1;
+    return 1;
+}
+
 int swoop__http_static(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req,
                        int keep_alive)
 {
@@ -235,7 +297,10 @@ int swoop__http_static(swoop_conn_t *c, const swoop_http_head_t *hd, const char 
             not_modified = end && *end == '\0' && timegm(&t) >= st.st_mtim.tv_sec;
         }
     }
-    int status = not_modified ? 304 : 200;
+    uint64_t from = 0, count = (uint64_t)st.st_size;
+    int range =
+        not_modified ? 0 : range_of(hd, req, etag, modified, (uint64_t)st.st_size, &from, &count);
+    int status = not_modified ? 304 : range > 0 ? 206 : range < 0 ? 416 : 200;
     const char *conn = keep_alive ? (hd->version_minor == 0 ? "Connection: keep-alive\r\n" : "")
                                   : "Connection: close\r\n";
     int n;
@@ -244,29 +309,45 @@ int swoop__http_static(swoop_conn_t *c, const swoop_http_head_t *hd, const char 
                      "HTTP/1.1 304 Not Modified\r\nServer: swoop\r\nDate: %s\r\nETag: %s\r\n"
                      "Last-Modified: %s\r\n%s\r\n",
                      swoop__http_date(), etag, modified, conn);
+    else if (range < 0)
+        n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 416 Range Not Satisfiable\r\nServer: swoop\r\nDate: %s\r\n"
+                     "Content-Range: bytes */%lld\r\nContent-Length: 0\r\n%s\r\n",
+                     swoop__http_date(), (long long)st.st_size, conn);
+    else if (range > 0)
+        n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 206 Partial Content\r\nServer: swoop\r\nDate: %s\r\n"
+                     "Content-Type: %s\r\nContent-Range: bytes %llu-%llu/%lld\r\n"
+                     "Content-Length: %llu\r\nETag: %s\r\nLast-Modified: %s\r\n%s\r\n",
+                     swoop__http_date(), swoop__http_mime_type(path), (unsigned long long)from,
+                     (unsigned long long)(from + count - 1), (long long)st.st_size,
+                     (unsigned long long)count, etag, modified, conn);
     else
         n = snprintf(head, sizeof(head),
                      "HTTP/1.1 200 OK\r\nServer: swoop\r\nDate: %s\r\nContent-Type: %s\r\n"
-                     "Content-Length: %lld\r\nETag: %s\r\nLast-Modified: %s\r\n%s\r\n",
+                     "Content-Length: %lld\r\nAccept-Ranges: bytes\r\nETag: %s\r\n"
+                     "Last-Modified: %s\r\n%s\r\n",
                      swoop__http_date(), swoop__http_mime_type(path), (long long)st.st_size, etag,
                      modified, conn);
+    if (range < 0)
+        count = 0;
     swoop__http_count(c->reactor->cnt, status, 0);
     if (p->access_fd >= 0) {
-        int body = !not_modified && !head_only;
+        int body = !not_modified && !head_only && range >= 0;
         swoop_http_access_t a = {.method = req + hd->method.off,
                                  .method_len = hd->method.len,
                                  .target = req + hd->target.off,
                                  .target_len = hd->target.len,
                                  .version_minor = hd->version_minor,
                                  .status = status,
-                                 .bytes = (uint64_t)n + (body ? (uint64_t)st.st_size : 0)};
+                                 .bytes = (uint64_t)n + (body ? count : 0)};
         a.referer = field(hd, req, "Referer", &a.referer_len);
         a.user_agent = field(hd, req, "User-Agent", &a.user_agent_len);
         swoop__http_access(p->access_fd, c->sess ? &c->sess->peer : NULL, &a);
     }
     int rc = swoop__conn_send(c, head, (size_t)n, 0);
-    if (rc == 0 && !not_modified && !head_only && st.st_size > 0)
-        return swoop__conn_sendfile(c, fd, 0, (size_t)st.st_size) < 0 ? -1 : 1; /* takes fd */
+    if (rc == 0 && !not_modified && !head_only && count > 0)
+        return swoop__conn_sendfile(c, fd, (off_t)from, (size_t)count) < 0 ? -1 : 1; /* takes fd */
     close(fd);
     return rc < 0 ? -1 : 1;
 }

@@ -654,6 +654,35 @@ static void static_files(swoop_mode_t mode)
              h.port);
     ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
     ASSERT_STR_EQ(out, "200");
+    /* Ranges: one range is a 206, several are served whole, past the end is a 416. */
+    static const struct {
+        const char *range, *want;
+    } ranges[] = {{"1-3", "206 lph"},       {"-2", "206 a\n"},     {"4-", "206 a\n"},
+                  {"2-100", "206 pha\n"},   {"10-20", "416 "},     {"0-1,3-4", "200 alpha\n"},
+                  {"x=1-2", "200 alpha\n"}, {"3-1", "200 alpha\n"}};
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+        snprintf(cmd, sizeof(cmd),
+                 "curl -sS -H 'Range: %s%s' -w '%%{http_code} ' -o /tmp/swoop-range.$$ "
+                 "http://127.0.0.1:%d/a.txt; cat /tmp/swoop-range.$$; rm -f /tmp/swoop-range.$$",
+                 strchr(ranges[i].range, '=') ? "" : "bytes=", ranges[i].range, h.port);
+        ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+        if (strcmp(out, ranges[i].want) != 0)
+            FAIL("Range %s: \"%s\", expected \"%s\"", ranges[i].range, out, ranges[i].want);
+    }
+    snprintf(cmd, sizeof(cmd), "curl -sS -i -r 1-3 http://127.0.0.1:%d/a.txt", h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_NOT_NULL(strstr(out, "Content-Range: bytes 1-3/6\r\n"));
+    snprintf(cmd, sizeof(cmd),
+             "curl -sS -r 1-3 -H 'If-Range: \"stale\"' -w ' %%{http_code}' "
+             "http://127.0.0.1:%d/a.txt",
+             h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "alpha\n 200");
+    snprintf(cmd, sizeof(cmd),
+             "curl -sS -r 1-3 -H 'If-Range: %s' -w ' %%{http_code}' http://127.0.0.1:%d/a.txt",
+             etag, h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "lph 206");
     int before = atomic_load(&sh->calls);
     ASSERT_EQ(before, 0); /* every answer so far came from the owner */
     /* No way out of the root: each goes to the handler (404 there). */
