@@ -90,6 +90,28 @@ SWOOP_EXTERN int swoop_http_status(swoop_http_response_t *res, int code);
  */
 SWOOP_EXTERN int swoop_http_header_set(swoop_http_response_t *res, const char *name,
                                        const char *value);
+/** Attributes of a response cookie; zero (or NULL) leaves one out. */
+typedef struct swoop_http_cookie_s {
+    int64_t max_age;       /**< seconds (Max-Age); 0: a session cookie; < 0: expire it now */
+    const char *path;      /**< Path */
+    const char *domain;    /**< Domain */
+    const char *same_site; /**< "Strict", "Lax" or "None" */
+    int secure;            /**< Secure */
+    int http_only;         /**< HttpOnly */
+} swoop_http_cookie_t;
+
+/**
+ * Adds a Set-Cookie field (before anything was sent). The name must be a
+ * token; the value is sent as given and must be cookie-octets (no space,
+ * quote, comma, semicolon, backslash or control byte: encode it first).
+ * `attrs` may be NULL. Returns 0, SWOOP_EINVAL or SWOOP_ESTATE.
+ */
+SWOOP_EXTERN int swoop_http_cookie_set(swoop_http_response_t *res, const char *name,
+                                       const char *value, const swoop_http_cookie_t *attrs);
+
+/** Ends the response as a redirect (301, 302, 303, 307 or 308) to `location`. */
+SWOOP_EXTERN int swoop_http_redirect(swoop_http_response_t *res, int status, const char *location);
+
 /**
  * Streams part of the body: the first call sends the head (chunked
  * encoding to HTTP/1.1 clients; to HTTP/1.0 clients the body ends with the

@@ -329,6 +329,14 @@ int swoop_http_header_set(swoop_http_response_t *res, const char *name, const ch
     field_remove(&res->fields, name, nl); /* a second set replaces the first */
     if (vl == 0 && res->server_set && strcasecmp(name, "Server") == 0)
         return 0;
+    return swoop__http_field_add(res, name, value);
+}
+
+int swoop__http_field_add(swoop_http_response_t *res, const char *name, const char *value)
+{
+    if (res->started || res->ended)
+        return SWOOP_ESTATE;
+    size_t nl = strlen(name), vl = strlen(value);
     if (swoop__buf_reserve(&res->fields, nl + vl + 4) < 0)
         return SWOOP_ENOMEM;
     swoop__buf_append(&res->fields, name, nl);

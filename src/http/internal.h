@@ -127,6 +127,9 @@ static inline void swoop__http_count(swoop_srv_counter_t *cnt, int status, int b
         atomic_fetch_add_explicit(&cnt->http_bad, 1, memory_order_relaxed);
 }
 
+/* handler.c: appends a field without replacing one of the same name (Set-Cookie). */
+int swoop__http_field_add(swoop_http_response_t *res, const char *name, const char *value);
+
 /* handler.c: the reason phrase of a status ("Not Found"), "" for an unknown one. */
 const char *swoop__http_reason(int status);
 

@@ -3,7 +3,10 @@
  * ("a=1&b=x%20y", '+' for a space) and the Cookie field ("a=1; b=2"),
  * looked up by name and decoded into the caller's buffer, so nothing is
  * allocated and a hostile request cannot make the worker allocate either.
+ * And their other half: Set-Cookie fields with their attributes, and
+ * redirects.
  */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -107,5 +110,69 @@ int swoop_http_cookie_get(const swoop_http_request_t *req, const char *name, cha
         if (strcasecmp(n, "Cookie") == 0)
             rc = pairs_get(v, strlen(v), ';', 0, name, out, cap);
     }
+    return rc;
+}
+
+/* RFC 6265 cookie-octet: visible ASCII less '"', ',', ';' and '\\'. */
+static int cookie_octets(const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == ',' || *p == ';' || *p == '\\')
+            return 0;
+    }
+    return 1;
+}
+
+/* An attribute value must not end the field or start another attribute. */
+static int attr_ok(const char *v)
+{
+    return v == NULL || (strpbrk(v, ";\r\n") == NULL);
+}
+
+int swoop_http_cookie_set(swoop_http_response_t *res, const char *name, const char *value,
+                          const swoop_http_cookie_t *attrs)
+{
+    if (res == NULL || name == NULL || value == NULL || name[0] == '\0')
+        return SWOOP_EINVAL;
+    if (!cookie_octets(value) || (attrs && (!attr_ok(attrs->path) || !attr_ok(attrs->domain) ||
+                                            !attr_ok(attrs->same_site)))) {
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "swoop_http_cookie_set: cookie \"%s\": a value or attribute with a byte a "
+                  "cookie cannot carry (encode it first)",
+                  name);
+        return SWOOP_EINVAL;
+    }
+    char line[4096];
+    int n = snprintf(line, sizeof(line), "%s=%s", name, value);
+    if (attrs) {
+        if (attrs->max_age != 0)
+            n += snprintf(line + n, sizeof(line) - (size_t)n, "; Max-Age=%lld",
+                          (long long)(attrs->max_age < 0 ? 0 : attrs->max_age));
+        if (attrs->path)
+            n += snprintf(line + n, sizeof(line) - (size_t)n, "; Path=%s", attrs->path);
+        if (attrs->domain)
+            n += snprintf(line + n, sizeof(line) - (size_t)n, "; Domain=%s", attrs->domain);
+        if (attrs->same_site)
+            n += snprintf(line + n, sizeof(line) - (size_t)n, "; SameSite=%s", attrs->same_site);
+        if (attrs->secure)
+            n += snprintf(line + n, sizeof(line) - (size_t)n, "; Secure");
+        if (attrs->http_only)
+            n += snprintf(line + n, sizeof(line) - (size_t)n, "; HttpOnly");
+    }
+    if (n < 0 || (size_t)n >= sizeof(line))
+        return SWOOP_EINVAL;
+    return swoop__http_field_add(res, "Set-Cookie", line);
+}
+
+int swoop_http_redirect(swoop_http_response_t *res, int status, const char *location)
+{
+    if (res == NULL || location == NULL ||
+        !(status == 301 || status == 302 || status == 303 || status == 307 || status == 308))
+        return SWOOP_EINVAL;
+    int rc = swoop_http_status(res, status);
+    if (rc == 0)
+        rc = swoop_http_header_set(res, "Location", location);
+    if (rc == 0)
+        rc = swoop_http_end(res, NULL, 0);
     return rc;
 }

@@ -77,6 +77,21 @@ static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
         swoop_http_end(res, out, (size_t)n);
         return;
     }
+    if (strcmp(path, "/cookie") == 0) {
+        swoop_http_cookie_t a = {.max_age = 3600, .path = "/", .same_site = "Lax", .http_only = 1};
+        ASSERT_OK(swoop_http_cookie_set(res, "sid", "abc123", &a));
+        ASSERT_OK(swoop_http_cookie_set(res, "theme", "dark", NULL));
+        ASSERT_EQ(swoop_http_cookie_set(res, "bad", "a;b", NULL), SWOOP_EINVAL);
+        ASSERT_EQ(
+            swoop_http_cookie_set(res, "bad", "x", &(swoop_http_cookie_t){.path = "/\r\nX: y"}),
+            SWOOP_EINVAL);
+        swoop_http_end(res, "c\n", 2);
+        return;
+    }
+    if (strcmp(path, "/redirect") == 0) {
+        ASSERT_OK(swoop_http_redirect(res, 302, "/hello"));
+        return;
+    }
     if (strcmp(path, "/hello") == 0) {
         swoop_http_header_set(res, "Content-Type", "text/plain");
         swoop_http_end(res, "hello\n", 6);
@@ -901,4 +916,22 @@ TEST_TIMEOUT(http_big_upload_to_file_process, 120)
 TEST_TIMEOUT(http_big_upload_to_file_base, 120)
 {
     big_upload(SWOOP_MODE_BASE);
+}
+
+/* Response cookies with their attributes, and a redirect curl follows. */
+TEST_TIMEOUT(http_cookies_and_redirect_process, 60)
+{
+    srv_handle_t h = start(SWOOP_MODE_PROCESS);
+    char cmd[512], out[2048];
+    snprintf(cmd, sizeof(cmd), "curl -sS -i http://127.0.0.1:%d/cookie", h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_NOT_NULL(
+        strstr(out, "Set-Cookie: sid=abc123; Max-Age=3600; Path=/; SameSite=Lax; HttpOnly\r\n"));
+    ASSERT_NOT_NULL(strstr(out, "Set-Cookie: theme=dark\r\n"));
+    ASSERT_NULL(strstr(out, "X: y"));
+    snprintf(cmd, sizeof(cmd), "curl -sS -L -w ' %%{num_redirects}' http://127.0.0.1:%d/redirect",
+             h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "hello\n 1");
+    stop(&h);
 }
