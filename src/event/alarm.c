@@ -133,6 +133,18 @@ int swoop_loop_alarm_stop(swoop_loop_t *loop)
     if (atomic_load(&alarm_owner) != loop)
         return 0;
     set_itimer(0, 0);
+    /*
+     * A SIGALRM already pending (the timer expired while the signal was
+     * blocked, as a manager keeps it outside sigsuspend) would meet the
+     * restored action once unblocked, by default the one that terminates:
+     * ignoring a pending signal discards it (POSIX), then the caller's
+     * action comes back.
+     */
+    struct sigaction ign;
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGALRM, &ign, NULL);
     sigaction(SIGALRM, &alarm_saved_action, NULL);
     if (alarm_was_blocked) {
         sigset_t one;

@@ -537,7 +537,10 @@ static void manager_begin_shutdown(swoop_manager_t *mgr)
      * Every deadline starts now, so the whole stop takes max_wait_ms at most;
      * task workers get their SIGTERM only once the others are gone (below).
      */
-    mgr->task_stop_pending = 1;
+    /* Only a manager with task slots (the server's) holds their SIGTERM back. */
+    mgr->task_stop_pending = 0;
+    for (int id = 0; id < mgr->worker_num; id++)
+        mgr->task_stop_pending |= (mgr->slots[id].flags & SWOOP_SLOT_TASK) != 0;
     for (int id = 0; id < mgr->worker_num; id++) {
         swoop_mgr_slot_t *s = &mgr->slots[id];
         if (s->respawn_timer) {
