@@ -6,4 +6,9 @@ int swoop_cli_demo(int argc, char **argv);
 int swoop_cli_stats(int argc, char **argv);
 int swoop_cli_serve(int argc, char **argv);
 
+struct swoop_server_s;
+/* Applies `--set key=value` options; 0, or 2 after a message naming `cmd` and the bad one. */
+int swoop_cli_apply_sets(struct swoop_server_s *srv, const char *cmd, const char *const *sets,
+                         int n);
+
 #endif /* SWOOP_CLI_H */

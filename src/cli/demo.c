@@ -677,21 +677,8 @@ int swoop_cli_demo(int argc, char **argv)
     swoop_server_set(srv, "package_max_length", "64K");
     swoop_server_set(srv, "worker_num", "2");
     swoop_server_set(srv, "task_worker_num", "2");
-    for (int i = 0; i < nsets && rc == 0; i++) {
-        char key[128];
-        const char *eq = strchr(sets[i], '=');
-        if (eq == NULL || (size_t)(eq - sets[i]) >= sizeof(key)) {
-            fprintf(stderr, "swoop demo: --set wants key=value, got \"%s\"\n", sets[i]);
-            rc = 2;
-            break;
-        }
-        memcpy(key, sets[i], (size_t)(eq - sets[i]));
-        key[eq - sets[i]] = '\0';
-        if (swoop_server_set(srv, key, eq + 1) < 0) {
-            fprintf(stderr, "swoop demo: bad setting \"%s\"\n", sets[i]);
-            rc = 2;
-        }
-    }
+    if (rc == 0)
+        rc = swoop_cli_apply_sets(srv, "demo", sets, nsets);
     if (rc == 0 && pid_file && swoop_server_set(srv, "pid_file", pid_file) < 0)
         rc = 2;
     swoop_sock_type_t type = strchr(host, ':') ? SWOOP_SOCK_TCP6 : SWOOP_SOCK_TCP;

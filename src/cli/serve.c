@@ -76,21 +76,8 @@ int swoop_cli_serve(int argc, char **argv)
         swoop_server_set(srv, "http_access_log", "/dev/stdout") < 0 ||
         swoop_http_on_request(srv, not_found))
         rc = 1;
-    for (int i = 0; i < nsets && rc == 0; i++) {
-        char key[128];
-        const char *eq = strchr(sets[i], '=');
-        if (eq == NULL || (size_t)(eq - sets[i]) >= sizeof(key)) {
-            fprintf(stderr, "swoop serve: --set wants key=value, got \"%s\"\n", sets[i]);
-            rc = 2;
-            break;
-        }
-        memcpy(key, sets[i], (size_t)(eq - sets[i]));
-        key[eq - sets[i]] = '\0';
-        if (swoop_server_set(srv, key, eq + 1) < 0) {
-            fprintf(stderr, "swoop serve: bad setting \"%s\"\n", sets[i]);
-            rc = 2;
-        }
-    }
+    if (rc == 0)
+        rc = swoop_cli_apply_sets(srv, "serve", sets, nsets);
     swoop_sock_type_t type = strchr(host, ':') ? SWOOP_SOCK_TCP6 : SWOOP_SOCK_TCP;
     swoop_port_t *p = NULL;
     if (rc == 0 && swoop_server_listen(srv, host, port, type, &p) < 0) {

@@ -46,7 +46,6 @@ typedef struct http_conn_s {
     swoop_http_chunked_t chunked;
     swoop_buf_t saved;     /* the request message being built (header, fields, head, body) */
     int worker;            /* PROCESS, WAITING: the worker the request went to */
-    int32_t worker_pid;    /* and its process then (a death leaves no response to wait for) */
     int dead_ticks;        /* ticks that found that process gone */
     uint32_t seq;          /* requests handed on so far */
     uint64_t body_left;    /* PHASE_BODY: bytes still to come */
@@ -195,7 +194,6 @@ static void deliver(swoop_conn_t *c, http_conn_t *h, const char *data, size_t le
     if (srv->mode == SWOOP_MODE_PROCESS && c->state == CONN_OPEN && c->proto_state == h &&
         h->phase == PHASE_WAITING) {
         h->worker = c->data_worker;
-        h->worker_pid = atomic_load(&srv->gs->workers[h->worker].pid);
         h->dead_ticks = 0;
     }
 }
@@ -500,7 +498,6 @@ static void worker_check(swoop_conn_t *c, http_conn_t *h)
         h->dead_ticks = 0;
         return;
     }
-    h->worker_pid = taker;
     /*
      * An exit in order (a reload, max_request) leaves what the process did
      * not take to its successor, which answers: only a crash (a signal, or
@@ -519,7 +516,7 @@ static void worker_check(swoop_conn_t *c, http_conn_t *h)
     uint32_t f = atomic_load(&c->sess->proto_flags);
     swoop__log_limited(SWOOP_LOG_WARNING, 0,
                        "http: conn %llu: worker %d (pid %d) died with its request: %s",
-                       (unsigned long long)c->id, h->worker, (int)h->worker_pid,
+                       (unsigned long long)c->id, h->worker, (int)taker,
                        (f & HTTP_SESS_STARTED) ? "its response was cut: reset" : "503, closing");
     h->phase = PHASE_IDLE;
     if (f & HTTP_SESS_STARTED) {
