@@ -158,16 +158,18 @@ static void kill_under_load(swoop_mode_t mode)
             close(fd);
         }
     }
-    /* Restart latency: SIGKILL worker 1, poll the shared stats for its successor. */
+    /*
+     * SIGKILL worker 1: a successor takes its place. How soon is printed,
+     * not asserted (a loaded machine delays it; speed lives in bench/).
+     */
     pid_t victim = after.workers[1].pid;
     uint64_t t0 = swoop_test_now_ms();
     ASSERT_EQ(kill(victim, SIGKILL), 0);
     WAIT_UNTIL((srv_stats(&h, &after), after.workers[1].pid != victim && after.workers[1].pid > 0),
-               1000);
+               5000);
     uint64_t latency = swoop_test_now_ms() - t0;
     printf("# %s: worker 1 back %llu ms after SIGKILL\n",
            mode == SWOOP_MODE_BASE ? "BASE" : "PROCESS", (unsigned long long)latency);
-    ASSERT_ULE(latency, 100 * swoop_test_multiplier());
     for (int i = 0; i < NCONN; i++)
         close(cl[i].fd);
     srv_stop(&h, 10000);
