@@ -76,6 +76,8 @@ SWOOP_EXTERN int swoop_http_form_get(const swoop_http_request_t *req, const char
 /** The same for a cookie of the Cookie field ("a=1; b=2"; %XX decoded, + kept). */
 SWOOP_EXTERN int swoop_http_cookie_get(const swoop_http_request_t *req, const char *name, char *out,
                                        size_t cap);
+/** The client's address (taken when the request arrived): 0, or SWOOP_EINVAL. */
+SWOOP_EXTERN int swoop_http_remote_addr(const swoop_http_request_t *req, swoop_addr_t *out);
 /** The connection the request came on (for swoop_server_conn_info, ...). */
 SWOOP_EXTERN swoop_conn_id_t swoop_http_conn(const swoop_http_request_t *req);
 
@@ -126,6 +128,38 @@ SWOOP_EXTERN int swoop_http_write(swoop_http_response_t *res, const void *data, 
 SWOOP_EXTERN int swoop_http_end(swoop_http_response_t *res, const void *data, size_t len);
 
 /**
+ * Adds a trailer field, sent after the body of a chunked response (HTTP/1.1
+ * clients; any time before the end). A response with trailers streams: one
+ * ended with swoop_http_end alone is sent chunked too. To HTTP/1.0
+ * clients, HEAD requests and bodiless statuses they are not sent. Fields
+ * that frame, route or describe the body (Content-Length, Transfer-Encoding,
+ * Host, Content-Type, Content-Encoding, Content-Range, Connection, Trailer,
+ * Date, Set-Cookie, Cache-Control, Authorization) are refused, as are CR and LF.
+ * Returns 0, SWOOP_EINVAL or SWOOP_ESTATE (the response ended).
+ */
+SWOOP_EXTERN int swoop_http_trailer_set(swoop_http_response_t *res, const char *name,
+                                        const char *value);
+
+/**
+ * Ends the response with bytes [offset, offset + length) of the file at
+ * `path` (length 0: to its end) as the body, sent with sendfile(2) by the
+ * connection's owner. Content-Type comes from the file name
+ * (/etc/mime.types) unless set. Before anything was sent. Returns 0,
+ * SWOOP_EINVAL (the range is past the file's end), SWOOP_ESTATE, a negative
+ * errno for a file that cannot be opened or is not regular, or a send error
+ * (after the head went out the connection is then reset).
+ */
+SWOOP_EXTERN int swoop_http_sendfile(swoop_http_response_t *res, const char *path, uint64_t offset,
+                                     uint64_t length);
+
+/**
+ * 1 while the response can still be written: it has not ended nor been
+ * detached, and its connection is open (a client that went away makes it
+ * 0, so a long stream can stop early); else 0.
+ */
+SWOOP_EXTERN int swoop_http_is_writable(const swoop_http_response_t *res);
+
+/**
  * Answer later: the handler may return without ending; the response is
  * then given by swoop_http_respond with the id returned here (0 on error:
  * already ended or detached). The connection reads nothing else meanwhile,
@@ -135,10 +169,12 @@ SWOOP_EXTERN uint64_t swoop_http_detach(swoop_http_response_t *res);
 
 /**
  * Ends the detached response `id` from any event worker (timer, message,
- * on_finish), with `status`, an optional Content-Type and the body.
- * Returns 0, SWOOP_ECLOSED when the connection is gone, SWOOP_ESTATE when
- * that request was already answered (or from a task worker: not yet
- * supported), SWOOP_EINVAL for a bad status.
+ * on_finish) or task worker (on_task), with `status`, an optional
+ * Content-Type (under 256 bytes) and the body. A task worker's answer
+ * travels to an event worker, which sends it (in BASE mode the one that
+ * owns the connection). Returns 0, SWOOP_ECLOSED when the connection is
+ * gone, SWOOP_ESTATE when that request was already answered (or outside a
+ * worker), SWOOP_EINVAL for a bad status or Content-Type.
  */
 SWOOP_EXTERN int swoop_http_respond(swoop_server_t *srv, uint64_t id, int status,
                                     const char *content_type, const void *body, size_t len);

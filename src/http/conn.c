@@ -577,4 +577,5 @@ const swoop_proto_t swoop__http_proto = {
     .drained = drained,
     .busy = busy,
     .message = swoop__http_message,
+    .relay = swoop__http_relay,
 };

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +51,7 @@ struct swoop_http_request_s {
     char
         body_path[SWOOP_SERVER_PATH_MAX + 32]; /* a body in a file: mapped while the handler runs */
     void *body_map;
+    swoop_addr_t peer; /* taken when the request arrived: a close frees the session */
     const char *names[HTTP_MAX_HEADERS];
     const char *values[HTTP_MAX_HEADERS];
 };
@@ -74,6 +76,7 @@ struct swoop_http_response_s {
     int access_fd;                   /* the port's access log, -1 */
     swoop_addr_t peer;               /* for it: taken at the start (a close frees the session) */
     swoop_buf_t fields;
+    swoop_buf_t trailers; /* swoop_http_trailer_set: sent after the last chunk */
 };
 
 int swoop_http_on_request(swoop_server_t *srv, swoop_http_handler_t handler)
@@ -151,6 +154,14 @@ const void *swoop_http_body(const swoop_http_request_t *req, size_t *len)
     if (len)
         *len = req->body_len;
     return req->body;
+}
+
+int swoop_http_remote_addr(const swoop_http_request_t *req, swoop_addr_t *out)
+{
+    if (req == NULL || out == NULL)
+        return SWOOP_EINVAL;
+    *out = req->peer;
+    return 0;
 }
 
 swoop_conn_id_t swoop_http_conn(const swoop_http_request_t *req)
@@ -271,6 +282,24 @@ static int is_token_char(unsigned char ch)
            (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
+/* A field name and value a response may carry (token name, no CR/LF): 0 or SWOOP_EINVAL. */
+static int field_check(const char *what, const char *name, const char *value)
+{
+    for (const char *p = name; *p; p++) {
+        if (!is_token_char((unsigned char)*p)) {
+            swoop_log(SWOOP_LOG_WARNING, 0, "%s: \"%s\" is not a field name", what, name);
+            return SWOOP_EINVAL;
+        }
+    }
+    if (strpbrk(value, "\r\n") != NULL) {
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "%s: a CR or LF in the value of \"%s\" (refused: no response splitting)", what,
+                  name);
+        return SWOOP_EINVAL;
+    }
+    return 0;
+}
+
 /* Removes the field `name` (any case) from the serialized fields, if there. */
 static void field_remove(swoop_buf_t *b, const char *name, size_t nl)
 {
@@ -296,22 +325,9 @@ int swoop_http_header_set(swoop_http_response_t *res, const char *name, const ch
         return SWOOP_EINVAL;
     if (res->started || res->ended)
         return SWOOP_ESTATE;
-    for (const char *p = name; *p; p++) {
-        if (!is_token_char((unsigned char)*p)) {
-            swoop_log(SWOOP_LOG_WARNING, 0, "swoop_http_header_set: \"%s\" is not a field name",
-                      name);
-            return SWOOP_EINVAL;
-        }
-    }
-    for (const char *p = value; *p; p++) {
-        if (*p == '\r' || *p == '\n') {
-            swoop_log(SWOOP_LOG_WARNING, 0,
-                      "swoop_http_header_set: a CR or LF in the value of \"%s\" (refused: no "
-                      "response splitting)",
-                      name);
-            return SWOOP_EINVAL;
-        }
-    }
+    int rc = field_check("swoop_http_header_set", name, value);
+    if (rc < 0)
+        return rc;
     if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0 ||
         strcasecmp(name, "Date") == 0) {
         swoop_log(SWOOP_LOG_WARNING, 0, "swoop_http_header_set: \"%s\" is set by the library",
@@ -503,6 +519,22 @@ static int start_stream(swoop_http_response_t *res)
     return rc;
 }
 
+/* The chunked body's end: the last chunk and the trailer section (swoop_http_trailer_set). */
+static int last_chunk(swoop_http_response_t *res)
+{
+    size_t tl = swoop__buf_rlen(&res->trailers);
+    if (tl == 0)
+        return send_buf(res, "0\r\n\r\n", 5, end_flags(res));
+    swoop_buf_t *b = out_begin();
+    if (swoop__buf_append(b, "0\r\n", 3) < 0 ||
+        swoop__buf_append(b, swoop__buf_rdata(&res->trailers), tl) < 0 ||
+        swoop__buf_append(b, "\r\n", 2) < 0)
+        return SWOOP_ENOMEM;
+    int rc = send_buf(res, swoop__buf_rdata(b), swoop__buf_rlen(b), end_flags(res));
+    out_done();
+    return rc;
+}
+
 int swoop_http_write(swoop_http_response_t *res, const void *data, size_t len)
 {
     if (res == NULL || (data == NULL && len))
@@ -533,13 +565,24 @@ int swoop_http_end(swoop_http_response_t *res, const void *data, size_t len)
         return SWOOP_EINVAL;
     if (res->ended)
         return SWOOP_ESTATE;
+    /* Trailers need chunked framing: a response that has them streams (HTTP/1.1 only). */
+    if (!res->started && swoop__buf_rlen(&res->trailers) && res->version_minor >= 1 &&
+        !res->head_only && !no_body_status(res->status)) {
+        int rc = start_stream(res);
+        if (rc < 0) {
+            res->ended = 1;
+            return rc;
+        }
+    }
     if (res->started) {
         int rc = len ? swoop_http_write(res, data, len) : 0;
         res->ended = 1;
         if (rc < 0)
             return rc;
-        rc = res->chunked ? send_buf(res, "0\r\n\r\n", 5, end_flags(res))
-                          : swoop__server_send_reply(res->srv, res->conn, NULL, 0, end_flags(res));
+        if (res->chunked)
+            rc = last_chunk(res);
+        else
+            rc = swoop__server_send_reply(res->srv, res->conn, NULL, 0, end_flags(res));
         log_access(res);
         return rc;
     }
@@ -556,6 +599,119 @@ int swoop_http_end(swoop_http_response_t *res, const void *data, size_t len)
     return rc;
 }
 
+int swoop_http_trailer_set(swoop_http_response_t *res, const char *name, const char *value)
+{
+    if (res == NULL || name == NULL || value == NULL || name[0] == '\0')
+        return SWOOP_EINVAL;
+    if (res->ended)
+        return SWOOP_ESTATE;
+    int rc = field_check("swoop_http_trailer_set", name, value);
+    if (rc < 0)
+        return rc;
+    /* RFC 9110 6.5.1: framing, routing and the like never travel in trailers. */
+    static const char *const banned[] = {"Content-Length", "Transfer-Encoding", "Host",
+                                         "Content-Type",   "Content-Encoding",  "Content-Range",
+                                         "Connection",     "Trailer",           "Date",
+                                         "Set-Cookie",     "Cache-Control",     "Authorization"};
+    for (size_t i = 0; i < sizeof(banned) / sizeof(banned[0]); i++) {
+        if (strcasecmp(name, banned[i]) == 0) {
+            swoop_log(SWOOP_LOG_WARNING, 0,
+                      "swoop_http_trailer_set: \"%s\" may not be sent as a trailer", name);
+            return SWOOP_EINVAL;
+        }
+    }
+    size_t nl = strlen(name), vl = strlen(value);
+    if (swoop__buf_reserve(&res->trailers, nl + vl + 4) < 0)
+        return SWOOP_ENOMEM;
+    swoop__buf_append(&res->trailers, name, nl);
+    swoop__buf_append(&res->trailers, ": ", 2);
+    swoop__buf_append(&res->trailers, value, vl);
+    swoop__buf_append(&res->trailers, "\r\n", 2);
+    return 0;
+}
+
+int swoop_http_is_writable(const swoop_http_response_t *res)
+{
+    if (res == NULL || res->ended || res->detached)
+        return 0;
+    swoop_session_t *s = swoop__session_get(res->srv, res->conn);
+    return s != NULL && !atomic_load(&s->closed);
+}
+
+/* Whether the user set the field `name` (any case). */
+static int field_has(const swoop_buf_t *b, const char *name)
+{
+    const char *p = swoop__buf_rdata(b);
+    size_t len = swoop__buf_rlen(b), nl = strlen(name), off = 0;
+    while (off < len) {
+        const char *eol = memchr(p + off, '\n', len - off);
+        size_t line = eol ? (size_t)(eol - (p + off)) + 1 : len - off;
+        if (line > nl && p[off + nl] == ':' && strncasecmp(p + off, name, nl) == 0)
+            return 1;
+        off += line;
+    }
+    return 0;
+}
+
+int swoop_http_sendfile(swoop_http_response_t *res, const char *path, uint64_t offset,
+                        uint64_t length)
+{
+    if (res == NULL || path == NULL)
+        return SWOOP_EINVAL;
+    if (res->ended || res->started || res->detached)
+        return SWOOP_ESTATE;
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int err = fd < 0 || fstat(fd, &st) < 0 ? errno : S_ISREG(st.st_mode) ? 0 : EISDIR;
+    if (fd >= 0)
+        close(fd);
+    if (err) {
+        swoop__log_limited(SWOOP_LOG_WARNING, err,
+                           "swoop_http_sendfile: \"%s\" is not a regular file that can be read",
+                           path);
+        return -err;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    if (offset > size || (length && length > size - offset)) {
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "swoop_http_sendfile: bytes %llu+%llu are past the end of \"%s\" (%llu bytes)",
+                  (unsigned long long)offset, (unsigned long long)length, path,
+                  (unsigned long long)size);
+        return SWOOP_EINVAL;
+    }
+    if (length == 0)
+        length = size - offset;
+    if (!field_has(&res->fields, "Content-Type")) {
+        int rc = swoop_http_header_set(res, "Content-Type", swoop__http_mime_type(path));
+        if (rc < 0)
+            return rc;
+    }
+    int nobody = no_body_status(res->status);
+    res->ended = 1;
+    swoop_buf_t *b = out_begin();
+    int rc = head_build(res, b, nobody ? -1 : (int64_t)length);
+    int body = rc == 0 && !nobody && !res->head_only && length > 0;
+    if (rc == 0)
+        rc = send_buf(res, swoop__buf_rdata(b), swoop__buf_rlen(b), body ? 0 : end_flags(res));
+    out_done();
+    if (rc == 0 && body) {
+        res->sent_any = 1;
+        swoop_session_t *s = swoop__session_get(res->srv, res->conn);
+        if (s)
+            atomic_fetch_or(&s->proto_flags, HTTP_SESS_STARTED);
+        rc = swoop_server_sendfile(res->srv, res->conn, path, (off_t)offset, (size_t)length);
+        if (rc == 0) {
+            res->bytes += length;
+            rc = swoop__server_send_reply(res->srv, res->conn, NULL, 0, end_flags(res));
+        } else if (rc != SWOOP_ECLOSED) {
+            /* The head went out promising `length` bytes: the client must not wait for them. */
+            swoop_server_close(res->srv, res->conn, 1);
+        }
+    }
+    log_access(res);
+    return rc;
+}
+
 uint64_t swoop_http_detach(swoop_http_response_t *res)
 {
     if (res == NULL || res->ended || res->detached || res->started)
@@ -564,13 +720,114 @@ uint64_t swoop_http_detach(swoop_http_response_t *res)
     return swoop__http_detach_id(res->conn, res->seq);
 }
 
+/* Ends a detached response this process claimed (HTTP_SESS_CLAIMED); f: the session's flags. */
+static int respond_claimed(swoop_server_t *srv, swoop_conn_id_t conn, uint32_t f, int status,
+                           const char *content_type, const void *body, size_t len)
+{
+    swoop_http_response_t res = {.srv = srv,
+                                 .conn = conn,
+                                 .status = status,
+                                 .version_minor = (int)HTTP_SESS_MINOR(f),
+                                 .keep_alive = (f & HTTP_SESS_KEEP_ALIVE) != 0,
+                                 .head_only = (f & HTTP_SESS_HEAD) != 0};
+    res.close = !res.keep_alive;
+    swoop__buf_init(&res.fields);
+    swoop__buf_init(&res.trailers);
+    access_prepare(&res);
+    int rc = content_type ? swoop_http_header_set(&res, "Content-Type", content_type) : 0;
+    if (rc == 0)
+        rc = swoop_http_end(&res, body, len);
+    swoop__buf_free(&res.fields);
+    swoop__buf_free(&res.trailers);
+    return rc;
+}
+
+/*
+ * A task worker's answer, relayed to an event worker (task workers have no
+ * route to the connection owners): this head, the Content-Type, the body.
+ */
+typedef struct http_relay_s {
+    uint32_t magic;
+    int32_t status;
+    uint64_t conn;
+    uint32_t flags; /* the session's, as claimed */
+    uint32_t type_len;
+} http_relay_t;
+
+#define HTTP_RELAY_MAGIC    0x59524c48u /* "HLRY" */
+#define HTTP_RELAY_TYPE_MAX 256         /* bytes of a Content-Type given to swoop_http_respond */
+
+static int respond_relay(swoop_server_t *srv, swoop_session_t *s, swoop_conn_id_t conn, uint32_t f,
+                         int status, const char *content_type, const void *body, size_t len)
+{
+    http_relay_t r = {.magic = HTTP_RELAY_MAGIC,
+                      .status = status,
+                      .conn = conn,
+                      .flags = f,
+                      .type_len = content_type ? (uint32_t)strlen(content_type) : UINT32_MAX};
+    size_t tl = content_type ? r.type_len : 0;
+    char *msg = swoop_malloc(sizeof(r) + tl + len);
+    if (msg == NULL)
+        return SWOOP_ENOMEM;
+    memcpy(msg, &r, sizeof(r));
+    if (tl)
+        memcpy(msg + sizeof(r), content_type, tl);
+    if (len)
+        memcpy(msg + sizeof(r) + tl, body, len);
+    /* BASE: straight to the worker that owns the connection; PROCESS: any event worker. */
+    int dst = (int)((conn & 0xffffffu) % (uint64_t)srv->worker_num);
+    if (srv->mode == SWOOP_MODE_BASE && s->reactor_id >= 0 && s->reactor_id < srv->worker_num)
+        dst = s->reactor_id;
+    int rc = swoop__server_relay(srv, dst, SWOOP_PROTO_HTTP, msg, sizeof(r) + tl + len);
+    swoop_free(msg);
+    return rc;
+}
+
+/* Event worker: a task worker's answer (respond_relay). */
+void swoop__http_relay(swoop_server_t *srv, char *data, size_t len)
+{
+    http_relay_t r;
+    if (len < sizeof(r))
+        return;
+    memcpy(&r, data, sizeof(r));
+    size_t tl = r.type_len == UINT32_MAX ? 0 : r.type_len;
+    if (r.magic != HTTP_RELAY_MAGIC || len - sizeof(r) < tl) {
+        swoop__log_limited(SWOOP_LOG_WARNING, 0, "http: malformed relayed response (%zu bytes)",
+                           len);
+        return;
+    }
+    char type[HTTP_RELAY_TYPE_MAX];
+    if (tl >= sizeof(type)) {
+        swoop__log_limited(SWOOP_LOG_WARNING, 0, "http: relayed response with a %zu-byte type", tl);
+        return;
+    }
+    memcpy(type, data + sizeof(r), tl);
+    type[tl] = '\0';
+    size_t skip = r.type_len == UINT32_MAX ? 0 : r.type_len;
+    int rc = respond_claimed(srv, r.conn, r.flags, r.status, r.type_len == UINT32_MAX ? NULL : type,
+                             data + sizeof(r) + skip, len - sizeof(r) - skip);
+    if (rc < 0 && rc != SWOOP_ECLOSED)
+        swoop__log_limited(SWOOP_LOG_WARNING, rc,
+                           "http: a task worker's answer to conn %llu could not be sent",
+                           (unsigned long long)r.conn);
+}
+
 int swoop_http_respond(swoop_server_t *srv, uint64_t id, int status, const char *content_type,
                        const void *body, size_t len)
 {
     if (srv == NULL || id == 0 || status < 200 || status > 999 || (body == NULL && len))
         return SWOOP_EINVAL;
-    if (srv->worker_id < 0 || swoop_server_is_task_worker(srv))
+    int task = swoop_server_is_task_worker(srv);
+    if (srv->worker_id < 0)
         return SWOOP_ESTATE;
+    /* Checked before the claim: a claimed response that then fails would never be answered. */
+    if (content_type &&
+        (strlen(content_type) >= HTTP_RELAY_TYPE_MAX || strpbrk(content_type, "\r\n") != NULL)) {
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "swoop_http_respond: a Content-Type with CR or LF, or of %d bytes or more",
+                  HTTP_RELAY_TYPE_MAX);
+        return SWOOP_EINVAL;
+    }
     swoop_session_t *s = swoop__session_at(srv, (uint32_t)(id & 0xffffffu));
     swoop_conn_id_t conn = s ? atomic_load_explicit(&s->id, memory_order_acquire) : 0;
     if (conn == 0 || ((conn >> 24) & 0xffffffffu) != id >> 32 ||
@@ -583,19 +840,11 @@ int swoop_http_respond(swoop_server_t *srv, uint64_t id, int status, const char 
             HTTP_SESS_SEQ(f) != ((id >> 24) & 0xffu))
             return SWOOP_ESTATE;
     } while (!atomic_compare_exchange_weak(&s->proto_flags, &f, f | HTTP_SESS_CLAIMED));
-    swoop_http_response_t res = {.srv = srv,
-                                 .conn = conn,
-                                 .status = status,
-                                 .version_minor = (int)HTTP_SESS_MINOR(f),
-                                 .keep_alive = (f & HTTP_SESS_KEEP_ALIVE) != 0,
-                                 .head_only = (f & HTTP_SESS_HEAD) != 0};
-    res.close = !res.keep_alive;
-    swoop__buf_init(&res.fields);
-    access_prepare(&res);
-    int rc = content_type ? swoop_http_header_set(&res, "Content-Type", content_type) : 0;
-    if (rc == 0)
-        rc = swoop_http_end(&res, body, len);
-    swoop__buf_free(&res.fields);
+    if (!task)
+        return respond_claimed(srv, conn, f, status, content_type, body, len);
+    int rc = respond_relay(srv, s, conn, f, status, content_type, body, len);
+    if (rc < 0) /* nobody will answer it: let another try */
+        atomic_fetch_and(&s->proto_flags, ~HTTP_SESS_CLAIMED);
     return rc;
 }
 
@@ -695,7 +944,10 @@ void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_
                                  .req = &req};
     res.close = !res.keep_alive;
     swoop__buf_init(&res.fields);
+    swoop__buf_init(&res.trailers);
     access_prepare(&res);
+    if (sess)
+        req.peer = sess->peer;
     if (req.body == NULL && body_map(&req) < 0) {
         swoop_http_status(&res, 500);
         res.close = 1;
@@ -718,6 +970,7 @@ void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_
         swoop_http_end(&res, "500 Internal Server Error\n", res.started ? 0 : 26);
     }
     swoop__buf_free(&res.fields);
+    swoop__buf_free(&res.trailers);
     if (req.body_map)
         munmap(req.body_map, req.body_len);
 }

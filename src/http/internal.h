@@ -116,6 +116,8 @@ void swoop__http_access(int fd, const swoop_addr_t *peer, const swoop_http_acces
 /* handler.c: the worker's side of swoop__http_proto. */
 void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, char *data,
                          size_t len);
+/* handler.c: an event worker ends a response a task worker answered (swoop_http_respond). */
+void swoop__http_relay(swoop_server_t *srv, char *data, size_t len);
 
 /* Counts a response of `status` (and a refused request) in the writer's counter block. */
 static inline void swoop__http_count(swoop_srv_counter_t *cnt, int status, int bad)

@@ -204,6 +204,12 @@ typedef struct swoop_proto_s {
     /* Worker: a message delivered for a connection of the port. */
     void (*message)(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, char *data,
                     size_t len);
+    /*
+     * Event worker: a message another worker or a task worker relayed with
+     * swoop__server_relay (a process without a route to the connection
+     * owners asks one that has one).
+     */
+    void (*relay)(swoop_server_t *srv, char *data, size_t len);
 } swoop_proto_t;
 
 /* Output bytes a protocol lets queue before it stops taking requests, and resumes below. */
@@ -437,6 +443,18 @@ swoop_conn_id_t swoop__session_admit(swoop_server_t *srv, swoop_port_t *p, int f
 swoop_session_t *swoop__session_at(swoop_server_t *srv, uint32_t slot);
 /* swoop_ipc_gone_cb of the server's readers: the message's writing worker process is gone. */
 int swoop__server_writer_gone(void *arg, const swoop_ipc_head_t *head);
+
+/*
+ * SIGRTMIN in any server process: reopens the log file and the HTTP access
+ * logs under their names (after a rotation), keeping their descriptors.
+ */
+void swoop__server_reopen_logs(swoop_server_t *srv);
+
+/*
+ * Sends the protocol `kind`'s message to event worker `dst` (its relay hook
+ * runs there), from an event or a task worker. 0, or a negative error.
+ */
+int swoop__server_relay(swoop_server_t *srv, int dst, int kind, const void *data, size_t len);
 
 /*
  * Registers protocol `kind` with the layer's user callback `fn` (before

@@ -173,9 +173,7 @@ static void hook_worker_error(void *data, int id, pid_t pid, int code, int signo
 
 static void hook_reopen(void *data)
 {
-    int rc = swoop_log_reopen();
-    if (rc < 0)
-        swoop_log(SWOOP_LOG_ERROR, rc, "reopening the log file failed");
+    swoop__server_reopen_logs(data);
 }
 
 /*
@@ -971,7 +969,7 @@ static void on_master_signal(swoop_signal_t *sig, int signo)
             swoop_loop_stop(sig->_loop);
         }
     } else if (signo == SIGRTMIN) {
-        swoop_log_reopen();
+        swoop__server_reopen_logs(srv);
         if (srv->manager_pid > 0)
             kill(srv->manager_pid, SIGRTMIN);
     }

@@ -295,6 +295,39 @@ static int open_access_logs(swoop_server_t *srv)
     return 0;
 }
 
+/*
+ * SIGRTMIN (logrotate's postrotate): the log file and the access logs are
+ * opened again under their names. Each access log's new file takes the old
+ * descriptor's number with dup3(), which swaps it atomically, so a reactor
+ * thread writing a line meanwhile writes it whole to one file or the other.
+ * Every process does this for itself (the manager passes the signal on).
+ */
+void swoop__server_reopen_logs(swoop_server_t *srv)
+{
+    int rc = swoop_log_reopen();
+    if (rc < 0)
+        swoop_log(SWOOP_LOG_ERROR, rc, "reopening the log file failed");
+    for (int i = 0; srv && i < srv->nports; i++) {
+        swoop_port_t *p = srv->ports[i];
+        if (p->access_fd < 0)
+            continue;
+        int fd = open(p->eff.http_access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            swoop__log_limited(SWOOP_LOG_ERROR, errno,
+                               "port %d: reopening http_access_log \"%s\" failed (the old "
+                               "file goes on)",
+                               i, p->eff.http_access_log);
+            continue;
+        }
+        if (dup3(fd, p->access_fd, O_CLOEXEC) < 0)
+            swoop__log_limited(SWOOP_LOG_ERROR, errno,
+                               "port %d: dup3() of the reopened http_access_log failed (the old "
+                               "file goes on)",
+                               i);
+        close(fd);
+    }
+}
+
 static int resolve_ports(swoop_server_t *srv)
 {
     const swoop_port_settings_t *d = &srv->settings.protocol;

@@ -41,6 +41,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,8 @@
 #define DRAIN_IDLE_MS       200 /* BASE: a retiring worker closes connections idle this long */
 #define ACCEPT_SLACK        1   /* BASE: connections a worker may hold above the least loaded */
 #define ACCEPT_YIELD_MS     5 /* BASE: how long a worker holding more leaves accepting to others */
-#define ACCEPT_STUCK_MS     200 /* BASE: others accepting nothing this long are not waited for */
+#define RELAY_WAIT_MS       10000 /* a task worker's relay waits this long for room */
+#define ACCEPT_STUCK_MS     200   /* BASE: others accepting nothing this long are not waited for */
 
 static swoop_signal_t wsig_term, wsig_reopen;
 static swoop_io_t *mout_io; /* writability of message channels with a queue */
@@ -108,9 +110,7 @@ static void on_worker_signal(swoop_signal_t *sig, int signo)
             worker_drain_input(srv);
         worker_stop(srv);
     } else {
-        int rc = swoop_log_reopen();
-        if (rc < 0)
-            swoop_log(SWOOP_LOG_ERROR, rc, "reopening the log file failed");
+        swoop__server_reopen_logs(srv);
     }
 }
 
@@ -317,6 +317,15 @@ static void handle_peer_msg(swoop_server_t *srv, swoop_ipc_msg_t *m)
     const swoop_ipc_head_t *h = &m->head;
     if (h->type == SWOOP_IPC_FINISH) {
         swoop__task_finish_msg(srv, m); /* task/: on_finish */
+        return;
+    }
+    if (h->type == SWOOP_IPC_RELAY) {
+        const swoop_proto_t *proto = h->aux < SWOOP_PROTO_MAX ? srv->protos[h->aux] : NULL;
+        if (proto && proto->relay) {
+            set_busy(srv, 1);
+            proto->relay(srv, m->data, m->len);
+            set_busy(srv, 0);
+        }
         return;
     }
     if (h->type == SWOOP_IPC_PIPE_MESSAGE) {
@@ -1402,6 +1411,47 @@ int swoop_server_send_message(swoop_server_t *srv, int dst, const void *data, si
     }
     swoop_ipc_head_t h = {.type = SWOOP_IPC_PIPE_MESSAGE, .worker_id = (int16_t)srv->worker_id};
     int rc = swoop__ipc_send(&srv->mouts[dst], &h, data, len);
+    return rc < 0 ? rc : 0;
+}
+
+int swoop__server_relay(swoop_server_t *srv, int dst, int kind, const void *data, size_t len)
+{
+    if (srv == NULL || (data == NULL && len) || dst < 0 || dst >= srv->worker_num || kind < 0 ||
+        kind >= SWOOP_PROTO_MAX)
+        return SWOOP_EINVAL;
+    if (srv->worker_id < 0 || srv->msgs == NULL)
+        return SWOOP_ESTATE;
+    swoop_ipc_head_t h = {
+        .type = SWOOP_IPC_RELAY, .worker_id = (int16_t)srv->worker_id, .aux = (uint32_t)kind};
+    if (!swoop_server_is_task_worker(srv)) {
+        if (srv->mouts == NULL)
+            return SWOOP_ESTATE;
+        int rc = swoop__ipc_send(&srv->mouts[dst], &h, data, len); /* our loop flushes the rest */
+        return rc < 0 ? rc : 0;
+    }
+    /*
+     * A task worker has no loop to flush a queue: the message goes whole
+     * now, waiting (bounded) while the event worker's channel is full.
+     */
+    swoop_ipc_out_t out;
+    int fd = srv->msgs[dst].fds[0];
+    swoop__ipc_out_init(&out, fd);
+    int rc = swoop__ipc_send(&out, &h, data, len);
+    uint64_t deadline = swoop__now_ms() + RELAY_WAIT_MS;
+    while (rc == 1) {
+        uint64_t now = swoop__now_ms();
+        if (now >= deadline) {
+            rc = SWOOP_ETIMEDOUT;
+            swoop__log_limited(SWOOP_LOG_ERROR, rc,
+                               "relay of %zu bytes to worker %d: its channel stayed full", len,
+                               dst);
+            break;
+        }
+        struct pollfd pf = {.fd = fd, .events = POLLOUT};
+        poll(&pf, 1, (int)(deadline - now));
+        rc = swoop__ipc_flush(&out);
+    }
+    swoop__ipc_out_free(&out);
     return rc < 0 ? rc : 0;
 }
 

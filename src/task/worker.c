@@ -375,9 +375,7 @@ int swoop__task_worker_main(swoop_server_t *srv, int id)
             swoop_timer_alarm_dispatch();
         if (task_reopen) {
             task_reopen = 0;
-            int err = swoop_log_reopen();
-            if (err < 0)
-                swoop_log(SWOOP_LOG_ERROR, err, "reopening the log file failed");
+            swoop__server_reopen_logs(srv);
         }
         sigset_t pend;
         if (sigpending(&pend) == 0 && sigismember(&pend, SIGTERM))
