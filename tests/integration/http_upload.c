@@ -58,6 +58,10 @@ static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
 {
     static char out[1 << 16];
     size_t o = 0;
+    if (strcmp(swoop_http_path(req), "/crash") == 0) {
+        ASSERT_EQ(swoop_http_file_count(req), 1);
+        raise(SIGKILL); /* the worker dies holding the request and its file */
+    }
     size_t blen;
     swoop_http_body(req, &blen);
     o += (size_t)snprintf(out + o, sizeof(out) - o, "body %zu files %d\n", blen,
@@ -313,14 +317,19 @@ static int raw_status(int port, const char *req, size_t len, char *resp, size_t 
 }
 
 /* Builds a POST /up with the given Content-Type and body (Content-Length). */
-static size_t post(char *buf, size_t cap, const char *ct, const char *body)
+static size_t post_to(char *buf, size_t cap, const char *path, const char *ct, const char *body)
 {
     int n = snprintf(buf, cap,
-                     "POST /up HTTP/1.1\r\nHost: a\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "POST %s HTTP/1.1\r\nHost: a\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "\r\n%s",
-                     ct, strlen(body), body);
+                     path, ct, strlen(body), body);
     ASSERT_LT(n, (int)cap);
     return (size_t)n;
+}
+
+static size_t post(char *buf, size_t cap, const char *ct, const char *body)
+{
+    return post_to(buf, cap, "/up", ct, body);
 }
 
 #define MP  "multipart/form-data; boundary=BB"
@@ -522,4 +531,34 @@ TEST_TIMEOUT(http_upload_1gib_streamed_process, 180)
     max_filesize = "2M";
     package_max = "8M";
     stop(&h);
+}
+
+/*
+ * A worker killed while it holds an upload: PROCESS, the owner answers 503
+ * and removes the file; BASE, the worker owned the connection too and the
+ * manager removes what it left, by its pid, once reaped.
+ */
+static void worker_crash(swoop_mode_t mode)
+{
+    dirs();
+    srv_handle_t h = start(mode);
+    char req[1024], resp[2048];
+    size_t n = post_to(req, sizeof(req), "/crash", MP, CDF "data\r\n--BB--\r\n");
+    int st = raw_status(h.port, req, n, resp, sizeof(resp));
+    ASSERT_EQ(st, mode == SWOOP_MODE_PROCESS ? 503 : 0);
+    WAIT_UNTIL(dir_entries(upload_dir) == 0, 3000);
+    /* The respawned worker serves uploads. */
+    n = post(req, sizeof(req), MP, CDF "data\r\n--BB--\r\n");
+    WAIT_UNTIL(raw_status(h.port, req, n, resp, sizeof(resp)) == 200, 5000);
+    stop(&h);
+}
+
+TEST_TIMEOUT(http_upload_worker_crash_process, 60)
+{
+    worker_crash(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(http_upload_worker_crash_base, 60)
+{
+    worker_crash(SWOOP_MODE_BASE);
 }
