@@ -60,7 +60,9 @@ SWOOP_EXTERN int swoop_http_header_at(const swoop_http_request_t *req, int i, co
 /**
  * The whole body (Content-Length or decoded chunked), *len its size; an
  * empty body gives a non-NULL pointer and 0. Bodies are limited by
- * package_max_length (413 above).
+ * package_max_length (413 above). A multipart/form-data body is parsed
+ * as it arrives and not kept: this gives "" and 0, and its parts are read
+ * with swoop_http_form_get and swoop_http_file_at.
  */
 SWOOP_EXTERN const void *swoop_http_body(const swoop_http_request_t *req, size_t *len);
 /**
@@ -70,9 +72,37 @@ SWOOP_EXTERN const void *swoop_http_body(const swoop_http_request_t *req, size_t
  */
 SWOOP_EXTERN int swoop_http_query_get(const swoop_http_request_t *req, const char *name, char *out,
                                       size_t cap);
-/** The same for an application/x-www-form-urlencoded body (SWOOP_ENOENT for other bodies). */
+/**
+ * The same for an application/x-www-form-urlencoded body, or the first text
+ * field (a part without filename=) called `name` of a multipart/form-data
+ * body, copied as sent (it may hold any byte, NUL too: use the returned
+ * length). SWOOP_ENOENT for other bodies.
+ */
 SWOOP_EXTERN int swoop_http_form_get(const swoop_http_request_t *req, const char *name, char *out,
                                      size_t cap);
+
+/** One uploaded file of a multipart/form-data request; strings valid until the handler returns. */
+typedef struct swoop_http_file_s {
+    const char *field;    /**< the form field's name */
+    const char *filename; /**< the client's name for it, "" if empty: never trust it as a path */
+    const char *content_type; /**< the part's Content-Type, "text/plain" when none was sent */
+    const char *path;         /**< the file in upload_tmp_dir (mode 0600) */
+    uint64_t size;            /**< its size in bytes */
+} swoop_http_file_t;
+
+/** The number of file parts (parts with filename=) of the request; 0 for other bodies. */
+SWOOP_EXTERN int swoop_http_file_count(const swoop_http_request_t *req);
+/** File part `i` (0 .. count - 1, in the body's order) into *out; 0, or SWOOP_EINVAL. */
+SWOOP_EXTERN int swoop_http_file_at(const swoop_http_request_t *req, int i, swoop_http_file_t *out);
+/**
+ * Moves file part `i` to `dest` (a file name; an existing file is
+ * replaced) with rename(2), or a copy and a removal when dest is on
+ * another file system. A file not moved is removed once the response
+ * ended (or the connection closed). Returns 0, SWOOP_EINVAL, or the
+ * failing call's error (SWOOP_ENOENT when it was already moved); a copy
+ * that fails leaves no partial dest.
+ */
+SWOOP_EXTERN int swoop_http_file_move(const swoop_http_request_t *req, int i, const char *dest);
 /** The same for a cookie of the Cookie field ("a=1; b=2"; %XX decoded, + kept). */
 SWOOP_EXTERN int swoop_http_cookie_get(const swoop_http_request_t *req, const char *name, char *out,
                                        size_t cap);

@@ -92,6 +92,11 @@ typedef struct swoop_port_settings_s {
     int64_t http_body_memory_max;
     /** HTTP: where large request bodies go ("" inherit) [/tmp: a disk, not RAM]. */
     char upload_tmp_dir[SWOOP_SERVER_PATH_MAX];
+    /**
+     * HTTP: largest file of a multipart/form-data upload in bytes, 413
+     * above; 0 no limit but package_max_length (-1 inherit) [2M].
+     */
+    int64_t upload_max_filesize;
 } swoop_port_settings_t;
 
 /**

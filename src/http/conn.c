@@ -5,7 +5,9 @@
  * request that breaks a rule is answered here with its status and the
  * connection closes; no handler sees it. The body comes with the request:
  * a Content-Length body is awaited in the connection's input buffer (up to
- * package_max_length), a chunked one is decoded as it arrives.
+ * package_max_length), a chunked one is decoded as it arrives. A
+ * multipart/form-data body of either kind streams through the form parser
+ * (upload.c): its files go to upload_tmp_dir as they arrive.
  *
  * One request at a time: once a request is delivered, the connection is
  * not read until its response ended (SWOOP_REPLY_END on the worker's last
@@ -52,6 +54,7 @@ typedef struct http_conn_s {
     uint64_t body_written; /* chunked, in a file: its bytes */
     int body_fd;           /* the body's file while it is written, else -1 */
     char body_path[SWOOP_SERVER_PATH_MAX + 32]; /* its path until the response ended, "" none */
+    http_upload_t *upload; /* multipart/form-data: its parser and files, until the response ended */
     swoop_http_header_t headers[HTTP_MAX_HEADERS];
 } http_conn_t;
 
@@ -69,6 +72,8 @@ static void body_file_drop(http_conn_t *h)
     if (h->body_path[0] && unlink(h->body_path) < 0 && errno != ENOENT)
         swoop__log_limited(SWOOP_LOG_WARNING, errno, "http: unlink(\"%s\") failed", h->body_path);
     h->body_path[0] = '\0';
+    swoop__http_upload_free(h->upload);
+    h->upload = NULL;
 }
 
 static void state_free(swoop_conn_t *c)
@@ -269,6 +274,54 @@ static void body_file_deliver(swoop_conn_t *c, http_conn_t *h, uint64_t size)
     deliver(c, h, swoop__buf_rdata(&h->saved), swoop__buf_rlen(&h->saved));
 }
 
+/* A multipart request refused (status from upload.c, which logged why): its files go now. */
+static int upload_refused(swoop_conn_t *c, http_conn_t *h, int status)
+{
+    body_file_drop(h);
+    if (status < 500)
+        swoop__http_count(c->reactor->cnt, 0, 1); /* a bad request (its status is counted next) */
+    owner_answer(c, status);
+    return -1;
+}
+
+/* A multipart body ended: whole (its parts are in the message) or refused. */
+static int upload_deliver(swoop_conn_t *c, http_conn_t *h)
+{
+    int st = swoop__http_upload_end(c, h->upload);
+    if (st)
+        return upload_refused(c, h, st);
+    http_msg_t m;
+    char *saved = (char *)swoop__buf_rdata(&h->saved);
+    memcpy(&m, saved, sizeof(m));
+    m.flags |= HTTP_MSG_MULTIPART;
+    m.body_len = 0;
+    memcpy(saved, &m, sizeof(m));
+    deliver(c, h, swoop__buf_rdata(&h->saved), swoop__buf_rlen(&h->saved));
+    if (c->state == CONN_OPEN && c->proto_state == h)
+        swoop__buf_shrink(&h->saved, 0, SAVED_KEEP);
+    return 0;
+}
+
+/* Starts a multipart/form-data body: streamed through the form parser, whatever its size. */
+static int upload_start(swoop_conn_t *c, http_conn_t *h, const char *req,
+                        const swoop_http_limits_t *lim)
+{
+    swoop__buf_clear(&h->saved);
+    if (msg_build(&h->saved, h, req, 0) < 0)
+        return no_memory(c);
+    maybe_continue(c, h);
+    if (h->head.body == SWOOP_HTTP_BODY_CHUNKED) {
+        swoop__http_chunked_init(&h->chunked, lim->max_body, lim->max_head);
+        h->phase = PHASE_CHUNKED;
+        return 0;
+    }
+    h->body_left = h->head.body == SWOOP_HTTP_BODY_LENGTH ? h->head.content_length : 0;
+    h->phase = PHASE_BODY;
+    if (h->body_left == 0)
+        return upload_deliver(c, h) < 0 ? -1 : 0; /* no body: refused as truncated */
+    return 0;
+}
+
 static int no_memory(swoop_conn_t *c)
 {
     swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM, "http: conn %llu: no memory for a request",
@@ -321,6 +374,15 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
                 }
                 continue;
             }
+            int ust = swoop__http_upload_begin(c, &h->head, req, &h->upload);
+            if (ust)
+                return upload_refused(c, h, ust);
+            if (h->upload) {
+                off += (size_t)n;
+                if (upload_start(c, h, req, &lim) < 0)
+                    return -1;
+                continue;
+            }
             if (h->head.body == SWOOP_HTTP_BODY_CHUNKED) {
                 swoop__buf_clear(&h->saved);
                 if (msg_build(&h->saved, h, req, 0) < 0)
@@ -363,12 +425,21 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
         }
         if (h->phase == PHASE_BODY) {
             size_t take = len - off < h->body_left ? len - off : (size_t)h->body_left;
-            if (body_file_write(c, h, data + off, take) < 0)
+            if (h->upload) {
+                int st = swoop__http_upload_feed(c, h->upload, &h->saved, data + off, take);
+                if (st)
+                    return upload_refused(c, h, st);
+            } else if (body_file_write(c, h, data + off, take) < 0) {
                 return -1;
+            }
             off += take;
             h->body_left -= take;
-            if (h->body_left == 0)
+            if (h->body_left == 0 && h->upload) {
+                if (upload_deliver(c, h) < 0)
+                    return -1;
+            } else if (h->body_left == 0) {
                 body_file_deliver(c, h, h->head.content_length);
+            }
             continue;
         }
         /* PHASE_CHUNKED: every byte is given to the decoder once, then consumed. */
@@ -377,6 +448,19 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
         if (k < 0 && k != SWOOP_HTTP_INCOMPLETE) {
             reply_error(c, (int)k);
             return -1;
+        }
+        if (h->upload) {
+            int st = out ? swoop__http_upload_feed(c, h->upload, &h->saved, data + off, out) : 0;
+            if (st)
+                return upload_refused(c, h, st);
+            if (k == SWOOP_HTTP_INCOMPLETE) {
+                off = len;
+                break;
+            }
+            off += (size_t)k;
+            if (upload_deliver(c, h) < 0)
+                return -1;
+            continue;
         }
         if (h->body_fd >= 0) {
             if (out && body_file_write(c, h, data + off, out) < 0)

@@ -52,6 +52,8 @@ struct swoop_http_request_s {
         body_path[SWOOP_SERVER_PATH_MAX + 32]; /* a body in a file: mapped while the handler runs */
     void *body_map;
     swoop_addr_t peer; /* taken when the request arrived: a close frees the session */
+    const char *parts; /* multipart/form-data: the parts' entries (files.c), else NULL */
+    size_t parts_len;
     const char *names[HTTP_MAX_HEADERS];
     const char *values[HTTP_MAX_HEADERS];
 };
@@ -162,6 +164,12 @@ int swoop_http_remote_addr(const swoop_http_request_t *req, swoop_addr_t *out)
         return SWOOP_EINVAL;
     *out = req->peer;
     return 0;
+}
+
+const char *swoop__http_parts(const swoop_http_request_t *req, size_t *len)
+{
+    *len = req->parts_len;
+    return req->parts;
 }
 
 swoop_conn_id_t swoop_http_conn(const swoop_http_request_t *req)
@@ -889,6 +897,12 @@ static int msg_parse(swoop_http_request_t *req, char *data, size_t len)
             return -1;
         memcpy(req->body_path, data + len - rest, rest);
         req->body_path[rest] = '\0';
+    } else if (m.flags & HTTP_MSG_MULTIPART) {
+        /* The rest is the parts' entries (upload.c), checked before any is used. */
+        if (m.body_len != 0 || swoop__http_parts_check(data + len - rest, rest) < 0)
+            return -1;
+        req->parts = data + len - rest;
+        req->parts_len = rest;
     } else if (rest != m.body_len) {
         return -1;
     }

@@ -10,6 +10,8 @@
  *               user's handler, serialising responses (response heads,
  *               chunked bodies, the cached Date field)
  *   static.c    static files, served by the owner
+ *   upload.c    multipart/form-data bodies parsed as they stream in (owner)
+ *   files.c     the handler's view of their files and fields (worker)
  *   access.c    the access log's lines
  */
 #ifndef SWOOP_HTTP_INTERNAL_H
@@ -20,6 +22,7 @@
 
 #include <swoop/http.h>
 
+#include "base/buf.h"
 #include "proto/http_parser.h"
 #include "server/internal.h"
 
@@ -53,6 +56,61 @@ static_assert(sizeof(http_msg_t) == 56, "the request message header is part of t
  * path. The owner made it and removes it once the response ended.
  */
 #define HTTP_MSG_BODY_FILE 0x4u
+/*
+ * multipart/form-data, parsed by the owner: body_len is 0 and the message
+ * goes on after the head with one http_part_t per part, each followed by
+ * name, filename, content type and path, each NUL-terminated, then (a
+ * field) its value, size bytes and a NUL. File parts are files in
+ * upload_tmp_dir, which the owner removes once the response ended.
+ */
+#define HTTP_MSG_MULTIPART 0x8u
+
+#define HTTP_PART_FIELD 1u
+#define HTTP_PART_FILE  2u
+/* File parts one request may carry (413 above): each costs a file and a name. */
+#define HTTP_UPLOAD_MAX_FILES 1024
+
+typedef struct http_part_s {
+    uint32_t kind; /* HTTP_PART_* */
+    uint32_t name_len;
+    uint32_t filename_len; /* 0: no filename (a field), or an empty one */
+    uint32_t type_len;
+    uint32_t path_len; /* a file's path in upload_tmp_dir; 0 for a field */
+    uint32_t reserved;
+    uint64_t size; /* bytes of the value (a field) or of the file */
+} http_part_t;
+
+static_assert(sizeof(http_part_t) == 32, "a part's entry is part of the IPC format");
+
+/* upload.c: one multipart request being parsed by its owner. */
+typedef struct http_upload_s http_upload_t;
+
+/*
+ * Looks at the request's Content-Type: *out gets a parser when it is
+ * multipart/form-data, NULL for another body. Returns 0, or the status to
+ * answer (400 for a bad boundary, 500), the cause logged.
+ */
+int swoop__http_upload_begin(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req,
+                             http_upload_t **out);
+/*
+ * Parses the next (decoded) body bytes: fields are appended to the message
+ * msg, files written. Returns 0 or the status to answer (400 malformed, 413
+ * upload_max_filesize or package_max_length, 500 upload_tmp_dir), logged.
+ */
+int swoop__http_upload_feed(swoop_conn_t *c, http_upload_t *up, swoop_buf_t *msg, const char *p,
+                            size_t n);
+/* The body ended: 0 when it was whole (its final delimiter came), else 400 (logged). */
+int swoop__http_upload_end(swoop_conn_t *c, http_upload_t *up);
+/* Closes and removes the request's files (those not moved), frees up. NULL is fine. */
+void swoop__http_upload_free(http_upload_t *up);
+
+/* handler.c: a multipart request's part entries (*len bytes), or NULL. */
+const char *swoop__http_parts(const swoop_http_request_t *req, size_t *len);
+/* files.c: 0 when p[0, len) is a well-formed list of part entries, else -1. */
+int swoop__http_parts_check(const char *p, size_t len);
+/* files.c: the multipart text field `name` into out (see swoop_http_form_get). */
+int swoop__http_multipart_field(const swoop_http_request_t *req, const char *name, char *out,
+                                size_t cap);
 
 /*
  * swoop_session_t.proto_flags of an HTTP connection: set by the owner when

@@ -90,6 +90,9 @@ int swoop_http_form_get(const swoop_http_request_t *req, const char *name, char 
 {
     if (req == NULL)
         return SWOOP_EINVAL;
+    size_t plen;
+    if (swoop__http_parts(req, &plen) != NULL)
+        return swoop__http_multipart_field(req, name, out, cap);
     const char *ct = swoop_http_header(req, "Content-Type");
     if (ct == NULL || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0)
         return SWOOP_ENOENT;

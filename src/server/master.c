@@ -31,6 +31,7 @@
  * within max_wait_time + 1 s. The threads are joined, the pid file is
  * removed and swoop_server_start returns.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -126,6 +127,38 @@ static void hook_after_spawn(void *data, int id, pid_t pid)
  * exactly its range (never the range of another process of the same worker
  * id), then free the range for a later process.
  */
+/*
+ * BASE: a worker owns its connections, and the request bodies and uploads
+ * it was receiving are files named "swoop-<kind>.<pid>.<...>" in its ports'
+ * upload_tmp_dir (src/http). A worker that died (a crash, a kill) removes
+ * none of them: they are removed here, by name, once its pid is reaped.
+ */
+static void sweep_tmp_files(swoop_server_t *srv, pid_t pid)
+{
+    char pfx[32];
+    int pl = snprintf(pfx, sizeof(pfx), ".%d.", (int)pid);
+    for (int i = 0; i < srv->nports; i++) {
+        const char *dir = srv->ports[i]->eff.upload_tmp_dir;
+        int seen = 0; /* one look per directory */
+        for (int j = 0; j < i && !seen; j++)
+            seen = strcmp(srv->ports[j]->eff.upload_tmp_dir, dir) == 0;
+        DIR *d = (seen || !srv->ports[i]->eff.open_http_protocol) ? NULL : opendir(dir);
+        if (d == NULL)
+            continue;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            const char *dot = strchr(e->d_name, '.');
+            if (strncmp(e->d_name, "swoop-", 6) != 0 || dot == NULL ||
+                strncmp(dot, pfx, (size_t)pl) != 0)
+                continue;
+            if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+                swoop_log(SWOOP_LOG_INFO, 0, "removed \"%s/%s\" left by dead worker pid %d", dir,
+                          e->d_name, (int)pid);
+        }
+        closedir(d);
+    }
+}
+
 static void hook_reap(void *data, int id, pid_t pid, int code, int signo)
 {
     swoop_server_t *srv = data;
@@ -133,6 +166,8 @@ static void hook_reap(void *data, int id, pid_t pid, int code, int signo)
     swoop__worker_token_reaped(srv, id, pid); /* PROCESS: a successor may wait for it */
     if (srv->mode != SWOOP_MODE_BASE || srv->ranges == NULL || pid <= 0)
         return;
+    if (signo != 0 || code != 0)
+        sweep_tmp_files(srv, pid);
     for (int i = 0; i < srv->nranges; i++) {
         swoop_srv_range_t *rg = &srv->ranges[i];
         if (atomic_load(&rg->pid) != (int32_t)pid)

@@ -70,6 +70,7 @@ static void port_settings_inherit(swoop_port_settings_t *p)
     p->http_access_log[0] = '\0';
     p->http_body_memory_max = -1;
     p->upload_tmp_dir[0] = '\0';
+    p->upload_max_filesize = -1;
 }
 
 int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
@@ -139,6 +140,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     p->enable_static_handler = 0;
     p->http_body_memory_max = 1024 * 1024;
     strcpy(p->upload_tmp_dir, "/tmp");
+    p->upload_max_filesize = 2 * 1024 * 1024; /* PHP's default */
     *out = srv;
     return 0;
 }
@@ -384,6 +386,8 @@ static int resolve_ports(swoop_server_t *srv)
             e.http_body_memory_max = d->http_body_memory_max;
         if (e.upload_tmp_dir[0] == '\0')
             memcpy(e.upload_tmp_dir, d->upload_tmp_dir, sizeof(e.upload_tmp_dir));
+        if (e.upload_max_filesize < 0)
+            e.upload_max_filesize = d->upload_max_filesize;
         p->eff = e;
         p->proto = NULL;
         if (e.open_http_protocol && !p->dgram) {

@@ -146,6 +146,7 @@ static const setting_t port_keys[] = {
     {"http_access_log", T_PATH, PORT(http_access_log), 0, 0},
     {"http_body_memory_max", T_INT64, PORT(http_body_memory_max), 0, INT64_MAX},
     {"upload_tmp_dir", T_PATH, PORT(upload_tmp_dir), 0, 0},
+    {"upload_max_filesize", T_INT64, PORT(upload_max_filesize), 0, INT64_MAX},
 };
 
 /* Unescapes \r \n \t \\ \0 and \xHH in package_eof values given as strings. */
