@@ -1,15 +1,22 @@
 /*
  * HTTP benchmark (issue 11): wrk (Debian) against swoop BASE, swoop PROCESS
- * and nginx (Debian nginx-light, `return 200`), each with the same number of
- * server processes, 64 keep-alive connections, a 6-byte "hello\n" response.
- * The servers start once and are measured in alternating rounds (nginx,
- * BASE, PROCESS, nginx, ...), so a noisy moment hits one sample of every
- * row. Each row prints the median requests per second and the servers' CPU
- * microseconds per request (user + system of every process in the server's
- * process group, from /proc), and both as ratios to nginx's medians.
+ * and nginx (Debian nginx-light), each with the same number of server
+ * processes and 64 connections, in three cases: a 6-byte "hello\n" from
+ * the handler (nginx: `return 200`) over keep-alive, and a 1 MiB static
+ * file (swoop's static handler; nginx with sendfile and tcp_nopush on) over
+ * keep-alive and with `Connection: close`. The servers start once and are
+ * measured in alternating rounds (nginx, BASE, PROCESS, nginx, ...), so a
+ * noisy moment hits one sample of every row. Each row prints the median
+ * requests per second and the servers' CPU microseconds per request (user
+ * + system of every process in the server's process group, from /proc),
+ * and both as ratios to nginx's medians.
  *
- *   http [-c connections] [-d seconds] [-n rounds] [-w workers]
- *   defaults: 64 connections, 2 s per sample, 3 rounds, 2 workers
+ * Then the cost of idle keep-alive connections: `-i` connections (10,000)
+ * each make one request and stay open; the growth of the resident memory
+ * of all the server's processes (/proc/PID/statm), divided by their count.
+ *
+ *   http [-c connections] [-d seconds] [-n rounds] [-w workers] [-i idle]
+ *   defaults: 64 connections, 2 s per sample, 3 rounds, 2 workers, 10000 idle
  *
  * wrk runs on the same machine with one thread; every row pays that alike.
  * Skipped (with a note) when wrk or nginx is missing: `make bench` installs
@@ -22,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -32,17 +40,23 @@
 #include <swoop/log.h>
 #include <swoop/server.h>
 
-#define ROWS 3
+#define ROWS 4
 
-static int conns = 64, seconds = 2, nrounds = 3, workers = 2;
+static int conns = 64, seconds = 2, nrounds = 3, workers = 2, idle = 10000;
+
+/* The directory nginx runs in; static/big.bin (1 MiB) is the file both servers serve. */
+static char dir[] = "/tmp/swoop-bench-nginx.XXXXXX";
 
 static void hello(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_response_t *res)
 {
     swoop_http_end(res, "hello\n", 6);
 }
 
-/* Starts swoop in `mode` in its own process group; returns the pid, sets *port. */
-static pid_t start_swoop(swoop_mode_t mode, int *port)
+/*
+ * Starts swoop in `mode` in its own process group (PROCESS: with `reactors`
+ * reactor threads); returns the pid, sets *port.
+ */
+static pid_t start_swoop(swoop_mode_t mode, int reactors, int *port)
 {
     int pfd[2];
     if (pipe(pfd) < 0)
@@ -55,13 +69,18 @@ static pid_t start_swoop(swoop_mode_t mode, int *port)
         swoop_log_set_level(SWOOP_LOG_WARNING);
         swoop_server_t *srv;
         swoop_port_t *p;
-        char w[16];
+        char w[16], rn[16];
         snprintf(w, sizeof(w), "%d", workers);
+        snprintf(rn, sizeof(rn), "%d", reactors);
         if (swoop_server_new(&srv, mode) < 0 ||
             swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_TCP, &p) < 0 ||
             swoop_server_set(srv, "worker_num", w) < 0 ||
-            swoop_server_set(srv, "reactor_num", mode == SWOOP_MODE_PROCESS ? "1" : "0") < 0 ||
+            swoop_server_set(srv, "reactor_num", mode == SWOOP_MODE_PROCESS ? rn : "0") < 0 ||
             swoop_port_set(p, "open_http_protocol", "1") < 0 ||
+            swoop_port_set(p, "enable_static_handler", "1") < 0 ||
+            swoop_port_set(p, "document_root", dir) < 0 ||
+            /* Only /static is looked up on disk: /hello goes straight to the handler. */
+            swoop_port_set(p, "static_handler_locations", "/static") < 0 ||
             swoop_http_on_request(srv, hello) < 0)
             _exit(1);
         int n = swoop_port_number(p);
@@ -89,7 +108,7 @@ static pid_t start_swoop(swoop_mode_t mode, int *port)
 }
 
 /* Starts nginx (master + `workers` workers, its own group) on a free port; returns its pid. */
-static pid_t start_nginx(const char *dir, int port)
+static pid_t start_nginx(int port)
 {
     char conf[512];
     snprintf(conf, sizeof(conf), "%s/nginx.conf", dir);
@@ -98,14 +117,15 @@ static pid_t start_nginx(const char *dir, int port)
         return -1;
     fprintf(f,
             "daemon off; master_process on; worker_processes %d; pid %s/nginx.pid;\n"
-            "error_log %s/error.log warn;\n"
-            "events { worker_connections 1024; }\n"
-            "http { access_log off; keepalive_requests 100000;\n"
+            "error_log %s/error.log warn; worker_rlimit_nofile %d;\n"
+            "events { worker_connections %d; }\n"
+            "http { access_log off; keepalive_requests 100000; sendfile on; tcp_nopush on;\n"
             "  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
             "  uwsgi_temp_path %s; scgi_temp_path %s;\n"
             "  server { listen 127.0.0.1:%d; location / { default_type text/plain;\n"
-            "    return 200 \"hello\\n\"; } } }\n",
-            workers, dir, dir, dir, dir, dir, dir, dir, port);
+            "    return 200 \"hello\\n\"; }\n"
+            "    location /static/ { root %s; } } }\n",
+            workers, dir, dir, idle + 1024, idle + 1024, dir, dir, dir, dir, dir, port, dir);
     fclose(f);
     fflush(stdout);
     pid_t pid = fork();
@@ -167,12 +187,12 @@ static long long group_ticks(pid_t pgid)
     return sum;
 }
 
-/* One wrk sample; returns requests per second, *cpu_us the server CPU per request. */
-static double sample(int port, pid_t pgid, double *cpu_us)
+/* One wrk sample of `path`; returns requests per second, *cpu_us the server CPU per request. */
+static double sample(int port, pid_t pgid, const char *path, int close_each, double *cpu_us)
 {
     char cmd[256];
-    snprintf(cmd, sizeof(cmd), "wrk -t1 -c%d -d%ds http://127.0.0.1:%d/hello 2>&1", conns, seconds,
-             port);
+    snprintf(cmd, sizeof(cmd), "wrk -t1 -c%d -d%ds %s http://127.0.0.1:%d%s 2>&1", conns, seconds,
+             close_each ? "-H 'Connection: close'" : "", port, path);
     long long t0 = group_ticks(pgid);
     FILE *f = popen(cmd, "r");
     if (f == NULL)
@@ -202,10 +222,89 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* Resident bytes of every process in group `pgid`. */
+static long long group_rss(pid_t pgid)
+{
+    long long sum = 0;
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        pid_t pid = atoi(e->d_name);
+        if (getpgid(pid) != pgid)
+            continue;
+        char path[300];
+        snprintf(path, sizeof(path), "/proc/%s/statm", e->d_name);
+        FILE *f = fopen(path, "r");
+        long long size, res;
+        if (f && fscanf(f, "%lld %lld", &size, &res) == 2)
+            sum += res * sysconf(_SC_PAGESIZE);
+        if (f)
+            fclose(f);
+    }
+    closedir(d);
+    return sum;
+}
+
+/*
+ * `idle` keep-alive connections, each after one answered request: the
+ * growth of the group's resident memory per connection (bytes), or -1.
+ */
+static double idle_cost(int port, pid_t pgid)
+{
+    int *fds = calloc((size_t)idle, sizeof(int));
+    if (fds == NULL)
+        return -1;
+    usleep(200000);
+    long long before = group_rss(pgid);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    static const char req[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    int n = 0;
+    for (; n < idle; n++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+            write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1)) {
+            if (fd >= 0)
+                close(fd);
+            break;
+        }
+        fds[n] = fd;
+        /* The whole answer (it ends with the 6-byte body), with a 5 s bound. */
+        char buf[1024];
+        size_t got = 0;
+        struct timeval tv = {.tv_sec = 5};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        while (got < 6 || memcmp(buf + got - 6, "hello\n", 6) != 0) {
+            ssize_t k = read(fd, buf + got, sizeof(buf) - got);
+            if (k <= 0 || got + (size_t)k >= sizeof(buf))
+                break;
+            got += (size_t)k;
+        }
+        if (got < 6 || memcmp(buf + got - 6, "hello\n", 6) != 0) {
+            n++;
+            break;
+        }
+    }
+    usleep(500000); /* the owners settle (their reads of the request done) */
+    long long after = group_rss(pgid);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    free(fds);
+    if (n < idle) {
+        printf("  (only %d of %d connections were answered)\n", n, idle);
+        return -1;
+    }
+    return (double)(after - before) / n;
+}
+
 int main(int argc, char **argv)
 {
     int opt;
-    while ((opt = getopt(argc, argv, "c:d:n:w:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:d:n:w:i:")) != -1) {
         switch (opt) {
         case 'c':
             conns = atoi(optarg);
@@ -219,8 +318,11 @@ int main(int argc, char **argv)
         case 'w':
             workers = atoi(optarg);
             break;
+        case 'i':
+            idle = atoi(optarg);
+            break;
         default:
-            fprintf(stderr, "usage: http [-c conns] [-d s] [-n rounds] [-w workers]\n");
+            fprintf(stderr, "usage: http [-c conns] [-d s] [-n rounds] [-w workers] [-i idle]\n");
             return 2;
         }
     }
@@ -230,38 +332,78 @@ int main(int argc, char **argv)
         return 0;
     }
     signal(SIGPIPE, SIG_IGN);
-    char dir[] = "/tmp/swoop-bench-nginx.XXXXXX";
+    /* The idle connections: the client's fds here, the servers' (inherited) there. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)idle + 1024) {
+        idle = (int)rl.rlim_cur - 1024;
+        printf("RLIMIT_NOFILE %llu: %d idle connections\n", (unsigned long long)rl.rlim_cur, idle);
+    }
     if (mkdtemp(dir) == NULL)
+        return 1;
+    char path[600];
+    snprintf(path, sizeof(path), "%s/static", dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof(path), "%s/static/big.bin", dir);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; f && i < 1024 * 1024; i++)
+        fputc("0123456789abcdef"[(i * 7) & 15], f);
+    if (f == NULL || fclose(f) != 0)
         return 1;
     int ports[ROWS];
     pid_t pids[ROWS];
-    const char *names[ROWS] = {"nginx (return 200)", "swoop BASE", "swoop PROCESS"};
-    pids[1] = start_swoop(SWOOP_MODE_BASE, &ports[1]);
-    pids[2] = start_swoop(SWOOP_MODE_PROCESS, &ports[2]);
+    /*
+     * PROCESS answers static files in its reactor threads: with one, a
+     * single thread writes every file while nginx writes with `workers`
+     * processes; the last row gives it as many.
+     */
+    const char *names[ROWS] = {"nginx", "swoop BASE", "swoop PROCESS", "swoop PROCESS 2 reactors"};
+    pids[1] = start_swoop(SWOOP_MODE_BASE, 0, &ports[1]);
+    pids[2] = start_swoop(SWOOP_MODE_PROCESS, 1, &ports[2]);
+    pids[3] = start_swoop(SWOOP_MODE_PROCESS, workers, &ports[3]);
     ports[0] = free_port();
-    pids[0] = start_nginx(dir, ports[0]);
+    pids[0] = start_nginx(ports[0]);
     usleep(300000); /* nginx says nothing when it is ready: give it its start-up */
-    printf("%d server processes each, %d keep-alive connections, wrk -t1, %d rounds of %d s\n",
-           workers, conns, nrounds, seconds);
-    double rps[ROWS][16], cpu[ROWS][16];
+    printf("%d server processes each, %d connections, wrk -t1, %d rounds of %d s\n", workers, conns,
+           nrounds, seconds);
+    static const struct {
+        const char *title, *path;
+        int close_each;
+    } cases[] = {
+        {"hello (handler; nginx return 200), keep-alive", "/hello", 0},
+        {"1 MiB static file, keep-alive", "/static/big.bin", 0},
+        {"1 MiB static file, Connection: close", "/static/big.bin", 1},
+    };
     if (nrounds > 16)
         nrounds = 16;
-    for (int r = 0; r < nrounds; r++) {
-        for (int i = 0; i < ROWS; i++)
-            rps[i][r] = sample(ports[i], pids[i], &cpu[i][r]);
-    }
-    double ref_rps = 0, ref_cpu = 0;
-    printf("%-22s %12s %12s %10s %10s\n", "server (median)", "requests/s", "cpu us/req",
-           "rps ratio", "cpu ratio");
-    for (int i = 0; i < ROWS; i++) {
-        double m = median(rps[i], nrounds), c = median(cpu[i], nrounds);
-        if (i == 0) {
-            ref_rps = m;
-            ref_cpu = c;
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        double rps[ROWS][16], cpu[ROWS][16];
+        for (int r = 0; r < nrounds; r++) {
+            for (int i = 0; i < ROWS; i++)
+                rps[i][r] =
+                    sample(ports[i], pids[i], cases[k].path, cases[k].close_each, &cpu[i][r]);
         }
-        printf("%-22s %12.0f %12.2f %10.2f %10.2f\n", names[i], m, c, ref_rps > 0 ? m / ref_rps : 0,
-               ref_cpu > 0 ? c / ref_cpu : 0);
+        double ref_rps = 0, ref_cpu = 0;
+        printf("\n%s\n%-24s %12s %12s %10s %10s\n", cases[k].title, "server (median)", "requests/s",
+               "cpu us/req", "rps ratio", "cpu ratio");
+        for (int i = 0; i < ROWS; i++) {
+            double m = median(rps[i], nrounds), c = median(cpu[i], nrounds);
+            if (i == 0) {
+                ref_rps = m;
+                ref_cpu = c;
+            }
+            printf("%-24s %12.0f %12.2f %10.2f %10.2f\n", names[i], m, c,
+                   ref_rps > 0 ? m / ref_rps : 0, ref_cpu > 0 ? c / ref_cpu : 0);
+        }
     }
+    printf("\n%d idle keep-alive connections (one request each): resident memory growth of all "
+           "the server's processes\n%-24s %12s\n",
+           idle, "server", "bytes/conn");
+    for (int i = 0; i < ROWS; i++)
+        printf("%-24s %12.0f\n", names[i], idle_cost(ports[i], pids[i]));
     for (int i = 0; i < ROWS; i++) {
         kill(-pids[i], SIGTERM);
         waitpid(pids[i], NULL, 0);

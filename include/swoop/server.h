@@ -85,6 +85,16 @@ typedef struct swoop_port_settings_s {
     int enable_static_handler;
     /** HTTP: the static files' directory ("" inherit / none). */
     char document_root[SWOOP_SERVER_PATH_MAX];
+    /** HTTP: a directory's index files, comma-separated, the first that exists wins ("" inherit)
+     * [index.html]. */
+    char http_index_files[SWOOP_SERVER_PATH_MAX];
+    /** HTTP: an HTML listing of a directory without an index file (0/1; -1 inherit) [0]. */
+    int http_autoindex;
+    /** HTTP: comma-separated URL path prefixes ("/static,/assets") that alone go to the static
+     * handler, a missing file there a 404 ("" inherit / every path) [""]. */
+    char static_handler_locations[SWOOP_SERVER_PATH_MAX];
+    /** HTTP: follow symlinks that lead out of document_root (0/1; -1 inherit) [0]. */
+    int static_follow_symlinks;
     /** HTTP: access log file, one combined-format line per request ("" inherit / none). */
     char http_access_log[SWOOP_SERVER_PATH_MAX];
     /** HTTP: bodies above this many bytes go to a file in upload_tmp_dir as they arrive (-1

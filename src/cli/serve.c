@@ -2,10 +2,11 @@
  * `swoop serve [DIR] [--host H] [--port P] [--mode process|base]
  * [--set key=value]...`: a static file server on DIR (default "."), like
  * `python3 -m http.server` but on swoop's HTTP server: the connection
- * owners serve the files (sendfile, ETag, 304; nothing outside DIR), the
- * workers answer 404 for the rest. Prints its URL, then one access line
- * per request (combined log format, on stdout; --set http_access_log=F
- * sends them to a file); Ctrl-C (or SIGTERM) stops it in order.
+ * owners serve the files (sendfile, ETag, 304; nothing outside DIR) and
+ * list directories without an index file (http_autoindex, on by default
+ * here as python's lists them), the workers answer 404 for the rest. Prints its URL, then one
+ * access line per request (combined log format, on stdout; --set http_access_log=F sends them to a
+ * file); Ctrl-C (or SIGTERM) stops it in order.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -73,6 +74,7 @@ int swoop_cli_serve(int argc, char **argv)
     if (swoop_server_set(srv, "open_http_protocol", "1") < 0 ||
         swoop_server_set(srv, "enable_static_handler", "1") < 0 ||
         swoop_server_set(srv, "document_root", root) < 0 ||
+        swoop_server_set(srv, "http_autoindex", "1") < 0 ||
         swoop_server_set(srv, "http_access_log", "/dev/stdout") < 0 ||
         swoop_http_on_request(srv, not_found))
         rc = 1;

@@ -1,14 +1,19 @@
 /*
  * Static files, served by the connection owner before any handler
  * (enable_static_handler, document_root): GET and HEAD of a regular file
- * under the root (a directory serves its index.html), with Content-Type from
- * /etc/mime.types (Debian media-types; a short built-in table without it),
- * a strong ETag and Last-Modified, 304 for If-None-Match / If-Modified-Since,
- * and the body by sendfile behind the head. The decoded path is resolved
- * with realpath() and must stay under the root's own realpath: "..",
- * "%2e%2e", encoded slashes and symlinks that lead outside all fail that
- * test. A request that is not for such a file goes on to the handler.
+ * under the root, with Content-Type from /etc/mime.types (Debian
+ * media-types; a short built-in table without it), a strong ETag and
+ * Last-Modified, 304 for If-None-Match / If-Modified-Since, Range (one
+ * range, or several as multipart/byteranges; If-Range), and the body by
+ * sendfile behind the head. The decoded path is normalised by its text (no
+ * ".." reaches the file system) and, unless static_follow_symlinks, its
+ * realpath() must stay under the root's own. A directory serves its first
+ * http_index_files entry, else a listing (http_autoindex); without its
+ * trailing slash it is redirected. static_handler_locations limits all of
+ * this to some path prefixes. A request that is not for such a file goes
+ * on to the handler (inside a location: 404 here).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -156,125 +162,387 @@ static const char *field(const swoop_http_head_t *hd, const char *req, const cha
     return NULL;
 }
 
-/* Resolves the request path to a regular file under root; returns its fd or -1. */
-static int open_under_root(const char *root, const char *path, struct stat *st)
+/*
+ * Removes empty and "." segments and applies ".." in place, by the text
+ * alone: "/a/./b//../c" becomes "/a/c", so no ".." ever reaches the file
+ * system (where, after a symlink, it would climb from the link's target).
+ * *slash: the path ended in '/' (a directory asked for as one). Returns -1
+ * for a path that does not start with '/' or whose ".." climbs above the root.
+ */
+static int path_normalise(char *path, int *slash)
 {
-    char full[PATH_MAX], real[PATH_MAX];
-    size_t rl = strlen(root);
-    if ((size_t)snprintf(full, sizeof(full), "%s/%s", root, path) >= sizeof(full))
+    size_t len = strlen(path), o = 0, i = 0;
+    if (len == 0 || path[0] != '/')
         return -1;
-    for (int tries = 0; tries < 2; tries++) {
-        if (realpath(full, real) == NULL)
-            return -1;
-        /* Under the root, at a component boundary: "/srv/www2" is not under "/srv/www". */
-        if (strncmp(real, root, rl) != 0 || (real[rl] != '/' && real[rl] != '\0'))
-            return -1;
-        if (stat(real, st) < 0)
-            return -1;
-        if (S_ISDIR(st->st_mode)) {
-            if ((size_t)snprintf(full, sizeof(full), "%s/index.html", real) >= sizeof(full))
+    *slash = path[len - 1] == '/';
+    while (i < len) {
+        while (i < len && path[i] == '/')
+            i++;
+        size_t start = i;
+        while (i < len && path[i] != '/')
+            i++;
+        size_t n = i - start;
+        if (n == 0 || (n == 1 && path[start] == '.'))
+            continue;
+        if (n == 2 && path[start] == '.' && path[start + 1] == '.') {
+            if (o == 0)
                 return -1;
+            while (path[o - 1] != '/')
+                o--;
+            o--;
             continue;
         }
-        if (!S_ISREG(st->st_mode))
-            return -1;
-        int fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0 || fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-            if (fd >= 0)
-                close(fd);
-            return -1;
-        }
-        return fd;
+        /* The output never overtakes the input: each kept segment had a '/' before it. */
+        path[o++] = '/';
+        memmove(path + o, path + start, n);
+        o += n;
     }
-    return -1;
+    if (o == 0)
+        path[o++] = '/';
+    path[o] = '\0';
+    return 0;
 }
 
 /*
- * Range (RFC 9110 14): one "bytes=a-b", "a-" or "-n" range of a file of
- * `size` bytes. Returns 1 with [*from, *from + *count) to send (206), -1
- * when it cannot be satisfied (416), 0 to send the whole file: no Range, an
- * If-Range that does not match, a syntax we do not serve (several ranges:
- * RFC 9110 lets a server answer 200), an unknown unit.
+ * static_handler_locations: "/static,/assets" (blanks and a trailing '/'
+ * ignored) names the path prefixes the static handler takes, at a segment
+ * boundary ("/static" takes "/static/a.css", not "/statics").
  */
-static int range_of(const swoop_http_head_t *hd, const char *req, const char *etag,
-                    const char *modified, uint64_t size, uint64_t *from, uint64_t *count)
+static int location_match(const char *list, const char *path)
+{
+    for (const char *p = list; *p;) {
+        while (*p == ',' || *p == ' ')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        size_t n = (size_t)(e - p);
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '/'))
+            n--;
+        if (e > p && (n == 0 || (strncmp(path, p, n) == 0 && (path[n] == '\0' || path[n] == '/'))))
+            return 1;
+        p = e;
+    }
+    return 0;
+}
+
+/*
+ * The normalised request path rel under the root: out gets the path to
+ * open, st its stat. Without static_follow_symlinks that is its realpath,
+ * which must lie under the root's own: a symlink that leads outside fails
+ * here. With it, the path as named (symlinks followed wherever they go;
+ * ".." was taken out before). Returns 0, or -1 when there is no such entry.
+ */
+static int resolve(const swoop_port_t *p, const char *rel, char *out, struct stat *st)
+{
+    const char *root = p->static_root;
+    size_t rl = strlen(root);
+    char full[PATH_MAX];
+    if ((size_t)snprintf(full, sizeof(full), "%s%s", root, strcmp(rel, "/") == 0 ? "" : rel) >=
+        sizeof(full))
+        return -1;
+    if (p->eff.static_follow_symlinks) {
+        if (stat(full, st) < 0)
+            return -1;
+        strcpy(out, full);
+        return 0;
+    }
+    if (realpath(full, out) == NULL)
+        return -1;
+    /* Under the root, at a component boundary: "/srv/www2" is not under "/srv/www". */
+    if (rl > 1 && (strncmp(out, root, rl) != 0 || (out[rl] != '/' && out[rl] != '\0')))
+        return -1;
+    return stat(out, st) < 0 ? -1 : 0;
+}
+
+/* A directory's first index file (http_index_files) that is a regular file: 1 (out set), or 0. */
+static int find_index(const swoop_port_t *p, const char *dir, char *out, char *rel, size_t cap)
+{
+    const char *list = p->eff.http_index_files;
+    size_t dl = strlen(dir);
+    for (const char *q = list; *q;) {
+        while (*q == ',' || *q == ' ')
+            q++;
+        const char *e = q;
+        while (*e && *e != ',')
+            e++;
+        size_t n = (size_t)(e - q);
+        while (n > 0 && q[n - 1] == ' ')
+            n--;
+        struct stat st;
+        if (n > 0 &&
+            (size_t)snprintf(rel, cap, "%s%s%.*s", dir, dir[dl - 1] == '/' ? "" : "/", (int)n, q) <
+                cap &&
+            resolve(p, rel, out, &st) == 0 && S_ISREG(st.st_mode))
+            return 1;
+        q = e;
+    }
+    return 0;
+}
+
+/* ---- Range ---- */
+
+/* More ranges than this in one request get the whole file (RFC 9110 14.2: a denial-of-service). */
+#define RANGES_MAX 16
+
+typedef struct range_s {
+    uint64_t from, count;
+} range_t;
+
+/* Decimal digits at *p (at least one), saturating at UINT64_MAX; 0, or -1 for no digit. */
+static int digits(const char **p, const char *end, uint64_t *out)
+{
+    if (*p >= end || **p < '0' || **p > '9')
+        return -1;
+    uint64_t n = 0;
+    for (; *p < end && **p >= '0' && **p <= '9'; (*p)++) {
+        unsigned d = (unsigned)(**p - '0');
+        n = n > (UINT64_MAX - d) / 10 ? UINT64_MAX : n * 10 + d;
+    }
+    *out = n;
+    return 0;
+}
+
+/*
+ * Range (RFC 9110 14): "bytes=" and a list of "a-b", "a-" or "-n" of a file
+ * of `size` bytes. Returns the number of satisfiable ranges, each in r[]
+ * (206: one as itself, several as multipart/byteranges in the order asked),
+ * -1 when none can be satisfied (416), 0 to send the whole file (200):
+ * no Range, an If-Range that does not match, a unit or syntax we do not
+ * serve, more than RANGES_MAX ranges, or ranges that overlap (RFC 9110
+ * 15.3.7: a client asking for the same bytes again and again is answered
+ * once; the whole file is never more than it).
+ */
+static int ranges_of(const swoop_http_head_t *hd, const char *req, const char *etag,
+                     const char *modified, uint64_t size, range_t *r)
 {
     size_t vl;
     const char *v = field(hd, req, "Range", &vl);
-    if (v == NULL || vl < 7 || strncasecmp(v, "bytes=", 6) != 0 || memchr(v, ',', vl))
+    if (v == NULL || vl < 6 || strncasecmp(v, "bytes=", 6) != 0)
         return 0;
     size_t il;
     const char *ifr = field(hd, req, "If-Range", &il);
     if (ifr && !((il == strlen(etag) && memcmp(ifr, etag, il) == 0) ||
                  (il == strlen(modified) && memcmp(ifr, modified, il) == 0)))
         return 0;
-    char buf[64];
-    if (vl - 6 >= sizeof(buf))
-        return 0;
-    memcpy(buf, v + 6, vl - 6);
-    buf[vl - 6] = '\0';
-    char *dash = strchr(buf, '-'), *end;
-    if (dash == NULL)
-        return 0;
-    *dash = '\0';
-    const char *a = buf, *b = dash + 1;
-    if (*a == '\0') { /* "-n": the last n bytes */
-        if (*b < '0' || *b > '9')
+    const char *p = v + 6, *end = v + vl;
+    int n = 0, specs = 0;
+    for (;;) {
+        /* Empty list elements are allowed (RFC 9110 5.6.1): ", ,0-1". */
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        if (p == end)
+            break;
+        if (++specs > RANGES_MAX)
             return 0;
-        unsigned long long n = strtoull(b, &end, 10);
-        if (*end != '\0')
+        uint64_t a = 0, b = UINT64_MAX;
+        int suffix = *p == '-';
+        if (suffix) {
+            p++;
+            if (digits(&p, end, &b) < 0)
+                return 0;
+        } else {
+            if (digits(&p, end, &a) < 0 || p == end || *p != '-')
+                return 0;
+            p++;
+            if (p < end && *p >= '0' && *p <= '9' && (digits(&p, end, &b) < 0 || b < a))
+                return 0;
+        }
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        if (p < end && *p != ',')
             return 0;
-        if (n == 0 || size == 0)
-            return -1;
-        *count = n < size ? n : size;
-        *from = size - *count;
-        return 1;
+        /* One that cannot be satisfied is dropped; the others are still served (14.1.1). */
+        if (suffix) {
+            if (b == 0 || size == 0)
+                continue;
+            r[n].count = b < size ? b : size;
+            r[n].from = size - r[n].count;
+        } else {
+            if (a >= size)
+                continue;
+            r[n].from = a;
+            r[n].count = (b >= size ? size - 1 : b) - a + 1;
+        }
+        n++;
     }
-    if (*a < '0' || *a > '9')
+    if (specs == 0)
         return 0;
-    unsigned long long first = strtoull(a, &end, 10), last = size ? size - 1 : 0;
-    if (*end != '\0')
-        return 0;
-    if (*b) {
-        if (*b < '0' || *b > '9')
-            return 0;
-        last = strtoull(b, &end, 10);
-        if (*end != '\0' || last < first)
-            return 0;
-        if (last >= size)
-            last = size - 1;
-    }
-    if (first >= size)
+    if (n == 0)
         return -1;
-    *from = first;
-    *count = last - first + 1;
-    return 1;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (r[i].from < r[j].from + r[j].count && r[j].from < r[i].from + r[i].count)
+                return 0;
+    return n;
 }
 
-int swoop__http_static(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req,
-                       int keep_alive)
+/* ---- responses ---- */
+
+static const char *conn_field(const swoop_http_head_t *hd, int keep_alive)
 {
-    const swoop_port_t *p = c->port;
-    if (!p->eff.enable_static_handler || p->static_root[0] == '\0' ||
-        hd->body == SWOOP_HTTP_BODY_CHUNKED ||
-        (hd->body == SWOOP_HTTP_BODY_LENGTH && hd->content_length > 0))
-        return 0;
-    int head_only = hd->method.len == 4 && memcmp(req + hd->method.off, "HEAD", 4) == 0;
-    if (!head_only && !(hd->method.len == 3 && memcmp(req + hd->method.off, "GET", 3) == 0))
-        return 0;
-    char path[PATH_MAX];
-    if (path_decode(req + hd->path.off, hd->path.len, path, sizeof(path)) < 0)
-        return 0;
-    struct stat st;
-    int fd = open_under_root(p->static_root, path, &st);
-    if (fd < 0)
-        return 0;
+    return keep_alive ? (hd->version_minor == 0 ? "Connection: keep-alive\r\n" : "")
+                      : "Connection: close\r\n";
+}
+
+/* Counts a response of `status` and writes its access log line (`bytes`: head and body). */
+static void account(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req, int status,
+                    uint64_t bytes)
+{
+    swoop__http_count(c->reactor->cnt, status, 0);
+    if (c->port->access_fd < 0)
+        return;
+    swoop_http_access_t a = {.method = req + hd->method.off,
+                             .method_len = hd->method.len,
+                             .target = req + hd->target.off,
+                             .target_len = hd->target.len,
+                             .version_minor = hd->version_minor,
+                             .status = status,
+                             .bytes = bytes};
+    a.referer = field(hd, req, "Referer", &a.referer_len);
+    a.user_agent = field(hd, req, "User-Agent", &a.user_agent_len);
+    swoop__http_access(c->port->access_fd, c->sess ? &c->sess->peer : NULL, &a);
+}
+
+/*
+ * Queues bytes of a response; `more`: a file follows at once (the head and
+ * the file's first bytes leave in one segment). A failure ends c: -1.
+ */
+static int out(swoop_conn_t *c, const void *data, size_t len, int more)
+{
+    int rc = more ? swoop__conn_send_more(c, data, len) : swoop__conn_send(c, data, len, 0);
+    if (rc < 0) {
+        swoop__log_limited(SWOOP_LOG_WARNING, rc, "http: conn %llu: static response not queued",
+                           (unsigned long long)c->id);
+        swoop__conn_close(c, 1);
+        return -1;
+    }
+    return 0;
+}
+
+/* A small response of its own (301, 404): the head, then `body` unless HEAD. */
+static int answer(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req, int keep_alive,
+                  int head_only, int status, const char *fields, const char *body)
+{
+    size_t bl = strlen(body), fl = strlen(fields);
+    swoop_buf_t b;
+    swoop__buf_init(&b);
+    if (swoop__buf_reserve(&b, fl + bl + 512) < 0) {
+        swoop__conn_close(c, 1);
+        return -1;
+    }
+    int n = snprintf(swoop__buf_wdata(&b), swoop__buf_wlen(&b),
+                     "HTTP/1.1 %d %s\r\nServer: swoop\r\nDate: %s\r\n%sContent-Length: %zu\r\n%s"
+                     "\r\n%s",
+                     status, swoop__http_reason(status), swoop__http_date(), fields, bl,
+                     conn_field(hd, keep_alive), head_only ? "" : body);
+    swoop__buf_commit(&b, (size_t)n);
+    account(c, hd, req, status, (uint64_t)n);
+    int rc = out(c, swoop__buf_rdata(&b), swoop__buf_rlen(&b), 0);
+    swoop__buf_free(&b);
+    return rc < 0 ? -1 : 1;
+}
+
+/* A directory asked for without its '/': 301 to the slash form, query kept (as nginx). */
+static int redirect(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req, int keep_alive,
+                    int head_only)
+{
+    size_t cap = hd->path.len + hd->query.len + 64;
+    char *f = swoop_try_malloc(cap);
+    if (f == NULL) {
+        swoop__conn_close(c, 1);
+        return -1;
+    }
+    /* The path as the client wrote it (still encoded): the browser resolves the rest. */
+    snprintf(f, cap, "Location: %.*s/%s%.*s\r\n", (int)hd->path.len, req + hd->path.off,
+             hd->has_query ? "?" : "", (int)hd->query.len, req + hd->query.off);
+    int rc = answer(c, hd, req, keep_alive, head_only, 301, f, "");
+    swoop_free(f);
+    return rc;
+}
+
+static void boundary_make(char *out, size_t cap)
+{
+    uint64_t x[2] = {0, 0};
+    if (getrandom(x, sizeof(x), GRND_NONBLOCK) != (ssize_t)sizeof(x)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        x[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)ts.tv_sec;
+        x[1] = (uint64_t)(uintptr_t)out ^ (uint64_t)getpid();
+    }
+    snprintf(out, cap, "swoop%016llx%08x", (unsigned long long)x[0], (unsigned)x[1]);
+}
+
+/*
+ * A multipart/byteranges 206 (RFC 9110 14.6): the length is known before
+ * the first byte, each part's small head goes as a buffer between the
+ * file's pieces, each piece by sendfile from its own dup of fd (takes fd).
+ */
+static int serve_multi(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req,
+                       int keep_alive, int head_only, int fd, const range_t *r, int n,
+                       uint64_t size, const char *type, const char *etag, const char *modified)
+{
+    char bnd[40], parts[RANGES_MAX][256], tail[64], head[1024];
+    boundary_make(bnd, sizeof(bnd));
+    size_t plen[RANGES_MAX];
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        int k =
+            snprintf(parts[i], sizeof(parts[i]),
+                     "%s--%s\r\nContent-Type: %s\r\nContent-Range: bytes %llu-%llu/%llu\r\n\r\n",
+                     i ? "\r\n" : "", bnd, type, (unsigned long long)r[i].from,
+                     (unsigned long long)(r[i].from + r[i].count - 1), (unsigned long long)size);
+        plen[i] = (size_t)k;
+        total += (uint64_t)k + r[i].count;
+    }
+    int tl = snprintf(tail, sizeof(tail), "\r\n--%s--\r\n", bnd);
+    total += (uint64_t)tl;
+    int hl = snprintf(head, sizeof(head),
+                      "HTTP/1.1 206 Partial Content\r\nServer: swoop\r\nDate: %s\r\n"
+                      "Content-Type: multipart/byteranges; boundary=%s\r\nContent-Length: %llu\r\n"
+                      "ETag: %s\r\nLast-Modified: %s\r\n%s\r\n",
+                      swoop__http_date(), bnd, (unsigned long long)total, etag, modified,
+                      conn_field(hd, keep_alive));
+    account(c, hd, req, 206, (uint64_t)hl + (head_only ? 0 : total));
+    if (out(c, head, (size_t)hl, !head_only) < 0 || head_only) {
+        close(fd);
+        return head_only && c->state == CONN_OPEN ? 1 : -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (out(c, parts[i], plen[i], 1) < 0) {
+            close(fd);
+            return -1;
+        }
+        int part = i + 1 < n ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : fd;
+        if (part < 0) {
+            swoop__log_limited(SWOOP_LOG_ERROR, errno, "http: conn %llu: dup of a static file's fd",
+                               (unsigned long long)c->id);
+            close(fd);
+            swoop__conn_close(c, 1);
+            return -1;
+        }
+        if (swoop__conn_sendfile(c, part, (off_t)r[i].from, (size_t)r[i].count) < 0) {
+            if (part != fd)
+                close(fd); /* the part's own fd went with the call */
+            return -1;
+        }
+    }
+    return out(c, tail, (size_t)tl, 0) < 0 ? -1 : 1;
+}
+
+/*
+ * The regular file at fd (stat st) as asked: 304, 416, 206 or 200, its
+ * Content-Type from `name`'s extension. Takes fd.
+ */
+static int serve_file(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req, int keep_alive,
+                      int head_only, int fd, const struct stat *st, const char *name)
+{
     char etag[64], modified[40], head[1024];
-    snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)st.st_size,
-             (unsigned long long)st.st_mtim.tv_sec * 1000000000ull +
-                 (unsigned long long)st.st_mtim.tv_nsec);
+    snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)st->st_size,
+             (unsigned long long)st->st_mtim.tv_sec * 1000000000ull +
+                 (unsigned long long)st->st_mtim.tv_nsec);
     struct tm tm;
-    gmtime_r(&st.st_mtim.tv_sec, &tm);
+    gmtime_r(&st->st_mtim.tv_sec, &tm);
     strftime(modified, sizeof(modified), "%a, %d %b %Y %H:%M:%S GMT", &tm);
     /* RFC 9110 13.2.2: If-None-Match first; If-Modified-Since only without it. */
     int not_modified = 0;
@@ -294,15 +562,22 @@ int swoop__http_static(swoop_conn_t *c, const swoop_http_head_t *hd, const char 
             memcpy(buf, ims, vl);
             buf[vl] = '\0';
             const char *end = strptime(buf, "%a, %d %b %Y %H:%M:%S GMT", &t);
-            not_modified = end && *end == '\0' && timegm(&t) >= st.st_mtim.tv_sec;
+            not_modified = end && *end == '\0' && timegm(&t) >= st->st_mtim.tv_sec;
         }
     }
-    uint64_t from = 0, count = (uint64_t)st.st_size;
-    int range =
-        not_modified ? 0 : range_of(hd, req, etag, modified, (uint64_t)st.st_size, &from, &count);
+    uint64_t size = (uint64_t)st->st_size, from = 0, count = size;
+    const char *type = swoop__http_mime_type(name);
+    range_t r[RANGES_MAX];
+    int range = not_modified ? 0 : ranges_of(hd, req, etag, modified, size, r);
+    if (range > 1)
+        return serve_multi(c, hd, req, keep_alive, head_only, fd, r, range, size, type, etag,
+                           modified);
+    if (range == 1) {
+        from = r[0].from;
+        count = r[0].count;
+    }
     int status = not_modified ? 304 : range > 0 ? 206 : range < 0 ? 416 : 200;
-    const char *conn = keep_alive ? (hd->version_minor == 0 ? "Connection: keep-alive\r\n" : "")
-                                  : "Connection: close\r\n";
+    const char *conn = conn_field(hd, keep_alive);
     int n;
     if (not_modified)
         n = snprintf(head, sizeof(head),
@@ -312,42 +587,287 @@ int swoop__http_static(swoop_conn_t *c, const swoop_http_head_t *hd, const char 
     else if (range < 0)
         n = snprintf(head, sizeof(head),
                      "HTTP/1.1 416 Range Not Satisfiable\r\nServer: swoop\r\nDate: %s\r\n"
-                     "Content-Range: bytes */%lld\r\nContent-Length: 0\r\n%s\r\n",
-                     swoop__http_date(), (long long)st.st_size, conn);
+                     "Content-Range: bytes */%llu\r\nContent-Length: 0\r\n%s\r\n",
+                     swoop__http_date(), (unsigned long long)size, conn);
     else if (range > 0)
         n = snprintf(head, sizeof(head),
                      "HTTP/1.1 206 Partial Content\r\nServer: swoop\r\nDate: %s\r\n"
-                     "Content-Type: %s\r\nContent-Range: bytes %llu-%llu/%lld\r\n"
+                     "Content-Type: %s\r\nContent-Range: bytes %llu-%llu/%llu\r\n"
                      "Content-Length: %llu\r\nETag: %s\r\nLast-Modified: %s\r\n%s\r\n",
-                     swoop__http_date(), swoop__http_mime_type(path), (unsigned long long)from,
-                     (unsigned long long)(from + count - 1), (long long)st.st_size,
+                     swoop__http_date(), type, (unsigned long long)from,
+                     (unsigned long long)(from + count - 1), (unsigned long long)size,
                      (unsigned long long)count, etag, modified, conn);
     else
         n = snprintf(head, sizeof(head),
                      "HTTP/1.1 200 OK\r\nServer: swoop\r\nDate: %s\r\nContent-Type: %s\r\n"
-                     "Content-Length: %lld\r\nAccept-Ranges: bytes\r\nETag: %s\r\n"
+                     "Content-Length: %llu\r\nAccept-Ranges: bytes\r\nETag: %s\r\n"
                      "Last-Modified: %s\r\n%s\r\n",
-                     swoop__http_date(), swoop__http_mime_type(path), (long long)st.st_size, etag,
-                     modified, conn);
-    if (range < 0)
-        count = 0;
-    swoop__http_count(c->reactor->cnt, status, 0);
-    if (p->access_fd >= 0) {
-        int body = !not_modified && !head_only && range >= 0;
-        swoop_http_access_t a = {.method = req + hd->method.off,
-                                 .method_len = hd->method.len,
-                                 .target = req + hd->target.off,
-                                 .target_len = hd->target.len,
-                                 .version_minor = hd->version_minor,
-                                 .status = status,
-                                 .bytes = (uint64_t)n + (body ? count : 0)};
-        a.referer = field(hd, req, "Referer", &a.referer_len);
-        a.user_agent = field(hd, req, "User-Agent", &a.user_agent_len);
-        swoop__http_access(p->access_fd, c->sess ? &c->sess->peer : NULL, &a);
+                     swoop__http_date(), type, (unsigned long long)size, etag, modified, conn);
+    int body = !not_modified && !head_only && range >= 0 && count > 0;
+    account(c, hd, req, status, (uint64_t)n + (body ? count : 0));
+    if (out(c, head, (size_t)n, body) < 0) {
+        close(fd);
+        return -1;
     }
-    int rc = swoop__conn_send(c, head, (size_t)n, 0);
-    if (rc == 0 && !not_modified && !head_only && count > 0)
+    if (body)
         return swoop__conn_sendfile(c, fd, (off_t)from, (size_t)count) < 0 ? -1 : 1; /* takes fd */
     close(fd);
+    return 1;
+}
+
+/* Opens the regular file at `real` (resolve()'s path) and serves it: 1, -1, or 0 (gone). */
+static int serve_path(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req, int keep_alive,
+                      int head_only, const char *real, const char *name)
+{
+    /* resolve() gave the realpath unless symlinks are followed: nothing there may be a link. */
+    int follow = c->port->eff.static_follow_symlinks;
+    int fd = open(real, O_RDONLY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    return serve_file(c, hd, req, keep_alive, head_only, fd, &st, name);
+}
+
+/* ---- directory listings (http_autoindex) ---- */
+
+/* Entries one listing shows at most: its memory stays bounded in a huge directory. */
+#define AUTOINDEX_MAX 4096
+
+typedef struct entry_s {
+    char *name;
+    uint64_t size;
+    time_t mtime;
+    int dir;
+} entry_t;
+
+/* Directories first, then by name (bytes), as nginx lists them. */
+static int entry_cmp(const void *a, const void *b)
+{
+    const entry_t *x = a, *y = b;
+    if (x->dir != y->dir)
+        return y->dir - x->dir;
+    return strcmp(x->name, y->name);
+}
+
+typedef struct html_s {
+    swoop_buf_t b;
+    int err;
+} html_t;
+
+static void put(html_t *h, const char *s, size_t n)
+{
+    if (!h->err && swoop__buf_append(&h->b, s, n) < 0)
+        h->err = 1;
+}
+
+/* A string literal, its length counted by the compiler. */
+#define PUT_LIT(h, lit) put((h), (lit), sizeof(lit) - 1)
+
+static void put_html(html_t *h, const char *s)
+{
+    for (; *s; s++) {
+        const char *e = *s == '<'    ? "&lt;"
+                        : *s == '>'  ? "&gt;"
+                        : *s == '&'  ? "&amp;"
+                        : *s == '"'  ? "&quot;"
+                        : *s == '\'' ? "&#39;"
+                                     : NULL;
+        put(h, e ? e : s, e ? strlen(e) : 1);
+    }
+}
+
+/* A name as one path segment of a link: all but the unreserved characters as %XX. */
+static void put_url(html_t *h, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+            put(h, s, 1);
+        } else {
+            char e[4];
+            snprintf(e, sizeof(e), "%%%02X", ch);
+            put(h, e, 3);
+        }
+    }
+}
+
+/*
+ * Reads the directory `real`: what it holds but hidden names (a leading
+ * '.', as nginx) and, without static_follow_symlinks, links that lead out
+ * of the root. At most AUTOINDEX_MAX entries (*cut set past that).
+ */
+static size_t read_entries(const swoop_port_t *p, const char *real, entry_t **out, int *cut)
+{
+    DIR *d = opendir(real);
+    *out = NULL;
+    *cut = 0;
+    if (d == NULL)
+        return 0;
+    size_t n = 0, cap = 0;
+    entry_t *v = NULL;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (n == AUTOINDEX_MAX) {
+            *cut = 1;
+            break;
+        }
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (S_ISLNK(st.st_mode)) {
+            char full[PATH_MAX], target[PATH_MAX];
+            if ((size_t)snprintf(full, sizeof(full), "%s/%s", real, e->d_name) >= sizeof(full))
+                continue;
+            char rel[PATH_MAX];
+            size_t rl = strlen(p->static_root);
+            /* The link's own path under the root, resolved as a request for it would be. */
+            snprintf(rel, sizeof(rel), "%s", rl > 1 ? full + rl : full);
+            if (resolve(p, rel, target, &st) < 0)
+                continue;
+        }
+        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            v = swoop_realloc(v, cap * sizeof(*v));
+        }
+        v[n].name = swoop_strdup(e->d_name);
+        v[n].size = (uint64_t)st.st_size;
+        v[n].mtime = st.st_mtim.tv_sec;
+        v[n].dir = S_ISDIR(st.st_mode);
+        n++;
+    }
+    closedir(d);
+    qsort(v, n, sizeof(*v), entry_cmp);
+    *out = v;
+    return n;
+}
+
+/* The HTML listing of directory `real`, asked for as `path` (decoded, ends in '/'). */
+static int listing(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req, int keep_alive,
+                   int head_only, const char *real, const char *path)
+{
+    entry_t *v;
+    int cut;
+    size_t n = read_entries(c->port, real, &v, &cut);
+    html_t h = {.err = 0};
+    swoop__buf_init(&h.b);
+    PUT_LIT(&h, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ");
+    put_html(&h, path);
+    PUT_LIT(&h, "</title></head>\n<body><h1>Index of ");
+    put_html(&h, path);
+    PUT_LIT(&h, "</h1><hr>\n<table>\n");
+    if (strcmp(path, "/") != 0)
+        PUT_LIT(&h, "<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
+    for (size_t i = 0; i < n; i++) {
+        char meta[96];
+        struct tm tm;
+        gmtime_r(&v[i].mtime, &tm);
+        char when[32];
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+        PUT_LIT(&h, "<tr><td><a href=\"");
+        put_url(&h, v[i].name);
+        if (v[i].dir)
+            PUT_LIT(&h, "/\">");
+        else
+            PUT_LIT(&h, "\">");
+        put_html(&h, v[i].name);
+        int k = snprintf(meta, sizeof(meta), "%s</a></td><td>%s</td><td align=\"right\">",
+                         v[i].dir ? "/" : "", when);
+        put(&h, meta, (size_t)k);
+        k = v[i].dir ? snprintf(meta, sizeof(meta), "-")
+                     : snprintf(meta, sizeof(meta), "%llu", (unsigned long long)v[i].size);
+        put(&h, meta, (size_t)k);
+        PUT_LIT(&h, "</td></tr>\n");
+        swoop_free(v[i].name);
+    }
+    swoop_free(v);
+    if (cut)
+        PUT_LIT(&h, "</table><p>(listing cut: too many entries)</p>\n");
+    else
+        PUT_LIT(&h, "</table>\n");
+    PUT_LIT(&h, "<hr></body></html>\n");
+    if (h.err) {
+        swoop__buf_free(&h.b);
+        swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
+                           "http: conn %llu: no memory for a listing", (unsigned long long)c->id);
+        swoop__conn_close(c, 1);
+        return -1;
+    }
+    char head[512];
+    int hl = snprintf(head, sizeof(head),
+                      "HTTP/1.1 200 OK\r\nServer: swoop\r\nDate: %s\r\n"
+                      "Content-Type: text/html; charset=utf-8\r\nContent-Length: %zu\r\n"
+                      "Cache-Control: no-cache\r\n%s\r\n",
+                      swoop__http_date(), swoop__buf_rlen(&h.b), conn_field(hd, keep_alive));
+    account(c, hd, req, 200, (uint64_t)hl + (head_only ? 0 : swoop__buf_rlen(&h.b)));
+    int rc = out(c, head, (size_t)hl, 0);
+    if (rc == 0 && !head_only)
+        rc = out(c, swoop__buf_rdata(&h.b), swoop__buf_rlen(&h.b), 0);
+    swoop__buf_free(&h.b);
     return rc < 0 ? -1 : 1;
+}
+
+/* ---- the request ---- */
+
+/* Nothing to serve: the handler's, or inside static_handler_locations a 404 here. */
+static int missing(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req, int keep_alive,
+                   int head_only, int in_location)
+{
+    if (!in_location)
+        return 0;
+    return answer(c, hd, req, keep_alive, head_only, 404, "Content-Type: text/plain\r\n",
+                  "404 Not Found\n");
+}
+
+int swoop__http_static(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req,
+                       int keep_alive)
+{
+    const swoop_port_t *p = c->port;
+    if (!p->eff.enable_static_handler || p->static_root[0] == '\0' ||
+        hd->body == SWOOP_HTTP_BODY_CHUNKED ||
+        (hd->body == SWOOP_HTTP_BODY_LENGTH && hd->content_length > 0))
+        return 0;
+    int head_only = hd->method.len == 4 && memcmp(req + hd->method.off, "HEAD", 4) == 0;
+    if (!head_only && !(hd->method.len == 3 && memcmp(req + hd->method.off, "GET", 3) == 0))
+        return 0;
+    char path[PATH_MAX];
+    int slash = 1;
+    if (hd->path.len == 0)
+        strcpy(path, "/");
+    else if (path_decode(req + hd->path.off, hd->path.len, path, sizeof(path)) < 0)
+        return 0;
+    if (path_normalise(path, &slash) < 0)
+        return 0;
+    int in_location = 0;
+    if (p->eff.static_handler_locations[0]) {
+        if (!location_match(p->eff.static_handler_locations, path))
+            return 0;
+        in_location = 1;
+    }
+    char real[PATH_MAX];
+    struct stat st;
+    if (resolve(p, path, real, &st) < 0)
+        return missing(c, hd, req, keep_alive, head_only, in_location);
+    if (S_ISREG(st.st_mode))
+        return serve_path(c, hd, req, keep_alive, head_only, real, path);
+    if (!S_ISDIR(st.st_mode))
+        return missing(c, hd, req, keep_alive, head_only, in_location);
+    /* A directory: its index file, else its listing, each only under its '/' form. */
+    char index[PATH_MAX], rel[PATH_MAX];
+    int has_index = find_index(p, path, index, rel, sizeof(rel));
+    if (!has_index && !p->eff.http_autoindex)
+        return missing(c, hd, req, keep_alive, head_only, in_location);
+    if (!slash)
+        return redirect(c, hd, req, keep_alive, head_only);
+    if (has_index)
+        return serve_path(c, hd, req, keep_alive, head_only, index, rel);
+    if (strcmp(path, "/") != 0)
+        strcat(path, "/"); /* PATH_MAX holds it: resolve() took root + path */
+    return listing(c, hd, req, keep_alive, head_only, real, path);
 }

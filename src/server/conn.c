@@ -258,7 +258,8 @@ static int conn_sendable(swoop_conn_t *c)
     return c->state == CONN_OPEN || (c->state == CONN_PEER_EOF && !c->notified);
 }
 
-int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len, int reserved)
+/* swoop__conn_send; `more`: MSG_MORE, the next bytes follow at once (a file behind its head). */
+static int conn_send_flags(swoop_conn_t *c, const void *data, size_t len, int reserved, int more)
 {
     if (!conn_sendable(c)) {
         if (reserved)
@@ -273,7 +274,7 @@ int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len, int reserved
     size_t off = 0;
     if (swoop__buf_rlen(&c->out) == 0 && !conn_has_files(c)) {
         for (;;) {
-            ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT | (more ? MSG_MORE : 0));
             if (n >= 0) {
                 off = (size_t)n;
                 count_out(c, off);
@@ -306,6 +307,16 @@ int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len, int reserved
             update_io(c);
     }
     return 0;
+}
+
+int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len, int reserved)
+{
+    return conn_send_flags(c, data, len, reserved, 0);
+}
+
+int swoop__conn_send_more(swoop_conn_t *c, const void *data, size_t len)
+{
+    return conn_send_flags(c, data, len, 0, 1);
 }
 
 /* Writes file `f` with sendfile(2): 0 done (dropped from the queue), 1 EAGAIN, -1 failed. */
@@ -1113,6 +1124,18 @@ int swoop__conn_sendfile(swoop_conn_t *c, int fd, off_t offset, size_t len)
     f->off = offset;
     f->left = len;
     swoop_queue_insert_tail(&c->files, &f->link);
+    /*
+     * Nothing ahead of it: written now, behind the head its caller just
+     * sent (MSG_MORE), rather than a loop iteration and two epoll_ctl later.
+     * What the socket does not take waits for the writability callback.
+     */
+    if (pre == 0 && swoop_queue_head(&c->files) == &f->link) {
+        int rc = flush_file(c, f);
+        if (rc < 0)
+            return SWOOP_ECLOSED;
+        if (rc == 0)
+            return 0;
+    }
     /* Written from the writability callback, like any queued output. */
     if (!c->writing)
         update_io(c);

@@ -506,6 +506,8 @@ swoop_conn_t *swoop__conn_open(swoop_reactor_t *r, int fd, swoop_conn_id_t id, s
  * SWOOP_EBUFFERFULL, SWOOP_ECLOSED or SWOOP_ENOMEM (the connection closes).
  */
 int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len, int reserved);
+/* swoop__conn_send (charged here) with MSG_MORE: a file (swoop__conn_sendfile) follows at once. */
+int swoop__conn_send_more(swoop_conn_t *c, const void *data, size_t len);
 /*
  * Charges `len` bytes to the output budget of session `s` (which must hold
  * `id`): SWOOP_EBUFFERFULL past socket_buffer_size (logged), SWOOP_ECLOSED

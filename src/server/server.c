@@ -67,6 +67,10 @@ static void port_settings_inherit(swoop_port_settings_t *p)
     p->http_max_requests_per_conn = -1;
     p->enable_static_handler = -1;
     p->document_root[0] = '\0';
+    p->http_index_files[0] = '\0';
+    p->http_autoindex = -1;
+    p->static_handler_locations[0] = '\0';
+    p->static_follow_symlinks = -1;
     p->http_access_log[0] = '\0';
     p->http_body_memory_max = -1;
     p->upload_tmp_dir[0] = '\0';
@@ -138,6 +142,9 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     p->http_body_timeout = 60;
     p->http_max_requests_per_conn = 0;
     p->enable_static_handler = 0;
+    strcpy(p->http_index_files, "index.html");
+    p->http_autoindex = 0;
+    p->static_follow_symlinks = 0;
     p->http_body_memory_max = 1024 * 1024;
     strcpy(p->upload_tmp_dir, "/tmp");
     p->upload_max_filesize = 2 * 1024 * 1024; /* PHP's default */
@@ -380,6 +387,15 @@ static int resolve_ports(swoop_server_t *srv)
             e.enable_static_handler = d->enable_static_handler;
         if (e.document_root[0] == '\0')
             memcpy(e.document_root, d->document_root, sizeof(e.document_root));
+        if (e.http_index_files[0] == '\0')
+            memcpy(e.http_index_files, d->http_index_files, sizeof(e.http_index_files));
+        if (e.http_autoindex < 0)
+            e.http_autoindex = d->http_autoindex;
+        if (e.static_handler_locations[0] == '\0')
+            memcpy(e.static_handler_locations, d->static_handler_locations,
+                   sizeof(e.static_handler_locations));
+        if (e.static_follow_symlinks < 0)
+            e.static_follow_symlinks = d->static_follow_symlinks;
         if (e.http_access_log[0] == '\0')
             memcpy(e.http_access_log, d->http_access_log, sizeof(e.http_access_log));
         if (e.http_body_memory_max < 0)

@@ -669,11 +669,11 @@ static void static_files(swoop_mode_t mode)
              h.port);
     ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
     ASSERT_STR_EQ(out, "200");
-    /* Ranges: one range is a 206, several are served whole, past the end is a 416. */
+    /* Ranges: one range is a 206, overlapping ones are served whole, past the end is a 416. */
     static const struct {
         const char *range, *want;
     } ranges[] = {{"1-3", "206 lph"},       {"-2", "206 a\n"},     {"4-", "206 a\n"},
-                  {"2-100", "206 pha\n"},   {"10-20", "416 "},     {"0-1,3-4", "200 alpha\n"},
+                  {"2-100", "206 pha\n"},   {"10-20", "416 "},     {"0-2,1-3", "200 alpha\n"},
                   {"x=1-2", "200 alpha\n"}, {"3-1", "200 alpha\n"}};
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
         snprintf(cmd, sizeof(cmd),

@@ -267,7 +267,10 @@ TEST(cli_demo_caps_per_connection)
     close(out[0]);
 }
 
-/* `swoop serve DIR`: prints its URL, serves DIR's files, 404 for the rest, stops on SIGTERM. */
+/*
+ * `swoop serve DIR`: prints its URL, serves DIR's files, lists its
+ * directories (http_autoindex on), 404 for the rest, stops on SIGTERM.
+ */
 TEST(cli_serve_directory)
 {
     char dir[512], path[600], line[4096];
@@ -306,6 +309,13 @@ TEST(cli_serve_directory)
     got[n] = '\0';
     ASSERT_EQ(pclose(c), 0);
     ASSERT_STR_EQ(got, "served by swoop\n404");
+    snprintf(cmd, sizeof(cmd), "curl -sS http://127.0.0.1:%d/", port);
+    c = popen(cmd, "r");
+    ASSERT_NOT_NULL(c);
+    n = fread(got, 1, sizeof(got) - 1, c);
+    got[n] = '\0';
+    ASSERT_EQ(pclose(c), 0);
+    ASSERT_NOT_NULL(strstr(got, "<a href=\"hello.txt\">hello.txt</a>"));
     ASSERT(read_until(out[0], "\"GET /hello.txt HTTP/1.1\" 200 ", line, sizeof(line), 5000));
     ASSERT(read_until(out[0], "\"GET /missing HTTP/1.1\" 404 ", line, sizeof(line), 5000));
     ASSERT_EQ(kill(pid, SIGTERM), 0);
