@@ -92,6 +92,19 @@ typedef struct swoop_port_settings_s {
     int64_t http_body_memory_max;
     /** HTTP: where large request bodies go ("" inherit) [/tmp: a disk, not RAM]. */
     char upload_tmp_dir[SWOOP_SERVER_PATH_MAX];
+    /** HTTP: compress responses the client accepts in gzip or deflate (0/1; -1 inherit) [1]. */
+    int http_compression;
+    /** HTTP: zlib level 1 (fastest) .. 9 (smallest) (-1 inherit) [1]. */
+    int http_compression_level;
+    /** HTTP: bodies of fewer bytes are sent as they are (-1 inherit) [20]. */
+    int64_t http_compression_min_length;
+    /**
+     * HTTP: the Content-Types compressed, comma-separated; a subtype "*" matches a
+     * whole type, a lone "*" every one ("" inherit) [text/html, text/plain, text/css,
+     * text/javascript, text/xml, application/javascript, application/json,
+     * application/xml, image/svg+xml].
+     */
+    char http_compression_types[SWOOP_SERVER_PATH_MAX];
 } swoop_port_settings_t;
 
 /**

@@ -269,8 +269,11 @@ int swoop__http_static(swoop_conn_t *c, const swoop_http_head_t *hd, const char 
     int fd = open_under_root(p->static_root, path, &st);
     if (fd < 0)
         return 0;
+    /* Compression (compress.c): FILE.gz in its place, or the file compressed on the fly. */
+    swoop_http_static_z_t z;
+    swoop__http_static_coding(&p->eff, hd, req, swoop__http_mime_type(path), &fd, &st, &z);
     char etag[64], modified[40], head[1024];
-    snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)st.st_size,
+    snprintf(etag, sizeof(etag), "%s\"%llx-%llx\"", z.etag_prefix, (unsigned long long)st.st_size,
              (unsigned long long)st.st_mtim.tv_sec * 1000000000ull +
                  (unsigned long long)st.st_mtim.tv_nsec);
     struct tm tm;
@@ -298,8 +301,17 @@ int swoop__http_static(swoop_conn_t *c, const swoop_http_head_t *hd, const char 
         }
     }
     uint64_t from = 0, count = (uint64_t)st.st_size;
-    int range =
-        not_modified ? 0 : range_of(hd, req, etag, modified, (uint64_t)st.st_size, &from, &count);
+    int range = not_modified || z.coding
+                    ? 0
+                    : range_of(hd, req, etag, modified, (uint64_t)st.st_size, &from, &count);
+    if (!not_modified && z.on_the_fly) {
+        if (swoop__http_static_deflate(&z, fd, (size_t)st.st_size) < 0) {
+            close(fd);
+            swoop__buf_free(&z.body);
+            return 0; /* not answered here: the handler gets the request */
+        }
+        count = swoop__buf_rlen(&z.body);
+    }
     int status = not_modified ? 304 : range > 0 ? 206 : range < 0 ? 416 : 200;
     const char *conn = keep_alive ? (hd->version_minor == 0 ? "Connection: keep-alive\r\n" : "")
                                   : "Connection: close\r\n";
@@ -307,8 +319,9 @@ int swoop__http_static(swoop_conn_t *c, const swoop_http_head_t *hd, const char 
     if (not_modified)
         n = snprintf(head, sizeof(head),
                      "HTTP/1.1 304 Not Modified\r\nServer: swoop\r\nDate: %s\r\nETag: %s\r\n"
-                     "Last-Modified: %s\r\n%s\r\n",
-                     swoop__http_date(), etag, modified, conn);
+                     "Last-Modified: %s\r\n%s%s\r\n",
+                     swoop__http_date(), etag, modified, z.vary ? "Vary: Accept-Encoding\r\n" : "",
+                     conn);
     else if (range < 0)
         n = snprintf(head, sizeof(head),
                      "HTTP/1.1 416 Range Not Satisfiable\r\nServer: swoop\r\nDate: %s\r\n"
@@ -325,10 +338,10 @@ int swoop__http_static(swoop_conn_t *c, const swoop_http_head_t *hd, const char 
     else
         n = snprintf(head, sizeof(head),
                      "HTTP/1.1 200 OK\r\nServer: swoop\r\nDate: %s\r\nContent-Type: %s\r\n"
-                     "Content-Length: %lld\r\nAccept-Ranges: bytes\r\nETag: %s\r\n"
+                     "%sContent-Length: %llu\r\nAccept-Ranges: bytes\r\nETag: %s\r\n"
                      "Last-Modified: %s\r\n%s\r\n",
-                     swoop__http_date(), swoop__http_mime_type(path), (long long)st.st_size, etag,
-                     modified, conn);
+                     swoop__http_date(), swoop__http_mime_type(path), swoop__http_static_fields(&z),
+                     (unsigned long long)count, etag, modified, conn);
     if (range < 0)
         count = 0;
     swoop__http_count(c->reactor->cnt, status, 0);
@@ -346,6 +359,13 @@ int swoop__http_static(swoop_conn_t *c, const swoop_http_head_t *hd, const char 
         swoop__http_access(p->access_fd, c->sess ? &c->sess->peer : NULL, &a);
     }
     int rc = swoop__conn_send(c, head, (size_t)n, 0);
+    if (z.on_the_fly) {
+        if (rc == 0 && !not_modified && !head_only)
+            rc = swoop__conn_send(c, swoop__buf_rdata(&z.body), count, 0);
+        swoop__buf_free(&z.body);
+        close(fd);
+        return rc < 0 ? -1 : 1;
+    }
     if (rc == 0 && !not_modified && !head_only && count > 0)
         return swoop__conn_sendfile(c, fd, (off_t)from, (size_t)count) < 0 ? -1 : 1; /* takes fd */
     close(fd);
