@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -131,33 +132,69 @@ int swoop__http_zstream_push(swoop_http_zstream_t *z, const void *in, size_t len
 }
 
 /*
- * One worker's streams for whole bodies, one per coding, reset between
- * responses: deflateInit2 allocates about 256 KiB, deflateReset nothing. A
- * worker is one thread; the owner's static files (a reactor thread) make
- * their own stream instead.
+ * Each thread's streams for whole bodies, one per coding, reset between
+ * responses: deflateInit2 allocates about 256 KiB that the allocator zeroes
+ * and hands back to the kernel (madvise) when it is freed, which costs a
+ * reactor thread more than compressing a small file does; deflateReset
+ * costs a 64 KiB memset. A thread's streams are freed when it exits (the
+ * key's destructor); a process's main thread keeps them until exit.
  */
-static swoop_http_zstream_t *cached[3];
+typedef struct z_cache_s {
+    swoop_http_zstream_t *s[3];
+} z_cache_t;
 
-int swoop__http_deflate_once(int coding, int level, int reuse, const void *in, size_t len,
-                             swoop_buf_t *out)
+static pthread_key_t cache_key;
+static int cache_ok;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_free(void *p)
 {
-    swoop_http_zstream_t *z = NULL;
+    z_cache_t *c = p;
+    for (int i = 0; i < 3; i++)
+        swoop__http_zstream_free(c->s[i]);
+    swoop_free(c);
+}
+
+static void cache_init(void)
+{
+    cache_ok = pthread_key_create(&cache_key, cache_free) == 0;
+}
+
+static z_cache_t *cache_get(void)
+{
+    pthread_once(&cache_once, cache_init);
+    if (!cache_ok)
+        return NULL;
+    z_cache_t *c = pthread_getspecific(cache_key);
+    if (c == NULL && (c = swoop_try_malloc(sizeof(*c))) != NULL) {
+        memset(c, 0, sizeof(*c));
+        if (pthread_setspecific(cache_key, c) != 0) {
+            swoop_free(c);
+            c = NULL;
+        }
+    }
+    return c;
+}
+
+int swoop__http_deflate_once(int coding, int level, const void *in, size_t len, swoop_buf_t *out)
+{
+    z_cache_t *c = cache_get();
+    swoop_http_zstream_t *z = c ? c->s[coding] : NULL;
     int rc;
-    if (reuse && cached[coding] && cached[coding]->level == level) {
-        z = cached[coding];
+    if (z && z->level == level) {
         deflateReset(&z->zs);
     } else {
-        if (reuse && cached[coding]) {
-            swoop__http_zstream_free(cached[coding]);
-            cached[coding] = NULL;
+        if (z) {
+            swoop__http_zstream_free(z);
+            c->s[coding] = NULL;
         }
         if ((rc = swoop__http_zstream_new(&z, coding, level)) < 0)
             return rc;
-        if (reuse)
-            cached[coding] = z;
+        if (c)
+            c->s[coding] = z;
     }
     rc = swoop__http_zstream_push(z, in, len, 1, out);
-    if (!reuse)
+    if (c == NULL)
         swoop__http_zstream_free(z);
     return rc;
 }
@@ -417,7 +454,7 @@ int swoop__http_static_deflate(swoop_http_static_z_t *z, int fd, size_t size)
         }
         got += (size_t)n;
     }
-    int rc = swoop__http_deflate_once(z->coding, z->level, 0, raw, size, &z->body);
+    int rc = swoop__http_deflate_once(z->coding, z->level, raw, size, &z->body);
     swoop_free(raw);
     return rc;
 }

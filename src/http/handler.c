@@ -638,8 +638,8 @@ int swoop_http_end(swoop_http_response_t *res, const void *data, size_t len)
          */
         swoop_port_t *p = swoop__conn_port(res->srv, res->conn);
         swoop__buf_clear(&z_buf);
-        rc = swoop__http_deflate_once(res->coding, p->eff.http_compression_level, 1, data, len,
-                                      &z_buf);
+        rc =
+            swoop__http_deflate_once(res->coding, p->eff.http_compression_level, data, len, &z_buf);
         data = swoop__buf_rdata(&z_buf);
         len = swoop__buf_rlen(&z_buf);
     }

@@ -152,12 +152,8 @@ int swoop__http_zstream_new(swoop_http_zstream_t **out, int coding, int level);
 int swoop__http_zstream_push(swoop_http_zstream_t *z, const void *in, size_t len, int finish,
                              swoop_buf_t *out);
 void swoop__http_zstream_free(swoop_http_zstream_t *z);
-/*
- * A whole body compressed onto out. `reuse`: keep the stream for the next
- * call (one thread per process only: a worker), else make and free one.
- */
-int swoop__http_deflate_once(int coding, int level, int reuse, const void *in, size_t len,
-                             swoop_buf_t *out);
+/* A whole body compressed onto out (with the calling thread's cached stream). */
+int swoop__http_deflate_once(int coding, int level, const void *in, size_t len, swoop_buf_t *out);
 /* 1 when Content-Type ct[0, ct_len) is in the comma-separated `types` (subtype "*" allowed). */
 int swoop__http_type_listed(const char *types, const char *ct, size_t ct_len);
 /*
