@@ -147,13 +147,18 @@ SWOOP_EXTERN int swoop_http_redirect(swoop_http_response_t *res, int status, con
 /**
  * Streams part of the body: the first call sends the head (chunked
  * encoding to HTTP/1.1 clients; to HTTP/1.0 clients the body ends with the
- * connection). Returns 0, or a swoop_server_send error (SWOOP_ECLOSED ...).
+ * connection). A compressed response (http_compression, docs/api/http.md)
+ * deflates each piece and flushes it, so nothing is held back. Returns 0,
+ * or a swoop_server_send error (SWOOP_ECLOSED ...).
  */
 SWOOP_EXTERN int swoop_http_write(swoop_http_response_t *res, const void *data, size_t len);
 /**
  * Ends the response with `data` as (the rest of) its body; a response not
  * streamed gets a Content-Length. HEAD requests and 204/304 responses carry
- * no body. Returns 0, SWOOP_ESTATE when it already ended, or a send error.
+ * no body. A body of a type listed in http_compression_types is compressed
+ * when the client accepts gzip or deflate (unless the handler set its own
+ * Content-Encoding). Returns 0, SWOOP_ESTATE when it already ended, or a
+ * send error.
  */
 SWOOP_EXTERN int swoop_http_end(swoop_http_response_t *res, const void *data, size_t len);
 

@@ -107,6 +107,19 @@ typedef struct swoop_port_settings_s {
      * above; 0 no limit but package_max_length (-1 inherit) [2M].
      */
     int64_t upload_max_filesize;
+    /** HTTP: compress responses the client accepts in gzip or deflate (0/1; -1 inherit) [1]. */
+    int http_compression;
+    /** HTTP: zlib level 1 (fastest) .. 9 (smallest) (-1 inherit) [1]. */
+    int http_compression_level;
+    /** HTTP: bodies of fewer bytes are sent as they are (-1 inherit) [20]. */
+    int64_t http_compression_min_length;
+    /**
+     * HTTP: the Content-Types compressed, comma-separated; a subtype "*" matches a
+     * whole type, a lone "*" every one ("" inherit) [text/html, text/plain, text/css,
+     * text/javascript, text/xml, application/javascript, application/json,
+     * application/xml, image/svg+xml].
+     */
+    char http_compression_types[SWOOP_SERVER_PATH_MAX];
 } swoop_port_settings_t;
 
 /**

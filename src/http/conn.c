@@ -191,6 +191,10 @@ static void deliver(swoop_conn_t *c, http_conn_t *h, const char *data, size_t le
                      ((uint32_t)h->head.version_minor << 8) | ((m.seq & 0xffu) << 16);
         if (m.flags & HTTP_MSG_HEAD)
             f |= HTTP_SESS_HEAD;
+        /* What Accept-Encoding allows, for a detached answer (it has no request to read). */
+        f |= HTTP_SESS_CODING_BITS(swoop__http_accept_of_head(
+            &h->head, data + sizeof(m) + (size_t)m.num_headers * sizeof(swoop_http_header_t),
+            SWOOP_HTTP_CODING_GZIP | SWOOP_HTTP_CODING_DEFLATE));
         atomic_store_explicit(&c->sess->proto_taker, 0, memory_order_relaxed);
         atomic_store_explicit(&c->sess->proto_flags, f, memory_order_release);
     }

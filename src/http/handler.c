@@ -39,6 +39,9 @@ static void out_done(void)
     swoop__buf_shrink(&out_buf, 0, 65536);
 }
 
+/* Compressed body bytes (compress.c) on their way into out_buf; reused the same way. */
+static swoop_buf_t z_buf;
+
 struct swoop_http_request_s {
     swoop_server_t *srv;
     swoop_conn_id_t conn;
@@ -78,7 +81,10 @@ struct swoop_http_response_s {
     int access_fd;                   /* the port's access log, -1 */
     swoop_addr_t peer;               /* for it: taken at the start (a close frees the session) */
     swoop_buf_t fields;
-    swoop_buf_t trailers; /* swoop_http_trailer_set: sent after the last chunk */
+    swoop_buf_t trailers;    /* swoop_http_trailer_set: sent after the last chunk */
+    int accept;              /* swoop_http_respond: the coding the request accepts (no req) */
+    int coding;              /* the body's Content-Encoding (SWOOP_HTTP_CODING_*), 0 identity */
+    swoop_http_zstream_t *z; /* a streamed compressed body's deflate stream */
 };
 
 int swoop_http_on_request(swoop_server_t *srv, swoop_http_handler_t handler)
@@ -309,7 +315,7 @@ static int field_check(const char *what, const char *name, const char *value)
 }
 
 /* Removes the field `name` (any case) from the serialized fields, if there. */
-static void field_remove(swoop_buf_t *b, const char *name, size_t nl)
+void swoop__http_field_remove(swoop_buf_t *b, const char *name, size_t nl)
 {
     char *p = (char *)swoop__buf_rdata(b);
     size_t len = swoop__buf_rlen(b);
@@ -350,7 +356,7 @@ int swoop_http_header_set(swoop_http_response_t *res, const char *name, const ch
     if (strcasecmp(name, "Server") == 0)
         res->server_set = 1; /* replaces the default ("" leaves the field out) */
     size_t nl = strlen(name), vl = strlen(value);
-    field_remove(&res->fields, name, nl); /* a second set replaces the first */
+    swoop__http_field_remove(&res->fields, name, nl); /* a second set replaces the first */
     if (vl == 0 && res->server_set && strcasecmp(name, "Server") == 0)
         return 0;
     return swoop__http_field_add(res, name, value);
@@ -513,14 +519,50 @@ static uint32_t end_flags(const swoop_http_response_t *res)
     return SWOOP_REPLY_END | (res->close ? SWOOP_REPLY_CLOSE : 0);
 }
 
+/* The coding the request accepts, from its Accept-Encoding fields (proto/http_codings.c). */
+static int accept_of(const swoop_http_request_t *req)
+{
+    swoop_http_codings_t acc;
+    swoop__http_codings_init(&acc);
+    for (int i = 0; i < req->num_headers; i++) {
+        if (strcasecmp(req->names[i], "Accept-Encoding") == 0)
+            swoop__http_codings_parse(&acc, req->values[i], strlen(req->values[i]));
+    }
+    return swoop__http_codings_pick(&acc, SWOOP_HTTP_CODING_GZIP | SWOOP_HTTP_CODING_DEFLATE);
+}
+
+/*
+ * Compression (compress.c), decided once before the head is built: sets
+ * res->coding and edits the fields. len: the body's, -1 when streamed.
+ */
+static int coding_decide(swoop_http_response_t *res, int64_t len)
+{
+    swoop_port_t *p = swoop__conn_port(res->srv, res->conn);
+    if (p == NULL || !p->eff.http_compression)
+        return 0;
+    int accept = res->req ? accept_of(res->req) : res->accept;
+    int cd = swoop__http_compress_decide(&p->eff, accept, res->status, len, &res->fields);
+    if (cd < 0)
+        return cd;
+    res->coding = cd;
+    return 0;
+}
+
 static int start_stream(swoop_http_response_t *res)
 {
     res->started = 1;
     res->chunked = res->version_minor >= 1 && !res->head_only && !no_body_status(res->status);
     if (!res->chunked && !res->head_only && !no_body_status(res->status))
         res->close = 1; /* HTTP/1.0: the body ends with the connection */
+    int rc = coding_decide(res, -1);
+    if (rc == 0 && res->coding && !res->head_only && !no_body_status(res->status)) {
+        swoop_port_t *p = swoop__conn_port(res->srv, res->conn);
+        rc = swoop__http_zstream_new(&res->z, res->coding, p->eff.http_compression_level);
+    }
+    if (rc < 0)
+        return rc;
     swoop_buf_t *b = out_begin();
-    int rc = head_build(res, b, -1);
+    rc = head_build(res, b, -1);
     if (rc == 0)
         rc = send_buf(res, swoop__buf_rdata(b), swoop__buf_rlen(b), 0);
     out_done();
@@ -552,8 +594,19 @@ int swoop_http_write(swoop_http_response_t *res, const void *data, size_t len)
     int rc = res->started ? 0 : start_stream(res);
     if (rc < 0 || len == 0 || res->head_only || no_body_status(res->status))
         return rc;
-    if (!res->chunked)
-        return send_buf(res, data, len, 0);
+    if (res->z) {
+        /* Flushed per write: what the handler wrote reaches the client now. */
+        swoop__buf_clear(&z_buf);
+        if ((rc = swoop__http_zstream_push(res->z, data, len, 0, &z_buf)) < 0)
+            return rc;
+        data = swoop__buf_rdata(&z_buf);
+        len = swoop__buf_rlen(&z_buf);
+    }
+    if (!res->chunked) {
+        rc = send_buf(res, data, len, 0);
+        swoop__buf_shrink(&z_buf, 0, 65536);
+        return rc;
+    }
     char size[24];
     int n = snprintf(size, sizeof(size), "%zx\r\n", len);
     swoop_buf_t *b = out_begin();
@@ -564,6 +617,41 @@ int swoop_http_write(swoop_http_response_t *res, const void *data, size_t len)
     swoop__buf_append(b, "\r\n", 2);
     rc = send_buf(res, swoop__buf_rdata(b), swoop__buf_rlen(b), 0);
     out_done();
+    swoop__buf_shrink(&z_buf, 0, 65536);
+    return rc;
+}
+
+/* A streamed compressed body's end: the last data and the stream's trailer in one piece. */
+static int end_stream_compressed(swoop_http_response_t *res, const void *data, size_t len)
+{
+    swoop__buf_clear(&z_buf);
+    int rc = swoop__http_zstream_push(res->z, data, len, 1, &z_buf);
+    swoop__http_zstream_free(res->z);
+    res->z = NULL;
+    res->ended = 1;
+    if (rc < 0)
+        return rc;
+    /* Never empty: the stream's end always writes its final block (and gzip's trailer). */
+    size_t zl = swoop__buf_rlen(&z_buf);
+    size_t tl = swoop__buf_rlen(&res->trailers);
+    swoop_buf_t *b = out_begin();
+    char size[24];
+    int n = res->chunked ? snprintf(size, sizeof(size), "%zx\r\n", zl) : 0;
+    if (swoop__buf_reserve(b, (size_t)n + zl + 7 + tl) < 0) {
+        rc = SWOOP_ENOMEM;
+    } else {
+        swoop__buf_append(b, size, (size_t)n);
+        swoop__buf_append(b, swoop__buf_rdata(&z_buf), zl);
+        if (res->chunked) {
+            swoop__buf_append(b, "\r\n0\r\n", 5);
+            swoop__buf_append(b, swoop__buf_rdata(&res->trailers), tl);
+            swoop__buf_append(b, "\r\n", 2);
+        }
+        rc = send_buf(res, swoop__buf_rdata(b), swoop__buf_rlen(b), end_flags(res));
+    }
+    out_done();
+    swoop__buf_shrink(&z_buf, 0, 65536);
+    log_access(res);
     return rc;
 }
 
@@ -582,6 +670,8 @@ int swoop_http_end(swoop_http_response_t *res, const void *data, size_t len)
             return rc;
         }
     }
+    if (res->started && res->z)
+        return end_stream_compressed(res, data, len);
     if (res->started) {
         int rc = len ? swoop_http_write(res, data, len) : 0;
         res->ended = 1;
@@ -596,13 +686,33 @@ int swoop_http_end(swoop_http_response_t *res, const void *data, size_t len)
     }
     res->ended = 1;
     int nobody = no_body_status(res->status);
+    int rc = coding_decide(res, nobody ? -1 : (int64_t)len);
+    if (rc == 0 && res->coding && !nobody) {
+        /*
+         * Compressed whole, for HEAD too: its Content-Length is the one a
+         * GET would get (when the handler passes the body to a HEAD).
+         */
+        swoop_port_t *p = swoop__conn_port(res->srv, res->conn);
+        swoop__buf_clear(&z_buf);
+        rc =
+            swoop__http_deflate_once(res->coding, p->eff.http_compression_level, data, len, &z_buf);
+        data = swoop__buf_rdata(&z_buf);
+        len = swoop__buf_rlen(&z_buf);
+    }
+    if (rc < 0) {
+        /* Nothing went out: the client must not wait for a response that will not come. */
+        swoop_server_close(res->srv, res->conn, 1);
+        log_access(res);
+        return rc;
+    }
     swoop_buf_t *b = out_begin();
-    int rc = head_build(res, b, nobody ? -1 : (int64_t)len);
+    rc = head_build(res, b, nobody ? -1 : (int64_t)len);
     if (rc == 0 && len && !nobody && !res->head_only && swoop__buf_append(b, data, len) < 0)
         rc = SWOOP_ENOMEM;
     if (rc == 0)
         rc = send_buf(res, swoop__buf_rdata(b), swoop__buf_rlen(b), end_flags(res));
     out_done();
+    swoop__buf_shrink(&z_buf, 0, 65536);
     log_access(res);
     return rc;
 }
@@ -737,7 +847,8 @@ static int respond_claimed(swoop_server_t *srv, swoop_conn_id_t conn, uint32_t f
                                  .status = status,
                                  .version_minor = (int)HTTP_SESS_MINOR(f),
                                  .keep_alive = (f & HTTP_SESS_KEEP_ALIVE) != 0,
-                                 .head_only = (f & HTTP_SESS_HEAD) != 0};
+                                 .head_only = (f & HTTP_SESS_HEAD) != 0,
+                                 .accept = (int)HTTP_SESS_CODING(f)};
     res.close = !res.keep_alive;
     swoop__buf_init(&res.fields);
     swoop__buf_init(&res.trailers);
@@ -983,6 +1094,7 @@ void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_
         }
         swoop_http_end(&res, "500 Internal Server Error\n", res.started ? 0 : 26);
     }
+    swoop__http_zstream_free(res.z); /* a stream whose end failed */
     swoop__buf_free(&res.fields);
     swoop__buf_free(&res.trailers);
     if (req.body_map)

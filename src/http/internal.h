@@ -19,10 +19,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include <swoop/http.h>
 
 #include "base/buf.h"
+#include "proto/http_codings.h"
 #include "proto/http_parser.h"
 #include "server/internal.h"
 
@@ -122,6 +124,9 @@ int swoop__http_multipart_field(const swoop_http_request_t *req, const char *nam
 #define HTTP_SESS_HEAD       0x4u
 #define HTTP_SESS_CLAIMED    0x8u  /* swoop_http_respond took it: a second call is refused */
 #define HTTP_SESS_STARTED    0x10u /* bytes of the response were sent */
+/* Bits 24..25: the coding the request accepts (SWOOP_HTTP_CODING_*), for swoop_http_respond. */
+#define HTTP_SESS_CODING(f)       (((f) >> 24) & 0x3u)
+#define HTTP_SESS_CODING_BITS(cd) (((uint32_t)(cd)&0x3u) << 24)
 
 /* How long a worker waits for a slow client to make room for the rest of a response. */
 #define HTTP_SEND_WAIT_MS  10000
@@ -192,6 +197,59 @@ int swoop__http_field_add(swoop_http_response_t *res, const char *name, const ch
 
 /* handler.c: the reason phrase of a status ("Not Found"), "" for an unknown one. */
 const char *swoop__http_reason(int status);
+
+/* handler.c: removes the field `name` (nl bytes, any case) from serialized fields. */
+void swoop__http_field_remove(swoop_buf_t *b, const char *name, size_t nl);
+
+/* ---- compress.c: response compression (zlib) ---- */
+
+/* One deflate stream (gzip or deflate framing), for a streamed response. */
+typedef struct swoop_http_zstream_s swoop_http_zstream_t;
+
+/* A new stream at zlib `level`; 0, SWOOP_ENOMEM or SWOOP_EINVAL (logged). */
+int swoop__http_zstream_new(swoop_http_zstream_t **out, int coding, int level);
+/* Compresses in[0, len) onto out: flushed (Z_SYNC_FLUSH), or the stream's end when `finish`. */
+int swoop__http_zstream_push(swoop_http_zstream_t *z, const void *in, size_t len, int finish,
+                             swoop_buf_t *out);
+void swoop__http_zstream_free(swoop_http_zstream_t *z);
+/* A whole body compressed onto out (with the calling thread's cached stream). */
+int swoop__http_deflate_once(int coding, int level, const void *in, size_t len, swoop_buf_t *out);
+/* 1 when Content-Type ct[0, ct_len) is in the comma-separated `types` (subtype "*" allowed). */
+int swoop__http_type_listed(const char *types, const char *ct, size_t ct_len);
+/*
+ * Decides a response's coding: returns SWOOP_HTTP_CODING_* (identity: 0)
+ * after editing `fields` (Vary, Content-Encoding, a weakened ETag), or
+ * SWOOP_ENOMEM. len: the body's length, -1 when streamed. accept: what the
+ * client takes (swoop__http_codings_pick).
+ */
+int swoop__http_compress_decide(const swoop_port_settings_t *ps, int accept, int status,
+                                int64_t len, swoop_buf_t *fields);
+/* The coding a parsed request head (at req) accepts; gzip and deflate allowed as `allowed`. */
+int swoop__http_accept_of_head(const swoop_http_head_t *hd, const char *req, int allowed);
+
+/*
+ * static.c's compressed representation of a file (compress.c): a
+ * precompressed FILE.gz sibling (not older than the file; it replaces fd
+ * and st), or the file compressed on the fly (at most 256 KiB, a listed
+ * type, at least http_compression_min_length bytes), or none.
+ */
+typedef struct swoop_http_static_z_s {
+    int coding;              /* Content-Encoding of what is sent, 0: identity */
+    int vary;                /* the representation depends on Accept-Encoding */
+    int on_the_fly;          /* coding: compress the file (swoop__http_static_deflate) */
+    int level;               /* ... at this level */
+    const char *etag_prefix; /* "W/" on the fly: the bytes are not the file's */
+    swoop_buf_t body;        /* the compressed bytes (on the fly); swoop__buf_free it */
+} swoop_http_static_z_t;
+
+/* Decides z for the request (hd at req) of the open file *fd of `type`; may swap *fd and *st. */
+int swoop__http_static_coding(const swoop_port_settings_t *ps, const swoop_http_head_t *hd,
+                              const char *req, const char *type, int *fd, struct stat *st,
+                              swoop_http_static_z_t *z);
+/* Compresses the file's `size` bytes into z->body; 0 or a negative code (logged). */
+int swoop__http_static_deflate(swoop_http_static_z_t *z, int fd, size_t size);
+/* The fields z adds to the response head (Content-Encoding, Vary), "" for none. */
+const char *swoop__http_static_fields(const swoop_http_static_z_t *z);
 
 /* handler.c: the current Date field value (29 bytes + NUL), cached per second and thread. */
 const char *swoop__http_date(void);

@@ -535,10 +535,16 @@ static int serve_multi(swoop_conn_t *c, const swoop_http_head_t *hd, const char 
  * Content-Type from `name`'s extension. Takes fd.
  */
 static int serve_file(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req, int keep_alive,
-                      int head_only, int fd, const struct stat *st, const char *name)
+                      int head_only, int fd, const struct stat *file_st, const char *name)
 {
+    const char *type = swoop__http_mime_type(name);
+    /* Compression (compress.c): FILE.gz in its place, or the file compressed on the fly. */
+    struct stat st_copy = *file_st;
+    const struct stat *st = &st_copy;
+    swoop_http_static_z_t z;
+    swoop__http_static_coding(&c->port->eff, hd, req, type, &fd, &st_copy, &z);
     char etag[64], modified[40], head[1024];
-    snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)st->st_size,
+    snprintf(etag, sizeof(etag), "%s\"%llx-%llx\"", z.etag_prefix, (unsigned long long)st->st_size,
              (unsigned long long)st->st_mtim.tv_sec * 1000000000ull +
                  (unsigned long long)st->st_mtim.tv_nsec);
     struct tm tm;
@@ -566,9 +572,17 @@ static int serve_file(swoop_conn_t *c, const swoop_http_head_t *hd, const char *
         }
     }
     uint64_t size = (uint64_t)st->st_size, from = 0, count = size;
-    const char *type = swoop__http_mime_type(name);
     range_t r[RANGES_MAX];
-    int range = not_modified ? 0 : ranges_of(hd, req, etag, modified, size, r);
+    /* A compressed representation is never cut in ranges: FILE.gz goes whole, with its coding. */
+    int range = not_modified || z.coding ? 0 : ranges_of(hd, req, etag, modified, size, r);
+    if (!not_modified && z.on_the_fly) {
+        if (swoop__http_static_deflate(&z, fd, (size_t)size) < 0) {
+            close(fd);
+            swoop__buf_free(&z.body);
+            return 0; /* not answered here: the handler gets the request */
+        }
+        count = swoop__buf_rlen(&z.body);
+    }
     if (range > 1)
         return serve_multi(c, hd, req, keep_alive, head_only, fd, r, range, size, type, etag,
                            modified);
@@ -582,8 +596,9 @@ static int serve_file(swoop_conn_t *c, const swoop_http_head_t *hd, const char *
     if (not_modified)
         n = snprintf(head, sizeof(head),
                      "HTTP/1.1 304 Not Modified\r\nServer: swoop\r\nDate: %s\r\nETag: %s\r\n"
-                     "Last-Modified: %s\r\n%s\r\n",
-                     swoop__http_date(), etag, modified, conn);
+                     "Last-Modified: %s\r\n%s%s\r\n",
+                     swoop__http_date(), etag, modified, z.vary ? "Vary: Accept-Encoding\r\n" : "",
+                     conn);
     else if (range < 0)
         n = snprintf(head, sizeof(head),
                      "HTTP/1.1 416 Range Not Satisfiable\r\nServer: swoop\r\nDate: %s\r\n"
@@ -600,14 +615,22 @@ static int serve_file(swoop_conn_t *c, const swoop_http_head_t *hd, const char *
     else
         n = snprintf(head, sizeof(head),
                      "HTTP/1.1 200 OK\r\nServer: swoop\r\nDate: %s\r\nContent-Type: %s\r\n"
-                     "Content-Length: %llu\r\nAccept-Ranges: bytes\r\nETag: %s\r\n"
+                     "%sContent-Length: %llu\r\nAccept-Ranges: bytes\r\nETag: %s\r\n"
                      "Last-Modified: %s\r\n%s\r\n",
-                     swoop__http_date(), type, (unsigned long long)size, etag, modified, conn);
+                     swoop__http_date(), type, swoop__http_static_fields(&z),
+                     (unsigned long long)count, etag, modified, conn);
     int body = !not_modified && !head_only && range >= 0 && count > 0;
     account(c, hd, req, status, (uint64_t)n + (body ? count : 0));
     if (out(c, head, (size_t)n, body) < 0) {
+        swoop__buf_free(&z.body);
         close(fd);
         return -1;
+    }
+    if (z.on_the_fly) {
+        int rc = body ? out(c, swoop__buf_rdata(&z.body), (size_t)count, 0) : 0;
+        swoop__buf_free(&z.body);
+        close(fd);
+        return rc < 0 ? -1 : 1;
     }
     if (body)
         return swoop__conn_sendfile(c, fd, (off_t)from, (size_t)count) < 0 ? -1 : 1; /* takes fd */

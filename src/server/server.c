@@ -75,6 +75,10 @@ static void port_settings_inherit(swoop_port_settings_t *p)
     p->http_body_memory_max = -1;
     p->upload_tmp_dir[0] = '\0';
     p->upload_max_filesize = -1;
+    p->http_compression = -1;
+    p->http_compression_level = -1;
+    p->http_compression_min_length = -1;
+    p->http_compression_types[0] = '\0';
 }
 
 int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
@@ -148,6 +152,13 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     p->http_body_memory_max = 1024 * 1024;
     strcpy(p->upload_tmp_dir, "/tmp");
     p->upload_max_filesize = 2 * 1024 * 1024; /* PHP's default */
+    /* Swoole's defaults (http_compression on, level 1, 20 bytes); nginx's level and length. */
+    p->http_compression = 1;
+    p->http_compression_level = 1;
+    p->http_compression_min_length = 20;
+    strcpy(p->http_compression_types,
+           "text/html,text/plain,text/css,text/javascript,text/xml,application/javascript,"
+           "application/json,application/xml,image/svg+xml");
     *out = srv;
     return 0;
 }
@@ -404,6 +415,15 @@ static int resolve_ports(swoop_server_t *srv)
             memcpy(e.upload_tmp_dir, d->upload_tmp_dir, sizeof(e.upload_tmp_dir));
         if (e.upload_max_filesize < 0)
             e.upload_max_filesize = d->upload_max_filesize;
+        if (e.http_compression < 0)
+            e.http_compression = d->http_compression;
+        if (e.http_compression_level < 0)
+            e.http_compression_level = d->http_compression_level;
+        if (e.http_compression_min_length < 0)
+            e.http_compression_min_length = d->http_compression_min_length;
+        if (e.http_compression_types[0] == '\0')
+            memcpy(e.http_compression_types, d->http_compression_types,
+                   sizeof(e.http_compression_types));
         p->eff = e;
         p->proto = NULL;
         if (e.open_http_protocol && !p->dgram) {

@@ -73,7 +73,7 @@ static int parse_bool(const char *v, int64_t *out)
     return SWOOP_EINVAL;
 }
 
-enum { T_INT, T_INT64, T_BOOL, T_PATH, T_LOGLEVEL, T_EOF, T_LENTYPE, T_IPCKEY };
+enum { T_INT, T_INT64, T_BOOL, T_PATH, T_LOGLEVEL, T_EOF, T_LENTYPE, T_IPCKEY, T_MIMELIST };
 
 /*
  * One row per setting: the string setter parses into the field with these
@@ -151,7 +151,46 @@ static const setting_t port_keys[] = {
     {"http_body_memory_max", T_INT64, PORT(http_body_memory_max), 0, INT64_MAX},
     {"upload_tmp_dir", T_PATH, PORT(upload_tmp_dir), 0, 0},
     {"upload_max_filesize", T_INT64, PORT(upload_max_filesize), 0, INT64_MAX},
+    {"http_compression", T_BOOL, PORT(http_compression), 0, 1},
+    {"http_compression_level", T_INT, PORT(http_compression_level), 1, 9},
+    {"http_compression_min_length", T_INT64, PORT(http_compression_min_length), 0, INT64_MAX},
+    {"compression_min_length", T_INT64, PORT(http_compression_min_length), 0, INT64_MAX},
+    {"http_compression_types", T_MIMELIST, PORT(http_compression_types), 0, 0},
 };
+
+/*
+ * A list of media types ("text/html, application/json", a subtype or a type "*"):
+ * comma-separated type/subtype tokens (RFC 9110 8.3.1) without parameters,
+ * a subtype "*" for a whole type, a lone "*" for every type. Blanks around
+ * the commas are allowed; an empty item or any other byte is not.
+ */
+static int mime_list_check(const char *v)
+{
+    int items = 0;
+    const char *p = v;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        int type = 0, slash = 0, sub = 0;
+        for (; *p && *p != ',' && *p != ' ' && *p != '\t'; p++) {
+            if (*p == '/' && !slash && type)
+                slash = 1;
+            else if (isalnum((unsigned char)*p) || strchr("!#$%&'*+-.^_`|~", *p))
+                slash ? sub++ : type++;
+            else
+                return SWOOP_EINVAL;
+        }
+        if (!(type && slash && sub) && !(type == 1 && !slash && p[-1] == '*'))
+            return SWOOP_EINVAL;
+        items++;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '\0')
+            return items > 0 ? 0 : SWOOP_EINVAL;
+        if (*p++ != ',')
+            return SWOOP_EINVAL;
+    }
+}
 
 /* Unescapes \r \n \t \\ \0 and \xHH in package_eof values given as strings. */
 static int parse_eof(const char *v, char *out)
@@ -254,6 +293,11 @@ static int apply(const setting_t *k, void *base, const char *value)
             return SWOOP_EINVAL;
         *field = value[0];
         return 0;
+    case T_MIMELIST:
+        if (value == NULL || strlen(value) >= SWOOP_SERVER_PATH_MAX || mime_list_check(value) < 0)
+            return SWOOP_EINVAL;
+        strcpy(field, value);
+        return 0;
     }
     return SWOOP_EINVAL;
 }
@@ -301,6 +345,14 @@ static int field_check(const setting_t *k, const void *base, int inherit, char *
     case T_PATH:
         snprintf(why, cap, "not NUL-terminated within %d bytes", SWOOP_SERVER_PATH_MAX);
         return memchr(field, '\0', SWOOP_SERVER_PATH_MAX) ? 0 : SWOOP_EINVAL;
+    case T_MIMELIST:
+        if (memchr(field, '\0', SWOOP_SERVER_PATH_MAX) == NULL) {
+            snprintf(why, cap, "not NUL-terminated within %d bytes", SWOOP_SERVER_PATH_MAX);
+            return SWOOP_EINVAL;
+        }
+        snprintf(why, cap, "not a list of media types (\"text/html, text/*\")%s",
+                 inherit ? " (\"\" inherit)" : "");
+        return (inherit && field[0] == '\0') || mime_list_check(field) == 0 ? 0 : SWOOP_EINVAL;
     case T_EOF: {
         size_t len = strnlen(field, sizeof(((swoop_port_settings_t *)0)->package_eof));
         snprintf(why, cap, "%zu bytes: 1..8%s", len, inherit ? " (\"\" inherit)" : "");

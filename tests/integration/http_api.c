@@ -71,6 +71,7 @@ static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
         return;
     }
     if (strcmp(path, "/trailers") == 0) {
+        ASSERT_OK(swoop_http_header_set(res, "Content-Type", "text/plain"));
         ASSERT_OK(swoop_http_trailer_set(res, "X-Checksum", "abc123"));
         if (swoop_http_trailer_set(res, "Content-Length", "5") == SWOOP_EINVAL &&
             swoop_http_trailer_set(res, "X-Bad", "a\r\nb") == SWOOP_EINVAL)
@@ -272,11 +273,25 @@ static void trailers(swoop_mode_t mode)
     ASSERT_NOT_NULL(strstr(buf, "Content-Length: 3\r\n"));
     ASSERT_NULL(strstr(buf, "X-Checksum"));
     ASSERT_NOT_NULL(strstr(buf, "\r\n\r\ntwo"));
-    /* curl decodes the chunked body with its trailers. */
+    /* curl decodes the chunked body with its trailers, also compressed. */
     char cmd[256], out[1024];
     snprintf(cmd, sizeof(cmd), "curl -sS http://127.0.0.1:%d/trailers?stream", h.port);
     ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
     ASSERT_STR_EQ(out, "one,two");
+    snprintf(cmd, sizeof(cmd), "curl -sS --compressed http://127.0.0.1:%d/trailers?stream", h.port);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "one,two");
+    /* Compressed: the trailer section still follows the last chunk. */
+    fd = cli_connect(h.port);
+    q = "GET /trailers?stream HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n"
+        "Connection: close\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    size_t n = read_all(fd, buf, sizeof(buf), 5000);
+    close(fd);
+    ASSERT_NOT_NULL(strstr(buf, "Content-Encoding: gzip\r\n"));
+    const char *end = "\r\n0\r\nX-Checksum: abc123\r\nX-Count: 2\r\n\r\n";
+    ASSERT_GT(n, strlen(end));
+    ASSERT_MEM_EQ(buf + n - strlen(end), end, strlen(end)); /* the body is binary: from the end */
     stop(&h);
 }
 
