@@ -120,6 +120,32 @@ typedef struct swoop_port_settings_s {
      * application/xml, image/svg+xml].
      */
     char http_compression_types[SWOOP_SERVER_PATH_MAX];
+    /**
+     * The port speaks WebSocket (swoop/websocket.h) on top of HTTP/1.1: an
+     * upgrade request becomes a WebSocket connection, other requests stay
+     * HTTP (0/1; -1 inherit) [0].
+     */
+    int open_websocket_protocol;
+    /** WebSocket: largest message in bytes, closed with 1009 above (-1 inherit) [2M]. */
+    int64_t websocket_max_message_size;
+    /** WebSocket: seconds between the server's pings; a ping unanswered that long closes; 0 off
+     * (-1 inherit) [0]. */
+    int websocket_ping_interval;
+    /** WebSocket: deliver close frames to on_message too (0/1; -1 inherit) [0]. */
+    int open_websocket_close_frame;
+    /** WebSocket: deliver ping frames to on_message too (the owner answers them) (0/1; -1
+     * inherit) [0]. */
+    int open_websocket_ping_frame;
+    /** WebSocket: deliver pong frames to on_message too (0/1; -1 inherit) [0]. */
+    int open_websocket_pong_frame;
+    /** WebSocket: the subprotocol accepted when the client offers it ("" inherit / none). */
+    char websocket_subprotocol[SWOOP_SERVER_PATH_MAX];
+    /** WebSocket: output bytes a connection may have waiting before the policy applies (-1
+     * inherit) [4M]. */
+    int64_t websocket_output_high_water;
+    /** WebSocket: above the high-water mark: 0 close the connection, 1 drop the newest message
+     * (setting values "close", "drop"; -1 inherit) [close]. */
+    int websocket_output_policy;
 } swoop_port_settings_t;
 
 /**
@@ -286,6 +312,9 @@ typedef struct swoop_server_stats_s {
     uint64_t http_4xx;          /**< ... 4xx (those for refused requests too) */
     uint64_t http_5xx;          /**< ... 5xx */
     uint64_t http_bad_requests; /**< HTTP requests the parser refused (400, 413, 431, 501, ...) */
+    uint64_t ws_messages_in;    /**< WebSocket messages received (delivered to workers) */
+    uint64_t ws_dropped;        /**< WebSocket pushes dropped for a slow reader (policy "drop") */
+    uint64_t ws_slow_closed;    /**< WebSocket connections closed for a slow reader ("close") */
     swoop_worker_stats_t workers[SWOOP_STATS_WORKERS_MAX]; /**< the first worker_num entries */
 } swoop_server_stats_t;
 

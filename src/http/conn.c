@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "proto/ws_handshake.h"
 #include "base/buf.h"
 #include "base/ratelimit.h"
 #include "http/internal.h"
@@ -33,7 +34,16 @@
  * file as it arrives. DRAIN: answered, but the next request waits for the
  * output to drain.
  */
-enum { PHASE_IDLE = 0, PHASE_HEAD, PHASE_CHUNKED, PHASE_BODY, PHASE_WAITING, PHASE_DRAIN };
+/* PHASE_UPGRADED: the 101 went out; the connection switches to WebSocket (upgrade_now). */
+enum {
+    PHASE_IDLE = 0,
+    PHASE_HEAD,
+    PHASE_CHUNKED,
+    PHASE_BODY,
+    PHASE_WAITING,
+    PHASE_DRAIN,
+    PHASE_UPGRADED
+};
 
 /* Bytes of message buffer a connection keeps between requests (reused, not reallocated). */
 #define SAVED_KEEP 4096
@@ -110,6 +120,81 @@ static void owner_answer(swoop_conn_t *c, int status)
                      "Connection: close\r\n\r\n",
                      status, swoop__http_reason(status), swoop__http_date());
     swoop__http_count(c->reactor->cnt, status, 0);
+    owner_access(c, status, (size_t)n);
+    swoop__conn_send(c, buf, (size_t)n, 0);
+    swoop__conn_close(c, 0);
+}
+
+/* ---- WebSocket handshakes (upgraded by the layer above, src/ws/) ---- */
+
+/* The value of the first field `name` of the parsed head (NULL if absent). */
+static const char *head_field(const http_conn_t *h, const char *req, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    for (uint32_t i = 0; i < h->head.num_headers; i++) {
+        const swoop_http_header_t *f = &h->head.headers[i];
+        if (f->name.len == nl && strncasecmp(req + f->name.off, name, nl) == 0) {
+            *len = f->value.len;
+            return req + f->value.off;
+        }
+    }
+    return NULL;
+}
+
+/* A request asking for WebSocket on a port that speaks it. */
+static int wants_websocket(const swoop_conn_t *c, const http_conn_t *h, const char *req)
+{
+    return c->port->eff.open_websocket_protocol && h->head.upgrade_requested &&
+           swoop__ws_token_has(req + h->head.upgrade.off, h->head.upgrade.len, "websocket");
+}
+
+/*
+ * RFC 6455 4.2.1: GET, HTTP/1.1, no body, version 13 and a 16-byte key.
+ * 0, or the status to refuse with: 426 (with the version we speak) for
+ * another version, 400 for the rest. The owner refuses; the worker never
+ * sees a handshake it could not accept.
+ */
+static int websocket_check(const http_conn_t *h, const char *req, const char **why)
+{
+    size_t vl = 0;
+    const char *v;
+    if (h->head.method.len != 3 || memcmp(req + h->head.method.off, "GET", 3) != 0) {
+        *why = "a WebSocket handshake that is not a GET";
+        return 400;
+    }
+    if (h->head.version_minor != 1) {
+        *why = "a WebSocket handshake in HTTP/1.0";
+        return 400;
+    }
+    if (h->head.body == SWOOP_HTTP_BODY_CHUNKED ||
+        (h->head.body == SWOOP_HTTP_BODY_LENGTH && h->head.content_length > 0)) {
+        *why = "a WebSocket handshake with a body";
+        return 400;
+    }
+    v = head_field(h, req, "Sec-WebSocket-Version", &vl);
+    if (v == NULL || vl != 2 || memcmp(v, "13", 2) != 0) {
+        *why = "a WebSocket version other than 13";
+        return 426;
+    }
+    v = head_field(h, req, "Sec-WebSocket-Key", &vl);
+    if (v == NULL || !swoop__ws_key_valid(v, vl)) {
+        *why = "a missing or malformed Sec-WebSocket-Key";
+        return 400;
+    }
+    return 0;
+}
+
+static void websocket_refuse(swoop_conn_t *c, int status, const char *why)
+{
+    swoop__log_limited(SWOOP_LOG_INFO, 0, "http: conn %llu (port %d): %s: %d, closing",
+                       (unsigned long long)c->id, c->port->port, why, status);
+    char buf[384];
+    int n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 %d %s\r\nServer: swoop\r\nDate: %s\r\n%sContent-Length: 0\r\n"
+                     "Connection: close\r\n\r\n",
+                     status, swoop__http_reason(status), swoop__http_date(),
+                     status == 426 ? "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n" : "");
+    swoop__http_count(c->reactor->cnt, status, 1);
     owner_access(c, status, (size_t)n);
     swoop__conn_send(c, buf, (size_t)n, 0);
     swoop__conn_close(c, 0);
@@ -344,7 +429,7 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
                                .max_body = (uint64_t)ps->package_max_length};
     size_t off = 0;
     while (off < len && h->phase != PHASE_WAITING && h->phase != PHASE_DRAIN &&
-           c->state == CONN_OPEN) {
+           h->phase != PHASE_UPGRADED && c->state == CONN_OPEN) {
         if (h->phase == PHASE_IDLE) {
             swoop__http_head_init(&h->head, h->headers, HTTP_MAX_HEADERS);
             h->continue_sent = 0;
@@ -364,6 +449,26 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
             if (ps->http_max_requests_per_conn > 0 &&
                 h->seq + 1 >= (uint32_t)ps->http_max_requests_per_conn)
                 h->head.keep_alive = 0;
+            if (wants_websocket(c, h, req)) {
+                const char *why = NULL;
+                int refuse = websocket_check(h, req, &why);
+                if (refuse) {
+                    websocket_refuse(c, refuse, why);
+                    return -1;
+                }
+                swoop__buf_clear(&h->saved);
+                if (msg_build(&h->saved, h, req, 0) < 0)
+                    return no_memory(c);
+                http_msg_t m;
+                memcpy(&m, swoop__buf_rdata(&h->saved), sizeof(m));
+                m.flags |= HTTP_MSG_UPGRADE;
+                m.flags &= ~HTTP_MSG_KEEP_ALIVE;
+                memcpy((char *)swoop__buf_rdata(&h->saved), &m, sizeof(m));
+                h->head.keep_alive = 0; /* refused: the close; accepted: no more HTTP */
+                off += (size_t)n;
+                deliver(c, h, swoop__buf_rdata(&h->saved), swoop__buf_rlen(&h->saved));
+                continue;
+            }
             int st = swoop__http_static(c, &h->head, req, h->head.keep_alive);
             if (st < 0)
                 return -1;
@@ -516,12 +621,31 @@ static ssize_t input(swoop_conn_t *c, char *data, size_t len, size_t *need)
         swoop__buf_init(&h->saved);
         c->proto_state = h;
     }
-    if (h->phase == PHASE_WAITING || h->phase == PHASE_DRAIN)
+    if (h->phase == PHASE_WAITING || h->phase == PHASE_DRAIN || h->phase == PHASE_UPGRADED)
         return 0; /* read before the hold took effect: parsed after the response */
     h->in_input++;
     ssize_t off = input_requests(c, h, data, len, need);
     h->in_input--;
+    if (off >= 0 && c->state == CONN_OPEN && c->proto_state == h && h->phase == PHASE_UPGRADED) {
+        /* BASE: accepted while input() ran; what follows is read as WebSocket. */
+        if (swoop__conn_set_proto(c, SWOOP_PROTO_WS, 0) < 0) {
+            swoop__conn_close(c, 1);
+            return -1;
+        }
+        swoop__conn_hold(c, 0);
+    }
     return off;
+}
+
+/* PROCESS (or BASE outside input()): the switch, and bytes already read go to WebSocket. */
+static void upgrade_now(swoop_conn_t *c)
+{
+    if (swoop__conn_set_proto(c, SWOOP_PROTO_WS, 0) < 0) {
+        swoop__conn_close(c, 1);
+        return;
+    }
+    swoop__conn_hold(c, 0);
+    swoop__conn_reframe(c);
 }
 
 /* A send with reply flags was queued: a response ended. */
@@ -530,6 +654,19 @@ static void reply(swoop_conn_t *c, uint32_t flags)
     http_conn_t *h = c->proto_state;
     if (h == NULL || h->phase != PHASE_WAITING || !(flags & SWOOP_REPLY_END))
         return;
+    if (flags & SWOOP_REPLY_UPGRADE) {
+        /*
+         * 101 queued: the connection speaks WebSocket from the next byte.
+         * Inside input() (BASE: the handler answered at once) the switch
+         * waits until input_requests has returned: it frees this state.
+         */
+        if (c->sess)
+            atomic_store_explicit(&c->sess->proto_flags, 0, memory_order_release);
+        h->phase = PHASE_UPGRADED;
+        if (h->in_input == 0)
+            upgrade_now(c);
+        return;
+    }
     h->phase = PHASE_IDLE;
     h->since_ms = swoop__now_ms();
     body_file_drop(h); /* the handler is done with it */
@@ -658,6 +795,7 @@ static void tick(swoop_conn_t *c, uint64_t now)
 const swoop_proto_t swoop__http_proto = {
     .tick = tick,
     .name = "http",
+    .kind = SWOOP_PROTO_HTTP,
     .conn_open = conn_open,
     .conn_free = conn_free,
     .input = input,

@@ -87,6 +87,17 @@ struct swoop_http_response_s {
     swoop_http_zstream_t *z; /* a streamed compressed body's deflate stream */
 };
 
+/* The WebSocket layer's upgrade (swoop__http_enable): one implementation per library. */
+static swoop_http_upgrade_fn upgrade_fn;
+
+int swoop__http_enable(swoop_server_t *srv, swoop_http_upgrade_fn upgrade)
+{
+    upgrade_fn = upgrade;
+    if (srv->protos[SWOOP_PROTO_HTTP])
+        return 0; /* swoop_http_on_request came first: its handler stays */
+    return swoop__server_set_proto(srv, SWOOP_PROTO_HTTP, &swoop__http_proto, NULL);
+}
+
 int swoop_http_on_request(swoop_server_t *srv, swoop_http_handler_t handler)
 {
     if (srv == NULL || handler == NULL)
@@ -830,6 +841,33 @@ int swoop_http_sendfile(swoop_http_response_t *res, const char *path, uint64_t o
     return rc;
 }
 
+int swoop__http_upgrade_end(swoop_http_response_t *res, const char *protocol, const char *fields)
+{
+    if (res->ended || res->started)
+        return SWOOP_ESTATE;
+    res->ended = 1;
+    res->status = 101;
+    swoop_buf_t *b = out_begin();
+    char line[256];
+    int n = snprintf(line, sizeof(line),
+                     "HTTP/1.1 101 Switching Protocols\r\n%sDate: %s\r\nUpgrade: %s\r\n"
+                     "Connection: Upgrade\r\n",
+                     res->server_set ? "" : "Server: swoop\r\n", swoop__http_date(), protocol);
+    int rc = swoop__buf_append(b, line, (size_t)n) < 0 ||
+                     swoop__buf_append(b, swoop__buf_rdata(&res->fields),
+                                       swoop__buf_rlen(&res->fields)) < 0 ||
+                     swoop__buf_append(b, fields, strlen(fields)) < 0 ||
+                     swoop__buf_append(b, "\r\n", 2) < 0
+                 ? SWOOP_ENOMEM
+                 : 0;
+    if (rc == 0)
+        rc = send_buf(res, swoop__buf_rdata(b), swoop__buf_rlen(b),
+                      SWOOP_REPLY_END | SWOOP_REPLY_UPGRADE);
+    out_done();
+    log_access(res);
+    return rc;
+}
+
 uint64_t swoop_http_detach(swoop_http_response_t *res)
 {
     if (res == NULL || res->ended || res->detached || res->started)
@@ -1081,8 +1119,16 @@ void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_
         return;
     }
     swoop_http_handler_t handler = (swoop_http_handler_t)srv->proto_fn[SWOOP_PROTO_HTTP];
-    if (handler)
+    if ((flags & HTTP_MSG_UPGRADE) && upgrade_fn) {
+        upgrade_fn(srv, &req, &res);
+    } else if (handler) {
         handler(srv, &req, &res);
+    } else {
+        /* A WebSocket-only port: plain requests are told to upgrade (RFC 9110 15.5.22). */
+        swoop_http_status(&res, 426);
+        swoop_http_header_set(&res, "Upgrade", "websocket");
+        swoop_http_end(&res, "426 Upgrade Required\n", 21);
+    }
     if (!res.ended && !res.detached) {
         swoop__log_limited(SWOOP_LOG_ERROR, 0,
                            "http: the handler of %s %s returned without ending the response: %s",

@@ -58,6 +58,8 @@ static_assert(sizeof(http_msg_t) == 56, "the request message header is part of t
  * path. The owner made it and removes it once the response ended.
  */
 #define HTTP_MSG_BODY_FILE 0x4u
+/* A valid WebSocket handshake (the owner checked it): the upgrade handler answers it. */
+#define HTTP_MSG_UPGRADE 0x10u
 /*
  * multipart/form-data, parsed by the owner: body_len is 0 and the message
  * goes on after the head with one http_part_t per part, each followed by
@@ -175,6 +177,21 @@ typedef struct swoop_http_access_s {
 
 /* access.c: writes one combined-format line to fd (the port's access_fd; -1: off). */
 void swoop__http_access(int fd, const swoop_addr_t *peer, const swoop_http_access_t *a);
+
+/*
+ * The WebSocket layer (above) upgrades handshake requests: it answers
+ * with swoop__http_upgrade_end, or refuses with an ordinary response.
+ */
+typedef void (*swoop_http_upgrade_fn)(swoop_server_t *srv, swoop_http_request_t *req,
+                                      swoop_http_response_t *res);
+/* handler.c: registers the HTTP protocol (if swoop_http_on_request did not) and the upgrade. */
+int swoop__http_enable(swoop_server_t *srv, swoop_http_upgrade_fn upgrade);
+/*
+ * handler.c: ends res as "101 Switching Protocols" to `protocol` with the
+ * extra `fields` (each ending in CRLF); the owner switches the connection
+ * when it queues these bytes. 0 or a send error.
+ */
+int swoop__http_upgrade_end(swoop_http_response_t *res, const char *protocol, const char *fields);
 
 /* handler.c: the worker's side of swoop__http_proto. */
 void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, char *data,

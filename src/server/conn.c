@@ -151,8 +151,12 @@ swoop_conn_t *swoop__conn_open(swoop_reactor_t *r, int fd, swoop_conn_id_t id, s
     srv->conns[fd] = c;
     c->io.data = c;
     swoop_io_init(r->loop, &c->io, fd, conn_io_cb);
-    if (port->proto && port->proto->conn_open)
-        port->proto->conn_open(c);
+    c->proto = port->proto;
+    if (c->sess)
+        atomic_store_explicit(&c->sess->proto_kind, port->proto ? (uint32_t)port->proto->kind : 0,
+                              memory_order_relaxed);
+    if (c->proto && c->proto->conn_open)
+        c->proto->conn_open(c);
     if (srv->mode == SWOOP_MODE_PROCESS) {
         c->worker_id = swoop__dispatch_worker(r, c);
         update_io(c);
@@ -391,7 +395,7 @@ static void conn_flush(swoop_conn_t *c)
     swoop__buf_shrink(&c->out, 0, CONN_BUF_KEEP);
     if (c->proto_drain && swoop__buf_rlen(&c->out) < SWOOP_PROTO_OUT_LOW && c->state == CONN_OPEN) {
         c->proto_drain = 0;
-        c->port->proto->drained(c); /* may close c: nothing below touches it then */
+        c->proto->drained(c); /* may close c: nothing below touches it then */
         if (c->state != CONN_OPEN)
             return;
     }
@@ -443,10 +447,10 @@ static void too_big(swoop_conn_t *c, ssize_t rc, size_t have)
  */
 static ssize_t frame_packets(swoop_conn_t *c, const char *data, size_t len, size_t *need)
 {
-    if (c->port->proto) {
+    if (c->proto) {
         /* The buffers handed here (c->in, r->rdbuf) are ours: writable. */
         *need = 0;
-        ssize_t k = c->port->proto->input(c, (char *)data, len, need);
+        ssize_t k = c->proto->input(c, (char *)data, len, need);
         if (k < 0 || c->state != CONN_OPEN || ext(c)->free_pending)
             return -1;
         return k;
@@ -534,7 +538,7 @@ static int frame_rdbuf(swoop_conn_t *c, size_t len)
 static void conn_read(swoop_conn_t *c)
 {
     swoop_reactor_t *r = c->reactor;
-    int framed = c->port->framing.mode != SWOOP_FRAME_NONE || c->port->proto != NULL;
+    int framed = c->port->framing.mode != SWOOP_FRAME_NONE || c->proto != NULL;
     for (int round = 0; round < READS_PER_WAKEUP; round++) {
         if (c->state != CONN_OPEN || c->paused || c->proto_hold || ext(c)->free_pending)
             return;
@@ -608,12 +612,21 @@ static void conn_io_cb(swoop_io_t *io, unsigned events)
     conn_unbusy(c);
 }
 
-/* BASE: on_close, which sees the connection closed (and may not free it). */
+/* Whether a close runs anything in a worker: on_close, or the protocol's closed hook. */
+static int close_hooks(const swoop_conn_t *c)
+{
+    return c->reactor->srv->events.on_close || (c->proto && c->proto->closed);
+}
+
+/* BASE: the protocol's closed hook and on_close, which see the connection closed. */
 static void conn_run_on_close(swoop_conn_t *c)
 {
     swoop_server_t *srv = c->reactor->srv;
     ext(c)->busy++;
-    srv->events.on_close(srv, c->id, c->reactor->id);
+    if (c->proto && c->proto->closed)
+        c->proto->closed(srv, c->id);
+    if (srv->events.on_close)
+        srv->events.on_close(srv, c->id, c->reactor->id);
     ext(c)->busy--;
 }
 
@@ -672,12 +685,10 @@ static void conn_peer_eof(swoop_conn_t *c)
         /* Also without on_close: the acknowledgement says the last DATA was handled. */
         if (swoop__master_deliver_close(r, c, 1) == 0)
             return; /* swoop__conn_release follows the acknowledgement */
-    } else if (srv->events.on_close) {
+    } else if (close_hooks(c)) {
         /* BASE: every on_receive ran already; on_close sees the connection closed. */
         mark_closed(c);
-        ext(c)->busy++;
-        srv->events.on_close(srv, c->id, r->id);
-        ext(c)->busy--;
+        conn_run_on_close(c);
     }
     c->state = CONN_PEER_EOF;
     swoop__conn_release(c);
@@ -706,7 +717,7 @@ static void conn_begin_close(swoop_conn_t *c)
     if (srv->mode == SWOOP_MODE_PROCESS) {
         if (swoop__master_deliver_close(r, c, 0) == 0)
             return; /* the worker acknowledges with CLOSE */
-    } else if (srv->events.on_close) {
+    } else if (close_hooks(c)) {
         if (ext(c)->busy > 0) {
             /*
              * Closed from inside one of its callbacks (swoop_server_close in
@@ -820,8 +831,8 @@ static void conn_free(swoop_conn_t *c)
     if (close(c->fd) < 0)
         swoop__log_limited(SWOOP_LOG_WARNING, errno, "close() of fd %d (conn %llu) failed", c->fd,
                            (unsigned long long)c->id);
-    if (c->port && c->port->proto && c->port->proto->conn_free)
-        c->port->proto->conn_free(c);
+    if (c->proto && c->proto->conn_free)
+        c->proto->conn_free(c);
     swoop__buf_free(&c->in);
     swoop_free(c);
 }
@@ -832,6 +843,36 @@ static void conn_free(swoop_conn_t *c)
  * comes back at the release. A request answered at once (BASE) or a
  * client that waits for each response costs no epoll_ctl.
  */
+int swoop__conn_set_proto(swoop_conn_t *c, int kind, uint32_t arg)
+{
+    swoop_server_t *srv = c->reactor->srv;
+    const swoop_proto_t *to = kind >= 0 && kind < SWOOP_PROTO_MAX ? srv->protos[kind] : NULL;
+    if (to == NULL)
+        return SWOOP_EINVAL;
+    if (c->proto && c->proto->conn_free)
+        c->proto->conn_free(c);
+    c->proto_state = NULL;
+    c->proto_drain = 0;
+    c->proto = to;
+    c->proto_arg = arg;
+    if (c->sess)
+        atomic_store_explicit(&c->sess->proto_kind, (uint32_t)kind, memory_order_release);
+    if (to->conn_open)
+        to->conn_open(c);
+    return 0;
+}
+
+void swoop__reactor_foreach(swoop_reactor_t *r, void (*fn)(swoop_conn_t *c, void *arg), void *arg)
+{
+    swoop_queue_t *q = swoop_queue_head(&r->conns);
+    while (q != &r->conns) {
+        swoop_conn_t *c = swoop_queue_data(q, swoop_conn_t, link);
+        q = q->next; /* fn may close c */
+        if (c->state == CONN_OPEN)
+            fn(c, arg);
+    }
+}
+
 void swoop__conn_hold(swoop_conn_t *c, int hold)
 {
     if (c->proto_hold == hold)
@@ -868,8 +909,8 @@ size_t swoop__conn_out_len(swoop_conn_t *c)
 
 void swoop__conn_reply(swoop_conn_t *c, uint32_t flags)
 {
-    if (c->port && c->port->proto && c->port->proto->reply)
-        c->port->proto->reply(c, flags);
+    if (c->proto && c->proto->reply)
+        c->proto->reply(c, flags);
 }
 
 void swoop__reactor_close_all(swoop_reactor_t *r, int notify)
@@ -1024,8 +1065,8 @@ void swoop__reactor_tick(swoop_reactor_t *r)
             swoop__conn_close(c, 1);
             continue;
         }
-        if (c->state == CONN_OPEN && c->port->proto && c->port->proto->tick)
-            c->port->proto->tick(c, now); /* may close c (q already moved on) */
+        if (c->state == CONN_OPEN && c->proto && c->proto->tick)
+            c->proto->tick(c, now); /* may close c (q already moved on) */
     }
 }
 

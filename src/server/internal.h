@@ -27,7 +27,7 @@
 #include "proto/framing.h"
 
 #define SWOOP_STATS_MAGIC   0x53574f50u /* "SWOP" */
-#define SWOOP_STATS_VERSION 6u          /* 6: HTTP counters */
+#define SWOOP_STATS_VERSION 7u          /* 7: WebSocket counters, 128-byte counter blocks */
 #define SWOOP_STATS_MEMFD   "swoop-stats"
 
 /* conn id = (sequence << SLOT_BITS) | slot */
@@ -67,10 +67,13 @@ typedef struct swoop_srv_counter_s {
     _Atomic uint64_t requests;
     _Atomic uint64_t http_status[4]; /* HTTP responses by class: 2xx, 3xx, 4xx, 5xx */
     _Atomic uint64_t http_bad;       /* HTTP requests refused by the parser (owner) */
+    _Atomic uint64_t ws_messages_in; /* WebSocket messages delivered to workers (owner) */
+    _Atomic uint64_t ws_dropped;     /* pushes dropped above websocket_output_high_water */
+    _Atomic uint64_t ws_slow_closed; /* connections closed above it (policy "close") */
 } swoop_srv_counter_t;
 
 static_assert(sizeof(swoop_srv_wstat_t) == 64, "one cache line per worker");
-static_assert(sizeof(swoop_srv_counter_t) == 64, "one cache line per counter block");
+static_assert(sizeof(swoop_srv_counter_t) == 128, "two cache lines per counter block");
 
 /* Task counters (src/task/): written by every worker, read by stats. */
 typedef struct swoop_srv_task_stats_s {
@@ -166,6 +169,11 @@ typedef struct swoop_session_s {
      */
     _Atomic uint32_t proto_flags;
     _Atomic int32_t proto_taker; /* the worker process that took the request (HTTP) */
+    /*
+     * The protocol the connection speaks now (SWOOP_PROTO_*; it may change:
+     * an HTTP request upgraded to WebSocket), set by the owner.
+     */
+    _Atomic uint32_t proto_kind;
     swoop_addr_t peer;
 } swoop_session_t;
 
@@ -182,6 +190,7 @@ typedef struct swoop_conn_s swoop_conn_t;
  */
 typedef struct swoop_proto_s {
     const char *name;
+    int kind; /* SWOOP_PROTO_*: its index in swoop_server_t.protos */
     /* Owner: a connection of the port opened / is freed (c->proto_state is the protocol's). */
     void (*conn_open)(swoop_conn_t *c);
     void (*conn_free)(swoop_conn_t *c);
@@ -210,6 +219,13 @@ typedef struct swoop_proto_s {
      * owners asks one that has one).
      */
     void (*relay)(swoop_server_t *srv, char *data, size_t len);
+    /*
+     * Owner: a message a worker sent with swoop__server_proto_out, for
+     * connection `conn` of this engine (0: for the engine as a whole).
+     */
+    void (*out)(swoop_reactor_t *r, swoop_conn_id_t conn, const char *data, size_t len);
+    /* Worker: a connection that spoke this protocol closed (before on_close). */
+    void (*closed)(swoop_server_t *srv, swoop_conn_id_t conn);
 } swoop_proto_t;
 
 /* Output bytes a protocol lets queue before it stops taking requests, and resumes below. */
@@ -217,11 +233,12 @@ typedef struct swoop_proto_s {
 #define SWOOP_PROTO_OUT_LOW  (256u << 10)
 
 /* Reply flags (SEND aux): what the protocol learns when the bytes are queued. */
-#define SWOOP_REPLY_END   0x1u /* the bytes end one response */
-#define SWOOP_REPLY_CLOSE 0x2u /* close the connection once they are written */
+#define SWOOP_REPLY_END     0x1u /* the bytes end one response */
+#define SWOOP_REPLY_CLOSE   0x2u /* close the connection once they are written */
+#define SWOOP_REPLY_UPGRADE 0x4u /* the response switched protocols (HTTP 101) */
 
 /* Protocol kinds a port can speak (swoop_server_t.protos). */
-enum { SWOOP_PROTO_HTTP = 0, SWOOP_PROTO_MAX = 4 };
+enum { SWOOP_PROTO_HTTP = 0, SWOOP_PROTO_WS = 1, SWOOP_PROTO_MAX = 4 };
 
 /* A listening port. */
 struct swoop_port_s {
@@ -276,9 +293,11 @@ struct swoop_conn_s {
     swoop_buf_t out;
     swoop_queue_t files; /* sendfile ranges waiting, in output order with `out` */
     swoop_queue_t link;
-    void *proto_state; /* the port's protocol's (swoop_proto_t) */
-    int proto_hold;    /* the protocol holds the reading (swoop__conn_hold) */
-    int proto_drain;   /* the protocol waits for the output to drain (drained) */
+    const swoop_proto_t *proto; /* the protocol it speaks (the port's, until one switches it) */
+    uint32_t proto_arg;         /* for its conn_open: swoop__conn_set_proto's argument */
+    void *proto_state;          /* the protocol's (swoop_proto_t) */
+    int proto_hold;             /* the protocol holds the reading (swoop__conn_hold) */
+    int proto_drain;            /* the protocol waits for the output to drain (drained) */
 };
 
 /* A connection engine: one PROCESS reactor thread, or the engine of a BASE worker. */
@@ -406,6 +425,7 @@ struct swoop_server_s {
     /* Protocols the layers above registered (swoop__server_set_proto), by kind. */
     const swoop_proto_t *protos[SWOOP_PROTO_MAX];
     void (*proto_fn[SWOOP_PROTO_MAX])(void); /* theirs: the HTTP handler, ... (cast back) */
+    void *proto_data[SWOOP_PROTO_MAX];       /* theirs, swoop_malloc'ed (freed with the server) */
 
     /* Task workers (src/task/); NULL without them. */
     struct swoop_task_s *task;
@@ -476,6 +496,17 @@ int swoop__server_send_reply(swoop_server_t *srv, swoop_conn_id_t conn, const vo
  * len alone exceeds the budget.
  */
 int swoop__server_wait_room(swoop_server_t *srv, swoop_conn_id_t conn, size_t len, int timeout_ms);
+/*
+ * Sends the protocol `kind`'s message to the owner of `conn` (its out
+ * hook runs there), from an event worker; `conn` 0 with `owner` >= 0 sends
+ * it to that owner (PROCESS: reactor thread; BASE: worker) as a whole.
+ * Not charged to the output budget: the protocol bounds its output itself.
+ * Returns 0, SWOOP_ECLOSED, SWOOP_ESTATE (not an event worker) or an IPC error.
+ */
+int swoop__server_proto_out(swoop_server_t *srv, swoop_conn_id_t conn, int owner, int kind,
+                            const void *data, size_t len);
+/* The number of connection owners: reactor threads (PROCESS) or workers (BASE). */
+int swoop__server_owner_count(const swoop_server_t *srv);
 /* The port a connection came in on, or NULL. */
 swoop_port_t *swoop__conn_port(swoop_server_t *srv, swoop_conn_id_t conn);
 
@@ -490,6 +521,15 @@ void swoop__conn_hold(swoop_conn_t *c, int hold);
  * input processing. Returns 0, or -1 when c must not be touched.
  */
 int swoop__conn_reframe(swoop_conn_t *c);
+/*
+ * Switches c to protocol `kind` (registered with swoop__server_set_proto):
+ * the old protocol's conn_free, then the new one's conn_open with
+ * c->proto_arg = arg. From the owner, inside the old protocol's hooks too
+ * (its state is gone afterwards: touch nothing of it).
+ */
+int swoop__conn_set_proto(swoop_conn_t *c, int kind, uint32_t arg);
+/* Calls fn on every open connection of the engine r (fn must not free others). */
+void swoop__reactor_foreach(swoop_reactor_t *r, void (*fn)(swoop_conn_t *c, void *arg), void *arg);
 /* The owner's reply hook: a send with flags was queued on c (calls the protocol). */
 void swoop__conn_reply(swoop_conn_t *c, uint32_t flags);
 /* BASE: waits up to ms for c's socket to take bytes and writes what it can. */

@@ -335,6 +335,7 @@ void swoop__master_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char 
                           .reactor_id = (int16_t)r->id,
                           .worker_id = (int16_t)w,
                           .port_id = (uint16_t)c->port->index,
+                          .aux = c->proto ? (uint32_t)c->proto->kind : 0,
                           .conn_id = c->id};
     swoop_ipc_out_t *out = &r->outs[w];
     int rc = swoop__ipc_send(out, &h, data, len);
@@ -358,7 +359,7 @@ void swoop__master_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char 
 
 int swoop__master_deliver_close(swoop_reactor_t *r, swoop_conn_t *c, int always)
 {
-    if (r->srv->events.on_close == NULL && !always)
+    if (r->srv->events.on_close == NULL && !(c->proto && c->proto->closed) && !always)
         return -1;
     int w = swoop__dispatch_close_worker(r, c);
     c->worker_id = w;
@@ -366,6 +367,7 @@ int swoop__master_deliver_close(swoop_reactor_t *r, swoop_conn_t *c, int always)
                           .reactor_id = (int16_t)r->id,
                           .worker_id = (int16_t)w,
                           .port_id = (uint16_t)c->port->index,
+                          .aux = c->proto ? (uint32_t)c->proto->kind : 0,
                           .conn_id = c->id};
     int rc = swoop__ipc_send(&r->outs[w], &h, NULL, 0);
     if (rc < 0) {
@@ -413,6 +415,12 @@ void swoop__master_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoo
 static void handle_worker_msg(swoop_reactor_t *r, swoop_ipc_msg_t *m)
 {
     const swoop_ipc_head_t *h = &m->head;
+    if (h->type == SWOOP_IPC_PROTO_OUT) {
+        const swoop_proto_t *p = h->aux < SWOOP_PROTO_MAX ? r->srv->protos[h->aux] : NULL;
+        if (p && p->out)
+            p->out(r, h->conn_id, m->data, m->len);
+        return;
+    }
     swoop_conn_t *c = swoop__reactor_conn(r, h->conn_id);
     if (c == NULL) {
         /* Closed meanwhile: the data is dropped, nobody else is touched. */

@@ -79,6 +79,15 @@ static void port_settings_inherit(swoop_port_settings_t *p)
     p->http_compression_level = -1;
     p->http_compression_min_length = -1;
     p->http_compression_types[0] = '\0';
+    p->open_websocket_protocol = -1;
+    p->websocket_max_message_size = -1;
+    p->websocket_ping_interval = -1;
+    p->open_websocket_close_frame = -1;
+    p->open_websocket_ping_frame = -1;
+    p->open_websocket_pong_frame = -1;
+    p->websocket_subprotocol[0] = '\0';
+    p->websocket_output_high_water = -1;
+    p->websocket_output_policy = -1;
 }
 
 int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
@@ -156,6 +165,14 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     p->http_compression = 1;
     p->http_compression_level = 1;
     p->http_compression_min_length = 20;
+    p->open_websocket_protocol = 0;
+    p->websocket_max_message_size = 2 * 1024 * 1024;
+    p->websocket_ping_interval = 0;
+    p->open_websocket_close_frame = 0;
+    p->open_websocket_ping_frame = 0;
+    p->open_websocket_pong_frame = 0;
+    p->websocket_output_high_water = 4 * 1024 * 1024;
+    p->websocket_output_policy = 0;
     strcpy(p->http_compression_types,
            "text/html,text/plain,text/css,text/javascript,text/xml,application/javascript,"
            "application/json,application/xml,image/svg+xml");
@@ -181,6 +198,8 @@ int swoop_server_free(swoop_server_t *srv)
         swoop_free(p);
     }
     swoop_free(srv->ports);
+    for (int k = 0; k < SWOOP_PROTO_MAX; k++)
+        swoop_free(srv->proto_data[k]);
     swoop_free(srv);
     return 0;
 }
@@ -424,11 +443,40 @@ static int resolve_ports(swoop_server_t *srv)
         if (e.http_compression_types[0] == '\0')
             memcpy(e.http_compression_types, d->http_compression_types,
                    sizeof(e.http_compression_types));
+        if (e.open_websocket_protocol < 0)
+            e.open_websocket_protocol = d->open_websocket_protocol;
+        if (e.websocket_max_message_size < 0)
+            e.websocket_max_message_size = d->websocket_max_message_size;
+        if (e.websocket_ping_interval < 0)
+            e.websocket_ping_interval = d->websocket_ping_interval;
+        if (e.open_websocket_close_frame < 0)
+            e.open_websocket_close_frame = d->open_websocket_close_frame;
+        if (e.open_websocket_ping_frame < 0)
+            e.open_websocket_ping_frame = d->open_websocket_ping_frame;
+        if (e.open_websocket_pong_frame < 0)
+            e.open_websocket_pong_frame = d->open_websocket_pong_frame;
+        if (e.websocket_subprotocol[0] == '\0')
+            memcpy(e.websocket_subprotocol, d->websocket_subprotocol,
+                   sizeof(e.websocket_subprotocol));
+        if (e.websocket_output_high_water < 0)
+            e.websocket_output_high_water = d->websocket_output_high_water;
+        if (e.websocket_output_policy < 0)
+            e.websocket_output_policy = d->websocket_output_policy;
         p->eff = e;
         p->proto = NULL;
-        if (e.open_http_protocol && !p->dgram) {
+        if ((e.open_http_protocol || e.open_websocket_protocol) && !p->dgram) {
+            /* WebSocket connections begin as HTTP requests: the port speaks HTTP first. */
+            if (e.open_websocket_protocol && srv->protos[SWOOP_PROTO_WS] == NULL) {
+                swoop_log(SWOOP_LOG_ERROR, 0,
+                          "port %d (%s:%d): open_websocket_protocol is set but no WebSocket "
+                          "events are: call swoop_ws_on first",
+                          i, p->host, p->port);
+                return SWOOP_EINVAL;
+            }
             p->proto = srv->protos[SWOOP_PROTO_HTTP];
-            if (p->proto == NULL) {
+            if (p->proto == NULL ||
+                (e.open_http_protocol && srv->proto_fn[SWOOP_PROTO_HTTP] == NULL &&
+                 !e.open_websocket_protocol)) {
                 swoop_log(SWOOP_LOG_ERROR, 0,
                           "port %d (%s:%d): open_http_protocol is set but no handler is: call "
                           "swoop_http_on_request first",

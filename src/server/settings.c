@@ -73,7 +73,18 @@ static int parse_bool(const char *v, int64_t *out)
     return SWOOP_EINVAL;
 }
 
-enum { T_INT, T_INT64, T_BOOL, T_PATH, T_LOGLEVEL, T_EOF, T_LENTYPE, T_IPCKEY, T_MIMELIST };
+enum {
+    T_INT,
+    T_INT64,
+    T_BOOL,
+    T_PATH,
+    T_LOGLEVEL,
+    T_EOF,
+    T_LENTYPE,
+    T_IPCKEY,
+    T_MIMELIST,
+    T_WSPOLICY
+};
 
 /*
  * One row per setting: the string setter parses into the field with these
@@ -156,6 +167,15 @@ static const setting_t port_keys[] = {
     {"http_compression_min_length", T_INT64, PORT(http_compression_min_length), 0, INT64_MAX},
     {"compression_min_length", T_INT64, PORT(http_compression_min_length), 0, INT64_MAX},
     {"http_compression_types", T_MIMELIST, PORT(http_compression_types), 0, 0},
+    {"open_websocket_protocol", T_BOOL, PORT(open_websocket_protocol), 0, 1},
+    {"websocket_max_message_size", T_INT64, PORT(websocket_max_message_size), 1, INT64_MAX},
+    {"websocket_ping_interval", T_INT, PORT(websocket_ping_interval), 0, 86400},
+    {"open_websocket_close_frame", T_BOOL, PORT(open_websocket_close_frame), 0, 1},
+    {"open_websocket_ping_frame", T_BOOL, PORT(open_websocket_ping_frame), 0, 1},
+    {"open_websocket_pong_frame", T_BOOL, PORT(open_websocket_pong_frame), 0, 1},
+    {"websocket_subprotocol", T_PATH, PORT(websocket_subprotocol), 0, 0},
+    {"websocket_output_high_water", T_INT64, PORT(websocket_output_high_water), 1, INT64_MAX},
+    {"websocket_output_policy", T_WSPOLICY, PORT(websocket_output_policy), 0, 1},
 };
 
 /*
@@ -293,6 +313,11 @@ static int apply(const setting_t *k, void *base, const char *value)
             return SWOOP_EINVAL;
         *field = value[0];
         return 0;
+    case T_WSPOLICY:
+        if (value == NULL || (strcmp(value, "close") != 0 && strcmp(value, "drop") != 0))
+            return SWOOP_EINVAL;
+        *(int *)field = strcmp(value, "drop") == 0;
+        return 0;
     case T_MIMELIST:
         if (value == NULL || strlen(value) >= SWOOP_SERVER_PATH_MAX || mime_list_check(value) < 0)
             return SWOOP_EINVAL;
@@ -330,6 +355,7 @@ static int field_check(const setting_t *k, const void *base, int inherit, char *
     switch (k->type) {
     case T_INT:
     case T_BOOL:
+    case T_WSPOLICY:
         n = *(const int *)field;
         break;
     case T_INT64:

@@ -168,8 +168,11 @@ static void handle_reactor_msg(swoop_server_t *srv, int r, swoop_ipc_msg_t *m)
             ev->on_connect(srv, h->conn_id, h->reactor_id);
         break;
     case SWOOP_IPC_DATA: {
+        /* The connection's protocol when the owner sent it (aux), on a port that has one. */
         const swoop_proto_t *proto =
-            h->port_id < srv->nports ? srv->ports[h->port_id]->proto : NULL;
+            h->port_id < srv->nports && srv->ports[h->port_id]->proto && h->aux < SWOOP_PROTO_MAX
+                ? srv->protos[h->aux]
+                : NULL;
         set_busy(srv, 1);
         if (proto && proto->message)
             proto->message(srv, h->conn_id, h->reactor_id, m->data, m->len);
@@ -186,6 +189,12 @@ static void handle_reactor_msg(swoop_server_t *srv, int r, swoop_ipc_msg_t *m)
          * itself sees the connection closed, as after any other close.
          */
         srv->closing_conn = h->conn_id;
+        const swoop_proto_t *proto =
+            h->port_id < srv->nports && srv->ports[h->port_id]->proto && h->aux < SWOOP_PROTO_MAX
+                ? srv->protos[h->aux]
+                : NULL;
+        if (proto && proto->closed)
+            proto->closed(srv, h->conn_id);
         if (ev->on_close)
             ev->on_close(srv, h->conn_id, h->reactor_id);
         srv->closing_conn = 0;
@@ -334,6 +343,12 @@ static void handle_peer_msg(swoop_server_t *srv, swoop_ipc_msg_t *m)
             srv->events.on_pipe_message(srv, h->worker_id, m->data, m->len);
             set_busy(srv, 0);
         }
+        return;
+    }
+    if (h->type == SWOOP_IPC_PROTO_OUT) {
+        const swoop_proto_t *proto = h->aux < SWOOP_PROTO_MAX ? srv->protos[h->aux] : NULL;
+        if (proto && proto->out && srv->base)
+            proto->out(srv->base, h->conn_id, m->data, m->len);
         return;
     }
     swoop_conn_t *c = own_conn(srv, h->conn_id);
@@ -651,8 +666,7 @@ static void base_close_idle(int64_t id, void *arg)
         q = q->next; /* the close may free c */
         int unread = 0;
         /* A protocol in the middle of a request (a chunked body between chunks) keeps it. */
-        if (c->state == CONN_OPEN && c->port->proto && c->port->proto->busy &&
-            c->port->proto->busy(c))
+        if (c->state == CONN_OPEN && c->proto && c->proto->busy && c->proto->busy(c))
             continue;
         if (c->state != CONN_OPEN || now - c->last_recv_ms < DRAIN_IDLE_MS ||
             swoop__buf_rlen(&c->in) || swoop__buf_rlen(&c->out) || !swoop_queue_empty(&c->files) ||
@@ -715,8 +729,8 @@ void swoop__base_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char *d
 {
     swoop_server_t *srv = r->srv;
     set_busy(srv, 1);
-    if (c->port->proto && c->port->proto->message)
-        c->port->proto->message(srv, c->id, r->id, (char *)data, len); /* ours: writable */
+    if (c->proto && c->proto->message)
+        c->proto->message(srv, c->id, r->id, (char *)data, len); /* ours: writable */
     else if (srv->events.on_receive)
         srv->events.on_receive(srv, c->id, r->id, data, len);
     set_busy(srv, 0);
@@ -1411,6 +1425,46 @@ int swoop_server_send_message(swoop_server_t *srv, int dst, const void *data, si
     }
     swoop_ipc_head_t h = {.type = SWOOP_IPC_PIPE_MESSAGE, .worker_id = (int16_t)srv->worker_id};
     int rc = swoop__ipc_send(&srv->mouts[dst], &h, data, len);
+    return rc < 0 ? rc : 0;
+}
+
+int swoop__server_owner_count(const swoop_server_t *srv)
+{
+    return srv->mode == SWOOP_MODE_PROCESS ? srv->reactor_num : srv->worker_num;
+}
+
+int swoop__server_proto_out(swoop_server_t *srv, swoop_conn_id_t conn, int owner, int kind,
+                            const void *data, size_t len)
+{
+    if (srv == NULL || (data == NULL && len) || kind < 0 || kind >= SWOOP_PROTO_MAX)
+        return SWOOP_EINVAL;
+    if (srv->worker_id < 0 || swoop_server_is_task_worker(srv))
+        return SWOOP_ESTATE;
+    if (conn) {
+        swoop_session_t *s = swoop__session_get(srv, conn);
+        if (s == NULL)
+            return SWOOP_ECLOSED;
+        owner = s->reactor_id;
+    }
+    if (owner < 0 || owner >= swoop__server_owner_count(srv))
+        return conn ? SWOOP_ECLOSED : SWOOP_EINVAL;
+    const swoop_proto_t *proto = srv->protos[kind];
+    if (proto == NULL || proto->out == NULL)
+        return SWOOP_EINVAL;
+    swoop_ipc_head_t h = {.type = SWOOP_IPC_PROTO_OUT,
+                          .reactor_id = (int16_t)owner,
+                          .worker_id = (int16_t)srv->worker_id,
+                          .aux = (uint32_t)kind,
+                          .conn_id = conn};
+    int rc;
+    if (srv->mode == SWOOP_MODE_PROCESS) {
+        rc = swoop__ipc_send(&srv->wouts[owner], &h, data, len);
+    } else if (owner == srv->worker_id && srv->base) {
+        proto->out(srv->base, conn, data, len); /* ours: run it now, in order */
+        rc = 0;
+    } else {
+        rc = swoop__ipc_send(&srv->mouts[owner], &h, data, len);
+    }
     return rc < 0 ? rc : 0;
 }
 

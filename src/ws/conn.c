@@ -1,0 +1,350 @@
+/*
+ * The owner's side of a WebSocket connection (PROCESS: a reactor thread;
+ * BASE: the worker that owns it). The HTTP layer switches the connection
+ * here once the 101 response is queued. Every rule of the frame decoder is
+ * applied before anything reaches a worker: a frame that breaks one gets a
+ * close frame with its code (1002, 1007, 1009) and the connection closes
+ * after it is written. Pings are answered here; a close frame from the
+ * client is echoed and the connection closes; a close the server began
+ * waits WS_CLOSE_TIMEOUT_MS for the client's. Workers' pushes and
+ * broadcasts arrive through the out hook and are framed here, once per
+ * broadcast for all of this owner's connections, and bounded by the
+ * port's websocket_output_high_water and policy.
+ */
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/ratelimit.h"
+#include "proto/ws_frame.h"
+#include "ws/internal.h"
+
+typedef struct ws_conn_s {
+    swoop_ws_decoder_t dec;
+    swoop_buf_t msg;       /* the data message being assembled: a ws_msg_t, then its payload */
+    int closing;           /* a close frame went out: the client's is awaited */
+    int close_received;    /* the client's close frame came: nothing more is read */
+    uint64_t close_by_ms;  /* closing: when to give up waiting */
+    uint64_t ping_sent_ms; /* websocket_ping_interval: the last ping, 0 none outstanding */
+} ws_conn_t;
+
+static void conn_open(swoop_conn_t *c)
+{
+    ws_conn_t *w = swoop_calloc(1, sizeof(*w));
+    if (w == NULL) {
+        swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM, "ws: conn %llu: no memory",
+                           (unsigned long long)c->id);
+        swoop__conn_close(c, 1);
+        return;
+    }
+    const swoop_port_settings_t *ps = &c->port->eff;
+    swoop__ws_decoder_init(&w->dec, (uint64_t)ps->websocket_max_message_size, 1, 0);
+    swoop__buf_init(&w->msg);
+    c->proto_state = w;
+    if (c->sess)
+        atomic_store_explicit(&c->sess->proto_flags, 0, memory_order_release);
+}
+
+static void conn_free(swoop_conn_t *c)
+{
+    ws_conn_t *w = c->proto_state;
+    if (w == NULL)
+        return;
+    swoop__buf_free(&w->msg);
+    swoop_free(w);
+    c->proto_state = NULL;
+}
+
+/* The close code on_close reports: the first one known wins. */
+static void note_code(swoop_conn_t *c, int code)
+{
+    if (c->sess == NULL)
+        return;
+    uint32_t f = atomic_load_explicit(&c->sess->proto_flags, memory_order_relaxed);
+    if (!(f & WS_SESS_CODE))
+        atomic_store_explicit(&c->sess->proto_flags, WS_SESS_CODE | ((uint32_t)code & 0xffffu),
+                              memory_order_release);
+}
+
+/* One frame (head and payload) in one send. 0, or a send error (c may be closing). */
+static int send_frame(swoop_conn_t *c, int opcode, const void *data, size_t len)
+{
+    uint8_t head[SWOOP_WS_HEAD_MAX];
+    size_t hl = swoop__ws_frame_head(head, 1, 0, opcode, len, NULL);
+    if (len <= 125) {
+        uint8_t small[SWOOP_WS_HEAD_MAX + 125];
+        memcpy(small, head, hl);
+        if (len)
+            memcpy(small + hl, data, len);
+        return swoop__conn_send(c, small, hl + len, 0);
+    }
+    int rc = swoop__conn_send(c, head, hl, 0);
+    return rc == 0 ? swoop__conn_send(c, data, len, 0) : rc;
+}
+
+/* A close frame with code (and reason); 1005 sends an empty one. */
+static void send_close(swoop_conn_t *c, int code, const char *reason, size_t rl)
+{
+    uint8_t p[125];
+    size_t n = 0;
+    if (code != SWOOP_WS_CODE_NO_STATUS) {
+        p[0] = (uint8_t)(code >> 8);
+        p[1] = (uint8_t)code;
+        n = 2;
+        if (rl > sizeof(p) - 2)
+            rl = sizeof(p) - 2;
+        if (rl)
+            memcpy(p + 2, reason, rl);
+        n += rl;
+    }
+    send_frame(c, SWOOP_WS_OP_CLOSE, p, n);
+}
+
+/* The client broke a rule: the close frame with its code, then the close (after the bytes). */
+static void fail(swoop_conn_t *c, int code, const char *why)
+{
+    swoop__log_limited(SWOOP_LOG_INFO, 0, "ws: conn %llu (port %d): %s: closing with %d",
+                       (unsigned long long)c->id, c->port->port, why, code);
+    note_code(c, code);
+    ws_conn_t *w = c->proto_state;
+    if (w && !w->closing)
+        send_close(c, code, NULL, 0);
+    swoop__conn_close(c, 0);
+}
+
+/* A whole message (or a control frame the port delivers) to the worker. */
+static void deliver(swoop_conn_t *c, ws_conn_t *w, int opcode, const void *data, size_t len)
+{
+    ws_msg_t m = {.magic = WS_MSG_MAGIC, .opcode = (uint8_t)opcode};
+    if (data) {
+        swoop__buf_clear(&w->msg);
+        if (swoop__buf_reserve(&w->msg, sizeof(m) + len) < 0) {
+            fail(c, 1011, "no memory for a message");
+            return;
+        }
+        swoop__buf_append(&w->msg, &m, sizeof(m));
+        swoop__buf_append(&w->msg, data, len);
+    } else {
+        memcpy((char *)swoop__buf_rdata(&w->msg), &m, sizeof(m));
+    }
+    atomic_fetch_add_explicit(&c->reactor->cnt->ws_messages_in, 1, memory_order_relaxed);
+    swoop__conn_deliver(c, swoop__buf_rdata(&w->msg), swoop__buf_rlen(&w->msg));
+    if (c->state == CONN_OPEN && c->proto_state == w) {
+        swoop__buf_clear(&w->msg);
+        swoop__buf_shrink(&w->msg, 0, 65536); /* an idle connection keeps no big message */
+    }
+}
+
+static void on_control(swoop_conn_t *c, ws_conn_t *w, const swoop_ws_event_t *ev)
+{
+    const swoop_port_settings_t *ps = &c->port->eff;
+    switch (ev->opcode) {
+    case SWOOP_WS_OP_PING:
+        send_frame(c, SWOOP_WS_OP_PONG, ev->data, ev->len);
+        if (ps->open_websocket_ping_frame && c->state == CONN_OPEN)
+            deliver(c, w, SWOOP_WS_OP_PING, ev->data, ev->len);
+        break;
+    case SWOOP_WS_OP_PONG:
+        w->ping_sent_ms = 0;
+        if (ps->open_websocket_pong_frame)
+            deliver(c, w, SWOOP_WS_OP_PONG, ev->data, ev->len);
+        break;
+    case SWOOP_WS_OP_CLOSE:
+        w->close_received = 1;
+        note_code(c, ev->code);
+        if (ps->open_websocket_close_frame)
+            deliver(c, w, SWOOP_WS_OP_CLOSE, ev->data, ev->len);
+        if (c->state != CONN_OPEN)
+            return;
+        /* The client began: echo its code (RFC 6455 5.5.1); we began: the handshake is done. */
+        if (!w->closing)
+            send_close(c, ev->code, NULL, 0);
+        swoop__conn_close(c, 0);
+        break;
+    }
+}
+
+static ssize_t input(swoop_conn_t *c, char *data, size_t len, size_t *need)
+{
+    ws_conn_t *w = c->proto_state;
+    *need = 0;
+    if (w == NULL)
+        return -1;
+    size_t off = 0;
+    while (off < len && c->state == CONN_OPEN && c->proto_state == w) {
+        if (w->close_received)
+            return (ssize_t)len; /* after the close frame: ignored (RFC 6455 5.5.1) */
+        swoop_ws_event_t ev;
+        size_t n = swoop__ws_decode(&w->dec, (uint8_t *)data + off, len - off, &ev);
+        off += n;
+        switch (ev.type) {
+        case SWOOP_WS_EV_NONE:
+            break;
+        case SWOOP_WS_EV_DATA:
+            if (ev.first) {
+                swoop__buf_clear(&w->msg);
+                ws_msg_t m = {0};
+                if (swoop__buf_append(&w->msg, &m, sizeof(m)) < 0) {
+                    fail(c, 1011, "no memory for a message");
+                    return -1;
+                }
+            }
+            if (ev.len && swoop__buf_append(&w->msg, ev.data, ev.len) < 0) {
+                fail(c, 1011, "no memory for a message");
+                return -1;
+            }
+            if (ev.fin && !w->closing)
+                deliver(c, w, ev.opcode, NULL, 0);
+            break;
+        case SWOOP_WS_EV_CONTROL:
+            on_control(c, w, &ev);
+            break;
+        case SWOOP_WS_EV_ERROR:
+            fail(c, ev.code, ev.reason);
+            return -1;
+        }
+    }
+    if (c->state != CONN_OPEN || c->proto_state != w)
+        return -1;
+    return (ssize_t)off;
+}
+
+static void tick(swoop_conn_t *c, uint64_t now)
+{
+    ws_conn_t *w = c->proto_state;
+    if (w == NULL)
+        return;
+    if (w->closing) {
+        if (now >= w->close_by_ms)
+            swoop__conn_close(c, 0); /* the client never answered our close frame */
+        return;
+    }
+    int interval = c->port->eff.websocket_ping_interval;
+    if (interval <= 0)
+        return;
+    uint64_t ms = (uint64_t)interval * 1000u;
+    /* Any frame from the client since the ping counts, not only its pong. */
+    if (w->ping_sent_ms && c->last_recv_ms >= w->ping_sent_ms)
+        w->ping_sent_ms = 0;
+    if (w->ping_sent_ms && now - w->ping_sent_ms >= ms) {
+        swoop__log_limited(SWOOP_LOG_INFO, 0, "ws: conn %llu: no answer to a ping in %d s: closing",
+                           (unsigned long long)c->id, interval);
+        swoop__conn_close(c, 1);
+        return;
+    }
+    if (!w->ping_sent_ms && now - c->last_recv_ms >= ms) {
+        send_frame(c, SWOOP_WS_OP_PING, NULL, 0);
+        w->ping_sent_ms = now;
+    }
+}
+
+static int busy(swoop_conn_t *c)
+{
+    (void)c;
+    return 1; /* a WebSocket is never between two requests: a retiring BASE worker keeps it */
+}
+
+/* Above the port's high-water mark: the policy. 1 when the frame may go. */
+static int room_for(swoop_conn_t *c, size_t len)
+{
+    const swoop_port_settings_t *ps = &c->port->eff;
+    size_t queued = swoop__conn_out_len(c);
+    if (queued + len <= (uint64_t)ps->websocket_output_high_water || queued == 0)
+        return 1;
+    swoop_srv_counter_t *cnt = c->reactor->cnt;
+    if (ps->websocket_output_policy == 1) {
+        atomic_fetch_add_explicit(&cnt->ws_dropped, 1, memory_order_relaxed);
+        return 0;
+    }
+    atomic_fetch_add_explicit(&cnt->ws_slow_closed, 1, memory_order_relaxed);
+    swoop__log_limited(SWOOP_LOG_WARNING, 0,
+                       "ws: conn %llu: %zu bytes wait for a client that does not read "
+                       "(websocket_output_high_water): closing it",
+                       (unsigned long long)c->id, queued);
+    note_code(c, SWOOP_WS_POLICY);
+    swoop__conn_close(c, 1);
+    return 0;
+}
+
+typedef struct bcast_s {
+    const uint8_t *frame;
+    size_t len;
+} bcast_t;
+
+static void bcast_one(swoop_conn_t *c, void *arg)
+{
+    const bcast_t *b = arg;
+    ws_conn_t *w = c->proto_state;
+    if (c->proto != &swoop__ws_proto || w == NULL || w->closing || !room_for(c, b->len))
+        return;
+    swoop__conn_send(c, b->frame, b->len, 0);
+}
+
+/* A push, close or broadcast from a worker (swoop__server_proto_out). */
+static void out(swoop_reactor_t *r, swoop_conn_id_t conn, const char *data, size_t len)
+{
+    ws_out_t o;
+    if (len < sizeof(o))
+        return;
+    memcpy(&o, data, sizeof(o));
+    if (o.magic != WS_OUT_MAGIC)
+        return;
+    data += sizeof(o);
+    len -= sizeof(o);
+    if (o.op == WS_OUT_BROADCAST) {
+        size_t ids = (size_t)o.nconns * sizeof(uint64_t);
+        if (len < ids)
+            return;
+        /* Framed once for every connection of this owner. */
+        uint8_t head[SWOOP_WS_HEAD_MAX];
+        size_t plen = len - ids;
+        size_t hl = swoop__ws_frame_head(head, 1, 0, o.opcode, plen, NULL);
+        uint8_t *frame = swoop_malloc(hl + plen);
+        if (frame == NULL)
+            return;
+        memcpy(frame, head, hl);
+        memcpy(frame + hl, data + ids, plen);
+        bcast_t b = {frame, hl + plen};
+        if (o.nconns == 0) {
+            swoop__reactor_foreach(r, bcast_one, &b);
+        } else {
+            for (uint32_t i = 0; i < o.nconns; i++) {
+                uint64_t id;
+                memcpy(&id, data + i * sizeof(id), sizeof(id));
+                swoop_conn_t *c = swoop__reactor_conn(r, id);
+                if (c && c->state == CONN_OPEN)
+                    bcast_one(c, &b);
+            }
+        }
+        swoop_free(frame);
+        return;
+    }
+    swoop_conn_t *c = swoop__reactor_conn(r, conn);
+    if (c == NULL || c->state != CONN_OPEN || c->proto != &swoop__ws_proto)
+        return; /* gone meanwhile (or not upgraded yet: the push came before the 101) */
+    ws_conn_t *w = c->proto_state;
+    if (w == NULL || w->closing)
+        return;
+    if (o.op == WS_OUT_PUSH) {
+        if (room_for(c, len + SWOOP_WS_HEAD_MAX))
+            send_frame(c, o.opcode, data, len);
+    } else if (o.op == WS_OUT_CLOSE) {
+        note_code(c, o.code);
+        send_close(c, o.code, data, len);
+        w->closing = 1;
+        w->close_by_ms = swoop__now_ms() + WS_CLOSE_TIMEOUT_MS;
+    }
+}
+
+const swoop_proto_t swoop__ws_proto = {
+    .name = "websocket",
+    .kind = SWOOP_PROTO_WS,
+    .conn_open = conn_open,
+    .conn_free = conn_free,
+    .input = input,
+    .tick = tick,
+    .busy = busy,
+    .out = out,
+    .message = swoop__ws_message,
+    .closed = swoop__ws_closed,
+    .relay = swoop__ws_relay,
+};
