@@ -39,8 +39,8 @@ enum {
     SWOOP_IPC_TASK = 10,
     SWOOP_IPC_FINISH = 11,
     SWOOP_IPC_SHUTDOWN = 12,
-    SWOOP_IPC_SENDFILE = 13, /* worker -> reactor: a file range (payload: offset, length, path) */
-    SWOOP_IPC_RELAY = 14,    /* any worker -> event worker: a protocol's own message (aux: kind) */
+    SWOOP_IPC_SENDFILE = 13,  /* worker -> reactor: a file range (payload: offset, length, path) */
+    SWOOP_IPC_RELAY = 14,     /* any worker -> event worker: a protocol's own message (aux: kind) */
     SWOOP_IPC_PROTO_OUT = 15, /* worker -> connection owner: a protocol's message (aux: kind) */
     SWOOP_IPC_TYPE_MAX = 16
 };
