@@ -19,5 +19,6 @@
 #include <swoop/socket.h>
 #include <swoop/server.h>
 #include <swoop/http.h>
+#include <swoop/websocket.h>
 
 #endif /* SWOOP_SWOOP_H */

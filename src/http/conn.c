@@ -52,6 +52,7 @@ typedef struct http_conn_s {
     int phase;
     uint64_t since_ms; /* HEAD: when the request's first byte came; IDLE: the last response's end */
     int in_input;      /* input() is on the stack (BASE: the handler runs inside it) */
+    int orphaned;      /* the connection switched protocols inside input(): it frees this */
     int keep_alive;    /* of the request being answered */
     int continue_sent; /* 100 Continue went out for this request */
     swoop_http_head_t head;
@@ -91,6 +92,11 @@ static void state_free(swoop_conn_t *c)
     http_conn_t *h = c->proto_state;
     if (h == NULL)
         return;
+    c->proto_state = NULL;
+    if (h->in_input) {
+        h->orphaned = 1; /* input_requests is on the stack: input() frees it when it returns */
+        return;
+    }
     body_file_drop(h);
     swoop__buf_free(&h->saved);
     swoop_free(h);
@@ -626,26 +632,31 @@ static ssize_t input(swoop_conn_t *c, char *data, size_t len, size_t *need)
     h->in_input++;
     ssize_t off = input_requests(c, h, data, len, need);
     h->in_input--;
-    if (off >= 0 && c->state == CONN_OPEN && c->proto_state == h && h->phase == PHASE_UPGRADED) {
-        /* BASE: accepted while input() ran; what follows is read as WebSocket. */
-        if (swoop__conn_set_proto(c, SWOOP_PROTO_WS, 0) < 0) {
-            swoop__conn_close(c, 1);
-            return -1;
-        }
-        swoop__conn_hold(c, 0);
+    if (h->orphaned) {
+        /* BASE: upgraded while the handler ran inside input_requests; c speaks WebSocket now. */
+        body_file_drop(h);
+        swoop__buf_free(&h->saved);
+        swoop_free(h);
     }
     return off;
 }
 
 /* PROCESS (or BASE outside input()): the switch, and bytes already read go to WebSocket. */
-static void upgrade_now(swoop_conn_t *c)
+/*
+ * At once, so what the worker sends right after the 101 (on_open's
+ * pushes) is framed as WebSocket. Inside input() (BASE: the handler
+ * answered at once) the HTTP state outlives the switch until input()
+ * returns (state_free), and the loop there takes no more bytes.
+ */
+static void upgrade_now(swoop_conn_t *c, int reframe)
 {
     if (swoop__conn_set_proto(c, SWOOP_PROTO_WS, 0) < 0) {
         swoop__conn_close(c, 1);
         return;
     }
     swoop__conn_hold(c, 0);
-    swoop__conn_reframe(c);
+    if (reframe)
+        swoop__conn_reframe(c); /* bytes already read go to WebSocket */
 }
 
 /* A send with reply flags was queued: a response ended. */
@@ -663,8 +674,7 @@ static void reply(swoop_conn_t *c, uint32_t flags)
         if (c->sess)
             atomic_store_explicit(&c->sess->proto_flags, 0, memory_order_release);
         h->phase = PHASE_UPGRADED;
-        if (h->in_input == 0)
-            upgrade_now(c);
+        upgrade_now(c, h->in_input == 0);
         return;
     }
     h->phase = PHASE_IDLE;

@@ -243,3 +243,53 @@ TEST(example_task_demo_base_queue)
 {
     run_task_demo("base", "3");
 }
+
+/* Runs examples/ws_chat in `mode`: the page over HTTP, then two members chatting over WebSocket. */
+static void run_ws_chat(const char *mode)
+{
+    char prog[1024];
+    snprintf(prog, sizeof(prog), "%s/examples/ws_chat", build_dir());
+    int fd, port;
+    pid_t pid = start_server_example((char *const[]){prog, (char *)mode, "0", NULL}, &fd, &port);
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "PORT=%d /usr/bin/python3 - <<'EOF'\n"
+             "import asyncio, os, urllib.request, websockets\n"
+             "base = '127.0.0.1:' + os.environ['PORT']\n"
+             "page = urllib.request.urlopen('http://' + base + '/').read().decode()\n"
+             "assert \"new WebSocket('ws://' + location.host + '/chat')\" in page\n"
+             "async def main():\n"
+             "    a = await websockets.connect('ws://' + base + '/chat')\n"
+             "    assert (await a.recv()).endswith('joined')\n"
+             "    b = await websockets.connect('ws://' + base + '/chat')\n"
+             "    assert (await a.recv()).endswith('joined')\n"
+             "    assert (await b.recv()).endswith('joined')\n"
+             "    await a.send('hi there')\n"
+             "    print((await b.recv()).split(': ', 1)[1])\n"
+             "    await a.close()\n"
+             "    print((await b.recv()).endswith('left'))\n"
+             "    await b.close()\n"
+             "asyncio.run(main())\n"
+             "EOF\n",
+             port);
+    FILE *f = popen(cmd, "r");
+    ASSERT_NOT_NULL(f);
+    char out[256];
+    size_t n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = '\0';
+    ASSERT_EQ(pclose(f), 0);
+    ASSERT_STR_EQ(out, "hi there\nTrue\n");
+    ASSERT_EQ(kill(pid, SIGTERM), 0);
+    close(fd);
+    swoop_test_wait_ok(pid, 10000);
+}
+
+TEST(example_ws_chat_process)
+{
+    run_ws_chat("process");
+}
+
+TEST(example_ws_chat_base)
+{
+    run_ws_chat("base");
+}
