@@ -9,6 +9,7 @@
  * refused handshakes (426, 400, on_handshake's 403); and HTTP on the same
  * port.
  */
+/* TEST_LABELS: tsan */
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
