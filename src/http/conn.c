@@ -38,6 +38,19 @@ enum { PHASE_IDLE = 0, PHASE_HEAD, PHASE_CHUNKED, PHASE_BODY, PHASE_WAITING, PHA
 /* Bytes of message buffer a connection keeps between requests (reused, not reallocated). */
 #define SAVED_KEEP 4096
 
+/*
+ * The parser's header slots (1,600 bytes) are needed only while a head is
+ * parsed and handed on, which for nearly every request happens within one
+ * read: the head is parsed into this per-thread scratch array, and only a
+ * head that spans reads gets slots of its own (head_keep), freed once it
+ * was parsed. An idle keep-alive connection then keeps none (bench/http.c
+ * -i: about 4 KiB per idle connection before, mostly these slots and the
+ * body path). Every owner is one thread (a reactor thread or a BASE
+ * worker) and nothing reads the slots once input() returned or the
+ * request was handed on, so a thread's parses never overlap.
+ */
+static _Thread_local swoop_http_header_t scratch_headers[HTTP_MAX_HEADERS];
+
 typedef struct http_conn_s {
     int phase;
     uint64_t since_ms; /* HEAD: when the request's first byte came; IDLE: the last response's end */
@@ -53,9 +66,9 @@ typedef struct http_conn_s {
     uint64_t body_left;    /* PHASE_BODY: bytes still to come */
     uint64_t body_written; /* chunked, in a file: its bytes */
     int body_fd;           /* the body's file while it is written, else -1 */
-    char body_path[SWOOP_SERVER_PATH_MAX + 32]; /* its path until the response ended, "" none */
+    char *body_path;       /* its path until the response ended (allocated), NULL none */
     http_upload_t *upload; /* multipart/form-data: its parser and files, until the response ended */
-    swoop_http_header_t headers[HTTP_MAX_HEADERS];
+    swoop_http_header_t *own_headers; /* a head that spans reads: its slots, else NULL */
 } http_conn_t;
 
 static void conn_open(swoop_conn_t *c)
@@ -69,9 +82,10 @@ static void body_file_drop(http_conn_t *h)
     if (h->body_fd >= 0)
         close(h->body_fd);
     h->body_fd = -1;
-    if (h->body_path[0] && unlink(h->body_path) < 0 && errno != ENOENT)
+    if (h->body_path && unlink(h->body_path) < 0 && errno != ENOENT)
         swoop__log_limited(SWOOP_LOG_WARNING, errno, "http: unlink(\"%s\") failed", h->body_path);
-    h->body_path[0] = '\0';
+    swoop_free(h->body_path);
+    h->body_path = NULL;
     swoop__http_upload_free(h->upload);
     h->upload = NULL;
 }
@@ -83,8 +97,35 @@ static void state_free(swoop_conn_t *c)
         return;
     body_file_drop(h);
     swoop__buf_free(&h->saved);
+    swoop_free(h->own_headers);
     swoop_free(h);
     c->proto_state = NULL;
+}
+
+/*
+ * The head being parsed goes on in a later read: its slots move from the
+ * thread's scratch array to the connection's own (the parser indexes
+ * head.headers, so it resumes on the copy).
+ */
+static void head_keep(http_conn_t *h)
+{
+    if (h->head.headers == h->own_headers)
+        return;
+    h->own_headers = swoop_malloc(sizeof(scratch_headers));
+    uint32_t used =
+        h->head.num_headers < HTTP_MAX_HEADERS ? h->head.num_headers + 1 : HTTP_MAX_HEADERS;
+    memcpy(h->own_headers, h->head.headers, used * sizeof(swoop_http_header_t));
+    h->head.headers = h->own_headers;
+}
+
+/* No head is being parsed: a head's own slots go (see scratch_headers). */
+static void head_release(http_conn_t *h)
+{
+    if (h->own_headers == NULL)
+        return;
+    swoop_free(h->own_headers);
+    h->own_headers = NULL;
+    h->head.headers = NULL;
 }
 
 static void conn_free(swoop_conn_t *c)
@@ -192,8 +233,11 @@ static void deliver(swoop_conn_t *c, http_conn_t *h, const char *data, size_t le
         if (m.flags & HTTP_MSG_HEAD)
             f |= HTTP_SESS_HEAD;
         /* What Accept-Encoding allows, for a detached answer (it has no request to read). */
+        /* The fields as the message carries them: the parser's slots may be gone (a body came). */
+        swoop_http_head_t hd = h->head;
+        hd.headers = (swoop_http_header_t *)(data + sizeof(m));
         f |= HTTP_SESS_CODING_BITS(swoop__http_accept_of_head(
-            &h->head, data + sizeof(m) + (size_t)m.num_headers * sizeof(swoop_http_header_t),
+            &hd, data + sizeof(m) + (size_t)m.num_headers * sizeof(swoop_http_header_t),
             SWOOP_HTTP_CODING_GZIP | SWOOP_HTTP_CODING_DEFLATE));
         atomic_store_explicit(&c->sess->proto_taker, 0, memory_order_relaxed);
         atomic_store_explicit(&c->sess->proto_flags, f, memory_order_release);
@@ -222,8 +266,11 @@ static int no_memory(swoop_conn_t *c);
 /* Opens the file a large body goes to (upload_tmp_dir); 0, or -1 when c was answered 500. */
 static int body_file_open(swoop_conn_t *c, http_conn_t *h)
 {
-    snprintf(h->body_path, sizeof(h->body_path), "%s/swoop-body.%d.XXXXXX",
-             c->port->eff.upload_tmp_dir, (int)swoop__getpid());
+    /* Allocated only now: an idle connection does not keep a path's worth of bytes. */
+    size_t cap = strlen(c->port->eff.upload_tmp_dir) + 48;
+    h->body_path = swoop_malloc(cap);
+    snprintf(h->body_path, cap, "%s/swoop-body.%d.XXXXXX", c->port->eff.upload_tmp_dir,
+             (int)swoop__getpid());
     h->body_fd = mkostemp(h->body_path, O_CLOEXEC);
     if (h->body_fd >= 0)
         return 0;
@@ -231,7 +278,8 @@ static int body_file_open(swoop_conn_t *c, http_conn_t *h)
     swoop__log_limited(SWOOP_LOG_ERROR, err,
                        "http: conn %llu: cannot make a body file in upload_tmp_dir \"%s\": 500",
                        (unsigned long long)c->id, c->port->eff.upload_tmp_dir);
-    h->body_path[0] = '\0';
+    swoop_free(h->body_path);
+    h->body_path = NULL;
     owner_answer(c, 500);
     return -1;
 }
@@ -346,7 +394,8 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
     while (off < len && h->phase != PHASE_WAITING && h->phase != PHASE_DRAIN &&
            c->state == CONN_OPEN) {
         if (h->phase == PHASE_IDLE) {
-            swoop__http_head_init(&h->head, h->headers, HTTP_MAX_HEADERS);
+            head_release(h);
+            swoop__http_head_init(&h->head, scratch_headers, HTTP_MAX_HEADERS);
             h->continue_sent = 0;
             h->phase = PHASE_HEAD;
             h->since_ms = c->last_recv_ms;
@@ -354,8 +403,10 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
         if (h->phase == PHASE_HEAD) {
             char *req = data + off;
             ssize_t n = swoop__http_parse_request(&h->head, req, len - off, &lim);
-            if (n == SWOOP_HTTP_INCOMPLETE)
+            if (n == SWOOP_HTTP_INCOMPLETE) {
+                head_keep(h); /* the rest comes in a later read */
                 break;
+            }
             if (n < 0) {
                 reply_error(c, (int)n);
                 return -1;
@@ -414,6 +465,7 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
             uint64_t total = (uint64_t)n + body;
             if (total > len - off) {
                 maybe_continue(c, h);
+                head_keep(h);          /* parsed again (the result is kept) once the body is in */
                 *need = (size_t)total; /* at most max_head + package_max_length */
                 break;
             }
@@ -521,6 +573,9 @@ static ssize_t input(swoop_conn_t *c, char *data, size_t len, size_t *need)
     h->in_input++;
     ssize_t off = input_requests(c, h, data, len, need);
     h->in_input--;
+    /* Still open (a close frees h later, not here): a head parsed is done with its slots. */
+    if (c->proto_state == h && h->phase != PHASE_HEAD)
+        head_release(h);
     return off;
 }
 
