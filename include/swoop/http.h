@@ -41,6 +41,34 @@ typedef void (*swoop_http_handler_t)(swoop_server_t *srv, swoop_http_request_t *
  */
 SWOOP_EXTERN int swoop_http_on_request(swoop_server_t *srv, swoop_http_handler_t handler);
 
+/**
+ * Decides a request that carries `Expect: 100-continue` before its body is
+ * read. It sees the head only: method, path, query, version and fields
+ * (swoop_http_body gives "" and 0; swoop_http_remote_addr and
+ * swoop_http_conn work; nothing may be sent). Returns 0 to go on (the
+ * client gets 100 Continue and sends the body), or an HTTP status from 400
+ * to 599 (417 Expectation Failed, 413, 401...): the request is answered
+ * with that status, an empty body and `Connection: close`, and the
+ * connection closes without reading the body. Another value is taken as
+ * 500 (logged).
+ *
+ * It runs in the connection's owner, where the head was parsed: in BASE
+ * mode the worker that owns the connection, in PROCESS mode a reactor
+ * thread of the master process, several of them at once. So it must be
+ * thread-safe, must not block (every connection of that thread waits) and
+ * may call only the swoop_http_* request accessors; a crash in it takes
+ * the master down. Deciding in the owner answers before a single body byte
+ * is read, with no round trip to a worker that may be busy.
+ */
+typedef int (*swoop_http_expect_fn)(swoop_server_t *srv, const swoop_http_request_t *req);
+
+/**
+ * Sets the hook of every HTTP port for `Expect: 100-continue` requests
+ * (before swoop_server_start); NULL removes it (every such request then gets
+ * 100 Continue). Returns 0, SWOOP_EINVAL or SWOOP_ESTATE (after the start).
+ */
+SWOOP_EXTERN int swoop_http_on_expect(swoop_server_t *srv, swoop_http_expect_fn fn);
+
 /** The method as sent ("GET"). */
 SWOOP_EXTERN const char *swoop_http_method(const swoop_http_request_t *req);
 /** The path as sent, without "?query" ("/" for an absolute-form target without one). */

@@ -57,6 +57,7 @@ typedef struct http_conn_s {
     int in_input;      /* input() is on the stack (BASE: the handler runs inside it) */
     int keep_alive;    /* of the request being answered */
     int continue_sent; /* 100 Continue went out for this request */
+    int expect_done;   /* the Expect hook allowed this request */
     swoop_http_head_t head;
     swoop_http_chunked_t chunked;
     swoop_buf_t saved;     /* the request message being built (header, fields, head, body) */
@@ -156,24 +157,28 @@ static void owner_answer(swoop_conn_t *c, int status)
     swoop__conn_close(c, 0);
 }
 
-/* Answers a request that broke a rule with its status, then closes (after the bytes). */
-static void reply_error(swoop_conn_t *c, int err)
+/* Answers `status` with a short text body, then closes (after the bytes); logs why. */
+static void reply_status(swoop_conn_t *c, int status, const char *why, int bad)
 {
-    int status = swoop__http_error_status(err);
     const char *reason = swoop__http_reason(status);
     swoop__log_limited(SWOOP_LOG_INFO, 0, "http: conn %llu (port %d): %s: %d %s, closing",
-                       (unsigned long long)c->id, c->port->port, swoop__http_error_reason(err),
-                       status, reason);
+                       (unsigned long long)c->id, c->port->port, why, status, reason);
     char body[128], buf[512];
     int bl = snprintf(body, sizeof(body), "%d %s\n", status, reason);
     int n = snprintf(buf, sizeof(buf),
                      "HTTP/1.1 %d %s\r\nServer: swoop\r\nDate: %s\r\nContent-Type: text/plain\r\n"
                      "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
                      status, reason, swoop__http_date(), bl, body);
-    swoop__http_count(c->reactor->cnt, status, 1);
+    swoop__http_count(c->reactor->cnt, status, bad);
     owner_access(c, status, (size_t)n);
     swoop__conn_send(c, buf, (size_t)n, 0);
     swoop__conn_close(c, 0);
+}
+
+/* Answers a request that broke a rule with its status, then closes (after the bytes). */
+static void reply_error(swoop_conn_t *c, int err)
+{
+    reply_status(c, swoop__http_error_status(err), swoop__http_error_reason(err), 1);
 }
 
 /* The message's fixed header for the parsed head h (body_len filled in later). */
@@ -262,6 +267,36 @@ static void maybe_continue(swoop_conn_t *c, http_conn_t *h)
 }
 
 static int no_memory(swoop_conn_t *c);
+
+/*
+ * Expect: 100-continue: the swoop_http_on_expect hook decides, here in the
+ * owner, before a byte of the body is read (or the 100 sent). The owner
+ * rather than a worker: a round trip to a worker would hold the client and
+ * the connection on a busy (or dying) worker for what is meant to be a
+ * quick look at the head, and would need a state waiting for a verdict;
+ * the hook's contract (thread-safe, non-blocking, accessors only) is in
+ * <swoop/http.h>. Runs once per request: a head parsed again while its
+ * Content-Length body arrives does not ask twice. 0: go on; -1: refused,
+ * answered and closing.
+ */
+static int expect_check(swoop_conn_t *c, http_conn_t *h, const char *req)
+{
+    swoop_server_t *srv = c->reactor->srv;
+    if (!h->head.expect_continue || h->expect_done || srv->proto_hook[SWOOP_PROTO_HTTP] == NULL)
+        return 0;
+    h->expect_done = 1;
+    /* The hook reads the request as a worker does: a body-less message, built in h->saved. */
+    swoop__buf_clear(&h->saved);
+    if (msg_build(&h->saved, h, req, 0) < 0)
+        return no_memory(c);
+    int st = swoop__http_expect(srv, c->id, c->sess ? &c->sess->peer : NULL,
+                                (char *)swoop__buf_rdata(&h->saved), swoop__buf_rlen(&h->saved));
+    swoop__buf_clear(&h->saved);
+    if (st == 0)
+        return 0;
+    reply_status(c, st, "refused by the Expect hook", 0);
+    return -1;
+}
 
 /* Opens the file a large body goes to (upload_tmp_dir); 0, or -1 when c was answered 500. */
 static int body_file_open(swoop_conn_t *c, http_conn_t *h)
@@ -397,6 +432,7 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
             head_release(h);
             swoop__http_head_init(&h->head, scratch_headers, HTTP_MAX_HEADERS);
             h->continue_sent = 0;
+            h->expect_done = 0;
             h->phase = PHASE_HEAD;
             h->since_ms = c->last_recv_ms;
         }
@@ -415,6 +451,8 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
             if (ps->http_max_requests_per_conn > 0 &&
                 h->seq + 1 >= (uint32_t)ps->http_max_requests_per_conn)
                 h->head.keep_alive = 0;
+            if (expect_check(c, h, req) < 0)
+                return -1;
             int st = swoop__http_static(c, &h->head, req, h->head.keep_alive);
             if (st < 0)
                 return -1;

@@ -95,6 +95,16 @@ int swoop_http_on_request(swoop_server_t *srv, swoop_http_handler_t handler)
                                    (void (*)(void))handler);
 }
 
+int swoop_http_on_expect(swoop_server_t *srv, swoop_http_expect_fn fn)
+{
+    if (srv == NULL)
+        return SWOOP_EINVAL;
+    if (srv->started)
+        return SWOOP_ESTATE;
+    srv->proto_hook[SWOOP_PROTO_HTTP] = (void (*)(void))fn;
+    return 0;
+}
+
 /* ---- request ---- */
 
 /* Terminates span sp of head in place and returns it ("" for an empty one). */
@@ -1042,6 +1052,32 @@ static int msg_parse(swoop_http_request_t *req, char *data, size_t len)
     req->body_len = (size_t)m.body_len;
     req->seq = m.seq;
     return (int)m.flags;
+}
+
+int swoop__http_expect(swoop_server_t *srv, swoop_conn_id_t conn, const swoop_addr_t *peer,
+                       char *msg, size_t len)
+{
+    swoop_http_expect_fn fn = (swoop_http_expect_fn)srv->proto_hook[SWOOP_PROTO_HTTP];
+    if (fn == NULL)
+        return 0;
+    /* The handler's own view of the request, so every accessor works the same (body: ""). */
+    swoop_http_request_t req = {.srv = srv, .conn = conn};
+    if (msg_parse(&req, msg, len) < 0) {
+        swoop__log_limited(SWOOP_LOG_ERROR, 0,
+                           "http: conn %llu: bad request message for the "
+                           "Expect hook: 500",
+                           (unsigned long long)conn);
+        return 500;
+    }
+    if (peer)
+        req.peer = *peer;
+    int st = fn(srv, &req);
+    if (st == 0 || (st >= 400 && st <= 599))
+        return st;
+    swoop__log_limited(SWOOP_LOG_ERROR, 0,
+                       "http: the Expect hook returned %d for %s %s (0 or 400..599 expected): 500",
+                       st, req.method, req.path);
+    return 500;
 }
 
 void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, char *data,

@@ -179,6 +179,13 @@ void swoop__http_access(int fd, const swoop_addr_t *peer, const swoop_http_acces
 /* handler.c: the worker's side of swoop__http_proto. */
 void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, char *data,
                          size_t len);
+/*
+ * handler.c: the swoop_http_on_expect hook's verdict on a request message
+ * msg[0, len) without a body (the owner's, made writable for it): 0, or the
+ * status to answer (400..599). No hook: 0.
+ */
+int swoop__http_expect(swoop_server_t *srv, swoop_conn_id_t conn, const swoop_addr_t *peer,
+                       char *msg, size_t len);
 /* handler.c: an event worker ends a response a task worker answered (swoop_http_respond). */
 void swoop__http_relay(swoop_server_t *srv, char *data, size_t len);
 

@@ -405,7 +405,8 @@ struct swoop_server_s {
 
     /* Protocols the layers above registered (swoop__server_set_proto), by kind. */
     const swoop_proto_t *protos[SWOOP_PROTO_MAX];
-    void (*proto_fn[SWOOP_PROTO_MAX])(void); /* theirs: the HTTP handler, ... (cast back) */
+    void (*proto_fn[SWOOP_PROTO_MAX])(void);   /* theirs: the HTTP handler, ... (cast back) */
+    void (*proto_hook[SWOOP_PROTO_MAX])(void); /* a second one: HTTP's Expect hook (cast back) */
 
     /* Task workers (src/task/); NULL without them. */
     struct swoop_task_s *task;

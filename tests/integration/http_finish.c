@@ -16,6 +16,9 @@
 
 #include "server_common.h"
 
+/* buf begins with the string literal lit. */
+#define STARTS(buf, lit) (strncmp((buf), (lit), sizeof(lit) - 1) == 0)
+
 #if defined(__SANITIZE_ADDRESS__)
 #define FIN_ASAN 1
 #elif defined(__has_feature)
@@ -224,4 +227,133 @@ TEST_TIMEOUT(http_finish_split_head_process, 60)
 TEST_TIMEOUT(http_finish_split_head_base, 60)
 {
     split_head(SWOOP_MODE_BASE);
+}
+
+/* ---- 2. Expect: 100-continue hook ---- */
+
+/*
+ * Refuses by what the head says: a path, the query, a field (401 without
+ * X-Token: secret on /private) and a big Content-Length (413); /odd returns
+ * a value that is not a status (taken as 500). The body is never there.
+ */
+static int expect_hook(swoop_server_t *srv, const swoop_http_request_t *req)
+{
+    (void)srv;
+    size_t len = 1;
+    const void *body = swoop_http_body(req, &len);
+    if (body == NULL || len != 0)
+        return 599; /* seen by the test as a wrong status */
+    const char *path = swoop_http_path(req);
+    if (strcmp(path, "/refuse") == 0)
+        return 417;
+    if (strcmp(path, "/odd") == 0)
+        return 200;
+    if (strcmp(swoop_http_query(req), "deny=1") == 0)
+        return 403;
+    const char *tok = swoop_http_header(req, "x-token");
+    if (strcmp(path, "/private") == 0 && (tok == NULL || strcmp(tok, "secret") != 0))
+        return 401;
+    const char *cl = swoop_http_header(req, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > 100000)
+        return 413;
+    return strcmp(swoop_http_method(req), "POST") == 0 ? 0 : 405;
+}
+
+static void setup_expect(swoop_server_t *srv, void *arg)
+{
+    setup(srv, arg);
+    ASSERT_OK(swoop_http_on_expect(srv, expect_hook));
+}
+
+/* curl's status code for a POST of `bytes` bytes with Expect: 100-continue to `url_path`. */
+static int curl_expect(int port, const char *url_path, size_t bytes, const char *extra, char *out,
+                       size_t cap)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "head -c %zu /dev/zero | tr '\\0' 'b' | curl -s -m 10 -H 'Expect: 100-continue' "
+             "--expect100-timeout 5 %s --data-binary @- -w '\\n%%{http_code}' "
+             "'http://127.0.0.1:%d%s'",
+             bytes, extra, port, url_path);
+    FILE *f = popen(cmd, "r");
+    ASSERT_NOT_NULL(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    ASSERT_EQ(pclose(f), 0);
+    char *nl = strrchr(out, '\n');
+    ASSERT_NOT_NULL(nl);
+    return atoi(nl + 1);
+}
+
+static void expect_hook_test(swoop_mode_t mode)
+{
+    srv_handle_t h = srv_start(mode, setup_expect, NULL, 1);
+    static char out[300000];
+    /* Allowed: 100 Continue, then the body reaches the handler. */
+    ASSERT_EQ(curl_expect(h.port, "/echo", 5000, "", out, sizeof(out)), 200);
+    ASSERT_EQ(strspn(out, "b"), (size_t)5000);
+    ASSERT_EQ(curl_expect(h.port, "/refuse", 5000, "", out, sizeof(out)), 417);
+    ASSERT_EQ(curl_expect(h.port, "/echo?deny=1", 5000, "", out, sizeof(out)), 403);
+    ASSERT_EQ(curl_expect(h.port, "/private", 5000, "", out, sizeof(out)), 401);
+    ASSERT_EQ(curl_expect(h.port, "/private", 5000, "-H 'X-Token: secret'", out, sizeof(out)), 200);
+    ASSERT_EQ(curl_expect(h.port, "/echo", 200000, "", out, sizeof(out)), 413);
+    ASSERT_EQ(curl_expect(h.port, "/odd", 5000, "", out, sizeof(out)), 500);
+
+    /* Raw: the refusal comes before any body byte is sent, then the close. */
+    char buf[4096];
+    int fd = cli_connect(h.port);
+    const char *q = "POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
+                    "Expect: 100-continue\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    read_all(fd, buf, sizeof(buf), 5000); /* until the server closes */
+    close(fd);
+    ASSERT(STARTS(buf, "HTTP/1.1 417 Expectation Failed\r\n"));
+    ASSERT_NOT_NULL(strstr(buf, "\r\nConnection: close\r\n"));
+    ASSERT_NULL(strstr(buf, "100 Continue"));
+
+    /* Raw, allowed, keep-alive: 100 Continue, the body, the answer, then a refused one. */
+    fd = cli_connect(h.port);
+    q = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    ASSERT_EQ(cli_read_n(fd, buf, sizeof(cont) - 1, 5000), sizeof(cont) - 1);
+    ASSERT_MEM_EQ(buf, cont, sizeof(cont) - 1);
+    cli_write(fd, "hello", 5);
+    read_response(fd, buf, sizeof(buf), 5000);
+    ASSERT(STARTS(buf, "HTTP/1.1 200 OK\r\n"));
+    ASSERT_NOT_NULL(strstr(buf, "\r\n\r\nhello"));
+    q = "PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    read_all(fd, buf, sizeof(buf), 5000);
+    close(fd);
+    ASSERT(STARTS(buf, "HTTP/1.1 405 Method Not Allowed\r\n"));
+
+    /* Without Expect the hook is not asked. */
+    fd = cli_connect(h.port);
+    q = "PUT /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    cli_write(fd, q, strlen(q));
+    read_all(fd, buf, sizeof(buf), 5000);
+    close(fd);
+    ASSERT(STARTS(buf, "HTTP/1.1 200 OK\r\n"));
+    srv_stop(&h, 10000);
+}
+
+TEST_TIMEOUT(http_finish_expect_hook_process, 60)
+{
+    expect_hook_test(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(http_finish_expect_hook_base, 60)
+{
+    expect_hook_test(SWOOP_MODE_BASE);
+}
+
+TEST(http_finish_expect_hook_args)
+{
+    swoop_server_t *srv;
+    ASSERT_OK(swoop_server_new(&srv, SWOOP_MODE_BASE));
+    ASSERT_EQ(swoop_http_on_expect(NULL, expect_hook), SWOOP_EINVAL);
+    ASSERT_OK(swoop_http_on_expect(srv, expect_hook));
+    ASSERT_OK(swoop_http_on_expect(srv, NULL));
+    ASSERT_OK(swoop_server_free(srv));
 }
