@@ -120,6 +120,13 @@ typedef struct swoop_port_settings_s {
      * application/xml, image/svg+xml].
      */
     char http_compression_types[SWOOP_SERVER_PATH_MAX];
+    /**
+     * HTTP: the Server field of every response the library makes (owner
+     * errors, static files, handler responses unless they set their own);
+     * printable ASCII, under 128 bytes ("" inherit; "" at the server level:
+     * no Server field) [swoop].
+     */
+    char http_server_name[128];
 } swoop_port_settings_t;
 
 /**

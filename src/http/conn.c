@@ -146,11 +146,10 @@ static void owner_access(swoop_conn_t *c, int status, size_t bytes)
 /* An empty response of `status` with Connection: close, then the close (408, 503). */
 static void owner_answer(swoop_conn_t *c, int status)
 {
-    char buf[256];
+    char buf[512];
     int n = snprintf(buf, sizeof(buf),
-                     "HTTP/1.1 %d %s\r\nServer: swoop\r\nDate: %s\r\nContent-Length: 0\r\n"
-                     "Connection: close\r\n\r\n",
-                     status, swoop__http_reason(status), swoop__http_date());
+                     "HTTP/1.1 %d %s\r\n%sContent-Length: 0\r\nConnection: close\r\n\r\n", status,
+                     swoop__http_reason(status), swoop__http_server_date(&c->port->eff));
     swoop__http_count(c->reactor->cnt, status, 0);
     owner_access(c, status, (size_t)n);
     swoop__conn_send(c, buf, (size_t)n, 0);
@@ -166,9 +165,9 @@ static void reply_status(swoop_conn_t *c, int status, const char *why, int bad)
     char body[128], buf[512];
     int bl = snprintf(body, sizeof(body), "%d %s\n", status, reason);
     int n = snprintf(buf, sizeof(buf),
-                     "HTTP/1.1 %d %s\r\nServer: swoop\r\nDate: %s\r\nContent-Type: text/plain\r\n"
+                     "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain\r\n"
                      "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
-                     status, reason, swoop__http_date(), bl, body);
+                     status, reason, swoop__http_server_date(&c->port->eff), bl, body);
     swoop__http_count(c->reactor->cnt, status, bad);
     owner_access(c, status, (size_t)n);
     swoop__conn_send(c, buf, (size_t)n, 0);

@@ -285,6 +285,25 @@ const char *swoop__http_date(void)
     return date;
 }
 
+const char *swoop__http_server_date(const swoop_port_settings_t *ps)
+{
+    static __thread char buf[sizeof("Server: \r\nDate: \r\n") + 128 + 40];
+    static __thread const char *last_name;
+    static __thread char last_date[40];
+    const char *name = ps ? ps->http_server_name : "";
+    const char *date = swoop__http_date();
+    /* Made again only when the second or the port's name changed: one per response is hot. */
+    if (name != last_name || strcmp(date, last_date) != 0 || buf[0] == '\0') {
+        if (name[0])
+            snprintf(buf, sizeof(buf), "Server: %s\r\nDate: %s\r\n", name, date);
+        else
+            snprintf(buf, sizeof(buf), "Date: %s\r\n", date);
+        last_name = name;
+        snprintf(last_date, sizeof(last_date), "%s", date);
+    }
+    return buf;
+}
+
 static int no_body_status(int status)
 {
     return status == 204 || status == 304 || (status >= 100 && status < 200);
@@ -409,10 +428,15 @@ static int head_build(swoop_http_response_t *res, swoop_buf_t *b, int64_t length
         (srv->mode == SWOOP_MODE_BASE && replaced(srv)))
         res->close = 1;
     swoop__http_count(swoop__counter(srv->gs, srv->worker_id), res->status, 0);
-    char line[256];
+    char line[384];
     const char *reason = swoop__http_reason(res->status);
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n%sDate: %s\r\n", res->status, reason,
-                     res->server_set ? "" : "Server: swoop\r\n", swoop__http_date());
+    /* The port's http_server_name unless the handler set its own (or none). */
+    const swoop_port_t *p = res->server_set ? NULL : swoop__conn_port(srv, res->conn);
+    const swoop_port_settings_t *ps = res->server_set ? NULL
+                                      : p             ? &p->eff
+                                                      : &srv->settings.protocol;
+    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n%s", res->status, reason,
+                     swoop__http_server_date(ps));
     if (swoop__buf_append(b, line, (size_t)n) < 0 ||
         swoop__buf_append(b, swoop__buf_rdata(&res->fields), swoop__buf_rlen(&res->fields)) < 0)
         return SWOOP_ENOMEM;

@@ -260,5 +260,11 @@ const char *swoop__http_static_fields(const swoop_http_static_z_t *z);
 
 /* handler.c: the current Date field value (29 bytes + NUL), cached per second and thread. */
 const char *swoop__http_date(void);
+/*
+ * handler.c: "Server: NAME\r\nDate: ...\r\n" for a response of a port with
+ * settings ps (its http_server_name; "" or ps NULL: the Date field alone).
+ * The calling thread's buffer, valid until its next call.
+ */
+const char *swoop__http_server_date(const swoop_port_settings_t *ps);
 
 #endif /* SWOOP_HTTP_INTERNAL_H */

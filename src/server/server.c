@@ -79,6 +79,7 @@ static void port_settings_inherit(swoop_port_settings_t *p)
     p->http_compression_level = -1;
     p->http_compression_min_length = -1;
     p->http_compression_types[0] = '\0';
+    p->http_server_name[0] = '\0';
 }
 
 int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
@@ -159,6 +160,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     strcpy(p->http_compression_types,
            "text/html,text/plain,text/css,text/javascript,text/xml,application/javascript,"
            "application/json,application/xml,image/svg+xml");
+    strcpy(p->http_server_name, "swoop");
     *out = srv;
     return 0;
 }
@@ -424,6 +426,8 @@ static int resolve_ports(swoop_server_t *srv)
         if (e.http_compression_types[0] == '\0')
             memcpy(e.http_compression_types, d->http_compression_types,
                    sizeof(e.http_compression_types));
+        if (e.http_server_name[0] == '\0')
+            memcpy(e.http_server_name, d->http_server_name, sizeof(e.http_server_name));
         p->eff = e;
         p->proto = NULL;
         if (e.open_http_protocol && !p->dgram) {

@@ -73,7 +73,18 @@ static int parse_bool(const char *v, int64_t *out)
     return SWOOP_EINVAL;
 }
 
-enum { T_INT, T_INT64, T_BOOL, T_PATH, T_LOGLEVEL, T_EOF, T_LENTYPE, T_IPCKEY, T_MIMELIST };
+enum {
+    T_INT,
+    T_INT64,
+    T_BOOL,
+    T_PATH,
+    T_LOGLEVEL,
+    T_EOF,
+    T_LENTYPE,
+    T_IPCKEY,
+    T_MIMELIST,
+    T_FIELDTEXT
+};
 
 /*
  * One row per setting: the string setter parses into the field with these
@@ -156,7 +167,28 @@ static const setting_t port_keys[] = {
     {"http_compression_min_length", T_INT64, PORT(http_compression_min_length), 0, INT64_MAX},
     {"compression_min_length", T_INT64, PORT(http_compression_min_length), 0, INT64_MAX},
     {"http_compression_types", T_MIMELIST, PORT(http_compression_types), 0, 0},
+    {"http_server_name", T_FIELDTEXT, PORT(http_server_name), 0, 0},
 };
+
+/* Bytes of a T_FIELDTEXT setting, its NUL included (swoop_port_settings_t.http_server_name). */
+#define FIELDTEXT_MAX sizeof(((swoop_port_settings_t *)0)->http_server_name)
+
+/*
+ * A response field's value the library writes as given (http_server_name):
+ * printable ASCII and spaces, no blank at either end, NUL-terminated within
+ * FIELDTEXT_MAX bytes: nothing that could end the field or the head.
+ */
+static int field_text_check(const char *v)
+{
+    size_t n = strnlen(v, FIELDTEXT_MAX);
+    if (n >= FIELDTEXT_MAX)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < 0x20 || v[i] > 0x7e)
+            return -1;
+    }
+    return n > 0 && (v[0] == ' ' || v[n - 1] == ' ') ? -1 : 0;
+}
 
 /*
  * A list of media types ("text/html, application/json", a subtype or a type "*"):
@@ -298,6 +330,11 @@ static int apply(const setting_t *k, void *base, const char *value)
             return SWOOP_EINVAL;
         strcpy(field, value);
         return 0;
+    case T_FIELDTEXT:
+        if (value == NULL || field_text_check(value) < 0)
+            return SWOOP_EINVAL;
+        strcpy(field, value);
+        return 0;
     }
     return SWOOP_EINVAL;
 }
@@ -345,6 +382,10 @@ static int field_check(const setting_t *k, const void *base, int inherit, char *
     case T_PATH:
         snprintf(why, cap, "not NUL-terminated within %d bytes", SWOOP_SERVER_PATH_MAX);
         return memchr(field, '\0', SWOOP_SERVER_PATH_MAX) ? 0 : SWOOP_EINVAL;
+    case T_FIELDTEXT:
+        snprintf(why, cap, "printable ASCII without blanks at either end, under %zu bytes",
+                 FIELDTEXT_MAX);
+        return field_text_check(field) == 0 ? 0 : SWOOP_EINVAL;
     case T_MIMELIST:
         if (memchr(field, '\0', SWOOP_SERVER_PATH_MAX) == NULL) {
             snprintf(why, cap, "not NUL-terminated within %d bytes", SWOOP_SERVER_PATH_MAX);

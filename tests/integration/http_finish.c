@@ -47,6 +47,24 @@ static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
 {
     (void)srv;
     const char *path = swoop_http_path(req);
+    if (strcmp(path, "/own-server") == 0) {
+        ASSERT_OK(swoop_http_header_set(res, "Server", "mine"));
+        swoop_http_end(res, "own\n", 4);
+        return;
+    }
+    if (strcmp(path, "/text") == 0) {
+        /* Long enough to be compressed when the client accepts gzip. */
+        static char text[4096];
+        memset(text, 'x', sizeof(text));
+        ASSERT_OK(swoop_http_header_set(res, "Content-Type", "text/plain"));
+        swoop_http_end(res, text, sizeof(text));
+        return;
+    }
+    if (strcmp(path, "/stream") == 0) {
+        ASSERT_OK(swoop_http_write(res, "a", 1));
+        swoop_http_end(res, "b", 1);
+        return;
+    }
     if (strcmp(path, "/echo") == 0) {
         size_t len;
         const void *body = swoop_http_body(req, &len);
@@ -356,4 +374,127 @@ TEST(http_finish_expect_hook_args)
     ASSERT_OK(swoop_http_on_expect(srv, expect_hook));
     ASSERT_OK(swoop_http_on_expect(srv, NULL));
     ASSERT_OK(swoop_server_free(srv));
+}
+
+/* ---- 3. http_server_name ---- */
+
+typedef struct names_s {
+    char root[64];     /* document_root (a file "f.txt" in it) */
+    int none;          /* server level "", the second port "p2" */
+    _Atomic int port2; /* the second port's number */
+} names_t;
+
+static names_t *nm;
+
+static void setup_names(swoop_server_t *srv, void *arg)
+{
+    (void)arg;
+    setup(srv, NULL);
+    ASSERT_OK(swoop_server_set(srv, "enable_static_handler", "1"));
+    ASSERT_OK(swoop_server_set(srv, "document_root", nm->root));
+    ASSERT_OK(swoop_server_set(srv, "http_header_timeout", "1"));
+    ASSERT_EQ(swoop_server_set(srv, "http_server_name", "a\r\nX-Injected: 1"), SWOOP_EINVAL);
+    ASSERT_EQ(swoop_server_set(srv, "http_server_name", " lead"), SWOOP_EINVAL);
+    char longname[200];
+    memset(longname, 'n', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    ASSERT_EQ(swoop_server_set(srv, "http_server_name", longname), SWOOP_EINVAL);
+    ASSERT_OK(swoop_server_set(srv, "http_server_name", nm->none ? "" : "acme/1.0 (test)"));
+    swoop_port_t *p;
+    ASSERT_OK(swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_TCP, &p));
+    if (nm->none)
+        ASSERT_OK(swoop_port_set(p, "http_server_name", "p2"));
+    atomic_store(&nm->port2, swoop_port_number(p));
+}
+
+/* The response to `req` on a new connection (read to the close). */
+static void ask(int port, const char *req, char *buf, size_t cap)
+{
+    int fd = cli_connect(port);
+    cli_write(fd, req, strlen(req));
+    read_all(fd, buf, cap, 5000);
+    close(fd);
+    ASSERT(STARTS(buf, "HTTP/1.1 "));
+}
+
+/* The Server field of the head in buf, "" when there is none. */
+static const char *server_of(const char *buf, char *out, size_t cap)
+{
+    const char *end = strstr(buf, "\r\n\r\n");
+    const char *f = strstr(buf, "\r\nServer: ");
+    out[0] = '\0';
+    if (f && end && f < end) {
+        f += 10;
+        size_t n = strcspn(f, "\r");
+        snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), f);
+    }
+    return out;
+}
+
+static void server_names(swoop_mode_t mode, int none)
+{
+    nm = srv_shared(sizeof(*nm));
+    nm->none = none;
+    snprintf(nm->root, sizeof(nm->root), "/tmp/swoop-names.XXXXXX");
+    ASSERT_NOT_NULL(mkdtemp(nm->root));
+    char file[128];
+    snprintf(file, sizeof(file), "%s/f.txt", nm->root);
+    FILE *f = fopen(file, "w");
+    ASSERT_NOT_NULL(f);
+    fputs("static file\n", f);
+    ASSERT_EQ(fclose(f), 0);
+    srv_handle_t h = srv_start(mode, setup_names, NULL, 1);
+    const char *want = none ? "" : "acme/1.0 (test)";
+    static const char *reqs[] = {
+        "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",  /* handler */
+        "GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", /* streamed */
+        "GET /text HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+        "GET /f.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", /* static file */
+        "GET /f.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\nConnection: close\r\n\r\n",
+        "GET /f.txt HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", /* no index: handler */
+        "GET /bad path HTTP/1.1\r\nHost: x\r\n\r\n",              /* owner 400 */
+        "POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n", /* owner 413 */
+        "GET /slow HTTP/1.1\r\nHost: x\r\n",                                  /* owner 408 */
+    };
+    static const char *codes[] = {"200", "200", "200", "200", "206",
+                                  "200", "200", "400", "413", "408"};
+    char buf[16384], got[256];
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+        ask(h.port, reqs[i], buf, sizeof(buf));
+        if (strncmp(buf + 9, codes[i], 3) != 0)
+            FAIL("request %zu: %.40s", i, buf);
+        if (strcmp(server_of(buf, got, sizeof(got)), want) != 0)
+            FAIL("request %zu (%.12s): Server \"%s\", not \"%s\"", i, buf, got, want);
+        if (i == 2)
+            ASSERT_NOT_NULL(strstr(buf, "\r\nContent-Encoding: gzip\r\n"));
+    }
+    /* The handler's own field wins. */
+    ask(h.port, "GET /own-server HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", buf,
+        sizeof(buf));
+    ASSERT_STR_EQ(server_of(buf, got, sizeof(got)), "mine");
+    ASSERT_NULL(strstr(strstr(buf, "\r\nServer: ") + 2, "\r\nServer: "));
+    /* The second port: its own name when the server has none, else the server's. */
+    ask(atomic_load(&nm->port2), "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", buf,
+        sizeof(buf));
+    ASSERT_STR_EQ(server_of(buf, got, sizeof(got)), none ? "p2" : want);
+    ask(atomic_load(&nm->port2), "GET /x HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", buf, sizeof(buf));
+    ASSERT(STARTS(buf, "HTTP/1.1 400 "));
+    ASSERT_STR_EQ(server_of(buf, got, sizeof(got)), none ? "p2" : want);
+    srv_stop(&h, 10000);
+    ASSERT_EQ(unlink(file), 0);
+    ASSERT_EQ(rmdir(nm->root), 0);
+    munmap(nm, sizeof(*nm));
+}
+
+TEST_TIMEOUT(http_finish_server_name_process, 60)
+{
+    server_names(SWOOP_MODE_PROCESS, 0);
+    server_names(SWOOP_MODE_PROCESS, 1);
+}
+
+TEST_TIMEOUT(http_finish_server_name_base, 60)
+{
+    server_names(SWOOP_MODE_BASE, 0);
+    server_names(SWOOP_MODE_BASE, 1);
 }
