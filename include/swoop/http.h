@@ -86,6 +86,19 @@ SWOOP_EXTERN int swoop_http_header_count(const swoop_http_request_t *req);
 SWOOP_EXTERN int swoop_http_header_at(const swoop_http_request_t *req, int i, const char **name,
                                       const char **value);
 /**
+ * The number of trailer fields of a chunked request body (sent after its
+ * last chunk); 0 for other bodies. The trailer section is limited by
+ * http_max_header_size (431 above). Trailer fields are only given here:
+ * they never replace or add to the header fields.
+ */
+SWOOP_EXTERN int swoop_http_trailer_count(const swoop_http_request_t *req);
+/** Trailer field `i` (0 .. count - 1, as sent): sets *name and *value; 0, or SWOOP_EINVAL. */
+SWOOP_EXTERN int swoop_http_trailer_at(const swoop_http_request_t *req, int i, const char **name,
+                                       const char **value);
+/** The value of the first trailer field called `name` (any case), without surrounding blanks;
+ * NULL if absent. */
+SWOOP_EXTERN const char *swoop_http_trailer(const swoop_http_request_t *req, const char *name);
+/**
  * The whole body (Content-Length or decoded chunked), *len its size; an
  * empty body gives a non-NULL pointer and 0. Bodies are limited by
  * package_max_length (413 above). A multipart/form-data body is parsed

@@ -69,6 +69,7 @@ typedef struct http_conn_s {
     int body_fd;           /* the body's file while it is written, else -1 */
     char *body_path;       /* its path until the response ended (allocated), NULL none */
     http_upload_t *upload; /* multipart/form-data: its parser and files, until the response ended */
+    swoop_buf_t trailers;  /* chunked: its trailer section so far (raw), until it is delivered */
     swoop_http_header_t *own_headers; /* a head that spans reads: its slots, else NULL */
 } http_conn_t;
 
@@ -98,6 +99,7 @@ static void state_free(swoop_conn_t *c)
         return;
     body_file_drop(h);
     swoop__buf_free(&h->saved);
+    swoop__buf_free(&h->trailers);
     swoop_free(h->own_headers);
     swoop_free(h);
     c->proto_state = NULL;
@@ -219,6 +221,33 @@ static size_t saved_fixed(http_conn_t *h)
     http_msg_t m;
     memcpy(&m, swoop__buf_rdata(&h->saved), sizeof(m));
     return sizeof(m) + (size_t)m.num_headers * sizeof(swoop_http_header_t) + m.head_len;
+}
+
+/*
+ * A chunked body ended: its trailer fields, packed, go last in the message
+ * (h->saved, whose header gets their length). 0, or -1 without memory.
+ */
+static int msg_trailers(http_conn_t *h)
+{
+    size_t n = swoop__buf_rlen(&h->trailers);
+    if (n == 0)
+        return 0;
+    uint32_t count;
+    n = swoop__http_trailer_pack((char *)swoop__buf_rdata(&h->trailers), n, &count);
+    int rc = 0;
+    if (n > 0) {
+        http_msg_t m;
+        if (swoop__buf_append(&h->saved, swoop__buf_rdata(&h->trailers), n) < 0) {
+            rc = -1;
+        } else {
+            char *saved = (char *)swoop__buf_rdata(&h->saved);
+            memcpy(&m, saved, sizeof(m));
+            m.trailer_len = (uint32_t)n; /* at most max_trailer (http_max_header_size) */
+            memcpy(saved, &m, sizeof(m));
+        }
+    }
+    swoop__buf_free(&h->trailers); /* an idle connection keeps none */
+    return rc;
 }
 
 /* The request is whole: to the worker, and the reading waits for its response. */
@@ -353,7 +382,8 @@ static void body_file_deliver(swoop_conn_t *c, http_conn_t *h, uint64_t size)
     m.flags |= HTTP_MSG_BODY_FILE;
     m.body_len = size;
     memcpy(saved, &m, sizeof(m));
-    if (swoop__buf_append(&h->saved, h->body_path, strlen(h->body_path)) < 0) {
+    if (swoop__buf_append(&h->saved, h->body_path, strlen(h->body_path)) < 0 ||
+        msg_trailers(h) < 0) {
         no_memory(c);
         return;
     }
@@ -382,6 +412,8 @@ static int upload_deliver(swoop_conn_t *c, http_conn_t *h)
     m.flags |= HTTP_MSG_MULTIPART;
     m.body_len = 0;
     memcpy(saved, &m, sizeof(m));
+    if (msg_trailers(h) < 0)
+        return no_memory(c);
     deliver(c, h, swoop__buf_rdata(&h->saved), swoop__buf_rlen(&h->saved));
     if (c->state == CONN_OPEN && c->proto_state == h)
         swoop__buf_shrink(&h->saved, 0, SAVED_KEEP);
@@ -542,6 +574,11 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
             reply_error(c, (int)k);
             return -1;
         }
+        /* Trailer bytes the decoder saw (left in place, after the data it moved): kept. */
+        if (h->chunked.trailer_len &&
+            swoop__buf_append(&h->trailers, data + off + h->chunked.trailer_off,
+                              h->chunked.trailer_len) < 0)
+            return no_memory(c);
         if (h->upload) {
             int st = out ? swoop__http_upload_feed(c, h->upload, &h->saved, data + off, out) : 0;
             if (st)
@@ -589,6 +626,8 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
         size_t fixed = sizeof(m) + (size_t)m.num_headers * sizeof(swoop_http_header_t) + m.head_len;
         m.body_len = swoop__buf_rlen(&h->saved) - fixed;
         memcpy(saved, &m, sizeof(m));
+        if (msg_trailers(h) < 0)
+            return no_memory(c);
         deliver(c, h, swoop__buf_rdata(&h->saved), swoop__buf_rlen(&h->saved));
         if (c->state == CONN_OPEN && c->proto_state == h)
             swoop__buf_shrink(&h->saved, 0, SAVED_KEEP);
@@ -603,6 +642,7 @@ static ssize_t input(swoop_conn_t *c, char *data, size_t len, size_t *need)
         h = swoop_calloc(1, sizeof(*h));
         h->body_fd = -1;
         swoop__buf_init(&h->saved);
+        swoop__buf_init(&h->trailers);
         c->proto_state = h;
     }
     if (h->phase == PHASE_WAITING || h->phase == PHASE_DRAIN)

@@ -57,6 +57,10 @@ struct swoop_http_request_s {
     swoop_addr_t peer; /* taken when the request arrived: a close frees the session */
     const char *parts; /* multipart/form-data: the parts' entries (files.c), else NULL */
     size_t parts_len;
+    const char
+        *trailers; /* a chunked body's trailer fields: name and value pairs, each NUL-ended */
+    size_t trailers_len;
+    int num_trailers;
     const char *names[HTTP_MAX_HEADERS];
     const char *values[HTTP_MAX_HEADERS];
 };
@@ -172,6 +176,41 @@ const void *swoop_http_body(const swoop_http_request_t *req, size_t *len)
     if (len)
         *len = req->body_len;
     return req->body;
+}
+
+int swoop_http_trailer_count(const swoop_http_request_t *req)
+{
+    return req ? req->num_trailers : 0;
+}
+
+int swoop_http_trailer_at(const swoop_http_request_t *req, int i, const char **name,
+                          const char **value)
+{
+    if (req == NULL || i < 0 || i >= req->num_trailers || name == NULL || value == NULL)
+        return SWOOP_EINVAL;
+    /* A walk over the pairs: trailers are few, and this keeps the message as it came. */
+    const char *p = req->trailers;
+    for (int k = 0; k < i; k++) {
+        p += strlen(p) + 1;
+        p += strlen(p) + 1;
+    }
+    *name = p;
+    *value = p + strlen(p) + 1;
+    return 0;
+}
+
+const char *swoop_http_trailer(const swoop_http_request_t *req, const char *name)
+{
+    if (req == NULL || name == NULL)
+        return NULL;
+    const char *p = req->trailers;
+    for (int k = 0; k < req->num_trailers; k++) {
+        const char *v = p + strlen(p) + 1;
+        if (strcasecmp(p, name) == 0)
+            return v;
+        p = v + strlen(v) + 1;
+    }
+    return NULL;
 }
 
 int swoop_http_remote_addr(const swoop_http_request_t *req, swoop_addr_t *out)
@@ -1036,6 +1075,22 @@ static int msg_parse(swoop_http_request_t *req, char *data, size_t len)
         len - sizeof(m) - fields < m.head_len)
         return -1;
     size_t rest = len - sizeof(m) - fields - m.head_len;
+    /* The trailer fields come last: pairs of NUL-terminated strings (the owner packed them). */
+    if (m.trailer_len > rest)
+        return -1;
+    if (m.trailer_len > 0) {
+        const char *t = data + len - m.trailer_len;
+        size_t nuls = 0;
+        for (uint32_t i = 0; i < m.trailer_len; i++)
+            nuls += t[i] == '\0';
+        if (t[m.trailer_len - 1] != '\0' || nuls % 2 != 0)
+            return -1;
+        req->trailers = t;
+        req->trailers_len = m.trailer_len;
+        req->num_trailers = (int)(nuls / 2);
+        rest -= m.trailer_len;
+        len -= m.trailer_len;
+    }
     if (m.flags & HTTP_MSG_BODY_FILE) {
         /* The rest is the body file's path (the owner made it; it removes it later). */
         if (rest == 0 || rest >= sizeof(req->body_path))

@@ -34,7 +34,10 @@
 /*
  * One parsed request, owner to worker: this header, then num_headers
  * swoop_http_header_t (spans into the head), then the raw head (head_len
- * bytes), then the body (body_len bytes, decoded when it came chunked).
+ * bytes), then the body (body_len bytes, decoded when it came chunked),
+ * and last (after a body file's path or the parts too) trailer_len bytes
+ * of a chunked body's trailer fields, NUL-terminated name and value pairs
+ * (swoop__http_trailer_pack).
  */
 typedef struct http_msg_s {
     uint32_t magic;
@@ -47,9 +50,11 @@ typedef struct http_msg_s {
     swoop_http_span_t query;
     int32_t version_minor;
     uint32_t seq; /* the request's number on its connection (low 8 bits name it in detach ids) */
+    uint32_t trailer_len; /* the message's last bytes: trailer fields (0: none) */
+    uint32_t reserved;
 } http_msg_t;
 
-static_assert(sizeof(http_msg_t) == 56, "the request message header is part of the IPC format");
+static_assert(sizeof(http_msg_t) == 64, "the request message header is part of the IPC format");
 
 #define HTTP_MSG_KEEP_ALIVE 0x1u /* the connection may carry another request */
 #define HTTP_MSG_HEAD       0x2u /* method HEAD: the response carries no body */

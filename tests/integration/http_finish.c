@@ -47,6 +47,28 @@ static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
 {
     (void)srv;
     const char *path = swoop_http_path(req);
+    if (strcmp(path, "/trailers") == 0) {
+        char out[2048], field[64] = "-";
+        size_t len;
+        swoop_http_body(req, &len);
+        swoop_http_form_get(req, "f", field, sizeof(field));
+        int n = snprintf(out, sizeof(out), "body=%zu field=%s count=%d\n", len, field,
+                         swoop_http_trailer_count(req));
+        for (int i = 0; i < swoop_http_trailer_count(req); i++) {
+            const char *tn, *tv;
+            ASSERT_OK(swoop_http_trailer_at(req, i, &tn, &tv));
+            n += snprintf(out + n, sizeof(out) - (size_t)n, "%s=[%s]\n", tn, tv);
+        }
+        const char *sum = swoop_http_trailer(req, "x-checksum");
+        const char *none = swoop_http_trailer(req, "x-absent");
+        const char *tn, *tv;
+        int bad = swoop_http_trailer_at(req, swoop_http_trailer_count(req), &tn, &tv);
+        n += snprintf(out + n, sizeof(out) - (size_t)n, "sum=%s absent=%s bad=%d header=%s\n",
+                      sum ? sum : "(null)", none ? none : "(null)", bad,
+                      swoop_http_header(req, "X-Checksum") ? "yes" : "no");
+        swoop_http_end(res, out, (size_t)n);
+        return;
+    }
     if (strcmp(path, "/own-server") == 0) {
         ASSERT_OK(swoop_http_header_set(res, "Server", "mine"));
         swoop_http_end(res, "own\n", 4);
@@ -497,4 +519,103 @@ TEST_TIMEOUT(http_finish_server_name_base, 60)
 {
     server_names(SWOOP_MODE_BASE, 0);
     server_names(SWOOP_MODE_BASE, 1);
+}
+
+/* ---- 4. request trailers ---- */
+
+static char tr_dir[64]; /* the server's upload_tmp_dir, empty after each request */
+
+static void setup_trailers(swoop_server_t *srv, void *arg)
+{
+    setup(srv, arg);
+    ASSERT_OK(swoop_server_set(srv, "upload_tmp_dir", tr_dir));
+    /* Bodies above 64 bytes go to a file as they arrive: the trailers follow its path. */
+    ASSERT_OK(swoop_server_set(srv, "http_body_memory_max", "64"));
+    ASSERT_OK(swoop_server_set(srv, "http_max_header_size", "1024"));
+}
+
+/* Sends q in pieces of `step` bytes (0: at once) on a new connection; the answer to the close. */
+static void send_pieces(int port, const char *q, size_t step, char *buf, size_t cap)
+{
+    int fd = cli_connect(port);
+    size_t n = strlen(q);
+    for (size_t off = 0; off < n;) {
+        size_t k = step && n - off > step ? step : n - off;
+        cli_write(fd, q + off, k);
+        off += k;
+    }
+    read_all(fd, buf, cap, 5000);
+    close(fd);
+}
+
+static void trailers_test(swoop_mode_t mode)
+{
+    snprintf(tr_dir, sizeof(tr_dir), "/tmp/swoop-trailers.XXXXXX");
+    ASSERT_NOT_NULL(mkdtemp(tr_dir));
+    srv_handle_t h = srv_start(mode, setup_trailers, NULL, 1);
+    char buf[8192];
+    const char *small =
+        "POST /trailers HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        "Connection: close\r\n\r\n"
+        "5\r\nhello\r\n0\r\nX-Checksum:  abc123 \r\nX-Empty:\r\nx-checksum: 2\r\n\r\n";
+    static const size_t steps[] = {0, 1, 7};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        send_pieces(h.port, small, steps[i], buf, sizeof(buf));
+        ASSERT(STARTS(buf, "HTTP/1.1 200 OK\r\n"));
+        ASSERT_NOT_NULL(strstr(buf, "\r\n\r\nbody=5 field=- count=3\nX-Checksum=[abc123]\n"
+                                    "X-Empty=[]\nx-checksum=[2]\n"
+                                    "sum=abc123 absent=(null) bad=-22 header=no\n"));
+    }
+    /* A body in a file (above http_body_memory_max). */
+    char big[4096];
+    int n = snprintf(big, sizeof(big),
+                     "POST /trailers HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                     "Connection: close\r\n\r\n100\r\n");
+    memset(big + n, 'z', 256);
+    n += 256;
+    n += snprintf(big + n, sizeof(big) - (size_t)n, "\r\n0\r\nX-Checksum: f1le\r\n\r\n");
+    send_pieces(h.port, big, 0, buf, sizeof(buf));
+    ASSERT_NOT_NULL(strstr(buf, "\r\n\r\nbody=256 field=- count=1\nX-Checksum=[f1le]\nsum=f1le"));
+    /* multipart/form-data, chunked, with trailers. */
+    const char *mp = "POST /trailers HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                     "Content-Type: multipart/form-data; boundary=BB\r\nConnection: close\r\n\r\n"
+                     "32\r\n--BB\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n\r\n"
+                     "f\r\nvalue\r\n--BB--\r\n\r\n0\r\nX-Checksum: mp\r\n\r\n";
+    send_pieces(h.port, mp, 3, buf, sizeof(buf));
+    ASSERT_NOT_NULL(strstr(buf, "\r\n\r\nbody=0 field=value count=1\nX-Checksum=[mp]\nsum=mp"));
+    /* Keep-alive: the next request has no trailers of the last one. */
+    int fd = cli_connect(h.port);
+    const char *two = "POST /trailers HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "1\r\na\r\n0\r\nX-Checksum: one\r\n\r\n"
+                      "POST /trailers HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                      "Connection: close\r\n\r\nb";
+    cli_write(fd, two, strlen(two));
+    read_all(fd, buf, sizeof(buf), 5000);
+    close(fd);
+    char *first = strstr(buf, "body=1 field=- count=1\nX-Checksum=[one]\n");
+    ASSERT_NOT_NULL(first);
+    ASSERT_NOT_NULL(strstr(first, "body=1 field=- count=0\nsum=(null)"));
+    /* A trailer section above http_max_header_size: 431, no handler. */
+    static char huge[4096];
+    n = snprintf(huge, sizeof(huge),
+                 "POST /trailers HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "1\r\na\r\n0\r\n");
+    while (n < 2500)
+        n += snprintf(huge + n, sizeof(huge) - (size_t)n, "X-Pad: 0123456789abcdef\r\n");
+    snprintf(huge + n, sizeof(huge) - (size_t)n, "\r\n");
+    send_pieces(h.port, huge, 0, buf, sizeof(buf));
+    ASSERT(STARTS(buf, "HTTP/1.1 431 "));
+    srv_stop(&h, 10000);
+    /* The body files are gone: rmdir fails on a directory that is not empty. */
+    ASSERT_EQ(rmdir(tr_dir), 0);
+}
+
+TEST_TIMEOUT(http_finish_trailers_process, 60)
+{
+    trailers_test(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(http_finish_trailers_base, 60)
+{
+    trailers_test(SWOOP_MODE_BASE);
 }
