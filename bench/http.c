@@ -17,6 +17,7 @@
  *
  *   http [-c connections] [-d seconds] [-n rounds] [-w workers] [-i idle]
  *   defaults: 64 connections, 2 s per sample, 3 rounds, 2 workers, 10000 idle
+ *   -n 0: only the idle connections' cost
  *
  * wrk runs on the same machine with one thread; every row pays that alike.
  * Skipped (with a note) when wrk or nginx is missing: `make bench` installs
@@ -379,7 +380,7 @@ int main(int argc, char **argv)
     };
     if (nrounds > 16)
         nrounds = 16;
-    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+    for (size_t k = 0; nrounds > 0 && k < sizeof(cases) / sizeof(cases[0]); k++) {
         double rps[ROWS][16], cpu[ROWS][16];
         for (int r = 0; r < nrounds; r++) {
             for (int i = 0; i < ROWS; i++)

@@ -41,6 +41,34 @@ typedef void (*swoop_http_handler_t)(swoop_server_t *srv, swoop_http_request_t *
  */
 SWOOP_EXTERN int swoop_http_on_request(swoop_server_t *srv, swoop_http_handler_t handler);
 
+/**
+ * Decides a request that carries `Expect: 100-continue` before its body is
+ * read. It sees the head only: method, path, query, version and fields
+ * (swoop_http_body gives "" and 0; swoop_http_remote_addr and
+ * swoop_http_conn work; nothing may be sent). Returns 0 to go on (the
+ * client gets 100 Continue and sends the body), or an HTTP status from 400
+ * to 599 (417 Expectation Failed, 413, 401...): the request is answered
+ * with that status, an empty body and `Connection: close`, and the
+ * connection closes without reading the body. Another value is taken as
+ * 500 (logged).
+ *
+ * It runs in the connection's owner, where the head was parsed: in BASE
+ * mode the worker that owns the connection, in PROCESS mode a reactor
+ * thread of the master process, several of them at once. So it must be
+ * thread-safe, must not block (every connection of that thread waits) and
+ * may call only the swoop_http_* request accessors; a crash in it takes
+ * the master down. Deciding in the owner answers before a single body byte
+ * is read, with no round trip to a worker that may be busy.
+ */
+typedef int (*swoop_http_expect_fn)(swoop_server_t *srv, const swoop_http_request_t *req);
+
+/**
+ * Sets the hook of every HTTP port for `Expect: 100-continue` requests
+ * (before swoop_server_start); NULL removes it (every such request then gets
+ * 100 Continue). Returns 0, SWOOP_EINVAL or SWOOP_ESTATE (after the start).
+ */
+SWOOP_EXTERN int swoop_http_on_expect(swoop_server_t *srv, swoop_http_expect_fn fn);
+
 /** The method as sent ("GET"). */
 SWOOP_EXTERN const char *swoop_http_method(const swoop_http_request_t *req);
 /** The path as sent, without "?query" ("/" for an absolute-form target without one). */
@@ -57,6 +85,19 @@ SWOOP_EXTERN int swoop_http_header_count(const swoop_http_request_t *req);
 /** Field `i` (0 .. count - 1): sets *name and *value; 0, or SWOOP_EINVAL. */
 SWOOP_EXTERN int swoop_http_header_at(const swoop_http_request_t *req, int i, const char **name,
                                       const char **value);
+/**
+ * The number of trailer fields of a chunked request body (sent after its
+ * last chunk); 0 for other bodies. The trailer section is limited by
+ * http_max_header_size (431 above). Trailer fields are only given here:
+ * they never replace or add to the header fields.
+ */
+SWOOP_EXTERN int swoop_http_trailer_count(const swoop_http_request_t *req);
+/** Trailer field `i` (0 .. count - 1, as sent): sets *name and *value; 0, or SWOOP_EINVAL. */
+SWOOP_EXTERN int swoop_http_trailer_at(const swoop_http_request_t *req, int i, const char **name,
+                                       const char **value);
+/** The value of the first trailer field called `name` (any case), without surrounding blanks;
+ * NULL if absent. */
+SWOOP_EXTERN const char *swoop_http_trailer(const swoop_http_request_t *req, const char *name);
 /**
  * The whole body (Content-Length or decoded chunked), *len its size; an
  * empty body gives a non-NULL pointer and 0. Bodies are limited by

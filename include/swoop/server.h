@@ -146,6 +146,13 @@ typedef struct swoop_port_settings_s {
     /** WebSocket: above the high-water mark: 0 close the connection, 1 drop the newest message
      * (setting values "close", "drop"; -1 inherit) [close]. */
     int websocket_output_policy;
+    /**
+     * HTTP: the Server field of every response the library makes (owner
+     * errors, static files, handler responses unless they set their own);
+     * printable ASCII, under 128 bytes ("" inherit; "" at the server level:
+     * no Server field) [swoop].
+     */
+    char http_server_name[128];
 } swoop_port_settings_t;
 
 /**

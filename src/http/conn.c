@@ -48,6 +48,19 @@ enum {
 /* Bytes of message buffer a connection keeps between requests (reused, not reallocated). */
 #define SAVED_KEEP 4096
 
+/*
+ * The parser's header slots (1,600 bytes) are needed only while a head is
+ * parsed and handed on, which for nearly every request happens within one
+ * read: the head is parsed into this per-thread scratch array, and only a
+ * head that spans reads gets slots of its own (head_keep), freed once it
+ * was parsed. An idle keep-alive connection then keeps none (bench/http.c
+ * -i: about 4 KiB per idle connection before, mostly these slots and the
+ * body path). Every owner is one thread (a reactor thread or a BASE
+ * worker) and nothing reads the slots once input() returned or the
+ * request was handed on, so a thread's parses never overlap.
+ */
+static _Thread_local swoop_http_header_t scratch_headers[HTTP_MAX_HEADERS];
+
 typedef struct http_conn_s {
     int phase;
     uint64_t since_ms; /* HEAD: when the request's first byte came; IDLE: the last response's end */
@@ -55,6 +68,7 @@ typedef struct http_conn_s {
     int orphaned;      /* the connection switched protocols inside input(): it frees this */
     int keep_alive;    /* of the request being answered */
     int continue_sent; /* 100 Continue went out for this request */
+    int expect_done;   /* the Expect hook allowed this request */
     swoop_http_head_t head;
     swoop_http_chunked_t chunked;
     swoop_buf_t saved;     /* the request message being built (header, fields, head, body) */
@@ -64,9 +78,10 @@ typedef struct http_conn_s {
     uint64_t body_left;    /* PHASE_BODY: bytes still to come */
     uint64_t body_written; /* chunked, in a file: its bytes */
     int body_fd;           /* the body's file while it is written, else -1 */
-    char body_path[SWOOP_SERVER_PATH_MAX + 32]; /* its path until the response ended, "" none */
+    char *body_path;       /* its path until the response ended (allocated), NULL none */
     http_upload_t *upload; /* multipart/form-data: its parser and files, until the response ended */
-    swoop_http_header_t headers[HTTP_MAX_HEADERS];
+    swoop_buf_t trailers;  /* chunked: its trailer section so far (raw), until it is delivered */
+    swoop_http_header_t *own_headers; /* a head that spans reads: its slots, else NULL */
 } http_conn_t;
 
 static void conn_open(swoop_conn_t *c)
@@ -80,9 +95,10 @@ static void body_file_drop(http_conn_t *h)
     if (h->body_fd >= 0)
         close(h->body_fd);
     h->body_fd = -1;
-    if (h->body_path[0] && unlink(h->body_path) < 0 && errno != ENOENT)
+    if (h->body_path && unlink(h->body_path) < 0 && errno != ENOENT)
         swoop__log_limited(SWOOP_LOG_WARNING, errno, "http: unlink(\"%s\") failed", h->body_path);
-    h->body_path[0] = '\0';
+    swoop_free(h->body_path);
+    h->body_path = NULL;
     swoop__http_upload_free(h->upload);
     h->upload = NULL;
 }
@@ -99,8 +115,36 @@ static void state_free(swoop_conn_t *c)
     }
     body_file_drop(h);
     swoop__buf_free(&h->saved);
+    swoop__buf_free(&h->trailers);
+    swoop_free(h->own_headers);
     swoop_free(h);
     c->proto_state = NULL;
+}
+
+/*
+ * The head being parsed goes on in a later read: its slots move from the
+ * thread's scratch array to the connection's own (the parser indexes
+ * head.headers, so it resumes on the copy).
+ */
+static void head_keep(http_conn_t *h)
+{
+    if (h->head.headers == h->own_headers)
+        return;
+    h->own_headers = swoop_malloc(sizeof(scratch_headers));
+    uint32_t used =
+        h->head.num_headers < HTTP_MAX_HEADERS ? h->head.num_headers + 1 : HTTP_MAX_HEADERS;
+    memcpy(h->own_headers, h->head.headers, used * sizeof(swoop_http_header_t));
+    h->head.headers = h->own_headers;
+}
+
+/* No head is being parsed: a head's own slots go (see scratch_headers). */
+static void head_release(http_conn_t *h)
+{
+    if (h->own_headers == NULL)
+        return;
+    swoop_free(h->own_headers);
+    h->own_headers = NULL;
+    h->head.headers = NULL;
 }
 
 static void conn_free(swoop_conn_t *c)
@@ -120,11 +164,10 @@ static void owner_access(swoop_conn_t *c, int status, size_t bytes)
 /* An empty response of `status` with Connection: close, then the close (408, 503). */
 static void owner_answer(swoop_conn_t *c, int status)
 {
-    char buf[256];
+    char buf[512];
     int n = snprintf(buf, sizeof(buf),
-                     "HTTP/1.1 %d %s\r\nServer: swoop\r\nDate: %s\r\nContent-Length: 0\r\n"
-                     "Connection: close\r\n\r\n",
-                     status, swoop__http_reason(status), swoop__http_date());
+                     "HTTP/1.1 %d %s\r\n%sContent-Length: 0\r\nConnection: close\r\n\r\n", status,
+                     swoop__http_reason(status), swoop__http_server_date(&c->port->eff));
     swoop__http_count(c->reactor->cnt, status, 0);
     owner_access(c, status, (size_t)n);
     swoop__conn_send(c, buf, (size_t)n, 0);
@@ -194,13 +237,31 @@ static void websocket_refuse(swoop_conn_t *c, int status, const char *why)
 {
     swoop__log_limited(SWOOP_LOG_INFO, 0, "http: conn %llu (port %d): %s: %d, closing",
                        (unsigned long long)c->id, c->port->port, why, status);
-    char buf[384];
+    char buf[512];
     int n = snprintf(buf, sizeof(buf),
-                     "HTTP/1.1 %d %s\r\nServer: swoop\r\nDate: %s\r\n%sContent-Length: 0\r\n"
+                     "HTTP/1.1 %d %s\r\n%s%sContent-Length: 0\r\n"
                      "Connection: close\r\n\r\n",
-                     status, swoop__http_reason(status), swoop__http_date(),
+                     status, swoop__http_reason(status), swoop__http_server_date(&c->port->eff),
                      status == 426 ? "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n" : "");
     swoop__http_count(c->reactor->cnt, status, 1);
+    owner_access(c, status, (size_t)n);
+    swoop__conn_send(c, buf, (size_t)n, 0);
+    swoop__conn_close(c, 0);
+}
+
+/* Answers `status` with a short text body, then closes (after the bytes); logs why. */
+static void reply_status(swoop_conn_t *c, int status, const char *why, int bad)
+{
+    const char *reason = swoop__http_reason(status);
+    swoop__log_limited(SWOOP_LOG_INFO, 0, "http: conn %llu (port %d): %s: %d %s, closing",
+                       (unsigned long long)c->id, c->port->port, why, status, reason);
+    char body[128], buf[512];
+    int bl = snprintf(body, sizeof(body), "%d %s\n", status, reason);
+    int n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain\r\n"
+                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                     status, reason, swoop__http_server_date(&c->port->eff), bl, body);
+    swoop__http_count(c->reactor->cnt, status, bad);
     owner_access(c, status, (size_t)n);
     swoop__conn_send(c, buf, (size_t)n, 0);
     swoop__conn_close(c, 0);
@@ -209,21 +270,7 @@ static void websocket_refuse(swoop_conn_t *c, int status, const char *why)
 /* Answers a request that broke a rule with its status, then closes (after the bytes). */
 static void reply_error(swoop_conn_t *c, int err)
 {
-    int status = swoop__http_error_status(err);
-    const char *reason = swoop__http_reason(status);
-    swoop__log_limited(SWOOP_LOG_INFO, 0, "http: conn %llu (port %d): %s: %d %s, closing",
-                       (unsigned long long)c->id, c->port->port, swoop__http_error_reason(err),
-                       status, reason);
-    char body[128], buf[512];
-    int bl = snprintf(body, sizeof(body), "%d %s\n", status, reason);
-    int n = snprintf(buf, sizeof(buf),
-                     "HTTP/1.1 %d %s\r\nServer: swoop\r\nDate: %s\r\nContent-Type: text/plain\r\n"
-                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
-                     status, reason, swoop__http_date(), bl, body);
-    swoop__http_count(c->reactor->cnt, status, 1);
-    owner_access(c, status, (size_t)n);
-    swoop__conn_send(c, buf, (size_t)n, 0);
-    swoop__conn_close(c, 0);
+    reply_status(c, swoop__http_error_status(err), swoop__http_error_reason(err), 1);
 }
 
 /* The message's fixed header for the parsed head h (body_len filled in later). */
@@ -267,6 +314,33 @@ static size_t saved_fixed(http_conn_t *h)
     return sizeof(m) + (size_t)m.num_headers * sizeof(swoop_http_header_t) + m.head_len;
 }
 
+/*
+ * A chunked body ended: its trailer fields, packed, go last in the message
+ * (h->saved, whose header gets their length). 0, or -1 without memory.
+ */
+static int msg_trailers(http_conn_t *h)
+{
+    size_t n = swoop__buf_rlen(&h->trailers);
+    if (n == 0)
+        return 0;
+    uint32_t count;
+    n = swoop__http_trailer_pack((char *)swoop__buf_rdata(&h->trailers), n, &count);
+    int rc = 0;
+    if (n > 0) {
+        http_msg_t m;
+        if (swoop__buf_append(&h->saved, swoop__buf_rdata(&h->trailers), n) < 0) {
+            rc = -1;
+        } else {
+            char *saved = (char *)swoop__buf_rdata(&h->saved);
+            memcpy(&m, saved, sizeof(m));
+            m.trailer_len = (uint32_t)n; /* at most max_trailer (http_max_header_size) */
+            memcpy(saved, &m, sizeof(m));
+        }
+    }
+    swoop__buf_free(&h->trailers); /* an idle connection keeps none */
+    return rc;
+}
+
 /* The request is whole: to the worker, and the reading waits for its response. */
 static void deliver(swoop_conn_t *c, http_conn_t *h, const char *data, size_t len)
 {
@@ -283,8 +357,11 @@ static void deliver(swoop_conn_t *c, http_conn_t *h, const char *data, size_t le
         if (m.flags & HTTP_MSG_HEAD)
             f |= HTTP_SESS_HEAD;
         /* What Accept-Encoding allows, for a detached answer (it has no request to read). */
+        /* The fields as the message carries them: the parser's slots may be gone (a body came). */
+        swoop_http_head_t hd = h->head;
+        hd.headers = (swoop_http_header_t *)(data + sizeof(m));
         f |= HTTP_SESS_CODING_BITS(swoop__http_accept_of_head(
-            &h->head, data + sizeof(m) + (size_t)m.num_headers * sizeof(swoop_http_header_t),
+            &hd, data + sizeof(m) + (size_t)m.num_headers * sizeof(swoop_http_header_t),
             SWOOP_HTTP_CODING_GZIP | SWOOP_HTTP_CODING_DEFLATE));
         atomic_store_explicit(&c->sess->proto_taker, 0, memory_order_relaxed);
         atomic_store_explicit(&c->sess->proto_flags, f, memory_order_release);
@@ -310,11 +387,44 @@ static void maybe_continue(swoop_conn_t *c, http_conn_t *h)
 
 static int no_memory(swoop_conn_t *c);
 
+/*
+ * Expect: 100-continue: the swoop_http_on_expect hook decides, here in the
+ * owner, before a byte of the body is read (or the 100 sent). The owner
+ * rather than a worker: a round trip to a worker would hold the client and
+ * the connection on a busy (or dying) worker for what is meant to be a
+ * quick look at the head, and would need a state waiting for a verdict;
+ * the hook's contract (thread-safe, non-blocking, accessors only) is in
+ * <swoop/http.h>. Runs once per request: a head parsed again while its
+ * Content-Length body arrives does not ask twice. 0: go on; -1: refused,
+ * answered and closing.
+ */
+static int expect_check(swoop_conn_t *c, http_conn_t *h, const char *req)
+{
+    swoop_server_t *srv = c->reactor->srv;
+    if (!h->head.expect_continue || h->expect_done || srv->proto_hook[SWOOP_PROTO_HTTP] == NULL)
+        return 0;
+    h->expect_done = 1;
+    /* The hook reads the request as a worker does: a body-less message, built in h->saved. */
+    swoop__buf_clear(&h->saved);
+    if (msg_build(&h->saved, h, req, 0) < 0)
+        return no_memory(c);
+    int st = swoop__http_expect(srv, c->id, c->sess ? &c->sess->peer : NULL,
+                                (char *)swoop__buf_rdata(&h->saved), swoop__buf_rlen(&h->saved));
+    swoop__buf_clear(&h->saved);
+    if (st == 0)
+        return 0;
+    reply_status(c, st, "refused by the Expect hook", 0);
+    return -1;
+}
+
 /* Opens the file a large body goes to (upload_tmp_dir); 0, or -1 when c was answered 500. */
 static int body_file_open(swoop_conn_t *c, http_conn_t *h)
 {
-    snprintf(h->body_path, sizeof(h->body_path), "%s/swoop-body.%d.XXXXXX",
-             c->port->eff.upload_tmp_dir, (int)swoop__getpid());
+    /* Allocated only now: an idle connection does not keep a path's worth of bytes. */
+    size_t cap = strlen(c->port->eff.upload_tmp_dir) + 48;
+    h->body_path = swoop_malloc(cap);
+    snprintf(h->body_path, cap, "%s/swoop-body.%d.XXXXXX", c->port->eff.upload_tmp_dir,
+             (int)swoop__getpid());
     h->body_fd = mkostemp(h->body_path, O_CLOEXEC);
     if (h->body_fd >= 0)
         return 0;
@@ -322,7 +432,8 @@ static int body_file_open(swoop_conn_t *c, http_conn_t *h)
     swoop__log_limited(SWOOP_LOG_ERROR, err,
                        "http: conn %llu: cannot make a body file in upload_tmp_dir \"%s\": 500",
                        (unsigned long long)c->id, c->port->eff.upload_tmp_dir);
-    h->body_path[0] = '\0';
+    swoop_free(h->body_path);
+    h->body_path = NULL;
     owner_answer(c, 500);
     return -1;
 }
@@ -362,7 +473,8 @@ static void body_file_deliver(swoop_conn_t *c, http_conn_t *h, uint64_t size)
     m.flags |= HTTP_MSG_BODY_FILE;
     m.body_len = size;
     memcpy(saved, &m, sizeof(m));
-    if (swoop__buf_append(&h->saved, h->body_path, strlen(h->body_path)) < 0) {
+    if (swoop__buf_append(&h->saved, h->body_path, strlen(h->body_path)) < 0 ||
+        msg_trailers(h) < 0) {
         no_memory(c);
         return;
     }
@@ -391,6 +503,8 @@ static int upload_deliver(swoop_conn_t *c, http_conn_t *h)
     m.flags |= HTTP_MSG_MULTIPART;
     m.body_len = 0;
     memcpy(saved, &m, sizeof(m));
+    if (msg_trailers(h) < 0)
+        return no_memory(c);
     deliver(c, h, swoop__buf_rdata(&h->saved), swoop__buf_rlen(&h->saved));
     if (c->state == CONN_OPEN && c->proto_state == h)
         swoop__buf_shrink(&h->saved, 0, SAVED_KEEP);
@@ -437,16 +551,20 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
     while (off < len && h->phase != PHASE_WAITING && h->phase != PHASE_DRAIN &&
            h->phase != PHASE_UPGRADED && c->state == CONN_OPEN) {
         if (h->phase == PHASE_IDLE) {
-            swoop__http_head_init(&h->head, h->headers, HTTP_MAX_HEADERS);
+            head_release(h);
+            swoop__http_head_init(&h->head, scratch_headers, HTTP_MAX_HEADERS);
             h->continue_sent = 0;
+            h->expect_done = 0;
             h->phase = PHASE_HEAD;
             h->since_ms = c->last_recv_ms;
         }
         if (h->phase == PHASE_HEAD) {
             char *req = data + off;
             ssize_t n = swoop__http_parse_request(&h->head, req, len - off, &lim);
-            if (n == SWOOP_HTTP_INCOMPLETE)
+            if (n == SWOOP_HTTP_INCOMPLETE) {
+                head_keep(h); /* the rest comes in a later read */
                 break;
+            }
             if (n < 0) {
                 reply_error(c, (int)n);
                 return -1;
@@ -475,6 +593,8 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
                 deliver(c, h, swoop__buf_rdata(&h->saved), swoop__buf_rlen(&h->saved));
                 continue;
             }
+            if (expect_check(c, h, req) < 0)
+                return -1;
             int st = swoop__http_static(c, &h->head, req, h->head.keep_alive);
             if (st < 0)
                 return -1;
@@ -525,6 +645,7 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
             uint64_t total = (uint64_t)n + body;
             if (total > len - off) {
                 maybe_continue(c, h);
+                head_keep(h);          /* parsed again (the result is kept) once the body is in */
                 *need = (size_t)total; /* at most max_head + package_max_length */
                 break;
             }
@@ -564,6 +685,11 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
             reply_error(c, (int)k);
             return -1;
         }
+        /* Trailer bytes the decoder saw (left in place, after the data it moved): kept. */
+        if (h->chunked.trailer_len &&
+            swoop__buf_append(&h->trailers, data + off + h->chunked.trailer_off,
+                              h->chunked.trailer_len) < 0)
+            return no_memory(c);
         if (h->upload) {
             int st = out ? swoop__http_upload_feed(c, h->upload, &h->saved, data + off, out) : 0;
             if (st)
@@ -611,6 +737,8 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
         size_t fixed = sizeof(m) + (size_t)m.num_headers * sizeof(swoop_http_header_t) + m.head_len;
         m.body_len = swoop__buf_rlen(&h->saved) - fixed;
         memcpy(saved, &m, sizeof(m));
+        if (msg_trailers(h) < 0)
+            return no_memory(c);
         deliver(c, h, swoop__buf_rdata(&h->saved), swoop__buf_rlen(&h->saved));
         if (c->state == CONN_OPEN && c->proto_state == h)
             swoop__buf_shrink(&h->saved, 0, SAVED_KEEP);
@@ -625,6 +753,7 @@ static ssize_t input(swoop_conn_t *c, char *data, size_t len, size_t *need)
         h = swoop_calloc(1, sizeof(*h));
         h->body_fd = -1;
         swoop__buf_init(&h->saved);
+        swoop__buf_init(&h->trailers);
         c->proto_state = h;
     }
     if (h->phase == PHASE_WAITING || h->phase == PHASE_DRAIN || h->phase == PHASE_UPGRADED)
@@ -636,8 +765,14 @@ static ssize_t input(swoop_conn_t *c, char *data, size_t len, size_t *need)
         /* BASE: upgraded while the handler ran inside input_requests; c speaks WebSocket now. */
         body_file_drop(h);
         swoop__buf_free(&h->saved);
+        swoop__buf_free(&h->trailers);
+        swoop_free(h->own_headers);
         swoop_free(h);
+        return off;
     }
+    /* Still open (a close frees h later, not here): a head parsed is done with its slots. */
+    if (c->proto_state == h && h->phase != PHASE_HEAD)
+        head_release(h);
     return off;
 }
 

@@ -57,6 +57,10 @@ struct swoop_http_request_s {
     swoop_addr_t peer; /* taken when the request arrived: a close frees the session */
     const char *parts; /* multipart/form-data: the parts' entries (files.c), else NULL */
     size_t parts_len;
+    const char
+        *trailers; /* a chunked body's trailer fields: name and value pairs, each NUL-ended */
+    size_t trailers_len;
+    int num_trailers;
     const char *names[HTTP_MAX_HEADERS];
     const char *values[HTTP_MAX_HEADERS];
 };
@@ -104,6 +108,16 @@ int swoop_http_on_request(swoop_server_t *srv, swoop_http_handler_t handler)
         return SWOOP_EINVAL;
     return swoop__server_set_proto(srv, SWOOP_PROTO_HTTP, &swoop__http_proto,
                                    (void (*)(void))handler);
+}
+
+int swoop_http_on_expect(swoop_server_t *srv, swoop_http_expect_fn fn)
+{
+    if (srv == NULL)
+        return SWOOP_EINVAL;
+    if (srv->started)
+        return SWOOP_ESTATE;
+    srv->proto_hook[SWOOP_PROTO_HTTP] = (void (*)(void))fn;
+    return 0;
 }
 
 /* ---- request ---- */
@@ -173,6 +187,41 @@ const void *swoop_http_body(const swoop_http_request_t *req, size_t *len)
     if (len)
         *len = req->body_len;
     return req->body;
+}
+
+int swoop_http_trailer_count(const swoop_http_request_t *req)
+{
+    return req ? req->num_trailers : 0;
+}
+
+int swoop_http_trailer_at(const swoop_http_request_t *req, int i, const char **name,
+                          const char **value)
+{
+    if (req == NULL || i < 0 || i >= req->num_trailers || name == NULL || value == NULL)
+        return SWOOP_EINVAL;
+    /* A walk over the pairs: trailers are few, and this keeps the message as it came. */
+    const char *p = req->trailers;
+    for (int k = 0; k < i; k++) {
+        p += strlen(p) + 1;
+        p += strlen(p) + 1;
+    }
+    *name = p;
+    *value = p + strlen(p) + 1;
+    return 0;
+}
+
+const char *swoop_http_trailer(const swoop_http_request_t *req, const char *name)
+{
+    if (req == NULL || name == NULL)
+        return NULL;
+    const char *p = req->trailers;
+    for (int k = 0; k < req->num_trailers; k++) {
+        const char *v = p + strlen(p) + 1;
+        if (strcasecmp(p, name) == 0)
+            return v;
+        p = v + strlen(v) + 1;
+    }
+    return NULL;
 }
 
 int swoop_http_remote_addr(const swoop_http_request_t *req, swoop_addr_t *out)
@@ -284,6 +333,25 @@ const char *swoop__http_date(void)
         last = now;
     }
     return date;
+}
+
+const char *swoop__http_server_date(const swoop_port_settings_t *ps)
+{
+    static __thread char buf[sizeof("Server: \r\nDate: \r\n") + 128 + 40];
+    static __thread const char *last_name;
+    static __thread char last_date[40];
+    const char *name = ps ? ps->http_server_name : "";
+    const char *date = swoop__http_date();
+    /* Made again only when the second or the port's name changed: one per response is hot. */
+    if (name != last_name || strcmp(date, last_date) != 0 || buf[0] == '\0') {
+        if (name[0])
+            snprintf(buf, sizeof(buf), "Server: %s\r\nDate: %s\r\n", name, date);
+        else
+            snprintf(buf, sizeof(buf), "Date: %s\r\n", date);
+        last_name = name;
+        snprintf(last_date, sizeof(last_date), "%s", date);
+    }
+    return buf;
 }
 
 static int no_body_status(int status)
@@ -410,10 +478,15 @@ static int head_build(swoop_http_response_t *res, swoop_buf_t *b, int64_t length
         (srv->mode == SWOOP_MODE_BASE && replaced(srv)))
         res->close = 1;
     swoop__http_count(swoop__counter(srv->gs, srv->worker_id), res->status, 0);
-    char line[256];
+    char line[384];
     const char *reason = swoop__http_reason(res->status);
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n%sDate: %s\r\n", res->status, reason,
-                     res->server_set ? "" : "Server: swoop\r\n", swoop__http_date());
+    /* The port's http_server_name unless the handler set its own (or none). */
+    const swoop_port_t *p = res->server_set ? NULL : swoop__conn_port(srv, res->conn);
+    const swoop_port_settings_t *ps = res->server_set ? NULL
+                                      : p             ? &p->eff
+                                                      : &srv->settings.protocol;
+    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n%s", res->status, reason,
+                     swoop__http_server_date(ps));
     if (swoop__buf_append(b, line, (size_t)n) < 0 ||
         swoop__buf_append(b, swoop__buf_rdata(&res->fields), swoop__buf_rlen(&res->fields)) < 0)
         return SWOOP_ENOMEM;
@@ -848,11 +921,14 @@ int swoop__http_upgrade_end(swoop_http_response_t *res, const char *protocol, co
     res->ended = 1;
     res->status = 101;
     swoop_buf_t *b = out_begin();
-    char line[256];
+    const swoop_port_t *p = res->server_set ? NULL : swoop__conn_port(res->srv, res->conn);
+    const swoop_port_settings_t *ps = res->server_set ? NULL
+                                      : p             ? &p->eff
+                                                      : &res->srv->settings.protocol;
+    char line[512];
     int n = snprintf(line, sizeof(line),
-                     "HTTP/1.1 101 Switching Protocols\r\n%sDate: %s\r\nUpgrade: %s\r\n"
-                     "Connection: Upgrade\r\n",
-                     res->server_set ? "" : "Server: swoop\r\n", swoop__http_date(), protocol);
+                     "HTTP/1.1 101 Switching Protocols\r\n%sUpgrade: %s\r\nConnection: Upgrade\r\n",
+                     swoop__http_server_date(ps), protocol);
     int rc = swoop__buf_append(b, line, (size_t)n) < 0 ||
                      swoop__buf_append(b, swoop__buf_rdata(&res->fields),
                                        swoop__buf_rlen(&res->fields)) < 0 ||
@@ -1040,6 +1116,22 @@ static int msg_parse(swoop_http_request_t *req, char *data, size_t len)
         len - sizeof(m) - fields < m.head_len)
         return -1;
     size_t rest = len - sizeof(m) - fields - m.head_len;
+    /* The trailer fields come last: pairs of NUL-terminated strings (the owner packed them). */
+    if (m.trailer_len > rest)
+        return -1;
+    if (m.trailer_len > 0) {
+        const char *t = data + len - m.trailer_len;
+        size_t nuls = 0;
+        for (uint32_t i = 0; i < m.trailer_len; i++)
+            nuls += t[i] == '\0';
+        if (t[m.trailer_len - 1] != '\0' || nuls % 2 != 0)
+            return -1;
+        req->trailers = t;
+        req->trailers_len = m.trailer_len;
+        req->num_trailers = (int)(nuls / 2);
+        rest -= m.trailer_len;
+        len -= m.trailer_len;
+    }
     if (m.flags & HTTP_MSG_BODY_FILE) {
         /* The rest is the body file's path (the owner made it; it removes it later). */
         if (rest == 0 || rest >= sizeof(req->body_path))
@@ -1080,6 +1172,32 @@ static int msg_parse(swoop_http_request_t *req, char *data, size_t len)
     req->body_len = (size_t)m.body_len;
     req->seq = m.seq;
     return (int)m.flags;
+}
+
+int swoop__http_expect(swoop_server_t *srv, swoop_conn_id_t conn, const swoop_addr_t *peer,
+                       char *msg, size_t len)
+{
+    swoop_http_expect_fn fn = (swoop_http_expect_fn)srv->proto_hook[SWOOP_PROTO_HTTP];
+    if (fn == NULL)
+        return 0;
+    /* The handler's own view of the request, so every accessor works the same (body: ""). */
+    swoop_http_request_t req = {.srv = srv, .conn = conn};
+    if (msg_parse(&req, msg, len) < 0) {
+        swoop__log_limited(SWOOP_LOG_ERROR, 0,
+                           "http: conn %llu: bad request message for the "
+                           "Expect hook: 500",
+                           (unsigned long long)conn);
+        return 500;
+    }
+    if (peer)
+        req.peer = *peer;
+    int st = fn(srv, &req);
+    if (st == 0 || (st >= 400 && st <= 599))
+        return st;
+    swoop__log_limited(SWOOP_LOG_ERROR, 0,
+                       "http: the Expect hook returned %d for %s %s (0 or 400..599 expected): 500",
+                       st, req.method, req.path);
+    return 500;
 }
 
 void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, char *data,

@@ -34,7 +34,10 @@
 /*
  * One parsed request, owner to worker: this header, then num_headers
  * swoop_http_header_t (spans into the head), then the raw head (head_len
- * bytes), then the body (body_len bytes, decoded when it came chunked).
+ * bytes), then the body (body_len bytes, decoded when it came chunked),
+ * and last (after a body file's path or the parts too) trailer_len bytes
+ * of a chunked body's trailer fields, NUL-terminated name and value pairs
+ * (swoop__http_trailer_pack).
  */
 typedef struct http_msg_s {
     uint32_t magic;
@@ -47,9 +50,11 @@ typedef struct http_msg_s {
     swoop_http_span_t query;
     int32_t version_minor;
     uint32_t seq; /* the request's number on its connection (low 8 bits name it in detach ids) */
+    uint32_t trailer_len; /* the message's last bytes: trailer fields (0: none) */
+    uint32_t reserved;
 } http_msg_t;
 
-static_assert(sizeof(http_msg_t) == 56, "the request message header is part of the IPC format");
+static_assert(sizeof(http_msg_t) == 64, "the request message header is part of the IPC format");
 
 #define HTTP_MSG_KEEP_ALIVE 0x1u /* the connection may carry another request */
 #define HTTP_MSG_HEAD       0x2u /* method HEAD: the response carries no body */
@@ -196,6 +201,13 @@ int swoop__http_upgrade_end(swoop_http_response_t *res, const char *protocol, co
 /* handler.c: the worker's side of swoop__http_proto. */
 void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, char *data,
                          size_t len);
+/*
+ * handler.c: the swoop_http_on_expect hook's verdict on a request message
+ * msg[0, len) without a body (the owner's, made writable for it): 0, or the
+ * status to answer (400..599). No hook: 0.
+ */
+int swoop__http_expect(swoop_server_t *srv, swoop_conn_id_t conn, const swoop_addr_t *peer,
+                       char *msg, size_t len);
 /* handler.c: an event worker ends a response a task worker answered (swoop_http_respond). */
 void swoop__http_relay(swoop_server_t *srv, char *data, size_t len);
 
@@ -270,5 +282,11 @@ const char *swoop__http_static_fields(const swoop_http_static_z_t *z);
 
 /* handler.c: the current Date field value (29 bytes + NUL), cached per second and thread. */
 const char *swoop__http_date(void);
+/*
+ * handler.c: "Server: NAME\r\nDate: ...\r\n" for a response of a port with
+ * settings ps (its http_server_name; "" or ps NULL: the Date field alone).
+ * The calling thread's buffer, valid until its next call.
+ */
+const char *swoop__http_server_date(const swoop_port_settings_t *ps);
 
 #endif /* SWOOP_HTTP_INTERNAL_H */

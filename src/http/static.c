@@ -432,10 +432,10 @@ static int answer(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req,
         return -1;
     }
     int n = snprintf(swoop__buf_wdata(&b), swoop__buf_wlen(&b),
-                     "HTTP/1.1 %d %s\r\nServer: swoop\r\nDate: %s\r\n%sContent-Length: %zu\r\n%s"
+                     "HTTP/1.1 %d %s\r\n%s%sContent-Length: %zu\r\n%s"
                      "\r\n%s",
-                     status, swoop__http_reason(status), swoop__http_date(), fields, bl,
-                     conn_field(hd, keep_alive), head_only ? "" : body);
+                     status, swoop__http_reason(status), swoop__http_server_date(&c->port->eff),
+                     fields, bl, conn_field(hd, keep_alive), head_only ? "" : body);
     swoop__buf_commit(&b, (size_t)n);
     account(c, hd, req, status, (uint64_t)n);
     int rc = out(c, swoop__buf_rdata(&b), swoop__buf_rlen(&b), 0);
@@ -498,11 +498,11 @@ static int serve_multi(swoop_conn_t *c, const swoop_http_head_t *hd, const char 
     int tl = snprintf(tail, sizeof(tail), "\r\n--%s--\r\n", bnd);
     total += (uint64_t)tl;
     int hl = snprintf(head, sizeof(head),
-                      "HTTP/1.1 206 Partial Content\r\nServer: swoop\r\nDate: %s\r\n"
+                      "HTTP/1.1 206 Partial Content\r\n%s"
                       "Content-Type: multipart/byteranges; boundary=%s\r\nContent-Length: %llu\r\n"
                       "ETag: %s\r\nLast-Modified: %s\r\n%s\r\n",
-                      swoop__http_date(), bnd, (unsigned long long)total, etag, modified,
-                      conn_field(hd, keep_alive));
+                      swoop__http_server_date(&c->port->eff), bnd, (unsigned long long)total, etag,
+                      modified, conn_field(hd, keep_alive));
     account(c, hd, req, 206, (uint64_t)hl + (head_only ? 0 : total));
     if (out(c, head, (size_t)hl, !head_only) < 0 || head_only) {
         close(fd);
@@ -595,29 +595,29 @@ static int serve_file(swoop_conn_t *c, const swoop_http_head_t *hd, const char *
     int n;
     if (not_modified)
         n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 304 Not Modified\r\nServer: swoop\r\nDate: %s\r\nETag: %s\r\n"
+                     "HTTP/1.1 304 Not Modified\r\n%sETag: %s\r\n"
                      "Last-Modified: %s\r\n%s%s\r\n",
-                     swoop__http_date(), etag, modified, z.vary ? "Vary: Accept-Encoding\r\n" : "",
-                     conn);
+                     swoop__http_server_date(&c->port->eff), etag, modified,
+                     z.vary ? "Vary: Accept-Encoding\r\n" : "", conn);
     else if (range < 0)
         n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 416 Range Not Satisfiable\r\nServer: swoop\r\nDate: %s\r\n"
+                     "HTTP/1.1 416 Range Not Satisfiable\r\n%s"
                      "Content-Range: bytes */%llu\r\nContent-Length: 0\r\n%s\r\n",
-                     swoop__http_date(), (unsigned long long)size, conn);
+                     swoop__http_server_date(&c->port->eff), (unsigned long long)size, conn);
     else if (range > 0)
         n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 206 Partial Content\r\nServer: swoop\r\nDate: %s\r\n"
+                     "HTTP/1.1 206 Partial Content\r\n%s"
                      "Content-Type: %s\r\nContent-Range: bytes %llu-%llu/%llu\r\n"
                      "Content-Length: %llu\r\nETag: %s\r\nLast-Modified: %s\r\n%s\r\n",
-                     swoop__http_date(), type, (unsigned long long)from,
+                     swoop__http_server_date(&c->port->eff), type, (unsigned long long)from,
                      (unsigned long long)(from + count - 1), (unsigned long long)size,
                      (unsigned long long)count, etag, modified, conn);
     else
         n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 200 OK\r\nServer: swoop\r\nDate: %s\r\nContent-Type: %s\r\n"
+                     "HTTP/1.1 200 OK\r\n%sContent-Type: %s\r\n"
                      "%sContent-Length: %llu\r\nAccept-Ranges: bytes\r\nETag: %s\r\n"
                      "Last-Modified: %s\r\n%s\r\n",
-                     swoop__http_date(), type, swoop__http_static_fields(&z),
+                     swoop__http_server_date(&c->port->eff), type, swoop__http_static_fields(&z),
                      (unsigned long long)count, etag, modified, conn);
     int body = !not_modified && !head_only && range >= 0 && count > 0;
     account(c, hd, req, status, (uint64_t)n + (body ? count : 0));
@@ -824,10 +824,11 @@ static int listing(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req
     }
     char head[512];
     int hl = snprintf(head, sizeof(head),
-                      "HTTP/1.1 200 OK\r\nServer: swoop\r\nDate: %s\r\n"
+                      "HTTP/1.1 200 OK\r\n%s"
                       "Content-Type: text/html; charset=utf-8\r\nContent-Length: %zu\r\n"
                       "Cache-Control: no-cache\r\n%s\r\n",
-                      swoop__http_date(), swoop__buf_rlen(&h.b), conn_field(hd, keep_alive));
+                      swoop__http_server_date(&c->port->eff), swoop__buf_rlen(&h.b),
+                      conn_field(hd, keep_alive));
     account(c, hd, req, 200, (uint64_t)hl + (head_only ? 0 : swoop__buf_rlen(&h.b)));
     int rc = out(c, head, (size_t)hl, 0);
     if (rc == 0 && !head_only)

@@ -675,6 +675,7 @@ ssize_t swoop__http_chunked_decode(swoop_http_chunked_t *dec, char *buf, size_t 
     unsigned char c;
 
     *out_len = 0;
+    dec->trailer_off = dec->trailer_len = 0;
     if (st == CS_FINISHED)
         return dec->_result;
 
@@ -701,8 +702,13 @@ ssize_t swoop__http_chunked_decode(swoop_http_chunked_t *dec, char *buf, size_t 
             continue;
         }
         c = p[i++];
-        if (st >= CS_T_LINE && ++dec->_line > dec->max_trailer)
-            FAIL(TRAILER_TOO_LARGE);
+        if (st >= CS_T_LINE) {
+            if (++dec->_line > dec->max_trailer)
+                FAIL(TRAILER_TOO_LARGE);
+            /* The section's bytes of this call are contiguous: from the first to the last. */
+            if (dec->trailer_len++ == 0)
+                dec->trailer_off = i - 1;
+        }
         switch (st) {
         case CS_SIZE0:
             if ((d = hexval(c)) < 0) {
@@ -783,7 +789,7 @@ ssize_t swoop__http_chunked_decode(swoop_http_chunked_t *dec, char *buf, size_t 
                 FAIL(CHUNK_DATA);
             st = CS_SIZE0;
             break;
-        /* Trailer fields: the head's field rules, checked and dropped. */
+        /* Trailer fields: the head's field rules; the caller keeps them (trailer_off/len). */
         case CS_T_LINE:
             if (cls[c] & C_TOKEN)
                 st = CS_T_NAME;
@@ -840,6 +846,35 @@ fail:
     *out_len = o;
     return err;
 #undef FAIL
+}
+
+size_t swoop__http_trailer_pack(char *sec, size_t len, uint32_t *count)
+{
+    size_t i = 0, o = 0;
+    uint32_t n = 0;
+    /* Each line was checked by the decoder: name ':' OWS value OWS CRLF; the empty one ends it. */
+    while (i < len && sec[i] != '\r') {
+        char *colon = memchr(sec + i, ':', len - i);
+        char *cr = colon ? memchr(colon, '\r', len - (size_t)(colon - sec)) : NULL;
+        if (cr == NULL)
+            break; /* not a checked section: what came before stays */
+        size_t nl = (size_t)(colon - (sec + i));
+        memmove(sec + o, sec + i, nl);
+        o += nl;
+        sec[o++] = '\0';
+        const char *v = colon + 1, *e = cr;
+        while (v < e && (*v == ' ' || *v == '\t'))
+            v++;
+        while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        memmove(sec + o, v, (size_t)(e - v));
+        o += (size_t)(e - v);
+        sec[o++] = '\0';
+        n++;
+        i = (size_t)(cr - sec) + 2;
+    }
+    *count = n;
+    return o;
 }
 
 int swoop__http_error_status(int err)

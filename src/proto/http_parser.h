@@ -132,6 +132,14 @@ typedef struct swoop_http_head_s {
 typedef struct swoop_http_chunked_s {
     uint64_t max_body;    /* decoded bytes allowed (413 above) */
     uint32_t max_trailer; /* bytes of trailer section allowed (431 above) */
+    /*
+     * Set by each call: the trailer section's bytes that call consumed,
+     * buf[trailer_off, trailer_off + trailer_len) (raw, checked, the final
+     * CRLF included; len 0: none). The decoder never writes over them, so
+     * the caller can keep them (swoop__http_trailer_pack once all came).
+     */
+    size_t trailer_off;
+    size_t trailer_len;
     /* private */
     uint64_t _remaining; /* chunk size being read, then data bytes left */
     uint64_t _total;     /* decoded bytes so far */
@@ -162,11 +170,19 @@ void swoop__http_chunked_init(swoop_http_chunked_t *dec, uint64_t max_body, uint
  * bytes (each byte is given once); the data they carry is moved to
  * buf[0, *out_len). Returns SWOOP_HTTP_INCOMPLETE when all len bytes were
  * used and the body goes on; when the body (with its trailer section,
- * checked and dropped) ended, the count of bytes of buf it used, so
+ * checked and reported in trailer_off/len) ended, the count of bytes of buf it used, so
  * buf[ret, len) is the start of the next request; or a SWOOP_HTTP_E_* error.
  */
 ssize_t swoop__http_chunked_decode(swoop_http_chunked_t *dec, char *buf, size_t len,
                                    size_t *out_len);
+
+/*
+ * Rewrites a whole trailer section sec[0, len), as the decoder reported it
+ * (field lines, then the final CRLF), in place as NUL-terminated name and
+ * value pairs, each value without its surrounding blanks. Returns the
+ * packed length (0 without fields); *count gets the number of fields.
+ */
+size_t swoop__http_trailer_pack(char *sec, size_t len, uint32_t *count);
 
 /* The HTTP status for an error code (400 for an unknown one). */
 int swoop__http_error_status(int err);

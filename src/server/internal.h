@@ -424,8 +424,9 @@ struct swoop_server_s {
 
     /* Protocols the layers above registered (swoop__server_set_proto), by kind. */
     const swoop_proto_t *protos[SWOOP_PROTO_MAX];
-    void (*proto_fn[SWOOP_PROTO_MAX])(void); /* theirs: the HTTP handler, ... (cast back) */
-    void *proto_data[SWOOP_PROTO_MAX];       /* theirs, swoop_malloc'ed (freed with the server) */
+    void (*proto_fn[SWOOP_PROTO_MAX])(void);   /* theirs: the HTTP handler, ... (cast back) */
+    void (*proto_hook[SWOOP_PROTO_MAX])(void); /* a second one: HTTP's Expect hook (cast back) */
+    void *proto_data[SWOOP_PROTO_MAX];         /* theirs, swoop_malloc'ed (freed with the server) */
 
     /* Task workers (src/task/); NULL without them. */
     struct swoop_task_s *task;

@@ -88,6 +88,7 @@ static void port_settings_inherit(swoop_port_settings_t *p)
     p->websocket_subprotocol[0] = '\0';
     p->websocket_output_high_water = -1;
     p->websocket_output_policy = -1;
+    p->http_server_name[0] = '\0';
 }
 
 int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
@@ -176,6 +177,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     strcpy(p->http_compression_types,
            "text/html,text/plain,text/css,text/javascript,text/xml,application/javascript,"
            "application/json,application/xml,image/svg+xml");
+    strcpy(p->http_server_name, "swoop");
     *out = srv;
     return 0;
 }
@@ -462,6 +464,8 @@ static int resolve_ports(swoop_server_t *srv)
             e.websocket_output_high_water = d->websocket_output_high_water;
         if (e.websocket_output_policy < 0)
             e.websocket_output_policy = d->websocket_output_policy;
+        if (e.http_server_name[0] == '\0')
+            memcpy(e.http_server_name, d->http_server_name, sizeof(e.http_server_name));
         p->eff = e;
         p->proto = NULL;
         if ((e.open_http_protocol || e.open_websocket_protocol) && !p->dgram) {

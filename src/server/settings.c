@@ -83,7 +83,8 @@ enum {
     T_LENTYPE,
     T_IPCKEY,
     T_MIMELIST,
-    T_WSPOLICY
+    T_WSPOLICY,
+    T_FIELDTEXT
 };
 
 /*
@@ -176,7 +177,28 @@ static const setting_t port_keys[] = {
     {"websocket_subprotocol", T_PATH, PORT(websocket_subprotocol), 0, 0},
     {"websocket_output_high_water", T_INT64, PORT(websocket_output_high_water), 1, INT64_MAX},
     {"websocket_output_policy", T_WSPOLICY, PORT(websocket_output_policy), 0, 1},
+    {"http_server_name", T_FIELDTEXT, PORT(http_server_name), 0, 0},
 };
+
+/* Bytes of a T_FIELDTEXT setting, its NUL included (swoop_port_settings_t.http_server_name). */
+#define FIELDTEXT_MAX sizeof(((swoop_port_settings_t *)0)->http_server_name)
+
+/*
+ * A response field's value the library writes as given (http_server_name):
+ * printable ASCII and spaces, no blank at either end, NUL-terminated within
+ * FIELDTEXT_MAX bytes: nothing that could end the field or the head.
+ */
+static int field_text_check(const char *v)
+{
+    size_t n = strnlen(v, FIELDTEXT_MAX);
+    if (n >= FIELDTEXT_MAX)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < 0x20 || v[i] > 0x7e)
+            return -1;
+    }
+    return n > 0 && (v[0] == ' ' || v[n - 1] == ' ') ? -1 : 0;
+}
 
 /*
  * A list of media types ("text/html, application/json", a subtype or a type "*"):
@@ -323,6 +345,11 @@ static int apply(const setting_t *k, void *base, const char *value)
             return SWOOP_EINVAL;
         strcpy(field, value);
         return 0;
+    case T_FIELDTEXT:
+        if (value == NULL || field_text_check(value) < 0)
+            return SWOOP_EINVAL;
+        strcpy(field, value);
+        return 0;
     }
     return SWOOP_EINVAL;
 }
@@ -371,6 +398,10 @@ static int field_check(const setting_t *k, const void *base, int inherit, char *
     case T_PATH:
         snprintf(why, cap, "not NUL-terminated within %d bytes", SWOOP_SERVER_PATH_MAX);
         return memchr(field, '\0', SWOOP_SERVER_PATH_MAX) ? 0 : SWOOP_EINVAL;
+    case T_FIELDTEXT:
+        snprintf(why, cap, "printable ASCII without blanks at either end, under %zu bytes",
+                 FIELDTEXT_MAX);
+        return field_text_check(field) == 0 ? 0 : SWOOP_EINVAL;
     case T_MIMELIST:
         if (memchr(field, '\0', SWOOP_SERVER_PATH_MAX) == NULL) {
             snprintf(why, cap, "not NUL-terminated within %d bytes", SWOOP_SERVER_PATH_MAX);

@@ -79,6 +79,8 @@ typedef struct chunk_s {
     size_t used;
     size_t out_len;
     char *out;
+    size_t tr_len; /* the trailer section's bytes the decoder reported */
+    char *tr;
 } chunk_t;
 
 /* Decodes `in` given in two pieces cut at `cut`; collects the decoded bytes. */
@@ -90,6 +92,8 @@ static void chunked(const char *in, size_t n, size_t cut, chunk_t *res)
     res->used = 0;
     res->out_len = 0;
     res->out = malloc(n ? n : 1);
+    res->tr_len = 0;
+    res->tr = malloc(n ? n : 1);
     size_t pieces[2] = {cut, n - cut}, from = 0;
     for (int k = 0; k < 2; k++) {
         char *copy = malloc(pieces[k] ? pieces[k] : 1);
@@ -100,6 +104,12 @@ static void chunked(const char *in, size_t n, size_t cut, chunk_t *res)
             abort();
         memcpy(res->out + res->out_len, copy, got);
         res->out_len += got;
+        /* Trailer bytes lie inside the piece, past the data moved down. */
+        if (dec.trailer_len &&
+            (dec.trailer_off < got || dec.trailer_off + dec.trailer_len > pieces[k]))
+            abort();
+        memcpy(res->tr + res->tr_len, copy + dec.trailer_off, dec.trailer_len);
+        res->tr_len += dec.trailer_len;
         free(copy);
         if (res->rc >= 0)
             res->used = from + (size_t)res->rc;
@@ -120,10 +130,23 @@ static void chunked_check(const char *in, size_t n, size_t seed)
         abort();
     if (a.rc < 0
             ? a.rc != b.rc
-            : (a.used != b.used || a.out_len != b.out_len || memcmp(a.out, b.out, a.out_len) != 0))
+            : (a.used != b.used || a.out_len != b.out_len || memcmp(a.out, b.out, a.out_len) != 0 ||
+               a.tr_len != b.tr_len || memcmp(a.tr, b.tr, a.tr_len) != 0))
         abort();
+    /* A whole section packs into at most its own bytes, one pair of strings per field. */
+    if (a.rc >= 0) {
+        uint32_t count;
+        size_t pl = swoop__http_trailer_pack(a.tr, a.tr_len, &count);
+        size_t nuls = 0;
+        for (size_t i = 0; i < pl; i++)
+            nuls += a.tr[i] == '\0';
+        if (pl > a.tr_len || nuls != 2 * (size_t)count || (pl && a.tr[pl - 1] != '\0'))
+            abort();
+    }
     free(a.out);
     free(b.out);
+    free(a.tr);
+    free(b.tr);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

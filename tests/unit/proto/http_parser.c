@@ -572,6 +572,8 @@ typedef struct chunk_result_s {
     size_t used; /* bytes of the input the body took (when rc >= 0) */
     char out[4096];
     size_t out_len;
+    char trailer[1024]; /* the trailer section's bytes, as reported (trailer_off/len) */
+    size_t trailer_len;
 } chunk_result_t;
 
 /* Feeds `in` in pieces ending at steps[] (each piece given once, in a fresh buffer). */
@@ -591,6 +593,14 @@ static void chunk_run(const char *in, size_t n, const size_t *steps, size_t nste
         ASSERT_ULE(res->out_len + got, sizeof(res->out));
         memcpy(res->out + res->out_len, copy, got);
         res->out_len += got;
+        /* The reported trailer bytes are inside the piece and after the data moved down. */
+        ASSERT_ULE(dec.trailer_off + dec.trailer_len, piece);
+        if (dec.trailer_len) {
+            ASSERT_ULE(got, dec.trailer_off);
+            ASSERT_ULE(res->trailer_len + dec.trailer_len, sizeof(res->trailer));
+            memcpy(res->trailer + res->trailer_len, copy + dec.trailer_off, dec.trailer_len);
+            res->trailer_len += dec.trailer_len;
+        }
         free(copy);
         if (res->rc >= 0)
             res->used = from + (size_t)res->rc;
@@ -612,6 +622,8 @@ static void chunk_same(const chunk_result_t *a, const chunk_result_t *b, const c
     if (a->used != b->used || a->out_len != b->out_len || memcmp(a->out, b->out, a->out_len) != 0)
         FAIL("%s (cut %zu): used %zu/%zu out %zu/%zu", what, cut, a->used, b->used, a->out_len,
              b->out_len);
+    if (a->trailer_len != b->trailer_len || memcmp(a->trailer, b->trailer, a->trailer_len) != 0)
+        FAIL("%s (cut %zu): trailer %zu/%zu bytes", what, cut, a->trailer_len, b->trailer_len);
 }
 
 static ssize_t chunk_every_way(const char *in, size_t n, uint64_t max_body, chunk_result_t *res)
@@ -699,6 +711,47 @@ TEST(http_chunked_rows)
             (r.out_len != strlen(row->data) || memcmp(r.out, row->data, r.out_len) != 0))
             FAIL("row %s: decoded %zu bytes, want \"%s\"", row->name, r.out_len, row->data);
     }
+}
+
+/*
+ * The trailer section as reported (whole, split at every byte, one byte at
+ * a time: chunk_every_way compares them) and its packed fields.
+ */
+TEST(http_chunked_trailer_fields)
+{
+    static chunk_result_t r;
+    static const struct {
+        const char *in, *section;
+        size_t packed_len;
+        const char *packed;
+        uint32_t count;
+    } rows[] = {
+        {"5\r\nhello\r\n0\r\nX-Sum: 1\r\nY:\t2 \r\n\r\n", "X-Sum: 1\r\nY:\t2 \r\n\r\n", 12,
+         "X-Sum\0001\0Y\0002\0", 2},
+        {"0\r\n\r\n", "\r\n", 0, "", 0},
+        {"3\r\nabc\r\n0;ext\r\nEmpty:\r\nSp:   a b  \r\n\r\nGET", "Empty:\r\nSp:   a b  \r\n\r\n",
+         14, "Empty\0\0Sp\0a b\0", 2},
+        {"0\r\nX: \xc3\xa9\r\n\r\n", "X: \xc3\xa9\r\n\r\n", 5, "X\0\xc3\xa9\0", 1},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        size_t n = strlen(rows[i].in);
+        ASSERT_GT(chunk_every_way(rows[i].in, n, 1 << 20, &r), 0);
+        ASSERT_EQ(r.trailer_len, strlen(rows[i].section));
+        ASSERT_MEM_EQ(r.trailer, rows[i].section, r.trailer_len);
+        uint32_t count = 99;
+        size_t plen = swoop__http_trailer_pack(r.trailer, r.trailer_len, &count);
+        ASSERT_EQ(plen, rows[i].packed_len);
+        ASSERT_EQ(count, rows[i].count);
+        ASSERT_MEM_EQ(r.trailer, rows[i].packed, plen);
+    }
+    /* An error in the section: what was reported before it is never packed by the server. */
+    static const char fold[] = "0\r\nX: a\r\n b\r\n\r\n";
+    ASSERT_EQ(chunk_every_way(fold, sizeof(fold) - 1, 1 << 20, &r), SWOOP_HTTP_E_OBS_FOLD);
+    /* Not a checked section (no CRLF): nothing packed past the last whole line. */
+    char bad[] = "A: 1\r\nB";
+    uint32_t count;
+    ASSERT_EQ(swoop__http_trailer_pack(bad, sizeof(bad) - 1, &count), (size_t)4);
+    ASSERT_EQ(count, 1u);
 }
 
 TEST(http_chunked_limits)
