@@ -15,6 +15,7 @@
 
 #include <swoop/http.h>
 
+#include "client_util.h"
 #include "server_common.h"
 
 #define BIG_TASK_BODY (100 * 1024)
@@ -164,38 +165,6 @@ static void stop(srv_handle_t *h)
     srv_stop(h, 5000);
     munmap(sh, sizeof(*sh));
     access_path[0] = '\0';
-}
-
-/* Reads until EOF, `cap` - 1 bytes or the time is up; returns the count, buf NUL-terminated. */
-static size_t read_all(int fd, char *buf, size_t cap, int ms)
-{
-    size_t got = 0;
-    uint64_t deadline = swoop_test_now_ms() + (uint64_t)ms * swoop_test_multiplier();
-    while (got + 1 < cap) {
-        uint64_t now = swoop_test_now_ms();
-        if (now >= deadline)
-            break;
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        if (poll(&pf, 1, (int)(deadline - now)) <= 0)
-            continue;
-        ssize_t k = recv(fd, buf + got, cap - 1 - got, 0);
-        if (k <= 0)
-            break;
-        got += (size_t)k;
-    }
-    buf[got] = '\0';
-    return got;
-}
-
-/* Runs a shell command; its stdout (NUL-terminated) and exit status. */
-static int run(const char *cmd, char *out, size_t cap)
-{
-    FILE *f = popen(cmd, "r");
-    ASSERT_NOT_NULL(f);
-    size_t n = fread(out, 1, cap - 1, f);
-    out[n] = '\0';
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* Pipelined: two answered by task workers, then one by the handler, in request order. */

@@ -14,6 +14,7 @@
 
 #include <swoop/http.h>
 
+#include "client_util.h"
 #include "server_common.h"
 
 /* buf begins with the string literal lit. */
@@ -102,27 +103,6 @@ static void setup(swoop_server_t *srv, void *arg)
     ASSERT_OK(swoop_server_set(srv, "worker_num", "1"));
     ASSERT_OK(swoop_server_set(srv, "open_http_protocol", "1"));
     ASSERT_OK(swoop_http_on_request(srv, handler));
-}
-
-/* Reads until EOF, `cap` - 1 bytes or the time is up; returns the count, buf NUL-terminated. */
-static size_t read_all(int fd, char *buf, size_t cap, int ms)
-{
-    size_t got = 0;
-    uint64_t deadline = swoop_test_now_ms() + (uint64_t)ms * swoop_test_multiplier();
-    while (got + 1 < cap) {
-        uint64_t now = swoop_test_now_ms();
-        if (now >= deadline)
-            break;
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        if (poll(&pf, 1, (int)(deadline - now)) <= 0)
-            continue;
-        ssize_t k = recv(fd, buf + got, cap - 1 - got, 0);
-        if (k <= 0)
-            break;
-        got += (size_t)k;
-    }
-    buf[got] = '\0';
-    return got;
 }
 
 /* Reads one response of a keep-alive connection (up to its Content-Length body). */

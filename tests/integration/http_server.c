@@ -16,6 +16,7 @@
 #include <swoop/http.h>
 #include <swoop/timer.h>
 
+#include "client_util.h"
 #include "server_common.h"
 
 typedef struct shared_s {
@@ -143,38 +144,6 @@ static void stop(srv_handle_t *h)
 {
     srv_stop(h, 5000);
     munmap(sh, sizeof(*sh));
-}
-
-/* Reads until `n` bytes or EOF/timeout; returns the count, buf NUL-terminated. */
-static size_t read_all(int fd, char *buf, size_t cap, int ms)
-{
-    size_t got = 0;
-    uint64_t deadline = swoop_test_now_ms() + (uint64_t)ms * swoop_test_multiplier();
-    while (got + 1 < cap) {
-        uint64_t now = swoop_test_now_ms();
-        if (now >= deadline)
-            break;
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        if (poll(&pf, 1, (int)(deadline - now)) <= 0)
-            continue;
-        ssize_t k = recv(fd, buf + got, cap - 1 - got, 0);
-        if (k <= 0)
-            break;
-        got += (size_t)k;
-    }
-    buf[got] = '\0';
-    return got;
-}
-
-/* Runs a shell command, returns its stdout (NUL-terminated) and exit status. */
-static int run(const char *cmd, char *out, size_t cap)
-{
-    FILE *f = popen(cmd, "r");
-    ASSERT_NOT_NULL(f);
-    size_t n = fread(out, 1, cap - 1, f);
-    out[n] = '\0';
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static void curl_basics(swoop_mode_t mode)
@@ -832,20 +801,6 @@ static void setup_http_upload(swoop_server_t *srv, void *arg)
     ASSERT_OK(swoop_http_on_request(srv, sum_handler));
 }
 
-static long rss_anon_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    ASSERT_NOT_NULL(f);
-    long kb = -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "RssAnon: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb;
-}
-
 static int body_files(void)
 {
     DIR *d = opendir(upload_dir);
@@ -873,6 +828,7 @@ static void big_upload(swoop_mode_t mode)
     srv_stats(&h, &st);
     pid_t owner = mode == SWOOP_MODE_PROCESS ? h.pid : st.workers[0].pid;
     long before = rss_anon_kb(owner);
+    ASSERT_GE(before, 0);
     char cmd[512], out[256];
     /* 64 MiB of the bytes 0..255 repeated: the sum is known. */
     const uint64_t size = 64ull << 20, sum = (size / 256) * (255 * 256 / 2);
@@ -885,6 +841,7 @@ static void big_upload(swoop_mode_t mode)
     snprintf(want, sizeof(want), "%llu %llu\n", (unsigned long long)size, (unsigned long long)sum);
     ASSERT_STR_EQ(out, want);
     long after = rss_anon_kb(owner);
+    ASSERT_GE(after, 0);
     printf("# 64 MiB upload: the owner's anonymous memory %ld -> %ld kB\n", before, after);
     /*
      * BASE: the owner is also the process whose handler reads the mapped

@@ -15,6 +15,7 @@
 
 #include <swoop/http.h>
 
+#include "client_util.h"
 #include "server_common.h"
 
 static char upload_dir[512];                /* the server's upload_tmp_dir, one per test */
@@ -127,17 +128,6 @@ static int dir_entries(const char *path)
         n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
     closedir(d);
     return n;
-}
-
-/* Runs a shell command; its stdout in out (NUL-terminated), its exit status returned. */
-static int run(const char *cmd, char *out, size_t cap)
-{
-    FILE *f = popen(cmd, "r");
-    ASSERT_NOT_NULL(f);
-    size_t n = fread(out, 1, cap - 1, f);
-    out[n] = '\0';
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* Writes a test file of `size` pseudo-random bytes with CRLF-- runs sprinkled in. */
@@ -438,21 +428,6 @@ TEST_TIMEOUT(http_upload_tmp_dir_unusable, 60)
     ASSERT_EQ(dir_entries(upload_dir), 0);
 }
 
-static long rss_anon_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    ASSERT_NOT_NULL(f);
-    long kb = -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "RssAnon: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    ASSERT_GE(kb, 0);
-    return kb;
-}
-
 /* Every process of the server: master, manager, workers. */
 static int server_pids(srv_handle_t *h, pid_t *pids)
 {
@@ -482,7 +457,7 @@ TEST_TIMEOUT(http_upload_1gib_streamed_process, 180)
     int np = server_pids(&h, pids);
     long before[16];
     for (int i = 0; i < np; i++)
-        before[i] = rss_anon_kb(pids[i]);
+        ASSERT_GE(before[i] = rss_anon_kb(pids[i]), 0);
     const uint64_t size = 1ull << 30;
     static const char tail[] = "\r\n--BB--\r\n";
     char head[512];
@@ -520,6 +495,7 @@ TEST_TIMEOUT(http_upload_1gib_streamed_process, 180)
     long worst = 0;
     for (int i = 0; i < np; i++) {
         long after = rss_anon_kb(pids[i]);
+        ASSERT_GE(after, 0);
         printf("# 1 GiB upload: pid %d anonymous memory %ld -> %ld kB (%+ld)\n", (int)pids[i],
                before[i], after, after - before[i]);
         if (after - before[i] > worst)

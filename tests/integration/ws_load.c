@@ -13,6 +13,7 @@
 
 #include <swoop/websocket.h>
 
+#include "client_util.h"
 #include "server_common.h"
 
 #define MANY 5000
@@ -190,22 +191,6 @@ TEST_TIMEOUT(ws_broadcast_5000_process, 180)
 TEST_TIMEOUT(ws_broadcast_5000_base, 180)
 {
     broadcast_many(SWOOP_MODE_BASE);
-}
-
-/* Anonymous resident memory of a process, in KiB (RssAnon of /proc/PID/status). */
-static long rss_anon_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    long kb = -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "RssAnon: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb;
 }
 
 /* The process that owns connections: the master (PROCESS) or both workers (BASE). */
