@@ -13,14 +13,21 @@
  *    shared memory) and the client the time each connection got the frame:
  *    printed are the time to the first and to the last client (goal: last
  *    <= 30 ms; Swoole PROCESS 106 ms, BASE 120 ms), median of rounds.
+ *    "server ms" is the server side alone: the latest kernel receive
+ *    timestamp (SO_TIMESTAMPING, software) over all connections, which on
+ *    loopback is taken inside the server's send(), minus the call's time
+ *    (CLOCK_REALTIME, the clock of those timestamps). The rest of "last
+ *    client" is this one client process reading 10,000 sockets.
  *
  *   ws [-c connections] [-s size] [-d seconds] [-n rounds] [-w workers] [-b broadcast_conns]
+ *      [-E] (no echo rows: the broadcast only)
  *   defaults: 64 connections, 64 bytes, 1 s per sample, 5 rounds, 2 workers, 10000
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <linux/net_tstamp.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -44,7 +51,17 @@
 #define MAXROUNDS 21
 
 static int conns = 64, msg_size = 64, seconds = 1, nrounds = 5, workers = 2, bconns = 10000;
-static _Atomic uint64_t *bcast_ns; /* shared: when the server called swoop_ws_broadcast */
+static int no_echo;
+static int uring_off; /* the next server starts with enable_io_uring 0 */
+/* shared: when the server called swoop_ws_broadcast, [0] CLOCK_MONOTONIC, [1] CLOCK_REALTIME */
+static _Atomic uint64_t *bcast_ns;
+
+static uint64_t real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static uint64_t now_ns(void)
 {
@@ -86,7 +103,8 @@ static void ws_echo(swoop_server_t *srv, swoop_conn_id_t conn, int opcode, const
     if (len == 5 && memcmp(data, "bcast", 5) == 0) {
         static char msg[64];
         memset(msg, 'b', sizeof(msg));
-        atomic_store(bcast_ns, now_ns());
+        atomic_store(&bcast_ns[1], real_ns());
+        atomic_store(&bcast_ns[0], now_ns());
         swoop_ws_broadcast(srv, NULL, 0, SWOOP_WS_BINARY, msg, sizeof(msg));
         return;
     }
@@ -116,6 +134,8 @@ static int start_server(swoop_mode_t mode, int ws, pid_t *pids, int *npids)
         swoop_server_set(srv, "max_conn", "30000");
         if (mode == SWOOP_MODE_BASE)
             swoop_server_set(srv, "enable_reuse_port", "1");
+        if (uring_off)
+            swoop_server_set(srv, "enable_io_uring", "0");
         if (ws) {
             swoop_port_set(port, "open_websocket_protocol", "1");
             swoop_ws_on(srv, &(swoop_ws_events_t){.on_message = ws_echo});
@@ -298,23 +318,49 @@ static void stop(pid_t master)
     waitpid(master, NULL, 0);
 }
 
-/* One broadcast round over fds: ms to the first and to the last client. */
-static void broadcast_round(int *fds, int n, int ep, double *first_ms, double *last_ms)
+/* The kernel's receive timestamp of the data recvmsg returned (CLOCK_REALTIME ns), 0 none. */
+static uint64_t rx_stamp(struct msghdr *mh)
 {
-    atomic_store(bcast_ns, 0);
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_TIMESTAMPING) {
+            struct timespec ts[3];
+            memcpy(ts, CMSG_DATA(cm), sizeof(ts));
+            return (uint64_t)ts[0].tv_sec * 1000000000ull + (uint64_t)ts[0].tv_nsec;
+        }
+    }
+    return 0;
+}
+
+typedef struct bresult_s {
+    double first_ms, last_ms, server_ms;
+} bresult_t;
+
+/* One broadcast round over fds: ms to the first and the last client, and the server side. */
+static bresult_t broadcast_round(int *fds, int n, int ep)
+{
+    atomic_store(&bcast_ns[0], 0);
     static const uint8_t ask[] = {0x81, 0x85, 0, 0, 0, 0, 'b', 'c', 'a', 's', 't'};
     send(fds[0], ask, sizeof(ask), MSG_NOSIGNAL);
     int *got = calloc((size_t)n, sizeof(int));
     int done = 0;
-    uint64_t first = 0, last = 0, give_up = now_ns() + 20000000000ull;
+    uint64_t first = 0, last = 0, last_rx = 0, give_up = now_ns() + 20000000000ull;
     uint8_t buf[256];
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec) * 3)];
+        struct cmsghdr align;
+    } ctl;
     struct epoll_event evs[512];
     while (done < n && now_ns() < give_up) {
         int k = epoll_wait(ep, evs, 512, 100);
         uint64_t t = now_ns();
         for (int e = 0; e < k; e++) {
             int i = (int)evs[e].data.u32;
-            ssize_t r = recv(fds[i], buf, sizeof(buf), 0);
+            struct iovec iov = {buf, sizeof(buf)};
+            struct msghdr mh = {.msg_iov = &iov,
+                                .msg_iovlen = 1,
+                                .msg_control = ctl.buf,
+                                .msg_controllen = sizeof(ctl)};
+            ssize_t r = recvmsg(fds[i], &mh, 0);
             if (r <= 0)
                 continue;
             got[i] += (int)r;
@@ -323,15 +369,25 @@ static void broadcast_round(int *fds, int n, int ep, double *first_ms, double *l
                 if (first == 0)
                     first = t;
                 last = t;
+                uint64_t rx = rx_stamp(&mh);
+                if (rx > last_rx)
+                    last_rx = rx;
             }
         }
     }
-    uint64_t t0 = atomic_load(bcast_ns);
-    *first_ms = done && t0 ? (double)(first - t0) / 1e6 : -1;
-    *last_ms = done == n && t0 ? (double)(last - t0) / 1e6 : -1;
+    uint64_t t0 = atomic_load(&bcast_ns[0]), t0_real = atomic_load(&bcast_ns[1]);
+    bresult_t res = {-1, -1, -1};
+    if (done && t0)
+        res.first_ms = (double)(first - t0) / 1e6;
+    if (done == n && t0) {
+        res.last_ms = (double)(last - t0) / 1e6;
+        if (last_rx > t0_real)
+            res.server_ms = (double)(last_rx - t0_real) / 1e6;
+    }
     if (done < n)
         fprintf(stderr, "ws: broadcast reached %d of %d connections\n", done, n);
     free(got);
+    return res;
 }
 
 static void broadcast_bench(swoop_mode_t mode, const char *name)
@@ -347,19 +403,26 @@ static void broadcast_bench(swoop_mode_t mode, const char *name)
         fds[i] = connect_to(port);
         ws_handshake(fds[i]);
         fcntl(fds[i], F_SETFL, O_NONBLOCK);
+        int stamp = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
+        setsockopt(fds[i], SOL_SOCKET, SO_TIMESTAMPING, &stamp, sizeof(stamp));
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
     }
-    double first[MAXROUNDS], last[MAXROUNDS];
-    int ok = 0;
+    double first[MAXROUNDS], last[MAXROUNDS], server[MAXROUNDS];
+    int ok = 0, oks = 0;
     for (int k = 0; k < nrounds; k++) {
-        broadcast_round(fds, bconns, ep, &first[ok], &last[ok]);
-        if (last[ok] >= 0)
-            ok++;
+        bresult_t r = broadcast_round(fds, bconns, ep);
+        if (r.last_ms >= 0) {
+            first[ok] = r.first_ms;
+            last[ok++] = r.last_ms;
+        }
+        if (r.server_ms >= 0)
+            server[oks++] = r.server_ms;
         usleep(100000);
     }
     if (ok)
-        printf("%-26s %8d %16.1f %16.1f\n", name, bconns, median(first, ok), median(last, ok));
+        printf("%-26s %8d %12.1f %16.1f %16.1f\n", name, bconns, oks ? median(server, oks) : -1.0,
+               median(first, ok), median(last, ok));
     for (int i = 0; i < bconns; i++)
         close(fds[i]);
     close(ep);
@@ -367,53 +430,8 @@ static void broadcast_bench(swoop_mode_t mode, const char *name)
     stop(pids[0]);
 }
 
-int main(int argc, char **argv)
+static int echo_bench(void)
 {
-    int opt;
-    while ((opt = getopt(argc, argv, "c:s:d:n:w:b:")) != -1) {
-        switch (opt) {
-        case 'c':
-            conns = atoi(optarg);
-            break;
-        case 's':
-            msg_size = atoi(optarg);
-            break;
-        case 'd':
-            seconds = atoi(optarg);
-            break;
-        case 'n':
-            nrounds = atoi(optarg);
-            break;
-        case 'w':
-            workers = atoi(optarg);
-            break;
-        case 'b':
-            bconns = atoi(optarg);
-            break;
-        default:
-            fprintf(stderr, "usage: ws [-c conns] [-s size] [-d seconds] [-n rounds] [-w workers] "
-                            "[-b broadcast_conns]\n");
-            return 2;
-        }
-    }
-    if (conns < 1 || conns > 10000 || msg_size < 1 || msg_size > 65535 || seconds < 1 ||
-        seconds > 60 || nrounds < 1 || nrounds > MAXROUNDS || workers < 1 || workers > 8 ||
-        bconns < 0 || bconns > 60000)
-        return 2;
-    signal(SIGPIPE, SIG_IGN);
-    struct rlimit rl;
-    getrlimit(RLIMIT_NOFILE, &rl);
-    rlim_t want = (rlim_t)bconns * 2 + 1000;
-    if (rl.rlim_cur < want) {
-        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
-        setrlimit(RLIMIT_NOFILE, &rl);
-        if (rl.rlim_cur < want) {
-            bconns = (int)(rl.rlim_cur - 1000) / 2;
-            fprintf(stderr, "ws: RLIMIT_NOFILE allows %d broadcast connections\n", bconns);
-        }
-    }
-    bcast_ns =
-        mmap(NULL, sizeof(*bcast_ns), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     printf("websocket echo: %d connections, %d-byte messages, %d rounds of %d s per row, %d "
            "workers, %ld CPUs\n",
            conns, msg_size, nrounds, seconds, workers, sysconf(_SC_NPROCESSORS_ONLN));
@@ -426,7 +444,7 @@ int main(int argc, char **argv)
         ports[i] =
             start_server(i < 2 ? SWOOP_MODE_BASE : SWOOP_MODE_PROCESS, i & 1, pids[i], &np[i]);
         if (ports[i] < 0)
-            return 1;
+            return -1;
     }
     double rps[4][MAXROUNDS], cpu[4][MAXROUNDS];
     for (int k = 0; k < nrounds; k++) {
@@ -450,11 +468,72 @@ int main(int argc, char **argv)
         printf("%-26s %14.0f %12.1f %12.2f %12.2f\n", names[i], mr[i], mc[i], mr[i] / mr[ref],
                mc[ref] > 0 ? mc[i] / mc[ref] : 0);
     }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int opt;
+    while ((opt = getopt(argc, argv, "c:s:d:n:w:b:E")) != -1) {
+        switch (opt) {
+        case 'c':
+            conns = atoi(optarg);
+            break;
+        case 's':
+            msg_size = atoi(optarg);
+            break;
+        case 'd':
+            seconds = atoi(optarg);
+            break;
+        case 'n':
+            nrounds = atoi(optarg);
+            break;
+        case 'w':
+            workers = atoi(optarg);
+            break;
+        case 'b':
+            bconns = atoi(optarg);
+            break;
+        case 'E':
+            no_echo = 1;
+            break;
+        default:
+            fprintf(stderr, "usage: ws [-c conns] [-s size] [-d seconds] [-n rounds] [-w workers] "
+                            "[-b broadcast_conns] [-E]\n");
+            return 2;
+        }
+    }
+    if (conns < 1 || conns > 10000 || msg_size < 1 || msg_size > 65535 || seconds < 1 ||
+        seconds > 60 || nrounds < 1 || nrounds > MAXROUNDS || workers < 1 || workers > 8 ||
+        bconns < 0 || bconns > 60000)
+        return 2;
+    signal(SIGPIPE, SIG_IGN);
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rlim_t want = (rlim_t)bconns * 2 + 1000;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        if (rl.rlim_cur < want) {
+            bconns = (int)(rl.rlim_cur - 1000) / 2;
+            fprintf(stderr, "ws: RLIMIT_NOFILE allows %d broadcast connections\n", bconns);
+        }
+    }
+    bcast_ns = mmap(NULL, 2 * sizeof(*bcast_ns), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                    -1, 0);
+    if (!no_echo && echo_bench() < 0)
+        return 1;
     if (bconns > 0) {
         printf("\nbroadcast of 64 bytes (median of %d rounds)\n", nrounds);
-        printf("%-26s %8s %16s %16s\n", "server", "conns", "first client ms", "last client ms");
+        printf("%-26s %8s %12s %16s %16s\n", "server", "conns", "server ms", "first client ms",
+               "last client ms");
         broadcast_bench(SWOOP_MODE_BASE, "BASE");
         broadcast_bench(SWOOP_MODE_PROCESS, "PROCESS");
+        /* The reference: the same servers writing with one send() per connection. */
+        uring_off = 1;
+        broadcast_bench(SWOOP_MODE_BASE, "BASE, send() each");
+        broadcast_bench(SWOOP_MODE_PROCESS, "PROCESS, send() each");
+        uring_off = 0;
     }
     return 0;
 }

@@ -258,6 +258,13 @@ typedef struct swoop_server_settings_s {
      */
     int ipc_ring;
     /**
+     * A broadcast (swoop_ws_broadcast) writes to the connections of a
+     * reactor thread or BASE worker with one io_uring submission instead of
+     * one send() each: 1 = when the kernel allows io_uring (else send(),
+     * noted once in the log), 0 = always send() [1].
+     */
+    int enable_io_uring;
+    /**
      * PROCESS: bytes a reactor thread may queue in memory for one worker
      * that does not keep up (beyond what the channel's socket holds); past
      * it, the reactor stops reading the connections feeding that worker
@@ -322,6 +329,7 @@ typedef struct swoop_server_stats_s {
     uint64_t ws_messages_in;    /**< WebSocket messages received (delivered to workers) */
     uint64_t ws_dropped;        /**< WebSocket pushes dropped for a slow reader (policy "drop") */
     uint64_t ws_slow_closed;    /**< WebSocket connections closed for a slow reader ("close") */
+    uint64_t sends_batched; /**< broadcast writes that went through io_uring (enable_io_uring) */
     swoop_worker_stats_t workers[SWOOP_STATS_WORKERS_MAX]; /**< the first worker_num entries */
 } swoop_server_stats_t;
 

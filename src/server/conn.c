@@ -71,6 +71,12 @@ static void conn_free(swoop_conn_t *c);
 static int conn_unbusy(swoop_conn_t *c);
 static int conn_has_files(swoop_conn_t *c);
 static void drop_files(swoop_conn_t *c);
+static int conn_queue_rest(swoop_conn_t *c, const void *data, size_t off, size_t len);
+
+/* Batches smaller than this go out with send(): a submission costs about as much as a few. */
+#define SENDMANY_MIN 16
+/* Sends per io_uring submission (the ring's size, allocated at the first big broadcast). */
+#define SENDMANY_ENTRIES 1024
 
 /* The reference count sits right after the connection, in the same allocation. */
 static inline conn_ext_t *ext(swoop_conn_t *c)
@@ -95,6 +101,15 @@ void swoop__reactor_free(swoop_reactor_t *r)
 {
     swoop_free(r->rdbuf);
     r->rdbuf = NULL;
+    swoop__sendmany_close(r->sendmany);
+    r->sendmany = NULL;
+    swoop_free(r->batch_conns);
+    swoop_free(r->batch_fds);
+    swoop_free(r->batch_res);
+    r->batch_conns = NULL;
+    r->batch_fds = NULL;
+    r->batch_res = NULL;
+    r->batch_cap = 0;
 }
 
 static int conn_slot_fd(swoop_reactor_t *r, swoop_conn_id_t id)
@@ -295,22 +310,112 @@ static int conn_send_flags(swoop_conn_t *c, const void *data, size_t len, int re
             return SWOOP_ECLOSED;
         }
     }
-    if (off < len) {
-        if (swoop__buf_append(&c->out, (const char *)data + off, len - off) < 0) {
-            swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
-                               "conn %llu (fd %d): no memory for %zu bytes of output: closing",
-                               (unsigned long long)c->id, c->fd, len - off);
-            conn_release_budget(c, len - off);
-            /* Bytes the sender was told were accepted are lost: reset, never a clean end. */
-            struct linger lg = {.l_onoff = 1, .l_linger = 0};
-            setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-            conn_fail(c, ENOMEM, "buffer");
-            return SWOOP_ENOMEM;
-        }
-        if (!c->writing)
-            update_io(c);
+    return conn_queue_rest(c, data, off, len);
+}
+
+/* What the socket did not take, data[off, len), waits in c's output. 0, or SWOOP_ENOMEM (closed).
+ */
+static int conn_queue_rest(swoop_conn_t *c, const void *data, size_t off, size_t len)
+{
+    if (off >= len)
+        return 0;
+    if (swoop__buf_append(&c->out, (const char *)data + off, len - off) < 0) {
+        swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
+                           "conn %llu (fd %d): no memory for %zu bytes of output: closing",
+                           (unsigned long long)c->id, c->fd, len - off);
+        conn_release_budget(c, len - off);
+        /* Bytes the sender was told were accepted are lost: reset, never a clean end. */
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        conn_fail(c, ENOMEM, "buffer");
+        return SWOOP_ENOMEM;
     }
+    if (!c->writing)
+        update_io(c);
     return 0;
+}
+
+/* Scratch of swoop__conn_send_many: room for n connections. 0 or SWOOP_ENOMEM. */
+static int batch_reserve(swoop_reactor_t *r, size_t n)
+{
+    if (n <= r->batch_cap)
+        return 0;
+    size_t cap = r->batch_cap ? r->batch_cap : 256;
+    while (cap < n)
+        cap *= 2;
+    swoop_conn_t **conns = swoop_try_realloc(r->batch_conns, cap * sizeof(*conns));
+    if (conns)
+        r->batch_conns = conns;
+    int *fds = swoop_try_realloc(r->batch_fds, cap * sizeof(*fds));
+    if (fds)
+        r->batch_fds = fds;
+    ssize_t *res = swoop_try_realloc(r->batch_res, cap * sizeof(*res));
+    if (res)
+        r->batch_res = res;
+    if (conns == NULL || fds == NULL || res == NULL)
+        return SWOOP_ENOMEM;
+    r->batch_cap = cap;
+    return 0;
+}
+
+swoop_conn_t **swoop__reactor_batch(swoop_reactor_t *r, size_t n)
+{
+    return batch_reserve(r, n ? n : 1) == 0 ? r->batch_conns : NULL;
+}
+
+/* The io_uring sender of r, opened at its first big batch (NULL: send() one by one). */
+static swoop_sendmany_t *batch_sender(swoop_reactor_t *r, size_t n)
+{
+    if (n < SENDMANY_MIN || !r->srv->settings.enable_io_uring)
+        return NULL;
+    if (r->sendmany == NULL && !r->sendmany_refused &&
+        swoop__sendmany_open(&r->sendmany, SENDMANY_ENTRIES) < 0)
+        r->sendmany_refused = 1;
+    return r->sendmany;
+}
+
+void swoop__conn_send_many(swoop_reactor_t *r, swoop_conn_t **cs, size_t n, const void *data,
+                           size_t len)
+{
+    if (batch_reserve(r, n) < 0) {
+        /* No scratch for the batch: the slow way, still every byte. */
+        for (size_t i = 0; i < n; i++)
+            conn_send_flags(cs[i], data, len, 0, 0);
+        return;
+    }
+    /* Connections with output waiting queue behind it; the others write now, together. */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        swoop_conn_t *c = cs[i];
+        if (!conn_sendable(c))
+            continue;
+        if (swoop__buf_rlen(&c->out) > 0 || conn_has_files(c)) {
+            conn_send_flags(c, data, len, 0, 0);
+            continue;
+        }
+        if (c->sess && swoop__session_reserve(r->srv, c->sess, c->id, len) < 0)
+            continue;
+        cs[k] = c;
+        r->batch_fds[k++] = c->fd;
+    }
+    size_t via = swoop__sendmany(batch_sender(r, k), r->batch_fds, k, data, len, r->batch_res);
+    if (via)
+        atomic_fetch_add_explicit(&r->cnt->sends_batched, via, memory_order_relaxed);
+    for (size_t i = 0; i < k; i++) {
+        swoop_conn_t *c = cs[i];
+        ssize_t rc = r->batch_res[i];
+        size_t off = 0;
+        if (rc >= 0) {
+            off = (size_t)rc;
+            count_out(c, off);
+            conn_release_budget(c, off);
+        } else if (rc != -EAGAIN && rc != -EWOULDBLOCK) {
+            conn_release_budget(c, len);
+            conn_fail(c, (int)-rc, "send");
+            continue;
+        }
+        conn_queue_rest(c, data, off, len);
+    }
 }
 
 int swoop__conn_send(swoop_conn_t *c, const void *data, size_t len, int reserved)

@@ -22,12 +22,13 @@
 #include "ipc/channel.h"
 #include "ipc/msg.h"
 #include "ipc/ring.h"
+#include "net/sendmany.h"
 #include "proc/manager.h"
 #include "proc/procfile.h"
 #include "proto/framing.h"
 
 #define SWOOP_STATS_MAGIC   0x53574f50u /* "SWOP" */
-#define SWOOP_STATS_VERSION 7u          /* 7: WebSocket counters, 128-byte counter blocks */
+#define SWOOP_STATS_VERSION 8u          /* 8: sends_batched; 7: WebSocket counters */
 #define SWOOP_STATS_MEMFD   "swoop-stats"
 
 /* conn id = (sequence << SLOT_BITS) | slot */
@@ -70,6 +71,7 @@ typedef struct swoop_srv_counter_s {
     _Atomic uint64_t ws_messages_in; /* WebSocket messages delivered to workers (owner) */
     _Atomic uint64_t ws_dropped;     /* pushes dropped above websocket_output_high_water */
     _Atomic uint64_t ws_slow_closed; /* connections closed above it (policy "close") */
+    _Atomic uint64_t sends_batched;  /* writes of a broadcast that went through io_uring */
 } swoop_srv_counter_t;
 
 static_assert(sizeof(swoop_srv_wstat_t) == 64, "one cache line per worker");
@@ -335,6 +337,13 @@ struct swoop_reactor_s {
     uint64_t dgram_dropped; /* datagrams dropped for a full worker queue, since the log */
     uint64_t dgram_drop_log_ms; /* when that was last logged */
     swoop_io_t *port_io;        /* datagram ports this reactor reads, by port index */
+    /* swoop__conn_send_many: its io_uring (lazy) and scratch for batch_cap connections */
+    swoop_sendmany_t *sendmany;
+    int sendmany_refused; /* io_uring could not be opened: send() one by one */
+    swoop_conn_t **batch_conns;
+    int *batch_fds;
+    ssize_t *batch_res;
+    size_t batch_cap;
 };
 
 struct swoop_server_s {
@@ -529,6 +538,21 @@ int swoop__conn_reframe(swoop_conn_t *c);
  * (its state is gone afterwards: touch nothing of it).
  */
 int swoop__conn_set_proto(swoop_conn_t *c, int kind, uint32_t arg);
+/*
+ * Scratch room for n connection pointers for swoop__conn_send_many (the
+ * engine's own, valid until the next call), or NULL without memory.
+ */
+swoop_conn_t **swoop__reactor_batch(swoop_reactor_t *r, size_t n);
+/*
+ * Sends the same bytes to each of cs[0, n) (connections of r), like
+ * swoop__conn_send (charged here) for each but with one io_uring
+ * submission for all whose output is empty (send() per connection when
+ * enable_io_uring is 0, the batch small, or io_uring refused). cs may be
+ * the scratch of swoop__reactor_batch; its order is not kept. A connection
+ * that fails closes; the others are not touched.
+ */
+void swoop__conn_send_many(swoop_reactor_t *r, swoop_conn_t **cs, size_t n, const void *data,
+                           size_t len);
 /* Calls fn on every open connection of the engine r (fn must not free others). */
 void swoop__reactor_foreach(swoop_reactor_t *r, void (*fn)(swoop_conn_t *c, void *arg), void *arg);
 /* The owner's reply hook: a send with flags was queued on c (calls the protocol). */

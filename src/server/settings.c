@@ -132,6 +132,7 @@ static const setting_t server_keys[] = {
     {"daemonize", T_BOOL, SRV(daemonize), 0, 1},
     {"ipc_batch", T_BOOL, SRV(ipc_batch), 0, 1},
     {"ipc_ring", T_BOOL, SRV(ipc_ring), 0, 1},
+    {"enable_io_uring", T_BOOL, SRV(enable_io_uring), 0, 1},
     {"pipe_buffer_size", T_INT64, SRV(pipe_buffer_size), 65536, INT64_MAX},
 };
 

@@ -48,6 +48,7 @@ static void stats_fill(swoop_srv_shared_t *gs, const swoop_proc_stat_t *ps,
         out->ws_messages_in += atomic_load(&c->ws_messages_in);
         out->ws_dropped += atomic_load(&c->ws_dropped);
         out->ws_slow_closed += atomic_load(&c->ws_slow_closed);
+        out->sends_batched += atomic_load(&c->sends_batched);
     }
     out->worker_num = gs->worker_num;
     out->reactor_num = gs->reactor_num;
@@ -149,7 +150,7 @@ int swoop_server_stats_json(const swoop_server_stats_t *st, char *buf, size_t ca
         "\"task_count\":%llu,\"task_redelivered\":%llu,\"task_failed\":%llu,"
         "\"task_queue_num\":%lld,\"task_queue_bytes\":%lld,\"http_2xx\":%llu,\"http_3xx\":%llu,"
         "\"http_4xx\":%llu,\"http_5xx\":%llu,\"http_bad_requests\":%llu,\"ws_messages_in\":%llu,"
-        "\"ws_dropped\":%llu,\"ws_slow_closed\":%llu,\"workers\":[",
+        "\"ws_dropped\":%llu,\"ws_slow_closed\":%llu,\"sends_batched\":%llu,\"workers\":[",
         st->mode == SWOOP_MODE_BASE ? "base" : "process", (int)st->master_pid, (int)st->manager_pid,
         (unsigned long long)st->start_time, st->worker_num, st->reactor_num,
         (long long)st->connection_num, (unsigned long long)st->accept_count,
@@ -161,7 +162,8 @@ int swoop_server_stats_json(const swoop_server_stats_t *st, char *buf, size_t ca
         (unsigned long long)st->http_2xx, (unsigned long long)st->http_3xx,
         (unsigned long long)st->http_4xx, (unsigned long long)st->http_5xx,
         (unsigned long long)st->http_bad_requests, (unsigned long long)st->ws_messages_in,
-        (unsigned long long)st->ws_dropped, (unsigned long long)st->ws_slow_closed);
+        (unsigned long long)st->ws_dropped, (unsigned long long)st->ws_slow_closed,
+        (unsigned long long)st->sends_batched);
     for (int i = 0; i < st->worker_num && i < SWOOP_STATS_WORKERS_MAX; i++) {
         const swoop_worker_stats_t *w = &st->workers[i];
         PUT("%s{\"id\":%d,\"pid\":%d,\"state\":\"%s\",\"requests\":%llu,\"starts\":%llu}",

@@ -265,18 +265,59 @@ static int room_for(swoop_conn_t *c, size_t len)
     return 0;
 }
 
+/* Whether broadcast frame of len bytes goes to c (the output policy may close c here). */
+static int bcast_takes(swoop_conn_t *c, size_t len)
+{
+    ws_conn_t *w = c->proto_state;
+    return c->proto == &swoop__ws_proto && w != NULL && !w->closing && room_for(c, len);
+}
+
 typedef struct bcast_s {
-    const uint8_t *frame;
-    size_t len;
+    swoop_conn_t **list;
+    size_t n, len;
 } bcast_t;
 
-static void bcast_one(swoop_conn_t *c, void *arg)
+static void bcast_pick(swoop_conn_t *c, void *arg)
 {
-    const bcast_t *b = arg;
-    ws_conn_t *w = c->proto_state;
-    if (c->proto != &swoop__ws_proto || w == NULL || w->closing || !room_for(c, b->len))
+    bcast_t *b = arg;
+    if (bcast_takes(c, b->len))
+        b->list[b->n++] = c;
+}
+
+/*
+ * A broadcast: framed once, then every chosen connection of this owner
+ * gets it in one pass (swoop__conn_send_many: one io_uring submission for
+ * the lot rather than a send() each).
+ */
+static void broadcast(swoop_reactor_t *r, const ws_out_t *o, const char *ids, const char *payload,
+                      size_t plen)
+{
+    uint8_t head[SWOOP_WS_HEAD_MAX];
+    size_t hl = swoop__ws_frame_head(head, 1, 0, o->opcode, plen, NULL);
+    uint8_t *frame = swoop_try_malloc(hl + plen);
+    size_t most = o->nconns ? o->nconns : (size_t)r->nconns;
+    bcast_t b = {swoop__reactor_batch(r, most), 0, hl + plen};
+    if (frame == NULL || b.list == NULL) {
+        swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
+                           "ws: no memory for a broadcast of %zu bytes: dropped", plen);
+        swoop_free(frame);
         return;
-    swoop__conn_send(c, b->frame, b->len, 0);
+    }
+    memcpy(frame, head, hl);
+    memcpy(frame + hl, payload, plen);
+    if (o->nconns == 0) {
+        swoop__reactor_foreach(r, bcast_pick, &b);
+    } else {
+        for (uint32_t i = 0; i < o->nconns; i++) {
+            uint64_t id;
+            memcpy(&id, ids + i * sizeof(id), sizeof(id));
+            swoop_conn_t *c = swoop__reactor_conn(r, id);
+            if (c && c->state == CONN_OPEN)
+                bcast_pick(c, &b);
+        }
+    }
+    swoop__conn_send_many(r, b.list, b.n, frame, b.len);
+    swoop_free(frame);
 }
 
 /* A push, close or broadcast from a worker (swoop__server_proto_out). */
@@ -292,30 +333,8 @@ static void out(swoop_reactor_t *r, swoop_conn_id_t conn, const char *data, size
     len -= sizeof(o);
     if (o.op == WS_OUT_BROADCAST) {
         size_t ids = (size_t)o.nconns * sizeof(uint64_t);
-        if (len < ids)
-            return;
-        /* Framed once for every connection of this owner. */
-        uint8_t head[SWOOP_WS_HEAD_MAX];
-        size_t plen = len - ids;
-        size_t hl = swoop__ws_frame_head(head, 1, 0, o.opcode, plen, NULL);
-        uint8_t *frame = swoop_malloc(hl + plen);
-        if (frame == NULL)
-            return;
-        memcpy(frame, head, hl);
-        memcpy(frame + hl, data + ids, plen);
-        bcast_t b = {frame, hl + plen};
-        if (o.nconns == 0) {
-            swoop__reactor_foreach(r, bcast_one, &b);
-        } else {
-            for (uint32_t i = 0; i < o.nconns; i++) {
-                uint64_t id;
-                memcpy(&id, data + i * sizeof(id), sizeof(id));
-                swoop_conn_t *c = swoop__reactor_conn(r, id);
-                if (c && c->state == CONN_OPEN)
-                    bcast_one(c, &b);
-            }
-        }
-        swoop_free(frame);
+        if (len >= ids)
+            broadcast(r, &o, data, data + ids, len - ids);
         return;
     }
     swoop_conn_t *c = swoop__reactor_conn(r, conn);

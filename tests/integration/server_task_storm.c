@@ -19,9 +19,9 @@
 
 #include "task_common.h"
 
-#define NT         2 /* task workers; ids 2 and 3 */
-#define STORM      1000
-#define VICTIM     300
+#define NT     2 /* task workers; ids 2 and 3 */
+#define STORM  1000
+#define VICTIM 300
 /*
  * The manager replaces a dead task worker at once (SIGCHLD, no polling): well
  * under 100 ms on an idle machine. Sanitizers and a loaded 2-core runner

@@ -14,6 +14,7 @@
 #include <swoop/websocket.h>
 
 #include "client_util.h"
+#include "net/sendmany.h"
 #include "server_common.h"
 
 #define MANY 5000
@@ -25,12 +26,27 @@ typedef struct shared_s {
 
 static shared_t *sh;
 static const char *policy = "close";
+static int uring_off; /* enable_io_uring 0: a broadcast's writes are one send() each */
+
+#define BIG (256u << 10) /* a broadcast bigger than a socket buffer takes at once */
+
+static uint8_t big_byte(size_t i)
+{
+    return (uint8_t)(i * 7u + (i >> 12));
+}
 
 static void on_message(swoop_server_t *srv, swoop_conn_id_t conn, int opcode, const void *data,
                        size_t len)
 {
     if (len == 5 && memcmp(data, "bcast", 5) == 0) {
         ASSERT_OK(swoop_ws_broadcast(srv, NULL, 0, SWOOP_WS_TEXT, "to everyone", 11));
+        return;
+    }
+    if (len == 7 && memcmp(data, "bigcast", 7) == 0) {
+        static uint8_t big[BIG];
+        for (size_t i = 0; i < BIG; i++)
+            big[i] = big_byte(i);
+        ASSERT_OK(swoop_ws_broadcast(srv, NULL, 0, SWOOP_WS_BINARY, big, BIG));
         return;
     }
     if (len == 5 && memcmp(data, "flood", 5) == 0) {
@@ -67,6 +83,8 @@ static void setup(swoop_server_t *srv, void *arg)
     ASSERT_OK(swoop_server_set(srv, "websocket_output_policy", policy));
     ASSERT_OK(swoop_server_set(srv, "max_conn", "12000"));
     ASSERT_OK(swoop_server_set(srv, "backlog", "4096"));
+    if (uring_off)
+        ASSERT_OK(swoop_server_set(srv, "enable_io_uring", "0"));
     swoop_ws_events_t ev = {.on_message = on_message, .on_close = on_close};
     ASSERT_OK(swoop_ws_on(srv, &ev));
 }
@@ -161,7 +179,21 @@ static void raise_nofile(void)
              (unsigned long long)rl.rlim_max, MANY);
 }
 
-/* One broadcast reaches every one of 5,000 connections, whatever owner holds it. */
+/* Whether this kernel lets a process use io_uring (else swoop falls back to send()). */
+static int io_uring_usable(void)
+{
+    swoop_sendmany_t *m;
+    if (swoop__sendmany_open(&m, 8) < 0)
+        return 0;
+    swoop__sendmany_close(m);
+    return 1;
+}
+
+/*
+ * One broadcast reaches every one of 5,000 connections, whatever owner
+ * holds it; the owners write it with io_uring (sends_batched) where the
+ * kernel allows.
+ */
 static void broadcast_many(swoop_mode_t mode)
 {
     raise_nofile();
@@ -177,6 +209,14 @@ static void broadcast_many(swoop_mode_t mode)
             got++;
     }
     ASSERT_EQ(got, MANY);
+    swoop_server_stats_t st;
+    srv_stats(&h, &st);
+    printf("# %d connections: %llu of the broadcast's writes through io_uring\n", MANY,
+           (unsigned long long)st.sends_batched);
+    if (io_uring_usable())
+        ASSERT_EQ(st.sends_batched, (uint64_t)MANY);
+    else
+        ASSERT_EQ(st.sends_batched, 0u);
     for (int i = 0; i < MANY; i++)
         close(fds[i]);
     WAIT_UNTIL(atomic_load(&sh->closes) == MANY, 30000);
@@ -191,6 +231,85 @@ TEST_TIMEOUT(ws_broadcast_5000_process, 180)
 TEST_TIMEOUT(ws_broadcast_5000_base, 180)
 {
     broadcast_many(SWOOP_MODE_BASE);
+}
+
+/* Reads one binary frame of BIG bytes (127-length head) and checks every byte. */
+static void recv_big(int fd)
+{
+    uint8_t hd[10];
+    ASSERT_EQ(read_n(fd, hd, sizeof(hd), 10000), 1);
+    ASSERT_EQ(hd[0], 0x82);
+    ASSERT_EQ(hd[1], 127);
+    uint64_t n = 0;
+    for (int i = 2; i < 10; i++)
+        n = n << 8 | hd[i];
+    ASSERT_EQ(n, (uint64_t)BIG);
+    static uint8_t buf[BIG];
+    ASSERT_EQ(read_n(fd, buf, BIG, 10000), 1);
+    for (size_t i = 0; i < BIG; i++) {
+        if (buf[i] != big_byte(i))
+            FAIL("byte %zu of the broadcast is %u, not %u", i, buf[i], big_byte(i));
+    }
+}
+
+/*
+ * A broadcast bigger than what the sockets take at once, to connections
+ * that read only afterwards: each write is partial, the rest waits in the
+ * connection's output behind it, and every client gets the whole frame,
+ * byte for byte; then a small broadcast follows in order. With io_uring
+ * and with enable_io_uring 0 (no io_uring write counted).
+ */
+#define PARTIAL_CONNS 40
+
+static void broadcast_partial(swoop_mode_t mode, int off)
+{
+    uring_off = off;
+    srv_handle_t h = start(mode);
+    int fds[PARTIAL_CONNS];
+    for (int i = 0; i < PARTIAL_CONNS; i++)
+        fds[i] = ws_open(h.port);
+    ws_send(fds[0], "bigcast");
+    ws_send(fds[0], "bcast");
+    char text[128];
+    for (int i = 0; i < PARTIAL_CONNS; i++) {
+        recv_big(fds[i]);
+        ASSERT_EQ(ws_recv_text(fds[i], text, 10000), 1);
+        ASSERT_EQ(strcmp(text, "to everyone"), 0);
+    }
+    swoop_server_stats_t st;
+    srv_stats(&h, &st);
+    printf("# enable_io_uring %d: %llu writes through io_uring\n", !off,
+           (unsigned long long)st.sends_batched);
+    /* An owner with fewer than 16 of them (BASE splits them) writes with send(). */
+    if (off || !io_uring_usable())
+        ASSERT_EQ(st.sends_batched, 0u);
+    else
+        ASSERT_GT(st.sends_batched, 0u);
+    for (int i = 0; i < PARTIAL_CONNS; i++)
+        close(fds[i]);
+    WAIT_UNTIL(atomic_load(&sh->closes) == PARTIAL_CONNS, 30000);
+    stop(&h);
+    uring_off = 0;
+}
+
+TEST(ws_broadcast_partial_writes_process)
+{
+    broadcast_partial(SWOOP_MODE_PROCESS, 0);
+}
+
+TEST(ws_broadcast_partial_writes_base)
+{
+    broadcast_partial(SWOOP_MODE_BASE, 0);
+}
+
+TEST(ws_broadcast_without_io_uring_process)
+{
+    broadcast_partial(SWOOP_MODE_PROCESS, 1);
+}
+
+TEST(ws_broadcast_without_io_uring_base)
+{
+    broadcast_partial(SWOOP_MODE_BASE, 1);
 }
 
 /* The process that owns connections: the master (PROCESS) or both workers (BASE). */
