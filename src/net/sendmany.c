@@ -27,7 +27,15 @@ int swoop__sendmany_open(swoop_sendmany_t **out, unsigned entries)
     swoop_sendmany_t *m = swoop_calloc(1, sizeof(*m));
     if (m == NULL)
         return SWOOP_ENOMEM;
-    int rc = io_uring_queue_init(entries, &m->ring, 0);
+    /*
+     * SUBMIT_ALL: a send that fails (a socket closed meanwhile) does not
+     * stop the submission of those behind it. Kernels before 5.18 refuse
+     * the flag: without it such a send stops the batch, and the rest goes
+     * out with send() (swoop__sendmany), which is only slower.
+     */
+    int rc = io_uring_queue_init(entries, &m->ring, IORING_SETUP_SUBMIT_ALL);
+    if (rc == -EINVAL)
+        rc = io_uring_queue_init(entries, &m->ring, 0);
     if (rc < 0) {
         swoop_log(SWOOP_LOG_NOTICE, -rc,
                   "io_uring_queue_init(%u): broadcasts use send() per socket", entries);
@@ -102,8 +110,9 @@ size_t swoop__sendmany(swoop_sendmany_t *m, const int *fds, size_t n, const void
         via_ring += taken;
         if (taken < want) {
             /*
-             * A refused submission (no memory in the kernel) leaves the rest
-             * in the queue: the ring is not used again, and what it did not
+             * A refused or cut-short submission leaves the rest in the
+             * submission queue, where the next one would pick it up with a
+             * stale buffer: the ring is not used again, and what it did not
              * take is sent here.
              */
             swoop__log_limited(SWOOP_LOG_WARNING, rc < 0 ? -rc : 0,
