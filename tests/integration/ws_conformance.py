@@ -202,6 +202,22 @@ class Conn:
             raise Fail("close code %s, want %s" % (ev[1], "/".join(map(str, codes))))
         await self.expect_closed()
 
+    async def echo_then_fail(self, echo, codes=(1002,)):
+        """
+        A valid message, then a frame that fails the connection: its echo
+        first, then the close. Autobahn grades a close without the echo
+        NON-STRICT (3.2-3.4, 4.x.3-5, 5.15): the server may fail the
+        connection before the application answered (PROCESS mode: the echo
+        comes from a worker, the close from the reactor thread at once).
+        """
+        ev = await self.next()
+        if ev == echo:
+            await self.expect_fail(codes)
+            return
+        self.unget(ev)
+        await self.expect_fail(codes)
+        raise NonStrict("no echo: the connection was failed before the application answered")
+
     async def expect_close_echo(self, codes):
         """We sent a close: the server answers with one of `codes` (None: no code), then TCP close."""
         ev = await self.next()
@@ -367,8 +383,7 @@ def rsv_after_echo(rsv, sync=False, chopsize=None, kind=TEXT):
         c.frame(kind, b"Hello, world!" if kind != CLOSE else struct.pack("!H", 1000),
                 rsv=rsv, sync=sync, chopsize=chopsize)
         c.ping(b"after", sync=sync, chopsize=chopsize)
-        await c.expect(("text", b"Hello, world!"))
-        await c.expect_fail()
+        await c.echo_then_fail(("text", b"Hello, world!"))
 
     return run
 
@@ -405,8 +420,9 @@ def reserved_op(op, with_payload, after_echo, chopsize=None):
         c.frame(op, b"reserved opcode payload" if with_payload else b"", chopsize=chopsize)
         if after_echo:
             c.ping(b"after", chopsize=chopsize)
-            await c.expect(("text", b"Hello, world!"))
-        await c.expect_fail()
+            await c.echo_then_fail(("text", b"Hello, world!"))
+        else:
+            await c.expect_fail()
 
     return run
 
@@ -486,8 +502,9 @@ def frag_then_orphan(fin, repeat):
                 c.frame(CONT, b"fragment2", fin=True)
         if repeat == 1:
             c.text(b"fragment4")
-            await c.expect(("text", b"fragment1fragment2"))
-        await c.expect_fail()
+            await c.echo_then_fail(("text", b"fragment1fragment2"))
+        else:
+            await c.expect_fail()
 
     return run
 
