@@ -6,9 +6,10 @@
  * makes Linux send an RST, which also throws away what the client had not
  * read yet. Here the client pipelines megabytes behind the request the
  * server refuses, so the server's receive buffer is full at the close.
- * Also: the server's lingering ends when the client closes, and a client
- * that keeps its socket open without sending is let go after
- * lingering_timeout, with every connection counted out.
+ * Also the bounds: a client that keeps its socket open without sending is
+ * let go after lingering_timeout, one that trickles after lingering_time,
+ * one that floods after 8 MiB, and a shutdown waits at most
+ * lingering_time for a lingering connection; each counted out once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,27 +116,36 @@ static const char ws_handshake[] =
     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
     "Sec-WebSocket-Version: 13\r\n\r\n";
 
+/* Connects and upgrades; returns the fd with the 101 read. */
+static int ws_open(int port)
+{
+    int fd = cli_connect(port);
+    cli_write(fd, ws_handshake, strlen(ws_handshake));
+    char resp[1024];
+    size_t n = 0;
+    while (n < sizeof(resp) - 1) {
+        ASSERT_EQ(cli_read_n(fd, resp + n, 1, 5000), 1u);
+        n++;
+        if (n >= 4 && memcmp(resp + n - 4, "\r\n\r\n", 4) == 0)
+            break;
+    }
+    resp[n] = '\0';
+    ASSERT_NOT_NULL(strstr(resp, " 101 "));
+    return fd;
+}
+
+/* A masked frame with reserved opcode 3: the server fails the connection with 1002. */
+static const uint8_t bad_frame[] = {0x83, 0x80, 1, 2, 3, 4};
+
 static void ws_case(swoop_mode_t mode)
 {
     srv_handle_t h = srv_start(mode, ws_setup, NULL, 2);
     for (int round = 0; round < 3; round++) {
-        int fd = cli_connect(h.port);
-        cli_write(fd, ws_handshake, strlen(ws_handshake));
-        char resp[1024];
-        size_t n = 0;
-        while (n < sizeof(resp) - 1) {
-            ASSERT_EQ(cli_read_n(fd, resp + n, 1, 5000), 1u);
-            n++;
-            if (n >= 4 && memcmp(resp + n - 4, "\r\n\r\n", 4) == 0)
-                break;
-        }
-        resp[n] = '\0';
-        ASSERT_NOT_NULL(strstr(resp, " 101 "));
-        /* A masked frame with reserved opcode 3 (1002), then filler. */
-        uint8_t head[] = {0x83, 0x80, 1, 2, 3, 4};
+        int fd = ws_open(h.port);
+        const uint8_t *head = bad_frame;
         char out[256];
         size_t got;
-        end_t e = pump(fd, head, sizeof(head), out, sizeof(out), &got);
+        end_t e = pump(fd, head, sizeof(bad_frame), out, sizeof(out), &got);
         close(fd);
         static const uint8_t want[] = {0x88, 2, 0x03, 0xea};
         if (e != END_EOF || got != sizeof(want) || memcmp(out, want, sizeof(want)) != 0)
@@ -211,4 +221,148 @@ TEST_TIMEOUT(linger_http_413_process, 60)
 TEST_TIMEOUT(linger_http_413_base, 60)
 {
     http_case(SWOOP_MODE_BASE);
+}
+
+/* ---- the bounds: an idle client, a trickling one, a flood, a shutdown ---- */
+
+static void bounds_setup(swoop_server_t *srv, void *arg)
+{
+    ws_setup(srv, arg);
+    ASSERT_OK(swoop_server_set(srv, "lingering_time", "1000"));
+    ASSERT_OK(swoop_server_set(srv, "lingering_timeout", "300"));
+}
+
+static void flood_setup(swoop_server_t *srv, void *arg)
+{
+    ws_setup(srv, arg);
+    ASSERT_OK(swoop_server_set(srv, "lingering_time", "20000"));
+    ASSERT_OK(swoop_server_set(srv, "lingering_timeout", "20000"));
+}
+
+/* Sends the bad frame, reads the 1002 close frame and the server's FIN; the socket stays open. */
+static int ws_failed(int port)
+{
+    int fd = ws_open(port);
+    cli_write(fd, bad_frame, sizeof(bad_frame));
+    uint8_t p[4];
+    ASSERT_EQ(cli_read_n(fd, p, 4, 5000), 4u);
+    ASSERT_EQ(p[0], 0x88);
+    ASSERT_EQ(p[2] << 8 | p[3], 1002);
+    char b;
+    ASSERT_EQ(cli_read_n(fd, &b, 1, 5000), 0u); /* the FIN, while the client keeps its end */
+    return fd;
+}
+
+static int64_t conns_now(srv_handle_t *h)
+{
+    swoop_server_stats_t st;
+    srv_stats(h, &st);
+    return st.connection_num;
+}
+
+/* Milliseconds until connection_num is 0 (fails after `ms`). */
+static uint64_t ms_until_no_conn(srv_handle_t *h, uint64_t t0, int ms)
+{
+    uint64_t deadline = swoop_test_now_ms() + (uint64_t)ms * swoop_test_multiplier();
+    while (conns_now(h) != 0) {
+        if (swoop_test_now_ms() > deadline)
+            FAIL("a lingering connection still counted after %d ms", ms);
+        swoop_test_sleep_ms(5);
+    }
+    return swoop_test_now_ms() - t0;
+}
+
+static void bounds(swoop_mode_t mode)
+{
+    srv_handle_t h = srv_start(mode, bounds_setup, NULL, 2);
+    /* Idle: the client keeps its socket open and sends nothing: lingering_timeout (300 ms). */
+    int fd = ws_failed(h.port);
+    uint64_t t0 = swoop_test_now_ms();
+    ASSERT_EQ(conns_now(&h), 1); /* lingering: still holds its fd */
+    uint64_t idle = ms_until_no_conn(&h, t0, 3000);
+    ASSERT_GE(idle, 250u);
+    close(fd);
+    /* Trickle: a byte every 50 ms never leaves it idle: lingering_time (1000 ms) ends it. */
+    fd = ws_failed(h.port);
+    t0 = swoop_test_now_ms();
+    int reset = 0;
+    while (!reset && swoop_test_now_ms() - t0 < 5000u * swoop_test_multiplier()) {
+        if (send(fd, "x", 1, MSG_NOSIGNAL) < 0)
+            reset = 1;
+        swoop_test_sleep_ms(50);
+    }
+    uint64_t total = swoop_test_now_ms() - t0;
+    ASSERT(reset); /* the server closed while bytes kept coming: a reset, as meant */
+    ASSERT_GE(total, 900u);
+    ASSERT_EQ(conns_now(&h), 0);
+    close(fd);
+    /* Shutdown while a client holds a lingering connection: bounded by lingering_time. */
+    fd = ws_failed(h.port);
+    swoop_server_stats_t st;
+    srv_stats(&h, &st);
+    uint64_t stop0 = swoop_test_now_ms();
+    ASSERT_EQ(kill(h.pid, SIGTERM), 0);
+    swoop_test_wait_ok(h.pid, 5000);
+    uint64_t stop_ms = swoop_test_now_ms() - stop0;
+    close(fd);
+    WAIT_UNTIL(!swoop_test_pid_alive(st.manager_pid), 2000);
+    for (int i = 0; i < st.worker_num; i++)
+        if (st.workers[i].pid > 0)
+            WAIT_UNTIL(!swoop_test_pid_alive(st.workers[i].pid), 2000);
+    ASSERT_EQ(swoop_test_fd_count(), h.fd0);
+    fprintf(stderr,
+            "idle client let go after %llu ms, trickling client after %llu ms, "
+            "shutdown with a lingering client took %llu ms\n",
+            (unsigned long long)idle, (unsigned long long)total, (unsigned long long)stop_ms);
+    ASSERT_LT(stop_ms, 1000u + 2000u * swoop_test_multiplier());
+}
+
+TEST_TIMEOUT(linger_bounds_process, 60)
+{
+    bounds(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(linger_bounds_base, 60)
+{
+    bounds(SWOOP_MODE_BASE);
+}
+
+/* A client that floods after the close: at most 8 MiB are read, then the close (a reset). */
+static void flood(swoop_mode_t mode)
+{
+    srv_handle_t h = srv_start(mode, flood_setup, NULL, 2);
+    int fd = ws_failed(h.port);
+    ASSERT_EQ(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+    static char fill[65536];
+    size_t sent = 0;
+    int reset = 0;
+    uint64_t t0 = swoop_test_now_ms();
+    while (!reset && sent < (64u << 20) &&
+           swoop_test_now_ms() - t0 < 10000u * swoop_test_multiplier()) {
+        struct pollfd pf = {.fd = fd, .events = POLLOUT};
+        if (poll(&pf, 1, 100) <= 0)
+            continue;
+        ssize_t k = send(fd, fill, sizeof(fill), MSG_NOSIGNAL);
+        if (k > 0)
+            sent += (size_t)k;
+        else if (k < 0 && errno != EAGAIN && errno != EINTR)
+            reset = 1;
+    }
+    close(fd);
+    fprintf(stderr, "flooding client cut after %zu bytes\n", sent);
+    ASSERT(reset);
+    ASSERT_GT(sent, 8u << 20);
+    ASSERT_LT(sent, 32u << 20);
+    ms_until_no_conn(&h, t0, 2000);
+    srv_stop(&h, 5000);
+}
+
+TEST_TIMEOUT(linger_flood_process, 60)
+{
+    flood(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(linger_flood_base, 60)
+{
+    flood(SWOOP_MODE_BASE);
 }
