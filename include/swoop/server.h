@@ -271,6 +271,15 @@ typedef struct swoop_server_settings_s {
      * until the queue drains. At least 64 KiB [32 MiB].
      */
     int64_t pipe_buffer_size;
+    /**
+     * Lingering close: milliseconds a connection the server closed may
+     * still be read (and the bytes dropped) after its FIN, so a client that
+     * is still sending gets the last answer rather than a reset; 0 closes
+     * at once [2000].
+     */
+    int lingering_time;
+    /** Lingering close: milliseconds without a byte from the client that end it [500]. */
+    int lingering_timeout;
     /** Default protocol settings of every port (no field is "inherit" here). */
     swoop_port_settings_t protocol;
 } swoop_server_settings_t;

@@ -23,6 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <swoop/timer.h>
+
 #include "base/ratelimit.h"
 #include "net/socket.h"
 #include "server/internal.h"
@@ -31,6 +33,22 @@
 #define DGRAMS_PER_WAKEUP 64
 #define ACK_TIMEOUT_MS    5000
 #define SENDFILE_CHUNK    (1024 * 1024)
+
+/*
+ * Lingering close (as nginx's lingering_close). When the server closes a
+ * connection on purpose while the client may still be sending (a
+ * WebSocket protocol error, an HTTP 413 during an upload, a Connection:
+ * close answer behind pipelined requests), close() with unread bytes in the
+ * kernel makes Linux send an RST instead of a FIN, and the RST throws away
+ * whatever of the server's last bytes the client had not read yet: the
+ * close frame or the error answer never arrives. So once the output is
+ * flushed the server sends its FIN (shutdown(SHUT_WR)) and, after the
+ * connection is released (on_close ran, the session is gone), keeps the fd
+ * open reading and discarding: until the client's EOF or a reset, at most
+ * lingering_time ms in all and lingering_timeout ms without a byte, and at
+ * most LINGER_MAX_BYTES; then close(). lingering_time 0: close at once.
+ */
+#define LINGER_MAX_BYTES (8u << 20)
 
 /*
  * Buffer memory an idle connection may keep. An input or output buffer that
@@ -62,6 +80,10 @@ typedef struct conn_ext_s {
     int busy;          /* callbacks of this connection on the stack */
     int free_pending;  /* freed while busy: conn_unbusy frees */
     int close_pending; /* BASE: closed while busy: conn_unbusy runs on_close, then frees */
+    int linger;        /* closed by the server on purpose: 1 to linger, 2 also its FIN went out */
+    int64_t linger_timer;    /* LINGER: the loop timer bounding it (0 none) */
+    uint64_t linger_last_ms; /* LINGER: when a byte last came */
+    uint64_t linger_bytes;   /* LINGER: bytes read and discarded */
 } conn_ext_t;
 
 static void conn_io_cb(swoop_io_t *io, unsigned events);
@@ -77,6 +99,7 @@ static int conn_queue_rest(swoop_conn_t *c, const void *data, size_t off, size_t
 #define SENDMANY_MIN 16
 /* Sends per io_uring submission (the ring's size, allocated at the first big broadcast). */
 #define SENDMANY_ENTRIES 1024
+static void linger_read(swoop_conn_t *c);
 
 /* The reference count sits right after the connection, in the same allocation. */
 static inline conn_ext_t *ext(swoop_conn_t *c)
@@ -267,6 +290,7 @@ static void conn_fail(swoop_conn_t *c, int err, const char *what)
     if (err != ECONNRESET && err != EPIPE)
         swoop__log_limited(SWOOP_LOG_NOTICE, err, "%s() on fd %d of conn %llu failed: closing",
                            what, c->fd, (unsigned long long)c->id);
+    ext(c)->linger = 0; /* the peer is gone: nothing to wait for */
     drop_output(c);
     conn_begin_close(c);
 }
@@ -705,6 +729,10 @@ static void conn_read(swoop_conn_t *c)
 static void conn_io_cb(swoop_io_t *io, unsigned events)
 {
     swoop_conn_t *c = io->data;
+    if (c->state == CONN_LINGER) {
+        linger_read(c); /* may free c */
+        return;
+    }
     ext(c)->busy++;
     if ((events & SWOOP_WRITABLE) && c->state != CONN_WAIT_ACK)
         conn_flush(c);
@@ -783,6 +811,7 @@ static void conn_peer_eof(swoop_conn_t *c)
     swoop_server_t *srv = r->srv;
     swoop__buf_free(&c->in);
     swoop__buf_init(&c->in);
+    ext(c)->linger = 0; /* the client sends nothing more */
     c->state = CONN_PEER_EOF;
     c->state_ms = swoop_loop_now(r->loop);
     update_io(c);
@@ -801,6 +830,10 @@ static void conn_peer_eof(swoop_conn_t *c)
 
 static void conn_begin_close(swoop_conn_t *c)
 {
+    if (c->state == CONN_LINGER) {
+        conn_free(c); /* already released: only the fd is left */
+        return;
+    }
     if (c->state == CONN_WAIT_ACK || ext(c)->free_pending)
         return;
     swoop_reactor_t *r = c->reactor;
@@ -809,6 +842,13 @@ static void conn_begin_close(swoop_conn_t *c)
     swoop__buf_free(&c->in);
     swoop__buf_init(&c->in);
     drop_output(c);
+    if (ext(c)->linger == 1) {
+        /* The output is out: the FIN now, before on_close and the lingering. */
+        if (shutdown(c->fd, SHUT_WR) == 0)
+            ext(c)->linger = 2;
+        else
+            ext(c)->linger = 0;
+    }
     if (c->notified || r->workers_gone) {
         conn_free(c); /* on_close ran already, or no worker is left to run it */
         return;
@@ -839,6 +879,7 @@ static void conn_begin_close(swoop_conn_t *c)
 
 static void set_linger0(swoop_conn_t *c)
 {
+    ext(c)->linger = 0; /* a reset is meant: no lingering close either */
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
         swoop__log_limited(SWOOP_LOG_WARNING, errno,
@@ -861,6 +902,9 @@ void swoop__conn_close(swoop_conn_t *c, int reset)
     if (c->state != CONN_OPEN)
         return;
     mark_closed(c);
+    /* The client may still be sending: FIN after the output, then read it out (see top). */
+    if (!reset && c->reactor->srv->settings.lingering_time > 0)
+        ext(c)->linger = 1;
     if (!reset && (swoop__buf_rlen(&c->out) > 0 || conn_has_files(c))) {
         c->state = CONN_DRAINING;
         c->state_ms = swoop_loop_now(c->reactor->loop);
@@ -903,14 +947,144 @@ void swoop__conn_pause(swoop_conn_t *c, int pause)
     update_io(c);
 }
 
+/* Clears the session's id (sends and lookups by id fail from now on). */
+static void release_session(swoop_conn_t *c)
+{
+    swoop_session_t *s = own_sess(c);
+    if (s) {
+        /* Compare-and-swap: only our own id is cleared, never a successor's. */
+        swoop_conn_id_t mine = c->id;
+        atomic_store_explicit(&s->out_queued, 0, memory_order_relaxed);
+        atomic_compare_exchange_strong_explicit(&s->id, &mine, 0, memory_order_release,
+                                                memory_order_relaxed);
+    }
+}
+
+/* LINGER: the bounds (see top); the timer is re-armed for the nearer one until one is reached. */
+static void linger_timer_cb(int64_t id, void *arg)
+{
+    (void)id;
+    swoop_conn_t *c = arg;
+    swoop_reactor_t *r = c->reactor;
+    const swoop_server_settings_t *st = &r->srv->settings;
+    conn_ext_t *x = ext(c);
+    x->linger_timer = 0;
+    uint64_t now = swoop_loop_now(r->loop);
+    uint64_t end = c->state_ms + (uint64_t)st->lingering_time;
+    uint64_t idle_end = x->linger_last_ms + (uint64_t)st->lingering_timeout;
+    uint64_t next = idle_end < end ? idle_end : end;
+    if (now >= next) {
+        if (now >= end && x->linger_last_ms > c->state_ms)
+            swoop__log_limited(SWOOP_LOG_INFO, 0,
+                               "conn %llu (fd %d): the client still sends %llu ms after the "
+                               "server's close (lingering_time): closing",
+                               (unsigned long long)c->id, c->fd,
+                               (unsigned long long)(now - c->state_ms));
+        conn_free(c);
+        return;
+    }
+    x->linger_timer = swoop_loop_timer_after(r->loop, (int64_t)(next - now), linger_timer_cb, c);
+    if (x->linger_timer <= 0) {
+        x->linger_timer = 0;
+        conn_free(c);
+    }
+}
+
+/* LINGER: reads and drops what came; the client's EOF or reset (or too much) ends it. */
+static void linger_read(swoop_conn_t *c)
+{
+    swoop_reactor_t *r = c->reactor;
+    conn_ext_t *x = ext(c);
+    for (int round = 0; round < READS_PER_WAKEUP; round++) {
+        ssize_t n = recv(c->fd, r->rdbuf, SWOOP_READ_BUF, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            conn_free(c); /* EOF (the clean end) or a reset */
+            return;
+        }
+        atomic_fetch_add_explicit(&r->cnt->bytes_in, (uint64_t)n, memory_order_relaxed);
+        x->linger_last_ms = swoop_loop_now(r->loop);
+        x->linger_bytes += (uint64_t)n;
+        if (x->linger_bytes > LINGER_MAX_BYTES) {
+            swoop__log_limited(SWOOP_LOG_INFO, 0,
+                               "conn %llu (fd %d): the client sent %llu bytes more after the "
+                               "server's close: closing",
+                               (unsigned long long)c->id, c->fd,
+                               (unsigned long long)x->linger_bytes);
+            conn_free(c);
+            return;
+        }
+        if ((size_t)n < SWOOP_READ_BUF)
+            return;
+    }
+}
+
+/*
+ * The connection is released as for a close (session, protocol state,
+ * buffers; no longer found by id), but keeps its fd, still counted in
+ * connection_num, and lingers (see top). Returns 0 when it cannot (closes
+ * at once then).
+ */
+static int linger_begin(swoop_conn_t *c)
+{
+    swoop_reactor_t *r = c->reactor;
+    swoop_server_t *srv = r->srv;
+    conn_ext_t *x = ext(c);
+    if (x->linger == 1 && shutdown(c->fd, SHUT_WR) < 0)
+        return 0;
+    x->linger = 0;
+    x->free_pending = 0;
+    x->close_pending = 0;
+    mark_closed(c);
+    if (c->ipc_blocked) {
+        c->ipc_blocked = 0;
+        r->blocked--;
+    }
+    drop_output(c);
+    release_session(c);
+    if (c->proto && c->proto->conn_free)
+        c->proto->conn_free(c);
+    c->proto = NULL;
+    c->proto_state = NULL;
+    swoop__buf_free(&c->in);
+    swoop__buf_init(&c->in);
+    if (srv->conns[c->fd] == c)
+        srv->conns[c->fd] = NULL;
+    c->state = CONN_LINGER;
+    c->state_ms = swoop_loop_now(r->loop);
+    x->linger_last_ms = c->state_ms;
+    x->linger_bytes = 0;
+    int64_t ms = srv->settings.lingering_timeout < srv->settings.lingering_time
+                     ? srv->settings.lingering_timeout
+                     : srv->settings.lingering_time;
+    x->linger_timer = swoop_loop_timer_after(r->loop, ms, linger_timer_cb, c);
+    if (x->linger_timer <= 0 || swoop_io_start(&c->io, SWOOP_READABLE) < 0) {
+        if (x->linger_timer < 0)
+            x->linger_timer = 0;
+        conn_free(c);
+        return 1;
+    }
+    linger_read(c); /* the client may have closed already: may free c */
+    return 1;
+}
+
 static void conn_free(swoop_conn_t *c)
 {
     if (ext(c)->busy > 0) {
         ext(c)->free_pending = 1;
         return;
     }
+    if (ext(c)->linger && c->state != CONN_LINGER && linger_begin(c))
+        return;
     swoop_reactor_t *r = c->reactor;
     swoop_server_t *srv = r->srv;
+    if (ext(c)->linger_timer > 0) {
+        swoop_loop_timer_clear(r->loop, ext(c)->linger_timer);
+        ext(c)->linger_timer = 0;
+    }
     mark_closed(c);
     if (c->ipc_blocked) {
         /* Else unblock() would walk every connection on every pass from now on. */
@@ -924,14 +1098,7 @@ static void conn_free(swoop_conn_t *c)
         srv->conns[c->fd] = NULL;
     /* Release the session before the fd: the number may be reused right after close(). */
     drop_output(c);
-    swoop_session_t *s = own_sess(c);
-    if (s) {
-        /* Compare-and-swap: only our own id is cleared, never a successor's. */
-        swoop_conn_id_t mine = c->id;
-        atomic_store_explicit(&s->out_queued, 0, memory_order_relaxed);
-        atomic_compare_exchange_strong_explicit(&s->id, &mine, 0, memory_order_release,
-                                                memory_order_relaxed);
-    }
+    release_session(c);
     atomic_fetch_sub_explicit(&srv->gs->connection_num, 1, memory_order_relaxed);
     if (close(c->fd) < 0)
         swoop__log_limited(SWOOP_LOG_WARNING, errno, "close() of fd %d (conn %llu) failed", c->fd,
@@ -1022,7 +1189,9 @@ void swoop__reactor_close_all(swoop_reactor_t *r, int notify)
 {
     while (!swoop_queue_empty(&r->conns)) {
         swoop_conn_t *c = swoop_queue_data(swoop_queue_head(&r->conns), swoop_conn_t, link);
-        if (notify && c->state != CONN_WAIT_ACK && r->srv->mode == SWOOP_MODE_BASE) {
+        ext(c)->linger = 0; /* the owner goes away: no lingering now */
+        if (notify && c->state != CONN_WAIT_ACK && c->state != CONN_LINGER &&
+            r->srv->mode == SWOOP_MODE_BASE) {
             conn_begin_close(c); /* runs on_close and frees */
             continue;
         }

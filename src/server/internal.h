@@ -269,8 +269,11 @@ struct swoop_port_s {
  * DRAINING: closed (by the server, or after PEER_EOF was acknowledged), the
  * pending output is written for at most max_wait_time, then RST. WAIT_ACK:
  * output dropped, waiting for the worker's acknowledgement of CLOSE.
+ * LINGER: released (session, protocol, buffers; not found by id), its FIN
+ * sent, the fd read and the bytes dropped until the client's EOF or the
+ * lingering bounds, then closed (lingering close, see conn.c).
  */
-enum { CONN_OPEN = 0, CONN_DRAINING = 1, CONN_WAIT_ACK = 2, CONN_PEER_EOF = 3 };
+enum { CONN_OPEN = 0, CONN_DRAINING = 1, CONN_WAIT_ACK = 2, CONN_PEER_EOF = 3, CONN_LINGER = 4 };
 
 /* A connection, private to the reactor (thread or BASE worker) that owns it. */
 struct swoop_conn_s {

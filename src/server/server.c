@@ -124,6 +124,8 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     s->ipc_ring = 1;
     s->enable_io_uring = 1;
     s->pipe_buffer_size = 32 * 1024 * 1024;
+    s->lingering_time = 2000;
+    s->lingering_timeout = 500;
     s->task_ipc_mode = 1;
     s->task_spill_size = 16 * 1024 * 1024;
     /*
