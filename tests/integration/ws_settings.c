@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include <swoop/timer.h>
 #include <swoop/websocket.h>
 
 #include "server_common.h"
@@ -87,6 +88,17 @@ static void on_task(swoop_server_t *srv, int64_t task, int src, const void *data
     ASSERT_OK(swoop_ws_close(srv, conn, 4002, "from a task worker"));
 }
 
+/* "pause": the server stops reading the connection this long (swoop_server_pause). */
+#define PAUSE_MS 3500
+
+static swoop_server_t *worker_srv;
+
+static void resume_cb(int64_t id, void *arg)
+{
+    (void)id;
+    ASSERT_OK(swoop_server_resume(worker_srv, (swoop_conn_id_t)(uintptr_t)arg));
+}
+
 static void on_message(swoop_server_t *srv, swoop_conn_id_t conn, int opcode, const void *data,
                        size_t len)
 {
@@ -110,6 +122,11 @@ static void on_message(swoop_server_t *srv, swoop_conn_id_t conn, int opcode, co
         ASSERT_OK(swoop_ws_close(srv, conn, 4001, long_reason));
         return;
     }
+    if (opcode == SWOOP_WS_TEXT && len == 5 && memcmp(data, "pause", 5) == 0) {
+        ASSERT_OK(swoop_server_pause(srv, conn));
+        ASSERT_GT(swoop_timer_after(PAUSE_MS, resume_cb, (void *)(uintptr_t)conn), 0);
+        return;
+    }
     if (opcode == SWOOP_WS_TEXT && len == 6 && memcmp(data, "tclose", 6) == 0) {
         ASSERT_GT(swoop_server_task(srv, &conn, sizeof(conn), -1), 0);
         return;
@@ -121,9 +138,9 @@ static void on_message(swoop_server_t *srv, swoop_conn_id_t conn, int opcode, co
 
 static void on_open(swoop_server_t *srv, swoop_conn_id_t conn, swoop_http_request_t *req)
 {
-    (void)srv;
     (void)conn;
     (void)req;
+    worker_srv = srv;
     atomic_fetch_add(&sh->opens, 1);
 }
 
@@ -440,6 +457,50 @@ TEST_TIMEOUT(ws_ping_interval_process, 60)
 TEST_TIMEOUT(ws_ping_interval_base, 60)
 {
     ping_interval(SWOOP_MODE_BASE);
+}
+
+/*
+ * While the server does not read a connection (swoop_server_pause here; a
+ * full worker queue, a drain) the client's answers cannot arrive: no ping
+ * timeout then. After the resume the connection is served as before.
+ */
+static void ping_paused(swoop_mode_t mode)
+{
+    srv_handle_t h = start(mode, (cfg_t){.ping_interval = 1});
+    raw_t c;
+    char head[1024];
+    raw_open(&c, h.port, NULL, head, sizeof(head));
+    raw_send(&c, 0x81, "pause", 5);
+    uint64_t end = swoop_test_now_ms() + PAUSE_MS + 500;
+    int op, pings = 0;
+    uint8_t p[128];
+    size_t len;
+    while (swoop_test_now_ms() < end) {
+        if (!raw_next(&c, &op, p, &len, 100)) {
+            if (c.eof)
+                FAIL("closed while paused");
+            continue;
+        }
+        if (op != 9)
+            FAIL("opcode %d while paused (a close: %d)", op, len >= 2 ? p[0] << 8 | p[1] : 0);
+        pings++;
+        raw_send(&c, 0x8a, p, len);
+    }
+    raw_echo(&c, "resumed");
+    ASSERT_EQ(atomic_load(&sh->closes), 0);
+    ASSERT_LE(pings, 1); /* at most one, sent before the pause took effect */
+    close(c.fd);
+    srv_stop(&h, 5000);
+}
+
+TEST_TIMEOUT(ws_ping_interval_paused_process, 60)
+{
+    ping_paused(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(ws_ping_interval_paused_base, 60)
+{
+    ping_paused(SWOOP_MODE_BASE);
 }
 
 /* ---- websocket_subprotocol ---- */
