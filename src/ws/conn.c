@@ -232,6 +232,12 @@ static void tick(swoop_conn_t *c, uint64_t now)
     int interval = c->port->eff.websocket_ping_interval;
     if (interval <= 0)
         return;
+    if (c->paused || c->proto_hold || c->reactor->no_read) {
+        /* The owner does not read it (paused, a full worker queue, a drain): the silence is ours.
+         */
+        w->ping_sent_ms = 0;
+        return;
+    }
     uint64_t ms = (uint64_t)interval * 1000u;
     /* Any frame from the client since the ping counts, not only its pong. */
     if (w->ping_sent_ms && c->last_recv_ms >= w->ping_sent_ms)
