@@ -18,6 +18,7 @@
  *     WebSocket gets a close frame 1001 in bounded time (BASE: on_close
  *     sees 1001); a PROCESS reload closes none.
  */
+/* TEST_LABELS: tsan */
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
