@@ -801,6 +801,36 @@ TEST_TIMEOUT(ws_going_away_reload_base, 60)
     srv_stop(&h, 5000);
 }
 
+/*
+ * BASE: a client that never answers the 1001 keeps the retiring worker
+ * waiting, but only until max_wait_time (2 s here; reset 250 ms before).
+ */
+TEST_TIMEOUT(ws_going_away_reload_silent_base, 60)
+{
+    srv_handle_t h = start(SWOOP_MODE_BASE, (cfg_t){0});
+    raw_t c;
+    char head[1024];
+    raw_open(&c, h.port, NULL, head, sizeof(head));
+    raw_echo(&c, "hello");
+    uint64_t t0 = swoop_test_now_ms();
+    ASSERT_EQ(kill(h.pid, SIGUSR1), 0);
+    uint8_t p[128];
+    ASSERT_EQ(raw_expect(&c, 8, p), 2u);
+    ASSERT_EQ(p[0] << 8 | p[1], SWOOP_WS_GOING_AWAY);
+    ASSERT_LE(swoop_test_now_ms() - t0, 1000 * swoop_test_multiplier());
+    /* No answer from us: the end comes at the worker's deadline, not before. */
+    int op;
+    size_t len;
+    ASSERT_EQ(raw_next(&c, &op, p, &len, 4000), 0);
+    ASSERT_EQ(c.eof, 1);
+    uint64_t took = swoop_test_now_ms() - t0;
+    ASSERT_GE(took, 1000);
+    ASSERT_LE(took, 2500 * swoop_test_multiplier());
+    close(c.fd);
+    WAIT_UNTIL(atomic_load(&sh->going_away) == 1, 5000);
+    srv_stop(&h, 5000);
+}
+
 /* PROCESS: the reactor threads own the connections; a reload closes none of them. */
 TEST_TIMEOUT(ws_reload_keeps_process, 60)
 {
