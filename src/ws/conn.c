@@ -233,8 +233,7 @@ static void tick(swoop_conn_t *c, uint64_t now)
     if (interval <= 0)
         return;
     if (c->paused || c->proto_hold || c->reactor->no_read) {
-        /* The owner does not read it (paused, a full worker queue, a drain): the silence is ours.
-         */
+        /* The owner does not read it (paused, worker queue full, drain): its silence is ours. */
         w->ping_sent_ms = 0;
         return;
     }
