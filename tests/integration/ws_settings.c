@@ -39,6 +39,7 @@ typedef struct shared_s {
     _Atomic int closes;
     _Atomic int last_code;
     _Atomic int going_away;                 /* on_close with 1001 */
+    _Atomic int ping_timeouts;              /* on_close with 1011 */
     _Atomic int pings, pongs, close_frames; /* control frames seen by on_message */
     _Atomic int ping_len, pong_len, close_len;
     unsigned char ping_data[128], pong_data[128], close_data[128];
@@ -150,6 +151,8 @@ static void on_close(swoop_server_t *srv, swoop_conn_id_t conn, int code)
     atomic_store(&sh->last_code, code);
     if (code == SWOOP_WS_GOING_AWAY)
         atomic_fetch_add(&sh->going_away, 1);
+    if (code == SWOOP_WS_INTERNAL_ERROR)
+        atomic_fetch_add(&sh->ping_timeouts, 1);
     atomic_store(&sh->after_close_rc, swoop_ws_close(srv, conn, 1000, NULL));
     atomic_store(&sh->after_close_done, 1);
     atomic_fetch_add(&sh->closes, 1);
@@ -348,6 +351,17 @@ static int python(const char *script, int port, char *out, size_t cap)
 
 /* ---- websocket_ping_interval ---- */
 
+static const char idle_script[] =
+    "import asyncio, os, websockets\n"
+    "async def main():\n"
+    "    url = 'ws://127.0.0.1:' + os.environ['PORT'] + '/ws'\n"
+    "    async with websockets.connect(url, ping_interval=None, compression=None) as ws:\n"
+    "        await asyncio.sleep(4)\n"
+    "        await ws.send('py')\n"
+    "        assert await asyncio.wait_for(ws.recv(), 5) == 'py'\n"
+    "    print('py ok', ws.close_code)\n"
+    "asyncio.run(main())\n";
+
 typedef struct pinger_s {
     raw_t c;
     int pings;
@@ -365,6 +379,8 @@ typedef struct pinger_s {
 static void ping_interval(swoop_mode_t mode)
 {
     srv_handle_t h = start(mode, (cfg_t){.ping_interval = 1});
+    /* A real client, which answers pings by itself, idle meanwhile. */
+    FILE *py = python_start(idle_script, h.port);
     char head[1024];
     pinger_t cl[3];
     memset(cl, 0, sizeof(cl));
@@ -422,8 +438,12 @@ static void ping_interval(swoop_mode_t mode)
     ASSERT_LE(s->first_ping_ms - t0, 2500 * m);
     ASSERT_GE(s->close_ms - s->first_ping_ms, 800);
     ASSERT_LE(s->close_ms - t0, 4000 * m);
-    WAIT_UNTIL(atomic_load(&sh->closes) == 1, 5000);
-    ASSERT_EQ(atomic_load(&sh->last_code), SWOOP_WS_INTERNAL_ERROR);
+    WAIT_UNTIL(atomic_load(&sh->ping_timeouts) == 1, 5000);
+    /* The Python client: still served after 4 s of silence, then closed by itself (1000). */
+    char out[256];
+    ASSERT_EQ(python_end(py, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "py ok 1000\n");
+    WAIT_UNTIL(atomic_load(&sh->closes) == 2, 5000);
     /* The others: pinged again and again (the owner ticks once a second). */
     for (int i = PONGER; i <= TALKER; i++) {
         pinger_t *p = &cl[i];
@@ -447,7 +467,8 @@ static void ping_interval(swoop_mode_t mode)
         t->echoes++;
     }
     ASSERT_EQ(t->echoes, t->pings + 1);
-    ASSERT_EQ(atomic_load(&sh->closes), 1);
+    ASSERT_EQ(atomic_load(&sh->closes), 2);
+    ASSERT_EQ(atomic_load(&sh->ping_timeouts), 1);
     for (int i = 0; i < 3; i++)
         close(cl[i].c.fd);
     srv_stop(&h, 5000);
