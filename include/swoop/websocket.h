@@ -64,7 +64,9 @@ typedef struct swoop_ws_events_s {
     /**
      * The connection closed, with the code of the close frame received
      * (SWOOP_WS_NO_STATUS without one) or sent (after a protocol error, a
-     * too large message, swoop_ws_close), or SWOOP_WS_ABNORMAL when it
+     * too large message, swoop_ws_close; SWOOP_WS_INTERNAL_ERROR after a
+     * websocket_ping_interval timeout; SWOOP_WS_GOING_AWAY when a BASE
+     * worker shuts down or is replaced), or SWOOP_WS_ABNORMAL when it
      * ended without a close frame. Runs before the server's on_close.
      */
     void (*on_close)(swoop_server_t *srv, swoop_conn_id_t conn, int code);
@@ -89,10 +91,12 @@ SWOOP_EXTERN int swoop_ws_push(swoop_server_t *srv, swoop_conn_id_t conn, int op
                                const void *data, size_t len);
 
 /**
- * Starts the close handshake: a close frame with `code` (1000..4999, a
- * code that may be sent) and an optional UTF-8 `reason` (at most 123
- * bytes); the connection closes when the client answers, or after 5 s.
- * Returns 0, SWOOP_ECLOSED or SWOOP_EINVAL.
+ * Starts the close handshake: a close frame with `code` (one an endpoint
+ * may send: 1000..1003, 1007..1014, 3000..4999) and an optional UTF-8
+ * `reason` (at most 123 bytes); the connection closes when the client
+ * answers, or after 5 s. Returns 0, SWOOP_ECLOSED (gone, or not a
+ * WebSocket) or SWOOP_EINVAL (another code, such as 1005 or 1006, which
+ * only report; a longer reason, or one that is not UTF-8).
  */
 SWOOP_EXTERN int swoop_ws_close(swoop_server_t *srv, swoop_conn_id_t conn, int code,
                                 const char *reason);

@@ -1245,6 +1245,11 @@ void swoop__reactor_finish(swoop_reactor_t *r)
         swoop_conn_t *c = swoop__reactor_conn(r, ids[i]);
         if (c == NULL)
             continue;
+        if (c->state == CONN_OPEN && c->proto && c->proto->going_away) {
+            c->proto->going_away(c, 0); /* its goodbye goes before the FIN */
+            if ((c = swoop__reactor_conn(r, ids[i])) == NULL)
+                continue;
+        }
         if (c->state == CONN_OPEN)
             swoop__conn_close(c, 0); /* FIN now, or once the output is out */
         else if (r->workers_gone && c->state == CONN_WAIT_ACK)

@@ -212,6 +212,15 @@ typedef struct swoop_proto_s {
     void (*drained)(swoop_conn_t *c);
     /* Owner: whether c is in the middle of a request (a retiring BASE worker keeps it open). */
     int (*busy)(swoop_conn_t *c);
+    /*
+     * Owner: the server shuts down, or a retiring BASE worker (reload,
+     * max_request) gives c up; the protocol may tell the client first (a
+     * WebSocket close frame 1001). `wait` 1: the owner still reads c, so the
+     * protocol may await the client's answer and close c itself (returns 1;
+     * called again on each pass, it must be idempotent); 0, or a return of
+     * 0: the caller closes c. May close c itself (look it up again).
+     */
+    int (*going_away)(swoop_conn_t *c, int wait);
     /* Worker: a message delivered for a connection of the port. */
     void (*message)(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, char *data,
                     size_t len);

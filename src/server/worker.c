@@ -653,7 +653,9 @@ static void base_drain_deadline_cb(int64_t id, void *arg)
  * the kernel or in its input buffer, no output left. A client that sends
  * its next request at that very moment still meets the close: the race of
  * every keep-alive close, which HTTP clients answer by retrying on a new
- * connection when not one byte of the answer came.
+ * connection when not one byte of the answer came. A WebSocket is never
+ * between two requests: it gets a close frame 1001 (going away) at once and
+ * closes when the client answers it, within max_wait_time.
  */
 static void base_close_idle(int64_t id, void *arg)
 {
@@ -665,6 +667,9 @@ static void base_close_idle(int64_t id, void *arg)
         swoop_conn_t *c = swoop_queue_data(q, swoop_conn_t, link);
         q = q->next; /* the close may free c */
         int unread = 0;
+        /* A protocol that says goodbye (WebSocket: 1001) closes it once the client answers. */
+        if (c->state == CONN_OPEN && c->proto && c->proto->going_away && c->proto->going_away(c, 1))
+            continue;
         /* A protocol in the middle of a request (a chunked body between chunks) keeps it. */
         if (c->state == CONN_OPEN && c->proto && c->proto->busy && c->proto->busy(c))
             continue;

@@ -81,8 +81,12 @@ static int send_frame(swoop_conn_t *c, int opcode, const void *data, size_t len)
     return rc == 0 ? swoop__conn_send(c, data, len, 0) : rc;
 }
 
-/* A close frame with code (and reason); 1005 sends an empty one. */
-static void send_close(swoop_conn_t *c, int code, const char *reason, size_t rl)
+/*
+ * A close frame with code (and reason); 1005 sends an empty one. Outside
+ * the connection's own callbacks (tick, out) a failed send may have freed
+ * c: the caller looks it up again (still_open).
+ */
+static int send_close(swoop_conn_t *c, int code, const char *reason, size_t rl)
 {
     uint8_t p[125];
     size_t n = 0;
@@ -96,7 +100,14 @@ static void send_close(swoop_conn_t *c, int code, const char *reason, size_t rl)
             memcpy(p + 2, reason, rl);
         n += rl;
     }
-    send_frame(c, SWOOP_WS_OP_CLOSE, p, n);
+    return send_frame(c, SWOOP_WS_OP_CLOSE, p, n);
+}
+
+/* c after a send that failed (c may be gone), or NULL. */
+static swoop_conn_t *still_open(swoop_reactor_t *r, swoop_conn_id_t id)
+{
+    swoop_conn_t *c = swoop__reactor_conn(r, id);
+    return c && c->state == CONN_OPEN && c->proto == &swoop__ws_proto ? c : NULL;
 }
 
 /* The client broke a rule: the close frame with its code, then the close (after the bytes). */
@@ -221,14 +232,30 @@ static void tick(swoop_conn_t *c, uint64_t now)
     int interval = c->port->eff.websocket_ping_interval;
     if (interval <= 0)
         return;
+    if (c->paused || c->proto_hold || c->reactor->no_read) {
+        /* The owner does not read it (paused, worker queue full, drain): its silence is ours. */
+        w->ping_sent_ms = 0;
+        return;
+    }
     uint64_t ms = (uint64_t)interval * 1000u;
     /* Any frame from the client since the ping counts, not only its pong. */
     if (w->ping_sent_ms && c->last_recv_ms >= w->ping_sent_ms)
         w->ping_sent_ms = 0;
     if (w->ping_sent_ms && now - w->ping_sent_ms >= ms) {
+        /*
+         * Failing the connection (RFC 6455 7.1.7): a close frame with a code
+         * first (1011, as other servers do for a keepalive timeout), then the
+         * close without waiting for an answer from a client that gives none.
+         */
         swoop__log_limited(SWOOP_LOG_INFO, 0, "ws: conn %llu: no answer to a ping in %d s: closing",
                            (unsigned long long)c->id, interval);
-        swoop__conn_close(c, 1);
+        note_code(c, SWOOP_WS_INTERNAL_ERROR);
+        swoop_reactor_t *r = c->reactor;
+        swoop_conn_id_t id = c->id;
+        if (send_close(c, SWOOP_WS_INTERNAL_ERROR, "ping timeout", 12) < 0 &&
+            (c = still_open(r, id)) == NULL)
+            return;
+        swoop__conn_close(c, 0);
         return;
     }
     if (!w->ping_sent_ms && now - c->last_recv_ms >= ms) {
@@ -237,10 +264,28 @@ static void tick(swoop_conn_t *c, uint64_t now)
     }
 }
 
-static int busy(swoop_conn_t *c)
+/*
+ * Shutdown, or a retiring BASE worker: the close frame 1001 (going away,
+ * RFC 6455 7.4.1). While the owner still reads (`wait`), the client's
+ * answer completes the handshake and closes c (tick gives up after
+ * WS_CLOSE_TIMEOUT_MS, the worker's max_wait_time deadline sooner); at
+ * shutdown nothing is read any more and the caller closes c after it.
+ */
+static int going_away(swoop_conn_t *c, int wait)
 {
-    (void)c;
-    return 1; /* a WebSocket is never between two requests: a retiring BASE worker keeps it */
+    ws_conn_t *w = c->proto_state;
+    if (w == NULL || w->close_received)
+        return 0;
+    if (!w->closing) {
+        note_code(c, SWOOP_WS_GOING_AWAY);
+        swoop_reactor_t *r = c->reactor;
+        swoop_conn_id_t id = c->id;
+        if (send_close(c, SWOOP_WS_GOING_AWAY, NULL, 0) < 0 && still_open(r, id) == NULL)
+            return wait; /* gone with the send: nothing left to close */
+        w->closing = 1;
+        w->close_by_ms = swoop__now_ms() + WS_CLOSE_TIMEOUT_MS;
+    }
+    return wait;
 }
 
 /* Above the port's high-water mark: the policy. 1 when the frame may go. */
@@ -348,7 +393,8 @@ static void out(swoop_reactor_t *r, swoop_conn_id_t conn, const char *data, size
             send_frame(c, o.opcode, data, len);
     } else if (o.op == WS_OUT_CLOSE) {
         note_code(c, o.code);
-        send_close(c, o.code, data, len);
+        if (send_close(c, o.code, data, len) < 0 && still_open(r, conn) == NULL)
+            return; /* the failed send closed (BASE: freed) c */
         w->closing = 1;
         w->close_by_ms = swoop__now_ms() + WS_CLOSE_TIMEOUT_MS;
     }
@@ -361,7 +407,7 @@ const swoop_proto_t swoop__ws_proto = {
     .conn_free = conn_free,
     .input = input,
     .tick = tick,
-    .busy = busy,
+    .going_away = going_away,
     .out = out,
     .message = swoop__ws_message,
     .closed = swoop__ws_closed,

@@ -8,6 +8,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/buf.h"
 #include "base/ratelimit.h"
@@ -23,15 +24,70 @@ static swoop_ws_events_t *events_of(swoop_server_t *srv)
 
 /* ---- the upgrade (called by the HTTP layer for a handshake request) ---- */
 
-/* The subprotocol to accept: the port's, when the client offered it. */
-static const char *subprotocol(swoop_server_t *srv, swoop_http_request_t *req)
+/* The next comma-separated element of v[*i, len), blanks trimmed; 0 at the end. */
+static int next_token(const char *v, size_t len, size_t *i, const char **tok, size_t *tl)
+{
+    for (;;) {
+        while (*i < len && (v[*i] == ' ' || v[*i] == '\t' || v[*i] == ','))
+            (*i)++;
+        if (*i >= len)
+            return 0;
+        size_t start = *i;
+        while (*i < len && v[*i] != ',')
+            (*i)++;
+        size_t end = *i;
+        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+            end--;
+        if (end > start) {
+            *tok = v + start;
+            *tl = end - start;
+            return 1;
+        }
+    }
+}
+
+/* Whether some Sec-WebSocket-Protocol field of req (there may be several) lists tok exactly. */
+static int offered(swoop_http_request_t *req, const char *tok, size_t tl)
+{
+    int n = swoop_http_header_count(req);
+    for (int k = 0; k < n; k++) {
+        const char *name, *value;
+        if (swoop_http_header_at(req, k, &name, &value) < 0 ||
+            strcasecmp(name, "Sec-WebSocket-Protocol") != 0)
+            continue;
+        size_t i = 0, len = strlen(value), ol;
+        const char *o;
+        while (next_token(value, len, &i, &o, &ol)) {
+            if (ol == tl && memcmp(o, tok, tl) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * The subprotocol to accept (RFC 6455 4.2.2): the first name of the port's
+ * websocket_subprotocol (one name, or several separated by commas in the
+ * server's order of preference) that the client offered. Names compare
+ * exactly (the client checks the answer against its offer byte for byte).
+ * None (0) when the client offered none of them: a server must not answer
+ * with a subprotocol the client did not offer. An answer is always one of
+ * the client's own tokens, so it cannot smuggle a line break into the 101.
+ */
+static int subprotocol(swoop_server_t *srv, swoop_http_request_t *req, char *out, size_t cap)
 {
     swoop_port_t *p = swoop__conn_port(srv, swoop_http_conn(req));
     const char *want = p ? p->eff.websocket_subprotocol : "";
-    const char *offer = swoop_http_header(req, "Sec-WebSocket-Protocol");
-    if (want[0] == '\0' || offer == NULL || !swoop__ws_token_has(offer, strlen(offer), want))
-        return NULL;
-    return want;
+    size_t i = 0, len = strlen(want), tl;
+    const char *tok;
+    while (next_token(want, len, &i, &tok, &tl)) {
+        if (tl < cap && offered(req, tok, tl)) {
+            memcpy(out, tok, tl);
+            out[tl] = '\0';
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static void upgrade(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_response_t *res)
@@ -56,9 +112,11 @@ static void upgrade(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
     char accept[SWOOP_WS_ACCEPT_LEN + 1];
     swoop__ws_accept(key ? key : "", key ? strlen(key) : 0, accept);
     char fields[SWOOP_SERVER_PATH_MAX + 128];
-    const char *proto = subprotocol(srv, req);
+    char proto[SWOOP_SERVER_PATH_MAX];
+    int has_proto = subprotocol(srv, req, proto, sizeof(proto));
     snprintf(fields, sizeof(fields), "Sec-WebSocket-Accept: %s\r\n%s%s%s", accept,
-             proto ? "Sec-WebSocket-Protocol: " : "", proto ? proto : "", proto ? "\r\n" : "");
+             has_proto ? "Sec-WebSocket-Protocol: " : "", has_proto ? proto : "",
+             has_proto ? "\r\n" : "");
     if (swoop__http_upgrade_end(res, "websocket", fields) < 0)
         return;
     /* Pushes from on_open follow the 101 on the same channel: the owner has switched by then. */
