@@ -144,6 +144,13 @@ static int epoll_poll(swoop_loop_t *loop, int block, uint64_t deadline_ns)
         swoop_log(SWOOP_LOG_ERROR, err, "epoll_wait() failed");
         return -err;
     }
+    /*
+     * The callbacks below see the time they run at, not the time before the
+     * wait (which may be a second or more ago): a connection's last-read
+     * stamp must not make a client that just spoke look idle.
+     */
+    if (n > 0)
+        loop->now_ns = swoop__clock_ns();
     st->batch_len = n;
     for (int i = 0; i < n; i++) {
         st->batch_pos = i;

@@ -2,6 +2,7 @@
 #include <swoop/loop.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <signal.h>
@@ -284,4 +285,55 @@ TEST(default_loop_is_per_thread_and_replaceable)
     swoop_loop_t *b = swoop_loop_default();
     ASSERT_NOT_NULL(b);
     ASSERT_OK(swoop_loop_free(b));
+}
+
+/*
+ * An I/O callback sees the loop time of its wake-up, not that of before
+ * the wait: a byte written 300 ms into a blocking wait is stamped >= 250 ms
+ * after the wait began (a connection's idle clock depends on it).
+ */
+struct late_ctx {
+    swoop_io_t io;
+    swoop_loop_t *loop;
+    int fds[2];
+    uint64_t seen_ms;
+};
+
+static void on_late_byte(swoop_io_t *io, unsigned events)
+{
+    (void)events;
+    struct late_ctx *c = io->data;
+    char ch;
+    ASSERT_EQ(read(c->fds[0], &ch, 1), 1);
+    c->seen_ms = swoop_loop_now(c->loop);
+    swoop_io_stop(io);
+}
+
+static void *write_late(void *arg)
+{
+    struct late_ctx *c = arg;
+    swoop_test_sleep_ms(300);
+    ASSERT_EQ(write(c->fds[1], "x", 1), 1);
+    return NULL;
+}
+
+TEST(io_callback_sees_the_time_of_its_wakeup)
+{
+    swoop_loop_t *loop;
+    ASSERT_OK(swoop_loop_new(&loop));
+    struct late_ctx c = {.loop = loop};
+    ASSERT_EQ(pipe2(c.fds, O_NONBLOCK | O_CLOEXEC), 0);
+    c.io.data = &c;
+    ASSERT_OK(swoop_io_init(loop, &c.io, c.fds[0], on_late_byte));
+    ASSERT_OK(swoop_io_start(&c.io, SWOOP_READABLE));
+    swoop_loop_update_time(loop);
+    uint64_t before = swoop_loop_now(loop);
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, write_late, &c), 0);
+    ASSERT_EQ(swoop_loop_run(loop), 0);
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    ASSERT_GE(c.seen_ms, before + 250);
+    close(c.fds[0]);
+    close(c.fds[1]);
+    ASSERT_OK(swoop_loop_free(loop));
 }
