@@ -11,6 +11,7 @@
  * once; compression off (no extension in the 101); interop with node-ws
  * with and without perMessageDeflate.
  */
+/* TEST_LABELS: tsan */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
