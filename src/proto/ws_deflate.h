@@ -13,7 +13,7 @@
  * offer with an unknown parameter, a parameter twice, or a value that is
  * not allowed (a value where none may be, none where one must be, digits
  * out of range or with a leading zero, also inside a quoted-string) is
- * declined (5.1): the next offer is tried, and without an acceptable one
+ * declined (RFC 7692 section 5): the next offer is tried, and without an acceptable one
  * the handshake succeeds without compression.
  *
  * server_max_window_bits=8 is accepted although zlib refuses a raw

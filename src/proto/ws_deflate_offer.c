@@ -154,7 +154,7 @@ static int offer(cursor_t *c, swoop_ws_deflate_params_t *p, unsigned *seen, int 
         else if (pl == 22 && strncasecmp(pn, "client_max_window_bits", pl) == 0)
             bit = P_CLIENT_BITS;
         else
-            goto decline; /* unknown parameter (RFC 7692 5.1) */
+            goto decline; /* unknown parameter (RFC 7692 section 5) */
         if (*seen & bit)
             goto decline; /* the same parameter twice */
         *seen |= bit;

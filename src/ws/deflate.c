@@ -26,7 +26,8 @@
  * the connection's stream is reset before its next message
  * (swoop__ws_deflate_unsync marks it), so it never references bytes
  * whose position it got wrong. A message sent uncompressed is not seen
- * by the client's inflater at all (RFC 7692 6.1), so it changes nothing.
+ * by the client's inflater at all (RFC 7692: only RSV1 messages are
+ * inflated), so it changes nothing.
  */
 #include <string.h>
 
@@ -139,7 +140,7 @@ static int inflate_restart(ws_deflate_t *z)
     z_stream *s = z->in;
     if (z->p.client_no_context)
         return inflateReset(s) == Z_OK ? 0 : -1;
-    /* Context takeover: the window carries on across the new stream (RFC 7692 7.2.3.3). */
+    /* Context takeover: the window carries on across the new stream (RFC 7692 section 7.2). */
     Bytef *dict = swoop_try_malloc(32768);
     if (dict == NULL)
         return -1;
@@ -185,7 +186,7 @@ static int inflate_into(ws_deflate_t *z, swoop_buf_t *msg, size_t max_len, const
         if (rc == Z_STREAM_END) {
             /*
              * A sender may end a message with a BFINAL block (RFC 7692
-             * 7.2.3.4): what follows in the message, the 00 00 ff ff we
+             * section 7.2.3): what follows in the message, the 00 00 ff ff we
              * append included, is not DEFLATE data any more and is ignored.
              */
             if (inflate_restart(z) < 0) {

@@ -184,7 +184,7 @@ def case_raw():
     r.send(0x00, z[5:12])
     r.send(0x80, z[12:])
     assert r.message() == (1, 1, b'fragmented ' * 50)
-    # An empty compressed message: one 0x00 byte (RFC 7692 7.2.3.6).
+    # An empty compressed message: one 0x00 byte (RFC 7692 section 7.2.3).
     r.send(0xc2, b'\x00')
     assert r.message() == (2, 0, b'')
     # A compressed message ending in a final block (BFINAL), then one more with context.
