@@ -155,6 +155,14 @@ typedef struct swoop_port_settings_s {
     /** WebSocket: with compression, messages of fewer bytes go uncompressed (-1 inherit) [64]. */
     int64_t websocket_compression_min_length;
     /**
+     * WebSocket: with compression, the server keeps a compression context
+     * per connection when the client allows it (a better ratio, up to
+     * 256 KiB per connection); 0 answers every offer with
+     * server_no_context_takeover, so connections share their owner's
+     * compressor (0/1; -1 inherit) [1].
+     */
+    int websocket_compression_context_takeover;
+    /**
      * HTTP: the Server field of every response the library makes (owner
      * errors, static files, handler responses unless they set their own);
      * printable ASCII, under 128 bytes ("" inherit; "" at the server level:

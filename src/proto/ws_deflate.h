@@ -50,10 +50,13 @@ typedef struct swoop_ws_deflate_params_s {
  * was accepted: *p holds the agreed parameters and out (cap bytes,
  * SWOOP_WS_DEFLATE_RESPONSE_MAX is enough) the response field's value,
  * NUL-terminated; 0 when none was (out is ""). Other extensions are
- * ignored.
+ * ignored. With `server_takeover` 0 the server keeps no compression
+ * context whatever the offer: the response carries
+ * server_no_context_takeover, which a server may add unasked
+ * (RFC 7692 section 7.1).
  */
-int swoop__ws_deflate_negotiate(const char *v, size_t len, swoop_ws_deflate_params_t *p, char *out,
-                                size_t cap);
+int swoop__ws_deflate_negotiate(const char *v, size_t len, int server_takeover,
+                                swoop_ws_deflate_params_t *p, char *out, size_t cap);
 
 /* The parameters in 24 bits (never 0: bit 0 says compression was agreed). */
 uint32_t swoop__ws_deflate_pack(const swoop_ws_deflate_params_t *p);

@@ -190,8 +190,8 @@ decline:
     return 0;
 }
 
-int swoop__ws_deflate_negotiate(const char *v, size_t len, swoop_ws_deflate_params_t *p, char *out,
-                                size_t cap)
+int swoop__ws_deflate_negotiate(const char *v, size_t len, int server_takeover,
+                                swoop_ws_deflate_params_t *p, char *out, size_t cap)
 {
     cursor_t c = {v, len, 0};
     if (cap)
@@ -208,6 +208,8 @@ int swoop__ws_deflate_negotiate(const char *v, size_t len, swoop_ws_deflate_para
         int client_bits_v;
         if (!offer(&c, p, &seen, &client_bits_v))
             continue;
+        if (!server_takeover)
+            p->server_no_context = 1;
         /*
          * The response (7.1): server_no_context_takeover and
          * server_max_window_bits must be echoed when offered; an offered

@@ -180,6 +180,8 @@ static const setting_t port_keys[] = {
     {"websocket_compression", T_BOOL, PORT(websocket_compression), 0, 1},
     {"websocket_compression_min_length", T_INT64, PORT(websocket_compression_min_length), 0,
      INT64_MAX},
+    {"websocket_compression_context_takeover", T_BOOL, PORT(websocket_compression_context_takeover),
+     0, 1},
     {"http_server_name", T_FIELDTEXT, PORT(http_server_name), 0, 0},
 };
 

@@ -67,7 +67,8 @@ static uint32_t deflate_offer(swoop_server_t *srv, swoop_http_request_t *req, ch
     char value[SWOOP_WS_DEFLATE_RESPONSE_MAX];
     uint32_t arg = 0;
     if (swoop__buf_rlen(&all) &&
-        swoop__ws_deflate_negotiate(swoop__buf_rdata(&all), swoop__buf_rlen(&all), &dp, value,
+        swoop__ws_deflate_negotiate(swoop__buf_rdata(&all), swoop__buf_rlen(&all),
+                                    p->eff.websocket_compression_context_takeover, &dp, value,
                                     sizeof(value))) {
         snprintf(field, cap, "Sec-WebSocket-Extensions: %s\r\n", value);
         arg = swoop__ws_deflate_pack(&dp);

@@ -21,7 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(v, data, size);
     swoop_ws_deflate_params_t p, q;
     char out[SWOOP_WS_DEFLATE_RESPONSE_MAX];
-    int ok = swoop__ws_deflate_negotiate(v, size, &p, out, sizeof(out));
+    int takeover = size > 0 && (data[0] & 1);
+    int ok = swoop__ws_deflate_negotiate(v, size, takeover, &p, out, sizeof(out));
     free(v);
     if (!ok) {
         if (out[0] != '\0')
@@ -34,7 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (n >= sizeof(out) || strncmp(out, "permessage-deflate", 18) != 0)
         abort();
     char again[SWOOP_WS_DEFLATE_RESPONSE_MAX];
-    if (swoop__ws_deflate_negotiate(out, n, &q, again, sizeof(again)) != 1 ||
+    if (!takeover && !p.server_no_context)
+        abort();
+    if (swoop__ws_deflate_negotiate(out, n, 1, &q, again, sizeof(again)) != 1 ||
         memcmp(&p, &q, sizeof(p)) != 0 || strcmp(out, again) != 0)
         abort();
     if (swoop__ws_deflate_unpack(swoop__ws_deflate_pack(&p), &q) != 1 ||

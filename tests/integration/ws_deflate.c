@@ -8,8 +8,9 @@
  * websocket_compression_min_length uncompressed), a zip bomb (1009),
  * invalid DEFLATE data (1007), RSV1 on a continuation or without the
  * extension (1002); a broadcast to compressed and uncompressed clients at
- * once; compression off (no extension in the 101); interop with node-ws
- * with and without perMessageDeflate.
+ * once; compression off (no extension in the 101); the server without
+ * compression context (websocket_compression_context_takeover 0);
+ * interop with node-ws with and without perMessageDeflate.
  */
 /* TEST_LABELS: tsan */
 #include <stdio.h>
@@ -47,6 +48,13 @@ static void setup_on(swoop_server_t *srv, void *arg)
     setup_common(srv, "on");
     /* The default (64) is what the raw case checks; set to make the test say so. */
     ASSERT_OK(swoop_server_set(srv, "websocket_compression_min_length", "64"));
+}
+
+static void setup_shared(swoop_server_t *srv, void *arg)
+{
+    (void)arg;
+    setup_common(srv, "on");
+    ASSERT_OK(swoop_server_set(srv, "websocket_compression_context_takeover", "0"));
 }
 
 static void setup_off(swoop_server_t *srv, void *arg)
@@ -119,6 +127,16 @@ TEST_TIMEOUT(ws_deflate_off_process, 60)
 TEST_TIMEOUT(ws_deflate_off_base, 60)
 {
     py_case(SWOOP_MODE_BASE, setup_off, "off", "ok off");
+}
+
+TEST_TIMEOUT(ws_deflate_no_server_context_process, 60)
+{
+    py_case(SWOOP_MODE_PROCESS, setup_shared, "shared", "ok shared");
+}
+
+TEST_TIMEOUT(ws_deflate_no_server_context_base, 60)
+{
+    py_case(SWOOP_MODE_BASE, setup_shared, "shared", "ok shared");
 }
 
 static void node_case(swoop_mode_t mode)

@@ -11,6 +11,8 @@
 #          and uncompressed clients get the same broadcasts, and pushes
 #          after them still decode (context reset after a shared frame)
 #   off    compression off on the server: no extension in the 101
+#   shared websocket_compression_context_takeover 0: server_no_context_takeover
+#          in every answer, each message inflates on its own
 # Prints "ok CASE" at the end; any failure raises (exit status 1).
 import asyncio
 import base64
@@ -291,6 +293,23 @@ async def case_off():
     print('off done')
 
 
+async def case_shared():
+    # websocket_compression_context_takeover 0: no offer gets a server context.
+    for f in (PMD(), PMD(client_no_context_takeover=True), PMD(server_max_window_bits=11)):
+        ext = await echo_variant(f, [64, 1000, 65536], repr(f.get_request_params()))
+        assert 'server_no_context_takeover' in ext, ext
+    r = Raw('permessage-deflate; client_max_window_bits')
+    assert 'Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n' in r.head
+    # Each message stands alone: a fresh inflater per message reads every one.
+    m = b'the same message again and again ' * 8
+    for _ in range(3):
+        r.send(0x82, m)
+        r.inf = zlib.decompressobj(-15)
+        assert r.message() == (2, 1, m)
+    r.s.close()
+    print('shared done')
+
+
 if CASE == 'echo':
     asyncio.run(case_echo())
 elif CASE == 'raw':
@@ -299,6 +318,8 @@ elif CASE == 'bcast':
     asyncio.run(case_bcast())
 elif CASE == 'off':
     asyncio.run(case_off())
+elif CASE == 'shared':
+    asyncio.run(case_shared())
 else:
     raise SystemExit('unknown case ' + CASE)
 print('ok', CASE)

@@ -78,7 +78,7 @@ TEST(ws_deflate_offer_table)
         const row_t *r = &rows[i];
         swoop_ws_deflate_params_t p;
         char out[SWOOP_WS_DEFLATE_RESPONSE_MAX];
-        int ok = swoop__ws_deflate_negotiate(r->offer, strlen(r->offer), &p, out, sizeof(out));
+        int ok = swoop__ws_deflate_negotiate(r->offer, strlen(r->offer), 1, &p, out, sizeof(out));
         if (ok != (r->response != NULL))
             FAIL("\"%s\": accepted %d", r->offer, ok);
         if (!ok) {
@@ -108,7 +108,7 @@ TEST(ws_deflate_offer_small_buffer)
     const char *o = PMD "; server_no_context_takeover; server_max_window_bits=10";
     swoop_ws_deflate_params_t p;
     char out[20];
-    ASSERT_EQ(swoop__ws_deflate_negotiate(o, strlen(o), &p, out, sizeof(out)), 0);
+    ASSERT_EQ(swoop__ws_deflate_negotiate(o, strlen(o), 1, &p, out, sizeof(out)), 0);
     ASSERT_STR_EQ(out, "");
 }
 
@@ -118,7 +118,35 @@ TEST(ws_deflate_offer_bounded_by_len)
     const char *o = PMD "; server_max_window_bits=1";
     swoop_ws_deflate_params_t p;
     char out[SWOOP_WS_DEFLATE_RESPONSE_MAX];
-    ASSERT_EQ(swoop__ws_deflate_negotiate(o, strlen(o), &p, out, sizeof(out)), 0);
-    ASSERT_EQ(swoop__ws_deflate_negotiate(o, 18, &p, out, sizeof(out)), 1);
+    ASSERT_EQ(swoop__ws_deflate_negotiate(o, strlen(o), 1, &p, out, sizeof(out)), 0);
+    ASSERT_EQ(swoop__ws_deflate_negotiate(o, 18, 1, &p, out, sizeof(out)), 1);
     ASSERT_STR_EQ(out, PMD);
+}
+
+/* websocket_compression_context_takeover 0: every accepted offer gets server_no_context_takeover.
+ */
+TEST(ws_deflate_offer_server_without_context)
+{
+    static const struct {
+        const char *offer, *response;
+    } t[] = {
+        {PMD, PMD "; server_no_context_takeover"},
+        {PMD "; client_max_window_bits", PMD "; server_no_context_takeover"},
+        {PMD "; server_no_context_takeover; server_max_window_bits=10",
+         PMD "; server_no_context_takeover; server_max_window_bits=10"},
+        {PMD "; client_no_context_takeover; client_max_window_bits=9",
+         PMD "; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=9"},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        swoop_ws_deflate_params_t p;
+        char out[SWOOP_WS_DEFLATE_RESPONSE_MAX];
+        ASSERT_EQ(
+            swoop__ws_deflate_negotiate(t[i].offer, strlen(t[i].offer), 0, &p, out, sizeof(out)),
+            1);
+        ASSERT_STR_EQ(out, t[i].response);
+        ASSERT_EQ(p.server_no_context, 1);
+    }
+    swoop_ws_deflate_params_t p;
+    char out[SWOOP_WS_DEFLATE_RESPONSE_MAX];
+    ASSERT_EQ(swoop__ws_deflate_negotiate("x-foo", 5, 0, &p, out, sizeof(out)), 0);
 }
