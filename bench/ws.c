@@ -19,10 +19,19 @@
  *    loopback is taken inside the server's send(), minus the call's time
  *    (CLOCK_REALTIME, the clock of those timestamps). The rest of "last
  *    client" is this one client process reading 10,000 sockets.
+
+ * 3. Compression: echo of a Z-byte JSON-like text (default 1024) in
+ *    PROCESS mode, plain and with permessage-deflate (both sides without
+ *    context takeover: the client sends the same compressed frame each
+ *    time, the server inflates, the worker echoes, the owner compresses);
+ *    per row round trips/s, server CPU µs per round trip and the bytes of
+ *    the server's frame, then the ratios (what compression costs in time,
+ *    what it saves on the wire).
  *
  *   ws [-c connections] [-s size] [-d seconds] [-n rounds] [-w workers] [-b broadcast_conns]
- *      [-E] (no echo rows: the broadcast only)
- *   defaults: 64 connections, 64 bytes, 1 s per sample, 5 rounds, 2 workers, 10000
+ *      [-z text_size] [-E]
+ *   defaults: 64 connections, 64 bytes, 1 s per sample, 5 rounds, 2 workers, 10000, 1024
+ *   (-z 0 skips the compression rows; -E runs the broadcast alone)
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -45,6 +54,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include <swoop/log.h>
 #include <swoop/server.h>
 #include <swoop/websocket.h>
@@ -53,6 +64,7 @@
 #define MAXROUNDS 21
 
 static int conns = 64, msg_size = 64, seconds = 1, nrounds = 5, workers = 2, bconns = 10000;
+static int ztext = 1024;
 static int no_echo;
 static int uring_off; /* the next server starts with enable_io_uring 0 */
 /* shared: when the server called swoop_ws_broadcast, [0] CLOCK_MONOTONIC, [1] CLOCK_REALTIME */
@@ -139,7 +151,7 @@ static void ws_echo(swoop_server_t *srv, swoop_conn_id_t conn, int opcode, const
     swoop_ws_push(srv, conn, opcode, data, len);
 }
 
-/* Starts a server (ws: WebSocket echo, else TCP echo); returns its port, fills pids. */
+/* Starts a server (ws: WebSocket echo, 2 with compression; 0 TCP echo); returns its port. */
 static int start_server(swoop_mode_t mode, int ws, pid_t *pids, int *npids)
 {
     int p[2];
@@ -166,6 +178,8 @@ static int start_server(swoop_mode_t mode, int ws, pid_t *pids, int *npids)
             swoop_server_set(srv, "enable_io_uring", "0");
         if (ws) {
             swoop_port_set(port, "open_websocket_protocol", "1");
+            if (ws == 2)
+                swoop_port_set(port, "websocket_compression", "1");
             swoop_ws_on(srv, &(swoop_ws_events_t){.on_message = ws_echo});
         } else {
             swoop_server_on(srv, &(swoop_server_events_t){.on_receive = tcp_echo});
@@ -222,15 +236,23 @@ static int connect_to(int port)
 }
 
 /* Blocking handshake: writes the request, reads the 101 up to its blank line. */
-static void ws_handshake(int fd)
+static void ws_handshake_ext(int fd, int deflate)
 {
     static const char req[] =
         "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
         "Sec-WebSocket-Version: 13\r\n\r\n";
-    if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(req) - 1))
+    static const char zreq[] =
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+        "client_no_context_takeover\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n";
+    const char *r = deflate ? zreq : req;
+    size_t rl = deflate ? sizeof(zreq) - 1 : sizeof(req) - 1;
+    if (send(fd, r, rl, MSG_NOSIGNAL) != (ssize_t)rl)
         exit(1);
-    char buf[512];
+    char buf[1024];
     size_t n = 0;
     while (n < 4 || memcmp(buf + n - 4, "\r\n\r\n", 4) != 0) {
         if (n >= sizeof(buf) || recv(fd, buf + n, 1, 0) != 1) {
@@ -239,6 +261,15 @@ static void ws_handshake(int fd)
         }
         n++;
     }
+    if (deflate && memmem(buf, n, "permessage-deflate", 18) == NULL) {
+        fprintf(stderr, "ws: compression was not agreed\n");
+        exit(1);
+    }
+}
+
+static void ws_handshake(int fd)
+{
+    ws_handshake_ext(fd, 0);
 }
 
 typedef struct client_s {
@@ -309,18 +340,160 @@ static long run_client(int port, int ws, double dur)
     return rounds;
 }
 
+/* ---- compression ---- */
+
+static uint8_t *zframe; /* the client's frame (masked with a zero key) */
+static size_t zframe_len;
+static size_t zreply_len; /* the server's frame, learned from the first answer */
+
+/* A JSON-like text of `n` bytes: what dashboards and chats send. */
+static void json_text(char *p, size_t n)
+{
+    size_t at = 0;
+    for (int i = 0; at < n; i++) {
+        char item[128];
+        int k = (i & 1) ? snprintf(item, sizeof(item),
+                                   "{\"id\":%d,\"event\":\"update\",\"seq\":%d,\"value\":%d.%d},",
+                                   1000 + i * 7, i * 13 % 97, i * 31 % 1000, i % 100)
+                        : snprintf(item, sizeof(item),
+                                   "{\"id\":%d,\"user\":\"user%d\",\"price\":%d.%02d,"
+                                   "\"tags\":[\"a\",\"b\"]},",
+                                   1000 + i * 7, i * 13 % 97, i * 31 % 1000, i % 100);
+        size_t c = (size_t)k < n - at ? (size_t)k : n - at;
+        memcpy(p + at, item, c);
+        at += c;
+    }
+}
+
+/* The client's frame of the text: plain, or compressed as a client without context would. */
+static void zframe_build(int compress)
+{
+    char *t = malloc((size_t)ztext);
+    json_text(t, (size_t)ztext);
+    uint8_t *pl = (uint8_t *)t;
+    size_t n = (size_t)ztext;
+    uint8_t *z = NULL;
+    if (compress) {
+        z_stream s;
+        memset(&s, 0, sizeof(s));
+        deflateInit2(&s, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+        size_t cap = deflateBound(&s, n) + 16;
+        z = malloc(cap);
+        s.next_in = pl;
+        s.avail_in = (uInt)n;
+        s.next_out = z;
+        s.avail_out = (uInt)cap;
+        deflate(&s, Z_SYNC_FLUSH);
+        n = cap - s.avail_out - 4; /* without the 00 00 ff ff */
+        deflateEnd(&s);
+        pl = z;
+    }
+    free(zframe);
+    zframe = malloc(n + 14);
+    size_t h = 0;
+    zframe[h++] = (uint8_t)(0x81 | (compress ? 0x40 : 0));
+    if (n < 126) {
+        zframe[h++] = (uint8_t)(0x80 | n);
+    } else {
+        zframe[h++] = 0x80 | 126;
+        zframe[h++] = (uint8_t)(n >> 8);
+        zframe[h++] = (uint8_t)n;
+    }
+    memset(zframe + h, 0, 4); /* a zero mask */
+    h += 4;
+    memcpy(zframe + h, pl, n);
+    zframe_len = h + n;
+    free(z);
+    free(t);
+}
+
+/* Sends the frame once and reads the whole answer: its length (the same every time). */
+static size_t zreply_learn(int fd)
+{
+    if (send(fd, zframe, zframe_len, MSG_NOSIGNAL) != (ssize_t)zframe_len)
+        exit(1);
+    uint8_t h[4];
+    if (recv(fd, h, 2, MSG_WAITALL) != 2)
+        exit(1);
+    size_t n = h[1] & 0x7f, hl = 2;
+    if (n == 126) {
+        if (recv(fd, h + 2, 2, MSG_WAITALL) != 2)
+            exit(1);
+        n = (size_t)h[2] << 8 | h[3];
+        hl = 4;
+    }
+    uint8_t *b = malloc(n ? n : 1);
+    if (recv(fd, b, n, MSG_WAITALL) != (ssize_t)n)
+        exit(1);
+    free(b);
+    return hl + n;
+}
+
+/* Ping-pong of the text frame for `dur` seconds over `conns` connections. Round trips. */
+static long run_zclient(int port, int deflate, double dur)
+{
+    int *fd = calloc((size_t)conns, sizeof(int));
+    size_t *got = calloc((size_t)conns, sizeof(size_t));
+    uint8_t *buf = malloc(zframe_len + 16 + (size_t)ztext);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    for (int i = 0; i < conns; i++) {
+        fd[i] = connect_to(port);
+        ws_handshake_ext(fd[i], deflate);
+        zreply_len = zreply_learn(fd[i]);
+        fcntl(fd[i], F_SETFL, O_NONBLOCK);
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd[i], &ev);
+        send(fd[i], zframe, zframe_len, MSG_NOSIGNAL);
+    }
+    long rounds = 0;
+    uint64_t end = now_ns() + (uint64_t)(dur * 1e9);
+    struct epoll_event evs[256];
+    while (now_ns() < end) {
+        int n = epoll_wait(ep, evs, 256, 100);
+        for (int e = 0; e < n; e++) {
+            int i = (int)evs[e].data.u32;
+            ssize_t k = recv(fd[i], buf, zreply_len - got[i], 0);
+            if (k <= 0) {
+                if (k == 0) {
+                    fprintf(stderr, "ws: server closed a connection\n");
+                    exit(1);
+                }
+                continue;
+            }
+            got[i] += (size_t)k;
+            if (got[i] == zreply_len) {
+                got[i] = 0;
+                rounds++;
+                send(fd[i], zframe, zframe_len, MSG_NOSIGNAL);
+            }
+        }
+    }
+    for (int i = 0; i < conns; i++)
+        close(fd[i]);
+    close(ep);
+    free(fd);
+    free(got);
+    free(buf);
+    return rounds;
+}
+
 typedef struct row_s {
     double rps, cpu_us;
 } row_t;
 
+/* ws: 0 TCP, 1 WebSocket; 2, 3: the text echo plain and compressed (run_zclient). */
 static row_t measure(int port, int ws, pid_t *pids, int npids)
 {
-    run_client(port, ws, 0.2);
+    if (ws >= 2)
+        zframe_build(ws == 3);
+    long (*run)(int, int, double) = ws >= 2 ? run_zclient : run_client;
+    int arg = ws >= 2 ? ws == 3 : ws;
+    run(port, arg, 0.2);
     long long t0 = 0, t1 = 0;
     for (int i = 0; i < npids; i++)
         t0 += cpu_ticks(pids[i]);
     uint64_t s0 = now_ns();
-    long rounds = run_client(port, ws, seconds);
+    long rounds = run(port, arg, seconds);
     double el = (double)(now_ns() - s0) / 1e9;
     for (int i = 0; i < npids; i++)
         t1 += cpu_ticks(pids[i]);
@@ -505,10 +678,44 @@ static int echo_bench(void)
     return 0;
 }
 
+/* Plain and compressed text echo, PROCESS, alternating rounds. */
+static int deflate_bench(void)
+{
+    /* Plain and compressed text echo, PROCESS, alternating rounds. */
+    pid_t zp[2][MAXPIDS];
+    int znp[2] = {0}, zport[2];
+    for (int i = 0; i < 2; i++)
+        if ((zport[i] = start_server(SWOOP_MODE_PROCESS, 1 + i, zp[i], &znp[i])) < 0)
+            return -1;
+    double zr[2][MAXROUNDS], zc[2][MAXROUNDS];
+    size_t wire[2] = {0, 0};
+    for (int k = 0; k < nrounds; k++) {
+        for (int i = 0; i < 2; i++) {
+            row_t r = measure(zport[i], 2 + i, zp[i], znp[i]);
+            zr[i][k] = r.rps;
+            zc[i][k] = r.cpu_us;
+            wire[i] = zreply_len;
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        stop(zp[i][0]);
+    printf("\nPROCESS websocket echo of %d-byte JSON text (median of %d rounds)\n", ztext, nrounds);
+    printf("%-26s %14s %12s %12s %12s\n", "server", "round trips/s", "cpu us/rt", "reply bytes",
+           "rt vs plain");
+    static const char *zn[2] = {"plain", "permessage-deflate"};
+    double m0 = median(zr[0], nrounds);
+    for (int i = 0; i < 2; i++) {
+        double m = i ? median(zr[i], nrounds) : m0;
+        printf("%-26s %14.0f %12.1f %12zu %12.2f\n", zn[i], m, median(zc[i], nrounds), wire[i],
+               m / m0);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int opt;
-    while ((opt = getopt(argc, argv, "c:s:d:n:w:b:E")) != -1) {
+    while ((opt = getopt(argc, argv, "c:s:d:n:w:b:z:E")) != -1) {
         switch (opt) {
         case 'c':
             conns = atoi(optarg);
@@ -528,18 +735,21 @@ int main(int argc, char **argv)
         case 'b':
             bconns = atoi(optarg);
             break;
+        case 'z':
+            ztext = atoi(optarg);
+            break;
         case 'E':
             no_echo = 1;
             break;
         default:
             fprintf(stderr, "usage: ws [-c conns] [-s size] [-d seconds] [-n rounds] [-w workers] "
-                            "[-b broadcast_conns] [-E]\n");
+                            "[-b broadcast_conns] [-z text_size] [-E]\n");
             return 2;
         }
     }
     if (conns < 1 || conns > 10000 || msg_size < 1 || msg_size > 65535 || seconds < 1 ||
         seconds > 60 || nrounds < 1 || nrounds > MAXROUNDS || workers < 1 || workers > 8 ||
-        bconns < 0 || bconns > 60000)
+        bconns < 0 || bconns > 60000 || ztext < 0 || ztext > 60000)
         return 2;
     signal(SIGPIPE, SIG_IGN);
     struct rlimit rl;
@@ -556,6 +766,8 @@ int main(int argc, char **argv)
     bcast_ns = mmap(NULL, 2 * sizeof(*bcast_ns), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                     -1, 0);
     if (!no_echo && echo_bench() < 0)
+        return 1;
+    if (!no_echo && ztext > 0 && deflate_bench() < 0)
         return 1;
     if (bconns > 0) {
         printf("\nbroadcast of 64 bytes (median of %d rounds)\n", nrounds);

@@ -102,6 +102,8 @@ int main(int argc, char **argv)
         swoop_server_listen(srv, "127.0.0.1", port, SWOOP_SOCK_TCP, &p) < 0 ||
         swoop_port_set(p, "open_http_protocol", "1") < 0 ||
         swoop_port_set(p, "open_websocket_protocol", "1") < 0 ||
+        /* Browsers offer permessage-deflate; lines under 64 bytes go uncompressed. */
+        swoop_port_set(p, "websocket_compression", "1") < 0 ||
         swoop_http_on_request(srv, on_request) < 0 || swoop_ws_on(srv, &ws) < 0)
         return 1;
     swoop_server_on(srv, &(swoop_server_events_t){.on_start = on_start});

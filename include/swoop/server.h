@@ -147,6 +147,22 @@ typedef struct swoop_port_settings_s {
      * (setting values "close", "drop"; -1 inherit) [close]. */
     int websocket_output_policy;
     /**
+     * WebSocket: permessage-deflate (RFC 7692) with clients that offer it;
+     * the negotiated connection compresses what the server sends and
+     * inflates what it receives (0/1; -1 inherit) [0].
+     */
+    int websocket_compression;
+    /** WebSocket: with compression, messages of fewer bytes go uncompressed (-1 inherit) [64]. */
+    int64_t websocket_compression_min_length;
+    /**
+     * WebSocket: with compression, the server keeps a compression context
+     * per connection when the client allows it (a better ratio, up to
+     * 256 KiB per connection); 0 answers every offer with
+     * server_no_context_takeover, so connections share their owner's
+     * compressor (0/1; -1 inherit) [1].
+     */
+    int websocket_compression_context_takeover;
+    /**
      * HTTP: the Server field of every response the library makes (owner
      * errors, static files, handler responses unless they set their own);
      * printable ASCII, under 128 bytes ("" inherit; "" at the server level:

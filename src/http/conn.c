@@ -783,9 +783,9 @@ static ssize_t input(swoop_conn_t *c, char *data, size_t len, size_t *need)
  * answered at once) the HTTP state outlives the switch until input()
  * returns (state_free), and the loop there takes no more bytes.
  */
-static void upgrade_now(swoop_conn_t *c, int reframe)
+static void upgrade_now(swoop_conn_t *c, int reframe, uint32_t arg)
 {
-    if (swoop__conn_set_proto(c, SWOOP_PROTO_WS, 0) < 0) {
+    if (swoop__conn_set_proto(c, SWOOP_PROTO_WS, arg) < 0) {
         swoop__conn_close(c, 1);
         return;
     }
@@ -809,7 +809,7 @@ static void reply(swoop_conn_t *c, uint32_t flags)
         if (c->sess)
             atomic_store_explicit(&c->sess->proto_flags, 0, memory_order_release);
         h->phase = PHASE_UPGRADED;
-        upgrade_now(c, h->in_input == 0);
+        upgrade_now(c, h->in_input == 0, flags >> SWOOP_REPLY_ARG_SHIFT);
         return;
     }
     h->phase = PHASE_IDLE;

@@ -914,9 +914,10 @@ int swoop_http_sendfile(swoop_http_response_t *res, const char *path, uint64_t o
     return rc;
 }
 
-int swoop__http_upgrade_end(swoop_http_response_t *res, const char *protocol, const char *fields)
+int swoop__http_upgrade_end(swoop_http_response_t *res, const char *protocol, const char *fields,
+                            uint32_t arg)
 {
-    if (res->ended || res->started)
+    if (res->ended || res->started || arg >= (1u << (32 - SWOOP_REPLY_ARG_SHIFT)))
         return SWOOP_ESTATE;
     res->ended = 1;
     res->status = 101;
@@ -938,7 +939,7 @@ int swoop__http_upgrade_end(swoop_http_response_t *res, const char *protocol, co
                  : 0;
     if (rc == 0)
         rc = send_buf(res, swoop__buf_rdata(b), swoop__buf_rlen(b),
-                      SWOOP_REPLY_END | SWOOP_REPLY_UPGRADE);
+                      SWOOP_REPLY_END | SWOOP_REPLY_UPGRADE | arg << SWOOP_REPLY_ARG_SHIFT);
     out_done();
     log_access(res);
     return rc;

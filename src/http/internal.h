@@ -194,9 +194,12 @@ int swoop__http_enable(swoop_server_t *srv, swoop_http_upgrade_fn upgrade);
 /*
  * handler.c: ends res as "101 Switching Protocols" to `protocol` with the
  * extra `fields` (each ending in CRLF); the owner switches the connection
- * when it queues these bytes. 0 or a send error.
+ * when it queues these bytes, handing `arg` (24 bits: what the handshake
+ * agreed, e.g. WebSocket extensions) to the new protocol's conn_open as
+ * c->proto_arg. 0 or a send error.
  */
-int swoop__http_upgrade_end(swoop_http_response_t *res, const char *protocol, const char *fields);
+int swoop__http_upgrade_end(swoop_http_response_t *res, const char *protocol, const char *fields,
+                            uint32_t arg);
 
 /* handler.c: the worker's side of swoop__http_proto. */
 void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id, char *data,

@@ -160,8 +160,17 @@ static int head_done(swoop_ws_decoder_t *d, int *code, const char **why)
         d->msg_len = 0;
         swoop__utf8_init(&d->utf8);
     }
-    /* Decided from the header: a too large message is refused before its bytes are read. */
-    if (d->max_message && (len > d->max_message || d->msg_len + len > d->max_message)) {
+    /*
+     * Decided from the header: a too large message is refused before its
+     * bytes are read. A compressed message's limit is on what it inflates
+     * to (the caller's); its wire bytes get the room of the worst honest
+     * encoding, literals of 9 bits (9/8 of the size) and block headers, so
+     * a message near the limit that does not compress still passes.
+     */
+    uint64_t max = d->max_message;
+    if (max && d->msg_deflate)
+        max = max > UINT64_MAX / 2 ? UINT64_MAX : max + max / 8 + 1024;
+    if (max && (len > max || d->msg_len + len > max)) {
         *code = SWOOP_WS_CODE_TOO_BIG;
         *why = "message larger than the limit";
         return -1;

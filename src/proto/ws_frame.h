@@ -15,8 +15,10 @@
  * messages are never copied here), a whole control frame (gathered in the
  * decoder: at most 125 bytes), or an error carrying the close code the
  * server answers with (1002, 1007, 1009). Messages with RSV1 set
- * (permessage-deflate) reach the caller compressed; their UTF-8 is for the
- * caller to check once inflated. Internal to the library (L1).
+ * (permessage-deflate, allowed on a message's first frame only when it was
+ * negotiated) reach the caller compressed; their UTF-8 and size limit are
+ * for the caller to check once inflated (the decoder bounds their wire
+ * bytes at 9/8 of the limit and 1 KiB). Internal to the library (L1).
  */
 #ifndef SWOOP_PROTO_WS_FRAME_H
 #define SWOOP_PROTO_WS_FRAME_H

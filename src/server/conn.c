@@ -122,6 +122,11 @@ int swoop__reactor_init(swoop_reactor_t *r, swoop_server_t *srv, int id, swoop_l
 
 void swoop__reactor_free(swoop_reactor_t *r)
 {
+    for (int k = 0; k < SWOOP_PROTO_MAX; k++) {
+        const swoop_proto_t *p = r->srv ? r->srv->protos[k] : NULL;
+        if (r->proto_owner[k] && p && p->owner_free)
+            p->owner_free(r);
+    }
     swoop_free(r->rdbuf);
     r->rdbuf = NULL;
     swoop__sendmany_close(r->sendmany);

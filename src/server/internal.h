@@ -237,6 +237,9 @@ typedef struct swoop_proto_s {
     void (*out)(swoop_reactor_t *r, swoop_conn_id_t conn, const char *data, size_t len);
     /* Worker: a connection that spoke this protocol closed (before on_close). */
     void (*closed)(swoop_server_t *srv, swoop_conn_id_t conn);
+    /* Owner: the engine r is freed: the protocol frees r->proto_owner[kind] (its per-owner state).
+     */
+    void (*owner_free)(swoop_reactor_t *r);
 } swoop_proto_t;
 
 /* Output bytes a protocol lets queue before it stops taking requests, and resumes below. */
@@ -247,6 +250,12 @@ typedef struct swoop_proto_s {
 #define SWOOP_REPLY_END     0x1u /* the bytes end one response */
 #define SWOOP_REPLY_CLOSE   0x2u /* close the connection once they are written */
 #define SWOOP_REPLY_UPGRADE 0x4u /* the response switched protocols (HTTP 101) */
+/*
+ * UPGRADE: the bits from here up are the new protocol's argument (its
+ * conn_open finds it in c->proto_arg), e.g. the WebSocket extensions the
+ * worker agreed to in the 101; 24 bits.
+ */
+#define SWOOP_REPLY_ARG_SHIFT 8
 
 /* Protocol kinds a port can speak (swoop_server_t.protos). */
 enum { SWOOP_PROTO_HTTP = 0, SWOOP_PROTO_WS = 1, SWOOP_PROTO_MAX = 4 };
@@ -356,6 +365,8 @@ struct swoop_reactor_s {
     int *batch_fds;
     ssize_t *batch_res;
     size_t batch_cap;
+    /* State a protocol keeps per owner rather than per connection (freed by its owner_free). */
+    void *proto_owner[SWOOP_PROTO_MAX];
 };
 
 struct swoop_server_s {

@@ -88,6 +88,9 @@ static void port_settings_inherit(swoop_port_settings_t *p)
     p->websocket_subprotocol[0] = '\0';
     p->websocket_output_high_water = -1;
     p->websocket_output_policy = -1;
+    p->websocket_compression = -1;
+    p->websocket_compression_min_length = -1;
+    p->websocket_compression_context_takeover = -1;
     p->http_server_name[0] = '\0';
 }
 
@@ -177,6 +180,10 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     p->open_websocket_pong_frame = 0;
     p->websocket_output_high_water = 4 * 1024 * 1024;
     p->websocket_output_policy = 0;
+    /* Swoole's default (off); below 64 bytes deflate rarely pays for its block overhead. */
+    p->websocket_compression = 0;
+    p->websocket_compression_min_length = 64;
+    p->websocket_compression_context_takeover = 1;
     strcpy(p->http_compression_types,
            "text/html,text/plain,text/css,text/javascript,text/xml,application/javascript,"
            "application/json,application/xml,image/svg+xml");
@@ -467,6 +474,12 @@ static int resolve_ports(swoop_server_t *srv)
             e.websocket_output_high_water = d->websocket_output_high_water;
         if (e.websocket_output_policy < 0)
             e.websocket_output_policy = d->websocket_output_policy;
+        if (e.websocket_compression < 0)
+            e.websocket_compression = d->websocket_compression;
+        if (e.websocket_compression_min_length < 0)
+            e.websocket_compression_min_length = d->websocket_compression_min_length;
+        if (e.websocket_compression_context_takeover < 0)
+            e.websocket_compression_context_takeover = d->websocket_compression_context_takeover;
         if (e.http_server_name[0] == '\0')
             memcpy(e.http_server_name, d->http_server_name, sizeof(e.http_server_name));
         p->eff = e;

@@ -180,6 +180,11 @@ static const setting_t port_keys[] = {
     {"websocket_subprotocol", T_PATH, PORT(websocket_subprotocol), 0, 0},
     {"websocket_output_high_water", T_INT64, PORT(websocket_output_high_water), 1, INT64_MAX},
     {"websocket_output_policy", T_WSPOLICY, PORT(websocket_output_policy), 0, 1},
+    {"websocket_compression", T_BOOL, PORT(websocket_compression), 0, 1},
+    {"websocket_compression_min_length", T_INT64, PORT(websocket_compression_min_length), 0,
+     INT64_MAX},
+    {"websocket_compression_context_takeover", T_BOOL, PORT(websocket_compression_context_takeover),
+     0, 1},
     {"http_server_name", T_FIELDTEXT, PORT(http_server_name), 0, 0},
 };
 

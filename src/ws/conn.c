@@ -9,18 +9,26 @@
  * waits WS_CLOSE_TIMEOUT_MS for the client's. Workers' pushes and
  * broadcasts arrive through the out hook and are framed here, once per
  * broadcast for all of this owner's connections, and bounded by the
- * port's websocket_output_high_water and policy.
+ * port's websocket_output_high_water and policy. With permessage-deflate
+ * (deflate.c) compressed messages are inflated here, under the message
+ * limit, before their UTF-8 is checked; pushes and broadcasts of at least
+ * websocket_compression_min_length bytes go out compressed (a broadcast
+ * compressed once per window size for all of the owner's connections).
  */
 #include <string.h>
 
 #include "base/buf.h"
 #include "base/ratelimit.h"
+#include "proto/utf8.h"
+#include "proto/ws_deflate.h"
 #include "proto/ws_frame.h"
 #include "ws/internal.h"
 
 typedef struct ws_conn_s {
     swoop_ws_decoder_t dec;
     swoop_buf_t msg;       /* the data message being assembled: a ws_msg_t, then its payload */
+    ws_deflate_t *z;       /* permessage-deflate was agreed (NULL: not) */
+    swoop_utf8_t utf8;     /* a compressed text message's inflated bytes so far */
     int closing;           /* a close frame went out: the client's is awaited */
     int close_received;    /* the client's close frame came: nothing more is read */
     uint64_t close_by_ms;  /* closing: when to give up waiting */
@@ -37,9 +45,19 @@ static void conn_open(swoop_conn_t *c)
         return;
     }
     const swoop_port_settings_t *ps = &c->port->eff;
-    swoop__ws_decoder_init(&w->dec, (uint64_t)ps->websocket_max_message_size, 1, 0);
     swoop__buf_init(&w->msg);
     c->proto_state = w;
+    if (c->proto_arg) {
+        /* The 101 promised compression: without its state the client cannot be understood. */
+        w->z = swoop__ws_deflate_new(c->proto_arg);
+        if (w->z == NULL) {
+            swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM, "ws: conn %llu: no memory",
+                               (unsigned long long)c->id);
+            swoop__conn_close(c, 1);
+            return;
+        }
+    }
+    swoop__ws_decoder_init(&w->dec, (uint64_t)ps->websocket_max_message_size, 1, w->z != NULL);
     if (c->sess)
         atomic_store_explicit(&c->sess->proto_flags, 0, memory_order_release);
 }
@@ -50,6 +68,7 @@ static void conn_free(swoop_conn_t *c)
     if (w == NULL)
         return;
     swoop__buf_free(&w->msg);
+    swoop__ws_deflate_free(w->z);
     swoop_free(w);
     c->proto_state = NULL;
 }
@@ -66,10 +85,10 @@ static void note_code(swoop_conn_t *c, int code)
 }
 
 /* One frame (head and payload) in one send. 0, or a send error (c may be closing). */
-static int send_frame(swoop_conn_t *c, int opcode, const void *data, size_t len)
+static int send_frame_rsv(swoop_conn_t *c, int rsv1, int opcode, const void *data, size_t len)
 {
     uint8_t head[SWOOP_WS_HEAD_MAX];
-    size_t hl = swoop__ws_frame_head(head, 1, 0, opcode, len, NULL);
+    size_t hl = swoop__ws_frame_head(head, 1, rsv1, opcode, len, NULL);
     if (len <= 125) {
         uint8_t small[SWOOP_WS_HEAD_MAX + 125];
         memcpy(small, head, hl);
@@ -79,6 +98,11 @@ static int send_frame(swoop_conn_t *c, int opcode, const void *data, size_t len)
     }
     int rc = swoop__conn_send(c, head, hl, 0);
     return rc == 0 ? swoop__conn_send(c, data, len, 0) : rc;
+}
+
+static int send_frame(swoop_conn_t *c, int opcode, const void *data, size_t len)
+{
+    return send_frame_rsv(c, 0, opcode, data, len);
 }
 
 /*
@@ -174,6 +198,38 @@ static void on_control(swoop_conn_t *c, ws_conn_t *w, const swoop_ws_event_t *ev
     }
 }
 
+/*
+ * A piece of a compressed message: inflated onto the message, whose
+ * payload may not pass websocket_max_message_size (1009: the output stops
+ * there), then its text checked as UTF-8 (1007), failing at the first bad
+ * byte as for an uncompressed message. 0, or -1 when c failed.
+ */
+static int inflate_piece(swoop_conn_t *c, ws_conn_t *w, const swoop_ws_event_t *ev)
+{
+    uint64_t limit = (uint64_t)c->port->eff.websocket_max_message_size;
+    size_t max =
+        limit && limit < SIZE_MAX - sizeof(ws_msg_t) ? sizeof(ws_msg_t) + (size_t)limit : SIZE_MAX;
+    size_t before = swoop__buf_rlen(&w->msg);
+    const char *why = NULL;
+    int code = swoop__ws_inflate(w->z, &w->msg, max, ev->data, ev->len, ev->fin, &why);
+    if (code) {
+        fail(c, code, why);
+        return -1;
+    }
+    if (ev->opcode != SWOOP_WS_OP_TEXT)
+        return 0;
+    const uint8_t *p = (const uint8_t *)swoop__buf_rdata(&w->msg) + before;
+    if (swoop__utf8_feed(&w->utf8, p, swoop__buf_rlen(&w->msg) - before) < 0) {
+        fail(c, SWOOP_WS_CODE_INVALID, "text message is not UTF-8");
+        return -1;
+    }
+    if (ev->fin && !swoop__utf8_complete(&w->utf8)) {
+        fail(c, SWOOP_WS_CODE_INVALID, "text message ends inside a character");
+        return -1;
+    }
+    return 0;
+}
+
 static ssize_t input(swoop_conn_t *c, char *data, size_t len, size_t *need)
 {
     ws_conn_t *w = c->proto_state;
@@ -198,8 +254,12 @@ static ssize_t input(swoop_conn_t *c, char *data, size_t len, size_t *need)
                     fail(c, 1011, "no memory for a message");
                     return -1;
                 }
+                swoop__utf8_init(&w->utf8);
             }
-            if (ev.len && swoop__buf_append(&w->msg, ev.data, ev.len) < 0) {
+            if (ev.compressed) {
+                if (inflate_piece(c, w, &ev) < 0)
+                    return -1;
+            } else if (ev.len && swoop__buf_append(&w->msg, ev.data, ev.len) < 0) {
                 fail(c, 1011, "no memory for a message");
                 return -1;
             }
@@ -310,46 +370,104 @@ static int room_for(swoop_conn_t *c, size_t len)
     return 0;
 }
 
-/* Whether broadcast frame of len bytes goes to c (the output policy may close c here). */
-static int bcast_takes(swoop_conn_t *c, size_t len)
-{
-    ws_conn_t *w = c->proto_state;
-    return c->proto == &swoop__ws_proto && w != NULL && !w->closing && room_for(c, len);
-}
+#define WS_BITS_N (SWOOP_WS_DEFLATE_BITS_MAX - SWOOP_WS_DEFLATE_BITS_MIN + 1)
 
+/* A broadcast in one owner: the frame, and its compressed frames by window size (built once). */
 typedef struct bcast_s {
+    swoop_reactor_t *r;
+    int opcode;
+    const void *payload;
+    size_t plen;
+    uint8_t *frame;
+    size_t len;
+    uint8_t *zframe[WS_BITS_N];
+    size_t zlen[WS_BITS_N];
+    uint8_t ztried[WS_BITS_N];
+    /* the connections picked, by frame: [0] the plain one, [1 + i] zframe[i] */
     swoop_conn_t **list;
-    size_t n, len;
+    uint8_t *variant;
+    size_t n;
+    size_t count[1 + WS_BITS_N];
 } bcast_t;
 
-static void bcast_pick(swoop_conn_t *c, void *arg)
+/* The compressed frame for clients of window `bits` (NULL: none smaller, or no memory). */
+static const uint8_t *bcast_zframe(bcast_t *b, int bits, size_t *len)
 {
-    bcast_t *b = arg;
-    if (bcast_takes(c, b->len))
-        b->list[b->n++] = c;
+    int i = bits - SWOOP_WS_DEFLATE_BITS_MIN;
+    if (!b->ztried[i]) {
+        b->ztried[i] = 1;
+        const uint8_t *p;
+        size_t n;
+        if (swoop__ws_deflate_shared(b->r, bits, b->payload, b->plen, &p, &n)) {
+            uint8_t head[SWOOP_WS_HEAD_MAX];
+            size_t hl = swoop__ws_frame_head(head, 1, 1, b->opcode, n, NULL);
+            b->zframe[i] = swoop_try_malloc(hl + n);
+            if (b->zframe[i]) {
+                memcpy(b->zframe[i], head, hl);
+                memcpy(b->zframe[i] + hl, p, n);
+                b->zlen[i] = hl + n;
+            }
+        }
+        swoop__ws_deflate_scratch_done(b->r);
+    }
+    *len = b->zlen[i];
+    return b->zframe[i];
 }
 
 /*
- * A broadcast: framed once, then every chosen connection of this owner
- * gets it in one pass (swoop__conn_send_many: one io_uring submission for
- * the lot rather than a send() each).
+ * Whether c takes the broadcast, and in which frame: the compressed one of
+ * its window when it agreed to compression and the message is long enough,
+ * else the plain one. The output policy may close c here.
+ */
+static void bcast_pick(swoop_conn_t *c, void *arg)
+{
+    bcast_t *b = arg;
+    ws_conn_t *w = c->proto_state;
+    if (c->proto != &swoop__ws_proto || w == NULL || w->closing)
+        return;
+    int v = 0;
+    size_t fl = b->len;
+    if (w->z && b->plen >= (uint64_t)c->port->eff.websocket_compression_min_length) {
+        int bits = swoop__ws_deflate_bits(w->z);
+        size_t zl;
+        if (bcast_zframe(b, bits, &zl) != NULL) {
+            v = 1 + bits - SWOOP_WS_DEFLATE_BITS_MIN;
+            fl = zl;
+        }
+    }
+    if (!room_for(c, fl))
+        return;
+    if (v)
+        swoop__ws_deflate_unsync(w->z); /* the client's window gets bytes our stream did not see */
+    b->list[b->n] = c;
+    b->variant[b->n++] = (uint8_t)v;
+    b->count[v]++;
+}
+
+/*
+ * A broadcast in this owner: framed (and compressed, per window size) once,
+ * then each frame goes to its connections in one pass
+ * (swoop__conn_send_many: one io_uring submission for the lot rather than
+ * a send() each).
  */
 static void broadcast(swoop_reactor_t *r, const ws_out_t *o, const char *ids, const char *payload,
                       size_t plen)
 {
     uint8_t head[SWOOP_WS_HEAD_MAX];
     size_t hl = swoop__ws_frame_head(head, 1, 0, o->opcode, plen, NULL);
-    uint8_t *frame = swoop_try_malloc(hl + plen);
     size_t most = o->nconns ? o->nconns : (size_t)r->nconns;
-    bcast_t b = {swoop__reactor_batch(r, most), 0, hl + plen};
-    if (frame == NULL || b.list == NULL) {
+    bcast_t b = {.r = r, .opcode = o->opcode, .payload = payload, .plen = plen, .len = hl + plen};
+    b.frame = swoop_try_malloc(hl + plen);
+    b.list = swoop_try_malloc((most ? most : 1) * sizeof(*b.list));
+    b.variant = swoop_try_malloc(most ? most : 1);
+    swoop_conn_t **batch = swoop__reactor_batch(r, most);
+    if (b.frame == NULL || b.list == NULL || b.variant == NULL || batch == NULL) {
         swoop__log_limited(SWOOP_LOG_ERROR, SWOOP_ENOMEM,
                            "ws: no memory for a broadcast of %zu bytes: dropped", plen);
-        swoop_free(frame);
-        return;
+        goto done;
     }
-    memcpy(frame, head, hl);
-    memcpy(frame + hl, payload, plen);
+    memcpy(b.frame, head, hl);
+    memcpy(b.frame + hl, payload, plen);
     if (o->nconns == 0) {
         swoop__reactor_foreach(r, bcast_pick, &b);
     } else {
@@ -361,8 +479,26 @@ static void broadcast(swoop_reactor_t *r, const ws_out_t *o, const char *ids, co
                 bcast_pick(c, &b);
         }
     }
-    swoop__conn_send_many(r, b.list, b.n, frame, b.len);
-    swoop_free(frame);
+    /* Nothing was written while picking: no connection in the list has closed since. */
+    for (int v = 0; v <= WS_BITS_N; v++) {
+        if (b.count[v] == 0)
+            continue;
+        size_t k = 0;
+        for (size_t i = 0; i < b.n; i++) {
+            if (b.variant[i] == v)
+                batch[k++] = b.list[i];
+        }
+        if (v == 0)
+            swoop__conn_send_many(r, batch, k, b.frame, b.len);
+        else
+            swoop__conn_send_many(r, batch, k, b.zframe[v - 1], b.zlen[v - 1]);
+    }
+done:
+    swoop_free(b.frame);
+    swoop_free(b.list);
+    swoop_free(b.variant);
+    for (int i = 0; i < WS_BITS_N; i++)
+        swoop_free(b.zframe[i]);
 }
 
 /* A push, close or broadcast from a worker (swoop__server_proto_out). */
@@ -389,8 +525,17 @@ static void out(swoop_reactor_t *r, swoop_conn_id_t conn, const char *data, size
     if (w == NULL || w->closing)
         return;
     if (o.op == WS_OUT_PUSH) {
-        if (room_for(c, len + SWOOP_WS_HEAD_MAX))
-            send_frame(c, o.opcode, data, len);
+        const uint8_t *p = (const uint8_t *)data;
+        size_t n = len;
+        int z = w->z && (o.opcode == SWOOP_WS_OP_TEXT || o.opcode == SWOOP_WS_OP_BINARY) &&
+                len >= (uint64_t)c->port->eff.websocket_compression_min_length &&
+                swoop__ws_deflate_msg(r, w->z, data, len, &p, &n);
+        if (room_for(c, n + SWOOP_WS_HEAD_MAX))
+            send_frame_rsv(c, z, o.opcode, p, n);
+        else if (z && still_open(r, conn) != NULL)
+            swoop__ws_deflate_unsync(w->z); /* dropped: the client never sees what we compressed */
+        if (z)
+            swoop__ws_deflate_scratch_done(r);
     } else if (o.op == WS_OUT_CLOSE) {
         note_code(c, o.code);
         if (send_close(c, o.code, data, len) < 0 && still_open(r, conn) == NULL)
@@ -412,4 +557,5 @@ const swoop_proto_t swoop__ws_proto = {
     .message = swoop__ws_message,
     .closed = swoop__ws_closed,
     .relay = swoop__ws_relay,
+    .owner_free = swoop__ws_deflate_owner_free,
 };

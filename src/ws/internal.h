@@ -16,6 +16,7 @@
 
 #include <swoop/websocket.h>
 
+#include "base/buf.h"
 #include "http/internal.h"
 #include "server/internal.h"
 
@@ -55,6 +56,46 @@ static_assert(sizeof(ws_out_t) == 24, "part of the IPC format");
 
 /* How long the owner waits for the client's close frame after sending its own. */
 #define WS_CLOSE_TIMEOUT_MS 5000
+
+/* deflate.c: a connection's permessage-deflate state (owner side). */
+typedef struct ws_deflate_s ws_deflate_t;
+
+/* The state for the parameters packed in `arg` (c->proto_arg); NULL if none or no memory. */
+ws_deflate_t *swoop__ws_deflate_new(uint32_t arg);
+void swoop__ws_deflate_free(ws_deflate_t *z);
+/* The window bits our compressor may use with this client. */
+int swoop__ws_deflate_bits(const ws_deflate_t *z);
+/* What zlib state the connection holds now: 1 an inflater, 2 a compressor (for tests, stats). */
+int swoop__ws_deflate_context(const ws_deflate_t *z);
+/*
+ * Inflates a piece in[0, len) of a compressed message onto msg, which may
+ * not grow past max_len bytes (the message limit: output stops there);
+ * `fin` on its last piece. 0, or the close code with *why: 1007 (not
+ * DEFLATE data), 1009 (inflates past the limit), 1011 (no memory).
+ */
+int swoop__ws_inflate(ws_deflate_t *z, swoop_buf_t *msg, size_t max_len, const uint8_t *in,
+                      size_t len, int fin, const char **why);
+/*
+ * Compresses a message for the connection (its own stream with context
+ * takeover, else the owner's shared one). 1 with the payload (RSV1's,
+ * valid until the owner compresses again) in *out, 0 when it goes
+ * uncompressed (no smaller, or no memory).
+ */
+int swoop__ws_deflate_msg(swoop_reactor_t *r, ws_deflate_t *z, const void *data, size_t len,
+                          const uint8_t **out, size_t *outlen);
+/* The same with a fresh stream of `bits` that any client of that window may take (broadcasts). */
+int swoop__ws_deflate_shared(swoop_reactor_t *r, int bits, const void *data, size_t len,
+                             const uint8_t **out, size_t *outlen);
+/*
+ * The client's inflater and the connection's compressor no longer share a
+ * history: a frame of swoop__ws_deflate_shared went to the client, or a
+ * message compressed for it was dropped. The stream resets before its next use.
+ */
+void swoop__ws_deflate_unsync(ws_deflate_t *z);
+/* The owner is done with the compressed payload: a large scratch block is given back. */
+void swoop__ws_deflate_scratch_done(swoop_reactor_t *r);
+/* The owner's shared compressors (swoop_proto_t.owner_free). */
+void swoop__ws_deflate_owner_free(swoop_reactor_t *r);
 
 /* conn.c: the protocol table registered for SWOOP_PROTO_WS. */
 extern const swoop_proto_t swoop__ws_proto;

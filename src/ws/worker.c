@@ -13,6 +13,7 @@
 #include "base/buf.h"
 #include "base/ratelimit.h"
 #include "proto/utf8.h"
+#include "proto/ws_deflate.h"
 #include "proto/ws_frame.h"
 #include "proto/ws_handshake.h"
 #include "ws/internal.h"
@@ -90,6 +91,47 @@ static int subprotocol(swoop_server_t *srv, swoop_http_request_t *req, char *out
     return 0;
 }
 
+/*
+ * permessage-deflate: with websocket_compression on the port, the first
+ * acceptable offer of every Sec-WebSocket-Extensions field (fields of the
+ * same name form one list, RFC 9110 5.3). Writes the response field into
+ * `field` ("" without) and returns the parameters packed for the owner (0:
+ * none).
+ */
+static uint32_t deflate_offer(swoop_server_t *srv, swoop_http_request_t *req, char *field,
+                              size_t cap)
+{
+    field[0] = '\0';
+    swoop_port_t *p = swoop__conn_port(srv, swoop_http_conn(req));
+    if (p == NULL || p->eff.websocket_compression != 1)
+        return 0;
+    swoop_buf_t all;
+    swoop__buf_init(&all);
+    int n = swoop_http_header_count(req);
+    for (int i = 0; i < n; i++) {
+        const char *name, *value;
+        if (swoop_http_header_at(req, i, &name, &value) == 0 &&
+            strcasecmp(name, "Sec-WebSocket-Extensions") == 0 &&
+            (swoop__buf_append(&all, ",", 1) < 0 ||
+             swoop__buf_append(&all, value, strlen(value)) < 0)) {
+            swoop__buf_free(&all);
+            return 0; /* no memory: the connection goes uncompressed */
+        }
+    }
+    swoop_ws_deflate_params_t dp;
+    char value[SWOOP_WS_DEFLATE_RESPONSE_MAX];
+    uint32_t arg = 0;
+    if (swoop__buf_rlen(&all) &&
+        swoop__ws_deflate_negotiate(swoop__buf_rdata(&all), swoop__buf_rlen(&all),
+                                    p->eff.websocket_compression_context_takeover, &dp, value,
+                                    sizeof(value))) {
+        snprintf(field, cap, "Sec-WebSocket-Extensions: %s\r\n", value);
+        arg = swoop__ws_deflate_pack(&dp);
+    }
+    swoop__buf_free(&all);
+    return arg;
+}
+
 static void upgrade(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_response_t *res)
 {
     const swoop_ws_events_t *ev = events_of(srv);
@@ -111,13 +153,15 @@ static void upgrade(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
     const char *key = swoop_http_header(req, "Sec-WebSocket-Key"); /* the owner checked it */
     char accept[SWOOP_WS_ACCEPT_LEN + 1];
     swoop__ws_accept(key ? key : "", key ? strlen(key) : 0, accept);
-    char fields[SWOOP_SERVER_PATH_MAX + 128];
+    char fields[SWOOP_SERVER_PATH_MAX + 128 + SWOOP_WS_DEFLATE_RESPONSE_MAX + 32];
+    char ext[SWOOP_WS_DEFLATE_RESPONSE_MAX + 32];
+    uint32_t arg = deflate_offer(srv, req, ext, sizeof(ext));
     char proto[SWOOP_SERVER_PATH_MAX];
     int has_proto = subprotocol(srv, req, proto, sizeof(proto));
-    snprintf(fields, sizeof(fields), "Sec-WebSocket-Accept: %s\r\n%s%s%s", accept,
+    snprintf(fields, sizeof(fields), "Sec-WebSocket-Accept: %s\r\n%s%s%s%s", accept,
              has_proto ? "Sec-WebSocket-Protocol: " : "", has_proto ? proto : "",
-             has_proto ? "\r\n" : "");
-    if (swoop__http_upgrade_end(res, "websocket", fields) < 0)
+             has_proto ? "\r\n" : "", ext);
+    if (swoop__http_upgrade_end(res, "websocket", fields, arg) < 0)
         return;
     /* Pushes from on_open follow the 101 on the same channel: the owner has switched by then. */
     swoop_session_t *s = swoop__session_get(srv, conn);

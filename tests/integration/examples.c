@@ -260,6 +260,8 @@ static void run_ws_chat(const char *mode)
              "assert \"new WebSocket('ws://' + location.host + '/chat')\" in page\n"
              "async def main():\n"
              "    a = await websockets.connect('ws://' + base + '/chat')\n"
+             "    ext = a.response_headers['Sec-WebSocket-Extensions']\n"
+             "    assert ext.startswith('permessage-deflate'), ext\n"
              "    assert (await a.recv()).endswith('joined')\n"
              "    b = await websockets.connect('ws://' + base + '/chat')\n"
              "    assert (await a.recv()).endswith('joined')\n"
