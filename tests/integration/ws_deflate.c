@@ -111,12 +111,12 @@ TEST_TIMEOUT(ws_deflate_raw_base, 60)
 
 TEST_TIMEOUT(ws_deflate_broadcast_mixed_process, 60)
 {
-    py_case(SWOOP_MODE_PROCESS, setup_on, "bcast", "bcast 9\nok bcast");
+    py_case(SWOOP_MODE_PROCESS, setup_on, "bcast", "bcast 30\nok bcast");
 }
 
 TEST_TIMEOUT(ws_deflate_broadcast_mixed_base, 60)
 {
-    py_case(SWOOP_MODE_BASE, setup_on, "bcast", "bcast 9\nok bcast");
+    py_case(SWOOP_MODE_BASE, setup_on, "bcast", "bcast 30\nok bcast");
 }
 
 TEST_TIMEOUT(ws_deflate_off_process, 60)

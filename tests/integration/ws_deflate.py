@@ -245,8 +245,10 @@ def case_raw():
 # ---- broadcast ----
 
 async def case_bcast():
+    # Four of each: every owner has several connections per frame variant (the
+    # broadcast sends each compressed frame to its group in one batch).
     offers = [None, PMD(), PMD(server_no_context_takeover=True), PMD(server_max_window_bits=9),
-              PMD(server_max_window_bits=12, client_no_context_takeover=True), None, PMD()]
+              PMD(server_max_window_bits=12, client_no_context_takeover=True), None, PMD()] * 4
     conns = []
     for o in offers:
         kw = {'extensions': [o]} if o else {}
