@@ -233,9 +233,9 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
     sample_u(&o, "swoop_connections_accepted_total", "", st->accept_count);
     family(&o, "swoop_connections_closed_total", "counter", "Connections closed.");
     sample_u(&o, "swoop_connections_closed_total", "", st->close_count);
-    family(&o, "swoop_packets_total", "counter",
-           "Packets delivered to on_receive or on_packet (not HTTP requests).");
-    sample_u(&o, "swoop_packets_total", "", st->request_count);
+    family(&o, "swoop_requests_total", "counter",
+           "Messages delivered to workers: HTTP requests, framed packets, datagrams.");
+    sample_u(&o, "swoop_requests_total", "", st->request_count);
     family(&o, "swoop_received_bytes_total", "counter", "Bytes read from clients.");
     sample_u(&o, "swoop_received_bytes_total", "", st->bytes_in);
     family(&o, "swoop_sent_bytes_total", "counter", "Bytes written to clients.");
