@@ -333,7 +333,8 @@ int main(int argc, char **argv)
             metrics_only = 1;
             break;
         default:
-            fprintf(stderr, "usage: http [-c conns] [-d s] [-n rounds] [-w workers] [-i idle] [-m]\n");
+            fprintf(stderr,
+                    "usage: http [-c conns] [-d s] [-n rounds] [-w workers] [-i idle] [-m]\n");
             return 2;
         }
     }
@@ -390,8 +391,7 @@ int main(int argc, char **argv)
     };
     if (nrounds > 16)
         nrounds = 16;
-    for (size_t k = 0; nrounds > 0 && !metrics_only && k < sizeof(cases) / sizeof(cases[0]);
-         k++) {
+    for (size_t k = 0; nrounds > 0 && !metrics_only && k < sizeof(cases) / sizeof(cases[0]); k++) {
         double rps[ROWS][16], cpu[ROWS][16];
         for (int r = 0; r < nrounds; r++) {
             for (int i = 0; i < ROWS; i++)

@@ -196,9 +196,8 @@ static void serve_one(swoop_server_t *srv, int fd, admin_buf_t *b)
                deadline);
         return;
     }
-    answer(fd, 200, "OK",
-           json ? "application/json" : "text/plain; version=0.0.4; charset=utf-8", "", b->p,
-           (size_t)n, head, deadline);
+    answer(fd, 200, "OK", json ? "application/json" : "text/plain; version=0.0.4; charset=utf-8",
+           "", b->p, (size_t)n, head, deadline);
 }
 
 static void *admin_main(void *arg)

@@ -803,7 +803,8 @@ static inline void swoop__task_stamp_post(swoop_srv_shared_t *gs, uint64_t id)
 {
     uint64_t tag = (id / SWOOP_TASK_STAMPS) & ((1ull << (64 - SWOOP_TASK_STAMP_US_BITS)) - 1);
     atomic_store_explicit(&swoop__task_stamps(gs)[id % SWOOP_TASK_STAMPS],
-                          tag << SWOOP_TASK_STAMP_US_BITS | (swoop__mono_us() & SWOOP_TASK_STAMP_US_MASK),
+                          tag << SWOOP_TASK_STAMP_US_BITS |
+                              (swoop__mono_us() & SWOOP_TASK_STAMP_US_MASK),
                           memory_order_relaxed);
 }
 
@@ -814,8 +815,8 @@ static inline void swoop__task_stamp_post(swoop_srv_shared_t *gs, uint64_t id)
  */
 static inline int64_t swoop__task_stamp_wait(swoop_srv_shared_t *gs, uint64_t id, uint64_t now_us)
 {
-    uint64_t v = atomic_load_explicit(&swoop__task_stamps(gs)[id % SWOOP_TASK_STAMPS],
-                                      memory_order_relaxed);
+    uint64_t v =
+        atomic_load_explicit(&swoop__task_stamps(gs)[id % SWOOP_TASK_STAMPS], memory_order_relaxed);
     uint64_t tag = (id / SWOOP_TASK_STAMPS) & ((1ull << (64 - SWOOP_TASK_STAMP_US_BITS)) - 1);
     if (v >> SWOOP_TASK_STAMP_US_BITS != tag)
         return -1;
@@ -834,10 +835,12 @@ int swoop__stats_map_pid(pid_t pid, swoop_srv_shared_t **gs, size_t *size);
 /* stats.c: the figures of gs (swoop_server_stats). */
 void swoop__stats_fill(swoop_srv_shared_t *gs, swoop_server_stats_t *out);
 
-/* A label value with \\, \" and \n escaped into dst (cap bytes, NUL-terminated); the length it needs. */
+/* A label value with \\, \" and \n escaped into dst (cap bytes, NUL-terminated); the length it
+ * needs. */
 size_t swoop__metrics_escape(char *dst, size_t cap, const char *s);
 
-/* Renders the metrics of gs (mapped gs_size bytes) into buf; the length needed (see swoop_server_metrics). */
+/* Renders the metrics of gs (mapped gs_size bytes) into buf; the length needed (see
+ * swoop_server_metrics). */
 int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap);
 
 /* Parses an admin_port value into host (cap bytes; "127.0.0.1" when none is given) and port. */

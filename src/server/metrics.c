@@ -35,19 +35,17 @@
 #include "server/internal.h"
 
 const uint64_t swoop__hist_bounds_ns[SWOOP_HIST_FINITE] = {
-    1000ull,        2000ull,        5000ull,        10000ull,       20000ull,
-    50000ull,       100000ull,      200000ull,      500000ull,      1000000ull,
-    2000000ull,     5000000ull,     10000000ull,    20000000ull,    50000000ull,
-    100000000ull,   200000000ull,   500000000ull,   1000000000ull,  2000000000ull,
-    5000000000ull,  10000000000ull, 20000000000ull, 50000000000ull,
+    1000ull,       2000ull,       5000ull,       10000ull,       20000ull,       50000ull,
+    100000ull,     200000ull,     500000ull,     1000000ull,     2000000ull,     5000000ull,
+    10000000ull,   20000000ull,   50000000ull,   100000000ull,   200000000ull,   500000000ull,
+    1000000000ull, 2000000000ull, 5000000000ull, 10000000000ull, 20000000000ull, 50000000000ull,
 };
 
 /* The same bounds as the le label writes them (seconds). */
 static const char *const bound_text[SWOOP_HIST_FINITE] = {
-    "0.000001", "0.000002", "0.000005", "0.00001", "0.00002", "0.00005",
-    "0.0001",   "0.0002",   "0.0005",   "0.001",   "0.002",   "0.005",
-    "0.01",     "0.02",     "0.05",     "0.1",     "0.2",     "0.5",
-    "1",        "2",        "5",        "10",      "20",      "50",
+    "0.000001", "0.000002", "0.000005", "0.00001", "0.00002", "0.00005", "0.0001", "0.0002",
+    "0.0005",   "0.001",    "0.002",    "0.005",   "0.01",    "0.02",    "0.05",   "0.1",
+    "0.2",      "0.5",      "1",        "2",       "5",       "10",      "20",     "50",
 };
 
 typedef struct out_s {
@@ -152,9 +150,8 @@ static int proc_usage(pid_t pid, double *cpu_s, uint64_t *rss_bytes)
     /* The command name is in parentheses and may hold anything: fields follow the last ')'. */
     char *p = strrchr(line, ')');
     unsigned long long ut = 0, st = 0;
-    if (p == NULL || sscanf(p + 1,
-                            " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                            &st) != 2)
+    if (p == NULL ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
         return -1;
     long hz = sysconf(_SC_CLK_TCK);
     *cpu_s = (double)(ut + st) / (double)(hz > 0 ? hz : 100);

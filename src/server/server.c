@@ -540,9 +540,9 @@ static int resolve_ports(swoop_server_t *srv)
 static int map_shared(swoop_server_t *srv)
 {
     int mports = srv->nports < SWOOP_METRICS_PORTS_MAX ? srv->nports : SWOOP_METRICS_PORTS_MAX;
-    size_t gs_size = swoop__shared_size_of(
-        srv->worker_num, srv->mode == SWOOP_MODE_PROCESS ? srv->reactor_num : 0, mports,
-        srv->settings.task_worker_num);
+    size_t gs_size = swoop__shared_size_of(srv->worker_num,
+                                           srv->mode == SWOOP_MODE_PROCESS ? srv->reactor_num : 0,
+                                           mports, srv->settings.task_worker_num);
     int fd = memfd_create(SWOOP_STATS_MEMFD, MFD_CLOEXEC);
     if (fd < 0) {
         int err = errno;

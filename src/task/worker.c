@@ -189,7 +189,7 @@ static int run_task_body(swoop_server_t *srv, char *msg, size_t n)
     if (!ours)
         atomic_fetch_add(&srv->gs->task.posted, 1);
     atomic_fetch_add(&srv->gs->task.taken, 1);
-    /* Metrics: the wait (posted -> taken) and, below, the run time, in this task worker's blocks. */
+    /* Metrics: the wait (posted -> taken), later the run time, in this task worker's blocks. */
     int timed = srv->gs->metrics_on && ours && tk->slot >= 0 && tk->slot < srv->gs->metric_tasks;
     uint64_t t0_us = timed ? swoop__mono_us() : 0;
     if (timed) {

@@ -161,7 +161,8 @@ static const char checker[] =
     "    for name, f in a.items():\n"
     "        if f.type not in ('counter', 'histogram'):\n"
     "            continue\n"
-    "        after = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in b[name].samples}\n"
+    "        after = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in "
+    "b[name].samples}\n"
     "        for s in f.samples:\n"
     "            if 'pid' in s.labels:\n"
     "                continue\n" /* a process's CPU: the killed worker's pid is gone */
@@ -210,7 +211,8 @@ static int worker_pids(srv_handle_t *h, pid_t *out, int max)
     while (fgets(buf, sizeof(buf), f) && n < max) {
         int pid;
         char role[32];
-        if (sscanf(buf, "swoop_process_resident_memory_bytes{role=\"%31[a-z_]\",id=\"%*d\",pid=\"%d\"}",
+        if (sscanf(buf,
+                   "swoop_process_resident_memory_bytes{role=\"%31[a-z_]\",id=\"%*d\",pid=\"%d\"}",
                    role, &pid) == 2 &&
             (strcmp(role, "worker") == 0 || strcmp(role, "task_worker") == 0))
             out[n++] = pid;
@@ -308,8 +310,8 @@ static void run_metrics(swoop_mode_t mode)
     promtool(tmp("c.txt"));
     srv_stop(&h, 5000);
 
-    const char *names[] = {"check.py", "a.txt", "b.txt", "c.txt", "cli.txt", "stats.json",
-                           "pids.txt"};
+    const char *names[] = {"check.py", "a.txt",      "b.txt",   "c.txt",
+                           "cli.txt",  "stats.json", "pids.txt"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         unlink(tmp(names[i]));
     ASSERT_OK(rmdir(dir));

@@ -29,11 +29,11 @@ TEST(escape_label_values)
 TEST(bucket_bounds)
 {
     ASSERT_EQ(swoop__hist_bucket(0), 0);
-    ASSERT_EQ(swoop__hist_bucket(1000), 0);        /* le="0.000001" holds 1 us itself */
+    ASSERT_EQ(swoop__hist_bucket(1000), 0); /* le="0.000001" holds 1 us itself */
     ASSERT_EQ(swoop__hist_bucket(1001), 1);
     ASSERT_EQ(swoop__hist_bucket(2000), 1);
     ASSERT_EQ(swoop__hist_bucket(2001), 2);
-    ASSERT_EQ(swoop__hist_bucket(999999), 9);      /* le="0.001" */
+    ASSERT_EQ(swoop__hist_bucket(999999), 9); /* le="0.001" */
     ASSERT_EQ(swoop__hist_bucket(50000000000ull), SWOOP_HIST_FINITE - 1);
     ASSERT_EQ(swoop__hist_bucket(50000000001ull), SWOOP_HIST_FINITE); /* +Inf */
     ASSERT_EQ(swoop__hist_bucket(UINT64_MAX), SWOOP_HIST_FINITE);
