@@ -419,19 +419,28 @@ int main(int argc, char **argv)
     offpid[1] = start_swoop(SWOOP_MODE_PROCESS, 1, &offp[1]);
     metrics_off = 0;
     if (nrounds > 0) {
-        double on[2][16], off[2][16], c;
+        double on[2][16], off[2][16], con[2][16], coff[2][16];
         for (int r = 0; r < nrounds; r++) {
             for (int m = 0; m < 2; m++) {
-                on[m][r] = sample(ports[1 + m], pids[1 + m], "/hello", 0, &c);
-                off[m][r] = sample(offp[m], offpid[m], "/hello", 0, &c);
+                /* Which goes first alternates too: neither always follows the other. */
+                if (r % 2 == 0) {
+                    on[m][r] = sample(ports[1 + m], pids[1 + m], "/hello", 0, &con[m][r]);
+                    off[m][r] = sample(offp[m], offpid[m], "/hello", 0, &coff[m][r]);
+                } else {
+                    off[m][r] = sample(offp[m], offpid[m], "/hello", 0, &coff[m][r]);
+                    on[m][r] = sample(ports[1 + m], pids[1 + m], "/hello", 0, &con[m][r]);
+                }
             }
         }
         printf("\nhello, keep-alive: metrics on (default) against off (enable_metrics 0)\n"
-               "%-24s %12s %12s %10s\n",
-               "server (median)", "on req/s", "off req/s", "on / off");
+               "%-24s %12s %12s %10s %12s %12s %10s\n",
+               "server (median)", "on req/s", "off req/s", "on / off", "on cpu us", "off cpu us",
+               "on / off");
         for (int m = 0; m < 2; m++) {
             double a = median(on[m], nrounds), b = median(off[m], nrounds);
-            printf("%-24s %12.0f %12.0f %10.3f\n", names[1 + m], a, b, b > 0 ? a / b : 0);
+            double ca = median(con[m], nrounds), cb = median(coff[m], nrounds);
+            printf("%-24s %12.0f %12.0f %10.3f %12.2f %12.2f %10.3f\n", names[1 + m], a, b,
+                   b > 0 ? a / b : 0, ca, cb, cb > 0 ? ca / cb : 0);
         }
     }
     for (int m = 0; m < 2; m++) {
