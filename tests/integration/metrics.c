@@ -338,3 +338,95 @@ TEST(metrics_cli_errors)
     ASSERT_EQ(run(cmd, out, sizeof(out)), 1);
     ASSERT_NOT_NULL(strstr(out, "no swoop server stats"));
 }
+
+/* admin_port values: checked when set (and again at start, from the struct). */
+TEST(metrics_admin_port_values)
+{
+    swoop_server_t *srv;
+    ASSERT_OK(swoop_server_new(&srv, SWOOP_MODE_PROCESS));
+    const char *good[] = {"",          "9600",       "0",           "127.0.0.1:9600",
+                          "0.0.0.0:0", "[::1]:9600", "localhost:80"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        ASSERT_OK(swoop_server_set(srv, "admin_port", good[i]));
+    const char *bad[] = {"x",
+                         "65536",
+                         "9600x",
+                         "::1:9600",
+                         ":9600",
+                         "[::1]:",
+                         "-1",
+                         "127.0.0.1:123456",
+                         "a-very-long-host-name-that-does-not-fit-in-the-field.example.com:80"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (swoop_server_set(srv, "admin_port", bad[i]) != SWOOP_EINVAL)
+            FAIL("admin_port \"%s\" accepted", bad[i]);
+    }
+    ASSERT_OK(swoop_server_set(srv, "enable_metrics", "0"));
+    ASSERT_EQ(swoop_server_set(srv, "enable_metrics", "2"), SWOOP_EINVAL);
+    ASSERT_OK(swoop_server_free(srv));
+}
+
+static void start_busy_admin(void *arg, int ready_fd)
+{
+    int port = *(int *)arg;
+    swoop_server_t *srv;
+    ASSERT_OK(swoop_server_new(&srv, SWOOP_MODE_PROCESS));
+    swoop_port_t *p;
+    ASSERT_OK(swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_TCP, &p));
+    ASSERT_OK(swoop_server_set(srv, "worker_num", "1"));
+    char v[32];
+    snprintf(v, sizeof(v), "127.0.0.1:%d", port);
+    ASSERT_OK(swoop_server_set(srv, "admin_port", v));
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = srv_echo}));
+    int rc = swoop_server_start(srv);
+    ASSERT_EQ(write(ready_fd, &rc, sizeof(rc)), (ssize_t)sizeof(rc));
+    ASSERT_OK(swoop_server_free(srv));
+}
+
+/* An admin_port in use fails the start at once, before any process is forked. */
+TEST(metrics_admin_port_in_use)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof(a)));
+    ASSERT_OK(listen(fd, 1));
+    socklen_t l = sizeof(a);
+    ASSERT_OK(getsockname(fd, (struct sockaddr *)&a, &l));
+    int port = ntohs(a.sin_port), rfd, rc = 0;
+    pid_t pid = swoop_test_fork(start_busy_admin, &port, &rfd);
+    struct pollfd pf = {.fd = rfd, .events = POLLIN};
+    ASSERT_EQ(poll(&pf, 1, 5000 * (int)swoop_test_multiplier()), 1);
+    ASSERT_EQ(read(rfd, &rc, sizeof(rc)), (ssize_t)sizeof(rc));
+    ASSERT_LT(rc, 0);
+    close(rfd);
+    swoop_test_wait_ok(pid, 3000);
+    close(fd);
+}
+
+static void setup_off(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_set(srv, "open_http_protocol", "1"));
+    ASSERT_OK(swoop_server_set(srv, "enable_metrics", "0"));
+    ASSERT_OK(swoop_http_on_request(srv, handler));
+}
+
+/* enable_metrics 0: the histograms stay empty, the counters count. */
+TEST_TIMEOUT(metrics_off, 30)
+{
+    srv_handle_t h = srv_start(SWOOP_MODE_BASE, setup_off, NULL, 2);
+    char buf[4096];
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(http_get(h.port, "GET", "/hello", buf, sizeof(buf)), 200);
+    static char text[1 << 18];
+    int n = swoop_server_metrics_by_pid(h.pid, text, sizeof(text));
+    ASSERT_GT(n, 0);
+    ASSERT_LT(n, (int)sizeof(text));
+    ASSERT_NOT_NULL(strstr(text, "\nswoop_http_responses_total{class=\"2xx\"} 3\n"));
+    char line[128];
+    snprintf(line, sizeof(line),
+             "\nswoop_http_request_duration_seconds_count{port=\"%d\",class=\"2xx\"} 0\n", h.port);
+    ASSERT_NOT_NULL(strstr(text, line));
+    ASSERT_NOT_NULL(strstr(text, "\nswoop_ipc_hop_duration_seconds_count 0\n"));
+    srv_stop(&h, 5000);
+}
