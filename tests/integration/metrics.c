@@ -9,6 +9,7 @@
  * and restarted every counter is >= its value before. With every worker
  * and task worker SIGSTOPped, admin_port still answers within 1 s.
  */
+/* TEST_LABELS: tsan */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
