@@ -52,6 +52,17 @@ static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
         swoop_http_end(res, "posted\n", 7);
         return;
     }
+    if (strcmp(path, "/self") == 0) {
+        /* swoop_server_metrics inside a worker: the length first, then the text. */
+        int n = swoop_server_metrics(srv, NULL, 0);
+        ASSERT_GT(n, 0);
+        char *text = malloc((size_t)n + 1);
+        ASSERT_NOT_NULL(text);
+        ASSERT_EQ(swoop_server_metrics(srv, text, (size_t)n + 1), n);
+        swoop_http_end(res, text, (size_t)n);
+        free(text);
+        return;
+    }
     if (strcmp(path, "/missing") == 0) {
         swoop_http_status(res, 404);
         swoop_http_end(res, "no\n", 3);
@@ -244,6 +255,12 @@ static void run_metrics(swoop_mode_t mode)
     swoop_server_stats_t st;
     WAIT_UNTIL((srv_stats(&h, &st), st.task_count == (uint64_t)ntask), 3000);
 
+    /* From inside a worker (its own request is not counted yet: it has not ended). */
+    static char self[1 << 18];
+    ASSERT_EQ(http_get(h.port, "GET", "/self", self, sizeof(self)), 200);
+    ASSERT_NOT_NULL(strstr(self, "\nswoop_tasks_completed_total 4\n"));
+    ASSERT_NOT_NULL(strstr(self, "\nswoop_http_responses_total{class=\"4xx\"} 5\n"));
+
     /* admin_port: the content type, 405 and 404. */
     ASSERT_EQ(http_get(admin_port, "GET", "/metrics", buf, sizeof(buf)), 200);
     ASSERT_NOT_NULL(strstr(buf, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
@@ -268,8 +285,8 @@ static void run_metrics(swoop_mode_t mode)
     snprintf(files[0], sizeof(files[0]), "%s", tmp("a.txt"));
     snprintf(files[1], sizeof(files[1]), "%s", tmp("cli.txt"));
     for (int i = 0; i < 2; i++) {
-        ASSERT_EQ(check(files[i], NULL, "requests"), n200 + n404 + ntask);
-        ASSERT_EQ(check(files[i], NULL, "hops"), n200 + n404 + ntask);
+        ASSERT_EQ(check(files[i], NULL, "requests"), n200 + n404 + ntask + 1);
+        ASSERT_EQ(check(files[i], NULL, "hops"), n200 + n404 + ntask + 1);
         ASSERT_EQ(check(files[i], NULL, "n404"), n404);
         ASSERT_EQ(check(files[i], NULL, "task_runs"), ntask);
         ASSERT_EQ(check(files[i], NULL, "task_waits"), ntask);
@@ -291,7 +308,7 @@ static void run_metrics(swoop_mode_t mode)
     ASSERT_EQ(scrape("/metrics", tmp("b.txt")), 200);
     promtool(tmp("b.txt"));
     ASSERT_GT(check(files[0], tmp("b.txt"), "monotonic"), 100);
-    ASSERT_EQ(check(tmp("b.txt"), NULL, "requests"), n200 + n404 + ntask + 3);
+    ASSERT_EQ(check(tmp("b.txt"), NULL, "requests"), n200 + n404 + ntask + 1 + 3);
 
     /* Every worker and task worker stopped: admin_port answers within 1 s. */
     pid_t pids[8];
