@@ -15,9 +15,13 @@
  * each make one request and stay open; the growth of the resident memory
  * of all the server's processes (/proc/PID/statm), divided by their count.
  *
- *   http [-c connections] [-d seconds] [-n rounds] [-w workers] [-i idle]
+ *   http [-c connections] [-d seconds] [-n rounds] [-w workers] [-i idle] [-m]
  *   defaults: 64 connections, 2 s per sample, 3 rounds, 2 workers, 10000 idle
  *   -n 0: only the idle connections' cost
+ *
+ * Then the metrics' cost: hello over keep-alive against BASE and PROCESS
+ * with metrics on (the default) and off (enable_metrics 0), alternating
+ * rounds; the ratio on / off (goal >= 0.97). `-m` runs only this part.
  *
  * wrk runs on the same machine with one thread; every row pays that alike.
  * Skipped (with a note) when wrk or nginx is missing: `make bench` installs
@@ -44,6 +48,8 @@
 #define ROWS 4
 
 static int conns = 64, seconds = 2, nrounds = 3, workers = 2, idle = 10000;
+static int metrics_off;  /* start_swoop: enable_metrics 0 */
+static int metrics_only; /* -m: only the metrics on / off comparison */
 
 /* The directory nginx runs in; static/big.bin (1 MiB) is the file both servers serve. */
 static char dir[] = "/tmp/swoop-bench-nginx.XXXXXX";
@@ -77,6 +83,7 @@ static pid_t start_swoop(swoop_mode_t mode, int reactors, int *port)
             swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_TCP, &p) < 0 ||
             swoop_server_set(srv, "worker_num", w) < 0 ||
             swoop_server_set(srv, "reactor_num", mode == SWOOP_MODE_PROCESS ? rn : "0") < 0 ||
+            swoop_server_set(srv, "enable_metrics", metrics_off ? "0" : "1") < 0 ||
             swoop_port_set(p, "open_http_protocol", "1") < 0 ||
             swoop_port_set(p, "enable_static_handler", "1") < 0 ||
             swoop_port_set(p, "document_root", dir) < 0 ||
@@ -305,7 +312,7 @@ static double idle_cost(int port, pid_t pgid)
 int main(int argc, char **argv)
 {
     int opt;
-    while ((opt = getopt(argc, argv, "c:d:n:w:i:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:d:n:w:i:m")) != -1) {
         switch (opt) {
         case 'c':
             conns = atoi(optarg);
@@ -322,8 +329,12 @@ int main(int argc, char **argv)
         case 'i':
             idle = atoi(optarg);
             break;
+        case 'm':
+            metrics_only = 1;
+            break;
         default:
-            fprintf(stderr, "usage: http [-c conns] [-d s] [-n rounds] [-w workers] [-i idle]\n");
+            fprintf(stderr,
+                    "usage: http [-c conns] [-d s] [-n rounds] [-w workers] [-i idle] [-m]\n");
             return 2;
         }
     }
@@ -380,7 +391,7 @@ int main(int argc, char **argv)
     };
     if (nrounds > 16)
         nrounds = 16;
-    for (size_t k = 0; nrounds > 0 && k < sizeof(cases) / sizeof(cases[0]); k++) {
+    for (size_t k = 0; nrounds > 0 && !metrics_only && k < sizeof(cases) / sizeof(cases[0]); k++) {
         double rps[ROWS][16], cpu[ROWS][16];
         for (int r = 0; r < nrounds; r++) {
             for (int i = 0; i < ROWS; i++)
@@ -400,11 +411,49 @@ int main(int argc, char **argv)
                    ref_rps > 0 ? m / ref_rps : 0, ref_cpu > 0 ? c / ref_cpu : 0);
         }
     }
-    printf("\n%d idle keep-alive connections (one request each): resident memory growth of all "
-           "the server's processes\n%-24s %12s\n",
-           idle, "server", "bytes/conn");
-    for (int i = 0; i < ROWS; i++)
-        printf("%-24s %12.0f\n", names[i], idle_cost(ports[i], pids[i]));
+    /* Metrics on (rows 1, 2 above) against off, hello, in alternating rounds. */
+    metrics_off = 1;
+    int offp[2];
+    pid_t offpid[2];
+    offpid[0] = start_swoop(SWOOP_MODE_BASE, 0, &offp[0]);
+    offpid[1] = start_swoop(SWOOP_MODE_PROCESS, 1, &offp[1]);
+    metrics_off = 0;
+    if (nrounds > 0) {
+        double on[2][16], off[2][16], con[2][16], coff[2][16];
+        for (int r = 0; r < nrounds; r++) {
+            for (int m = 0; m < 2; m++) {
+                /* Which goes first alternates too: neither always follows the other. */
+                if (r % 2 == 0) {
+                    on[m][r] = sample(ports[1 + m], pids[1 + m], "/hello", 0, &con[m][r]);
+                    off[m][r] = sample(offp[m], offpid[m], "/hello", 0, &coff[m][r]);
+                } else {
+                    off[m][r] = sample(offp[m], offpid[m], "/hello", 0, &coff[m][r]);
+                    on[m][r] = sample(ports[1 + m], pids[1 + m], "/hello", 0, &con[m][r]);
+                }
+            }
+        }
+        printf("\nhello, keep-alive: metrics on (default) against off (enable_metrics 0)\n"
+               "%-24s %12s %12s %10s %12s %12s %10s\n",
+               "server (median)", "on req/s", "off req/s", "on / off", "on cpu us", "off cpu us",
+               "on / off");
+        for (int m = 0; m < 2; m++) {
+            double a = median(on[m], nrounds), b = median(off[m], nrounds);
+            double ca = median(con[m], nrounds), cb = median(coff[m], nrounds);
+            printf("%-24s %12.0f %12.0f %10.3f %12.2f %12.2f %10.3f\n", names[1 + m], a, b,
+                   b > 0 ? a / b : 0, ca, cb, cb > 0 ? ca / cb : 0);
+        }
+    }
+    for (int m = 0; m < 2; m++) {
+        kill(-offpid[m], SIGTERM);
+        waitpid(offpid[m], NULL, 0);
+    }
+    if (!metrics_only) {
+        printf("\n%d idle keep-alive connections (one request each): resident memory growth of "
+               "all the server's processes\n%-24s %12s\n",
+               idle, "server", "bytes/conn");
+        for (int i = 0; i < ROWS; i++)
+            printf("%-24s %12.0f\n", names[i], idle_cost(ports[i], pids[i]));
+    }
     for (int i = 0; i < ROWS; i++) {
         kill(-pids[i], SIGTERM);
         waitpid(pids[i], NULL, 0);

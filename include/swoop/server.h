@@ -296,6 +296,19 @@ typedef struct swoop_server_settings_s {
     int lingering_time;
     /** Lingering close: milliseconds without a byte from the client that end it [500]. */
     int lingering_timeout;
+    /**
+     * Latency histograms (HTTP requests, IPC hop, task wait and run; see
+     * docs/api/metrics.md): 1 = kept, 0 = not measured (their samples stay
+     * 0; counters and gauges are kept either way) [1].
+     */
+    int enable_metrics;
+    /**
+     * Serve GET /metrics (Prometheus text) and /stats.json over HTTP on
+     * this port, from a thread of the master (BASE: the manager) that runs
+     * no user code, so it answers while every worker is stuck: "PORT"
+     * (127.0.0.1) or "HOST:PORT" ("[v6]:PORT"); "" off [""].
+     */
+    char admin_port[64];
     /** Default protocol settings of every port (no field is "inherit" here). */
     swoop_port_settings_t protocol;
 } swoop_server_settings_t;
@@ -312,6 +325,23 @@ typedef struct swoop_conn_info_s {
     uint64_t last_recv_ms;    /**< CLOCK_MONOTONIC ms of the last data received */
     uint64_t uid;             /**< bound with swoop_server_bind_uid, else 0 */
 } swoop_conn_info_t;
+
+/**
+ * Renders the server's metrics in the Prometheus text format 0.0.4 (the
+ * list: docs/api/metrics.md) into buf (cap bytes, NUL-terminated when it
+ * fits). Any process of a started server may call it. Returns the length
+ * the whole text needs without the NUL (like snprintf: >= cap means cut),
+ * or SWOOP_EINVAL / SWOOP_ESTATE (not started).
+ */
+int swoop_server_metrics(swoop_server_t *srv, char *buf, size_t cap);
+
+/**
+ * swoop_server_metrics of the server whose process `pid` is (any of its
+ * processes), read from outside through /proc (`swoop metrics`). Returns
+ * the length needed as above, SWOOP_ENOENT (no swoop stats in it),
+ * SWOOP_EPROTO (another layout version), SWOOP_EACCES, or -errno.
+ */
+int swoop_server_metrics_by_pid(pid_t pid, char *buf, size_t cap);
 
 /** Per-worker figures in swoop_server_stats_t. */
 typedef struct swoop_worker_stats_s {

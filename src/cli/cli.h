@@ -4,6 +4,9 @@
 
 int swoop_cli_demo(int argc, char **argv);
 int swoop_cli_stats(int argc, char **argv);
+
+/* `swoop metrics --pid-file F`: the Prometheus text of a running server (metrics.c). */
+int swoop_cli_metrics(int argc, char **argv);
 int swoop_cli_serve(int argc, char **argv);
 
 struct swoop_server_s;

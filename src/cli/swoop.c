@@ -1,6 +1,6 @@
 /*
  * The swoop command line tool: `swoop version`, `swoop demo` (the project's
- * main job, see docs/demo.md), `swoop stats`, `swoop serve` (a static file
+ * main job, see docs/demo.md), `swoop stats`, `swoop metrics`, `swoop serve` (a static file
  * server).
  */
 #include <stdio.h>
@@ -16,6 +16,7 @@ static void usage(FILE *out)
                  "commands:\n"
                  "  demo       run the demo server (see docs/demo.md)\n"
                  "  stats      print a running server's stats as JSON (--pid-file F)\n"
+                 "  metrics    print a running server's Prometheus metrics (--pid-file F)\n"
                  "  serve      serve a directory over HTTP (swoop serve [DIR] [--port P] ...)\n"
                  "  version    print the library version\n");
 }
@@ -34,6 +35,8 @@ int main(int argc, char **argv)
         return swoop_cli_demo(argc - 1, argv + 1);
     if (strcmp(argv[1], "stats") == 0)
         return swoop_cli_stats(argc - 1, argv + 1);
+    if (strcmp(argv[1], "metrics") == 0)
+        return swoop_cli_metrics(argc - 1, argv + 1);
     if (strcmp(argv[1], "serve") == 0)
         return swoop_cli_serve(argc - 1, argv + 1);
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {

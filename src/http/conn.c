@@ -350,6 +350,8 @@ static void deliver(swoop_conn_t *c, http_conn_t *h, const char *data, size_t le
     http_msg_t m;
     memcpy(&m, data, sizeof(m));
     m.seq = ++h->seq;
+    /* The request latency starts here (docs/api/metrics.md): the request is whole. */
+    m.queued_us = srv->gs->metrics_on ? swoop__http_us32() : 0;
     memcpy((char *)data, &m, sizeof(m)); /* the message is ours (h->saved) */
     if (c->sess) {
         uint32_t f = HTTP_SESS_AWAITING | (h->keep_alive ? HTTP_SESS_KEEP_ALIVE : 0) |

@@ -51,6 +51,7 @@ struct swoop_http_request_s {
     const char *body;
     size_t body_len;
     uint32_t seq;
+    uint32_t queued_us; /* the owner's stamp (http_msg_t), 0 without metrics */
     char
         body_path[SWOOP_SERVER_PATH_MAX + 32]; /* a body in a file: mapped while the handler runs */
     void *body_map;
@@ -89,6 +90,9 @@ struct swoop_http_response_s {
     int accept;              /* swoop_http_respond: the coding the request accepts (no req) */
     int coding;              /* the body's Content-Encoding (SWOOP_HTTP_CODING_*), 0 identity */
     swoop_http_zstream_t *z; /* a streamed compressed body's deflate stream */
+    int timed;               /* metrics: the latency is observed at the end (queued_us, port) */
+    int port;                /* the request's port index */
+    uint32_t queued_us;      /* the owner's stamp of the request */
 };
 
 /* The WebSocket layer's upgrade (swoop__http_enable): one implementation per library. */
@@ -526,8 +530,30 @@ static void access_prepare(swoop_http_response_t *res)
         res->peer = s->peer;
 }
 
+/*
+ * The request latency histogram (metrics.c): from the owner handing the
+ * request on to the response's last byte handed back to it, in the
+ * worker's own block. Responses ended elsewhere (swoop_http_respond) have
+ * no start and are not timed.
+ */
+static void observe_latency(swoop_http_response_t *res)
+{
+    if (!res->timed)
+        return;
+    res->timed = 0;
+    swoop_srv_shared_t *gs = res->srv->gs;
+    int cls = res->status / 100 - 1;
+    if (cls < 0 || cls >= SWOOP_METRICS_CLASSES || res->port >= gs->metric_ports)
+        return;
+    uint32_t us = swoop__http_us32() - res->queued_us;
+    swoop__hist_observe(swoop__hist_latency(gs, res->srv->worker_id, res->port, cls),
+                        (uint64_t)us * 1000u);
+}
+
+/* A response ended: its latency, its access log line. */
 static void log_access(swoop_http_response_t *res)
 {
+    observe_latency(res);
     if (res->access_fd < 0)
         return;
     swoop_http_access_t a = {.status = res->status, .bytes = res->bytes};
@@ -1172,6 +1198,7 @@ static int msg_parse(swoop_http_request_t *req, char *data, size_t len)
     req->body = (m.flags & HTTP_MSG_BODY_FILE) ? NULL : head + m.head_len;
     req->body_len = (size_t)m.body_len;
     req->seq = m.seq;
+    req->queued_us = m.queued_us;
     return (int)m.flags;
 }
 
@@ -1230,6 +1257,15 @@ void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_
     access_prepare(&res);
     if (sess)
         req.peer = sess->peer;
+    if (req.queued_us && srv->gs->metrics_on && srv->worker_id >= 0 &&
+        srv->worker_id < srv->gs->worker_num) {
+        /* The IPC hop: the owner handed the request on, this worker took it now. */
+        uint32_t us = swoop__http_us32() - req.queued_us;
+        swoop__hist_observe(swoop__hist_hop(srv->gs, srv->worker_id), (uint64_t)us * 1000u);
+        res.timed = sess != NULL;
+        res.port = sess ? sess->port_index : 0;
+        res.queued_us = req.queued_us;
+    }
     if (req.body == NULL && body_map(&req) < 0) {
         swoop_http_status(&res, 500);
         res.close = 1;

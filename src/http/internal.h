@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <sys/stat.h>
 
 #include <swoop/http.h>
@@ -51,7 +52,7 @@ typedef struct http_msg_s {
     int32_t version_minor;
     uint32_t seq; /* the request's number on its connection (low 8 bits name it in detach ids) */
     uint32_t trailer_len; /* the message's last bytes: trailer fields (0: none) */
-    uint32_t reserved;
+    uint32_t queued_us;   /* enable_metrics: swoop__http_us32() when the owner handed it on */
 } http_msg_t;
 
 static_assert(sizeof(http_msg_t) == 64, "the request message header is part of the IPC format");
@@ -215,6 +216,18 @@ int swoop__http_expect(swoop_server_t *srv, swoop_conn_id_t conn, const swoop_ad
 void swoop__http_relay(swoop_server_t *srv, char *data, size_t len);
 
 /* Counts a response of `status` (and a refused request) in the writer's counter block. */
+/*
+ * CLOCK_MONOTONIC in microseconds, the low 32 bits: the owner stamps a
+ * request with it and the worker subtracts (modulo 2^32, so right for any
+ * latency under 71 minutes). The clock is one for all processes.
+ */
+static inline uint32_t swoop__http_us32(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint32_t)((uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
+}
+
 static inline void swoop__http_count(swoop_srv_counter_t *cnt, int status, int bad)
 {
     int cls = status / 100 - 2;

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <swoop/loop.h>
 #include <swoop/server.h>
@@ -28,7 +29,7 @@
 #include "proto/framing.h"
 
 #define SWOOP_STATS_MAGIC   0x53574f50u /* "SWOP" */
-#define SWOOP_STATS_VERSION 8u          /* 8: sends_batched; 7: WebSocket counters */
+#define SWOOP_STATS_VERSION 9u /* 9: metrics region; 8: sends_batched; 7: WebSocket counters */
 #define SWOOP_STATS_MEMFD   "swoop-stats"
 
 /* conn id = (sequence << SLOT_BITS) | slot */
@@ -37,6 +38,8 @@
 
 #define SERVER_WORKER_MAX  1024
 #define SERVER_REACTOR_MAX 64
+/* Ports with their own request latency histograms (the first ones listened on). */
+#define SWOOP_METRICS_PORTS_MAX 16
 
 #define SWOOP_ACCEPT_BATCH 64
 #define SWOOP_READ_BUF     65536
@@ -115,7 +118,13 @@ typedef struct swoop_srv_shared_s {
     _Atomic uint64_t close_count;
     _Atomic uint64_t conn_seq;
     _Atomic uint64_t msg_seq;
-    char pad_[64];
+    /* Metrics (metrics.c): what a reader outside needs to find and label the region. */
+    int32_t metric_ports;                       /* ports with latency histograms */
+    int32_t metric_tasks;                       /* task workers (task_worker_num at start) */
+    int32_t metrics_on;                         /* enable_metrics */
+    uint16_t port_num[SWOOP_METRICS_PORTS_MAX]; /* their port numbers (0: a Unix socket) */
+    uint16_t port_http;                         /* bit i: port i speaks HTTP */
+    char pad_[10];
     swoop_srv_task_stats_t task;
     /* worker_num swoop_srv_wstat_t, then worker_num + reactor_num swoop_srv_counter_t */
     swoop_srv_wstat_t workers[];
@@ -130,10 +139,121 @@ static inline swoop_srv_counter_t *swoop__counter(swoop_srv_shared_t *gs, int i)
     return (swoop_srv_counter_t *)(gs->workers + gs->worker_num) + i;
 }
 
-static inline size_t swoop__shared_size(int workers, int reactors)
+/*
+ * Metrics (metrics.c): histograms with fixed log-scale buckets, one writer
+ * each, summed by the reader. The bounds are a 1-2-5 series from 1 us to
+ * 50 s (SWOOP_HIST_BOUNDS_NS); the last bucket holds the rest (+Inf).
+ * Counts are per bucket (the reader makes them cumulative); the sum is in
+ * nanoseconds.
+ */
+#define SWOOP_HIST_FINITE 24
+typedef struct swoop_srv_hist_s {
+    _Alignas(64) _Atomic uint64_t bucket[SWOOP_HIST_FINITE + 1];
+    _Atomic uint64_t sum_ns;
+    char pad_[48];
+} swoop_srv_hist_t;
+
+static_assert(sizeof(swoop_srv_hist_t) == 256, "four cache lines per histogram");
+
+/* The bucket upper bounds, ns (metrics.c). */
+extern const uint64_t swoop__hist_bounds_ns[SWOOP_HIST_FINITE];
+
+/* The bucket of a duration: a binary search of the 24 bounds (5 comparisons). */
+static inline int swoop__hist_bucket(uint64_t ns)
+{
+    int lo = 0, hi = SWOOP_HIST_FINITE; /* the answer is in [lo, hi] */
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (ns <= swoop__hist_bounds_ns[mid])
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* One observation by the block's writer: two relaxed adds on its own lines. */
+static inline void swoop__hist_observe(swoop_srv_hist_t *h, uint64_t ns)
+{
+    atomic_fetch_add_explicit(&h->bucket[swoop__hist_bucket(ns)], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
+}
+
+/* HTTP status classes with their own latency histogram: 1xx .. 5xx. */
+#define SWOOP_METRICS_CLASSES 5
+/* Task posting times kept for the wait histogram (a ring by task id). */
+#define SWOOP_TASK_STAMPS 4096
+
+/*
+ * After the counter blocks: per event worker, metric_ports x 5 latency
+ * histograms then its IPC hop histogram; per task worker, its wait and run
+ * histograms; the task workers' pids (one int32 each, padded to a line);
+ * the task posting stamps.
+ */
+static inline size_t swoop__metrics_per_worker(int ports)
+{
+    return (size_t)ports * SWOOP_METRICS_CLASSES + 1;
+}
+
+static inline size_t swoop__metrics_size(int workers, int ports, int tasks)
+{
+    size_t pids = ((size_t)tasks * sizeof(int32_t) + 63) / 64 * 64;
+    return ((size_t)workers * swoop__metrics_per_worker(ports) + (size_t)tasks * 2) *
+               sizeof(swoop_srv_hist_t) +
+           pids + SWOOP_TASK_STAMPS * sizeof(uint64_t);
+}
+
+static inline size_t swoop__shared_size_of(int workers, int reactors, int ports, int tasks)
 {
     return sizeof(swoop_srv_shared_t) + (size_t)workers * sizeof(swoop_srv_wstat_t) +
-           (size_t)(workers + reactors) * sizeof(swoop_srv_counter_t);
+           (size_t)(workers + reactors) * sizeof(swoop_srv_counter_t) +
+           swoop__metrics_size(workers, ports, tasks);
+}
+
+static inline size_t swoop__shared_size(const swoop_srv_shared_t *gs)
+{
+    return swoop__shared_size_of(gs->worker_num, gs->reactor_num, gs->metric_ports,
+                                 gs->metric_tasks);
+}
+
+/* The first histogram of the metrics region. */
+static inline swoop_srv_hist_t *swoop__hists(swoop_srv_shared_t *gs)
+{
+    return (swoop_srv_hist_t *)(swoop__counter(gs, gs->worker_num + gs->reactor_num));
+}
+
+/* Worker w's latency histogram of port index p, status class cls (0: 1xx). */
+static inline swoop_srv_hist_t *swoop__hist_latency(swoop_srv_shared_t *gs, int w, int p, int cls)
+{
+    return swoop__hists(gs) + (size_t)w * swoop__metrics_per_worker(gs->metric_ports) +
+           (size_t)p * SWOOP_METRICS_CLASSES + (size_t)cls;
+}
+
+/* Worker w's IPC hop histogram (owner queued the request -> the worker took it). */
+static inline swoop_srv_hist_t *swoop__hist_hop(swoop_srv_shared_t *gs, int w)
+{
+    return swoop__hists(gs) + (size_t)w * swoop__metrics_per_worker(gs->metric_ports) +
+           (size_t)gs->metric_ports * SWOOP_METRICS_CLASSES;
+}
+
+/* Task worker t's (0-based) wait (run 0) or run (run 1) histogram. */
+static inline swoop_srv_hist_t *swoop__hist_task(swoop_srv_shared_t *gs, int t, int run)
+{
+    return swoop__hists(gs) + (size_t)gs->worker_num * swoop__metrics_per_worker(gs->metric_ports) +
+           (size_t)t * 2 + (size_t)run;
+}
+
+/* Task worker t's pid slot. */
+static inline _Atomic int32_t *swoop__task_pid(swoop_srv_shared_t *gs, int t)
+{
+    return (_Atomic int32_t *)(swoop__hist_task(gs, gs->metric_tasks, 0)) + t;
+}
+
+/* The task posting stamps: slot id % SWOOP_TASK_STAMPS holds (id tag << 40) | posted us. */
+static inline _Atomic uint64_t *swoop__task_stamps(swoop_srv_shared_t *gs)
+{
+    size_t pids = ((size_t)gs->metric_tasks * sizeof(int32_t) + 63) / 64 * 64;
+    return (_Atomic uint64_t *)((char *)swoop__hist_task(gs, gs->metric_tasks, 0) + pids);
 }
 
 /*
@@ -382,6 +502,11 @@ struct swoop_server_s {
     /* Shared memory. */
     swoop_srv_shared_t *gs;
     size_t gs_size;
+    /* admin_port (admin.c): the listening socket (-1 off) and its thread, in the master. */
+    int admin_fd;
+    int admin_wake; /* eventfd: the thread stops when it is written */
+    int admin_started;
+    pthread_t admin_thread;
     int gs_fd;
     swoop_session_t *sessions;
     size_t sessions_size;
@@ -684,5 +809,76 @@ void swoop__base_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoop_
 
 /* ---- src/task/ (the interface the server uses) ---- */
 #include "task/task.h"
+
+/* CLOCK_MONOTONIC microseconds (the task stamps; one clock for every process). */
+static inline uint64_t swoop__mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+#define SWOOP_TASK_STAMP_US_BITS 40 /* 12.7 days of microseconds */
+#define SWOOP_TASK_STAMP_US_MASK ((1ull << SWOOP_TASK_STAMP_US_BITS) - 1)
+
+/* The poster of task `id`: its posting time, tagged with the id's bits above the slot. */
+static inline void swoop__task_stamp_post(swoop_srv_shared_t *gs, uint64_t id)
+{
+    uint64_t tag = (id / SWOOP_TASK_STAMPS) & ((1ull << (64 - SWOOP_TASK_STAMP_US_BITS)) - 1);
+    atomic_store_explicit(&swoop__task_stamps(gs)[id % SWOOP_TASK_STAMPS],
+                          tag << SWOOP_TASK_STAMP_US_BITS |
+                              (swoop__mono_us() & SWOOP_TASK_STAMP_US_MASK),
+                          memory_order_relaxed);
+}
+
+/*
+ * The task worker that took task `id` at now_us: its wait in ns, or -1
+ * when the slot was stamped again by a later task (more than
+ * SWOOP_TASK_STAMPS posted since) and the wait is unknown.
+ */
+static inline int64_t swoop__task_stamp_wait(swoop_srv_shared_t *gs, uint64_t id, uint64_t now_us)
+{
+    uint64_t v =
+        atomic_load_explicit(&swoop__task_stamps(gs)[id % SWOOP_TASK_STAMPS], memory_order_relaxed);
+    uint64_t tag = (id / SWOOP_TASK_STAMPS) & ((1ull << (64 - SWOOP_TASK_STAMP_US_BITS)) - 1);
+    if (v >> SWOOP_TASK_STAMP_US_BITS != tag)
+        return -1;
+    uint64_t us = (now_us - (v & SWOOP_TASK_STAMP_US_MASK)) & SWOOP_TASK_STAMP_US_MASK;
+    return (int64_t)(us * 1000u);
+}
+
+/* ---- metrics.c, admin.c ---- */
+
+/*
+ * stats.c: maps the stats memfd of process pid read-only (*size bytes) after
+ * checking its magic, version and layout; munmap it after use.
+ */
+int swoop__stats_map_pid(pid_t pid, swoop_srv_shared_t **gs, size_t *size);
+
+/* stats.c: the figures of gs (swoop_server_stats). */
+void swoop__stats_fill(swoop_srv_shared_t *gs, swoop_server_stats_t *out);
+
+/* A label value with \\, \" and \n escaped into dst (cap bytes, NUL-terminated); the length it
+ * needs. */
+size_t swoop__metrics_escape(char *dst, size_t cap, const char *s);
+
+/* Renders the metrics of gs (mapped gs_size bytes) into buf; the length needed (see
+ * swoop_server_metrics). */
+int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap);
+
+/* Parses an admin_port value into host (cap bytes; "127.0.0.1" when none is given) and port. */
+int swoop__admin_parse(const char *v, char *host, size_t cap, int *port);
+
+/* Binds admin_port (before a fork: a busy port fails the start at once); 0 when off. */
+int swoop__admin_open(swoop_server_t *srv);
+
+/* Master (BASE: the manager): opens admin_port if not yet, starts its thread; 0 when off. */
+int swoop__admin_start(swoop_server_t *srv);
+
+/* Stops and joins the admin thread, closes its socket (no-op when off). */
+void swoop__admin_stop(swoop_server_t *srv);
+
+/* A forked child: closes its copies of the admin descriptors (the thread is not in it). */
+void swoop__admin_child(swoop_server_t *srv);
 
 #endif /* SWOOP_SERVER_INTERNAL_H */

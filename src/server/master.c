@@ -272,6 +272,7 @@ static void manager_child(swoop_server_t *srv, pid_t master)
     if (getppid() != master)
         _exit(1);
     swoop_log_set_role(SWOOP_ROLE_MANAGER, -1);
+    swoop__admin_child(srv); /* the master serves admin_port */
     /* The manager accepts nothing: without its copies a closed port refuses at once. */
     for (int i = 0; i < srv->nports; i++) {
         swoop_port_t *p = srv->ports[i];
@@ -1049,11 +1050,19 @@ int swoop__master_run(swoop_server_t *srv)
     atomic_store(&srv->gs->master_pid, master);
     srv->conns = swoop_calloc(srv->fd_limit, sizeof(*srv->conns));
 
+    /* admin_port is bound first: a port in use fails the start before any fork. */
+    int arc = swoop__admin_open(srv);
+    if (arc < 0) {
+        swoop_free(srv->conns);
+        srv->conns = NULL;
+        return arc;
+    }
     /* 1. The manager, while this process is single-threaded. */
     pid_t pid = fork();
     if (pid < 0) {
         int err = errno;
         swoop_log(SWOOP_LOG_ERROR, err, "fork() of the manager failed");
+        swoop__admin_stop(srv);
         swoop_free(srv->conns);
         srv->conns = NULL;
         return -err;
@@ -1085,6 +1094,8 @@ int swoop__master_run(swoop_server_t *srv)
     /* 2. Signals (blocked in every thread made from now on), 3. reactor threads. */
     if (rc == 0)
         rc = watch_signals(loop, 1);
+    if (rc == 0)
+        rc = swoop__admin_start(srv); /* a thread that runs no user code (admin.c) */
     srv->reactors = swoop_calloc((size_t)srv->reactor_num, sizeof(*srv->reactors));
     int started = 0;
     for (int r = 0; r < srv->reactor_num && rc == 0; r++) {
@@ -1155,6 +1166,7 @@ int swoop__master_run(swoop_server_t *srv)
     swoop_timer_clear_all();
     if (loop)
         swoop_loop_free(loop);
+    swoop__admin_stop(srv);
     sigaction(SIGPIPE, &old_pipe, NULL);
     swoop_free(srv->conns);
     srv->conns = NULL;

@@ -104,6 +104,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     srv->mode = mode;
     srv->worker_id = -1;
     srv->gs_fd = -1;
+    srv->admin_fd = srv->admin_wake = -1;
     srv->range = -1;
     srv->cur_port = -1;
     swoop_server_settings_t *s = &srv->settings;
@@ -126,6 +127,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     s->ipc_batch = 1;
     s->ipc_ring = 1;
     s->enable_io_uring = 1;
+    s->enable_metrics = 1;
     s->pipe_buffer_size = 32 * 1024 * 1024;
     s->lingering_time = 2000;
     s->lingering_timeout = 500;
@@ -552,8 +554,10 @@ static int resolve_ports(swoop_server_t *srv)
 
 static int map_shared(swoop_server_t *srv)
 {
-    size_t gs_size =
-        swoop__shared_size(srv->worker_num, srv->mode == SWOOP_MODE_PROCESS ? srv->reactor_num : 0);
+    int mports = srv->nports < SWOOP_METRICS_PORTS_MAX ? srv->nports : SWOOP_METRICS_PORTS_MAX;
+    size_t gs_size = swoop__shared_size_of(srv->worker_num,
+                                           srv->mode == SWOOP_MODE_PROCESS ? srv->reactor_num : 0,
+                                           mports, srv->settings.task_worker_num);
     int fd = memfd_create(SWOOP_STATS_MEMFD, MFD_CLOEXEC);
     if (fd < 0) {
         int err = errno;
@@ -582,6 +586,15 @@ static int map_shared(swoop_server_t *srv)
     srv->gs->mode = srv->mode;
     srv->gs->worker_num = srv->worker_num;
     srv->gs->reactor_num = srv->mode == SWOOP_MODE_PROCESS ? srv->reactor_num : 0;
+    srv->gs->metric_ports = mports;
+    srv->gs->metric_tasks = srv->settings.task_worker_num;
+    srv->gs->metrics_on = srv->settings.enable_metrics;
+    for (int i = 0; i < mports; i++) {
+        swoop_port_t *p = srv->ports[i];
+        srv->gs->port_num[i] = (uint16_t)(p->port > 0 ? p->port : 0);
+        if (p->proto && p->proto == srv->protos[SWOOP_PROTO_HTTP])
+            srv->gs->port_http |= (uint16_t)(1u << i);
+    }
     atomic_store(&srv->gs->start_time, (uint64_t)time(NULL));
     swoop__ipc_set_msg_seq(&srv->gs->msg_seq);
 

@@ -84,7 +84,8 @@ enum {
     T_IPCKEY,
     T_MIMELIST,
     T_WSPOLICY,
-    T_FIELDTEXT
+    T_FIELDTEXT,
+    T_ADMIN
 };
 
 /*
@@ -136,6 +137,8 @@ static const setting_t server_keys[] = {
     {"pipe_buffer_size", T_INT64, SRV(pipe_buffer_size), 65536, INT64_MAX},
     {"lingering_time", T_INT, SRV(lingering_time), 0, 60000},
     {"lingering_timeout", T_INT, SRV(lingering_timeout), 1, 60000},
+    {"enable_metrics", T_BOOL, SRV(enable_metrics), 0, 1},
+    {"admin_port", T_ADMIN, SRV(admin_port), 0, 0},
 };
 
 static const setting_t port_keys[] = {
@@ -187,6 +190,9 @@ static const setting_t port_keys[] = {
      0, 1},
     {"http_server_name", T_FIELDTEXT, PORT(http_server_name), 0, 0},
 };
+
+/* Bytes of admin_port, its NUL included. */
+#define ADMIN_MAX sizeof(((swoop_server_settings_t *)0)->admin_port)
 
 /* Bytes of a T_FIELDTEXT setting, its NUL included (swoop_port_settings_t.http_server_name). */
 #define FIELDTEXT_MAX sizeof(((swoop_port_settings_t *)0)->http_server_name)
@@ -325,6 +331,15 @@ static int apply(const setting_t *k, void *base, const char *value)
             return SWOOP_EINVAL;
         strcpy(field, value);
         return 0;
+    case T_ADMIN: {
+        char host[64];
+        int port;
+        if (value == NULL || strlen(value) >= ADMIN_MAX ||
+            (value[0] && swoop__admin_parse(value, host, sizeof(host), &port) < 0))
+            return SWOOP_EINVAL;
+        strcpy(field, value);
+        return 0;
+    }
     case T_LOGLEVEL:
         rc = swoop_log_level_parse(value);
         if (rc < 0)
@@ -406,6 +421,17 @@ static int field_check(const setting_t *k, const void *base, int inherit, char *
     case T_PATH:
         snprintf(why, cap, "not NUL-terminated within %d bytes", SWOOP_SERVER_PATH_MAX);
         return memchr(field, '\0', SWOOP_SERVER_PATH_MAX) ? 0 : SWOOP_EINVAL;
+    case T_ADMIN: {
+        char host[64];
+        int port;
+        snprintf(why, cap, "\"PORT\" or \"HOST:PORT\" under %zu bytes", ADMIN_MAX);
+        if (memchr(field, '\0', ADMIN_MAX) == NULL)
+            return SWOOP_EINVAL;
+        return ((const char *)field)[0] == '\0' ||
+                       swoop__admin_parse(field, host, sizeof(host), &port) == 0
+                   ? 0
+                   : SWOOP_EINVAL;
+    }
     case T_FIELDTEXT:
         snprintf(why, cap, "printable ASCII without blanks at either end, under %zu bytes",
                  FIELDTEXT_MAX);

@@ -78,6 +78,11 @@ static void stats_fill(swoop_srv_shared_t *gs, const swoop_proc_stat_t *ps,
     }
 }
 
+void swoop__stats_fill(swoop_srv_shared_t *gs, swoop_server_stats_t *out)
+{
+    stats_fill(gs, NULL, out);
+}
+
 int swoop_server_stats(swoop_server_t *srv, swoop_server_stats_t *out)
 {
     if (srv == NULL || out == NULL)
@@ -88,12 +93,11 @@ int swoop_server_stats(swoop_server_t *srv, swoop_server_stats_t *out)
     return 0;
 }
 
-int swoop_server_stats_by_pid(pid_t pid, swoop_server_stats_t *out)
+int swoop__stats_map_pid(pid_t pid, swoop_srv_shared_t **gs_out, size_t *size_out)
 {
     char dir[64];
     snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-    int found = SWOOP_ENOENT;
-    for (int fd = 0; fd < 4096 && found == SWOOP_ENOENT; fd++) {
+    for (int fd = 0; fd < 4096; fd++) {
         char path[96], target[256];
         snprintf(path, sizeof(path), "%s/%d", dir, fd);
         ssize_t n = readlink(path, target, sizeof(target) - 1);
@@ -121,16 +125,29 @@ int swoop_server_stats_by_pid(pid_t pid, swoop_server_stats_t *out)
         swoop_srv_shared_t *gs = p; /* read only: the mapping is PROT_READ */
         if (gs->magic != SWOOP_STATS_MAGIC || gs->version != SWOOP_STATS_VERSION ||
             gs->worker_num < 0 || gs->worker_num > SERVER_WORKER_MAX || gs->reactor_num < 0 ||
-            gs->reactor_num > SERVER_REACTOR_MAX ||
-            swoop__shared_size(gs->worker_num, gs->reactor_num) > (size_t)st.st_size) {
+            gs->reactor_num > SERVER_REACTOR_MAX || gs->metric_ports < 0 ||
+            gs->metric_ports > SWOOP_METRICS_PORTS_MAX || gs->metric_tasks < 0 ||
+            gs->metric_tasks > SERVER_WORKER_MAX || swoop__shared_size(gs) > (size_t)st.st_size) {
             munmap(p, (size_t)st.st_size);
             return SWOOP_EPROTO;
         }
-        stats_fill(gs, NULL, out);
-        munmap(p, (size_t)st.st_size);
-        found = 0;
+        *gs_out = gs;
+        *size_out = (size_t)st.st_size;
+        return 0;
     }
-    return found;
+    return SWOOP_ENOENT;
+}
+
+int swoop_server_stats_by_pid(pid_t pid, swoop_server_stats_t *out)
+{
+    swoop_srv_shared_t *gs;
+    size_t size;
+    int rc = swoop__stats_map_pid(pid, &gs, &size);
+    if (rc < 0)
+        return rc;
+    stats_fill(gs, NULL, out);
+    munmap(gs, size);
+    return 0;
 }
 
 int swoop_server_stats_json(const swoop_server_stats_t *st, char *buf, size_t cap)

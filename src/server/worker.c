@@ -1048,6 +1048,7 @@ static int worker_setup(swoop_server_t *srv, int id)
 int swoop__worker_main(void *data, int id)
 {
     swoop_server_t *srv = data;
+    swoop__admin_child(srv); /* BASE: forked by the manager, which serves admin_port */
     if (id >= srv->worker_num)
         return swoop__task_worker_main(srv, id); /* task/task.c */
     srv->worker_id = id;
@@ -1157,11 +1158,16 @@ int swoop__base_run(swoop_server_t *srv)
     int rc = swoop__server_write_pid_file(srv);
     if (rc < 0)
         return rc;
+    if ((rc = swoop__admin_start(srv)) < 0) { /* a thread that runs no user code (admin.c) */
+        swoop__server_remove_pid_file(srv);
+        return rc;
+    }
     swoop_log(SWOOP_LOG_INFO, 0, "server started (BASE): manager %d, %d workers%s", (int)getpid(),
               srv->worker_num, srv->settings.enable_reuse_port ? ", SO_REUSEPORT" : "");
     if (srv->events.on_start)
         srv->events.on_start(srv);
     rc = swoop__server_manager_run(srv);
+    swoop__admin_stop(srv);
     atomic_store(&srv->gs->manager_pid, 0);
     atomic_store(&srv->gs->master_pid, 0);
     swoop__server_remove_pid_file(srv);

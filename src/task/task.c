@@ -338,6 +338,8 @@ static int64_t post_task(swoop_server_t *srv, const char *fn, const void *data, 
     }
     /* Counted before the send: a task worker may take it at once (tasking_num never < 0). */
     atomic_fetch_add_explicit(&srv->gs->task.posted, 1, memory_order_relaxed);
+    if (srv->gs->metrics_on)
+        swoop__task_stamp_post(srv->gs, (uint64_t)id);
     if (tk->mode == 2)
         atomic_fetch_add_explicit(&task_slot(tk, t)->queued, 1, memory_order_relaxed);
     rc = task_queue_post(srv, t, &h, &o);

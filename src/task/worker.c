@@ -26,6 +26,7 @@
 
 #include <swoop/timer.h>
 
+#include "base/clock.h"
 #include "base/ratelimit.h"
 #include "event/internal.h"
 #include "task/internal.h"
@@ -188,6 +189,14 @@ static int run_task_body(swoop_server_t *srv, char *msg, size_t n)
     if (!ours)
         atomic_fetch_add(&srv->gs->task.posted, 1);
     atomic_fetch_add(&srv->gs->task.taken, 1);
+    /* Metrics: the wait (posted -> taken), later the run time, in this task worker's blocks. */
+    int timed = srv->gs->metrics_on && ours && tk->slot >= 0 && tk->slot < srv->gs->metric_tasks;
+    uint64_t t0_us = timed ? swoop__mono_us() : 0;
+    if (timed) {
+        int64_t wait = swoop__task_stamp_wait(srv->gs, h.conn_id, t0_us);
+        if (wait >= 0)
+            swoop__hist_observe(swoop__hist_task(srv->gs, tk->slot, 0), (uint64_t)wait);
+    }
     task_pending_release(tk, &h, msg + sizeof(h), h.len); /* task_max_pending_bytes */
     task_slot_t *slot = task_slot(tk, tk->slot);
     if (tk->mode == 2)
@@ -242,7 +251,10 @@ static int run_task_body(swoop_server_t *srv, char *msg, size_t n)
     atomic_fetch_add_explicit(&srv->gs->task.busy, 1, memory_order_relaxed);
     if (run)
         run->in_task = 1;
+    uint64_t t1_ns = timed ? swoop__clock_ns() : 0;
     srv->events.on_task(srv, (int64_t)h.conn_id, src, in.data, in.len);
+    if (timed)
+        swoop__hist_observe(swoop__hist_task(srv->gs, tk->slot, 1), swoop__clock_ns() - t1_ns);
     if (run) {
         run->in_task = 0;
         atomic_store(&run->task, 0);
@@ -338,6 +350,8 @@ int swoop__task_worker_main(swoop_server_t *srv, int id)
     swoop_log_set_role(SWOOP_ROLE_TASKER, id);
     signal(SIGINT, SIG_IGN); /* Ctrl-C reaches the group: the manager stops us in order */
     atomic_store(&srv->proc_stats[id].pid, getpid());
+    if (t >= 0 && t < srv->gs->metric_tasks)
+        atomic_store(swoop__task_pid(srv->gs, t), (int32_t)getpid());
     atomic_store(&srv->proc_stats[id].requests, 0);
     close_unused(srv, t);
 

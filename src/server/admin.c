@@ -1,0 +1,300 @@
+/*
+ * admin_port: GET /metrics (Prometheus text, metrics.c) and /stats.json
+ * over HTTP/1.1, served by one thread of the master (BASE: the manager).
+ * That thread runs no user code and reads only the shared memfd and /proc,
+ * so it answers while every worker is stuck, stopped or crashing, and
+ * while the master's own thread is in a user callback.
+ *
+ * One connection at a time, Connection: close: a scraper asks every few
+ * seconds, and a client that stalls is cut after ADMIN_IO_MS. The thread
+ * blocks every signal (the process's signal handling stays its main
+ * thread's), and takes no lock a fork could leave held: it logs only when
+ * it starts and stops, and its memory comes from malloc (fork-safe in
+ * glibc). BASE forks workers from this process: they close their copies of
+ * the socket (swoop__admin_child).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "net/socket.h"
+#include "proto/http_parser.h"
+#include "server/internal.h"
+
+#define ADMIN_HEAD_MAX 8192
+#define ADMIN_IO_MS    1000 /* a client gets this long to send its head and read the answer */
+#define ADMIN_HEADERS  32
+
+int swoop__admin_parse(const char *v, char *host, size_t cap, int *port)
+{
+    if (v == NULL || v[0] == '\0' || cap < 16)
+        return SWOOP_EINVAL;
+    const char *colon = strrchr(v, ':');
+    const char *num = colon ? colon + 1 : v;
+    if (colon == NULL) {
+        snprintf(host, cap, "127.0.0.1");
+    } else {
+        const char *h = v;
+        size_t hl = (size_t)(colon - v);
+        if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+            h++;
+            hl -= 2;
+        } else if (memchr(h, ':', hl)) {
+            return SWOOP_EINVAL; /* an IPv6 address without brackets */
+        }
+        if (hl == 0 || hl >= cap)
+            return SWOOP_EINVAL;
+        memcpy(host, h, hl);
+        host[hl] = '\0';
+    }
+    if (num[0] == '\0' || strlen(num) > 5)
+        return SWOOP_EINVAL;
+    int n = 0;
+    for (const char *p = num; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return SWOOP_EINVAL;
+        n = n * 10 + (*p - '0');
+    }
+    if (n > 65535)
+        return SWOOP_EINVAL;
+    *port = n;
+    return 0;
+}
+
+/* Writes all of p within the deadline; 0 or -1. */
+static int write_all(int fd, const char *p, size_t len, uint64_t deadline_ms)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN)
+            return -1;
+        uint64_t now = swoop__clock_ms();
+        if (now >= deadline_ms)
+            return -1;
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        if (poll(&pfd, 1, (int)(deadline_ms - now)) < 0 && errno != EINTR)
+            return -1;
+    }
+    return 0;
+}
+
+static void answer(int fd, int status, const char *reason, const char *type, const char *extra,
+                   const char *body, size_t len, int head_only, uint64_t deadline_ms)
+{
+    char head[512];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
+                     "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+                     status, reason, type, len, extra);
+    if (write_all(fd, head, (size_t)n, deadline_ms) == 0 && !head_only && len > 0)
+        write_all(fd, body, len, deadline_ms);
+}
+
+typedef struct admin_buf_s {
+    char *p;
+    size_t cap;
+} admin_buf_t;
+
+/* Renders into b, growing it once the length needed is known; the length or < 0. */
+static int render(swoop_server_t *srv, admin_buf_t *b, int json)
+{
+    for (int tries = 0; tries < 3; tries++) {
+        int n;
+        if (json) {
+            swoop_server_stats_t st;
+            swoop__stats_fill(srv->gs, &st);
+            n = swoop_server_stats_json(&st, b->p, b->cap);
+            if (n == SWOOP_ENOSPC)
+                n = (int)b->cap * 2;
+        } else {
+            n = swoop__metrics_render(srv->gs, b->p, b->cap);
+        }
+        if (n < 0)
+            return n;
+        if ((size_t)n < b->cap)
+            return n;
+        size_t cap = (size_t)n + 4096;
+        char *p = realloc(b->p, cap);
+        if (p == NULL)
+            return SWOOP_ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    return SWOOP_ENOSPC;
+}
+
+/* One connection: reads a head, answers it, closes. */
+static void serve_one(swoop_server_t *srv, int fd, admin_buf_t *b)
+{
+    uint64_t deadline = swoop__clock_ms() + ADMIN_IO_MS;
+    char req[ADMIN_HEAD_MAX];
+    size_t len = 0;
+    swoop_http_header_t fields[ADMIN_HEADERS];
+    swoop_http_head_t h;
+    swoop__http_head_init(&h, fields, ADMIN_HEADERS);
+    swoop_http_limits_t lim = {.max_head = ADMIN_HEAD_MAX, .max_uri = 1024, .max_body = 0};
+    ssize_t rc = SWOOP_HTTP_INCOMPLETE;
+    while (rc == SWOOP_HTTP_INCOMPLETE) {
+        uint64_t now = swoop__clock_ms();
+        if (now >= deadline || len == sizeof(req))
+            return;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int pr = poll(&pfd, 1, (int)(deadline - now));
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            return;
+        ssize_t n = recv(fd, req + len, sizeof(req) - len, 0);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0)
+            return;
+        len += (size_t)n;
+        rc = swoop__http_parse_request(&h, req, len, &lim);
+    }
+    if (rc < 0) {
+        static const char bad[] = "400 Bad Request\n";
+        answer(fd, 400, "Bad Request", "text/plain", "", bad, sizeof(bad) - 1, 0, deadline);
+        return;
+    }
+    const char *m = req + h.method.off;
+    int get = h.method.len == 3 && memcmp(m, "GET", 3) == 0;
+    int head = h.method.len == 4 && memcmp(m, "HEAD", 4) == 0;
+    const char *path = h.path.len ? req + h.path.off : "/";
+    size_t pl = h.path.len ? h.path.len : 1;
+    int metrics = pl == 8 && memcmp(path, "/metrics", 8) == 0;
+    int json = pl == 11 && memcmp(path, "/stats.json", 11) == 0;
+    if (!metrics && !json) {
+        static const char nf[] = "404 Not Found: /metrics, /stats.json\n";
+        answer(fd, 404, "Not Found", "text/plain", "", nf, sizeof(nf) - 1, head, deadline);
+        return;
+    }
+    if (!get && !head) {
+        static const char na[] = "405 Method Not Allowed\n";
+        answer(fd, 405, "Method Not Allowed", "text/plain", "Allow: GET, HEAD\r\n", na,
+               sizeof(na) - 1, 0, deadline);
+        return;
+    }
+    int n = render(srv, b, json);
+    if (n < 0) {
+        static const char ie[] = "500 Internal Server Error\n";
+        answer(fd, 500, "Internal Server Error", "text/plain", "", ie, sizeof(ie) - 1, head,
+               deadline);
+        return;
+    }
+    answer(fd, 200, "OK", json ? "application/json" : "text/plain; version=0.0.4; charset=utf-8",
+           "", b->p, (size_t)n, head, deadline);
+}
+
+static void *admin_main(void *arg)
+{
+    swoop_server_t *srv = arg;
+    admin_buf_t b = {.p = malloc(65536), .cap = 65536};
+    if (b.p == NULL)
+        b.cap = 0;
+    for (;;) {
+        struct pollfd pfd[2] = {{.fd = srv->admin_fd, .events = POLLIN},
+                                {.fd = srv->admin_wake, .events = POLLIN}};
+        int pr = poll(pfd, 2, -1);
+        if (pr < 0 && errno != EINTR)
+            break;
+        if (pfd[1].revents)
+            break;
+        if (!(pfd[0].revents & POLLIN))
+            continue;
+        int fd = accept4(srv->admin_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            continue; /* EAGAIN, ECONNABORTED, EMFILE: the next wake-up tries again */
+        serve_one(srv, fd, &b);
+        close(fd);
+    }
+    free(b.p);
+    return NULL;
+}
+
+int swoop__admin_open(swoop_server_t *srv)
+{
+    const char *v = srv->settings.admin_port;
+    if (v[0] == '\0' || srv->admin_fd >= 0)
+        return 0;
+    char host[64];
+    int port;
+    if (swoop__admin_parse(v, host, sizeof(host), &port) < 0) {
+        swoop_log(SWOOP_LOG_ERROR, 0, "admin_port \"%s\": not PORT or HOST:PORT", v);
+        return SWOOP_EINVAL;
+    }
+    swoop_sock_type_t type = strchr(host, ':') ? SWOOP_SOCK_TCP6 : SWOOP_SOCK_TCP;
+    int fd = swoop__sock_listen(type, host, port, 64, 0);
+    if (fd < 0) {
+        swoop_log(SWOOP_LOG_ERROR, fd, "admin_port \"%s\": cannot listen", v);
+        return fd;
+    }
+    int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake < 0) {
+        int err = errno;
+        swoop_log(SWOOP_LOG_ERROR, err, "admin_port: eventfd() failed");
+        close(fd);
+        return -err;
+    }
+    srv->admin_fd = fd;
+    srv->admin_wake = wake;
+    return 0;
+}
+
+int swoop__admin_start(swoop_server_t *srv)
+{
+    int rc = swoop__admin_open(srv);
+    if (rc < 0 || srv->admin_fd < 0 || srv->admin_started)
+        return rc;
+    /* The thread blocks every signal: they stay the main thread's to take. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(&srv->admin_thread, NULL, admin_main, srv);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err != 0) {
+        swoop_log(SWOOP_LOG_ERROR, -err, "admin_port: pthread_create() failed");
+        swoop__admin_child(srv);
+        return -err;
+    }
+    srv->admin_started = 1;
+    swoop_log(SWOOP_LOG_INFO, 0, "admin: /metrics and /stats.json on %s (port %d)",
+              srv->settings.admin_port, swoop__sock_local_port(srv->admin_fd));
+    return 0;
+}
+
+void swoop__admin_stop(swoop_server_t *srv)
+{
+    if (srv->admin_started) {
+        uint64_t one = 1;
+        while (write(srv->admin_wake, &one, sizeof(one)) < 0 && errno == EINTR)
+            ;
+        pthread_join(srv->admin_thread, NULL);
+        srv->admin_started = 0;
+    }
+    swoop__admin_child(srv);
+}
+
+void swoop__admin_child(swoop_server_t *srv)
+{
+    if (srv->admin_fd >= 0)
+        close(srv->admin_fd);
+    if (srv->admin_wake >= 0)
+        close(srv->admin_wake);
+    srv->admin_fd = srv->admin_wake = -1;
+    srv->admin_started = 0;
+}

@@ -1,0 +1,457 @@
+/*
+ * Metrics (issue 14), both modes: a real HTTP server with a task worker
+ * and admin_port. The text of GET /metrics on admin_port and of
+ * `swoop metrics --pid` passes `promtool check metrics` (Debian
+ * prometheus) and python3-prometheus-client's parser, whose families a
+ * checker walks: histogram buckets cumulative and ending with +Inf equal
+ * to _count, the request latency's _count equal to the HTTP requests sent
+ * and the task histograms' to the tasks run. After a worker is SIGKILLed
+ * and restarted every counter is >= its value before. With every worker
+ * and task worker SIGSTOPped, admin_port still answers within 1 s.
+ */
+/* TEST_LABELS: tsan */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <swoop/http.h>
+
+#include "client_util.h"
+#include "server_common.h"
+
+static int admin_port; /* chosen before the fork, set in the child */
+
+static const char *swoop_bin(void)
+{
+    static char path[1024];
+    const char *dir = getenv("SWOOP_BUILD_DIR");
+    snprintf(path, sizeof(path), "%s/swoop", dir ? dir : ".");
+    return path;
+}
+
+/* A port free now (bound to 0, read, closed): the server binds it a moment later. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof(a)));
+    socklen_t l = sizeof(a);
+    ASSERT_OK(getsockname(fd, (struct sockaddr *)&a, &l));
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_response_t *res)
+{
+    const char *path = swoop_http_path(req);
+    if (strcmp(path, "/task") == 0) {
+        int64_t id = swoop_server_task(srv, "t", 1, -1);
+        ASSERT_GT(id, 0);
+        swoop_http_end(res, "posted\n", 7);
+        return;
+    }
+    if (strcmp(path, "/self") == 0) {
+        /*
+         * swoop_server_metrics inside a worker: the length first, then the
+         * text, with room to spare (values may gain digits in between).
+         */
+        int n = swoop_server_metrics(srv, NULL, 0);
+        ASSERT_GT(n, 0);
+        size_t cap = (size_t)n + 4096;
+        char *text = malloc(cap);
+        ASSERT_NOT_NULL(text);
+        int m = swoop_server_metrics(srv, text, cap);
+        ASSERT_GT(m, 0);
+        ASSERT_LT((size_t)m, cap);
+        ASSERT_EQ(strlen(text), (size_t)m);
+        swoop_http_end(res, text, (size_t)m);
+        free(text);
+        return;
+    }
+    if (strcmp(path, "/missing") == 0) {
+        swoop_http_status(res, 404);
+        swoop_http_end(res, "no\n", 3);
+        return;
+    }
+    swoop_http_end(res, "hello\n", 6);
+}
+
+static void on_task(swoop_server_t *srv, int64_t id, int src, const void *data, size_t len)
+{
+    swoop_test_sleep_ms(2); /* a run time the run histogram sees above its first buckets */
+}
+
+static void setup(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_set(srv, "open_http_protocol", "1"));
+    ASSERT_OK(swoop_server_set(srv, "task_worker_num", "1"));
+    char v[32];
+    snprintf(v, sizeof(v), "%d", admin_port);
+    ASSERT_OK(swoop_server_set(srv, "admin_port", v));
+    ASSERT_OK(swoop_http_on_request(srv, handler));
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_task = on_task}));
+}
+
+/* One request on its own connection (Connection: close); returns the status. */
+static int http_get(int port, const char *method, const char *path, char *buf, size_t cap)
+{
+    int fd = cli_connect(port);
+    char req[256];
+    int n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                     method, path);
+    cli_write(fd, req, (size_t)n);
+    size_t got = read_all(fd, buf, cap, 3000);
+    close(fd);
+    int status = 0;
+    if (got < 12 || sscanf(buf, "HTTP/1.1 %d", &status) != 1)
+        return -1;
+    return status;
+}
+
+/* GET path from admin_port into the file `out`; returns the status. */
+static int scrape(const char *path, const char *out)
+{
+    static char buf[1 << 20];
+    int st = http_get(admin_port, "GET", path, buf, sizeof(buf));
+    const char *body = strstr(buf, "\r\n\r\n");
+    ASSERT_NOT_NULL(body);
+    FILE *f = fopen(out, "w");
+    ASSERT_NOT_NULL(f);
+    fputs(body + 4, f);
+    fclose(f);
+    return st;
+}
+
+static char dir[64];
+
+static const char *tmp(const char *name)
+{
+    static char paths[64][128]; /* a ring: a path stays valid for the next 63 calls */
+    static int k;
+    char *p = paths[k++ % 64];
+    snprintf(p, 128, "%s/%s", dir, name);
+    return p;
+}
+
+/*
+ * The checker: parses each file with prometheus_client, checks every
+ * histogram, prints the counts asked for, and with two files checks every
+ * counter of the second is >= the first.
+ */
+static const char checker[] =
+    "import sys\n"
+    "from prometheus_client.parser import text_string_to_metric_families as parse\n"
+    "def load(p):\n"
+    "    fams = {f.name: f for f in parse(open(p).read())}\n"
+    "    for f in fams.values():\n"
+    "        if f.type != 'histogram':\n"
+    "            continue\n"
+    "        series = {}\n"
+    "        for s in f.samples:\n"
+    "            key = tuple(sorted((k, v) for k, v in s.labels.items() if k != 'le'))\n"
+    "            series.setdefault(key, {'b': [], 'count': None})\n"
+    "            if s.name.endswith('_bucket'):\n"
+    "                series[key]['b'].append((float(s.labels['le']), s.value))\n"
+    "            elif s.name.endswith('_count'):\n"
+    "                series[key]['count'] = s.value\n"
+    "        for key, v in series.items():\n"
+    "            b = v['b']\n"
+    "            assert b and b[-1][0] == float('inf'), (f.name, key, 'no +Inf')\n"
+    "            for i in range(1, len(b)):\n"
+    "                assert b[i][0] > b[i-1][0], (f.name, key, 'le order')\n"
+    "                assert b[i][1] >= b[i-1][1], (f.name, key, 'not cumulative')\n"
+    "            assert b[-1][1] == v['count'], (f.name, key, '+Inf != _count')\n"
+    "    return fams\n"
+    "def total(fams, name, suffix):\n"
+    "    return sum(s.value for s in fams[name].samples if s.name == name + suffix)\n"
+    "a = load(sys.argv[1])\n"
+    "print('requests', int(total(a, 'swoop_http_request_duration_seconds', '_count')))\n"
+    "print('hops', int(total(a, 'swoop_ipc_hop_duration_seconds', '_count')))\n"
+    "print('task_runs', int(total(a, 'swoop_task_run_duration_seconds', '_count')))\n"
+    "print('task_waits', int(total(a, 'swoop_task_wait_duration_seconds', '_count')))\n"
+    "print('n404', int(sum(s.value for s in a['swoop_http_request_duration_seconds'].samples\n"
+    "      if s.name.endswith('_count') and s.labels['class'] == '4xx')))\n"
+    "print('procs', len(a['swoop_process_resident_memory_bytes'].samples))\n"
+    "if len(sys.argv) > 2:\n"
+    "    b = load(sys.argv[2])\n"
+    "    n = 0\n"
+    "    for name, f in a.items():\n"
+    "        if f.type not in ('counter', 'histogram'):\n"
+    "            continue\n"
+    "        after = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in "
+    "b[name].samples}\n"
+    "        for s in f.samples:\n"
+    "            if 'pid' in s.labels:\n"
+    "                continue\n" /* a process's CPU: the killed worker's pid is gone */
+    "            k = (s.name, tuple(sorted(s.labels.items())))\n"
+    "            assert k in after, ('gone after the restart', k)\n"
+    "            assert after[k] >= s.value, ('went down', k, s.value, after[k])\n"
+    "            n += 1\n"
+    "    print('monotonic', n)\n";
+
+/* Runs the checker on one or two files (once per pair); returns the value printed for `key`. */
+static long check(const char *a, const char *b, const char *key)
+{
+    static char last[512], out[65536];
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/check.py %s %s 2>&1", dir, a, b ? b : "");
+    if (strcmp(cmd, last) != 0) {
+        int rc = run(cmd, out, sizeof(out));
+        if (rc != 0)
+            FAIL("metrics checker failed on %s: %s", a,
+                 out + (strlen(out) > 2000 ? strlen(out) - 2000 : 0));
+        snprintf(last, sizeof(last), "%s", cmd);
+    }
+    char *p = strstr(out, key);
+    if (p == NULL)
+        FAIL("metrics checker printed no %s: %s", key, out);
+    return atol(p + strlen(key) + 1);
+}
+
+static void promtool(const char *file)
+{
+    char cmd[512], out[8192];
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", file);
+    int rc = run(cmd, out, sizeof(out));
+    if (rc != 0)
+        FAIL("promtool check metrics %s: %s", file, out);
+}
+
+/* Event and task worker pids (the master and manager are left running). */
+static int worker_pids(srv_handle_t *h, pid_t *out, int max)
+{
+    char buf[8192];
+    ASSERT_EQ(scrape("/metrics", tmp("pids.txt")), 200);
+    FILE *f = fopen(tmp("pids.txt"), "r");
+    ASSERT_NOT_NULL(f);
+    int n = 0;
+    while (fgets(buf, sizeof(buf), f) && n < max) {
+        int pid;
+        char role[32];
+        if (sscanf(buf,
+                   "swoop_process_resident_memory_bytes{role=\"%31[a-z_]\",id=\"%*d\",pid=\"%d\"}",
+                   role, &pid) == 2 &&
+            (strcmp(role, "worker") == 0 || strcmp(role, "task_worker") == 0))
+            out[n++] = pid;
+    }
+    fclose(f);
+    return n;
+}
+
+static void run_metrics(swoop_mode_t mode)
+{
+    snprintf(dir, sizeof(dir), "/tmp/swoop-metrics-XXXXXX");
+    ASSERT_NOT_NULL(mkdtemp(dir));
+    FILE *f = fopen(tmp("check.py"), "w");
+    ASSERT_NOT_NULL(f);
+    fputs(checker, f);
+    fclose(f);
+    admin_port = free_port();
+    srv_handle_t h = srv_start(mode, setup, NULL, 2);
+    char buf[4096];
+    /* 20 requests answered 200, 5 answered 404, 4 that post a task. */
+    const int n200 = 20, n404 = 5, ntask = 4;
+    for (int i = 0; i < n200; i++)
+        ASSERT_EQ(http_get(h.port, "GET", "/hello", buf, sizeof(buf)), 200);
+    for (int i = 0; i < n404; i++)
+        ASSERT_EQ(http_get(h.port, "GET", "/missing", buf, sizeof(buf)), 404);
+    for (int i = 0; i < ntask; i++)
+        ASSERT_EQ(http_get(h.port, "GET", "/task", buf, sizeof(buf)), 200);
+    swoop_server_stats_t st;
+    WAIT_UNTIL((srv_stats(&h, &st), st.task_count == (uint64_t)ntask), 3000);
+
+    /* From inside a worker (its own request is not counted yet: it has not ended). */
+    static char self[1 << 18];
+    ASSERT_EQ(http_get(h.port, "GET", "/self", self, sizeof(self)), 200);
+    ASSERT_NOT_NULL(strstr(self, "\nswoop_tasks_completed_total 4\n"));
+    ASSERT_NOT_NULL(strstr(self, "\nswoop_http_responses_total{class=\"4xx\"} 5\n"));
+
+    /* admin_port: the content type, 405 and 404. */
+    ASSERT_EQ(http_get(admin_port, "GET", "/metrics", buf, sizeof(buf)), 200);
+    ASSERT_NOT_NULL(strstr(buf, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+    ASSERT_EQ(http_get(admin_port, "POST", "/metrics", buf, sizeof(buf)), 405);
+    ASSERT_EQ(http_get(admin_port, "GET", "/nothing", buf, sizeof(buf)), 404);
+    ASSERT_EQ(scrape("/stats.json", tmp("stats.json")), 200);
+    char cmd[512], out[4096];
+    snprintf(cmd, sizeof(cmd),
+             "/usr/bin/python3 -c 'import json,sys; d=json.load(open(\"%s\")); "
+             "print(d[\"task_count\"], len(d[\"workers\"]))'",
+             tmp("stats.json"));
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "4 2\n");
+
+    /* The text from admin_port and from the CLI: both valid, both counting what was sent. */
+    ASSERT_EQ(scrape("/metrics", tmp("a.txt")), 200);
+    snprintf(cmd, sizeof(cmd), "%s metrics --pid %d > %s", swoop_bin(), (int)h.pid, tmp("cli.txt"));
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    promtool(tmp("a.txt"));
+    promtool(tmp("cli.txt"));
+    char files[2][128];
+    snprintf(files[0], sizeof(files[0]), "%s", tmp("a.txt"));
+    snprintf(files[1], sizeof(files[1]), "%s", tmp("cli.txt"));
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(check(files[i], NULL, "requests"), n200 + n404 + ntask + 1);
+        ASSERT_EQ(check(files[i], NULL, "hops"), n200 + n404 + ntask + 1);
+        ASSERT_EQ(check(files[i], NULL, "n404"), n404);
+        ASSERT_EQ(check(files[i], NULL, "task_runs"), ntask);
+        ASSERT_EQ(check(files[i], NULL, "task_waits"), ntask);
+        /* master (PROCESS), manager, 2 workers, 1 task worker */
+        ASSERT_EQ(check(files[i], NULL, "procs"), mode == SWOOP_MODE_PROCESS ? 5 : 4);
+    }
+
+    /* A worker SIGKILLed and restarted: no counter goes down. */
+    srv_stats(&h, &st);
+    pid_t victim = st.workers[0].pid;
+    uint64_t starts = st.workers[0].starts;
+    ASSERT_EQ(kill(victim, SIGKILL), 0);
+    WAIT_UNTIL((srv_stats(&h, &st), st.workers[0].starts > starts && st.workers[0].pid > 0 &&
+                                        st.workers[0].pid != victim),
+               5000);
+    srv_wait_ready(h.pid, 2);
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(http_get(h.port, "GET", "/hello", buf, sizeof(buf)), 200);
+    ASSERT_EQ(scrape("/metrics", tmp("b.txt")), 200);
+    promtool(tmp("b.txt"));
+    ASSERT_GT(check(files[0], tmp("b.txt"), "monotonic"), 100);
+    ASSERT_EQ(check(tmp("b.txt"), NULL, "requests"), n200 + n404 + ntask + 1 + 3);
+
+    /* Every worker and task worker stopped: admin_port answers within 1 s. */
+    pid_t pids[8];
+    int np = worker_pids(&h, pids, 8);
+    ASSERT_EQ(np, 3);
+    for (int i = 0; i < np; i++)
+        ASSERT_EQ(kill(pids[i], SIGSTOP), 0);
+    for (int i = 0; i < 3; i++) {
+        uint64_t t0 = swoop_test_now_ms();
+        ASSERT_EQ(scrape("/metrics", tmp("c.txt")), 200);
+        uint64_t ms = swoop_test_now_ms() - t0;
+        if (ms >= 1000)
+            FAIL("admin_port took %llu ms with the workers stopped", (unsigned long long)ms);
+    }
+    for (int i = 0; i < np; i++)
+        ASSERT_EQ(kill(pids[i], SIGCONT), 0);
+    promtool(tmp("c.txt"));
+    srv_stop(&h, 5000);
+
+    const char *names[] = {"check.py", "a.txt",      "b.txt",   "c.txt",
+                           "cli.txt",  "stats.json", "pids.txt"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        unlink(tmp(names[i]));
+    ASSERT_OK(rmdir(dir));
+}
+
+TEST_TIMEOUT(metrics_process, 60)
+{
+    run_metrics(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(metrics_base, 60)
+{
+    run_metrics(SWOOP_MODE_BASE);
+}
+
+/* `swoop metrics` usage errors, and a process without a server. */
+TEST(metrics_cli_errors)
+{
+    char cmd[512], out[4096];
+    snprintf(cmd, sizeof(cmd), "%s metrics 2>&1", swoop_bin());
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 2);
+    ASSERT_NOT_NULL(strstr(out, "usage: swoop metrics"));
+    snprintf(cmd, sizeof(cmd), "%s metrics --pid %d 2>&1", swoop_bin(), (int)getpid());
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 1);
+    ASSERT_NOT_NULL(strstr(out, "no swoop server stats"));
+}
+
+/* admin_port values: checked when set (and again at start, from the struct). */
+TEST(metrics_admin_port_values)
+{
+    swoop_server_t *srv;
+    ASSERT_OK(swoop_server_new(&srv, SWOOP_MODE_PROCESS));
+    const char *good[] = {"",          "9600",       "0",           "127.0.0.1:9600",
+                          "0.0.0.0:0", "[::1]:9600", "localhost:80"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        ASSERT_OK(swoop_server_set(srv, "admin_port", good[i]));
+    const char *bad[] = {"x",
+                         "65536",
+                         "9600x",
+                         "::1:9600",
+                         ":9600",
+                         "[::1]:",
+                         "-1",
+                         "127.0.0.1:123456",
+                         "a-very-long-host-name-that-does-not-fit-in-the-field.example.com:80"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (swoop_server_set(srv, "admin_port", bad[i]) != SWOOP_EINVAL)
+            FAIL("admin_port \"%s\" accepted", bad[i]);
+    }
+    ASSERT_OK(swoop_server_set(srv, "enable_metrics", "0"));
+    ASSERT_EQ(swoop_server_set(srv, "enable_metrics", "2"), SWOOP_EINVAL);
+    ASSERT_OK(swoop_server_free(srv));
+}
+
+static void start_busy_admin(void *arg, int ready_fd)
+{
+    int port = *(int *)arg;
+    swoop_server_t *srv;
+    ASSERT_OK(swoop_server_new(&srv, SWOOP_MODE_PROCESS));
+    swoop_port_t *p;
+    ASSERT_OK(swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_TCP, &p));
+    ASSERT_OK(swoop_server_set(srv, "worker_num", "1"));
+    char v[32];
+    snprintf(v, sizeof(v), "127.0.0.1:%d", port);
+    ASSERT_OK(swoop_server_set(srv, "admin_port", v));
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_receive = srv_echo}));
+    int rc = swoop_server_start(srv);
+    ASSERT_EQ(write(ready_fd, &rc, sizeof(rc)), (ssize_t)sizeof(rc));
+    ASSERT_OK(swoop_server_free(srv));
+}
+
+/* An admin_port in use fails the start at once, before any process is forked. */
+TEST(metrics_admin_port_in_use)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof(a)));
+    ASSERT_OK(listen(fd, 1));
+    socklen_t l = sizeof(a);
+    ASSERT_OK(getsockname(fd, (struct sockaddr *)&a, &l));
+    int port = ntohs(a.sin_port), rfd, rc = 0;
+    pid_t pid = swoop_test_fork(start_busy_admin, &port, &rfd);
+    struct pollfd pf = {.fd = rfd, .events = POLLIN};
+    ASSERT_EQ(poll(&pf, 1, 5000 * (int)swoop_test_multiplier()), 1);
+    ASSERT_EQ(read(rfd, &rc, sizeof(rc)), (ssize_t)sizeof(rc));
+    ASSERT_LT(rc, 0);
+    close(rfd);
+    swoop_test_wait_ok(pid, 3000);
+    close(fd);
+}
+
+static void setup_off(swoop_server_t *srv, void *arg)
+{
+    ASSERT_OK(swoop_server_set(srv, "open_http_protocol", "1"));
+    ASSERT_OK(swoop_server_set(srv, "enable_metrics", "0"));
+    ASSERT_OK(swoop_http_on_request(srv, handler));
+}
+
+/* enable_metrics 0: the histograms stay empty, the counters count. */
+TEST_TIMEOUT(metrics_off, 30)
+{
+    srv_handle_t h = srv_start(SWOOP_MODE_BASE, setup_off, NULL, 2);
+    char buf[4096];
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(http_get(h.port, "GET", "/hello", buf, sizeof(buf)), 200);
+    static char text[1 << 18];
+    int n = swoop_server_metrics_by_pid(h.pid, text, sizeof(text));
+    ASSERT_GT(n, 0);
+    ASSERT_LT(n, (int)sizeof(text));
+    ASSERT_NOT_NULL(strstr(text, "\nswoop_http_responses_total{class=\"2xx\"} 3\n"));
+    char line[128];
+    snprintf(line, sizeof(line),
+             "\nswoop_http_request_duration_seconds_count{port=\"%d\",class=\"2xx\"} 0\n", h.port);
+    ASSERT_NOT_NULL(strstr(text, line));
+    ASSERT_NOT_NULL(strstr(text, "\nswoop_ipc_hop_duration_seconds_count 0\n"));
+    srv_stop(&h, 5000);
+}
