@@ -116,6 +116,40 @@ static size_t read_until(int fd, char *buf, size_t cap, int idle_ms, int *eof)
     return got;
 }
 
+/*
+ * read_until, but done as soon as one whole response with a Content-Length
+ * is in buf (a keep-alive connection stays open: no waiting for silence).
+ */
+static size_t read_response(int fd, char *buf, size_t cap, int idle_ms, int *eof)
+{
+    size_t got = 0;
+    *eof = 0;
+    while (got < cap) {
+        const char *end = memmem(buf, got, "\r\n\r\n", 4);
+        if (end) {
+            size_t head = (size_t)(end + 4 - buf);
+            const char *cl = memmem(buf, head, "\r\nContent-Length: ", 18);
+            if (cl && got >= head + strtoull(cl + 18, NULL, 10))
+                break;
+        }
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int r = poll(&pf, 1, idle_ms * swoop_test_multiplier());
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break; /* silence */
+        ssize_t k = recv(fd, buf + got, cap - got, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            *eof = 1;
+            break;
+        }
+        got += (size_t)k;
+    }
+    return got;
+}
+
 static size_t count_str(const char *buf, size_t len, const char *s)
 {
     size_t n = 0, sl = strlen(s);
@@ -142,7 +176,7 @@ static void large_response(swoop_mode_t mode, size_t body)
     size_t cap = body + 4096;
     char *buf = malloc(cap);
     int eof;
-    size_t got = read_until(fd, buf, cap, 3000, &eof);
+    size_t got = read_response(fd, buf, cap, 3000, &eof);
     const char *end = memmem(buf, got, "\r\n\r\n", 4);
     size_t have = end ? got - (size_t)(end + 4 - buf) : 0;
     printf("# %zu-byte response: %zu body bytes received, then %s\n", body, have,
@@ -153,7 +187,7 @@ static void large_response(swoop_mode_t mode, size_t body)
         const char *q2 = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
         cli_write(fd, q2, strlen(q2));
         char b2[512];
-        size_t n2 = read_until(fd, b2, sizeof(b2) - 1, 2000, &eof);
+        size_t n2 = read_response(fd, b2, sizeof(b2) - 1, 2000, &eof);
         served = memmem(b2, n2, "hello\n", 6) != NULL;
     }
     free(buf);
@@ -245,7 +279,7 @@ TEST_TIMEOUT(issue11_review_crash_neighbour_gets_503_process, 60)
     char buf[2048];
     int eof;
     uint64_t t0 = swoop_test_now_ms();
-    size_t n = read_until(y, buf, sizeof(buf) - 1, 6000, &eof);
+    size_t n = read_response(y, buf, sizeof(buf) - 1, 6000, &eof);
     buf[n] = '\0';
     printf("# Y after %llu ms: \"%.40s\"\n", (unsigned long long)(swoop_test_now_ms() - t0), buf);
     int calls = atomic_load(&sh->calls);
