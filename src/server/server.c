@@ -123,6 +123,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     s->ipc_batch = 1;
     s->ipc_ring = 1;
     s->enable_io_uring = 1;
+    s->coroutine_stack_size = 256 * 1024;
     s->pipe_buffer_size = 32 * 1024 * 1024;
     s->task_ipc_mode = 1;
     s->task_spill_size = 16 * 1024 * 1024;

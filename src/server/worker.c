@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <swoop/co.h>
 #include <swoop/timer.h>
 
 #include "base/ratelimit.h"
@@ -156,6 +157,80 @@ static void set_busy(swoop_server_t *srv, int busy)
         atomic_store_explicit(&ws->busy, busy, memory_order_relaxed);
 }
 
+/* ---- enable_coroutine: a coroutine per delivery ---- */
+
+/*
+ * What one coroutine delivers. The payload is copied: the IPC buffer or
+ * the connection's read buffer it came in is reused as soon as the loop
+ * runs again, which happens at the callback's first wait.
+ */
+typedef struct co_call_s {
+    swoop_server_t *srv;
+    const swoop_proto_t *proto; /* DATA through a protocol, or NULL */
+    swoop_conn_id_t conn;
+    int reactor_id;
+    int port; /* DGRAM: the port, for replies; -1 for DATA */
+    swoop_addr_t from;
+    size_t len;
+    char data[];
+} co_call_t;
+
+static void co_call_run(void *arg)
+{
+    co_call_t *c = arg;
+    swoop_server_t *srv = c->srv;
+    if (c->port >= 0) {
+        /* cur_port is right until the callback first waits: reply before that, or
+         * with swoop_server_sendto's explicit port. */
+        srv->cur_port = c->port;
+        if (srv->events.on_packet)
+            srv->events.on_packet(srv, c->data, c->len, &c->from);
+        srv->cur_port = -1;
+    } else if (c->proto && c->proto->message) {
+        c->proto->message(srv, c->conn, c->reactor_id, c->data, c->len);
+    } else if (srv->events.on_receive) {
+        srv->events.on_receive(srv, c->conn, c->reactor_id, c->data, c->len);
+    }
+    swoop_free(c);
+}
+
+/* Runs the delivery in a new coroutine (inline if none can be made). */
+static void co_deliver(swoop_server_t *srv, const swoop_proto_t *proto, swoop_conn_id_t conn,
+                       int reactor_id, int port, const swoop_addr_t *from, const char *data,
+                       size_t len)
+{
+    co_call_t *c = swoop_malloc(sizeof(*c) + len + 1);
+    c->srv = srv;
+    c->proto = proto;
+    c->conn = conn;
+    c->reactor_id = reactor_id;
+    c->port = port;
+    if (from)
+        c->from = *from;
+    c->len = len;
+    memcpy(c->data, data, len);
+    c->data[len] = 0;
+    int64_t id = swoop_co_go(co_call_run, c);
+    if (id < 0) {
+        swoop__log_limited(SWOOP_LOG_ERROR, (int)id,
+                           "enable_coroutine: no coroutine for a delivery; running it on the "
+                           "worker's stack");
+        co_call_run(c);
+    }
+}
+
+static int co_setup(swoop_server_t *srv)
+{
+    if (!srv->settings.enable_coroutine)
+        return 0;
+    swoop_co_options_t o = {.stack_size = (size_t)srv->settings.coroutine_stack_size};
+    int rc = swoop_co_set_options(&o);
+    if (rc < 0)
+        swoop_log(SWOOP_LOG_ERROR, rc, "coroutine_stack_size %lld refused",
+                  (long long)srv->settings.coroutine_stack_size);
+    return rc;
+}
+
 /* ---- PROCESS: messages from the reactor threads ---- */
 
 static void handle_reactor_msg(swoop_server_t *srv, int r, swoop_ipc_msg_t *m)
@@ -174,7 +249,9 @@ static void handle_reactor_msg(swoop_server_t *srv, int r, swoop_ipc_msg_t *m)
                 ? srv->protos[h->aux]
                 : NULL;
         set_busy(srv, 1);
-        if (proto && proto->message)
+        if (srv->settings.enable_coroutine)
+            co_deliver(srv, proto, h->conn_id, h->reactor_id, -1, NULL, m->data, m->len);
+        else if (proto && proto->message)
             proto->message(srv, h->conn_id, h->reactor_id, m->data, m->len);
         else if (ev->on_receive)
             ev->on_receive(srv, h->conn_id, h->reactor_id, m->data, m->len);
@@ -217,7 +294,10 @@ static void handle_reactor_msg(swoop_server_t *srv, int r, swoop_ipc_msg_t *m)
         memcpy(&from, m->data, sizeof(from));
         srv->cur_port = h->port_id;
         set_busy(srv, 1);
-        if (ev->on_packet)
+        if (srv->settings.enable_coroutine)
+            co_deliver(srv, NULL, 0, h->reactor_id, h->port_id, &from, m->data + sizeof(from),
+                       m->len - sizeof(from));
+        else if (ev->on_packet)
             ev->on_packet(srv, m->data + sizeof(from), m->len - sizeof(from), &from);
         set_busy(srv, 0);
         srv->cur_port = -1;
@@ -729,7 +809,9 @@ void swoop__base_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char *d
 {
     swoop_server_t *srv = r->srv;
     set_busy(srv, 1);
-    if (c->proto && c->proto->message)
+    if (srv->settings.enable_coroutine)
+        co_deliver(srv, c->proto, c->id, r->id, -1, NULL, data, len);
+    else if (c->proto && c->proto->message)
         c->proto->message(srv, c->id, r->id, (char *)data, len); /* ours: writable */
     else if (srv->events.on_receive)
         srv->events.on_receive(srv, c->id, r->id, data, len);
@@ -743,7 +825,9 @@ void swoop__base_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoop_
     swoop_server_t *srv = r->srv;
     srv->cur_port = p->index;
     set_busy(srv, 1);
-    if (srv->events.on_packet)
+    if (srv->settings.enable_coroutine)
+        co_deliver(srv, NULL, 0, r->id, p->index, from, data, len);
+    else if (srv->events.on_packet)
         srv->events.on_packet(srv, data, len, from);
     set_busy(srv, 0);
     srv->cur_port = -1;
@@ -1066,7 +1150,7 @@ int swoop__worker_main(void *data, int id)
     atomic_store(&srv->proc_stats[id].pid, getpid());
     atomic_store(&srv->proc_stats[id].request_limit, srv->request_limit);
     wloop = swoop_loop_default();
-    if (wloop == NULL || worker_setup(srv, id) < 0)
+    if (wloop == NULL || co_setup(srv) < 0 || worker_setup(srv, id) < 0)
         return 1;
     /* PROCESS: the id's previous process must be done with the id's channels. */
     if (srv->mode == SWOOP_MODE_PROCESS && worker_token_take(srv, id) < 0) {
