@@ -58,6 +58,11 @@ static void stack_unmap(swoop_co_sched_t *s, swoop_co_t *co)
      * leave poisoned shadow behind; clear it before the pages go. */
     ASAN_UNPOISON_MEMORY_REGION(co->stack_lo, (size_t)((char *)co - co->stack_lo));
 #endif
+#ifdef SWOOP_CO_TSAN
+    /* The fiber stays with its stack while pooled: making one is costly. */
+    if (co->tsan_fiber)
+        __tsan_destroy_fiber(co->tsan_fiber);
+#endif
     s->mapped--;
     munmap(map, len);
 }
@@ -307,10 +312,6 @@ static void uc_entry(unsigned lo, unsigned hi)
 
 static void co_release(swoop_co_sched_t *s, swoop_co_t *co)
 {
-#ifdef SWOOP_CO_TSAN
-    __tsan_destroy_fiber(co->tsan_fiber);
-    co->tsan_fiber = NULL;
-#endif
     if (co->keep) {
 #ifdef SWOOP_CO_ASAN
         /* Every frame returned except the top few (entry, the last
@@ -361,7 +362,8 @@ int64_t swoop_co_go(swoop_co_fn fn, void *arg)
     co->ctx.sp = swoop__co_make(co->stack_lo, usable, co_entry, co);
 #endif
 #ifdef SWOOP_CO_TSAN
-    co->tsan_fiber = __tsan_create_fiber(0);
+    if (co->tsan_fiber == NULL)
+        co->tsan_fiber = __tsan_create_fiber(0);
 #endif
     swoop__idmap_put(&s->by_id, co->id, co);
     s->live++;
