@@ -295,8 +295,7 @@ static void co_entry(void *p)
     co->fn(co->arg);
     co->state = CO_DEAD;
     size_t guard = s->opt.no_guard_page ? 0 : s->page;
-    co->keep = s->pooled < s->opt.pool_max && co->stack_size == s->opt.stack_size &&
-               co->guard == guard;
+    co->keep = co->stack_size == s->opt.stack_size && co->guard == guard;
     swoop__idmap_del(&s->by_id, co->id);
     s->live--;
     co_jump(s, co, co->origin, 1);
@@ -309,6 +308,44 @@ static void uc_entry(unsigned lo, unsigned hi)
     co_entry((void *)(((uintptr_t)hi << 32) | (uintptr_t)lo));
 }
 #endif
+
+/*
+ * Stacks beyond pool_max are unmapped by a timer, a batch at a time, not
+ * when their coroutines end: munmap flushes TLBs (slow, more so in a VM),
+ * and a burst of thousands of coroutines ending in one loop pass would
+ * otherwise pay it all before the loop answers anything else.
+ */
+enum { TRIM_MS = 100, TRIM_BATCH = 256 };
+
+static void trim_cb(int64_t id, void *arg)
+{
+    swoop_co_sched_t *s = tls_sched;
+    s->trim_timer = 0;
+    for (int i = 0; i < TRIM_BATCH && s->pooled > s->opt.pool_max && s->pool; i++) {
+        swoop_co_t *co = s->pool;
+        s->pool = co->pool_next;
+        s->pooled--;
+        stack_unmap(s, co);
+    }
+    if (s->pooled > s->opt.pool_max) {
+        swoop_loop_t *loop = swoop_loop_default();
+        int64_t t = loop ? swoop_loop_timer_after(loop, TRIM_MS, trim_cb, NULL) : -1;
+        s->trim_timer = t > 0 ? t : 0;
+    }
+}
+
+static void trim_arm(swoop_co_sched_t *s)
+{
+    swoop_loop_t *loop = swoop_loop_default();
+    swoop_timer_info_t info;
+    if (loop == NULL)
+        return;
+    /* A freed loop drops its timers: check that ours is still there. */
+    if (s->trim_timer && swoop_loop_timer_info(loop, s->trim_timer, &info) == 0)
+        return;
+    int64_t t = swoop_loop_timer_after(loop, TRIM_MS, trim_cb, NULL);
+    s->trim_timer = t > 0 ? t : 0;
+}
 
 static void co_release(swoop_co_sched_t *s, swoop_co_t *co)
 {
@@ -324,6 +361,8 @@ static void co_release(swoop_co_sched_t *s, swoop_co_t *co)
         co->pool_next = s->pool;
         s->pool = co;
         s->pooled++;
+        if (s->pooled > s->opt.pool_max)
+            trim_arm(s);
     } else {
         stack_unmap(s, co);
     }

@@ -54,7 +54,12 @@ __asm__(".text\n"
         "    popq %r12\n"
         "    popq %rbx\n"
         "    popq %rbp\n"
-        "    ret\n"
+        /* Not ret: the return-stack predictor expects the return to the
+         * call that entered this function, which is in the other context,
+         * and would miss on every switch; an indirect jump is predicted from
+         * its own history. (rcx is caller-saved: free to use here.) */
+        "    popq %rcx\n"
+        "    jmpq *%rcx\n"
         "    .cfi_endproc\n"
         ".size swoop__co_switch,.-swoop__co_switch\n"
         "\n"
