@@ -222,8 +222,7 @@ static pid_t start_server(int co, int *port)
     close(pfd[0]);
     for (int tries = 0; tries < 5000; tries++) {
         swoop_server_stats_t st;
-        if (swoop_server_stats_by_pid(pid, &st) == 0 && st.worker_num == 1 &&
-            st.workers[0].pid > 0)
+        if (swoop_server_stats_by_pid(pid, &st) == 0 && st.worker_num == 1 && st.workers[0].pid > 0)
             break;
         usleep(1000);
     }
@@ -419,9 +418,8 @@ static void http_hello(void)
     }
     qsort(off, 3, sizeof(double), cmp_d);
     qsort(on, 3, sizeof(double), cmp_d);
-    printf("%-28s %10.0f\n%-28s %10.0f\n%-28s %10.2f   (goal >= 0.9)\n", "enable_coroutine 0", off[1],
-           "enable_coroutine 1", on[1], "ratio on/off", off[1] > 0 ? on[1] / off[1] : 0);
-
+    printf("%-28s %10.0f\n%-28s %10.0f\n%-28s %10.2f   (goal >= 0.9)\n", "enable_coroutine 0",
+           off[1], "enable_coroutine 1", on[1], "ratio on/off", off[1] > 0 ? on[1] / off[1] : 0);
 }
 
 static void concurrent(void)
@@ -434,7 +432,8 @@ static void concurrent(void)
     pid_t be = start_backend();
     int port;
     pid_t pid = start_server(1, &port);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
                             .sin_port = htons((uint16_t)port)};
     printf("\n%d concurrent requests, each waiting 100 ms on a backend, 1 worker\n", CONC);
     for (int round = 0; round < 2; round++) {

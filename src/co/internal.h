@@ -106,7 +106,7 @@ typedef struct swoop_co_sched_s {
     void *altstack; /* our sigaltstack mapping, if we made one */
     size_t altstack_len;
     swoop_co_t *switch_from; /* for the sanitizers: who switched to the running context */
-    int64_t trim_timer; /* the pool's trimming timer on the default loop, 0 = none */
+    int64_t trim_timer;      /* the pool's trimming timer on the default loop, 0 = none */
 } swoop_co_sched_t;
 
 /* The calling thread's scheduler, made on first use; NULL if that failed. */

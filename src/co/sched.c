@@ -504,8 +504,8 @@ int swoop__co_wait(int64_t timeout_ms, swoop_co_unlink_fn unlink)
     }
     if (timeout_ms > 0) {
         swoop_loop_t *loop = swoop_loop_default();
-        int64_t id = loop ? swoop_loop_timer_after(loop, timeout_ms, on_wait_timeout, co)
-                          : SWOOP_ENOMEM;
+        int64_t id =
+            loop ? swoop_loop_timer_after(loop, timeout_ms, on_wait_timeout, co) : SWOOP_ENOMEM;
         if (id < 0) {
             if (unlink)
                 unlink(co);

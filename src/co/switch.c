@@ -91,12 +91,12 @@ void *swoop__co_make(void *stack_lo, size_t size, void (*entry)(void *), void *a
     /* A new coroutine starts with the creating thread's FP control state,
      * as a new thread would; only the control bits matter to ldmxcsr. */
     sp[0] = (uint64_t)(mxcsr & 0xffc0u) | ((uint64_t)fpucw << 32);
-    sp[1] = 0;                        /* r15 */
-    sp[2] = 0;                        /* r14 */
+    sp[1] = 0;                          /* r15 */
+    sp[2] = 0;                          /* r14 */
     sp[3] = (uint64_t)(uintptr_t)entry; /* r13 */
     sp[4] = (uint64_t)(uintptr_t)arg;   /* r12 */
-    sp[5] = 0;                        /* rbx */
-    sp[6] = 0;                        /* rbp: ends frame-pointer walks */
+    sp[5] = 0;                          /* rbx */
+    sp[6] = 0;                          /* rbp: ends frame-pointer walks */
     sp[7] = (uint64_t)(uintptr_t)swoop__co_trampoline;
     return sp;
 }
@@ -164,9 +164,9 @@ void *swoop__co_make(void *stack_lo, size_t size, void (*entry)(void *), void *a
     uint64_t fpcr;
     __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
     memset(sp, 0, 176);
-    sp[0] = (uint64_t)(uintptr_t)arg;   /* x19 */
-    sp[1] = (uint64_t)(uintptr_t)entry; /* x20 */
-    sp[10] = 0;                          /* x29: ends frame-pointer walks */
+    sp[0] = (uint64_t)(uintptr_t)arg;                   /* x19 */
+    sp[1] = (uint64_t)(uintptr_t)entry;                 /* x20 */
+    sp[10] = 0;                                         /* x29: ends frame-pointer walks */
     sp[11] = (uint64_t)(uintptr_t)swoop__co_trampoline; /* x30 */
     sp[20] = fpcr;
     return sp;

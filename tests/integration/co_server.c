@@ -155,8 +155,8 @@ static int send_get(int port, const char *path)
 {
     int fd = cli_connect(port);
     char req[128];
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                     path);
+    int n =
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
     cli_write(fd, req, (size_t)n);
     return fd;
 }
