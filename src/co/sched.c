@@ -630,4 +630,9 @@ static void on_segv(int sig, siginfo_t *si, void *uctx)
     dfl.sa_handler = SIG_DFL;
     sigemptyset(&dfl.sa_mask);
     sigaction(SIGSEGV, &dfl, NULL);
+    /* A fault runs its instruction again on return; a SIGSEGV sent by
+     * kill() or raise() does not, so send it again (it stays blocked until
+     * this handler returns, then kills with the default action). */
+    if (si->si_code <= 0)
+        raise(sig);
 }
