@@ -21,6 +21,8 @@ enum { BACKEND_MS = 300, SLOW_N = 10 };
 
 static int backend_port;
 static int use_co = 1;
+static int with_udp;
+static _Atomic int *udp_port; /* shared with the server process */
 static char log_path[PATH_MAX];
 
 /* ---- the backend: a coroutine server in a process of its own ---- */
@@ -138,6 +140,17 @@ static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
     }
 }
 
+/* Each datagram waits 100 ms in its own coroutine, then is answered. */
+static void on_packet(swoop_server_t *srv, const void *data, size_t len, const swoop_addr_t *from)
+{
+    char out[64];
+    int n = snprintf(out, sizeof(out), "late %.*s co=%d", (int)len, (const char *)data,
+                     swoop_co_id() > 0);
+    swoop_addr_t to = *from; /* copied: kept by us across the wait anyway */
+    ASSERT_OK(swoop_co_sleep(100));
+    ASSERT_OK(swoop_server_sendto(srv, &to, out, (size_t)n));
+}
+
 static void setup(swoop_server_t *srv, void *arg)
 {
     ASSERT_OK(swoop_server_set(srv, "worker_num", "1"));
@@ -148,7 +161,13 @@ static void setup(swoop_server_t *srv, void *arg)
     if (log_path[0])
         ASSERT_OK(swoop_server_set(srv, "log_file", log_path));
     ASSERT_OK(swoop_http_on_request(srv, handler));
-    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_task = on_task}));
+    ASSERT_OK(
+        swoop_server_on(srv, &(swoop_server_events_t){.on_task = on_task, .on_packet = on_packet}));
+    if (with_udp) {
+        swoop_port_t *p;
+        ASSERT_OK(swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_UDP, &p));
+        atomic_store(udp_port, swoop_port_number(p));
+    }
 }
 
 static int send_get(int port, const char *path)
@@ -314,4 +333,57 @@ TEST_TIMEOUT(stack_overflow_restarts_the_worker, 60)
     ASSERT_STR_EQ(body, "fast co=1\n");
     srv_stop(&h, 5000);
     log_path[0] = 0;
+}
+
+/* UDP: five datagrams, each answered after a 100 ms wait in its own coroutine, all
+ * answered together (about 100 ms), not one after another (500 ms). */
+static void udp_packets(swoop_mode_t mode)
+{
+    udp_port = srv_shared(sizeof(*udp_port));
+    with_udp = 1;
+    srv_handle_t h = srv_start(mode, setup, NULL, 1);
+    int port = atomic_load(udp_port);
+    ASSERT_GT(port, 0);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)port)};
+    uint64_t t0 = swoop_test_now_ms();
+    for (int i = 0; i < 5; i++) {
+        char msg[8];
+        int n = snprintf(msg, sizeof(msg), "d%d", i);
+        ASSERT_EQ(sendto(fd, msg, (size_t)n, 0, (struct sockaddr *)&a, sizeof(a)), n);
+    }
+    int seen = 0;
+    while (seen != 0x1f) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        ASSERT_GT(poll(&pf, 1, 5000), 0);
+        char buf[64];
+        ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+        ASSERT_GT(n, 0);
+        buf[n] = 0;
+        int i;
+        ASSERT_EQ(sscanf(buf, "late d%d co=1", &i), 1);
+        ASSERT(i >= 0 && i < 5);
+        seen |= 1 << i;
+    }
+    uint64_t took = swoop_test_now_ms() - t0;
+    printf("# 5 datagrams answered after 100 ms waits in %llu ms\n", (unsigned long long)took);
+    ASSERT_UGE(took, 100);
+    ASSERT_ULE(took, 450); /* one after another would take >= 500 */
+    close(fd);
+    srv_stop(&h, 5000);
+    with_udp = 0;
+    munmap((void *)udp_port, sizeof(*udp_port));
+}
+
+TEST_TIMEOUT(udp_packets_wait_concurrently_process, 60)
+{
+    udp_packets(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(udp_packets_wait_concurrently_base, 60)
+{
+    udp_packets(SWOOP_MODE_BASE);
 }
