@@ -27,6 +27,7 @@
 #include <swoop/timer.h>
 
 #include "co/internal.h"
+#include "event/internal.h"
 
 #ifdef SWOOP_CO_ASAN
 #include <sanitizer/asan_interface.h>
@@ -329,7 +330,7 @@ static void trim_cb(int64_t id, void *arg)
     }
     if (s->pooled > s->opt.pool_max) {
         swoop_loop_t *loop = swoop_loop_default();
-        int64_t t = loop ? swoop_loop_timer_after(loop, TRIM_MS, trim_cb, NULL) : -1;
+        int64_t t = loop ? swoop__loop_timer_after_lib(loop, TRIM_MS, trim_cb, NULL) : -1;
         s->trim_timer = t > 0 ? t : 0;
     }
 }
@@ -343,7 +344,7 @@ static void trim_arm(swoop_co_sched_t *s)
     /* A freed loop drops its timers: check that ours is still there. */
     if (s->trim_timer && swoop_loop_timer_info(loop, s->trim_timer, &info) == 0)
         return;
-    int64_t t = swoop_loop_timer_after(loop, TRIM_MS, trim_cb, NULL);
+    int64_t t = swoop__loop_timer_after_lib(loop, TRIM_MS, trim_cb, NULL);
     s->trim_timer = t > 0 ? t : 0;
 }
 
@@ -504,8 +505,8 @@ int swoop__co_wait(int64_t timeout_ms, swoop_co_unlink_fn unlink)
     }
     if (timeout_ms > 0) {
         swoop_loop_t *loop = swoop_loop_default();
-        int64_t id =
-            loop ? swoop_loop_timer_after(loop, timeout_ms, on_wait_timeout, co) : SWOOP_ENOMEM;
+        int64_t id = loop ? swoop__loop_timer_after_lib(loop, timeout_ms, on_wait_timeout, co)
+                          : SWOOP_ENOMEM;
         if (id < 0) {
             if (unlink)
                 unlink(co);

@@ -219,10 +219,39 @@ static void co_deliver(swoop_server_t *srv, const swoop_proto_t *proto, swoop_co
     }
 }
 
+/* A user timer's callback in a coroutine of its own (enable_coroutine). */
+typedef struct co_timer_s {
+    swoop_timer_cb cb;
+    int64_t id;
+    void *arg;
+} co_timer_t;
+
+static void co_timer_body(void *p)
+{
+    co_timer_t t = *(co_timer_t *)p; /* the caller's copy is gone after our first wait */
+    t.cb(t.id, t.arg);
+}
+
+static void co_timer_run(swoop_timer_cb cb, int64_t id, void *arg)
+{
+    co_timer_t t = {.cb = cb, .id = id, .arg = arg};
+    int64_t co = swoop_co_go(co_timer_body, &t);
+    if (co < 0) {
+        swoop__log_limited(SWOOP_LOG_ERROR, (int)co,
+                           "enable_coroutine: no coroutine for timer %lld; running it on the "
+                           "worker's stack",
+                           (long long)id);
+        cb(id, arg);
+    }
+}
+
 static int co_setup(swoop_server_t *srv)
 {
     if (!srv->settings.enable_coroutine)
         return 0;
+    /* User timers (swoop_timer_after/tick) run in coroutines; the library's own
+     * timers are armed with the _lib calls and stay plain calls. */
+    swoop__loop_set_timer_runner(wloop, co_timer_run);
     swoop_co_options_t o = {.stack_size = (size_t)srv->settings.coroutine_stack_size};
     int rc = swoop_co_set_options(&o);
     if (rc < 0)
@@ -621,7 +650,8 @@ static void base_accept_retry(int64_t id, void *arg)
 static void base_accept_yield(swoop_server_t *srv, uint32_t progress)
 {
     /* Already yielded (the EMFILE pause's end restarted the watch): its timer still runs. */
-    if (!srv->accept_yielded && swoop_timer_after(ACCEPT_YIELD_MS, base_accept_retry, srv) <= 0)
+    if (!srv->accept_yielded &&
+        swoop__timer_after_lib(ACCEPT_YIELD_MS, base_accept_retry, srv) <= 0)
         return; /* no timer: keep accepting rather than risk never resuming */
     srv->accept_yielded = 1;
     if (progress != srv->accept_yield_progress || srv->accept_stall_ms == 0) {
@@ -681,7 +711,7 @@ static void base_accept_cb(swoop_io_t *io, unsigned events)
             base_set_accepting(srv, 0);
             for (int i = 0; i < srv->nports; i++)
                 swoop_io_stop(&accept_io[i]);
-            swoop_timer_after(100, base_resume_accept, srv);
+            swoop__timer_after_lib(100, base_resume_accept, srv);
         }
     } else if (rc < 0 && rc != SWOOP_EAGAIN) {
         swoop__log_limited(SWOOP_LOG_ERROR, rc, "accept4() on port %d failed", p->port);
@@ -793,15 +823,15 @@ static void base_drain_begin(swoop_server_t *srv, int shutting_down)
          * (and the message channel) until no task runs (base_tasks_check).
          */
         if (swoop__task_quiet(srv) ||
-            (srv->task_poll_timer = swoop_timer_tick(TASK_POLL_MS, task_poll_cb, NULL)) <= 0)
+            (srv->task_poll_timer = swoop__timer_tick_lib(TASK_POLL_MS, task_poll_cb, NULL)) <= 0)
             swoop__reactor_finish(srv->base);
     } else {
         /* Reload, max_request: requests keep being answered; idle connections close. */
         base_close_idle(0, srv);
-        swoop_loop_timer_tick(wloop, DRAIN_IDLE_MS / 4, base_close_idle, srv);
+        swoop__loop_timer_tick_lib(wloop, DRAIN_IDLE_MS / 4, base_close_idle, srv);
     }
     int64_t ms = (int64_t)srv->settings.max_wait_time * 1000 - DRAIN_MARGIN_MS;
-    if (swoop_timer_after(ms > 0 ? ms : 0, base_drain_deadline_cb, srv) <= 0)
+    if (swoop__timer_after_lib(ms > 0 ? ms : 0, base_drain_deadline_cb, srv) <= 0)
         base_drain_deadline_cb(0, srv);
 }
 
@@ -931,7 +961,7 @@ static void worker_await_tasks(swoop_server_t *srv)
         return;
     int64_t ms = (int64_t)srv->settings.max_wait_time * 1000 - DRAIN_MARGIN_MS;
     uint64_t deadline = swoop__now_ms() + (uint64_t)(ms > 0 ? ms : 0);
-    int64_t t = swoop_loop_timer_tick(wloop, TASK_POLL_MS, task_poll_cb, NULL);
+    int64_t t = swoop__loop_timer_tick_lib(wloop, TASK_POLL_MS, task_poll_cb, NULL);
     swoop_io_start(&srv->msg_io, SWOOP_READABLE);
     for (;;) {
         while (!swoop__task_quiet(srv) && swoop__now_ms() < deadline) {
@@ -1025,7 +1055,7 @@ static int worker_setup(swoop_server_t *srv, int id)
     swoop__ipc_in_init(&srv->win_msg, 0);
     srv->win_msg.gone_cb = swoop__server_writer_gone;
     srv->win_msg.gone_arg = srv;
-    swoop_loop_timer_tick(loop, 1000, worker_sweep_cb, srv);
+    swoop__loop_timer_tick_lib(loop, 1000, worker_sweep_cb, srv);
     swoop__ipc_rbuf_init(&srv->wrb);
 
     /* Message channels: our read end, everybody's write end. */
@@ -1114,7 +1144,7 @@ static int worker_setup(swoop_server_t *srv, int id)
         if ((rc = swoop_io_start(&accept_io[i], SWOOP_READABLE)) < 0)
             return rc;
     }
-    srv->base->tick_timer = swoop_loop_timer_tick(loop, 1000, base_tick_cb, srv->base);
+    srv->base->tick_timer = swoop__loop_timer_tick_lib(loop, 1000, base_tick_cb, srv->base);
     /* Own SO_REUSEPORT sockets: the kernel spreads the connections instead. */
     srv->accept_balance = srv->worker_num > 1 && !srv->settings.enable_reuse_port;
     srv->accept_yielded = 0;

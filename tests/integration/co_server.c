@@ -13,6 +13,7 @@
 
 #include <swoop/alloc.h>
 #include <swoop/http.h>
+#include <swoop/timer.h>
 
 #include "client_util.h"
 #include "server_common.h"
@@ -23,6 +24,14 @@ static int backend_port;
 static int use_co = 1;
 static int with_udp;
 static _Atomic int *udp_port; /* shared with the server process */
+
+/* What the worker's user timer saw, shared with the test. */
+typedef struct timer_seen_s {
+    _Atomic int ran;
+    _Atomic int in_co;
+    _Atomic int slept;
+} timer_seen_t;
+static timer_seen_t *tseen;
 static char log_path[PATH_MAX];
 
 /* ---- the backend: a coroutine server in a process of its own ---- */
@@ -151,6 +160,20 @@ static void on_packet(swoop_server_t *srv, const void *data, size_t len, const s
     ASSERT_OK(swoop_server_sendto(srv, &to, out, (size_t)n));
 }
 
+static void user_timer(int64_t id, void *arg)
+{
+    atomic_store(&tseen->ran, 1);
+    atomic_store(&tseen->in_co, swoop_co_id() > 0);
+    if (swoop_co_sleep(20) == 0) /* SWOOP_ESTATE outside a coroutine */
+        atomic_store(&tseen->slept, 1);
+}
+
+static void on_worker_start(swoop_server_t *srv, int worker_id)
+{
+    if (tseen && worker_id == 0) /* the event worker; task workers have ids 1.. here */
+        ASSERT_GT(swoop_timer_after(10, user_timer, NULL), 0);
+}
+
 static void setup(swoop_server_t *srv, void *arg)
 {
     ASSERT_OK(swoop_server_set(srv, "worker_num", "1"));
@@ -161,8 +184,9 @@ static void setup(swoop_server_t *srv, void *arg)
     if (log_path[0])
         ASSERT_OK(swoop_server_set(srv, "log_file", log_path));
     ASSERT_OK(swoop_http_on_request(srv, handler));
-    ASSERT_OK(
-        swoop_server_on(srv, &(swoop_server_events_t){.on_task = on_task, .on_packet = on_packet}));
+    ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_task = on_task,
+                                                            .on_packet = on_packet,
+                                                            .on_worker_start = on_worker_start}));
     if (with_udp) {
         swoop_port_t *p;
         ASSERT_OK(swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_UDP, &p));
@@ -386,4 +410,36 @@ TEST_TIMEOUT(udp_packets_wait_concurrently_process, 60)
 TEST_TIMEOUT(udp_packets_wait_concurrently_base, 60)
 {
     udp_packets(SWOOP_MODE_BASE);
+}
+
+/* A user timer in a worker runs in a coroutine with enable_coroutine (it can sleep), and
+ * as a plain call without it (sleep refused with SWOOP_ESTATE). */
+static void user_timers(int co)
+{
+    tseen = srv_shared(sizeof(*tseen));
+    use_co = co;
+    srv_handle_t h = srv_start(SWOOP_MODE_PROCESS, setup, NULL, 1);
+    WAIT_UNTIL(atomic_load(&tseen->ran), 5000);
+    if (co)
+        WAIT_UNTIL(atomic_load(&tseen->slept), 5000);
+    ASSERT_EQ(atomic_load(&tseen->in_co), co);
+    ASSERT_EQ(atomic_load(&tseen->slept), co);
+    /* The worker's own timers still work: requests are served. */
+    char body[64];
+    int fd = send_get(h.port, "/fast");
+    get_body(fd, body, sizeof(body));
+    srv_stop(&h, 5000);
+    munmap(tseen, sizeof(*tseen));
+    tseen = NULL;
+    use_co = 1;
+}
+
+TEST_TIMEOUT(user_timer_runs_in_a_coroutine, 60)
+{
+    user_timers(1);
+}
+
+TEST_TIMEOUT(user_timer_plain_without_enable_coroutine, 60)
+{
+    user_timers(0);
 }
