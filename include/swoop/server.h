@@ -266,7 +266,8 @@ typedef struct swoop_server_settings_s {
     int enable_io_uring;
     /**
      * 1 = every on_receive, HTTP handler (via the protocol's message hook),
-     * WebSocket on_message and on_packet runs in a coroutine of its own
+     * WebSocket on_message, on_packet and callback of a timer armed with
+     * swoop_timer_after/tick in an event worker runs in a coroutine of its own
      * (<swoop/co.h>), so it may call swoop_co_* functions and
      * swoop_server_taskwait waits without blocking the worker; the payload
      * the callback gets stays valid until it returns, even across waits [0].
