@@ -29,6 +29,7 @@ SWOOP_BEGIN_DECLS
     XX(ECHILD, -ECHILD, "no child processes")                                                      \
     XX(ECONNREFUSED, -ECONNREFUSED, "connection refused")                                          \
     XX(ECONNRESET, -ECONNRESET, "connection reset by peer")                                        \
+    XX(EDEADLK, -EDEADLK, "deadlock: waiting for what nothing can bring")                          \
     XX(EEXIST, -EEXIST, "already exists")                                                          \
     XX(EINTR, -EINTR, "interrupted system call")                                                   \
     XX(EINVAL, -EINVAL, "invalid argument")                                                        \

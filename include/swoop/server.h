@@ -281,6 +281,17 @@ typedef struct swoop_server_settings_s {
      */
     int enable_io_uring;
     /**
+     * 1 = every on_receive, HTTP handler (via the protocol's message hook),
+     * WebSocket on_message, on_packet and callback of a timer armed with
+     * swoop_timer_after/tick in an event worker runs in a coroutine of its own
+     * (<swoop/co.h>), so it may call swoop_co_* functions and
+     * swoop_server_taskwait waits without blocking the worker; the payload
+     * the callback gets stays valid until it returns, even across waits [0].
+     */
+    int enable_coroutine;
+    /** Usable stack bytes of each such coroutine (16 KiB .. 1 GiB) [256 KiB]. */
+    int64_t coroutine_stack_size;
+    /**
      * PROCESS: bytes a reactor thread may queue in memory for one worker
      * that does not keep up (beyond what the channel's socket holds); past
      * it, the reactor stops reading the connections feeding that worker
@@ -597,6 +608,10 @@ SWOOP_EXTERN int64_t swoop_server_task(swoop_server_t *srv, const void *data, si
 /**
  * In an event worker: posts a task as swoop_server_task does and blocks
  * (the worker's loop does not run meanwhile) until its result or
+ * `timeout_ms` (> 0). Inside a coroutine (enable_coroutine, or any
+ * swoop_co_go) it parks only the coroutine instead: the worker serves
+ * other requests meanwhile, and swoop_co_cancel makes it return
+ * SWOOP_ECANCELED. It blocks until its result or
  * `timeout_ms` (> 0). Returns 0 with *result (free it with swoop_free; a
  * 0-byte result is a 1-byte block) and *result_len set, SWOOP_ETIMEDOUT
  * (a result that arrives later is dropped, never returned to a later

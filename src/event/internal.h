@@ -29,8 +29,12 @@ struct swoop_timer_node_s {
     uint64_t runs;
     swoop_timer_cb cb;
     void *arg;
+    int user; /* armed through the public API: runs through the loop's timer_runner */
     swoop_timer_node_t *next_free;
 };
+
+/* Runs a user timer's callback in place of a plain call (see swoop__loop_set_timer_runner). */
+typedef void (*swoop_timer_runner_fn)(swoop_timer_cb cb, int64_t id, void *arg);
 
 typedef struct swoop_post_s swoop_post_t;
 struct swoop_post_s {
@@ -70,6 +74,7 @@ struct swoop_loop_s {
     uint64_t timer_seq;
     uint64_t timer_round;
     uint64_t timer_fired;
+    swoop_timer_runner_fn timer_runner;
     int alarm_mode;
 
     /* posts from other threads, woken through an eventfd */
@@ -96,6 +101,17 @@ void swoop__timers_init(swoop_loop_t *loop);
 void swoop__timers_free(swoop_loop_t *loop);
 /* Runs the due timers; returns how many callbacks ran. */
 int swoop__timers_run(swoop_loop_t *loop);
+/*
+ * The library's own timers: as the public calls, but never handed to the
+ * loop's timer runner (a worker with enable_coroutine runs user timers in
+ * coroutines; its own bookkeeping timers stay plain calls).
+ */
+int64_t swoop__timer_after_lib(int64_t ms, swoop_timer_cb cb, void *arg);
+int64_t swoop__timer_tick_lib(int64_t ms, swoop_timer_cb cb, void *arg);
+int64_t swoop__loop_timer_after_lib(swoop_loop_t *loop, int64_t ms, swoop_timer_cb cb, void *arg);
+int64_t swoop__loop_timer_tick_lib(swoop_loop_t *loop, int64_t ms, swoop_timer_cb cb, void *arg);
+/* Sets the runner user timers' callbacks go through on `loop` (NULL: plain calls). */
+void swoop__loop_set_timer_runner(swoop_loop_t *loop, swoop_timer_runner_fn fn);
 /* Absolute expiry (CLOCK_MONOTONIC ns) of the earliest timer, or 0 if there is none. */
 uint64_t swoop__timers_deadline_ns(const swoop_loop_t *loop);
 /* alarm.c: the heap's head changed; re-arm ITIMER_REAL if this loop owns it. */

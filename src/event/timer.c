@@ -74,7 +74,8 @@ void swoop__timers_free(swoop_loop_t *loop)
     loop->timer_free_count = 0;
 }
 
-static int64_t timer_add(swoop_loop_t *loop, int64_t ms, int repeat, swoop_timer_cb cb, void *arg)
+static int64_t timer_add(swoop_loop_t *loop, int64_t ms, int repeat, int user, swoop_timer_cb cb,
+                         void *arg)
 {
     if (loop == NULL || cb == NULL || ms < 1) {
         swoop_log(SWOOP_LOG_WARNING, 0, "timer: interval %lld ms is not >= 1, or no callback",
@@ -95,6 +96,7 @@ static int64_t timer_add(swoop_loop_t *loop, int64_t ms, int repeat, swoop_timer
     node->runs = 0;
     node->cb = cb;
     node->arg = arg;
+    node->user = user;
     swoop__heap_push(&loop->timer_heap, &node->heap, node->expire_ns, loop->timer_seq++);
     swoop__idmap_put(&loop->timer_ids, node->id, node);
     if (node->heap.index == 0)
@@ -104,12 +106,27 @@ static int64_t timer_add(swoop_loop_t *loop, int64_t ms, int repeat, swoop_timer
 
 int64_t swoop_loop_timer_after(swoop_loop_t *loop, int64_t ms, swoop_timer_cb cb, void *arg)
 {
-    return timer_add(loop, ms, 0, cb, arg);
+    return timer_add(loop, ms, 0, 1, cb, arg);
 }
 
 int64_t swoop_loop_timer_tick(swoop_loop_t *loop, int64_t ms, swoop_timer_cb cb, void *arg)
 {
-    return timer_add(loop, ms, 1, cb, arg);
+    return timer_add(loop, ms, 1, 1, cb, arg);
+}
+
+int64_t swoop__loop_timer_after_lib(swoop_loop_t *loop, int64_t ms, swoop_timer_cb cb, void *arg)
+{
+    return timer_add(loop, ms, 0, 0, cb, arg);
+}
+
+int64_t swoop__loop_timer_tick_lib(swoop_loop_t *loop, int64_t ms, swoop_timer_cb cb, void *arg)
+{
+    return timer_add(loop, ms, 1, 0, cb, arg);
+}
+
+void swoop__loop_set_timer_runner(swoop_loop_t *loop, swoop_timer_runner_fn fn)
+{
+    loop->timer_runner = fn;
 }
 
 int swoop_loop_timer_clear(swoop_loop_t *loop, int64_t id)
@@ -190,7 +207,10 @@ int swoop__timers_run(swoop_loop_t *loop)
         node->runs++;
         loop->timer_firing = node;
         loop->timer_firing_cleared = 0;
-        node->cb(node->id, node->arg);
+        if (node->user && loop->timer_runner)
+            loop->timer_runner(node->cb, node->id, node->arg);
+        else
+            node->cb(node->id, node->arg);
         loop->timer_firing = NULL;
         ran++;
         if (loop->timer_firing_cleared) {
@@ -237,6 +257,20 @@ int64_t swoop_timer_tick(int64_t ms, swoop_timer_cb cb, void *arg)
     swoop_loop_t *loop;
     int rc = swoop__loop_default_get(&loop);
     return rc < 0 ? rc : swoop_loop_timer_tick(loop, ms, cb, arg);
+}
+
+int64_t swoop__timer_after_lib(int64_t ms, swoop_timer_cb cb, void *arg)
+{
+    swoop_loop_t *loop;
+    int rc = swoop__loop_default_get(&loop);
+    return rc < 0 ? rc : swoop__loop_timer_after_lib(loop, ms, cb, arg);
+}
+
+int64_t swoop__timer_tick_lib(int64_t ms, swoop_timer_cb cb, void *arg)
+{
+    swoop_loop_t *loop;
+    int rc = swoop__loop_default_get(&loop);
+    return rc < 0 ? rc : swoop__loop_timer_tick_lib(loop, ms, cb, arg);
 }
 
 int swoop_timer_clear(int64_t id)

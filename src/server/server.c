@@ -128,6 +128,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     s->ipc_ring = 1;
     s->enable_io_uring = 1;
     s->enable_metrics = 1;
+    s->coroutine_stack_size = 256 * 1024;
     s->pipe_buffer_size = 32 * 1024 * 1024;
     s->lingering_time = 2000;
     s->lingering_timeout = 500;

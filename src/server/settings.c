@@ -134,6 +134,8 @@ static const setting_t server_keys[] = {
     {"ipc_batch", T_BOOL, SRV(ipc_batch), 0, 1},
     {"ipc_ring", T_BOOL, SRV(ipc_ring), 0, 1},
     {"enable_io_uring", T_BOOL, SRV(enable_io_uring), 0, 1},
+    {"enable_coroutine", T_BOOL, SRV(enable_coroutine), 0, 1},
+    {"coroutine_stack_size", T_INT64, SRV(coroutine_stack_size), 16384, 1 << 30},
     {"pipe_buffer_size", T_INT64, SRV(pipe_buffer_size), 65536, INT64_MAX},
     {"lingering_time", T_INT, SRV(lingering_time), 0, 60000},
     {"lingering_timeout", T_INT, SRV(lingering_timeout), 1, 60000},

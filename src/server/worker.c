@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <swoop/co.h>
 #include <swoop/timer.h>
 
 #include "base/ratelimit.h"
@@ -156,6 +157,109 @@ static void set_busy(swoop_server_t *srv, int busy)
         atomic_store_explicit(&ws->busy, busy, memory_order_relaxed);
 }
 
+/* ---- enable_coroutine: a coroutine per delivery ---- */
+
+/*
+ * What one coroutine delivers. The payload is copied: the IPC buffer or
+ * the connection's read buffer it came in is reused as soon as the loop
+ * runs again, which happens at the callback's first wait.
+ */
+typedef struct co_call_s {
+    swoop_server_t *srv;
+    const swoop_proto_t *proto; /* DATA through a protocol, or NULL */
+    swoop_conn_id_t conn;
+    int reactor_id;
+    int port; /* DGRAM: the port, for replies; -1 for DATA */
+    swoop_addr_t from;
+    size_t len;
+    char data[];
+} co_call_t;
+
+static void co_call_run(void *arg)
+{
+    co_call_t *c = arg;
+    swoop_server_t *srv = c->srv;
+    if (c->port >= 0) {
+        /* cur_port is right until the callback first waits: reply before that, or
+         * with swoop_server_sendto's explicit port. */
+        srv->cur_port = c->port;
+        if (srv->events.on_packet)
+            srv->events.on_packet(srv, c->data, c->len, &c->from);
+        srv->cur_port = -1;
+    } else if (c->proto && c->proto->message) {
+        c->proto->message(srv, c->conn, c->reactor_id, c->data, c->len);
+    } else if (srv->events.on_receive) {
+        srv->events.on_receive(srv, c->conn, c->reactor_id, c->data, c->len);
+    }
+    swoop_free(c);
+}
+
+/* Runs the delivery in a new coroutine (inline if none can be made). */
+static void co_deliver(swoop_server_t *srv, const swoop_proto_t *proto, swoop_conn_id_t conn,
+                       int reactor_id, int port, const swoop_addr_t *from, const char *data,
+                       size_t len)
+{
+    co_call_t *c = swoop_malloc(sizeof(*c) + len + 1);
+    c->srv = srv;
+    c->proto = proto;
+    c->conn = conn;
+    c->reactor_id = reactor_id;
+    c->port = port;
+    if (from)
+        c->from = *from;
+    c->len = len;
+    memcpy(c->data, data, len);
+    c->data[len] = 0;
+    int64_t id = swoop_co_go(co_call_run, c);
+    if (id < 0) {
+        swoop__log_limited(SWOOP_LOG_ERROR, (int)id,
+                           "enable_coroutine: no coroutine for a delivery; running it on the "
+                           "worker's stack");
+        co_call_run(c);
+    }
+}
+
+/* A user timer's callback in a coroutine of its own (enable_coroutine). */
+typedef struct co_timer_s {
+    swoop_timer_cb cb;
+    int64_t id;
+    void *arg;
+} co_timer_t;
+
+static void co_timer_body(void *p)
+{
+    co_timer_t t = *(co_timer_t *)p; /* the caller's copy is gone after our first wait */
+    t.cb(t.id, t.arg);
+}
+
+static void co_timer_run(swoop_timer_cb cb, int64_t id, void *arg)
+{
+    co_timer_t t = {.cb = cb, .id = id, .arg = arg};
+    int64_t co = swoop_co_go(co_timer_body, &t);
+    if (co < 0) {
+        swoop__log_limited(SWOOP_LOG_ERROR, (int)co,
+                           "enable_coroutine: no coroutine for timer %lld; running it on the "
+                           "worker's stack",
+                           (long long)id);
+        cb(id, arg);
+    }
+}
+
+static int co_setup(swoop_server_t *srv)
+{
+    if (!srv->settings.enable_coroutine)
+        return 0;
+    /* User timers (swoop_timer_after/tick) run in coroutines; the library's own
+     * timers are armed with the _lib calls and stay plain calls. */
+    swoop__loop_set_timer_runner(wloop, co_timer_run);
+    swoop_co_options_t o = {.stack_size = (size_t)srv->settings.coroutine_stack_size};
+    int rc = swoop_co_set_options(&o);
+    if (rc < 0)
+        swoop_log(SWOOP_LOG_ERROR, rc, "coroutine_stack_size %lld refused",
+                  (long long)srv->settings.coroutine_stack_size);
+    return rc;
+}
+
 /* ---- PROCESS: messages from the reactor threads ---- */
 
 static void handle_reactor_msg(swoop_server_t *srv, int r, swoop_ipc_msg_t *m)
@@ -174,7 +278,9 @@ static void handle_reactor_msg(swoop_server_t *srv, int r, swoop_ipc_msg_t *m)
                 ? srv->protos[h->aux]
                 : NULL;
         set_busy(srv, 1);
-        if (proto && proto->message)
+        if (srv->settings.enable_coroutine)
+            co_deliver(srv, proto, h->conn_id, h->reactor_id, -1, NULL, m->data, m->len);
+        else if (proto && proto->message)
             proto->message(srv, h->conn_id, h->reactor_id, m->data, m->len);
         else if (ev->on_receive)
             ev->on_receive(srv, h->conn_id, h->reactor_id, m->data, m->len);
@@ -217,7 +323,10 @@ static void handle_reactor_msg(swoop_server_t *srv, int r, swoop_ipc_msg_t *m)
         memcpy(&from, m->data, sizeof(from));
         srv->cur_port = h->port_id;
         set_busy(srv, 1);
-        if (ev->on_packet)
+        if (srv->settings.enable_coroutine)
+            co_deliver(srv, NULL, 0, h->reactor_id, h->port_id, &from, m->data + sizeof(from),
+                       m->len - sizeof(from));
+        else if (ev->on_packet)
             ev->on_packet(srv, m->data + sizeof(from), m->len - sizeof(from), &from);
         set_busy(srv, 0);
         srv->cur_port = -1;
@@ -541,7 +650,8 @@ static void base_accept_retry(int64_t id, void *arg)
 static void base_accept_yield(swoop_server_t *srv, uint32_t progress)
 {
     /* Already yielded (the EMFILE pause's end restarted the watch): its timer still runs. */
-    if (!srv->accept_yielded && swoop_timer_after(ACCEPT_YIELD_MS, base_accept_retry, srv) <= 0)
+    if (!srv->accept_yielded &&
+        swoop__timer_after_lib(ACCEPT_YIELD_MS, base_accept_retry, srv) <= 0)
         return; /* no timer: keep accepting rather than risk never resuming */
     srv->accept_yielded = 1;
     if (progress != srv->accept_yield_progress || srv->accept_stall_ms == 0) {
@@ -601,7 +711,7 @@ static void base_accept_cb(swoop_io_t *io, unsigned events)
             base_set_accepting(srv, 0);
             for (int i = 0; i < srv->nports; i++)
                 swoop_io_stop(&accept_io[i]);
-            swoop_timer_after(100, base_resume_accept, srv);
+            swoop__timer_after_lib(100, base_resume_accept, srv);
         }
     } else if (rc < 0 && rc != SWOOP_EAGAIN) {
         swoop__log_limited(SWOOP_LOG_ERROR, rc, "accept4() on port %d failed", p->port);
@@ -718,15 +828,15 @@ static void base_drain_begin(swoop_server_t *srv, int shutting_down)
          * (and the message channel) until no task runs (base_tasks_check).
          */
         if (swoop__task_quiet(srv) ||
-            (srv->task_poll_timer = swoop_timer_tick(TASK_POLL_MS, task_poll_cb, NULL)) <= 0)
+            (srv->task_poll_timer = swoop__timer_tick_lib(TASK_POLL_MS, task_poll_cb, NULL)) <= 0)
             swoop__reactor_finish(srv->base);
     } else {
         /* Reload, max_request: requests keep being answered; idle connections close. */
         base_close_idle(0, srv);
-        swoop_loop_timer_tick(wloop, DRAIN_IDLE_MS / 4, base_close_idle, srv);
+        swoop__loop_timer_tick_lib(wloop, DRAIN_IDLE_MS / 4, base_close_idle, srv);
     }
     int64_t ms = (int64_t)srv->settings.max_wait_time * 1000 - DRAIN_MARGIN_MS;
-    if (swoop_timer_after(ms > 0 ? ms : 0, base_drain_deadline_cb, srv) <= 0)
+    if (swoop__timer_after_lib(ms > 0 ? ms : 0, base_drain_deadline_cb, srv) <= 0)
         base_drain_deadline_cb(0, srv);
 }
 
@@ -734,7 +844,9 @@ void swoop__base_deliver_data(swoop_reactor_t *r, swoop_conn_t *c, const char *d
 {
     swoop_server_t *srv = r->srv;
     set_busy(srv, 1);
-    if (c->proto && c->proto->message)
+    if (srv->settings.enable_coroutine)
+        co_deliver(srv, c->proto, c->id, r->id, -1, NULL, data, len);
+    else if (c->proto && c->proto->message)
         c->proto->message(srv, c->id, r->id, (char *)data, len); /* ours: writable */
     else if (srv->events.on_receive)
         srv->events.on_receive(srv, c->id, r->id, data, len);
@@ -748,7 +860,9 @@ void swoop__base_deliver_dgram(swoop_reactor_t *r, swoop_port_t *p, const swoop_
     swoop_server_t *srv = r->srv;
     srv->cur_port = p->index;
     set_busy(srv, 1);
-    if (srv->events.on_packet)
+    if (srv->settings.enable_coroutine)
+        co_deliver(srv, NULL, 0, r->id, p->index, from, data, len);
+    else if (srv->events.on_packet)
         srv->events.on_packet(srv, data, len, from);
     set_busy(srv, 0);
     srv->cur_port = -1;
@@ -852,7 +966,7 @@ static void worker_await_tasks(swoop_server_t *srv)
         return;
     int64_t ms = (int64_t)srv->settings.max_wait_time * 1000 - DRAIN_MARGIN_MS;
     uint64_t deadline = swoop__now_ms() + (uint64_t)(ms > 0 ? ms : 0);
-    int64_t t = swoop_loop_timer_tick(wloop, TASK_POLL_MS, task_poll_cb, NULL);
+    int64_t t = swoop__loop_timer_tick_lib(wloop, TASK_POLL_MS, task_poll_cb, NULL);
     swoop_io_start(&srv->msg_io, SWOOP_READABLE);
     for (;;) {
         while (!swoop__task_quiet(srv) && swoop__now_ms() < deadline) {
@@ -946,7 +1060,7 @@ static int worker_setup(swoop_server_t *srv, int id)
     swoop__ipc_in_init(&srv->win_msg, 0);
     srv->win_msg.gone_cb = swoop__server_writer_gone;
     srv->win_msg.gone_arg = srv;
-    swoop_loop_timer_tick(loop, 1000, worker_sweep_cb, srv);
+    swoop__loop_timer_tick_lib(loop, 1000, worker_sweep_cb, srv);
     swoop__ipc_rbuf_init(&srv->wrb);
 
     /* Message channels: our read end, everybody's write end. */
@@ -1035,7 +1149,7 @@ static int worker_setup(swoop_server_t *srv, int id)
         if ((rc = swoop_io_start(&accept_io[i], SWOOP_READABLE)) < 0)
             return rc;
     }
-    srv->base->tick_timer = swoop_loop_timer_tick(loop, 1000, base_tick_cb, srv->base);
+    srv->base->tick_timer = swoop__loop_timer_tick_lib(loop, 1000, base_tick_cb, srv->base);
     /* Own SO_REUSEPORT sockets: the kernel spreads the connections instead. */
     srv->accept_balance = srv->worker_num > 1 && !srv->settings.enable_reuse_port;
     srv->accept_yielded = 0;
@@ -1072,7 +1186,7 @@ int swoop__worker_main(void *data, int id)
     atomic_store(&srv->proc_stats[id].pid, getpid());
     atomic_store(&srv->proc_stats[id].request_limit, srv->request_limit);
     wloop = swoop_loop_default();
-    if (wloop == NULL || worker_setup(srv, id) < 0)
+    if (wloop == NULL || co_setup(srv) < 0 || worker_setup(srv, id) < 0)
         return 1;
     /* PROCESS: the id's previous process must be done with the id's channels. */
     if (srv->mode == SWOOP_MODE_PROCESS && worker_token_take(srv, id) < 0) {

@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "base/idmap.h"
 #include "base/queue.h"
 #include "ipc/channel.h"
 #include "ipc/msg.h"
@@ -210,6 +211,9 @@ typedef struct swoop_task_s {
     int64_t retry_timer;
     int waits_watched; /* the taskwait channel drains late results in the loop */
     swoop_io_t wait_io;
+    /* taskwaits parked in coroutines, by task id (co_taskwait_t) */
+    swoop_idmap_t co_waits;
+    int co_waits_ready;
     /* Task worker side. */
     int in_task_worker;
     int slot;

@@ -31,6 +31,7 @@
 
 #include <swoop/timer.h>
 
+#include "event/internal.h"
 #include "task/internal.h"
 
 #define TASK_CHANNEL_BUF (1024 * 1024)
@@ -279,7 +280,7 @@ static int pending_post(swoop_server_t *srv, task_pending_t *p)
         }
     }
     if (tk->retry_timer <= 0) {
-        int64_t id = swoop_timer_tick(RETRY_MS, retry_tick, srv);
+        int64_t id = swoop__timer_tick_lib(RETRY_MS, retry_tick, srv);
         if (id < 0) {
             swoop_log(SWOOP_LOG_ERROR, (int)id, "task queue retry timer failed");
             swoop_free(p);

@@ -22,7 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <swoop/co.h>
+
 #include "base/ratelimit.h"
+#include "co/internal.h"
 #include "task/internal.h"
 
 #define SPILL_BLOCK         (64 * 1024)
@@ -71,6 +74,8 @@ static void task_free(swoop_server_t *srv)
         swoop_free(tk->waits);
     }
     swoop_free(tk->wbuf);
+    if (tk->co_waits_ready)
+        swoop__idmap_free(&tk->co_waits);
     swoop__spill_close(tk->spill);
     if (tk->sh)
         munmap(tk->sh, tk->sh_size);
@@ -415,6 +420,70 @@ static int wait_read(swoop_server_t *srv, swoop_ipc_head_t *h, task_in_t *in, in
 }
 
 /*
+ * A taskwait parked in a coroutine (enable_coroutine, or any coroutine):
+ * registered by task id; the channel's watcher hands it its result.
+ */
+typedef struct co_taskwait_s {
+    swoop_co_t *co;
+    int done;
+    int32_t code;
+    void *result;
+    size_t len;
+} co_taskwait_t;
+
+static void co_taskwait_fill(swoop_server_t *srv, co_taskwait_t *w, int32_t code, task_in_t *in)
+{
+    w->done = 1;
+    w->code = code;
+    if (code == 0) {
+        w->len = in->len;
+        w->result = task_payload_copy(srv->task, in);
+    }
+}
+
+typedef struct co_wake_later_s {
+    swoop_server_t *srv;
+    int64_t id;
+} co_wake_later_t;
+
+/* A blocking taskwait read a parked coroutine's result: it runs from the loop. */
+static void co_taskwait_wake_later(swoop_loop_t *loop, void *arg)
+{
+    co_wake_later_t *l = arg;
+    swoop_task_t *tk = l->srv->task;
+    co_taskwait_t *w = tk && tk->co_waits_ready ? swoop__idmap_get(&tk->co_waits, l->id) : NULL;
+    if (w && w->done) {
+        swoop__idmap_del(&tk->co_waits, l->id);
+        swoop__co_wake(w->co, 0);
+    }
+    swoop_free(l);
+}
+
+/* Hands a result to the coroutine waiting for it; 0 if none does. */
+static int co_taskwait_deliver(swoop_server_t *srv, uint64_t id, int32_t code, task_in_t *in,
+                               int from_loop)
+{
+    swoop_task_t *tk = srv->task;
+    if (!tk->co_waits_ready)
+        return 0;
+    co_taskwait_t *w = swoop__idmap_get(&tk->co_waits, (int64_t)id);
+    if (w == NULL || w->done)
+        return 0;
+    co_taskwait_fill(srv, w, code, in);
+    if (from_loop) {
+        swoop__idmap_del(&tk->co_waits, (int64_t)id);
+        swoop__co_wake(w->co, 0);
+    } else {
+        co_wake_later_t *l = swoop_malloc(sizeof(*l));
+        l->srv = srv;
+        l->id = (int64_t)id;
+        if (swoop_loop_post(swoop_loop_default(), co_taskwait_wake_later, l) < 0)
+            swoop_free(l); /* the coroutine finds w->done at its timeout */
+    }
+    return 1;
+}
+
+/*
  * The worker's loop runs only while no taskwait does: whatever arrives on the
  * taskwait channel then is a late result. It is dropped (its block or file
  * freed) at once instead of waiting for the next taskwait.
@@ -426,6 +495,8 @@ static void wait_drain(swoop_io_t *io, unsigned events)
     task_in_t in;
     int32_t code;
     while (wait_read(srv, &h, &in, &code) == 1) {
+        if (co_taskwait_deliver(srv, h.conn_id, code, &in, 1))
+            continue;
         swoop__log_limited(SWOOP_LOG_INFO, 0, "task %llu has expired: its late result is dropped",
                            (unsigned long long)h.conn_id);
         if (code == 0)
@@ -462,6 +533,53 @@ static void wait_some(swoop_server_t *srv, uint64_t deadline)
     poll(pf, (nfds_t)np + 1, ms);
 }
 
+/*
+ * taskwait inside a coroutine: park it until the channel's watcher brings
+ * the result (the worker serves everything else meanwhile), waking every
+ * millisecond only while this worker still has task bytes queued to send.
+ */
+static int taskwait_co(swoop_server_t *srv, int64_t id, int timeout_ms, void **result,
+                       size_t *result_len)
+{
+    swoop_task_t *tk = srv->task;
+    if (!tk->co_waits_ready) {
+        swoop__idmap_init(&tk->co_waits);
+        tk->co_waits_ready = 1;
+    }
+    co_taskwait_t w = {.co = swoop__co_current()};
+    swoop__idmap_put(&tk->co_waits, id, &w);
+    uint64_t deadline = swoop__now_ms() + (uint64_t)timeout_ms;
+    int rc = 0;
+    while (!w.done) {
+        int left = task_queue_flush(srv);
+        uint64_t now = swoop__now_ms();
+        if (now >= deadline) {
+            rc = SWOOP_ETIMEDOUT;
+            break;
+        }
+        int64_t ms = (int64_t)(deadline - now);
+        if (left && ms > 1)
+            ms = 1;
+        rc = swoop__co_wait(ms, NULL);
+        if (rc != 0 && rc != SWOOP_ETIMEDOUT)
+            break; /* cancelled */
+        rc = 0;
+    }
+    /* Still registered unless the watcher took it out to wake us. */
+    swoop__idmap_del(&tk->co_waits, id);
+    if (w.done) {
+        if (w.code < 0)
+            return w.code;
+        *result = w.result;
+        *result_len = w.len;
+        return 0;
+    }
+    if (rc == SWOOP_ETIMEDOUT)
+        swoop__log_limited(SWOOP_LOG_WARNING, 0, "taskwait: task %lld timed out after %d ms",
+                           (long long)id, timeout_ms);
+    return rc;
+}
+
 int swoop_server_taskwait(swoop_server_t *srv, const void *data, size_t len, int timeout_ms,
                           int dst, void **result, size_t *result_len)
 {
@@ -478,6 +596,8 @@ int swoop_server_taskwait(swoop_server_t *srv, const void *data, size_t len, int
     if (id < 0)
         return (int)id;
     wait_watch(srv);
+    if (swoop__co_current())
+        return taskwait_co(srv, id, timeout_ms, result, result_len);
     uint64_t deadline = swoop__now_ms() + (uint64_t)timeout_ms;
     for (;;) {
         swoop_ipc_head_t h;
@@ -486,6 +606,9 @@ int swoop_server_taskwait(swoop_server_t *srv, const void *data, size_t len, int
         int rc = wait_read(srv, &h, &in, &code);
         if (rc < 0)
             return rc;
+        if (rc == 1 && h.conn_id != (uint64_t)id &&
+            co_taskwait_deliver(srv, h.conn_id, code, &in, 0))
+            continue;
         if (rc == 1 && h.conn_id != (uint64_t)id) {
             /* The result of an earlier taskwait that timed out: never handed out. */
             swoop__log_limited(SWOOP_LOG_INFO, 0,

@@ -60,6 +60,34 @@ TEST(example_timers_runs_to_completion)
     ASSERT_EQ(done, 1);
 }
 
+TEST(example_co_fanout_gathers_in_arrival_order)
+{
+    char prog[1024], line[256];
+    snprintf(prog, sizeof(prog), "%s/examples/co_fanout", build_dir());
+    int fd;
+    pid_t pid = spawn(prog, (char *const[]){prog, NULL}, &fd);
+    int answers = 0, done = 0;
+    long ms = -1;
+    const char *order[5] = {"slept 50 ms", "slept 100 ms", "slept 150 ms", "slept 200 ms",
+                            "slept 250 ms"};
+    while (swoop_test_read_line(fd, line, sizeof(line), 5000) >= 0) {
+        if (strncmp(line, "answer ", 7) == 0) {
+            ASSERT_LT(answers, 5);
+            ASSERT_NOT_NULL(strstr(line, order[answers]));
+            answers++;
+        }
+        if (sscanf(line, "done: 5 answers in %ld ms", &ms) == 1)
+            done++;
+    }
+    close(fd);
+    swoop_test_wait_ok(pid, 5000);
+    ASSERT_EQ(answers, 5);
+    ASSERT_EQ(done, 1);
+    /* Concurrent: about the longest delay, far from their 750 ms sum. */
+    ASSERT_GE(ms, 250);
+    ASSERT_LT(ms, 700);
+}
+
 TEST(example_loop_echo_echoes)
 {
     char prog[1024], line[256];

@@ -334,6 +334,17 @@ static void setup_small(swoop_server_t *srv, void *arg)
     ASSERT_OK(swoop_server_set(srv, "websocket_max_message_size", "100"));
 }
 
+/*
+ * The n-th on_close ran, with `code`. Waited for before the next client
+ * opens: two workers may run the on_close of different connections in
+ * either order.
+ */
+static void closed_with(int n, int code)
+{
+    WAIT_UNTIL(atomic_load(&sh->closes) == n, 5000);
+    ASSERT_EQ(atomic_load(&sh->last_code), code);
+}
+
 static void raw(swoop_mode_t mode)
 {
     sh = srv_shared(sizeof(*sh));
@@ -352,11 +363,13 @@ static void raw(swoop_mode_t mode)
     send_frame(fd, 0x81, "abc", 3, 1);
     ASSERT_EQ(expect_close(fd), 1002);
     close(fd);
+    closed_with(1, 1002);
     /* Not UTF-8: 1007. */
     fd = ws_connect(h.port);
     send_frame(fd, 0x81, "a\xed\xa0\x80", 4, 0);
     ASSERT_EQ(expect_close(fd), 1007);
     close(fd);
+    closed_with(2, 1007);
     /* Over websocket_max_message_size (100): 1009, decided from the header. */
     fd = ws_connect(h.port);
     char big[120];
@@ -364,11 +377,13 @@ static void raw(swoop_mode_t mode)
     send_frame(fd, 0x82, big, sizeof(big), 0);
     ASSERT_EQ(expect_close(fd), 1009);
     close(fd);
+    closed_with(3, 1009);
     /* A reserved opcode: 1002; a close frame from the client is echoed. */
     fd = ws_connect(h.port);
     send_frame(fd, 0x83, "", 0, 0);
     ASSERT_EQ(expect_close(fd), 1002);
     close(fd);
+    closed_with(4, 1002);
     fd = ws_connect(h.port);
     send_frame(fd, 0x88,
                "\x0b\xb8"
@@ -376,8 +391,7 @@ static void raw(swoop_mode_t mode)
                4, 0);
     ASSERT_EQ(expect_close(fd), 3000);
     close(fd);
-    WAIT_UNTIL(atomic_load(&sh->closes) == 5, 5000);
-    ASSERT_EQ(atomic_load(&sh->last_code), 3000);
+    closed_with(5, 3000);
     /* Refused handshakes: another version (426), a bad key (400), on_handshake (403). */
     const char *bad[] = {
         "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -2,7 +2,7 @@
 # Fails when an #include points upward in the layering of DESIGN.md section 6:
 # a module may include its own layer and the layers below it, never above.
 # Layer ranks: base 0; proto, shm, event 1 (siblings: none includes another);
-# net 2; ipc 3; proc 4; server 5; http 6; ws 7. cli sits on top of all.
+# co 2 (coroutines, on the event layer); net 2; ipc 3; proc 4; server 5; http 6; ws 7. cli sits on top of all.
 # task is the server's room for task workers: layer 5 with server, the one
 # pair of siblings that include each other (the server calls task/task.h,
 # the task modules use server/internal.h).
@@ -13,7 +13,7 @@ rank() {
     case "$1" in
     base) echo 0 ;;
     proto | shm | event) echo 1 ;;
-    net) echo 2 ;;
+    net | co) echo 2 ;;
     ipc) echo 3 ;;
     proc) echo 4 ;;
     server | task) echo 5 ;;
