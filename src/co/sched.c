@@ -60,7 +60,7 @@ static void stack_unmap(swoop_co_sched_t *s, swoop_co_t *co)
     ASAN_UNPOISON_MEMORY_REGION(co->stack_lo, (size_t)((char *)co - co->stack_lo));
 #endif
 #ifdef SWOOP_CO_TSAN
-    /* The fiber stays with its stack while pooled: making one is costly. */
+    /* The last coroutine's fiber stays with its stack while pooled. */
     if (co->tsan_fiber)
         __tsan_destroy_fiber(co->tsan_fiber);
 #endif
@@ -402,8 +402,15 @@ int64_t swoop_co_go(swoop_co_fn fn, void *arg)
     co->ctx.sp = swoop__co_make(co->stack_lo, usable, co_entry, co);
 #endif
 #ifdef SWOOP_CO_TSAN
-    if (co->tsan_fiber == NULL)
-        co->tsan_fiber = __tsan_create_fiber(0);
+    /*
+     * A new fiber for every coroutine, even on a pooled stack: the last one
+     * never returned from its entry function (it switched away at its end),
+     * so reusing its fiber would stack one more frame in TSan's shadow call
+     * stack per coroutine, until TSan dies of it (about 65,000 later).
+     */
+    if (co->tsan_fiber)
+        __tsan_destroy_fiber(co->tsan_fiber);
+    co->tsan_fiber = __tsan_create_fiber(0);
 #endif
     swoop__idmap_put(&s->by_id, co->id, co);
     s->live++;

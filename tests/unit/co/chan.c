@@ -225,7 +225,8 @@ static void wg_worker(void *arg)
 
 static void wg_main(void *arg)
 {
-    for (intptr_t ms = 25; ms >= 5; ms -= 5) {
+    /* 50 ms apart: starting them (new stacks, sanitizers) may take tens of ms. */
+    for (intptr_t ms = 250; ms >= 50; ms -= 50) {
         ASSERT_OK(swoop_co_wg_add(wg, 1));
         ASSERT_GT(swoop_co_go(wg_worker, (void *)ms), 0);
     }
@@ -242,8 +243,8 @@ TEST(wait_group_waits_for_all)
     ASSERT_OK(swoop_co_wg_wait(wg, -1)); /* count 0: no waiting, fine outside */
     ASSERT_OK(swoop_co_run(wg_main, NULL));
     ASSERT_EQ(log_len, 6);
-    ASSERT_EQ(log_buf[0], 5);
-    ASSERT_EQ(log_buf[4], 25);
+    ASSERT_EQ(log_buf[0], 50);
+    ASSERT_EQ(log_buf[4], 250);
     ASSERT_EQ(log_buf[5], 0);
     ASSERT_EQ(swoop_co_wg_add(wg, -1), SWOOP_ERANGE);
     ASSERT_OK(swoop_co_wg_add(wg, 1));

@@ -223,27 +223,6 @@ static void seq_body(void *arg)
     ASSERT_EQ(swoop_co_id(), (int64_t)(intptr_t)arg);
 }
 
-TEST(hundred_thousand_sequential_reuse_one_stack)
-{
-    swoop_co_stats_t st;
-    swoop_co_stats(&st);
-    int64_t first = 0;
-    for (int i = 0; i < 100000; i++) {
-        int64_t id = swoop_co_go(seq_body, (void *)(intptr_t)(st.created + 1 + (uint64_t)i));
-        ASSERT_GT(id, 0);
-        if (i == 0)
-            first = id;
-        else
-            ASSERT_EQ(id, first + i);
-    }
-    ASSERT_EQ(seq_runs, 100000);
-    swoop_co_stats(&st);
-    ASSERT_UEQ(st.live, 0);
-    ASSERT_UEQ(st.mapped, 1); /* one stack, taken from and returned to the pool each time */
-    ASSERT_UEQ(st.pooled, 1);
-    ASSERT_EQ(swoop_co_id(), 0);
-}
-
 #if defined(__SANITIZE_THREAD__)
 #define UNDER_TSAN 1
 #elif defined(__has_feature)
@@ -251,6 +230,34 @@ TEST(hundred_thousand_sequential_reuse_one_stack)
 #define UNDER_TSAN 1
 #endif
 #endif
+#ifdef UNDER_TSAN
+/* TSan makes a fiber per coroutine (about 2 ms each here): fewer, same checks. */
+enum { SEQ = 2000 };
+#else
+enum { SEQ = 100000 };
+#endif
+
+TEST(hundred_thousand_sequential_reuse_one_stack)
+{
+    swoop_co_stats_t st;
+    swoop_co_stats(&st);
+    int64_t first = 0;
+    for (int i = 0; i < SEQ; i++) {
+        int64_t id = swoop_co_go(seq_body, (void *)(intptr_t)(st.created + 1 + (uint64_t)i));
+        ASSERT_GT(id, 0);
+        if (i == 0)
+            first = id;
+        else
+            ASSERT_EQ(id, first + i);
+    }
+    ASSERT_EQ(seq_runs, SEQ);
+    swoop_co_stats(&st);
+    ASSERT_UEQ(st.live, 0);
+    ASSERT_UEQ(st.mapped, 1); /* one stack, taken from and returned to the pool each time */
+    ASSERT_UEQ(st.pooled, 1);
+    ASSERT_EQ(swoop_co_id(), 0);
+}
+
 #ifdef UNDER_TSAN
 /* TSan's state per fiber costs ~2 ms each on the 2-core test machine. */
 enum { CONC = 2000 };
@@ -415,8 +422,14 @@ TEST(options_and_no_guard_page)
         ASSERT_OK(swoop_co_chan_free(ch));
     }
     /* A guard page splits each stack's mapping in two: one more mapping per stack
-     * (a sanitizer may add mappings of its own per coroutine, the same in both). */
+     * (ASan may add mappings of its own per coroutine, the same in both; TSan's
+     * per-fiber mappings come and go, so the count says nothing there). */
+#ifdef UNDER_TSAN
+    printf("# mappings: %d without guard pages, %d with (not checked under TSan)\n", grown[0],
+           grown[1]);
+#else
     ASSERT_GE(grown[1] - grown[0], 45);
+#endif
 }
 
 /* Past vm.max_map_count a new stack fails with SWOOP_ENOMEM, never a crash. The test
