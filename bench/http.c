@@ -1,10 +1,11 @@
 /*
  * HTTP benchmark (issue 11): wrk (Debian) against swoop BASE, swoop PROCESS
  * and nginx (Debian nginx-light), each with the same number of server
- * processes and 64 connections, in three cases: a 6-byte "hello\n" from
+ * processes and 64 connections, in four cases: a 6-byte "hello\n" from
  * the handler (nginx: `return 200`) over keep-alive, and a 1 MiB static
  * file (swoop's static handler; nginx with sendfile and tcp_nopush on) over
- * keep-alive and with `Connection: close`. The servers start once and are
+ * keep-alive and with `Connection: close`; hello with `Connection: close`
+ * too (a connection per request). The servers start once and are
  * measured in alternating rounds (nginx, BASE, PROCESS, nginx, ...), so a
  * noisy moment hits one sample of every row. Each row prints the median
  * requests per second and the servers' CPU microseconds per request (user
@@ -386,6 +387,8 @@ int main(int argc, char **argv)
         int close_each;
     } cases[] = {
         {"hello (handler; nginx return 200), keep-alive", "/hello", 0},
+        /* A new connection per request: the accept path (BASE: the shared socket's balance). */
+        {"hello, Connection: close", "/hello", 1},
         {"1 MiB static file, keep-alive", "/static/big.bin", 0},
         {"1 MiB static file, Connection: close", "/static/big.bin", 1},
     };
@@ -447,7 +450,7 @@ int main(int argc, char **argv)
         kill(-offpid[m], SIGTERM);
         waitpid(offpid[m], NULL, 0);
     }
-    if (!metrics_only) {
+    if (!metrics_only && idle > 0) {
         printf("\n%d idle keep-alive connections (one request each): resident memory growth of "
                "all the server's processes\n%-24s %12s\n",
                idle, "server", "bytes/conn");
