@@ -13,28 +13,10 @@
 
 int swoop_cli_metrics(int argc, char **argv)
 {
-    long pid = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--pid-file") == 0 && i + 1 < argc) {
-            FILE *f = fopen(argv[++i], "r");
-            if (f == NULL || fscanf(f, "%ld", &pid) != 1) {
-                fprintf(stderr, "swoop metrics: cannot read a pid from %s\n", argv[i]);
-                if (f)
-                    fclose(f);
-                return 1;
-            }
-            fclose(f);
-        } else if (strcmp(argv[i], "--pid") == 0 && i + 1 < argc) {
-            pid = atol(argv[++i]);
-        } else {
-            fprintf(stderr, "usage: swoop metrics --pid-file F | --pid P\n");
-            return 2;
-        }
-    }
-    if (pid <= 0) {
-        fprintf(stderr, "usage: swoop metrics --pid-file F | --pid P\n");
-        return 2;
-    }
+    long pid;
+    int rc = swoop_cli_target_pid("metrics", argc, argv, &pid);
+    if (rc != 0)
+        return rc;
     /* The length needed comes first; the text may grow between two reads (a worker starts). */
     size_t cap = 65536;
     for (int tries = 0; tries < 4; tries++) {

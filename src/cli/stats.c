@@ -13,30 +13,12 @@
 
 int swoop_cli_stats(int argc, char **argv)
 {
-    long pid = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--pid-file") == 0 && i + 1 < argc) {
-            FILE *f = fopen(argv[++i], "r");
-            if (f == NULL || fscanf(f, "%ld", &pid) != 1) {
-                fprintf(stderr, "swoop stats: cannot read a pid from %s\n", argv[i]);
-                if (f)
-                    fclose(f);
-                return 1;
-            }
-            fclose(f);
-        } else if (strcmp(argv[i], "--pid") == 0 && i + 1 < argc) {
-            pid = atol(argv[++i]);
-        } else {
-            fprintf(stderr, "usage: swoop stats --pid-file F | --pid P\n");
-            return 2;
-        }
-    }
-    if (pid <= 0) {
-        fprintf(stderr, "usage: swoop stats --pid-file F | --pid P\n");
-        return 2;
-    }
+    long pid;
+    int rc = swoop_cli_target_pid("stats", argc, argv, &pid);
+    if (rc != 0)
+        return rc;
     swoop_server_stats_t st;
-    int rc = swoop_server_stats_by_pid((pid_t)pid, &st);
+    rc = swoop_server_stats_by_pid((pid_t)pid, &st);
     if (rc < 0) {
         fprintf(stderr, "swoop stats: no swoop server stats in process %ld: %s\n", pid,
                 swoop_strerror(rc));
