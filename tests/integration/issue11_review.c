@@ -92,40 +92,18 @@ static void stop(srv_handle_t *h)
     munmap(sh, sizeof(*sh));
 }
 
-/* Reads until EOF, `cap` bytes or `ms` of silence; returns the count; *eof set on EOF/reset. */
-static size_t read_until(int fd, char *buf, size_t cap, int idle_ms, int *eof)
-{
-    size_t got = 0;
-    *eof = 0;
-    while (got < cap) {
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        int r = poll(&pf, 1, idle_ms * swoop_test_multiplier());
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break; /* silence */
-        ssize_t k = recv(fd, buf + got, cap - got, 0);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            *eof = 1;
-            break;
-        }
-        got += (size_t)k;
-    }
-    return got;
-}
-
 /*
- * read_until, but done as soon as one whole response with a Content-Length
- * is in buf (a keep-alive connection stays open: no waiting for silence).
+ * Reads into buf until `idle_ms` of silence, EOF or a full buffer; with
+ * `one_response`, also as soon as one whole response with a Content-Length
+ * is in (a keep-alive connection stays open: no waiting for silence).
+ * Returns the count; *eof set on EOF or reset.
  */
-static size_t read_response(int fd, char *buf, size_t cap, int idle_ms, int *eof)
+static size_t read_loop(int fd, char *buf, size_t cap, int idle_ms, int *eof, int one_response)
 {
     size_t got = 0;
     *eof = 0;
     while (got < cap) {
-        const char *end = memmem(buf, got, "\r\n\r\n", 4);
+        const char *end = one_response ? memmem(buf, got, "\r\n\r\n", 4) : NULL;
         if (end) {
             size_t head = (size_t)(end + 4 - buf);
             const char *cl = memmem(buf, head, "\r\nContent-Length: ", 18);
@@ -148,6 +126,16 @@ static size_t read_response(int fd, char *buf, size_t cap, int idle_ms, int *eof
         got += (size_t)k;
     }
     return got;
+}
+
+static size_t read_until(int fd, char *buf, size_t cap, int idle_ms, int *eof)
+{
+    return read_loop(fd, buf, cap, idle_ms, eof, 0);
+}
+
+static size_t read_response(int fd, char *buf, size_t cap, int idle_ms, int *eof)
+{
+    return read_loop(fd, buf, cap, idle_ms, eof, 1);
 }
 
 static size_t count_str(const char *buf, size_t len, const char *s)
