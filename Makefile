@@ -2,10 +2,11 @@
 # directory, the sanitizer and the packages each job needs.
 #   make          build (RelWithDebInfo) into build/
 #   make run      build and start the main job
-#   make test     lint, gcc+clang -Werror builds, libFuzzer targets (bounded),
-#                 TSan run of the threaded tests (not the *_base variants:
-#                 BASE-mode processes have no threads to race), then the whole suite under
-#                 ASan+UBSan (its ctest summary prints last)
+#   make test     lint, libFuzzer targets (bounded), a clang TSan build of
+#                 everything (library, tests, examples: it is also the clang -Werror
+#                 build) running the threaded tests (not the *_base variants: BASE-mode
+#                 processes have no threads to race), then a gcc ASan+UBSan build of
+#                 everything running the whole suite (its ctest summary prints last)
 #   make bench    -O2 build and the benchmarks (bench/README.md)
 #   make install PREFIX=/some/dir
 
@@ -42,21 +43,18 @@ format:
 	@git ls-files '*.c' '*.h' '*.cc' | xargs clang-format -i
 
 test: deps-test lint
-	@echo "== clang -Werror build (library, tests, examples)"
-	@$(CMAKE) -S . -B build-clang $(GEN) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@$(CMAKE) --build build-clang
 	@echo "== libFuzzer (clang, ASan+UBSan): corpus replay and $(FUZZ_SECONDS) s per target"
 	@$(CMAKE) -S . -B build-fuzz $(GEN) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 		-DCMAKE_BUILD_TYPE=Debug -DSWOOP_SANITIZE=address,undefined -DSWOOP_FUZZ=ON \
 		-DSWOOP_FUZZ_SECONDS=$(FUZZ_SECONDS) -DSWOOP_BUILD_TESTS=OFF -DSWOOP_BUILD_EXAMPLES=OFF >/dev/null
 	@$(CMAKE) --build build-fuzz
 	@cd build-fuzz && ctest $(CTEST_FLAGS) -L fuzz
-	@echo "== TSan build: threaded tests"
-	@$(CMAKE) -S . -B build-tsan $(GEN) -DCMAKE_BUILD_TYPE=Debug -DSWOOP_SANITIZE=thread >/dev/null
+	@echo "== clang -Werror TSan build (library, tests, examples): threaded tests"
+	@$(CMAKE) -S . -B build-tsan $(GEN) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+		-DCMAKE_BUILD_TYPE=Debug -DSWOOP_SANITIZE=thread >/dev/null
 	@$(CMAKE) --build build-tsan
 	@cd build-tsan && ctest $(CTEST_FLAGS) -L tsan -E '_base$$'
-	@echo "== ASan+UBSan build: the whole suite"
+	@echo "== gcc -Werror ASan+UBSan build: the whole suite"
 	@$(CMAKE) -S . -B build-asan $(GEN) -DCMAKE_BUILD_TYPE=Debug -DSWOOP_SANITIZE=address,undefined >/dev/null
 	@$(CMAKE) --build build-asan
 	@cd build-asan && ctest $(CTEST_FLAGS)

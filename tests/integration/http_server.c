@@ -849,9 +849,7 @@ static void big_upload(swoop_mode_t mode)
      * and more of the file): the bound holds for the server's own memory,
      * which only the PROCESS owner shows alone under TSan.
      */
-#if defined(__SANITIZE_THREAD__)
-    if (mode == SWOOP_MODE_PROCESS)
-#endif
+    if (!TEST_UNDER_TSAN || mode == SWOOP_MODE_PROCESS)
         ASSERT_LT(after - before, 16 * 1024);
     snprintf(cmd, sizeof(cmd),
              "python3 -c \"import sys; sys.stdout.buffer.write(bytes(range(256)) * %llu)\" | "

@@ -21,6 +21,31 @@ _Noreturn void swoop_test_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* A test with the default timeout (60 s, times SWOOP_TEST_TIMEOUT_MULTIPLIER). */
+/*
+ * TEST_UNDER_TSAN / TEST_UNDER_ASAN: 1 in a build with that sanitizer, with gcc
+ * (__SANITIZE_*__) and clang (__has_feature), for bounds that must differ.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define TEST_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_UNDER_TSAN 1
+#endif
+#endif
+#ifndef TEST_UNDER_TSAN
+#define TEST_UNDER_TSAN 0
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_UNDER_ASAN 1
+#endif
+#endif
+#ifndef TEST_UNDER_ASAN
+#define TEST_UNDER_ASAN 0
+#endif
+
 #define TEST(name) TEST_TIMEOUT(name, 60)
 
 /* A test with its own timeout in seconds. */
