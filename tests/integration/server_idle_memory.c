@@ -18,7 +18,7 @@
 
 #include "server_common.h"
 
-#define CONNS       200
+#define CONNS       64
 #define LINE        (1024 * 1024)
 #define PER_CONN_KB 16
 /* Allocator slack: caches and a freed packet-sized block kept for reuse. */
