@@ -1,3 +1,4 @@
+/* TEST_LABELS: heavy */
 /*
  * Forms and uploads (multipart/form-data) against real clients, both
  * modes: curl -F with 40 files and text fields, a python3 http.client

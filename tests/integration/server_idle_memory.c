@@ -1,3 +1,4 @@
+/* TEST_LABELS: heavy */
 /*
  * Issue 10, item 6: an idle connection does not keep the largest packet it
  * sent or the largest reply it got. CONNS connections each send one

@@ -1,3 +1,4 @@
+/* TEST_LABELS: heavy */
 /*
  * The WebSocket conformance matrix (issue 12): the Autobahn testsuite's
  * categories 1-7, 9 (sizes bounded: messages up to 1 MiB, fragments up to

@@ -1,3 +1,4 @@
+/* TEST_LABELS: heavy */
 /*
  * WebSocket under load and faults (issue 12): a broadcast reaching 5,000
  * connections, a client that never reads while the server pushes (memory
