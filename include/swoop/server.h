@@ -631,7 +631,9 @@ SWOOP_EXTERN int swoop_server_taskwait(swoop_server_t *srv, const void *data, si
  * is `lens[i]` bytes at `data[i]`, copied, for task worker `dst[i]` or any
  * idle one with -1; `dst` NULL means -1 for all) and blocks (the worker's
  * loop does not run meanwhile) until every result is in or `timeout_ms`
- * (> 0) passes. Results come back in input order: `results[i]` (free it
+ * (> 0) passes. Inside a coroutine it parks only the coroutine, as
+ * swoop_server_taskwait does; swoop_co_cancel then makes it return
+ * SWOOP_ECANCELED (the results already in are freed, every entry NULL). Results come back in input order: `results[i]` (free it
  * with swoop_free; a 0-byte result is a 1-byte block) and `result_lens[i]`,
  * or NULL and 0 for a task without a result in time (or one that could not
  * be posted, logged). A result that arrives after the call returned is

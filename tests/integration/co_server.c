@@ -130,6 +130,23 @@ static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
         /* The request survived the waits: its path is still readable. */
         int m = snprintf(body + (n > 0 ? n : 0), 32, "%s\n", swoop_http_path(req));
         swoop_http_end(res, body, (size_t)((n > 0 ? n : 0) + m));
+    } else if (strncmp(path, "/twm", 4) == 0) {
+        /* Two tasks named <tag>1 and <tag>2 in one taskwait_multi; body: both results. */
+        char a[16], b[16];
+        snprintf(a, sizeof(a), "%s1", path + 4);
+        snprintf(b, sizeof(b), "%s2", path + 4);
+        const void *data[2] = {a, b};
+        size_t lens[2] = {strlen(a), strlen(b)};
+        void *results[2];
+        size_t rlens[2];
+        int got = swoop_server_taskwait_multi(srv, 2, data, lens, NULL, 5000, results, rlens);
+        int n = snprintf(body, sizeof(body), "%d:%.*s|%.*s", got, results[0] ? (int)rlens[0] : 0,
+                         results[0] ? (const char *)results[0] : "",
+                         results[1] ? (int)rlens[1] : 0,
+                         results[1] ? (const char *)results[1] : "");
+        for (int i = 0; i < 2 && got >= 0; i++)
+            swoop_free(results[i]);
+        swoop_http_end(res, body, (size_t)n);
     } else if (strncmp(path, "/tw", 3) == 0) {
         void *result = NULL;
         size_t len = 0;
@@ -299,6 +316,45 @@ TEST_TIMEOUT(taskwait_parks_the_coroutine_process, 60)
 TEST_TIMEOUT(taskwait_parks_the_coroutine_base, 60)
 {
     taskwait_parks(SWOOP_MODE_BASE);
+}
+
+/* Two taskwait_multi calls of two tasks each (4 task workers, BACKEND_MS per task) run at
+ * once in one worker, which answers a fast request meanwhile: blocking, the fast request
+ * would wait for the first call and the second call would start after it. */
+static void taskwait_multi_parks(swoop_mode_t mode)
+{
+    srv_handle_t h = srv_start(mode, setup, NULL, 1);
+    uint64_t t0 = swoop_test_now_ms();
+    int a = send_get(h.port, "/twmA");
+    int b = send_get(h.port, "/twmB");
+    swoop_test_sleep_ms(50);
+    uint64_t tf = swoop_test_now_ms();
+    int fast = send_get(h.port, "/fast");
+    char body[256];
+    get_body(fast, body, sizeof(body));
+    uint64_t fast_ms = swoop_test_now_ms() - tf;
+    ASSERT_STR_EQ(body, "fast co=1\n");
+    get_body(a, body, sizeof(body));
+    ASSERT_STR_EQ(body, "2:task A1 done|task A2 done");
+    get_body(b, body, sizeof(body));
+    ASSERT_STR_EQ(body, "2:task B1 done|task B2 done");
+    uint64_t all_ms = swoop_test_now_ms() - t0;
+    printf("# fast answer in %llu ms during 2 taskwait_multi; all in %llu ms\n",
+           (unsigned long long)fast_ms, (unsigned long long)all_ms);
+    ASSERT_ULE(fast_ms, BACKEND_MS - 100);
+    /* One after the other: >= 2 * BACKEND_MS. */
+    ASSERT_ULE(all_ms, 2 * BACKEND_MS - 50 + (swoop_test_multiplier() - 1) * BACKEND_MS);
+    srv_stop(&h, 5000);
+}
+
+TEST_TIMEOUT(taskwait_multi_parks_the_coroutine_process, 60)
+{
+    taskwait_multi_parks(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(taskwait_multi_parks_the_coroutine_base, 60)
+{
+    taskwait_multi_parks(SWOOP_MODE_BASE);
 }
 
 /* Without enable_coroutine the same handler blocks the worker: the fast request waits
