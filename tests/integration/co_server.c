@@ -33,6 +33,10 @@ typedef struct timer_seen_s {
     _Atomic int ran;
     _Atomic int in_co;
     _Atomic int slept;
+    /* The same for a timer in a task worker, which stays a plain call. */
+    _Atomic int task_ran;
+    _Atomic int task_in_co;
+    _Atomic int task_sleep_rc;
 } timer_seen_t;
 static timer_seen_t *tseen;
 static char log_path[PATH_MAX];
@@ -201,10 +205,21 @@ static void user_timer(int64_t id, void *arg)
         atomic_store(&tseen->slept, 1);
 }
 
+/* Task workers block in on_task and have no loop for a coroutine's waits: their timers
+ * stay plain calls with enable_coroutine too (co.md). */
+static void task_timer(int64_t id, void *arg)
+{
+    atomic_store(&tseen->task_in_co, swoop_co_id() > 0);
+    atomic_store(&tseen->task_sleep_rc, swoop_co_sleep(1));
+    atomic_store(&tseen->task_ran, 1);
+}
+
 static void on_worker_start(swoop_server_t *srv, int worker_id)
 {
     if (tseen && worker_id == 0) /* the event worker; task workers have ids 1.. here */
         ASSERT_GT(swoop_timer_after(10, user_timer, NULL), 0);
+    if (tseen && worker_id == 1)
+        ASSERT_GT(swoop_timer_after(10, task_timer, NULL), 0);
 }
 
 static void setup(swoop_server_t *srv, void *arg)
@@ -554,6 +569,9 @@ static void user_timers(int co)
         WAIT_UNTIL(atomic_load(&tseen->slept), 5000);
     ASSERT_EQ(atomic_load(&tseen->in_co), co);
     ASSERT_EQ(atomic_load(&tseen->slept), co);
+    WAIT_UNTIL(atomic_load(&tseen->task_ran), 5000);
+    ASSERT_EQ(atomic_load(&tseen->task_in_co), 0);
+    ASSERT_EQ(atomic_load(&tseen->task_sleep_rc), SWOOP_ESTATE);
     /* The worker's own timers still work: requests are served. */
     char body[64];
     int fd = send_get(h.port, "/fast");
