@@ -377,8 +377,8 @@ static double cpu_ms(pid_t pid)
     char *p = strrchr(buf, ')');
     unsigned long ut = 0, st = 0;
     /* After the name: state is field 3, utime 14, stime 15. */
-    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-                            &st) != 2)
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
         return 0;
     return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 }
@@ -492,8 +492,8 @@ static void concurrent(void)
                CONC, conc_ok, conc_s, (conc_first - conc_t0) / 1e9);
         /* Where the two cores went (the master's CPU is its reactor thread). */
         printf("  CPU ms: client %.0f, master %.0f, worker %.0f, backend %.0f\n",
-               cpu_ms(who[0]) - before[0], cpu_ms(who[1]) - before[1],
-               cpu_ms(who[2]) - before[2], cpu_ms(who[3]) - before[3]);
+               cpu_ms(who[0]) - before[0], cpu_ms(who[1]) - before[1], cpu_ms(who[2]) - before[2],
+               cpu_ms(who[3]) - before[3]);
     }
     stop_group(pid);
     kill(be, SIGKILL);

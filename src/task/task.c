@@ -642,8 +642,7 @@ int swoop_server_taskwait(swoop_server_t *srv, const void *data, size_t len, int
  * (results freed) when swoop_co_cancel ended the wait.
  */
 static int taskwait_multi_co(swoop_server_t *srv, int n, const int64_t *ids, int want,
-                             int timeout_ms, uint64_t deadline, void **results,
-                             size_t *result_lens)
+                             int timeout_ms, uint64_t deadline, void **results, size_t *result_lens)
 {
     swoop_task_t *tk = srv->task;
     if (!tk->co_waits_ready) {

@@ -148,8 +148,7 @@ static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
         size_t rlens[2];
         int got = swoop_server_taskwait_multi(srv, 2, data, lens, NULL, 5000, results, rlens);
         int n = snprintf(body, sizeof(body), "%d:%.*s|%.*s", got, results[0] ? (int)rlens[0] : 0,
-                         results[0] ? (const char *)results[0] : "",
-                         results[1] ? (int)rlens[1] : 0,
+                         results[0] ? (const char *)results[0] : "", results[1] ? (int)rlens[1] : 0,
                          results[1] ? (const char *)results[1] : "");
         for (int i = 0; i < 2 && got >= 0; i++)
             swoop_free(results[i]);

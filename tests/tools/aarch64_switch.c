@@ -38,6 +38,21 @@
  * set for each register (x19 = bit 0 ... d15 = bit 17) that changed. Its
  * own caller's callee-saved registers are saved and restored around that.
  */
+/* clang-format off */
+#define CHECK_X(reg, k)                                                                            \
+    "    add x9, x2, #" #k "\n"                                                                    \
+    "    cmp " #reg ", x9\n"                                                                       \
+    "    cset x10, ne\n"                                                                           \
+    "    orr x0, x0, x10, lsl #" #k "\n"
+#define CHECK_D(reg, k)                                                                            \
+    "    fmov x11, " #reg "\n"                                                                     \
+    "    add x9, x2, #" #k "\n"                                                                    \
+    "    cmp x11, x9\n"                                                                            \
+    "    cset x10, ne\n"                                                                           \
+    "    orr x0, x0, x10, lsl #" #k "\n"
+#define SET_D(reg, k)                                                                              \
+    "    add x9, x2, #" #k "\n"                                                                    \
+    "    fmov " #reg ", x9\n"
 __asm__(".text\n"
         ".globl regs_roundtrip\n"
         ".type regs_roundtrip,%function\n"
@@ -65,40 +80,15 @@ __asm__(".text\n"
         "    add x26, x2, #7\n"
         "    add x27, x2, #8\n"
         "    add x28, x2, #9\n"
-        "    add x9, x2, #10\n"
-        "    fmov d8, x9\n"
-        "    add x9, x2, #11\n"
-        "    fmov d9, x9\n"
-        "    add x9, x2, #12\n"
-        "    fmov d10, x9\n"
-        "    add x9, x2, #13\n"
-        "    fmov d11, x9\n"
-        "    add x9, x2, #14\n"
-        "    fmov d12, x9\n"
-        "    add x9, x2, #15\n"
-        "    fmov d13, x9\n"
-        "    add x9, x2, #16\n"
-        "    fmov d14, x9\n"
-        "    add x9, x2, #17\n"
-        "    fmov d15, x9\n"
+        SET_D(d8, 10) SET_D(d9, 11) SET_D(d10, 12) SET_D(d11, 13)
+        SET_D(d12, 14) SET_D(d13, 15) SET_D(d14, 16) SET_D(d15, 17)
         "    bl swoop__co_switch\n"
         "    ldr x2, [sp, #160]\n"
         "    mov x0, #0\n"
-#define CHECK_X(reg, k)                                                                           \
-    "    add x9, x2, #" #k "\n"                                                                    \
-    "    cmp " #reg ", x9\n"                                                                       \
-    "    cset x10, ne\n"                                                                           \
-    "    orr x0, x0, x10, lsl #" #k "\n"
-#define CHECK_D(reg, k)                                                                           \
-    "    fmov x11, " #reg "\n"                                                                     \
-    "    add x9, x2, #" #k "\n"                                                                    \
-    "    cmp x11, x9\n"                                                                            \
-    "    cset x10, ne\n"                                                                           \
-    "    orr x0, x0, x10, lsl #" #k "\n"
         CHECK_X(x19, 0) CHECK_X(x20, 1) CHECK_X(x21, 2) CHECK_X(x22, 3) CHECK_X(x23, 4)
-            CHECK_X(x24, 5) CHECK_X(x25, 6) CHECK_X(x26, 7) CHECK_X(x27, 8) CHECK_X(x28, 9)
-                CHECK_D(d8, 10) CHECK_D(d9, 11) CHECK_D(d10, 12) CHECK_D(d11, 13)
-                    CHECK_D(d12, 14) CHECK_D(d13, 15) CHECK_D(d14, 16) CHECK_D(d15, 17)
+        CHECK_X(x24, 5) CHECK_X(x25, 6) CHECK_X(x26, 7) CHECK_X(x27, 8) CHECK_X(x28, 9)
+        CHECK_D(d8, 10) CHECK_D(d9, 11) CHECK_D(d10, 12) CHECK_D(d11, 13)
+        CHECK_D(d12, 14) CHECK_D(d13, 15) CHECK_D(d14, 16) CHECK_D(d15, 17)
         "    ldp x19, x20, [sp, #16]\n"
         "    ldp x21, x22, [sp, #32]\n"
         "    ldp x23, x24, [sp, #48]\n"
@@ -111,6 +101,7 @@ __asm__(".text\n"
         "    ldp x29, x30, [sp], #176\n"
         "    ret\n"
         ".size regs_roundtrip,.-regs_roundtrip\n");
+/* clang-format on */
 
 uint64_t regs_roundtrip(void **save, void *load, uint64_t seed);
 
