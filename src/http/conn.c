@@ -858,15 +858,11 @@ static int busy(swoop_conn_t *c)
 }
 
 /*
- * PROCESS: the worker that got the request crashed: nobody will answer.
- * 503 and the close, rather than a client waiting forever.
- */
-/*
  * Whether process `pid` is alive, asked of /proc once per pid per sweep of
  * the reactor's connections (`now` is the sweep's): every connection waiting
  * for an answer is checked, and with 10,000 of them waiting on one worker an
- * open + read + close of /proc/<pid>/stat each stalled the reactor thread
- * for a third of a second every second. A small direct-mapped cache per
+ * open + read + close of /proc/<pid>/stat each (66-75 us in the 2-core
+ * VM) stalled the reactor thread for 0.7 s of every second. A small direct-mapped cache per
  * thread (each reactor sweeps its own connections) keyed by pid and sweep.
  */
 static int taker_alive(int32_t pid, uint64_t now)
@@ -885,6 +881,10 @@ static int taker_alive(int32_t pid, uint64_t now)
     return cache[slot].alive;
 }
 
+/*
+ * PROCESS: the worker that got the request crashed: nobody will answer.
+ * 503 and the close, rather than a client waiting forever.
+ */
 static void worker_check(swoop_conn_t *c, http_conn_t *h, uint64_t now)
 {
     swoop_server_t *srv = c->reactor->srv;
