@@ -118,6 +118,13 @@ static void on_task(swoop_server_t *srv, int64_t task, int src, const void *data
     swoop_server_task_finish(srv, out, (size_t)n);
 }
 
+static void cancel_later(void *arg)
+{
+    int64_t id = *(int64_t *)arg; /* read before the first wait: the caller's frame stays */
+    ASSERT_OK(swoop_co_sleep(50));
+    ASSERT_OK(swoop_co_cancel(id));
+}
+
 static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_response_t *res)
 {
     const char *path = swoop_http_path(req);
@@ -137,6 +144,20 @@ static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
         /* The request survived the waits: its path is still readable. */
         int m = snprintf(body + (n > 0 ? n : 0), 32, "%s\n", swoop_http_path(req));
         swoop_http_end(res, body, (size_t)((n > 0 ? n : 0) + m));
+    } else if (strcmp(path, "/twmcancel") == 0) {
+        /* A helper coroutine cancels this one 50 ms into its taskwait_multi. */
+        int64_t me = swoop_co_id();
+        ASSERT_GT(swoop_co_go(cancel_later, &me), 0);
+        const void *data[2] = {"c1", "c2"};
+        size_t lens[2] = {2, 2};
+        void *results[2] = {(void *)1, (void *)1};
+        size_t rlens[2];
+        uint64_t t0 = swoop_test_now_ms();
+        int rc = swoop_server_taskwait_multi(srv, 2, data, lens, NULL, 5000, results, rlens);
+        int n = snprintf(body, sizeof(body), "%s %s %s %s", swoop_strerror(rc),
+                         results[0] ? "set" : "null", results[1] ? "set" : "null",
+                         swoop_test_now_ms() - t0 < BACKEND_MS ? "early" : "late");
+        swoop_http_end(res, body, (size_t)n);
     } else if (strncmp(path, "/twm", 4) == 0) {
         /* Two tasks named <tag>1 and <tag>2 in one taskwait_multi; body: both results. */
         char a[16], b[16];
@@ -388,6 +409,18 @@ TEST_TIMEOUT(taskwait_multi_parks_the_coroutine_process, 60)
 TEST_TIMEOUT(taskwait_multi_parks_the_coroutine_base, 60)
 {
     taskwait_multi_parks(SWOOP_MODE_BASE);
+}
+
+/* swoop_co_cancel ends a taskwait_multi at once: SWOOP_ECANCELED, every result NULL. */
+TEST_TIMEOUT(taskwait_multi_cancelled, 60)
+{
+    srv_handle_t h = srv_start(SWOOP_MODE_PROCESS, setup, NULL, 1);
+    char body[256], want[128];
+    int fd = send_get(h.port, "/twmcancel");
+    get_body(fd, body, sizeof(body));
+    snprintf(want, sizeof(want), "%s null null early", swoop_strerror(SWOOP_ECANCELED));
+    ASSERT_STR_EQ(body, want);
+    srv_stop(&h, 5000);
 }
 
 /* WS_N connections each send "sleep" (BACKEND_MS in on_message) to one worker; a
