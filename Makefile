@@ -8,6 +8,8 @@
 #                 processes have no threads to race), then a gcc ASan+UBSan build of
 #                 everything running the whole suite (its ctest summary prints last)
 #   make bench    -O2 build and the benchmarks (bench/README.md)
+#   make test-aarch64  the AArch64 context switch and the coroutine unit tests,
+#                 cross-compiled and run under qemu-user (opt-in; ~1 min)
 #   make install PREFIX=/some/dir
 
 PREFIX ?= /usr/local
@@ -17,7 +19,7 @@ GEN    := -G Ninja
 CTEST_FLAGS := --output-on-failure --no-tests=error -j $(JOBS)
 FUZZ_SECONDS ?= 10
 
-.PHONY: all build run test bench install lint format clean deps-build deps-test deps-bench
+.PHONY: all build run test test-aarch64 bench install lint format clean deps-build deps-test deps-bench
 
 all: build
 
@@ -65,8 +67,11 @@ bench: deps-bench
 	@$(CMAKE) --build build-bench
 	@bench/run.sh build-bench
 
+test-aarch64:
+	@tests/tools/aarch64.sh
+
 install: build
 	@$(CMAKE) --install build --prefix "$(PREFIX)"
 
 clean:
-	rm -rf build build-clang build-tsan build-asan build-bench build-fuzz
+	rm -rf build build-clang build-tsan build-asan build-bench build-fuzz build-aarch64

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, and only those that are missing.
-# Usage: scripts/install-deps.sh build|test|bench ...  (several profiles may be given)
+# Usage: scripts/install-deps.sh build|test|bench|aarch64 ...  (several profiles may be given)
 # Idempotent and silent when everything is present; needs root (or sudo) only when
 # something is missing.
 set -euo pipefail
@@ -8,6 +8,8 @@ set -euo pipefail
 pkgs_build=(cmake ninja-build make gcc libc6-dev pkgconf zlib1g-dev libssl-dev liburing-dev)
 pkgs_test=(g++ clang clang-format libclang-rt-14-dev libasan8 libubsan1 libtsan2 util-linux procps python3 curl media-types python3-websockets python3-autobahn node-ws prometheus python3-prometheus-client)
 pkgs_bench=(libuv1-dev wrk nginx-light libboost-context-dev)
+# make test-aarch64 (tests/tools/aarch64.sh): the AArch64 switch under qemu-user.
+pkgs_aarch64=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 
 want=()
 for profile in "$@"; do
@@ -15,8 +17,9 @@ for profile in "$@"; do
     build) want+=("${pkgs_build[@]}") ;;
     test) want+=("${pkgs_build[@]}" "${pkgs_test[@]}") ;;
     bench) want+=("${pkgs_build[@]}" "${pkgs_bench[@]}") ;;
+    aarch64) want+=("${pkgs_aarch64[@]}") ;;
     *)
-        echo "install-deps: unknown profile '$profile' (build, test, bench)" >&2
+        echo "install-deps: unknown profile '$profile' (build, test, bench, aarch64)" >&2
         exit 2
         ;;
     esac

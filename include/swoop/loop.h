@@ -104,7 +104,9 @@ SWOOP_EXTERN swoop_loop_t *swoop_loop_default(void);
 SWOOP_EXTERN int swoop_loop_run(swoop_loop_t *loop);
 
 /**
- * Runs one iteration, waiting for events if there is something to wait for.
+ * Runs one iteration, waiting for events if there is something to wait for
+ * (and no timer ran at its start: then it only collects what is ready, so
+ * the caller's end-of-iteration work follows those timers at once).
  * Returns 1 if work remains, 0 if not, or a negative error.
  */
 SWOOP_EXTERN int swoop_loop_run_once(swoop_loop_t *loop);

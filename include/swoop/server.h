@@ -631,13 +631,16 @@ SWOOP_EXTERN int swoop_server_taskwait(swoop_server_t *srv, const void *data, si
  * is `lens[i]` bytes at `data[i]`, copied, for task worker `dst[i]` or any
  * idle one with -1; `dst` NULL means -1 for all) and blocks (the worker's
  * loop does not run meanwhile) until every result is in or `timeout_ms`
- * (> 0) passes. Results come back in input order: `results[i]` (free it
- * with swoop_free; a 0-byte result is a 1-byte block) and `result_lens[i]`,
- * or NULL and 0 for a task without a result in time (or one that could not
- * be posted, logged). A result that arrives after the call returned is
- * dropped, never handed to a later taskwait or taskwait_multi; on_finish
- * does not run for these tasks. Returns the number of results (n when all
- * came), or SWOOP_EINVAL / SWOOP_ESTATE as swoop_server_task does (nothing
+ * (> 0) passes. Inside a coroutine it parks only the coroutine, as
+ * swoop_server_taskwait does; swoop_co_cancel then makes it return
+ * SWOOP_ECANCELED (the results already in are freed, every entry NULL).
+ * Results come back in input order: `results[i]` (free it with swoop_free;
+ * a 0-byte result is a 1-byte block) and `result_lens[i]`, or NULL and 0
+ * for a task without a result in time (or one that could not be posted,
+ * logged). A result that arrives after the call returned is dropped, never
+ * handed to a later taskwait or taskwait_multi; on_finish does not run for
+ * these tasks. Returns the number of results (n when all came), or
+ * SWOOP_EINVAL / SWOOP_ESTATE as swoop_server_task does (nothing
  * posted then).
  */
 SWOOP_EXTERN int swoop_server_taskwait_multi(swoop_server_t *srv, int n, const void *const *data,

@@ -408,9 +408,11 @@ int64_t swoop_co_go(swoop_co_fn fn, void *arg)
      * so reusing its fiber would stack one more frame in TSan's shadow call
      * stack per coroutine, until TSan dies of it (about 65,000 later).
      */
-    if (co->tsan_fiber)
-        __tsan_destroy_fiber(co->tsan_fiber);
+    /* Made before the old one goes, so the two never share an address. */
+    void *old_fiber = co->tsan_fiber;
     co->tsan_fiber = __tsan_create_fiber(0);
+    if (old_fiber)
+        __tsan_destroy_fiber(old_fiber);
 #endif
     swoop__idmap_put(&s->by_id, co->id, co);
     s->live++;

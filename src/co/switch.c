@@ -150,9 +150,14 @@ __asm__(".text\n"
         ".type swoop__co_trampoline,%function\n"
         ".p2align 4\n"
         "swoop__co_trampoline:\n"
+        "    .cfi_startproc\n"
+        /* The first frame of a coroutine: unwinders (gdb, backtrace()) stop
+         * here instead of following the zeroed lr slot. */
+        "    .cfi_undefined x30\n"
         "    mov x0, x19\n"
         "    blr x20\n"
         "    brk #0\n"
+        "    .cfi_endproc\n"
         ".size swoop__co_trampoline,.-swoop__co_trampoline\n");
 
 void swoop__co_trampoline(void);

@@ -105,15 +105,21 @@ static int loop_alive(const swoop_loop_t *loop)
            atomic_load_explicit(&loop->post_pending, memory_order_acquire) > 0;
 }
 
-/* One pass: timers, I/O wait bounded by the next timer, dispatch, timers again. */
+/*
+ * One pass: timers, I/O wait bounded by the next timer, dispatch, timers
+ * again. A pass whose first timers ran does not sleep in the wait: what they
+ * did may wait for the end of the pass (a server worker sends what its
+ * callbacks queued then), and sleeping first held a timer's reply, or a
+ * coroutine's woken by a timer, until some unrelated event came.
+ */
 static int loop_iterate(swoop_loop_t *loop, int block)
 {
     loop->now_ns = swoop__clock_ns();
-    swoop__timers_run(loop);
+    int ran = swoop__timers_run(loop);
     if (!loop_alive(loop))
         return 0;
 
-    if (!block || atomic_load_explicit(&loop->stop_flag, memory_order_acquire) ||
+    if (!block || ran > 0 || atomic_load_explicit(&loop->stop_flag, memory_order_acquire) ||
         atomic_load_explicit(&loop->post_pending, memory_order_acquire) > 0)
         block = 0;
     int rc = loop->backend->poll(loop, block, swoop__timers_deadline_ns(loop));

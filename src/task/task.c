@@ -634,6 +634,76 @@ int swoop_server_taskwait(swoop_server_t *srv, const void *data, size_t len, int
     }
 }
 
+/*
+ * taskwait_multi inside a coroutine: every posted task gets its own entry in
+ * the parked-waits map, all naming this coroutine; each result the channel's
+ * watcher hands over wakes it, and it parks again until the last is in (or
+ * the deadline passes). Returns the number of results, or SWOOP_ECANCELED
+ * (results freed) when swoop_co_cancel ended the wait.
+ */
+static int taskwait_multi_co(swoop_server_t *srv, int n, const int64_t *ids, int want,
+                             int timeout_ms, uint64_t deadline, void **results, size_t *result_lens)
+{
+    swoop_task_t *tk = srv->task;
+    if (!tk->co_waits_ready) {
+        swoop__idmap_init(&tk->co_waits);
+        tk->co_waits_ready = 1;
+    }
+    co_taskwait_t *ws = swoop_calloc((size_t)n, sizeof(*ws));
+    swoop_co_t *co = swoop__co_current();
+    for (int i = 0; i < n; i++) {
+        ws[i].co = co;
+        if (ids[i])
+            swoop__idmap_put(&tk->co_waits, ids[i], &ws[i]);
+    }
+    int rc = 0;
+    for (;;) {
+        int got = 0;
+        for (int i = 0; i < n; i++)
+            got += ids[i] && ws[i].done;
+        if (got == want)
+            break;
+        int left = task_queue_flush(srv);
+        uint64_t now = swoop__now_ms();
+        if (now >= deadline) {
+            swoop__log_limited(SWOOP_LOG_WARNING, 0,
+                               "taskwait_multi: %d of %d tasks timed out after %d ms", want - got,
+                               n, timeout_ms);
+            break;
+        }
+        int64_t ms = (int64_t)(deadline - now);
+        if (left && ms > 1)
+            ms = 1; /* bytes still queued for a task worker: retry every millisecond */
+        rc = swoop__co_wait(ms, NULL);
+        if (rc != 0 && rc != SWOOP_ETIMEDOUT)
+            break; /* cancelled */
+        rc = 0;
+    }
+    int done = 0;
+    for (int i = 0; i < n; i++) {
+        if (ids[i] == 0)
+            continue;
+        /* Still registered unless the watcher took it out to wake us. */
+        swoop__idmap_del(&tk->co_waits, ids[i]);
+        if (!ws[i].done)
+            continue;
+        if (ws[i].code < 0) {
+            swoop__log_limited(SWOOP_LOG_WARNING, ws[i].code,
+                               "taskwait_multi: task %lld has no result", (long long)ids[i]);
+            continue;
+        }
+        if (rc < 0) {
+            swoop_free(ws[i].result);
+            continue;
+        }
+        results[i] = ws[i].result;
+        result_lens[i] = ws[i].len;
+        done++;
+    }
+    swoop_free(ws);
+    return rc < 0 ? rc : done;
+}
+
 /* Checks what post_task would refuse before anything is posted. */
 static int multi_check(swoop_server_t *srv, int n, const void *const *data, const size_t *lens,
                        const int *dst, int timeout_ms, void **results, size_t *result_lens)
@@ -683,6 +753,12 @@ int swoop_server_taskwait_multi(swoop_server_t *srv, int n, const void *const *d
         want += ids[i] != 0;
     }
     uint64_t deadline = swoop__now_ms() + (uint64_t)timeout_ms;
+    if (swoop__co_current()) {
+        rc = taskwait_multi_co(srv, n, ids, want, timeout_ms, deadline, results, result_lens);
+        swoop_free(answered);
+        swoop_free(ids);
+        return rc;
+    }
     while (got < want) {
         swoop_ipc_head_t h;
         task_in_t in;

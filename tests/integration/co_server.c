@@ -14,15 +14,18 @@
 #include <swoop/alloc.h>
 #include <swoop/http.h>
 #include <swoop/timer.h>
+#include <swoop/websocket.h>
 
 #include "client_util.h"
 #include "server_common.h"
+#include "ws_client.h"
 
 enum { BACKEND_MS = 300, SLOW_N = 10 };
 
 static int backend_port;
 static int use_co = 1;
 static int with_udp;
+static int with_ws;
 static _Atomic int *udp_port; /* shared with the server process */
 
 /* What the worker's user timer saw, shared with the test. */
@@ -30,6 +33,10 @@ typedef struct timer_seen_s {
     _Atomic int ran;
     _Atomic int in_co;
     _Atomic int slept;
+    /* The same for a timer in a task worker, which stays a plain call. */
+    _Atomic int task_ran;
+    _Atomic int task_in_co;
+    _Atomic int task_sleep_rc;
 } timer_seen_t;
 static timer_seen_t *tseen;
 static char log_path[PATH_MAX];
@@ -111,6 +118,13 @@ static void on_task(swoop_server_t *srv, int64_t task, int src, const void *data
     swoop_server_task_finish(srv, out, (size_t)n);
 }
 
+static void cancel_later(void *arg)
+{
+    int64_t id = *(int64_t *)arg; /* read before the first wait: the caller's frame stays */
+    ASSERT_OK(swoop_co_sleep(50));
+    ASSERT_OK(swoop_co_cancel(id));
+}
+
 static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_response_t *res)
 {
     const char *path = swoop_http_path(req);
@@ -130,6 +144,36 @@ static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
         /* The request survived the waits: its path is still readable. */
         int m = snprintf(body + (n > 0 ? n : 0), 32, "%s\n", swoop_http_path(req));
         swoop_http_end(res, body, (size_t)((n > 0 ? n : 0) + m));
+    } else if (strcmp(path, "/twmcancel") == 0) {
+        /* A helper coroutine cancels this one 50 ms into its taskwait_multi. */
+        int64_t me = swoop_co_id();
+        ASSERT_GT(swoop_co_go(cancel_later, &me), 0);
+        const void *data[2] = {"c1", "c2"};
+        size_t lens[2] = {2, 2};
+        void *results[2] = {(void *)1, (void *)1};
+        size_t rlens[2];
+        uint64_t t0 = swoop_test_now_ms();
+        int rc = swoop_server_taskwait_multi(srv, 2, data, lens, NULL, 5000, results, rlens);
+        int n = snprintf(body, sizeof(body), "%s %s %s %s", swoop_strerror(rc),
+                         results[0] ? "set" : "null", results[1] ? "set" : "null",
+                         swoop_test_now_ms() - t0 < BACKEND_MS ? "early" : "late");
+        swoop_http_end(res, body, (size_t)n);
+    } else if (strncmp(path, "/twm", 4) == 0) {
+        /* Two tasks named <tag>1 and <tag>2 in one taskwait_multi; body: both results. */
+        char a[16], b[16];
+        snprintf(a, sizeof(a), "%s1", path + 4);
+        snprintf(b, sizeof(b), "%s2", path + 4);
+        const void *data[2] = {a, b};
+        size_t lens[2] = {strlen(a), strlen(b)};
+        void *results[2];
+        size_t rlens[2];
+        int got = swoop_server_taskwait_multi(srv, 2, data, lens, NULL, 5000, results, rlens);
+        int n = snprintf(body, sizeof(body), "%d:%.*s|%.*s", got, results[0] ? (int)rlens[0] : 0,
+                         results[0] ? (const char *)results[0] : "", results[1] ? (int)rlens[1] : 0,
+                         results[1] ? (const char *)results[1] : "");
+        for (int i = 0; i < 2 && got >= 0; i++)
+            swoop_free(results[i]);
+        swoop_http_end(res, body, (size_t)n);
     } else if (strncmp(path, "/tw", 3) == 0) {
         void *result = NULL;
         size_t len = 0;
@@ -147,6 +191,19 @@ static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
         int n = snprintf(body, sizeof(body), "fast co=%d\n", swoop_co_id() > 0);
         swoop_http_end(res, body, (size_t)n);
     }
+}
+
+/* "sleep" waits BACKEND_MS in the message's coroutine before its answer; anything else
+ * is answered at once. Both answers say whether they ran in a coroutine. */
+static void ws_message(swoop_server_t *srv, swoop_conn_id_t conn, int opcode, const void *data,
+                       size_t len)
+{
+    char out[64];
+    int slept = len == 5 && memcmp(data, "sleep", 5) == 0;
+    if (slept)
+        ASSERT_OK(swoop_co_sleep(BACKEND_MS));
+    int n = snprintf(out, sizeof(out), "%s co=%d", slept ? "slept" : "quick", swoop_co_id() > 0);
+    ASSERT_OK(swoop_ws_push(srv, conn, SWOOP_WS_TEXT, out, (size_t)n));
 }
 
 /* Each datagram waits 100 ms in its own coroutine, then is answered. */
@@ -168,10 +225,21 @@ static void user_timer(int64_t id, void *arg)
         atomic_store(&tseen->slept, 1);
 }
 
+/* Task workers block in on_task and have no loop for a coroutine's waits: their timers
+ * stay plain calls with enable_coroutine too (co.md). */
+static void task_timer(int64_t id, void *arg)
+{
+    atomic_store(&tseen->task_in_co, swoop_co_id() > 0);
+    atomic_store(&tseen->task_sleep_rc, swoop_co_sleep(1));
+    atomic_store(&tseen->task_ran, 1);
+}
+
 static void on_worker_start(swoop_server_t *srv, int worker_id)
 {
     if (tseen && worker_id == 0) /* the event worker; task workers have ids 1.. here */
         ASSERT_GT(swoop_timer_after(10, user_timer, NULL), 0);
+    if (tseen && worker_id == 1)
+        ASSERT_GT(swoop_timer_after(10, task_timer, NULL), 0);
 }
 
 static void setup(swoop_server_t *srv, void *arg)
@@ -187,6 +255,10 @@ static void setup(swoop_server_t *srv, void *arg)
     ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_task = on_task,
                                                             .on_packet = on_packet,
                                                             .on_worker_start = on_worker_start}));
+    if (with_ws) {
+        ASSERT_OK(swoop_server_set(srv, "open_websocket_protocol", "1"));
+        ASSERT_OK(swoop_ws_on(srv, &(swoop_ws_events_t){.on_message = ws_message}));
+    }
     if (with_udp) {
         swoop_port_t *p;
         ASSERT_OK(swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_UDP, &p));
@@ -299,6 +371,111 @@ TEST_TIMEOUT(taskwait_parks_the_coroutine_process, 60)
 TEST_TIMEOUT(taskwait_parks_the_coroutine_base, 60)
 {
     taskwait_parks(SWOOP_MODE_BASE);
+}
+
+/* Two taskwait_multi calls of two tasks each (4 task workers, BACKEND_MS per task) run at
+ * once in one worker, which answers a fast request meanwhile: blocking, the fast request
+ * would wait for the first call and the second call would start after it. */
+static void taskwait_multi_parks(swoop_mode_t mode)
+{
+    srv_handle_t h = srv_start(mode, setup, NULL, 1);
+    uint64_t t0 = swoop_test_now_ms();
+    int a = send_get(h.port, "/twmA");
+    int b = send_get(h.port, "/twmB");
+    swoop_test_sleep_ms(50);
+    uint64_t tf = swoop_test_now_ms();
+    int fast = send_get(h.port, "/fast");
+    char body[256];
+    get_body(fast, body, sizeof(body));
+    uint64_t fast_ms = swoop_test_now_ms() - tf;
+    ASSERT_STR_EQ(body, "fast co=1\n");
+    get_body(a, body, sizeof(body));
+    ASSERT_STR_EQ(body, "2:task A1 done|task A2 done");
+    get_body(b, body, sizeof(body));
+    ASSERT_STR_EQ(body, "2:task B1 done|task B2 done");
+    uint64_t all_ms = swoop_test_now_ms() - t0;
+    printf("# fast answer in %llu ms during 2 taskwait_multi; all in %llu ms\n",
+           (unsigned long long)fast_ms, (unsigned long long)all_ms);
+    ASSERT_ULE(fast_ms, BACKEND_MS - 100);
+    ASSERT_ULE(all_ms, 3 * BACKEND_MS * swoop_test_multiplier());
+    srv_stop(&h, 5000);
+}
+
+TEST_TIMEOUT(taskwait_multi_parks_the_coroutine_process, 60)
+{
+    taskwait_multi_parks(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(taskwait_multi_parks_the_coroutine_base, 60)
+{
+    taskwait_multi_parks(SWOOP_MODE_BASE);
+}
+
+/* swoop_co_cancel ends a taskwait_multi at once: SWOOP_ECANCELED, every result NULL. */
+TEST_TIMEOUT(taskwait_multi_cancelled, 60)
+{
+    srv_handle_t h = srv_start(SWOOP_MODE_PROCESS, setup, NULL, 1);
+    char body[256], want[128];
+    int fd = send_get(h.port, "/twmcancel");
+    get_body(fd, body, sizeof(body));
+    snprintf(want, sizeof(want), "%s null null early", swoop_strerror(SWOOP_ECANCELED));
+    ASSERT_STR_EQ(body, want);
+    srv_stop(&h, 5000);
+}
+
+/* WS_N connections each send "sleep" (BACKEND_MS in on_message) to one worker; a
+ * "quick" on another connection meanwhile is answered at once, and the sleepers all
+ * end together: one after another they would take WS_N * BACKEND_MS. (It also caught
+ * pushes made by coroutines that a timer woke at the start of a loop pass waiting in
+ * the cork for an unrelated event: 580-830 ms, half the runs.) */
+enum { WS_N = 5 };
+
+static void ws_message_parks(swoop_mode_t mode)
+{
+    with_ws = 1;
+    srv_handle_t h = srv_start(mode, setup, NULL, 1);
+    int fds[WS_N];
+    for (int i = 0; i < WS_N; i++)
+        fds[i] = ws_connect(h.port);
+    int quick = ws_connect(h.port);
+    uint64_t t0 = swoop_test_now_ms();
+    for (int i = 0; i < WS_N; i++)
+        send_frame(fds[i], 0x81, "sleep", 5, 0);
+    swoop_test_sleep_ms(50);
+    uint64_t tq = swoop_test_now_ms();
+    send_frame(quick, 0x81, "ping", 4, 0);
+    uint8_t p[128];
+    size_t len;
+    ASSERT_EQ(recv_frame(quick, p, &len), 1);
+    uint64_t quick_ms = swoop_test_now_ms() - tq;
+    ASSERT_EQ(len, 10u);
+    ASSERT_OK(memcmp(p, "quick co=1", 10));
+    for (int i = 0; i < WS_N; i++) {
+        ASSERT_EQ(recv_frame(fds[i], p, &len), 1);
+        ASSERT_EQ(len, 10u);
+        ASSERT_OK(memcmp(p, "slept co=1", 10));
+    }
+    uint64_t all_ms = swoop_test_now_ms() - t0;
+    printf("# quick answer in %llu ms while %d messages slept; all in %llu ms\n",
+           (unsigned long long)quick_ms, WS_N, (unsigned long long)all_ms);
+    ASSERT_ULE(quick_ms, BACKEND_MS - 100);
+    ASSERT_UGE(all_ms, BACKEND_MS);
+    ASSERT_ULE(all_ms, 2 * BACKEND_MS * swoop_test_multiplier());
+    for (int i = 0; i < WS_N; i++)
+        close(fds[i]);
+    close(quick);
+    srv_stop(&h, 5000);
+    with_ws = 0;
+}
+
+TEST_TIMEOUT(ws_on_message_parks_the_coroutine_process, 60)
+{
+    ws_message_parks(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(ws_on_message_parks_the_coroutine_base, 60)
+{
+    ws_message_parks(SWOOP_MODE_BASE);
 }
 
 /* Without enable_coroutine the same handler blocks the worker: the fast request waits
@@ -424,6 +601,9 @@ static void user_timers(int co)
         WAIT_UNTIL(atomic_load(&tseen->slept), 5000);
     ASSERT_EQ(atomic_load(&tseen->in_co), co);
     ASSERT_EQ(atomic_load(&tseen->slept), co);
+    WAIT_UNTIL(atomic_load(&tseen->task_ran), 5000);
+    ASSERT_EQ(atomic_load(&tseen->task_in_co), 0);
+    ASSERT_EQ(atomic_load(&tseen->task_sleep_rc), SWOOP_ESTATE);
     /* The worker's own timers still work: requests are served. */
     char body[64];
     int fd = send_get(h.port, "/fast");

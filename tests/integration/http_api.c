@@ -201,6 +201,8 @@ static void task_respond(swoop_mode_t mode)
     ASSERT_NOT_NULL(strstr(body + BIG_TASK_BODY, "HTTP/1.1 200 OK\r\n"));
     ASSERT_NOT_NULL(strstr(body + BIG_TASK_BODY, "\r\n\r\nhello\n"));
     free(buf);
+    /* Counted after swoop_http_respond returned: the client can have the answer first. */
+    WAIT_UNTIL(atomic_load(&sh->task_refused) == 2, 5000);
     ASSERT_EQ(atomic_load(&sh->task_answers), 2);
     ASSERT_EQ(atomic_load(&sh->task_refused), 2);
     stop(&h);
