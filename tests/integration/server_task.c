@@ -705,7 +705,7 @@ static void wait_on_task(swoop_server_t *srv, int64_t task_id, int src, const vo
     atomic_store(&sh->nested_rc, swoop_server_taskwait(srv, "x", 1, 100, -1, &r, &rl));
     if (len == 4 && memcmp(data, "slow", 4) == 0) {
         static char late[100000];
-        swoop_test_sleep_ms(300);
+        swoop_test_sleep_ms(300 * swoop_test_multiplier());
         ASSERT_OK(swoop_server_task_finish(srv, late, sizeof(late)));
         atomic_store(&sh->slow_done, 1);
         return;
@@ -813,12 +813,11 @@ TEST(server_task_wait_process_mq3)
 
 /*
  * taskwait_multi: three tasks, the middle one ("slow", 300 ms, a 100 KB
- * result through a temp file) beyond the 150 ms timeout: 2 is returned, the
- * two fast results sit in input order and the slow one is NULL/0. The next
- * call (one task queued behind "slow", so its late result arrives first,
- * and a 20,000-byte task through a temp file) gets exactly its own three
- * results in order; no temp file is left. Bad arguments are SWOOP_EINVAL,
- * a call in a task worker SWOOP_ESTATE.
+ * result through a temp file) beyond the 150 ms timeout (both times the sanitizer multiplier): 2 is
+ * returned, the two fast results sit in input order and the slow one is NULL/0. The next call (one
+ * task queued behind "slow", so its late result arrives first, and a 20,000-byte task through a
+ * temp file) gets exactly its own three results in order; no temp file is left. Bad arguments are
+ * SWOOP_EINVAL, a call in a task worker SWOOP_ESTATE.
  */
 static void multi_on_task(swoop_server_t *srv, int64_t task_id, int src, const void *data,
                           size_t len)
@@ -850,9 +849,11 @@ static void multi_on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reac
     int dst1[3] = {0, 1, 0};
     void *r[3] = {(void *)1, (void *)1, (void *)1};
     size_t rl[3] = {7, 7, 7};
+    /* The fast two must be back within the timeout: scaled for sanitizers, as "slow" is. */
+    int64_t limit = 150 * (int64_t)swoop_test_multiplier();
     uint64_t t0 = swoop_test_now_ms();
-    ASSERT_EQ(swoop_server_taskwait_multi(srv, 3, d1, l1, dst1, 150, r, rl), 2);
-    ASSERT_UGE(swoop_test_now_ms() - t0, 150);
+    ASSERT_EQ(swoop_server_taskwait_multi(srv, 3, d1, l1, dst1, limit, r, rl), 2);
+    ASSERT_UGE(swoop_test_now_ms() - t0, (uint64_t)limit);
     multi_check_one(r[0], rl[0], "fast-a", 6);
     ASSERT_NULL(r[1]);
     ASSERT_EQ(rl[1], 0);
