@@ -40,6 +40,13 @@ typedef enum {
 /** Longest path in the settings, including the NUL. */
 #define SWOOP_SERVER_PATH_MAX 1024
 
+/** The access log's line formats (http_access_log_format; docs/api/http.md). */
+typedef enum swoop_access_log_format_e {
+    SWOOP_ACCESS_LOG_COMBINED = 0, /**< "combined": common plus Referer and User-Agent */
+    SWOOP_ACCESS_LOG_COMMON = 1,   /**< "common": host, time, request line, status, bytes */
+    SWOOP_ACCESS_LOG_JSON = 2      /**< "json": one JSON object a line, duration and pid too */
+} swoop_access_log_format_t;
+
 /**
  * Protocol settings of one listening port. A field left at its "inherit"
  * value (-1, or an empty string / 0 character) takes the server-level
@@ -95,8 +102,10 @@ typedef struct swoop_port_settings_s {
     char static_handler_locations[SWOOP_SERVER_PATH_MAX];
     /** HTTP: follow symlinks that lead out of document_root (0/1; -1 inherit) [0]. */
     int static_follow_symlinks;
-    /** HTTP: access log file, one combined-format line per request ("" inherit / none). */
+    /** HTTP: access log file, one line per request ("" inherit / none). */
     char http_access_log[SWOOP_SERVER_PATH_MAX];
+    /** HTTP: the access log's SWOOP_ACCESS_LOG_* format (-1 inherit) [combined]. */
+    int http_access_log_format;
     /** HTTP: bodies above this many bytes go to a file in upload_tmp_dir as they arrive (-1
      * inherit) [1M]. */
     int64_t http_body_memory_max;

@@ -179,10 +179,14 @@ typedef struct swoop_http_access_s {
     size_t referer_len;
     const char *user_agent;
     size_t user_agent_len;
+    int64_t duration_us; /* request whole -> response handed on; -1 unknown (JSON only) */
 } swoop_http_access_t;
 
-/* access.c: writes one combined-format line to fd (the port's access_fd; -1: off). */
-void swoop__http_access(int fd, const swoop_addr_t *peer, const swoop_http_access_t *a);
+/*
+ * access.c: writes one line to fd (the port's access_fd; -1: off) in
+ * `format` (SWOOP_ACCESS_LOG_*: the port's http_access_log_format).
+ */
+void swoop__http_access(int fd, int format, const swoop_addr_t *peer, const swoop_http_access_t *a);
 
 /*
  * The WebSocket layer (above) upgrades handshake requests: it answers

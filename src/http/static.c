@@ -385,6 +385,14 @@ static const char *conn_field(const swoop_http_head_t *hd, int keep_alive)
                       : "Connection: close\r\n";
 }
 
+/*
+ * The access log's duration of a static response: from the owner taking the
+ * request (swoop__http_static) to its response queued. Kept per thread (the
+ * owners of PROCESS are reactor threads) rather than passed through every
+ * answer path; 0 without an access log.
+ */
+static _Thread_local uint32_t static_start_us;
+
 /* Counts a response of `status` and writes its access log line (`bytes`: head and body). */
 static void account(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req, int status,
                     uint64_t bytes)
@@ -398,10 +406,14 @@ static void account(swoop_conn_t *c, const swoop_http_head_t *hd, const char *re
                              .target_len = hd->target.len,
                              .version_minor = hd->version_minor,
                              .status = status,
-                             .bytes = bytes};
+                             .bytes = bytes,
+                             .duration_us = -1};
+    if (static_start_us)
+        a.duration_us = (int64_t)(uint32_t)(swoop__http_us32() - static_start_us);
     a.referer = field(hd, req, "Referer", &a.referer_len);
     a.user_agent = field(hd, req, "User-Agent", &a.user_agent_len);
-    swoop__http_access(c->port->access_fd, c->sess ? &c->sess->peer : NULL, &a);
+    swoop__http_access(c->port->access_fd, c->port->eff.http_access_log_format,
+                       c->sess ? &c->sess->peer : NULL, &a);
 }
 
 /*
@@ -860,6 +872,7 @@ int swoop__http_static(swoop_conn_t *c, const swoop_http_head_t *hd, const char 
     int head_only = hd->method.len == 4 && memcmp(req + hd->method.off, "HEAD", 4) == 0;
     if (!head_only && !(hd->method.len == 3 && memcmp(req + hd->method.off, "GET", 3) == 0))
         return 0;
+    static_start_us = p->access_fd >= 0 ? swoop__http_us32() : 0;
     char path[PATH_MAX];
     int slash = 1;
     if (hd->path.len == 0)
