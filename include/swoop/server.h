@@ -324,9 +324,10 @@ typedef struct swoop_server_settings_s {
     int enable_metrics;
     /**
      * Serve GET /metrics (Prometheus text) and /stats.json over HTTP on
-     * this port, from a thread of the master (BASE: the manager) that runs
-     * no user code, so it answers while every worker is stuck: "PORT"
-     * (127.0.0.1) or "HOST:PORT" ("[v6]:PORT"); "" off [""].
+     * this port, from a process of its own (forked and restarted by the
+     * manager) that runs no user code, so it answers while every worker is
+     * stuck: "PORT" (127.0.0.1) or "HOST:PORT" ("[v6]:PORT"); port 0 lets
+     * the kernel pick one (swoop_server_admin_port); "" off [""].
      */
     char admin_port[64];
     /** Default protocol settings of every port (no field is "inherit" here). */
@@ -362,6 +363,14 @@ int swoop_server_metrics(swoop_server_t *srv, char *buf, size_t cap);
  * SWOOP_EPROTO (another layout version), SWOOP_EACCES, or -errno.
  */
 int swoop_server_metrics_by_pid(pid_t pid, char *buf, size_t cap);
+
+/**
+ * The TCP port admin_port listens on (the one the kernel picked for port
+ * 0), from any process of a started server; 0 when admin_port is off, or
+ * SWOOP_EINVAL / SWOOP_ESTATE (not started). From outside:
+ * swoop_server_stats_t.admin_port.
+ */
+int swoop_server_admin_port(swoop_server_t *srv);
 
 /** Per-worker figures in swoop_server_stats_t. */
 typedef struct swoop_worker_stats_s {
@@ -405,6 +414,8 @@ typedef struct swoop_server_stats_s {
     uint64_t ws_dropped;        /**< WebSocket pushes dropped for a slow reader (policy "drop") */
     uint64_t ws_slow_closed;    /**< WebSocket connections closed for a slow reader ("close") */
     uint64_t sends_batched; /**< broadcast writes that went through io_uring (enable_io_uring) */
+    int admin_port;         /**< the port admin_port listens on, 0 when off */
+    pid_t admin_pid;        /**< the process serving it, 0 when none runs */
     swoop_worker_stats_t workers[SWOOP_STATS_WORKERS_MAX]; /**< the first worker_num entries */
 } swoop_server_stats_t;
 

@@ -124,12 +124,17 @@ typedef struct swoop_srv_shared_s {
     int32_t metrics_on;                         /* enable_metrics */
     uint16_t port_num[SWOOP_METRICS_PORTS_MAX]; /* their port numbers (0: a Unix socket) */
     uint16_t port_http;                         /* bit i: port i speaks HTTP */
-    char pad_[10];
+    /* admin_port (admin.c), in what was padding: readers of version 9 without them see 0. */
+    uint16_t admin_port;       /* the port it listens on (port 0: the one the kernel chose) */
+    _Atomic int32_t admin_pid; /* its process, 0 while none runs */
+    char pad_[4];
     swoop_srv_task_stats_t task;
     /* worker_num swoop_srv_wstat_t, then worker_num + reactor_num swoop_srv_counter_t */
     swoop_srv_wstat_t workers[];
 } swoop_srv_shared_t;
 
+/* The header's layout is version 9's (admin_port took padding): the task block stays put. */
+static_assert(offsetof(swoop_srv_shared_t, task) == 192, "the version 9 header");
 /* The memfd mapping is page-aligned: each per-writer block owns its cache line. */
 static_assert(offsetof(swoop_srv_shared_t, workers) % 64 == 0, "per-writer blocks aligned");
 
@@ -502,11 +507,11 @@ struct swoop_server_s {
     /* Shared memory. */
     swoop_srv_shared_t *gs;
     size_t gs_size;
-    /* admin_port (admin.c): the listening socket (-1 off) and its thread, in the master. */
+    /* admin_port (admin.c): the listening socket (-1 off) and, in the manager, its process. */
     int admin_fd;
-    int admin_wake; /* eventfd: the thread stops when it is written */
-    int admin_started;
-    pthread_t admin_thread;
+    pid_t admin_pid;           /* the admin process, 0 while none runs */
+    int64_t admin_timer;       /* its pending restart, 0 none */
+    uint64_t admin_spawned_ms; /* when it was forked (a quick death waits before the next) */
     int gs_fd;
     swoop_session_t *sessions;
     size_t sessions_size;
@@ -869,16 +874,26 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap);
 /* Parses an admin_port value into host (cap bytes; "127.0.0.1" when none is given) and port. */
 int swoop__admin_parse(const char *v, char *host, size_t cap, int *port);
 
-/* Binds admin_port (before a fork: a busy port fails the start at once); 0 when off. */
+/*
+ * Binds admin_port (before a fork: a busy port fails the start at once),
+ * publishes the port bound (gs->admin_port) and logs it; 0 when off.
+ */
 int swoop__admin_open(swoop_server_t *srv);
 
-/* Master (BASE: the manager): opens admin_port if not yet, starts its thread; 0 when off. */
-int swoop__admin_start(swoop_server_t *srv);
+/* Manager: forks the admin process if admin_port is open and none runs; 0 or -errno. */
+int swoop__admin_spawn(swoop_server_t *srv);
 
-/* Stops and joins the admin thread, closes its socket (no-op when off). */
+/* Manager: a child was reaped: 1 if it was the admin process (restarted unless shutting down). */
+int swoop__admin_reaped(swoop_server_t *srv, pid_t pid, int code, int signo);
+
+/* Manager: SIGRTMIN to the admin process (it reopens the log file). */
+void swoop__admin_reopen(swoop_server_t *srv);
+
+/* Stops the admin process (SIGTERM, bounded wait, SIGKILL) if this process runs one; closes
+ * the socket. No-op when off. */
 void swoop__admin_stop(swoop_server_t *srv);
 
-/* A forked child: closes its copies of the admin descriptors (the thread is not in it). */
+/* A forked child, or the master once the manager has the socket: closes its copy. */
 void swoop__admin_child(swoop_server_t *srv);
 
 #endif /* SWOOP_SERVER_INTERNAL_H */

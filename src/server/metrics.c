@@ -191,6 +191,9 @@ static int procs_list(swoop_srv_shared_t *gs, proc_ref_t *out, int max)
         out[n++] = (proc_ref_t){.role = "master", .pid = master};
     if (manager > 0 && n < max)
         out[n++] = (proc_ref_t){.role = "manager", .pid = manager};
+    pid_t admin = atomic_load(&gs->admin_pid);
+    if (admin > 0 && n < max)
+        out[n++] = (proc_ref_t){.role = "admin", .pid = admin};
     for (int i = 0; i < gs->worker_num && n < max; i++) {
         pid_t p = atomic_load(&gs->workers[i].pid);
         if (p > 0)
@@ -332,7 +335,7 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
         hist_put(&o, task_hist[run][0], "", &acc);
     }
 
-    int maxp = gs->worker_num + gs->metric_tasks + 2;
+    int maxp = gs->worker_num + gs->metric_tasks + 3;
     proc_ref_t *procs = swoop_calloc((size_t)maxp, sizeof(*procs));
     int np = procs ? procs_list(gs, procs, maxp) : 0;
     for (int i = 0; i < np; i++)

@@ -105,7 +105,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     srv->mode = mode;
     srv->worker_id = -1;
     srv->gs_fd = -1;
-    srv->admin_fd = srv->admin_wake = -1;
+    srv->admin_fd = -1;
     srv->range = -1;
     srv->cur_port = -1;
     swoop_server_settings_t *s = &srv->settings;

@@ -8,6 +8,10 @@
  * and the task histograms' to the tasks run. After a worker is SIGKILLed
  * and restarted every counter is >= its value before. With every worker
  * and task worker SIGSTOPped, admin_port still answers within 1 s.
+ * admin_port is "0": the kernel picks the port, the stats and
+ * swoop_server_admin_port tell it. The admin process is a child of the
+ * manager, comes back after a SIGKILL, and leaves the manager
+ * single-threaded (only such a process may fork: STYLE 6).
  */
 /* TEST_LABELS: tsan */
 #include <signal.h>
@@ -20,7 +24,18 @@
 #include "client_util.h"
 #include "server_common.h"
 
-static int admin_port; /* chosen before the fork, set in the child */
+static int admin_port; /* the port the server's kernel picked (stats.admin_port) */
+
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
 
 static const char *swoop_bin(void)
 {
@@ -30,17 +45,36 @@ static const char *swoop_bin(void)
     return path;
 }
 
-/* A port free now (bound to 0, read, closed): the server binds it a moment later. */
-static int free_port(void)
+/* Threads of process pid (the Threads: line of /proc/PID/status), -1 if gone. */
+static int thread_count(pid_t pid)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof(a)));
-    socklen_t l = sizeof(a);
-    ASSERT_OK(getsockname(fd, (struct sockaddr *)&a, &l));
-    close(fd);
-    return ntohs(a.sin_port);
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    int n = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+/* The parent of process pid (PPid: of /proc/PID/status), -1 if gone. */
+static int parent_of(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    int n = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "PPid: %d", &n) == 1)
+            break;
+    fclose(f);
+    return n;
 }
 
 static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_response_t *res)
@@ -70,6 +104,12 @@ static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
         free(text);
         return;
     }
+    if (strcmp(path, "/admin_port") == 0) {
+        char text[32];
+        int n = snprintf(text, sizeof(text), "%d\n", swoop_server_admin_port(srv));
+        swoop_http_end(res, text, (size_t)n);
+        return;
+    }
     if (strcmp(path, "/missing") == 0) {
         swoop_http_status(res, 404);
         swoop_http_end(res, "no\n", 3);
@@ -87,9 +127,7 @@ static void setup(swoop_server_t *srv, void *arg)
 {
     ASSERT_OK(swoop_server_set(srv, "open_http_protocol", "1"));
     ASSERT_OK(swoop_server_set(srv, "task_worker_num", "1"));
-    char v[32];
-    snprintf(v, sizeof(v), "%d", admin_port);
-    ASSERT_OK(swoop_server_set(srv, "admin_port", v));
+    ASSERT_OK(swoop_server_set(srv, "admin_port", "0"));
     ASSERT_OK(swoop_http_on_request(srv, handler));
     ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_task = on_task}));
 }
@@ -274,18 +312,26 @@ static void run_metrics(swoop_mode_t mode)
     ASSERT_NOT_NULL(f);
     fputs(checker, f);
     fclose(f);
-    admin_port = free_port();
     srv_handle_t h = srv_start(mode, setup, NULL, 2);
     char buf[4096];
+    swoop_server_stats_t st;
+    /* admin_port "0": the port the kernel picked, in the stats and from a worker. */
+    WAIT_UNTIL((srv_stats(&h, &st), st.admin_pid > 0), 3000);
+    admin_port = st.admin_port;
+    ASSERT_GT(admin_port, 0);
+    ASSERT_NE(admin_port, h.port);
+    ASSERT_EQ(http_get(h.port, "GET", "/admin_port", buf, sizeof(buf)), 200);
+    char want[32];
+    snprintf(want, sizeof(want), "\r\n\r\n%d\n", admin_port);
+    ASSERT_NOT_NULL(strstr(buf, want));
     /* 20 requests answered 200, 5 answered 404, 4 that post a task. */
     const int n200 = 20, n404 = 5, ntask = 4;
-    for (int i = 0; i < n200; i++)
+    for (int i = 0; i < n200 - 1; i++)
         ASSERT_EQ(http_get(h.port, "GET", "/hello", buf, sizeof(buf)), 200);
     for (int i = 0; i < n404; i++)
         ASSERT_EQ(http_get(h.port, "GET", "/missing", buf, sizeof(buf)), 404);
     for (int i = 0; i < ntask; i++)
         ASSERT_EQ(http_get(h.port, "GET", "/task", buf, sizeof(buf)), 200);
-    swoop_server_stats_t st;
     WAIT_UNTIL((srv_stats(&h, &st), st.task_count == (uint64_t)ntask), 3000);
 
     /* From inside a worker (its own request is not counted yet: it has not ended). */
@@ -323,8 +369,8 @@ static void run_metrics(swoop_mode_t mode)
         ASSERT_EQ(check(files[i], NULL, "n404"), n404);
         ASSERT_EQ(check(files[i], NULL, "task_runs"), ntask);
         ASSERT_EQ(check(files[i], NULL, "task_waits"), ntask);
-        /* master (PROCESS), manager, 2 workers, 1 task worker */
-        ASSERT_EQ(check(files[i], NULL, "procs"), mode == SWOOP_MODE_PROCESS ? 5 : 4);
+        /* master (PROCESS), manager, admin, 2 workers, 1 task worker */
+        ASSERT_EQ(check(files[i], NULL, "procs"), mode == SWOOP_MODE_PROCESS ? 6 : 5);
     }
 
     /* A worker SIGKILLed and restarted: no counter goes down. */
@@ -359,7 +405,27 @@ static void run_metrics(swoop_mode_t mode)
     for (int i = 0; i < np; i++)
         ASSERT_EQ(kill(pids[i], SIGCONT), 0);
     promtool(tmp("c.txt"));
+
+    /*
+     * The admin process: the manager's child, not the manager (which stays
+     * single-threaded: it forks), back with a new pid after a SIGKILL.
+     */
+    srv_stats(&h, &st);
+    pid_t admin = st.admin_pid;
+    ASSERT_GT(admin, 0);
+    ASSERT_NE(admin, st.manager_pid);
+    ASSERT_NE(admin, st.master_pid);
+    ASSERT_EQ(parent_of(admin), st.manager_pid);
+    ASSERT_EQ(thread_count(admin), 1);
+    if (!UNDER_TSAN) /* TSan may keep a thread of its own in any process */
+        ASSERT_EQ(thread_count(st.manager_pid), 1);
+    ASSERT_EQ(kill(admin, SIGKILL), 0);
+    WAIT_UNTIL((srv_stats(&h, &st), st.admin_pid > 0 && st.admin_pid != admin), 5000);
+    ASSERT_EQ(st.admin_port, admin_port);
+    ASSERT_EQ(scrape("/metrics", tmp("c.txt")), 200);
+    admin = st.admin_pid;
     srv_stop(&h, 5000);
+    ASSERT(!swoop_test_pid_alive(admin));
 
     const char *names[] = {"check.py", "a.txt",      "b.txt",   "c.txt",
                            "cli.txt",  "stats.json", "pids.txt"};
