@@ -75,6 +75,9 @@ typedef struct swoop_srv_counter_s {
     _Atomic uint64_t ws_dropped;     /* pushes dropped above websocket_output_high_water */
     _Atomic uint64_t ws_slow_closed; /* connections closed above it (policy "close") */
     _Atomic uint64_t sends_batched;  /* writes of a broadcast that went through io_uring */
+    /* A gauge, in what was padding (readers of version 9 without it see 0): bytes waiting in
+     * the output buffers of this owner's connections (conn.c, out_gauge). */
+    _Atomic int64_t out_buffered;
 } swoop_srv_counter_t;
 
 static_assert(sizeof(swoop_srv_wstat_t) == 64, "one cache line per worker");
@@ -96,7 +99,9 @@ typedef struct swoop_srv_task_stats_s {
      * others mark their record (task/internal.h, task_run_t.active).
      */
     _Atomic int32_t active;
-    char pad_[8];
+    /* Task worker processes started, all ids (in what was padding: 0 for readers of version 9
+     * without it); restarts = starts - worker_num. */
+    _Atomic uint64_t starts;
 } swoop_srv_task_stats_t;
 
 static_assert(sizeof(swoop_srv_task_stats_t) == 64, "one cache line of task counters");

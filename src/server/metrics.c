@@ -307,6 +307,36 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
            "max_request).");
     sample_u(&o, "swoop_worker_restarts_total", "", restarts);
 
+    family(&o, "swoop_task_worker_restarts_total", "counter",
+           "Task worker processes started after the first of their id (crashes, reloads, "
+           "max_request).");
+    {
+        uint64_t s = atomic_load(&gs->task.starts), n = (uint64_t)gs->task.worker_num;
+        sample_u(&o, "swoop_task_worker_restarts_total", "", s > n ? s - n : 0);
+    }
+
+    family(&o, "swoop_output_buffer_bytes", "gauge",
+           "Bytes waiting in the output buffers of the connections of each connection owner "
+           "(PROCESS: reactor threads; BASE: workers), files to send not included.");
+    for (int i = 0; i < gs->worker_num + gs->reactor_num; i++) {
+        /* PROCESS workers own no connection: their blocks would only add zeros. */
+        if (gs->mode == SWOOP_MODE_PROCESS && i < gs->worker_num)
+            continue;
+        int64_t v =
+            atomic_load_explicit(&swoop__counter(gs, i)->out_buffered, memory_order_relaxed);
+        snprintf(lab, sizeof(lab), "owner=\"%s\",id=\"%d\"",
+                 i < gs->worker_num ? "worker" : "reactor",
+                 i < gs->worker_num ? i : i - gs->worker_num);
+        put(&o, "swoop_output_buffer_bytes{%s} %lld\n", lab, (long long)(v > 0 ? v : 0));
+    }
+
+    /*
+     * TODO(tls): TLS handshakes (done, failed) and their duration belong
+     * here once the TLS layer counts them: a counter pair per owner in
+     * swoop_srv_counter_t (its padding has room for three) written where the
+     * handshake ends, summed like ws_messages_in above.
+     */
+
     family(&o, "swoop_task_workers", "gauge", "Task worker processes configured.");
     sample_u(&o, "swoop_task_workers", "", (uint64_t)gs->task.worker_num);
     family(&o, "swoop_task_workers_busy", "gauge", "Task workers in on_task now.");

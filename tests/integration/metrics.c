@@ -110,6 +110,16 @@ static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
         swoop_http_end(res, text, (size_t)n);
         return;
     }
+    if (strcmp(path, "/big") == 0) {
+        /* 8 MiB: more than the kernel buffers of a reader with a 4 KiB receive buffer. */
+        size_t len = 8u << 20;
+        char *body = malloc(len);
+        ASSERT_NOT_NULL(body);
+        memset(body, 'b', len);
+        swoop_http_end(res, body, len);
+        free(body);
+        return;
+    }
     if (strcmp(path, "/missing") == 0) {
         swoop_http_status(res, 404);
         swoop_http_end(res, "no\n", 3);
@@ -546,4 +556,94 @@ TEST_TIMEOUT(metrics_off, 30)
     ASSERT_NOT_NULL(strstr(text, line));
     ASSERT_NOT_NULL(strstr(text, "\nswoop_ipc_hop_duration_seconds_count 0\n"));
     srv_stop(&h, 5000);
+}
+
+/* The sum of the samples of the metric family `name` (a gauge without a _suffix). */
+static long long metric_sum(pid_t pid, const char *name)
+{
+    static char text[1 << 18];
+    int n = swoop_server_metrics_by_pid(pid, text, sizeof(text));
+    ASSERT_GT(n, 0);
+    ASSERT_LT(n, (int)sizeof(text));
+    long long sum = 0;
+    size_t nl = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, name, nl) != 0 || (p[nl] != '{' && p[nl] != ' '))
+            continue;
+        const char *sp = strchr(p, ' ');
+        ASSERT_NOT_NULL(sp);
+        sum += atoll(sp + 1);
+    }
+    return sum;
+}
+
+static void setup_big(swoop_server_t *srv, void *arg)
+{
+    setup(srv, arg);
+    ASSERT_OK(swoop_server_set(srv, "socket_buffer_size", "32M"));
+}
+
+/*
+ * swoop_output_buffer_bytes: a response the reader does not take waits in
+ * its connection's output buffer and shows in the owner's gauge; once read,
+ * the gauge is back to 0. A task worker killed shows in
+ * swoop_task_worker_restarts_total.
+ */
+static void output_buffer(swoop_mode_t mode)
+{
+    srv_handle_t h = srv_start(mode, setup_big, NULL, 2);
+    ASSERT_EQ(metric_sum(h.pid, "swoop_output_buffer_bytes"), 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT(fd >= 0);
+    int small = 4096;
+    ASSERT_OK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)));
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)h.port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ASSERT_OK(connect(fd, (struct sockaddr *)&a, sizeof(a)));
+    const char *q = "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    /* The kernel takes a few MiB at most: the rest waits in the owner's buffer. */
+    WAIT_UNTIL(metric_sum(h.pid, "swoop_output_buffer_bytes") >= (1ll << 20), 5000);
+    printf("# buffered while the reader waits: %lld bytes\n",
+           metric_sum(h.pid, "swoop_output_buffer_bytes"));
+    static char buf[1 << 16];
+    size_t got = 0;
+    uint64_t deadline = swoop_test_now_ms() + 10000 * swoop_test_multiplier();
+    for (;;) {
+        ssize_t k = read(fd, buf, sizeof(buf));
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+        ASSERT(swoop_test_now_ms() < deadline);
+    }
+    close(fd);
+    ASSERT_GT(got, (size_t)(8u << 20));
+    WAIT_UNTIL(metric_sum(h.pid, "swoop_output_buffer_bytes") == 0, 3000);
+
+    ASSERT_EQ(metric_sum(h.pid, "swoop_task_worker_restarts_total"), 0);
+    static char text[1 << 18];
+    ASSERT_GT(swoop_server_metrics_by_pid(h.pid, text, sizeof(text)), 0);
+    const char *tl = strstr(text, "swoop_process_resident_memory_bytes{role=\"task_worker\"");
+    ASSERT_NOT_NULL(tl);
+    int task = 0;
+    ASSERT_EQ(sscanf(tl,
+                     "swoop_process_resident_memory_bytes{role=\"task_worker\",id=\"%*d\","
+                     "pid=\"%d\"}",
+                     &task),
+              1);
+    ASSERT_GT(task, 0);
+    ASSERT_EQ(kill(task, SIGKILL), 0);
+    WAIT_UNTIL(metric_sum(h.pid, "swoop_task_worker_restarts_total") == 1, 5000);
+    srv_stop(&h, 5000);
+}
+
+TEST_TIMEOUT(metrics_output_buffer_process, 60)
+{
+    output_buffer(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(metrics_output_buffer_base, 60)
+{
+    output_buffer(SWOOP_MODE_BASE);
 }
