@@ -981,6 +981,10 @@ uint64_t swoop_http_detach(swoop_http_response_t *res)
     if (res == NULL || res->ended || res->detached || res->started)
         return 0;
     res->detached = 1;
+    /* Its latency is observed by whoever ends it (respond_claimed): the stamp goes along. */
+    swoop_session_t *s = swoop__session_get(res->srv, res->conn);
+    if (s)
+        atomic_store_explicit(&s->proto_stamp, res->queued_us, memory_order_relaxed);
     return swoop__http_detach_id(res->conn, res->seq);
 }
 
@@ -999,6 +1003,14 @@ static int respond_claimed(swoop_server_t *srv, swoop_conn_id_t conn, uint32_t f
     swoop__buf_init(&res.fields);
     swoop__buf_init(&res.trailers);
     access_prepare(&res);
+    swoop_session_t *s = swoop__session_get(srv, conn);
+    if (s) {
+        /* The stamp swoop_http_detach kept: latency and access log duration as if not detached. */
+        res.queued_us = atomic_load_explicit(&s->proto_stamp, memory_order_relaxed);
+        res.port = s->port_index;
+        res.timed = res.queued_us && srv->gs->metrics_on && srv->worker_id >= 0 &&
+                    srv->worker_id < srv->gs->worker_num;
+    }
     int rc = content_type ? swoop_http_header_set(&res, "Content-Type", content_type) : 0;
     if (rc == 0)
         rc = swoop_http_end(&res, body, len);

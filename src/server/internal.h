@@ -28,9 +28,10 @@
 #include "proc/procfile.h"
 #include "proto/framing.h"
 
-#define SWOOP_STATS_MAGIC   0x53574f50u /* "SWOP" */
-#define SWOOP_STATS_VERSION 9u /* 9: metrics region; 8: sends_batched; 7: WebSocket counters */
-#define SWOOP_STATS_MEMFD   "swoop-stats"
+#define SWOOP_STATS_MAGIC 0x53574f50u /* "SWOP" */
+#define SWOOP_STATS_VERSION                                                                        \
+    10u /* 10: owner latency histograms; 9: metrics region; 8: sends_batched; 7: WebSocket */
+#define SWOOP_STATS_MEMFD "swoop-stats"
 
 /* conn id = (sequence << SLOT_BITS) | slot */
 #define SWOOP_SLOT_BITS 24
@@ -75,8 +76,7 @@ typedef struct swoop_srv_counter_s {
     _Atomic uint64_t ws_dropped;     /* pushes dropped above websocket_output_high_water */
     _Atomic uint64_t ws_slow_closed; /* connections closed above it (policy "close") */
     _Atomic uint64_t sends_batched;  /* writes of a broadcast that went through io_uring */
-    /* A gauge, in what was padding (readers of version 9 without it see 0): bytes waiting in
-     * the output buffers of this owner's connections (conn.c, out_gauge). */
+    /* A gauge: bytes waiting in the output buffers of this owner's connections (out_gauge). */
     _Atomic int64_t out_buffered;
 } swoop_srv_counter_t;
 
@@ -99,8 +99,7 @@ typedef struct swoop_srv_task_stats_s {
      * others mark their record (task/internal.h, task_run_t.active).
      */
     _Atomic int32_t active;
-    /* Task worker processes started, all ids (in what was padding: 0 for readers of version 9
-     * without it); restarts = starts - worker_num. */
+    /* Task worker processes started, all ids; restarts = starts - worker_num. */
     _Atomic uint64_t starts;
 } swoop_srv_task_stats_t;
 
@@ -129,7 +128,7 @@ typedef struct swoop_srv_shared_s {
     int32_t metrics_on;                         /* enable_metrics */
     uint16_t port_num[SWOOP_METRICS_PORTS_MAX]; /* their port numbers (0: a Unix socket) */
     uint16_t port_http;                         /* bit i: port i speaks HTTP */
-    /* admin_port (admin.c), in what was padding: readers of version 9 without them see 0. */
+    /* admin_port (admin.c), in what was padding. */
     uint16_t admin_port;       /* the port it listens on (port 0: the one the kernel chose) */
     _Atomic int32_t admin_pid; /* its process, 0 while none runs */
     char pad_[4];
@@ -138,8 +137,8 @@ typedef struct swoop_srv_shared_s {
     swoop_srv_wstat_t workers[];
 } swoop_srv_shared_t;
 
-/* The header's layout is version 9's (admin_port took padding): the task block stays put. */
-static_assert(offsetof(swoop_srv_shared_t, task) == 192, "the version 9 header");
+/* admin_port took padding: the header still fits in three cache lines. */
+static_assert(offsetof(swoop_srv_shared_t, task) == 192, "a three-line header");
 /* The memfd mapping is page-aligned: each per-writer block owns its cache line. */
 static_assert(offsetof(swoop_srv_shared_t, workers) % 64 == 0, "per-writer blocks aligned");
 
@@ -205,10 +204,11 @@ static inline size_t swoop__metrics_per_worker(int ports)
     return (size_t)ports * SWOOP_METRICS_CLASSES + 1;
 }
 
-static inline size_t swoop__metrics_size(int workers, int ports, int tasks)
+static inline size_t swoop__metrics_size(int workers, int reactors, int ports, int tasks)
 {
     size_t pids = ((size_t)tasks * sizeof(int32_t) + 63) / 64 * 64;
-    return ((size_t)workers * swoop__metrics_per_worker(ports) + (size_t)tasks * 2) *
+    return ((size_t)workers * swoop__metrics_per_worker(ports) + (size_t)tasks * 2 +
+            (size_t)reactors * (size_t)ports * SWOOP_METRICS_CLASSES) *
                sizeof(swoop_srv_hist_t) +
            pids + SWOOP_TASK_STAMPS * sizeof(uint64_t);
 }
@@ -217,7 +217,7 @@ static inline size_t swoop__shared_size_of(int workers, int reactors, int ports,
 {
     return sizeof(swoop_srv_shared_t) + (size_t)workers * sizeof(swoop_srv_wstat_t) +
            (size_t)(workers + reactors) * sizeof(swoop_srv_counter_t) +
-           swoop__metrics_size(workers, ports, tasks);
+           swoop__metrics_size(workers, reactors, ports, tasks);
 }
 
 static inline size_t swoop__shared_size(const swoop_srv_shared_t *gs)
@@ -267,6 +267,18 @@ static inline _Atomic uint64_t *swoop__task_stamps(swoop_srv_shared_t *gs)
 }
 
 /*
+ * PROCESS reactor thread r's latency histogram of port index p, status class
+ * cls, for the responses it gives itself (static files): after the task
+ * stamps (version 10). BASE has none: its owner is a worker, whose own
+ * latency blocks take those responses.
+ */
+static inline swoop_srv_hist_t *swoop__hist_owner(swoop_srv_shared_t *gs, int r, int p, int cls)
+{
+    return (swoop_srv_hist_t *)(swoop__task_stamps(gs) + SWOOP_TASK_STAMPS) +
+           ((size_t)r * (size_t)gs->metric_ports + (size_t)p) * SWOOP_METRICS_CLASSES + (size_t)cls;
+}
+
+/*
  * BASE: one range of fd_limit session slots. There are 2 x worker_num
  * ranges; the manager hands a free one to each worker process right before
  * its fork and takes it back when it reaps that pid, so an old process that
@@ -306,6 +318,8 @@ typedef struct swoop_session_s {
      * an HTTP request upgraded to WebSocket), set by the owner.
      */
     _Atomic uint32_t proto_kind;
+    /* HTTP: a detached request's owner stamp (queued_us), for its latency when answered. */
+    _Atomic uint32_t proto_stamp;
     swoop_addr_t peer;
 } swoop_session_t;
 

@@ -252,13 +252,15 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
     sample_u(&o, "swoop_http_bad_requests_total", "", st->http_bad_requests);
 
     family(&o, "swoop_http_request_duration_seconds", "histogram",
-           "HTTP requests answered by workers: from the connection owner handing the parsed "
-           "request on to the response's last byte handed back, by port and status class.");
+           "HTTP requests by port and status class: from the connection owner having the whole "
+           "request to the response's last byte handed back to it (static files: queued).");
     for (int p = 0; p < gs->metric_ports; p++) {
         for (int c = 0; c < SWOOP_METRICS_CLASSES; c++) {
             hist_acc_t acc = {0};
             for (int w = 0; w < gs->worker_num; w++)
                 hist_add(&acc, swoop__hist_latency(gs, w, p, c));
+            for (int r = 0; r < gs->reactor_num; r++) /* static files of PROCESS owners */
+                hist_add(&acc, swoop__hist_owner(gs, r, p, c));
             /* HTTP ports always show 2xx..5xx (stable series); any other only once seen. */
             if (hist_count(&acc) == 0 && !((gs->port_http >> p & 1u) && c > 0))
                 continue;

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include <swoop/http.h>
+#include <swoop/timer.h>
 
 #include "client_util.h"
 #include "server_common.h"
@@ -77,9 +78,26 @@ static int parent_of(pid_t pid)
     return n;
 }
 
+static swoop_server_t *later_srv;
+
+/* A detached response ended from a timer: its latency is observed all the same. */
+static void on_later(int64_t timer_id, void *arg)
+{
+    (void)timer_id;
+    uint64_t id = (uint64_t)(uintptr_t)arg;
+    ASSERT_OK(swoop_http_respond(later_srv, id, 200, "text/plain", "later\n", 6));
+}
+
 static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_response_t *res)
 {
     const char *path = swoop_http_path(req);
+    if (strcmp(path, "/later") == 0) {
+        uint64_t id = swoop_http_detach(res);
+        ASSERT_GT(id, 0);
+        later_srv = srv;
+        ASSERT_GT(swoop_timer_after(5, on_later, (void *)(uintptr_t)id), 0);
+        return;
+    }
     if (strcmp(path, "/task") == 0) {
         int64_t id = swoop_server_task(srv, "t", 1, -1);
         ASSERT_GT(id, 0);
@@ -133,9 +151,15 @@ static void on_task(swoop_server_t *srv, int64_t id, int src, const void *data, 
     swoop_test_sleep_ms(2); /* a run time the run histogram sees above its first buckets */
 }
 
+static char dir[64];
+
 static void setup(swoop_server_t *srv, void *arg)
 {
     ASSERT_OK(swoop_server_set(srv, "open_http_protocol", "1"));
+    if (dir[0]) { /* static files: answered by the connection owner */
+        ASSERT_OK(swoop_server_set(srv, "enable_static_handler", "1"));
+        ASSERT_OK(swoop_server_set(srv, "document_root", dir));
+    }
     ASSERT_OK(swoop_server_set(srv, "task_worker_num", "1"));
     ASSERT_OK(swoop_server_set(srv, "admin_port", "0"));
     ASSERT_OK(swoop_http_on_request(srv, handler));
@@ -171,8 +195,6 @@ static int scrape(const char *path, const char *out)
     fclose(f);
     return st;
 }
-
-static char dir[64];
 
 static const char *tmp(const char *name)
 {
@@ -322,6 +344,10 @@ static void run_metrics(swoop_mode_t mode)
     ASSERT_NOT_NULL(f);
     fputs(checker, f);
     fclose(f);
+    f = fopen(tmp("static.txt"), "w");
+    ASSERT_NOT_NULL(f);
+    fputs("static\n", f);
+    fclose(f);
     srv_handle_t h = srv_start(mode, setup, NULL, 2);
     char buf[4096];
     swoop_server_stats_t st;
@@ -342,6 +368,17 @@ static void run_metrics(swoop_mode_t mode)
         ASSERT_EQ(http_get(h.port, "GET", "/missing", buf, sizeof(buf)), 404);
     for (int i = 0; i < ntask; i++)
         ASSERT_EQ(http_get(h.port, "GET", "/task", buf, sizeof(buf)), 200);
+    /* Answered by the owner (static) and from a timer (detached): timed all the same. */
+    const int nstatic = 2, nlater = 2;
+    for (int i = 0; i < nstatic; i++) {
+        ASSERT_EQ(http_get(h.port, "GET", "/static.txt", buf, sizeof(buf)), 200);
+        ASSERT_NOT_NULL(strstr(buf, "\r\n\r\nstatic\n"));
+    }
+    for (int i = 0; i < nlater; i++) {
+        ASSERT_EQ(http_get(h.port, "GET", "/later", buf, sizeof(buf)), 200);
+        ASSERT_NOT_NULL(strstr(buf, "\r\n\r\nlater\n"));
+    }
+    const int nall = n200 + n404 + ntask + 1 + nstatic + nlater;
     WAIT_UNTIL((srv_stats(&h, &st), st.task_count == (uint64_t)ntask), 3000);
 
     /* From inside a worker (its own request is not counted yet: it has not ended). */
@@ -365,7 +402,7 @@ static void run_metrics(swoop_mode_t mode)
     ASSERT_STR_EQ(out, "4 2\n");
 
     /* The text from admin_port and from the CLI: both valid, both counting what was sent. */
-    scrape_counting("a.txt", n200 + n404 + ntask + 1);
+    scrape_counting("a.txt", nall);
     snprintf(cmd, sizeof(cmd), "%s metrics --pid %d > %s", swoop_bin(), (int)h.pid, tmp("cli.txt"));
     ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
     promtool(tmp("a.txt"));
@@ -374,8 +411,8 @@ static void run_metrics(swoop_mode_t mode)
     snprintf(files[0], sizeof(files[0]), "%s", tmp("a.txt"));
     snprintf(files[1], sizeof(files[1]), "%s", tmp("cli.txt"));
     for (int i = 0; i < 2; i++) {
-        ASSERT_EQ(check(files[i], NULL, "requests"), n200 + n404 + ntask + 1);
-        ASSERT_EQ(check(files[i], NULL, "hops"), n200 + n404 + ntask + 1);
+        ASSERT_EQ(check(files[i], NULL, "requests"), nall);
+        ASSERT_EQ(check(files[i], NULL, "hops"), nall - nstatic); /* no hop for a static file */
         ASSERT_EQ(check(files[i], NULL, "n404"), n404);
         ASSERT_EQ(check(files[i], NULL, "task_runs"), ntask);
         ASSERT_EQ(check(files[i], NULL, "task_waits"), ntask);
@@ -394,10 +431,10 @@ static void run_metrics(swoop_mode_t mode)
     srv_wait_ready(h.pid, 2);
     for (int i = 0; i < 3; i++)
         ASSERT_EQ(http_get(h.port, "GET", "/hello", buf, sizeof(buf)), 200);
-    scrape_counting("b.txt", n200 + n404 + ntask + 1 + 3);
+    scrape_counting("b.txt", nall + 3);
     promtool(tmp("b.txt"));
     ASSERT_GT(check(files[0], tmp("b.txt"), "monotonic"), 100);
-    ASSERT_EQ(check(tmp("b.txt"), NULL, "requests"), n200 + n404 + ntask + 1 + 3);
+    ASSERT_EQ(check(tmp("b.txt"), NULL, "requests"), nall + 3);
 
     /* Every worker and task worker stopped: admin_port answers within 1 s. */
     pid_t pids[8];
@@ -437,8 +474,8 @@ static void run_metrics(swoop_mode_t mode)
     srv_stop(&h, 5000);
     ASSERT(!swoop_test_pid_alive(admin));
 
-    const char *names[] = {"check.py", "a.txt",      "b.txt",   "c.txt",
-                           "cli.txt",  "stats.json", "pids.txt"};
+    const char *names[] = {"check.py", "a.txt",      "b.txt",    "c.txt",
+                           "cli.txt",  "stats.json", "pids.txt", "static.txt"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         unlink(tmp(names[i]));
     ASSERT_OK(rmdir(dir));
