@@ -52,7 +52,7 @@ typedef struct http_msg_s {
     int32_t version_minor;
     uint32_t seq; /* the request's number on its connection (low 8 bits name it in detach ids) */
     uint32_t trailer_len; /* the message's last bytes: trailer fields (0: none) */
-    uint32_t queued_us;   /* enable_metrics: swoop__http_us32() when the owner handed it on */
+    uint32_t queued_us; /* metrics or access log: swoop__http_us32() when the owner handed it on */
 } http_msg_t;
 
 static_assert(sizeof(http_msg_t) == 64, "the request message header is part of the IPC format");
