@@ -370,7 +370,7 @@ int swoop_server_metrics_by_pid(pid_t pid, char *buf, size_t cap);
  * SWOOP_EINVAL / SWOOP_ESTATE (not started). From outside:
  * swoop_server_stats_t.admin_port.
  */
-int swoop_server_admin_port(swoop_server_t *srv);
+SWOOP_EXTERN int swoop_server_admin_port(swoop_server_t *srv);
 
 /** Per-worker figures in swoop_server_stats_t. */
 typedef struct swoop_worker_stats_s {

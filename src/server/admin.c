@@ -210,8 +210,8 @@ static void serve_one(swoop_server_t *srv, int fd, admin_buf_t *b)
 }
 
 /*
- * The admin process's loop: one connection at a time until SIGTERM or SIGINT
- * arrives on sfd (a signalfd); SIGRTMIN reopens the log file.
+ * The admin process's loop: one connection at a time until SIGTERM arrives
+ * on sfd (a signalfd); SIGRTMIN reopens the log file.
  */
 static void admin_serve(swoop_server_t *srv, int sfd)
 {
@@ -249,11 +249,12 @@ static void admin_serve(swoop_server_t *srv, int sfd)
 /*
  * The admin process, forked by the manager (single-threaded: STYLE 6). It
  * inherited the manager's signal handlers and mask: every signal goes back
- * to its default, SIGTERM, SIGINT and SIGRTMIN come through a signalfd, and
- * the signals an operator sends a process group (SIGHUP, SIGUSR1/2, SIGQUIT)
- * are ignored: a reload is not its business. It dies with the manager
- * (PR_SET_PDEATHSIG) and leaves through _exit, running nothing of the
- * user's image.
+ * to its default, SIGTERM and SIGRTMIN come through a signalfd, and the
+ * signals that reach a whole process group (SIGINT of a Ctrl-C, SIGHUP,
+ * SIGQUIT, SIGUSR1/2 of a group reload) are ignored: the manager stops it
+ * in order after the workers, and a reload is not its business. It dies
+ * with the manager (PR_SET_PDEATHSIG) and leaves through _exit, running
+ * nothing of the user's image.
  */
 static void admin_process(swoop_server_t *srv, pid_t parent)
 {
@@ -265,16 +266,14 @@ static void admin_process(swoop_server_t *srv, pid_t parent)
     memset(&sa, 0, sizeof(sa));
     sigemptyset(&sa.sa_mask);
     for (int signo = 1; signo < NSIG; signo++) {
-        sa.sa_handler = signo == SIGPIPE || signo == SIGHUP || signo == SIGUSR1 ||
-                                signo == SIGUSR2 || signo == SIGQUIT
-                            ? SIG_IGN
-                            : SIG_DFL;
+        int ignored = signo == SIGPIPE || signo == SIGINT || signo == SIGHUP || signo == SIGQUIT ||
+                      signo == SIGUSR1 || signo == SIGUSR2;
+        sa.sa_handler = ignored ? SIG_IGN : SIG_DFL;
         sigaction(signo, &sa, NULL); /* EINVAL for SIGKILL, SIGSTOP and libc's own: fine */
     }
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
     sigaddset(&set, SIGRTMIN);
     sigprocmask(SIG_SETMASK, &set, NULL);
     /* The listening ports are the workers': a stopped server must refuse at once. */
