@@ -157,7 +157,9 @@ static void format_json(line_t *l, const char *host, const swoop_http_access_t *
     gmtime_r(&ts.tv_sec, &tm);
     char when[40];
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    add(l, "{\"time\":\"%s.%03ldZ\",\"remote_addr\":\"%s\",", when, ts.tv_nsec / 1000000L, host);
+    add(l, "{\"time\":\"%s.%03ldZ\",", when, ts.tv_nsec / 1000000L);
+    /* A Unix socket's path is the operator's, not the client's, but may hold anything too. */
+    put_json(l, "remote_addr", strcmp(host, "-") ? host : NULL, strlen(host));
     put_json(l, "method", a->method, a->method_len);
     put_json(l, "target", a->method ? a->target : NULL, a->target_len);
     if (a->method)
