@@ -34,6 +34,7 @@ typedef enum {
 #define SWOOP_ROLE_WORKER     '*'
 #define SWOOP_ROLE_TASKER     '^'
 #define SWOOP_ROLE_USER       '@'
+#define SWOOP_ROLE_ADMIN      '%'
 
 /**
  * Logs a message at `level` if that level is enabled; the arguments are not

@@ -40,6 +40,13 @@ typedef enum {
 /** Longest path in the settings, including the NUL. */
 #define SWOOP_SERVER_PATH_MAX 1024
 
+/** The access log's line formats (http_access_log_format; docs/api/http.md). */
+typedef enum swoop_access_log_format_e {
+    SWOOP_ACCESS_LOG_COMBINED = 0, /**< "combined": common plus Referer and User-Agent */
+    SWOOP_ACCESS_LOG_COMMON = 1,   /**< "common": host, time, request line, status, bytes */
+    SWOOP_ACCESS_LOG_JSON = 2      /**< "json": one JSON object a line, duration and pid too */
+} swoop_access_log_format_t;
+
 /**
  * Protocol settings of one listening port. A field left at its "inherit"
  * value (-1, or an empty string / 0 character) takes the server-level
@@ -95,8 +102,10 @@ typedef struct swoop_port_settings_s {
     char static_handler_locations[SWOOP_SERVER_PATH_MAX];
     /** HTTP: follow symlinks that lead out of document_root (0/1; -1 inherit) [0]. */
     int static_follow_symlinks;
-    /** HTTP: access log file, one combined-format line per request ("" inherit / none). */
+    /** HTTP: access log file, one line per request ("" inherit / none). */
     char http_access_log[SWOOP_SERVER_PATH_MAX];
+    /** HTTP: the access log's SWOOP_ACCESS_LOG_* format (-1 inherit) [combined]. */
+    int http_access_log_format;
     /** HTTP: bodies above this many bytes go to a file in upload_tmp_dir as they arrive (-1
      * inherit) [1M]. */
     int64_t http_body_memory_max;
@@ -315,9 +324,10 @@ typedef struct swoop_server_settings_s {
     int enable_metrics;
     /**
      * Serve GET /metrics (Prometheus text) and /stats.json over HTTP on
-     * this port, from a thread of the master (BASE: the manager) that runs
-     * no user code, so it answers while every worker is stuck: "PORT"
-     * (127.0.0.1) or "HOST:PORT" ("[v6]:PORT"); "" off [""].
+     * this port, from a process of its own (forked and restarted by the
+     * manager) that runs no user code, so it answers while every worker is
+     * stuck: "PORT" (127.0.0.1) or "HOST:PORT" ("[v6]:PORT"); port 0 lets
+     * the kernel pick one (swoop_server_admin_port); "" off [""].
      */
     char admin_port[64];
     /** Default protocol settings of every port (no field is "inherit" here). */
@@ -353,6 +363,14 @@ int swoop_server_metrics(swoop_server_t *srv, char *buf, size_t cap);
  * SWOOP_EPROTO (another layout version), SWOOP_EACCES, or -errno.
  */
 int swoop_server_metrics_by_pid(pid_t pid, char *buf, size_t cap);
+
+/**
+ * The TCP port admin_port listens on (the one the kernel picked for port
+ * 0), from any process of a started server; 0 when admin_port is off, or
+ * SWOOP_EINVAL / SWOOP_ESTATE (not started). From outside:
+ * swoop_server_stats_t.admin_port.
+ */
+SWOOP_EXTERN int swoop_server_admin_port(swoop_server_t *srv);
 
 /** Per-worker figures in swoop_server_stats_t. */
 typedef struct swoop_worker_stats_s {
@@ -396,6 +414,8 @@ typedef struct swoop_server_stats_s {
     uint64_t ws_dropped;        /**< WebSocket pushes dropped for a slow reader (policy "drop") */
     uint64_t ws_slow_closed;    /**< WebSocket connections closed for a slow reader ("close") */
     uint64_t sends_batched; /**< broadcast writes that went through io_uring (enable_io_uring) */
+    int admin_port;         /**< the port admin_port listens on, 0 when off */
+    pid_t admin_pid;        /**< the process serving it, 0 when none runs */
     swoop_worker_stats_t workers[SWOOP_STATS_WORKERS_MAX]; /**< the first worker_num entries */
 } swoop_server_stats_t;
 

@@ -157,8 +157,9 @@ static void owner_access(swoop_conn_t *c, int status, size_t bytes)
 {
     if (c->port->access_fd < 0)
         return;
-    swoop_http_access_t a = {.status = status, .bytes = bytes};
-    swoop__http_access(c->port->access_fd, c->sess ? &c->sess->peer : NULL, &a);
+    swoop_http_access_t a = {.status = status, .bytes = bytes, .duration_us = -1};
+    swoop__http_access(c->port->access_fd, c->port->eff.http_access_log_format,
+                       c->sess ? &c->sess->peer : NULL, &a);
 }
 
 /* An empty response of `status` with Connection: close, then the close (408, 503). */
@@ -350,8 +351,8 @@ static void deliver(swoop_conn_t *c, http_conn_t *h, const char *data, size_t le
     http_msg_t m;
     memcpy(&m, data, sizeof(m));
     m.seq = ++h->seq;
-    /* The request latency starts here (docs/api/metrics.md): the request is whole. */
-    m.queued_us = srv->gs->metrics_on ? swoop__http_us32() : 0;
+    /* The request latency (docs/api/metrics.md) and the access log's duration start here. */
+    m.queued_us = srv->gs->metrics_on || c->port->access_fd >= 0 ? swoop__http_us32() : 0;
     memcpy((char *)data, &m, sizeof(m)); /* the message is ours (h->saved) */
     if (c->sess) {
         uint32_t f = HTTP_SESS_AWAITING | (h->keep_alive ? HTTP_SESS_KEEP_ALIVE : 0) |

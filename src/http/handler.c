@@ -51,7 +51,7 @@ struct swoop_http_request_s {
     const char *body;
     size_t body_len;
     uint32_t seq;
-    uint32_t queued_us; /* the owner's stamp (http_msg_t), 0 without metrics */
+    uint32_t queued_us; /* the owner's stamp (http_msg_t); 0: no metrics, no access log */
     char
         body_path[SWOOP_SERVER_PATH_MAX + 32]; /* a body in a file: mapped while the handler runs */
     void *body_map;
@@ -84,6 +84,7 @@ struct swoop_http_response_s {
     int sent_any;                    /* bytes went out (HTTP_SESS_STARTED is set) */
     int server_set;                  /* the user set a Server field */
     int access_fd;                   /* the port's access log, -1 */
+    int access_format;               /* its SWOOP_ACCESS_LOG_* format */
     swoop_addr_t peer;               /* for it: taken at the start (a close frees the session) */
     swoop_buf_t fields;
     swoop_buf_t trailers;    /* swoop_http_trailer_set: sent after the last chunk */
@@ -526,6 +527,7 @@ static void access_prepare(swoop_http_response_t *res)
     swoop_port_t *p = swoop__conn_port(res->srv, res->conn);
     swoop_session_t *s = swoop__session_get(res->srv, res->conn);
     res->access_fd = p ? p->access_fd : -1;
+    res->access_format = p ? p->eff.http_access_log_format : 0;
     if (res->access_fd >= 0 && s)
         res->peer = s->peer;
 }
@@ -556,7 +558,10 @@ static void log_access(swoop_http_response_t *res)
     observe_latency(res);
     if (res->access_fd < 0)
         return;
-    swoop_http_access_t a = {.status = res->status, .bytes = res->bytes};
+    swoop_http_access_t a = {.status = res->status, .bytes = res->bytes, .duration_us = -1};
+    /* The owner stamps a request for a port with an access log even without metrics. */
+    if (res->queued_us)
+        a.duration_us = (int64_t)(uint32_t)(swoop__http_us32() - res->queued_us);
     char target[2048];
     const swoop_http_request_t *req = res->req;
     if (req) {
@@ -572,7 +577,7 @@ static void log_access(swoop_http_response_t *res)
         a.user_agent = swoop_http_header(req, "User-Agent");
         a.user_agent_len = a.user_agent ? strlen(a.user_agent) : 0;
     }
-    swoop__http_access(res->access_fd, &res->peer, &a);
+    swoop__http_access(res->access_fd, res->access_format, &res->peer, &a);
 }
 
 /*
@@ -976,6 +981,10 @@ uint64_t swoop_http_detach(swoop_http_response_t *res)
     if (res == NULL || res->ended || res->detached || res->started)
         return 0;
     res->detached = 1;
+    /* Its latency is observed by whoever ends it (respond_claimed): the stamp goes along. */
+    swoop_session_t *s = swoop__session_get(res->srv, res->conn);
+    if (s)
+        atomic_store_explicit(&s->proto_stamp, res->queued_us, memory_order_relaxed);
     return swoop__http_detach_id(res->conn, res->seq);
 }
 
@@ -994,6 +1003,14 @@ static int respond_claimed(swoop_server_t *srv, swoop_conn_id_t conn, uint32_t f
     swoop__buf_init(&res.fields);
     swoop__buf_init(&res.trailers);
     access_prepare(&res);
+    swoop_session_t *s = swoop__session_get(srv, conn);
+    if (s) {
+        /* The stamp swoop_http_detach kept: latency and access log duration as if not detached. */
+        res.queued_us = atomic_load_explicit(&s->proto_stamp, memory_order_relaxed);
+        res.port = s->port_index;
+        res.timed = res.queued_us && srv->gs->metrics_on && srv->worker_id >= 0 &&
+                    srv->worker_id < srv->gs->worker_num;
+    }
     int rc = content_type ? swoop_http_header_set(&res, "Content-Type", content_type) : 0;
     if (rc == 0)
         rc = swoop_http_end(&res, body, len);
@@ -1264,8 +1281,8 @@ void swoop__http_message(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_
         swoop__hist_observe(swoop__hist_hop(srv->gs, srv->worker_id), (uint64_t)us * 1000u);
         res.timed = sess != NULL;
         res.port = sess ? sess->port_index : 0;
-        res.queued_us = req.queued_us;
     }
+    res.queued_us = req.queued_us; /* the latency, the access log's duration */
     if (req.body == NULL && body_map(&req) < 0) {
         swoop_http_status(&res, 500);
         res.close = 1;

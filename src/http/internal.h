@@ -52,7 +52,7 @@ typedef struct http_msg_s {
     int32_t version_minor;
     uint32_t seq; /* the request's number on its connection (low 8 bits name it in detach ids) */
     uint32_t trailer_len; /* the message's last bytes: trailer fields (0: none) */
-    uint32_t queued_us;   /* enable_metrics: swoop__http_us32() when the owner handed it on */
+    uint32_t queued_us; /* metrics or access log: swoop__http_us32() when the owner handed it on */
 } http_msg_t;
 
 static_assert(sizeof(http_msg_t) == 64, "the request message header is part of the IPC format");
@@ -179,10 +179,14 @@ typedef struct swoop_http_access_s {
     size_t referer_len;
     const char *user_agent;
     size_t user_agent_len;
+    int64_t duration_us; /* request whole -> response handed on; -1 unknown (JSON only) */
 } swoop_http_access_t;
 
-/* access.c: writes one combined-format line to fd (the port's access_fd; -1: off). */
-void swoop__http_access(int fd, const swoop_addr_t *peer, const swoop_http_access_t *a);
+/*
+ * access.c: writes one line to fd (the port's access_fd; -1: off) in
+ * `format` (SWOOP_ACCESS_LOG_*: the port's http_access_log_format).
+ */
+void swoop__http_access(int fd, int format, const swoop_addr_t *peer, const swoop_http_access_t *a);
 
 /*
  * The WebSocket layer (above) upgrades handshake requests: it answers

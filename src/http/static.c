@@ -385,11 +385,45 @@ static const char *conn_field(const swoop_http_head_t *hd, int keep_alive)
                       : "Connection: close\r\n";
 }
 
+/*
+ * A static response's start: the owner taking the request
+ * (swoop__http_static); its latency and access log duration run to the
+ * response queued. Kept per thread (the owners of PROCESS are reactor
+ * threads) rather than passed through every answer path; 0 without metrics
+ * and access log.
+ */
+static _Thread_local uint32_t static_start_us;
+
+/*
+ * The request latency histogram of a response the owner gives itself: a
+ * reactor thread's own block (PROCESS), the worker's (BASE: the worker is
+ * the owner). One writer each, as for the worker's responses.
+ */
+static void observe_owner(swoop_conn_t *c, int status)
+{
+    swoop_server_t *srv = c->reactor->srv;
+    swoop_srv_shared_t *gs = srv->gs;
+    int cls = status / 100 - 1, p = c->port->index;
+    if (!gs->metrics_on || static_start_us == 0 || cls < 0 || cls >= SWOOP_METRICS_CLASSES ||
+        p >= gs->metric_ports)
+        return;
+    swoop_srv_hist_t *h;
+    if (srv->mode == SWOOP_MODE_PROCESS && c->reactor->id >= 0 && c->reactor->id < gs->reactor_num)
+        h = swoop__hist_owner(gs, c->reactor->id, p, cls);
+    else if (srv->mode == SWOOP_MODE_BASE && srv->worker_id >= 0 && srv->worker_id < gs->worker_num)
+        h = swoop__hist_latency(gs, srv->worker_id, p, cls);
+    else
+        return;
+    uint32_t us = swoop__http_us32() - static_start_us;
+    swoop__hist_observe(h, (uint64_t)us * 1000u);
+}
+
 /* Counts a response of `status` and writes its access log line (`bytes`: head and body). */
 static void account(swoop_conn_t *c, const swoop_http_head_t *hd, const char *req, int status,
                     uint64_t bytes)
 {
     swoop__http_count(c->reactor->cnt, status, 0);
+    observe_owner(c, status);
     if (c->port->access_fd < 0)
         return;
     swoop_http_access_t a = {.method = req + hd->method.off,
@@ -398,10 +432,14 @@ static void account(swoop_conn_t *c, const swoop_http_head_t *hd, const char *re
                              .target_len = hd->target.len,
                              .version_minor = hd->version_minor,
                              .status = status,
-                             .bytes = bytes};
+                             .bytes = bytes,
+                             .duration_us = -1};
+    if (static_start_us)
+        a.duration_us = (int64_t)(uint32_t)(swoop__http_us32() - static_start_us);
     a.referer = field(hd, req, "Referer", &a.referer_len);
     a.user_agent = field(hd, req, "User-Agent", &a.user_agent_len);
-    swoop__http_access(c->port->access_fd, c->sess ? &c->sess->peer : NULL, &a);
+    swoop__http_access(c->port->access_fd, c->port->eff.http_access_log_format,
+                       c->sess ? &c->sess->peer : NULL, &a);
 }
 
 /*
@@ -860,6 +898,7 @@ int swoop__http_static(swoop_conn_t *c, const swoop_http_head_t *hd, const char 
     int head_only = hd->method.len == 4 && memcmp(req + hd->method.off, "HEAD", 4) == 0;
     if (!head_only && !(hd->method.len == 3 && memcmp(req + hd->method.off, "GET", 3) == 0))
         return 0;
+    static_start_us = p->access_fd >= 0 || c->reactor->srv->gs->metrics_on ? swoop__http_us32() : 0;
     char path[PATH_MAX];
     int slash = 1;
     if (hd->path.len == 0)

@@ -364,6 +364,8 @@ static void handle_exit(swoop_manager_t *mgr, pid_t pid, int status)
     }
 
     int id = find_slot(mgr, pid);
+    if (id < 0 && mgr->hooks.on_stray && mgr->hooks.on_stray(mgr->hooks.data, pid, code, signo))
+        return;
     if (id < 0) {
         swoop_log(SWOOP_LOG_NOTICE, 0, "reaped unknown child pid %d (status %d)", (int)pid, status);
         return;

@@ -52,6 +52,12 @@ typedef struct swoop_manager_hooks_s {
     void (*after_spawn)(void *data, int id, pid_t pid);
     /* Any child (current or detached) was reaped, before on_worker_error. May be NULL. */
     void (*on_reap)(void *data, int id, pid_t pid, int exit_code, int signo);
+    /*
+     * A child that is no slot's and no detached worker's was reaped: one the
+     * hooks' owner forked itself from manager context. Returns 1 if it knew
+     * the pid, 0 (the manager logs an unknown child). May be NULL.
+     */
+    int (*on_stray)(void *data, pid_t pid, int exit_code, int signo);
     /* A process exited with a nonzero code or was killed. */
     void (*on_worker_error)(void *data, int id, pid_t pid, int exit_code, int signo);
     /* SIGRTMIN: reopen logs here (the manager forwards the signal to the workers). */

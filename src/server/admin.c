@@ -1,17 +1,22 @@
 /*
  * admin_port: GET /metrics (Prometheus text, metrics.c) and /stats.json
- * over HTTP/1.1, served by one thread of the master (BASE: the manager).
- * That thread runs no user code and reads only the shared memfd and /proc,
- * so it answers while every worker is stuck, stopped or crashing, and
- * while the master's own thread is in a user callback.
+ * over HTTP/1.1, served by a process of its own that runs no user code and
+ * reads only the shared memfd and /proc, so it answers while every worker
+ * is stuck, stopped or crashing, and while the master or manager is in a
+ * user callback.
+ *
+ * Who does what: the socket is bound before anything is forked (PROCESS:
+ * by the master, before the manager; BASE: by the manager), so a port in
+ * use fails the start at once. The manager forks the admin process before
+ * its workers, restarts it when it dies (a second later if it died at
+ * once), forwards SIGRTMIN to it, and stops it after its last worker is
+ * gone, so /metrics answers through a whole shutdown. The manager is
+ * single-threaded, and STYLE 6 lets only such a process fork: this is why
+ * the admin server is not a thread (it was one, in the manager of BASE,
+ * which forks its workers). The master of PROCESS keeps no copy.
  *
  * One connection at a time, Connection: close: a scraper asks every few
- * seconds, and a client that stalls is cut after ADMIN_IO_MS. The thread
- * blocks every signal (the process's signal handling stays its main
- * thread's), and takes no lock a fork could leave held: it logs only when
- * it starts and stops, and its memory comes from malloc (fork-safe in
- * glibc). BASE forks workers from this process: they close their copies of
- * the socket (swoop__admin_child).
+ * seconds, and a client that stalls is cut after ADMIN_IO_MS.
  */
 #include <errno.h>
 #include <poll.h>
@@ -19,9 +24,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <swoop/timer.h>
 
 #include "base/clock.h"
 #include "net/socket.h"
@@ -200,20 +209,32 @@ static void serve_one(swoop_server_t *srv, int fd, admin_buf_t *b)
            "", b->p, (size_t)n, head, deadline);
 }
 
-static void *admin_main(void *arg)
+/*
+ * The admin process's loop: one connection at a time until SIGTERM arrives
+ * on sfd (a signalfd); SIGRTMIN reopens the log file.
+ */
+static void admin_serve(swoop_server_t *srv, int sfd)
 {
-    swoop_server_t *srv = arg;
     admin_buf_t b = {.p = malloc(65536), .cap = 65536};
     if (b.p == NULL)
         b.cap = 0;
     for (;;) {
         struct pollfd pfd[2] = {{.fd = srv->admin_fd, .events = POLLIN},
-                                {.fd = srv->admin_wake, .events = POLLIN}};
+                                {.fd = sfd, .events = POLLIN}};
         int pr = poll(pfd, 2, -1);
         if (pr < 0 && errno != EINTR)
             break;
-        if (pfd[1].revents)
-            break;
+        if (pr <= 0)
+            continue;
+        if (pfd[1].revents) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+                continue;
+            if ((int)si.ssi_signo != SIGRTMIN)
+                break;
+            swoop_log_reopen(); /* logrotate: the manager forwards its SIGRTMIN */
+            continue;
+        }
         if (!(pfd[0].revents & POLLIN))
             continue;
         int fd = accept4(srv->admin_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -223,7 +244,50 @@ static void *admin_main(void *arg)
         close(fd);
     }
     free(b.p);
-    return NULL;
+}
+
+/*
+ * The admin process, forked by the manager (single-threaded: STYLE 6). It
+ * inherited the manager's signal handlers and mask: every signal goes back
+ * to its default, SIGTERM and SIGRTMIN come through a signalfd, and the
+ * signals that reach a whole process group (SIGINT of a Ctrl-C, SIGHUP,
+ * SIGQUIT, SIGUSR1/2 of a group reload) are ignored: the manager stops it
+ * in order after the workers, and a reload is not its business. It dies
+ * with the manager (PR_SET_PDEATHSIG) and leaves through _exit, running
+ * nothing of the user's image.
+ */
+static void admin_process(swoop_server_t *srv, pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+        _exit(0);
+    swoop_log_set_role(SWOOP_ROLE_ADMIN, -1);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    for (int signo = 1; signo < NSIG; signo++) {
+        int ignored = signo == SIGPIPE || signo == SIGINT || signo == SIGHUP || signo == SIGQUIT ||
+                      signo == SIGUSR1 || signo == SIGUSR2;
+        sa.sa_handler = ignored ? SIG_IGN : SIG_DFL;
+        sigaction(signo, &sa, NULL); /* EINVAL for SIGKILL, SIGSTOP and libc's own: fine */
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGRTMIN);
+    sigprocmask(SIG_SETMASK, &set, NULL);
+    /* The listening ports are the workers': a stopped server must refuse at once. */
+    for (int i = 0; i < srv->nports; i++) {
+        if (srv->ports[i]->fd >= 0)
+            close(srv->ports[i]->fd);
+    }
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (sfd < 0) {
+        swoop_log(SWOOP_LOG_ERROR, errno, "admin: signalfd() failed");
+        _exit(1);
+    }
+    admin_serve(srv, sfd);
+    _exit(0);
 }
 
 int swoop__admin_open(swoop_server_t *srv)
@@ -243,48 +307,101 @@ int swoop__admin_open(swoop_server_t *srv)
         swoop_log(SWOOP_LOG_ERROR, fd, "admin_port \"%s\": cannot listen", v);
         return fd;
     }
-    int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake < 0) {
-        int err = errno;
-        swoop_log(SWOOP_LOG_ERROR, err, "admin_port: eventfd() failed");
-        close(fd);
-        return -err;
-    }
     srv->admin_fd = fd;
-    srv->admin_wake = wake;
+    int bound = swoop__sock_local_port(fd);
+    if (srv->gs)
+        srv->gs->admin_port = (uint16_t)(bound > 0 ? bound : 0);
+    swoop_log(SWOOP_LOG_INFO, 0, "admin: /metrics and /stats.json on %s (port %d)", v, bound);
     return 0;
 }
 
-int swoop__admin_start(swoop_server_t *srv)
+static void on_admin_respawn(int64_t timer_id, void *arg)
 {
-    int rc = swoop__admin_open(srv);
-    if (rc < 0 || srv->admin_fd < 0 || srv->admin_started)
-        return rc;
-    /* The thread blocks every signal: they stay the main thread's to take. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int err = pthread_create(&srv->admin_thread, NULL, admin_main, srv);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (err != 0) {
-        swoop_log(SWOOP_LOG_ERROR, -err, "admin_port: pthread_create() failed");
-        swoop__admin_child(srv);
+    (void)timer_id;
+    swoop_server_t *srv = arg;
+    srv->admin_timer = 0;
+    if (srv->admin_fd >= 0 && srv->admin_pid == 0 && !srv->mgr.shutting_down)
+        swoop__admin_spawn(srv);
+}
+
+int swoop_server_admin_port(swoop_server_t *srv)
+{
+    if (srv == NULL)
+        return SWOOP_EINVAL;
+    if (srv->gs == NULL)
+        return SWOOP_ESTATE;
+    return srv->settings.admin_port[0] ? (int)srv->gs->admin_port : 0;
+}
+
+int swoop__admin_spawn(swoop_server_t *srv)
+{
+    if (srv->admin_fd < 0 || srv->admin_pid > 0)
+        return 0;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int err = errno;
+        swoop_log(SWOOP_LOG_ERROR, err, "admin: fork() failed: retrying in 1 s");
+        int64_t t = swoop_timer_after(1000, on_admin_respawn, srv);
+        srv->admin_timer = t > 0 ? t : 0;
         return -err;
     }
-    srv->admin_started = 1;
-    swoop_log(SWOOP_LOG_INFO, 0, "admin: /metrics and /stats.json on %s (port %d)",
-              srv->settings.admin_port, swoop__sock_local_port(srv->admin_fd));
+    if (pid == 0)
+        admin_process(srv, parent);
+    srv->admin_pid = pid;
+    srv->admin_spawned_ms = swoop__clock_ms();
+    atomic_store(&srv->gs->admin_pid, pid);
     return 0;
+}
+
+int swoop__admin_reaped(swoop_server_t *srv, pid_t pid, int code, int signo)
+{
+    if (pid <= 0 || pid != srv->admin_pid)
+        return 0;
+    srv->admin_pid = 0;
+    atomic_store(&srv->gs->admin_pid, 0);
+    if (srv->mgr.shutting_down || srv->admin_fd < 0)
+        return 1;
+    /* A process that dies at once would die again: the next try waits a second. */
+    int quick = swoop__clock_ms() - srv->admin_spawned_ms < 1000;
+    swoop_log(SWOOP_LOG_WARNING, 0, "admin process %d died (exit code %d, signal %d): %s", (int)pid,
+              code, signo, quick ? "restart in 1 s" : "restarted");
+    if (quick) {
+        int64_t t = swoop_timer_after(1000, on_admin_respawn, srv);
+        srv->admin_timer = t > 0 ? t : 0;
+    } else
+        swoop__admin_spawn(srv);
+    return 1;
+}
+
+void swoop__admin_reopen(swoop_server_t *srv)
+{
+    if (srv->admin_pid > 0)
+        kill(srv->admin_pid, SIGRTMIN);
 }
 
 void swoop__admin_stop(swoop_server_t *srv)
 {
-    if (srv->admin_started) {
-        uint64_t one = 1;
-        while (write(srv->admin_wake, &one, sizeof(one)) < 0 && errno == EINTR)
-            ;
-        pthread_join(srv->admin_thread, NULL);
-        srv->admin_started = 0;
+    if (srv->admin_timer) {
+        swoop_timer_clear(srv->admin_timer);
+        srv->admin_timer = 0;
+    }
+    if (srv->admin_pid > 0) {
+        /* It answers at most one request (ADMIN_IO_MS) before it sees SIGTERM. */
+        kill(srv->admin_pid, SIGTERM);
+        uint64_t deadline = swoop__clock_ms() + 2 * ADMIN_IO_MS + 500;
+        pid_t r;
+        while ((r = waitpid(srv->admin_pid, NULL, WNOHANG)) == 0 && swoop__clock_ms() < deadline)
+            usleep(2000);
+        if (r == 0) {
+            swoop_log(SWOOP_LOG_WARNING, 0, "admin process %d ignored SIGTERM: killed",
+                      (int)srv->admin_pid);
+            kill(srv->admin_pid, SIGKILL);
+            while (waitpid(srv->admin_pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        }
+        srv->admin_pid = 0;
+        atomic_store(&srv->gs->admin_pid, 0);
     }
     swoop__admin_child(srv);
 }
@@ -293,8 +410,7 @@ void swoop__admin_child(swoop_server_t *srv)
 {
     if (srv->admin_fd >= 0)
         close(srv->admin_fd);
-    if (srv->admin_wake >= 0)
-        close(srv->admin_wake);
-    srv->admin_fd = srv->admin_wake = -1;
-    srv->admin_started = 0;
+    srv->admin_fd = -1;
+    srv->admin_pid = 0;
+    srv->admin_timer = 0;
 }

@@ -84,6 +84,7 @@ typedef struct conn_ext_s {
     int64_t linger_timer;    /* LINGER: the loop timer bounding it (0 none) */
     uint64_t linger_last_ms; /* LINGER: when a byte last came */
     uint64_t linger_bytes;   /* LINGER: bytes read and discarded */
+    size_t out_counted;      /* c->out's bytes in the owner's out_buffered gauge */
 } conn_ext_t;
 
 static void conn_io_cb(swoop_io_t *io, unsigned events);
@@ -280,12 +281,29 @@ static void conn_release_budget(swoop_conn_t *c, size_t n)
         swoop__session_release(s, n);
 }
 
+/*
+ * The owner's output-buffer gauge (metrics: swoop_output_buffer_bytes)
+ * follows c->out: called after every change of its length. One relaxed
+ * add on the owner's own counter line, and only when the length changed:
+ * a response that the socket takes at once costs a comparison.
+ */
+static void out_gauge(swoop_conn_t *c)
+{
+    size_t now = swoop__buf_rlen(&c->out), was = ext(c)->out_counted;
+    if (now == was)
+        return;
+    atomic_fetch_add_explicit(&c->reactor->cnt->out_buffered, (int64_t)now - (int64_t)was,
+                              memory_order_relaxed);
+    ext(c)->out_counted = now;
+}
+
 /* Drops the pending output, releasing its budget. */
 static void drop_output(swoop_conn_t *c)
 {
     conn_release_budget(c, swoop__buf_rlen(&c->out));
     swoop__buf_free(&c->out);
     swoop__buf_init(&c->out);
+    out_gauge(c);
     drop_files(c);
 }
 
@@ -359,6 +377,7 @@ static int conn_queue_rest(swoop_conn_t *c, const void *data, size_t off, size_t
         conn_fail(c, ENOMEM, "buffer");
         return SWOOP_ENOMEM;
     }
+    out_gauge(c);
     if (!c->writing)
         update_io(c);
     return 0;
@@ -527,6 +546,7 @@ static void conn_flush(swoop_conn_t *c)
     }
     /* A big reply went out (or most of it): its block goes back. */
     swoop__buf_shrink(&c->out, 0, CONN_BUF_KEEP);
+    out_gauge(c);
     if (c->proto_drain && swoop__buf_rlen(&c->out) < SWOOP_PROTO_OUT_LOW && c->state == CONN_OPEN) {
         c->proto_drain = 0;
         c->proto->drained(c); /* may close c: nothing below touches it then */

@@ -28,9 +28,10 @@
 #include "proc/procfile.h"
 #include "proto/framing.h"
 
-#define SWOOP_STATS_MAGIC   0x53574f50u /* "SWOP" */
-#define SWOOP_STATS_VERSION 9u /* 9: metrics region; 8: sends_batched; 7: WebSocket counters */
-#define SWOOP_STATS_MEMFD   "swoop-stats"
+#define SWOOP_STATS_MAGIC 0x53574f50u /* "SWOP" */
+#define SWOOP_STATS_VERSION                                                                        \
+    10u /* 10: owner latency histograms; 9: metrics region; 8: sends_batched; 7: WebSocket */
+#define SWOOP_STATS_MEMFD "swoop-stats"
 
 /* conn id = (sequence << SLOT_BITS) | slot */
 #define SWOOP_SLOT_BITS 24
@@ -75,6 +76,8 @@ typedef struct swoop_srv_counter_s {
     _Atomic uint64_t ws_dropped;     /* pushes dropped above websocket_output_high_water */
     _Atomic uint64_t ws_slow_closed; /* connections closed above it (policy "close") */
     _Atomic uint64_t sends_batched;  /* writes of a broadcast that went through io_uring */
+    /* A gauge: bytes waiting in the output buffers of this owner's connections (out_gauge). */
+    _Atomic int64_t out_buffered;
 } swoop_srv_counter_t;
 
 static_assert(sizeof(swoop_srv_wstat_t) == 64, "one cache line per worker");
@@ -96,7 +99,8 @@ typedef struct swoop_srv_task_stats_s {
      * others mark their record (task/internal.h, task_run_t.active).
      */
     _Atomic int32_t active;
-    char pad_[8];
+    /* Task worker processes started, all ids; restarts = starts - worker_num. */
+    _Atomic uint64_t starts;
 } swoop_srv_task_stats_t;
 
 static_assert(sizeof(swoop_srv_task_stats_t) == 64, "one cache line of task counters");
@@ -124,12 +128,17 @@ typedef struct swoop_srv_shared_s {
     int32_t metrics_on;                         /* enable_metrics */
     uint16_t port_num[SWOOP_METRICS_PORTS_MAX]; /* their port numbers (0: a Unix socket) */
     uint16_t port_http;                         /* bit i: port i speaks HTTP */
-    char pad_[10];
+    /* admin_port (admin.c), in what was padding. */
+    uint16_t admin_port;       /* the port it listens on (port 0: the one the kernel chose) */
+    _Atomic int32_t admin_pid; /* its process, 0 while none runs */
+    char pad_[4];
     swoop_srv_task_stats_t task;
     /* worker_num swoop_srv_wstat_t, then worker_num + reactor_num swoop_srv_counter_t */
     swoop_srv_wstat_t workers[];
 } swoop_srv_shared_t;
 
+/* admin_port took padding: the header still fits in three cache lines. */
+static_assert(offsetof(swoop_srv_shared_t, task) == 192, "a three-line header");
 /* The memfd mapping is page-aligned: each per-writer block owns its cache line. */
 static_assert(offsetof(swoop_srv_shared_t, workers) % 64 == 0, "per-writer blocks aligned");
 
@@ -195,10 +204,11 @@ static inline size_t swoop__metrics_per_worker(int ports)
     return (size_t)ports * SWOOP_METRICS_CLASSES + 1;
 }
 
-static inline size_t swoop__metrics_size(int workers, int ports, int tasks)
+static inline size_t swoop__metrics_size(int workers, int reactors, int ports, int tasks)
 {
     size_t pids = ((size_t)tasks * sizeof(int32_t) + 63) / 64 * 64;
-    return ((size_t)workers * swoop__metrics_per_worker(ports) + (size_t)tasks * 2) *
+    return ((size_t)workers * swoop__metrics_per_worker(ports) + (size_t)tasks * 2 +
+            (size_t)reactors * (size_t)ports * SWOOP_METRICS_CLASSES) *
                sizeof(swoop_srv_hist_t) +
            pids + SWOOP_TASK_STAMPS * sizeof(uint64_t);
 }
@@ -207,7 +217,7 @@ static inline size_t swoop__shared_size_of(int workers, int reactors, int ports,
 {
     return sizeof(swoop_srv_shared_t) + (size_t)workers * sizeof(swoop_srv_wstat_t) +
            (size_t)(workers + reactors) * sizeof(swoop_srv_counter_t) +
-           swoop__metrics_size(workers, ports, tasks);
+           swoop__metrics_size(workers, reactors, ports, tasks);
 }
 
 static inline size_t swoop__shared_size(const swoop_srv_shared_t *gs)
@@ -257,6 +267,18 @@ static inline _Atomic uint64_t *swoop__task_stamps(swoop_srv_shared_t *gs)
 }
 
 /*
+ * PROCESS reactor thread r's latency histogram of port index p, status class
+ * cls, for the responses it gives itself (static files): after the task
+ * stamps (version 10). BASE has none: its owner is a worker, whose own
+ * latency blocks take those responses.
+ */
+static inline swoop_srv_hist_t *swoop__hist_owner(swoop_srv_shared_t *gs, int r, int p, int cls)
+{
+    return (swoop_srv_hist_t *)(swoop__task_stamps(gs) + SWOOP_TASK_STAMPS) +
+           ((size_t)r * (size_t)gs->metric_ports + (size_t)p) * SWOOP_METRICS_CLASSES + (size_t)cls;
+}
+
+/*
  * BASE: one range of fd_limit session slots. There are 2 x worker_num
  * ranges; the manager hands a free one to each worker process right before
  * its fork and takes it back when it reaps that pid, so an old process that
@@ -296,6 +318,8 @@ typedef struct swoop_session_s {
      * an HTTP request upgraded to WebSocket), set by the owner.
      */
     _Atomic uint32_t proto_kind;
+    /* HTTP: a detached request's owner stamp (queued_us), for its latency when answered. */
+    _Atomic uint32_t proto_stamp;
     swoop_addr_t peer;
 } swoop_session_t;
 
@@ -502,11 +526,11 @@ struct swoop_server_s {
     /* Shared memory. */
     swoop_srv_shared_t *gs;
     size_t gs_size;
-    /* admin_port (admin.c): the listening socket (-1 off) and its thread, in the master. */
+    /* admin_port (admin.c): the listening socket (-1 off) and, in the manager, its process. */
     int admin_fd;
-    int admin_wake; /* eventfd: the thread stops when it is written */
-    int admin_started;
-    pthread_t admin_thread;
+    pid_t admin_pid;           /* the admin process, 0 while none runs */
+    int64_t admin_timer;       /* its pending restart, 0 none */
+    uint64_t admin_spawned_ms; /* when it was forked (a quick death waits before the next) */
     int gs_fd;
     swoop_session_t *sessions;
     size_t sessions_size;
@@ -869,16 +893,26 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap);
 /* Parses an admin_port value into host (cap bytes; "127.0.0.1" when none is given) and port. */
 int swoop__admin_parse(const char *v, char *host, size_t cap, int *port);
 
-/* Binds admin_port (before a fork: a busy port fails the start at once); 0 when off. */
+/*
+ * Binds admin_port (before a fork: a busy port fails the start at once),
+ * publishes the port bound (gs->admin_port) and logs it; 0 when off.
+ */
 int swoop__admin_open(swoop_server_t *srv);
 
-/* Master (BASE: the manager): opens admin_port if not yet, starts its thread; 0 when off. */
-int swoop__admin_start(swoop_server_t *srv);
+/* Manager: forks the admin process if admin_port is open and none runs; 0 or -errno. */
+int swoop__admin_spawn(swoop_server_t *srv);
 
-/* Stops and joins the admin thread, closes its socket (no-op when off). */
+/* Manager: a child was reaped: 1 if it was the admin process (restarted unless shutting down). */
+int swoop__admin_reaped(swoop_server_t *srv, pid_t pid, int code, int signo);
+
+/* Manager: SIGRTMIN to the admin process (it reopens the log file). */
+void swoop__admin_reopen(swoop_server_t *srv);
+
+/* Stops the admin process (SIGTERM, bounded wait, SIGKILL) if this process runs one; closes
+ * the socket. No-op when off. */
 void swoop__admin_stop(swoop_server_t *srv);
 
-/* A forked child: closes its copies of the admin descriptors (the thread is not in it). */
+/* A forked child, or the master once the manager has the socket: closes its copy. */
 void swoop__admin_child(swoop_server_t *srv);
 
 #endif /* SWOOP_SERVER_INTERNAL_H */

@@ -209,6 +209,12 @@ static void hook_worker_error(void *data, int id, pid_t pid, int code, int signo
 static void hook_reopen(void *data)
 {
     swoop__server_reopen_logs(data);
+    swoop__admin_reopen(data);
+}
+
+static int hook_stray(void *data, pid_t pid, int code, int signo)
+{
+    return swoop__admin_reaped(data, pid, code, signo);
 }
 
 /*
@@ -252,6 +258,7 @@ int swoop__server_manager_run(swoop_server_t *srv)
         .on_reap = hook_reap,
         .on_worker_error = hook_worker_error,
         .on_reopen = hook_reopen,
+        .on_stray = hook_stray,
         .on_shutdown_begin = hook_shutdown_begin,
         .on_shutdown = hook_manager_stop,
     };
@@ -261,7 +268,10 @@ int swoop__server_manager_run(swoop_server_t *srv)
     srv->mgr.max_wait_ms = srv->settings.max_wait_time * 1000;
     srv->mgr.reload_async = srv->settings.reload_async;
     atomic_store(&srv->gs->manager_pid, getpid());
+    /* admin_port's process first: it answers while the workers start (admin.c). */
+    swoop__admin_spawn(srv);
     int rc = swoop__manager_run(&srv->mgr);
+    swoop__admin_stop(srv); /* after the last worker: /metrics answered the whole shutdown */
     swoop__manager_destroy(&srv->mgr);
     return rc;
 }
@@ -272,7 +282,7 @@ static void manager_child(swoop_server_t *srv, pid_t master)
     if (getppid() != master)
         _exit(1);
     swoop_log_set_role(SWOOP_ROLE_MANAGER, -1);
-    swoop__admin_child(srv); /* the master serves admin_port */
+    /* admin_port's socket stays: the manager forks the process that serves it. */
     /* The manager accepts nothing: without its copies a closed port refuses at once. */
     for (int i = 0; i < srv->nports; i++) {
         swoop_port_t *p = srv->ports[i];
@@ -1071,6 +1081,7 @@ int swoop__master_run(swoop_server_t *srv)
         manager_child(srv, master);
     srv->manager_pid = pid;
     atomic_store(&srv->gs->manager_pid, pid);
+    swoop__admin_child(srv); /* admin_port is the manager's now */
     for (int i = 0; i < srv->worker_num * srv->reactor_num; i++)
         swoop__channel_close_end(&srv->pairs[i], 1);
     for (int i = 0; i < srv->worker_num; i++)
@@ -1094,8 +1105,6 @@ int swoop__master_run(swoop_server_t *srv)
     /* 2. Signals (blocked in every thread made from now on), 3. reactor threads. */
     if (rc == 0)
         rc = watch_signals(loop, 1);
-    if (rc == 0)
-        rc = swoop__admin_start(srv); /* a thread that runs no user code (admin.c) */
     srv->reactors = swoop_calloc((size_t)srv->reactor_num, sizeof(*srv->reactors));
     int started = 0;
     for (int r = 0; r < srv->reactor_num && rc == 0; r++) {

@@ -191,6 +191,9 @@ static int procs_list(swoop_srv_shared_t *gs, proc_ref_t *out, int max)
         out[n++] = (proc_ref_t){.role = "master", .pid = master};
     if (manager > 0 && n < max)
         out[n++] = (proc_ref_t){.role = "manager", .pid = manager};
+    pid_t admin = atomic_load(&gs->admin_pid);
+    if (admin > 0 && n < max)
+        out[n++] = (proc_ref_t){.role = "admin", .pid = admin};
     for (int i = 0; i < gs->worker_num && n < max; i++) {
         pid_t p = atomic_load(&gs->workers[i].pid);
         if (p > 0)
@@ -249,13 +252,15 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
     sample_u(&o, "swoop_http_bad_requests_total", "", st->http_bad_requests);
 
     family(&o, "swoop_http_request_duration_seconds", "histogram",
-           "HTTP requests answered by workers: from the connection owner handing the parsed "
-           "request on to the response's last byte handed back, by port and status class.");
+           "HTTP requests by port and status class: from the connection owner having the whole "
+           "request to the response's last byte handed back to it (static files: queued).");
     for (int p = 0; p < gs->metric_ports; p++) {
         for (int c = 0; c < SWOOP_METRICS_CLASSES; c++) {
             hist_acc_t acc = {0};
             for (int w = 0; w < gs->worker_num; w++)
                 hist_add(&acc, swoop__hist_latency(gs, w, p, c));
+            for (int r = 0; r < gs->reactor_num; r++) /* static files of PROCESS owners */
+                hist_add(&acc, swoop__hist_owner(gs, r, p, c));
             /* HTTP ports always show 2xx..5xx (stable series); any other only once seen. */
             if (hist_count(&acc) == 0 && !((gs->port_http >> p & 1u) && c > 0))
                 continue;
@@ -304,6 +309,36 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
            "max_request).");
     sample_u(&o, "swoop_worker_restarts_total", "", restarts);
 
+    family(&o, "swoop_task_worker_restarts_total", "counter",
+           "Task worker processes started after the first of their id (crashes, reloads, "
+           "max_request).");
+    {
+        uint64_t s = atomic_load(&gs->task.starts), n = (uint64_t)gs->task.worker_num;
+        sample_u(&o, "swoop_task_worker_restarts_total", "", s > n ? s - n : 0);
+    }
+
+    family(&o, "swoop_output_buffer_bytes", "gauge",
+           "Bytes waiting in the output buffers of the connections of each connection owner "
+           "(PROCESS: reactor threads; BASE: workers), files to send not included.");
+    for (int i = 0; i < gs->worker_num + gs->reactor_num; i++) {
+        /* PROCESS workers own no connection: their blocks would only add zeros. */
+        if (gs->mode == SWOOP_MODE_PROCESS && i < gs->worker_num)
+            continue;
+        int64_t v =
+            atomic_load_explicit(&swoop__counter(gs, i)->out_buffered, memory_order_relaxed);
+        snprintf(lab, sizeof(lab), "owner=\"%s\",id=\"%d\"",
+                 i < gs->worker_num ? "worker" : "reactor",
+                 i < gs->worker_num ? i : i - gs->worker_num);
+        put(&o, "swoop_output_buffer_bytes{%s} %lld\n", lab, (long long)(v > 0 ? v : 0));
+    }
+
+    /*
+     * TODO(tls): TLS handshakes (done, failed) and their duration belong
+     * here once the TLS layer counts them: a counter pair per owner in
+     * swoop_srv_counter_t (its padding has room for three) written where the
+     * handshake ends, summed like ws_messages_in above.
+     */
+
     family(&o, "swoop_task_workers", "gauge", "Task worker processes configured.");
     sample_u(&o, "swoop_task_workers", "", (uint64_t)gs->task.worker_num);
     family(&o, "swoop_task_workers_busy", "gauge", "Task workers in on_task now.");
@@ -332,7 +367,7 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
         hist_put(&o, task_hist[run][0], "", &acc);
     }
 
-    int maxp = gs->worker_num + gs->metric_tasks + 2;
+    int maxp = gs->worker_num + gs->metric_tasks + 3;
     proc_ref_t *procs = swoop_calloc((size_t)maxp, sizeof(*procs));
     int np = procs ? procs_list(gs, procs, maxp) : 0;
     for (int i = 0; i < np; i++)

@@ -72,6 +72,7 @@ static void port_settings_inherit(swoop_port_settings_t *p)
     p->static_handler_locations[0] = '\0';
     p->static_follow_symlinks = -1;
     p->http_access_log[0] = '\0';
+    p->http_access_log_format = -1;
     p->http_body_memory_max = -1;
     p->upload_tmp_dir[0] = '\0';
     p->upload_max_filesize = -1;
@@ -104,7 +105,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     srv->mode = mode;
     srv->worker_id = -1;
     srv->gs_fd = -1;
-    srv->admin_fd = srv->admin_wake = -1;
+    srv->admin_fd = -1;
     srv->range = -1;
     srv->cur_port = -1;
     swoop_server_settings_t *s = &srv->settings;
@@ -182,6 +183,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     p->open_websocket_ping_frame = 0;
     p->open_websocket_pong_frame = 0;
     p->websocket_output_high_water = 4 * 1024 * 1024;
+    p->http_access_log_format = SWOOP_ACCESS_LOG_COMBINED;
     p->websocket_output_policy = 0;
     /* Swoole's default (off); below 64 bytes deflate rarely pays for its block overhead. */
     p->websocket_compression = 0;
@@ -443,6 +445,8 @@ static int resolve_ports(swoop_server_t *srv)
             e.static_follow_symlinks = d->static_follow_symlinks;
         if (e.http_access_log[0] == '\0')
             memcpy(e.http_access_log, d->http_access_log, sizeof(e.http_access_log));
+        if (e.http_access_log_format < 0)
+            e.http_access_log_format = d->http_access_log_format;
         if (e.http_body_memory_max < 0)
             e.http_body_memory_max = d->http_body_memory_max;
         if (e.upload_tmp_dir[0] == '\0')

@@ -84,6 +84,7 @@ enum {
     T_IPCKEY,
     T_MIMELIST,
     T_WSPOLICY,
+    T_ACCESSFMT,
     T_FIELDTEXT,
     T_ADMIN
 };
@@ -168,6 +169,7 @@ static const setting_t port_keys[] = {
     {"static_handler_locations", T_PATH, PORT(static_handler_locations), 0, 0},
     {"static_follow_symlinks", T_BOOL, PORT(static_follow_symlinks), 0, 1},
     {"http_access_log", T_PATH, PORT(http_access_log), 0, 0},
+    {"http_access_log_format", T_ACCESSFMT, PORT(http_access_log_format), 0, 2},
     {"http_body_memory_max", T_INT64, PORT(http_body_memory_max), 0, INT64_MAX},
     {"upload_tmp_dir", T_PATH, PORT(upload_tmp_dir), 0, 0},
     {"upload_max_filesize", T_INT64, PORT(upload_max_filesize), 0, INT64_MAX},
@@ -365,6 +367,15 @@ static int apply(const setting_t *k, void *base, const char *value)
             return SWOOP_EINVAL;
         *(int *)field = strcmp(value, "drop") == 0;
         return 0;
+    case T_ACCESSFMT:
+        /* The names, in SWOOP_ACCESS_LOG_* order. */
+        for (int i = 0; value != NULL && i < 3; i++) {
+            if (strcmp(value, (const char *const[]){"combined", "common", "json"}[i]) == 0) {
+                *(int *)field = i;
+                return 0;
+            }
+        }
+        return SWOOP_EINVAL;
     case T_MIMELIST:
         if (value == NULL || strlen(value) >= SWOOP_SERVER_PATH_MAX || mime_list_check(value) < 0)
             return SWOOP_EINVAL;
@@ -408,6 +419,7 @@ static int field_check(const setting_t *k, const void *base, int inherit, char *
     case T_INT:
     case T_BOOL:
     case T_WSPOLICY:
+    case T_ACCESSFMT:
         n = *(const int *)field;
         break;
     case T_INT64:

@@ -55,6 +55,8 @@ static void stats_fill(swoop_srv_shared_t *gs, const swoop_proc_stat_t *ps,
     out->mode = gs->mode;
     out->master_pid = atomic_load(&gs->master_pid);
     out->manager_pid = atomic_load(&gs->manager_pid);
+    out->admin_port = gs->admin_port;
+    out->admin_pid = atomic_load(&gs->admin_pid);
     const swoop_srv_task_stats_t *t = &gs->task;
     out->task_worker_num = t->worker_num;
     out->task_idle_worker_num = t->worker_num - atomic_load(&t->busy);
@@ -167,7 +169,8 @@ int swoop_server_stats_json(const swoop_server_stats_t *st, char *buf, size_t ca
         "\"task_count\":%llu,\"task_redelivered\":%llu,\"task_failed\":%llu,"
         "\"task_queue_num\":%lld,\"task_queue_bytes\":%lld,\"http_2xx\":%llu,\"http_3xx\":%llu,"
         "\"http_4xx\":%llu,\"http_5xx\":%llu,\"http_bad_requests\":%llu,\"ws_messages_in\":%llu,"
-        "\"ws_dropped\":%llu,\"ws_slow_closed\":%llu,\"sends_batched\":%llu,\"workers\":[",
+        "\"ws_dropped\":%llu,\"ws_slow_closed\":%llu,\"sends_batched\":%llu,\"admin_port\":%d,"
+        "\"admin_pid\":%d,\"workers\":[",
         st->mode == SWOOP_MODE_BASE ? "base" : "process", (int)st->master_pid, (int)st->manager_pid,
         (unsigned long long)st->start_time, st->worker_num, st->reactor_num,
         (long long)st->connection_num, (unsigned long long)st->accept_count,
@@ -180,7 +183,7 @@ int swoop_server_stats_json(const swoop_server_stats_t *st, char *buf, size_t ca
         (unsigned long long)st->http_4xx, (unsigned long long)st->http_5xx,
         (unsigned long long)st->http_bad_requests, (unsigned long long)st->ws_messages_in,
         (unsigned long long)st->ws_dropped, (unsigned long long)st->ws_slow_closed,
-        (unsigned long long)st->sends_batched);
+        (unsigned long long)st->sends_batched, st->admin_port, (int)st->admin_pid);
     for (int i = 0; i < st->worker_num && i < SWOOP_STATS_WORKERS_MAX; i++) {
         const swoop_worker_stats_t *w = &st->workers[i];
         PUT("%s{\"id\":%d,\"pid\":%d,\"state\":\"%s\",\"requests\":%llu,\"starts\":%llu}",

@@ -1183,7 +1183,7 @@ static int worker_setup(swoop_server_t *srv, int id)
 int swoop__worker_main(void *data, int id)
 {
     swoop_server_t *srv = data;
-    swoop__admin_child(srv); /* BASE: forked by the manager, which serves admin_port */
+    swoop__admin_child(srv); /* forked by the manager, which holds admin_port's socket */
     if (id >= srv->worker_num)
         return swoop__task_worker_main(srv, id); /* task/task.c */
     srv->worker_id = id;
@@ -1295,7 +1295,8 @@ int swoop__base_run(swoop_server_t *srv)
     int rc = swoop__server_write_pid_file(srv);
     if (rc < 0)
         return rc;
-    if ((rc = swoop__admin_start(srv)) < 0) { /* a thread that runs no user code (admin.c) */
+    /* Bound here, served by a process the manager forks (admin.c). */
+    if ((rc = swoop__admin_open(srv)) < 0) {
         swoop__server_remove_pid_file(srv);
         return rc;
     }
@@ -1304,7 +1305,7 @@ int swoop__base_run(swoop_server_t *srv)
     if (srv->events.on_start)
         srv->events.on_start(srv);
     rc = swoop__server_manager_run(srv);
-    swoop__admin_stop(srv);
+    swoop__admin_stop(srv); /* closes the socket if the manager could not start */
     atomic_store(&srv->gs->manager_pid, 0);
     atomic_store(&srv->gs->master_pid, 0);
     swoop__server_remove_pid_file(srv);

@@ -350,6 +350,7 @@ int swoop__task_worker_main(swoop_server_t *srv, int id)
     swoop_log_set_role(SWOOP_ROLE_TASKER, id);
     signal(SIGINT, SIG_IGN); /* Ctrl-C reaches the group: the manager stops us in order */
     atomic_store(&srv->proc_stats[id].pid, getpid());
+    atomic_fetch_add(&srv->gs->task.starts, 1);
     if (t >= 0 && t < srv->gs->metric_tasks)
         atomic_store(swoop__task_pid(srv->gs, t), (int32_t)getpid());
     atomic_store(&srv->proc_stats[id].requests, 0);

@@ -150,8 +150,10 @@ static void setup(swoop_server_t *srv, void *arg)
     (void)arg;
     ASSERT_OK(swoop_server_set(srv, "open_http_protocol", "1"));
     ASSERT_OK(swoop_server_set(srv, "task_worker_num", "2"));
-    if (access_path[0])
+    if (access_path[0]) {
         ASSERT_OK(swoop_server_set(srv, "http_access_log", access_path));
+        ASSERT_OK(swoop_server_set(srv, "http_access_log_format", "json"));
+    }
     ASSERT_OK(swoop_http_on_request(srv, handler));
     ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_task = on_task}));
 }
@@ -451,6 +453,18 @@ static void access_reopen(swoop_mode_t mode)
     stop(&h);
     ASSERT_EQ(count_lines(rotated), 4);
     ASSERT_EQ(count_lines(fresh), 6);
+    /* JSON lines on both sides of the rotation: each whole, each a 200 of /hello. */
+    char cmd[3 * PATH_MAX], out[256];
+    snprintf(cmd, sizeof(cmd),
+             "/usr/bin/python3 -c 'import json, sys\n"
+             "for f in sys.argv[1:]:\n"
+             "    for l in open(f):\n"
+             "        r = json.loads(l)\n"
+             "        assert (r[\"target\"], r[\"status\"]) == (\"/hello\", 200), r\n"
+             "print(\"ok\")' '%s' '%s'",
+             rotated, fresh);
+    ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "ok\n");
 }
 
 TEST_TIMEOUT(http_api_access_log_reopen_process, 60)

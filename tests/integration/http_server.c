@@ -709,6 +709,20 @@ static void setup_http_access(swoop_server_t *srv, void *arg)
     ASSERT_OK(swoop_server_set(srv, "http_access_log", access_path));
 }
 
+/*
+ * The line of lines[0, n) holding `needle`, or -1. BASE may write a
+ * pipelined request's line before the one of the request before it (the
+ * owner serves the next request inside the previous response's send, and
+ * the worker logs after that send), so the tests look lines up by content.
+ */
+static int line_with(char lines[][1024], int n, const char *needle)
+{
+    for (int i = 0; i < n; i++)
+        if (strstr(lines[i], needle))
+            return i;
+    return -1;
+}
+
 /* One combined-format line per request: handler, static file, refused request; nothing forged. */
 static void access_log(swoop_mode_t mode)
 {
@@ -743,12 +757,14 @@ static void access_log(swoop_mode_t mode)
     for (int i = 0; i < n; i++)
         fprintf(stderr, "# %s", lines[i]);
     ASSERT_EQ(n, 4);
-    ASSERT_NOT_NULL(strstr(lines[0], "127.0.0.1 - - ["));
-    ASSERT_NOT_NULL(strstr(lines[0], "] \"GET /hello?x=1 HTTP/1.1\" 200 "));
-    ASSERT_NOT_NULL(strstr(lines[0], "\"http://r/\" \"evil\\\"\\xff\"\n"));
-    ASSERT_NOT_NULL(strstr(lines[1], "\"GET /a.txt HTTP/1.1\" 200 "));
-    ASSERT_NOT_NULL(strstr(lines[2], "\"GET /nope HTTP/1.0\" 404 "));
-    ASSERT_NOT_NULL(strstr(lines[3], "\"-\" 400 "));
+    int hello = line_with(lines, n, "/hello");
+    ASSERT_GE(hello, 0);
+    ASSERT_NOT_NULL(strstr(lines[hello], "127.0.0.1 - - ["));
+    ASSERT_NOT_NULL(strstr(lines[hello], "] \"GET /hello?x=1 HTTP/1.1\" 200 "));
+    ASSERT_NOT_NULL(strstr(lines[hello], "\"http://r/\" \"evil\\\"\\xff\"\n"));
+    ASSERT_GE(line_with(lines, n, "\"GET /a.txt HTTP/1.1\" 200 "), 0);
+    ASSERT_GE(line_with(lines, n, "\"GET /nope HTTP/1.0\" 404 "), 0);
+    ASSERT_GE(line_with(lines, n, "\"-\" 400 "), 0);
 }
 
 TEST_TIMEOUT(http_access_log_process, 60)
@@ -759,6 +775,169 @@ TEST_TIMEOUT(http_access_log_process, 60)
 TEST_TIMEOUT(http_access_log_base, 60)
 {
     access_log(SWOOP_MODE_BASE);
+}
+
+static char access_format[16];
+
+static void setup_http_access_format(swoop_server_t *srv, void *arg)
+{
+    setup_http_access(srv, arg);
+    ASSERT_OK(swoop_server_set(srv, "http_access_log_format", access_format));
+}
+
+/* Sends the four requests of access_log (handler, static, 404, 400); returns the pids serving. */
+static srv_handle_t access_requests(swoop_mode_t mode, const char *format, char *pids, size_t cap)
+{
+    snprintf(docroot, sizeof(docroot), "%s/www", swoop_test_tmpdir());
+    ASSERT_EQ(mkdir(docroot, 0755), 0);
+    write_file("a.txt", "alpha\n");
+    snprintf(access_path, sizeof(access_path), "%s/access.log", swoop_test_tmpdir());
+    snprintf(access_format, sizeof(access_format), "%s", format);
+    sh = srv_shared(sizeof(*sh));
+    srv_handle_t h = srv_start(mode, setup_http_access_format, NULL, 2);
+    swoop_server_stats_t st;
+    srv_stats(&h, &st);
+    size_t n = (size_t)snprintf(pids, cap, "%d", (int)h.pid);
+    for (int i = 0; i < st.worker_num && i < SWOOP_STATS_WORKERS_MAX && n < cap; i++)
+        n += (size_t)snprintf(pids + n, cap - n, ",%d", (int)st.workers[i].pid);
+    int fd = cli_connect(h.port);
+    const char *q = "GET /hello?x=%22y HTTP/1.1\r\nHost: x\r\nUser-Agent: evil\"\\\xff\tz\r\n"
+                    "Referer: http://r/\r\n\r\n"
+                    "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+                    "GET /nope HTTP/1.0\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    char buf[4096];
+    read_all(fd, buf, sizeof(buf), 3000);
+    close(fd);
+    fd = cli_connect(h.port);
+    q = "GET / HTTP/1.1\r\nHost : x\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    read_all(fd, buf, sizeof(buf), 3000);
+    close(fd);
+    return h;
+}
+
+/*
+ * http_access_log_format json: python's json module parses every line (a
+ * second implementation, strict: no NaN, the whole line one object) and
+ * checks each field; the client's quote, backslash, tab and 0xff byte come
+ * back as they were sent, the pid is a server process's.
+ */
+static void access_log_json(swoop_mode_t mode)
+{
+    char pids[512];
+    srv_handle_t h = access_requests(mode, "json", pids, sizeof(pids));
+    stop(&h);
+    char cmd[4096], out[1024];
+    snprintf(
+        cmd, sizeof(cmd),
+        "/usr/bin/python3 - '%s' '%s' <<'EOF'\n"
+        "import json, re, sys\n"
+        "pids = {int(p) for p in sys.argv[2].split(',')}\n"
+        "lines = open(sys.argv[1], 'rb').read().decode('ascii').splitlines()\n"
+        "assert len(lines) == 4, lines\n"
+        "def const(x): raise ValueError(x)\n"
+        "recs = [json.loads(l, parse_constant=const) for l in lines]\n"
+        "keys = ['time', 'remote_addr', 'method', 'target', 'protocol', 'status', 'bytes',\n"
+        "        'referer', 'user_agent', 'duration_us', 'pid']\n"
+        "for r in recs:\n"
+        "    assert list(r) == keys, r\n"
+        "    assert re.fullmatch(r'\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z', "
+        "r['time']), r\n"
+        "    assert r['remote_addr'] == '127.0.0.1', r\n"
+        "    assert r['pid'] in pids, (r, pids)\n"
+        "    assert isinstance(r['bytes'], int) and r['bytes'] > 0, r\n"
+        "want = [('GET', '/hello?x=%%22y', 'HTTP/1.1', 200, 'http://r/', 'evil\"\\\\\\xff\\tz'),\n"
+        "        ('GET', '/a.txt', 'HTTP/1.1', 200, None, None),\n"
+        "        ('GET', '/nope', 'HTTP/1.0', 404, None, None),\n"
+        "        (None, None, None, 400, None, None)]\n"
+        "# BASE may write a pipelined request's line before the one before it\n"
+        "key = lambda t: tuple('' if v is None else str(v) for v in t)\n"
+        "got = sorted(((r['method'], r['target'], r['protocol'], r['status'], r['referer'],\n"
+        "               r['user_agent']) for r in recs), key=key)\n"
+        "assert got == sorted(want, key=key), (got, want)\n"
+        "for r in recs:\n"
+        "    if r['method'] is None:\n"
+        "        assert r['duration_us'] is None, r\n"
+        "    else:\n"
+        "        assert isinstance(r['duration_us'], int) and 0 <= r['duration_us'] < 10**7, r\n"
+        "print('ok', len(recs))\n"
+        "EOF\n",
+        access_path, pids);
+    int rc = run(cmd, out, sizeof(out));
+    fprintf(stderr, "# %s", out);
+    ASSERT_EQ(rc, 0);
+    ASSERT_STR_EQ(out, "ok 4\n");
+}
+
+TEST_TIMEOUT(http_access_log_json_process, 60)
+{
+    access_log_json(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(http_access_log_json_base, 60)
+{
+    access_log_json(SWOOP_MODE_BASE);
+}
+
+/* http_access_log_format common: the combined line without Referer and User-Agent. */
+static void access_log_common(swoop_mode_t mode)
+{
+    char pids[512];
+    srv_handle_t h = access_requests(mode, "common", pids, sizeof(pids));
+    stop(&h);
+    FILE *f = fopen(access_path, "r");
+    ASSERT_NOT_NULL(f);
+    char lines[8][1024];
+    int n = 0;
+    while (n < 8 && fgets(lines[n], sizeof(lines[n]), f))
+        n++;
+    fclose(f);
+    for (int i = 0; i < n; i++)
+        fprintf(stderr, "# %s", lines[i]);
+    ASSERT_EQ(n, 4);
+    unsigned long long bytes = 0;
+    char tail[64];
+    int hello = line_with(lines, n, "/hello");
+    ASSERT_GE(hello, 0);
+    const char *req = strchr(lines[hello], '"');
+    ASSERT_NOT_NULL(req);
+    for (int i = 0; i < n; i++)
+        ASSERT_EQ(strncmp(lines[i], "127.0.0.1 - - [", 15), 0);
+    ASSERT_EQ(sscanf(req, "\"GET /hello?x=%%22y HTTP/1.1\" 200 %llu%63s", &bytes, tail), 1);
+    ASSERT_UGE(bytes, 1);
+    ASSERT_GE(line_with(lines, n, "\"GET /a.txt HTTP/1.1\" 200 "), 0);
+    ASSERT_GE(line_with(lines, n, "\"GET /nope HTTP/1.0\" 404 "), 0);
+    ASSERT_GE(line_with(lines, n, "\"-\" 400 "), 0);
+    for (int i = 0; i < n; i++) {
+        int quotes = 0;
+        for (const char *p = lines[i]; *p; p++)
+            quotes += *p == '"';
+        ASSERT_EQ(quotes, 2); /* the request line's only: no Referer, no User-Agent */
+    }
+}
+
+TEST_TIMEOUT(http_access_log_common_base, 60)
+{
+    access_log_common(SWOOP_MODE_BASE);
+}
+
+TEST_TIMEOUT(http_access_log_common_process, 60)
+{
+    access_log_common(SWOOP_MODE_PROCESS);
+}
+
+/* A format the setter does not know is refused by name. */
+TEST(http_access_log_format_names)
+{
+    swoop_server_t *srv = NULL;
+    ASSERT_OK(swoop_server_new(&srv, SWOOP_MODE_BASE));
+    ASSERT_OK(swoop_server_set(srv, "http_access_log_format", "json"));
+    ASSERT_OK(swoop_server_set(srv, "http_access_log_format", "common"));
+    ASSERT_OK(swoop_server_set(srv, "http_access_log_format", "combined"));
+    ASSERT_EQ(swoop_server_set(srv, "http_access_log_format", "xml"), SWOOP_EINVAL);
+    ASSERT_EQ(swoop_server_set(srv, "http_access_log_format", ""), SWOOP_EINVAL);
+    ASSERT_OK(swoop_server_free(srv));
 }
 
 /* Query, urlencoded form and cookie parameters, decoded into the caller's buffer. */

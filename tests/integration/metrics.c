@@ -8,6 +8,10 @@
  * and the task histograms' to the tasks run. After a worker is SIGKILLed
  * and restarted every counter is >= its value before. With every worker
  * and task worker SIGSTOPped, admin_port still answers within 1 s.
+ * admin_port is "0": the kernel picks the port, the stats and
+ * swoop_server_admin_port tell it. The admin process is a child of the
+ * manager, comes back after a SIGKILL, and leaves the manager
+ * single-threaded (only such a process may fork: STYLE 6).
  */
 /* TEST_LABELS: tsan */
 #include <signal.h>
@@ -16,11 +20,23 @@
 #include <sys/stat.h>
 
 #include <swoop/http.h>
+#include <swoop/timer.h>
 
 #include "client_util.h"
 #include "server_common.h"
 
-static int admin_port; /* chosen before the fork, set in the child */
+static int admin_port; /* the port the server's kernel picked (stats.admin_port) */
+
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
 
 static const char *swoop_bin(void)
 {
@@ -30,22 +46,58 @@ static const char *swoop_bin(void)
     return path;
 }
 
-/* A port free now (bound to 0, read, closed): the server binds it a moment later. */
-static int free_port(void)
+/* Threads of process pid (the Threads: line of /proc/PID/status), -1 if gone. */
+static int thread_count(pid_t pid)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof(a)));
-    socklen_t l = sizeof(a);
-    ASSERT_OK(getsockname(fd, (struct sockaddr *)&a, &l));
-    close(fd);
-    return ntohs(a.sin_port);
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    int n = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+/* The parent of process pid (PPid: of /proc/PID/status), -1 if gone. */
+static int parent_of(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    int n = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "PPid: %d", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+static swoop_server_t *later_srv;
+
+/* A detached response ended from a timer: its latency is observed all the same. */
+static void on_later(int64_t timer_id, void *arg)
+{
+    (void)timer_id;
+    uint64_t id = (uint64_t)(uintptr_t)arg;
+    ASSERT_OK(swoop_http_respond(later_srv, id, 200, "text/plain", "later\n", 6));
 }
 
 static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_response_t *res)
 {
     const char *path = swoop_http_path(req);
+    if (strcmp(path, "/later") == 0) {
+        uint64_t id = swoop_http_detach(res);
+        ASSERT_GT(id, 0);
+        later_srv = srv;
+        ASSERT_GT(swoop_timer_after(5, on_later, (void *)(uintptr_t)id), 0);
+        return;
+    }
     if (strcmp(path, "/task") == 0) {
         int64_t id = swoop_server_task(srv, "t", 1, -1);
         ASSERT_GT(id, 0);
@@ -70,6 +122,22 @@ static void handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_r
         free(text);
         return;
     }
+    if (strcmp(path, "/admin_port") == 0) {
+        char text[32];
+        int n = snprintf(text, sizeof(text), "%d\n", swoop_server_admin_port(srv));
+        swoop_http_end(res, text, (size_t)n);
+        return;
+    }
+    if (strcmp(path, "/big") == 0) {
+        /* 8 MiB: more than the kernel buffers of a reader with a 4 KiB receive buffer. */
+        size_t len = 8u << 20;
+        char *body = malloc(len);
+        ASSERT_NOT_NULL(body);
+        memset(body, 'b', len);
+        swoop_http_end(res, body, len);
+        free(body);
+        return;
+    }
     if (strcmp(path, "/missing") == 0) {
         swoop_http_status(res, 404);
         swoop_http_end(res, "no\n", 3);
@@ -83,13 +151,17 @@ static void on_task(swoop_server_t *srv, int64_t id, int src, const void *data, 
     swoop_test_sleep_ms(2); /* a run time the run histogram sees above its first buckets */
 }
 
+static char dir[64];
+
 static void setup(swoop_server_t *srv, void *arg)
 {
     ASSERT_OK(swoop_server_set(srv, "open_http_protocol", "1"));
+    if (dir[0]) { /* static files: answered by the connection owner */
+        ASSERT_OK(swoop_server_set(srv, "enable_static_handler", "1"));
+        ASSERT_OK(swoop_server_set(srv, "document_root", dir));
+    }
     ASSERT_OK(swoop_server_set(srv, "task_worker_num", "1"));
-    char v[32];
-    snprintf(v, sizeof(v), "%d", admin_port);
-    ASSERT_OK(swoop_server_set(srv, "admin_port", v));
+    ASSERT_OK(swoop_server_set(srv, "admin_port", "0"));
     ASSERT_OK(swoop_http_on_request(srv, handler));
     ASSERT_OK(swoop_server_on(srv, &(swoop_server_events_t){.on_task = on_task}));
 }
@@ -123,8 +195,6 @@ static int scrape(const char *path, const char *out)
     fclose(f);
     return st;
 }
-
-static char dir[64];
 
 static const char *tmp(const char *name)
 {
@@ -274,18 +344,41 @@ static void run_metrics(swoop_mode_t mode)
     ASSERT_NOT_NULL(f);
     fputs(checker, f);
     fclose(f);
-    admin_port = free_port();
+    f = fopen(tmp("static.txt"), "w");
+    ASSERT_NOT_NULL(f);
+    fputs("static\n", f);
+    fclose(f);
     srv_handle_t h = srv_start(mode, setup, NULL, 2);
     char buf[4096];
+    swoop_server_stats_t st;
+    /* admin_port "0": the port the kernel picked, in the stats and from a worker. */
+    WAIT_UNTIL((srv_stats(&h, &st), st.admin_pid > 0), 3000);
+    admin_port = st.admin_port;
+    ASSERT_GT(admin_port, 0);
+    ASSERT_NE(admin_port, h.port);
+    ASSERT_EQ(http_get(h.port, "GET", "/admin_port", buf, sizeof(buf)), 200);
+    char want[32];
+    snprintf(want, sizeof(want), "\r\n\r\n%d\n", admin_port);
+    ASSERT_NOT_NULL(strstr(buf, want));
     /* 20 requests answered 200, 5 answered 404, 4 that post a task. */
     const int n200 = 20, n404 = 5, ntask = 4;
-    for (int i = 0; i < n200; i++)
+    for (int i = 0; i < n200 - 1; i++)
         ASSERT_EQ(http_get(h.port, "GET", "/hello", buf, sizeof(buf)), 200);
     for (int i = 0; i < n404; i++)
         ASSERT_EQ(http_get(h.port, "GET", "/missing", buf, sizeof(buf)), 404);
     for (int i = 0; i < ntask; i++)
         ASSERT_EQ(http_get(h.port, "GET", "/task", buf, sizeof(buf)), 200);
-    swoop_server_stats_t st;
+    /* Answered by the owner (static) and from a timer (detached): timed all the same. */
+    const int nstatic = 2, nlater = 2;
+    for (int i = 0; i < nstatic; i++) {
+        ASSERT_EQ(http_get(h.port, "GET", "/static.txt", buf, sizeof(buf)), 200);
+        ASSERT_NOT_NULL(strstr(buf, "\r\n\r\nstatic\n"));
+    }
+    for (int i = 0; i < nlater; i++) {
+        ASSERT_EQ(http_get(h.port, "GET", "/later", buf, sizeof(buf)), 200);
+        ASSERT_NOT_NULL(strstr(buf, "\r\n\r\nlater\n"));
+    }
+    const int nall = n200 + n404 + ntask + 1 + nstatic + nlater;
     WAIT_UNTIL((srv_stats(&h, &st), st.task_count == (uint64_t)ntask), 3000);
 
     /* From inside a worker (its own request is not counted yet: it has not ended). */
@@ -309,7 +402,7 @@ static void run_metrics(swoop_mode_t mode)
     ASSERT_STR_EQ(out, "4 2\n");
 
     /* The text from admin_port and from the CLI: both valid, both counting what was sent. */
-    scrape_counting("a.txt", n200 + n404 + ntask + 1);
+    scrape_counting("a.txt", nall);
     snprintf(cmd, sizeof(cmd), "%s metrics --pid %d > %s", swoop_bin(), (int)h.pid, tmp("cli.txt"));
     ASSERT_EQ(run(cmd, out, sizeof(out)), 0);
     promtool(tmp("a.txt"));
@@ -318,13 +411,13 @@ static void run_metrics(swoop_mode_t mode)
     snprintf(files[0], sizeof(files[0]), "%s", tmp("a.txt"));
     snprintf(files[1], sizeof(files[1]), "%s", tmp("cli.txt"));
     for (int i = 0; i < 2; i++) {
-        ASSERT_EQ(check(files[i], NULL, "requests"), n200 + n404 + ntask + 1);
-        ASSERT_EQ(check(files[i], NULL, "hops"), n200 + n404 + ntask + 1);
+        ASSERT_EQ(check(files[i], NULL, "requests"), nall);
+        ASSERT_EQ(check(files[i], NULL, "hops"), nall - nstatic); /* no hop for a static file */
         ASSERT_EQ(check(files[i], NULL, "n404"), n404);
         ASSERT_EQ(check(files[i], NULL, "task_runs"), ntask);
         ASSERT_EQ(check(files[i], NULL, "task_waits"), ntask);
-        /* master (PROCESS), manager, 2 workers, 1 task worker */
-        ASSERT_EQ(check(files[i], NULL, "procs"), mode == SWOOP_MODE_PROCESS ? 5 : 4);
+        /* master (PROCESS), manager, admin, 2 workers, 1 task worker */
+        ASSERT_EQ(check(files[i], NULL, "procs"), mode == SWOOP_MODE_PROCESS ? 6 : 5);
     }
 
     /* A worker SIGKILLed and restarted: no counter goes down. */
@@ -338,10 +431,10 @@ static void run_metrics(swoop_mode_t mode)
     srv_wait_ready(h.pid, 2);
     for (int i = 0; i < 3; i++)
         ASSERT_EQ(http_get(h.port, "GET", "/hello", buf, sizeof(buf)), 200);
-    scrape_counting("b.txt", n200 + n404 + ntask + 1 + 3);
+    scrape_counting("b.txt", nall + 3);
     promtool(tmp("b.txt"));
     ASSERT_GT(check(files[0], tmp("b.txt"), "monotonic"), 100);
-    ASSERT_EQ(check(tmp("b.txt"), NULL, "requests"), n200 + n404 + ntask + 1 + 3);
+    ASSERT_EQ(check(tmp("b.txt"), NULL, "requests"), nall + 3);
 
     /* Every worker and task worker stopped: admin_port answers within 1 s. */
     pid_t pids[8];
@@ -359,10 +452,31 @@ static void run_metrics(swoop_mode_t mode)
     for (int i = 0; i < np; i++)
         ASSERT_EQ(kill(pids[i], SIGCONT), 0);
     promtool(tmp("c.txt"));
-    srv_stop(&h, 5000);
 
-    const char *names[] = {"check.py", "a.txt",      "b.txt",   "c.txt",
-                           "cli.txt",  "stats.json", "pids.txt"};
+    /*
+     * The admin process: the manager's child, not the manager (which stays
+     * single-threaded: it forks), back with a new pid after a SIGKILL.
+     */
+    srv_stats(&h, &st);
+    pid_t admin = st.admin_pid;
+    ASSERT_GT(admin, 0);
+    ASSERT_NE(admin, st.manager_pid);
+    ASSERT_NE(admin, st.master_pid);
+    ASSERT_EQ(parent_of(admin), st.manager_pid);
+    if (!UNDER_TSAN) { /* TSan starts a thread of its own in a forked child */
+        ASSERT_EQ(thread_count(admin), 1);
+        ASSERT_EQ(thread_count(st.manager_pid), 1);
+    }
+    ASSERT_EQ(kill(admin, SIGKILL), 0);
+    WAIT_UNTIL((srv_stats(&h, &st), st.admin_pid > 0 && st.admin_pid != admin), 5000);
+    ASSERT_EQ(st.admin_port, admin_port);
+    ASSERT_EQ(scrape("/metrics", tmp("c.txt")), 200);
+    admin = st.admin_pid;
+    srv_stop(&h, 5000);
+    ASSERT(!swoop_test_pid_alive(admin));
+
+    const char *names[] = {"check.py", "a.txt",      "b.txt",    "c.txt",
+                           "cli.txt",  "stats.json", "pids.txt", "static.txt"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         unlink(tmp(names[i]));
     ASSERT_OK(rmdir(dir));
@@ -480,4 +594,112 @@ TEST_TIMEOUT(metrics_off, 30)
     ASSERT_NOT_NULL(strstr(text, line));
     ASSERT_NOT_NULL(strstr(text, "\nswoop_ipc_hop_duration_seconds_count 0\n"));
     srv_stop(&h, 5000);
+}
+
+/* The sum of the samples of the metric family `name` (a gauge without a _suffix). */
+static long long metric_sum(pid_t pid, const char *name)
+{
+    static char text[1 << 18];
+    int n = swoop_server_metrics_by_pid(pid, text, sizeof(text));
+    ASSERT_GT(n, 0);
+    ASSERT_LT(n, (int)sizeof(text));
+    long long sum = 0;
+    size_t nl = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, name, nl) != 0 || (p[nl] != '{' && p[nl] != ' '))
+            continue;
+        const char *sp = strchr(p, ' ');
+        ASSERT_NOT_NULL(sp);
+        sum += atoll(sp + 1);
+    }
+    return sum;
+}
+
+static void setup_big(swoop_server_t *srv, void *arg)
+{
+    setup(srv, arg);
+    ASSERT_OK(swoop_server_set(srv, "socket_buffer_size", "32M"));
+}
+
+/*
+ * swoop_output_buffer_bytes: a response the reader does not take waits in
+ * its connection's output buffer and shows in the owner's gauge; once read,
+ * the gauge is back to 0. A task worker killed shows in
+ * swoop_task_worker_restarts_total.
+ */
+static void output_buffer(swoop_mode_t mode)
+{
+    srv_handle_t h = srv_start(mode, setup_big, NULL, 2);
+    ASSERT_EQ(metric_sum(h.pid, "swoop_output_buffer_bytes"), 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT(fd >= 0);
+    int small = 4096;
+    ASSERT_OK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)));
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)h.port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ASSERT_OK(connect(fd, (struct sockaddr *)&a, sizeof(a)));
+    /*
+     * Keep-alive: the response is read to its Content-Length with the
+     * connection open, so no close waits for the slow reader (a close gives
+     * it max_wait_time, which a loaded TSan run can exceed).
+     */
+    const char *q = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+    cli_write(fd, q, strlen(q));
+    /* The kernel takes a few MiB at most: the rest waits in the owner's buffer. */
+    WAIT_UNTIL(metric_sum(h.pid, "swoop_output_buffer_bytes") >= (1ll << 20), 5000);
+    printf("# buffered while the reader waits: %lld bytes\n",
+           metric_sum(h.pid, "swoop_output_buffer_bytes"));
+    int big = 1 << 20; /* now read it quickly */
+    ASSERT_OK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big)));
+    static char buf[1 << 16];
+    size_t got = 0, want = 0, head = 0;
+    uint64_t deadline = swoop_test_now_ms() + 10000 * swoop_test_multiplier();
+    while (want == 0 || got < want) {
+        ssize_t k = read(fd, buf + (head ? 0 : got), head ? sizeof(buf) : sizeof(buf) - 1 - got);
+        ASSERT_GT(k, 0);
+        got += (size_t)k;
+        if (head == 0) {
+            buf[got] = '\0';
+            const char *end = strstr(buf, "\r\n\r\n");
+            const char *cl = strstr(buf, "Content-Length: ");
+            if (end && cl) {
+                head = (size_t)(end + 4 - buf);
+                want = head + (size_t)strtoull(cl + 16, NULL, 10);
+            } else {
+                ASSERT_LT(got, sizeof(buf) - 1);
+            }
+        }
+        ASSERT(swoop_test_now_ms() < deadline);
+    }
+    ASSERT_EQ(got, want);
+    ASSERT_EQ(want - head, (size_t)(8u << 20));
+    WAIT_UNTIL(metric_sum(h.pid, "swoop_output_buffer_bytes") == 0, 3000);
+    close(fd);
+
+    ASSERT_EQ(metric_sum(h.pid, "swoop_task_worker_restarts_total"), 0);
+    static char text[1 << 18];
+    ASSERT_GT(swoop_server_metrics_by_pid(h.pid, text, sizeof(text)), 0);
+    const char *tl = strstr(text, "swoop_process_resident_memory_bytes{role=\"task_worker\"");
+    ASSERT_NOT_NULL(tl);
+    int task = 0;
+    ASSERT_EQ(sscanf(tl,
+                     "swoop_process_resident_memory_bytes{role=\"task_worker\",id=\"%*d\","
+                     "pid=\"%d\"}",
+                     &task),
+              1);
+    ASSERT_GT(task, 0);
+    ASSERT_EQ(kill(task, SIGKILL), 0);
+    WAIT_UNTIL(metric_sum(h.pid, "swoop_task_worker_restarts_total") == 1, 5000);
+    srv_stop(&h, 5000);
+}
+
+TEST_TIMEOUT(metrics_output_buffer_process, 60)
+{
+    output_buffer(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(metrics_output_buffer_base, 60)
+{
+    output_buffer(SWOOP_MODE_BASE);
 }
