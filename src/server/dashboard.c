@@ -52,11 +52,18 @@ typedef struct pstat_s {
     uint64_t rss;
 } pstat_t;
 
-/* Reads /proc/ID/stat and statm (ID a pid or a thread id); 0 or -1 when it is gone. */
-static int pstat_read(pid_t id, pstat_t *out)
+/*
+ * Reads /proc/ID/stat and statm; a thread's (tid > 0) from
+ * /proc/ID/task/TID/stat, its own CPU (/proc/TID/stat is its process's).
+ * 0, or -1 when it is gone.
+ */
+static int pstat_read(pid_t id, pid_t tid, pstat_t *out)
 {
     char path[64], line[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)id);
+    if (tid > 0)
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)id, (int)tid);
+    else
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)id);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -95,10 +102,10 @@ static int pstat_read(pid_t id, pstat_t *out)
 
 /* One process or thread of the tree as a JSON object (with a leading comma after the first). */
 static void proc_put(dout_t *o, int *first, const char *role, int id, pid_t pid, pid_t parent,
-                     const char *name, int busy, uint64_t requests, uint64_t starts)
+                     pid_t tid_of, const char *name, int busy, uint64_t requests, uint64_t starts)
 {
     pstat_t ps = {.state = '?'};
-    if (pstat_read(pid, &ps) < 0)
+    if (pstat_read(tid_of > 0 ? tid_of : pid, tid_of > 0 ? pid : 0, &ps) < 0)
         return; /* gone between the read of its pid and now: the next second shows its successor */
     if (busy < 0)
         busy = ps.state == 'R';
@@ -137,11 +144,16 @@ static void threads_put(dout_t *o, int *first, swoop_srv_shared_t *gs, pid_t mas
         int r = -1;
         if (sscanf(name, "reactor-%d", &r) != 1 || r < 0)
             continue;
-        uint64_t req = r < gs->reactor_num
-                           ? atomic_load_explicit(&swoop__counter(gs, gs->worker_num + r)->requests,
-                                                  memory_order_relaxed)
-                           : 0;
-        proc_put(o, first, "reactor", r, tid, master, name, -1, req, 1);
+        /* What the thread handed on or answered: its counter block's requests and responses. */
+        uint64_t req = 0;
+        if (r < gs->reactor_num) {
+            swoop_srv_counter_t *c = swoop__counter(gs, gs->worker_num + r);
+            req = atomic_load_explicit(&c->requests, memory_order_relaxed) +
+                  atomic_load_explicit(&c->ws_messages_in, memory_order_relaxed);
+            for (int k = 0; k < 4; k++)
+                req += atomic_load_explicit(&c->http_status[k], memory_order_relaxed);
+        }
+        proc_put(o, first, "reactor", r, tid, master, master, name, -1, req, 1);
     }
     closedir(d);
 }
@@ -198,23 +210,23 @@ int swoop__dash_json(swoop_srv_shared_t *gs, char *buf, size_t cap)
     int first = 1;
     pid_t master = atomic_load(&gs->master_pid), manager = atomic_load(&gs->manager_pid);
     if (!base && master > 0) {
-        proc_put(&o, &first, "master", 0, master, 0, "swoop", -1, st->request_count, 1);
+        proc_put(&o, &first, "master", 0, master, 0, 0, "swoop", -1, st->request_count, 1);
         threads_put(&o, &first, gs, master);
     }
     if (manager > 0)
-        proc_put(&o, &first, "manager", 0, manager, base ? 0 : master, "manager", -1, 0, 1);
+        proc_put(&o, &first, "manager", 0, manager, base ? 0 : master, 0, "manager", -1, 0, 1);
     for (int i = 0; i < gs->worker_num; i++) {
         pid_t p = atomic_load(&gs->workers[i].pid);
         if (p > 0)
-            proc_put(&o, &first, "worker", i, p, manager, "worker",
+            proc_put(&o, &first, "worker", i, p, manager, 0, "worker",
                      atomic_load(&gs->workers[i].busy) != 0, atomic_load(&gs->workers[i].requests),
                      atomic_load(&gs->workers[i].starts));
     }
     for (int t = 0; t < gs->metric_tasks; t++) {
         pid_t p = atomic_load(swoop__task_pid(gs, t));
         if (p > 0)
-            proc_put(&o, &first, "task_worker", gs->worker_num + t, p, manager, "task worker", -1,
-                     0, 0);
+            proc_put(&o, &first, "task_worker", gs->worker_num + t, p, manager, 0, "task worker",
+                     -1, 0, 0);
     }
     put(&o, "]}");
     swoop_free(st);
