@@ -358,7 +358,8 @@ int swoop_server_metrics_by_pid(pid_t pid, char *buf, size_t cap);
  * The dashboard's snapshot (docs/api/metrics.md#dashboard): one JSON object
  * with the server's counters, the request latency histogram (per-bucket
  * counts) and its process tree (master and reactor threads, manager,
- * workers, task workers with pid, state, CPU, RSS, requests, starts),
+ * workers, task workers with pid, state, CPU, RSS, requests (a reactor
+ * thread: the bytes it read and wrote), starts),
  * written into buf (cap bytes, NUL-terminated when it fits) from any
  * process of a started server. Returns the length needed (>= cap: cut),
  * SWOOP_EINVAL or SWOOP_ESTATE. The page sends it nothing; a server that

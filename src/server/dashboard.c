@@ -144,16 +144,17 @@ static void threads_put(dout_t *o, int *first, swoop_srv_shared_t *gs, pid_t mas
         int r = -1;
         if (sscanf(name, "reactor-%d", &r) != 1 || r < 0)
             continue;
-        /* What the thread handed on or answered: its counter block's requests and responses. */
-        uint64_t req = 0;
+        /*
+         * Requests are counted by the workers; a reactor thread's own block
+         * counts the bytes it read and wrote, which is what it shows.
+         */
+        uint64_t bytes = 0;
         if (r < gs->reactor_num) {
             swoop_srv_counter_t *c = swoop__counter(gs, gs->worker_num + r);
-            req = atomic_load_explicit(&c->requests, memory_order_relaxed) +
-                  atomic_load_explicit(&c->ws_messages_in, memory_order_relaxed);
-            for (int k = 0; k < 4; k++)
-                req += atomic_load_explicit(&c->http_status[k], memory_order_relaxed);
+            bytes = atomic_load_explicit(&c->bytes_in, memory_order_relaxed) +
+                    atomic_load_explicit(&c->bytes_out, memory_order_relaxed);
         }
-        proc_put(o, first, "reactor", r, tid, master, master, name, -1, req, 1);
+        proc_put(o, first, "reactor", r, tid, master, master, name, -1, bytes, 1);
     }
     closedir(d);
 }
