@@ -281,6 +281,15 @@ typedef struct admin_live_s {
     int fd[ADMIN_LIVE_MAX];
     int n;
     uint64_t next_ms; /* the next push */
+    /*
+     * Connections accepted whose request has not arrived: polled with the
+     * rest, served once readable, so a client that connects and waits (a
+     * browser opens spare connections ahead of need) never holds up the
+     * pushes. Closed after ADMIN_IO_MS.
+     */
+    int pend[ADMIN_LIVE_MAX];
+    uint64_t pend_until[ADMIN_LIVE_MAX];
+    int npend;
 } admin_live_t;
 
 static void live_drop(admin_live_t *lv, int i)
@@ -340,24 +349,48 @@ static void *admin_main(void *arg)
         b.cap = 0;
     admin_live_t lv = {.n = 0};
     for (;;) {
-        struct pollfd pfd[2 + ADMIN_LIVE_MAX] = {{.fd = srv->admin_fd, .events = POLLIN},
-                                                 {.fd = srv->admin_wake, .events = POLLIN}};
+        struct pollfd pfd[2 + 2 * ADMIN_LIVE_MAX] = {{.fd = srv->admin_fd, .events = POLLIN},
+                                                     {.fd = srv->admin_wake, .events = POLLIN}};
+        /* A full pending set stops accepting: the backlog waits in the kernel. */
+        if (lv.npend == ADMIN_LIVE_MAX)
+            pfd[0].fd = -1;
         for (int i = 0; i < lv.n; i++)
             pfd[2 + i] = (struct pollfd){.fd = lv.fd[i], .events = POLLIN};
-        int timeout = -1;
-        if (lv.n > 0) {
-            uint64_t now = swoop__clock_ms();
-            timeout = lv.next_ms > now ? (int)(lv.next_ms - now) : 0;
-        }
-        int nfds = 2 + lv.n;
-        int pr = poll(pfd, (nfds_t)nfds, timeout);
+        for (int i = 0; i < lv.npend; i++)
+            pfd[2 + lv.n + i] = (struct pollfd){.fd = lv.pend[i], .events = POLLIN};
+        uint64_t now = swoop__clock_ms(), wake = UINT64_MAX;
+        if (lv.n > 0)
+            wake = lv.next_ms;
+        for (int i = 0; i < lv.npend; i++)
+            wake = lv.pend_until[i] < wake ? lv.pend_until[i] : wake;
+        int timeout = wake == UINT64_MAX ? -1 : wake > now ? (int)(wake - now) : 0;
+        int nlive = lv.n, npend = lv.npend;
+        int pr = poll(pfd, (nfds_t)(2 + nlive + npend), timeout);
         if (pr < 0 && errno != EINTR)
             break;
         if (pfd[1].revents)
             break;
-        for (int i = nfds - 1; i >= 2 && pr > 0; i--) {
-            if (pfd[i].revents)
-                live_read(&lv, i - 2);
+        /* Pending first (from the end, so a removal moves only entries already seen). */
+        now = swoop__clock_ms();
+        for (int i = npend - 1; i >= 0; i--) {
+            int ready = pr > 0 && pfd[2 + nlive + i].revents;
+            if (!ready && now < lv.pend_until[i])
+                continue;
+            int fd = lv.pend[i];
+            lv.pend[i] = lv.pend[lv.npend - 1];
+            lv.pend_until[i] = lv.pend_until[lv.npend - 1];
+            lv.npend--;
+            if (ready && serve_one(srv, fd, &b, lv.n) && lv.n < ADMIN_LIVE_MAX) {
+                lv.fd[lv.n++] = fd;
+                /* The first snapshot at once: the page draws without waiting a second. */
+                lv.next_ms = 0;
+                continue;
+            }
+            close(fd);
+        }
+        for (int i = nlive - 1; i >= 0 && pr > 0; i--) {
+            if (pfd[2 + i].revents)
+                live_read(&lv, i);
         }
         if (lv.n > 0 && swoop__clock_ms() >= lv.next_ms) {
             live_push(srv, &lv, &b);
@@ -368,16 +401,14 @@ static void *admin_main(void *arg)
         int fd = accept4(srv->admin_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             continue; /* EAGAIN, ECONNABORTED, EMFILE: the next wake-up tries again */
-        if (serve_one(srv, fd, &b, lv.n) && lv.n < ADMIN_LIVE_MAX) {
-            lv.fd[lv.n++] = fd;
-            /* The first snapshot at once: the page draws without waiting a second. */
-            lv.next_ms = 0;
-            continue;
-        }
-        close(fd);
+        lv.pend[lv.npend] = fd;
+        lv.pend_until[lv.npend] = swoop__clock_ms() + ADMIN_IO_MS;
+        lv.npend++;
     }
     while (lv.n > 0)
         live_drop(&lv, lv.n - 1);
+    while (lv.npend > 0)
+        close(lv.pend[--lv.npend]);
     free(b.p);
     return NULL;
 }

@@ -233,6 +233,9 @@ static void dashboard_demo(const char *mode)
     demo_stop(&d);
 }
 
+static int http_req(in_addr_t addr, int port, const char *method, const char *path,
+                    const char *body, char *buf, size_t cap);
+
 static void dashboard_admin(const char *mode)
 {
     char admin[64];
@@ -244,6 +247,17 @@ static void dashboard_admin(const char *mode)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", aport);
     snprintf(shot, sizeof(shot), "dashboard-admin-%s.png", mode);
     snprintf(load, sizeof(load), "%d", d.http_port);
+    /* The admin thread's routes: the page, Chart.js, and /live only as a WebSocket. */
+    static char buf[1 << 19];
+    in_addr_t lo = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(http_req(lo, aport, "GET", "/", NULL, buf, sizeof(buf)), 200);
+    ASSERT(strstr(buf, "Content-Type: text/html; charset=utf-8\r\n") != NULL);
+    ASSERT(strstr(buf, "new WebSocket(") != NULL);
+    ASSERT_EQ(http_req(lo, aport, "HEAD", "/chart.js", NULL, buf, sizeof(buf)), 200);
+    ASSERT(strstr(buf, "Content-Type: text/javascript") != NULL);
+    ASSERT_EQ(http_req(lo, aport, "GET", "/live", NULL, buf, sizeof(buf)), 400);
+    ASSERT_EQ(http_req(lo, aport, "POST", "/", NULL, buf, sizeof(buf)), 405);
+    ASSERT_EQ(http_req(lo, aport, "GET", "/nope", NULL, buf, sizeof(buf)), 404);
     browse(url, pids, load, 0, shot);
     demo_stop(&d);
 }
