@@ -292,9 +292,34 @@ typedef struct admin_live_s {
     int npend;
 } admin_live_t;
 
+/*
+ * The client sockets the thread holds, for a forked child (BASE forks
+ * workers from this process) to close its copies: a restarted worker
+ * would otherwise keep a dashboard's connection open after the thread
+ * closed it. Recorded after accept4 and cleared before close, so a child
+ * never closes a number that is not one of them (one accepted in the very
+ * instant of a fork may be missed).
+ */
+static _Atomic int admin_held[2 * ADMIN_LIVE_MAX + 1];
+
+static void held_set(int fd, int on)
+{
+    for (size_t i = 0; i < sizeof(admin_held) / sizeof(admin_held[0]); i++) {
+        int want = on ? 0 : fd + 1; /* slots hold fd + 1, 0 = free */
+        if (atomic_compare_exchange_strong(&admin_held[i], &want, on ? fd + 1 : 0))
+            return;
+    }
+}
+
+static void held_close(int fd)
+{
+    held_set(fd, 0);
+    close(fd);
+}
+
 static void live_drop(admin_live_t *lv, int i)
 {
-    close(lv->fd[i]);
+    held_close(lv->fd[i]);
     lv->fd[i] = lv->fd[--lv->n];
 }
 
@@ -386,7 +411,7 @@ static void *admin_main(void *arg)
                 lv.next_ms = 0;
                 continue;
             }
-            close(fd);
+            held_close(fd);
         }
         for (int i = nlive - 1; i >= 0 && pr > 0; i--) {
             if (pfd[2 + i].revents)
@@ -401,6 +426,7 @@ static void *admin_main(void *arg)
         int fd = accept4(srv->admin_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             continue; /* EAGAIN, ECONNABORTED, EMFILE: the next wake-up tries again */
+        held_set(fd, 1);
         lv.pend[lv.npend] = fd;
         lv.pend_until[lv.npend] = swoop__clock_ms() + ADMIN_IO_MS;
         lv.npend++;
@@ -408,7 +434,7 @@ static void *admin_main(void *arg)
     while (lv.n > 0)
         live_drop(&lv, lv.n - 1);
     while (lv.npend > 0)
-        close(lv.pend[--lv.npend]);
+        held_close(lv.pend[--lv.npend]);
     free(b.p);
     return NULL;
 }
@@ -478,6 +504,11 @@ void swoop__admin_stop(swoop_server_t *srv)
 
 void swoop__admin_child(swoop_server_t *srv)
 {
+    for (size_t i = 0; i < sizeof(admin_held) / sizeof(admin_held[0]); i++) {
+        int v = atomic_exchange(&admin_held[i], 0);
+        if (v > 0)
+            close(v - 1);
+    }
     if (srv->admin_fd >= 0)
         close(srv->admin_fd);
     if (srv->admin_wake >= 0)

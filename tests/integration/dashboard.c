@@ -14,7 +14,9 @@
  * Without a browser: the demo's endpoints (/hello, POST /echo, /task,
  * /wait, /after, /ws echo, /metrics, /stats.json, the page and Chart.js),
  * its buttons refused from a non-loopback peer (403) and to GET (405), the
- * caps (400), and the line protocol on its second port.
+ * caps (400), and the line protocol on its second port. In BASE, a worker
+ * forked while a dashboard is connected to admin_port keeps no copy of
+ * its socket.
  */
 #include <dirent.h>
 #include <ifaddrs.h>
@@ -440,4 +442,79 @@ TEST_TIMEOUT(demo_http_endpoints_process, 120)
 TEST_TIMEOUT(demo_http_endpoints_base, 120)
 {
     endpoints("base");
+}
+
+/*
+ * BASE forks workers from the process whose thread holds the dashboards'
+ * sockets: a worker started while one is open must not keep a copy of it,
+ * or closing it would not end the connection. A client opens /live, a
+ * worker is SIGKILLed and restarted, then the client closes: the admin
+ * thread answers and closes, and the client sees EOF at once.
+ */
+TEST_TIMEOUT(dashboard_admin_base_restart_keeps_no_socket, 60)
+{
+    char admin[64];
+    int aport = free_port();
+    snprintf(admin, sizeof(admin), "admin_port=%d", aport);
+    demo_t d = demo_start("base", "127.0.0.1", admin);
+    char pids[512];
+    server_pids(d.pid, 1, pids, sizeof(pids));
+
+    int fd = cli_connect(aport);
+    static const char hs[] =
+        "GET /live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n";
+    cli_write(fd, hs, sizeof(hs) - 1);
+    char buf[8192] = "";
+    size_t got = 0;
+    uint64_t deadline = swoop_test_now_ms() + 5000ull * swoop_test_multiplier();
+    /* The 101 and the first snapshot (a text frame holding "procs"). */
+    while (!strstr(buf, "\"procs\"") && swoop_test_now_ms() < deadline && got + 1 < sizeof(buf)) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, 200) <= 0)
+            continue;
+        ssize_t k = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        ASSERT_GT(k, 0);
+        got += (size_t)k;
+        buf[got] = '\0';
+    }
+    ASSERT(strncmp(buf, "HTTP/1.1 101 ", 13) == 0);
+    ASSERT(strstr(buf, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != NULL);
+    ASSERT(strstr(buf, "\"procs\"") != NULL);
+
+    /* A worker dies; the manager (the admin thread's process) forks its successor. */
+    int victim = atoi(strchr(pids, ',') + 1);
+    ASSERT_GT(victim, 0);
+    ASSERT_EQ(kill(victim, SIGKILL), 0);
+    pid_t kids[16];
+    char list[256];
+    int back = 0;
+    while (!back && swoop_test_now_ms() < deadline + 5000ull * swoop_test_multiplier()) {
+        list[0] = '\0';
+        int n = children(d.pid, list, sizeof(list), kids, 16);
+        back = n == 4;
+        for (int i = 0; i < n; i++)
+            back &= kids[i] != victim;
+        if (!back)
+            swoop_test_sleep_ms(50);
+    }
+    ASSERT(back);
+
+    /* A masked close frame (no status): the answer, then EOF. */
+    static const unsigned char bye[6] = {0x88, 0x80, 1, 2, 3, 4};
+    cli_write(fd, bye, sizeof(bye));
+    int eof = 0;
+    deadline = swoop_test_now_ms() + 3000ull * swoop_test_multiplier();
+    while (!eof && swoop_test_now_ms() < deadline) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, 200) <= 0)
+            continue;
+        ssize_t k = recv(fd, buf, sizeof(buf), 0);
+        eof = k == 0;
+        ASSERT_GE(k, 0);
+    }
+    ASSERT(eof);
+    close(fd);
+    demo_stop(&d);
 }
