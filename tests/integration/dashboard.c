@@ -431,6 +431,18 @@ static void endpoints(const char *mode)
     }
     ASSERT(restarted);
     ASSERT_EQ(http_req(lo, port, "GET", "/hello", NULL, buf, sizeof(buf)), 200);
+
+    /* The reload button: every worker restarts (the crashed one's third start). */
+    ASSERT_EQ(http_req(lo, port, "POST", "/demo/reload", NULL, buf, sizeof(buf)), 202);
+    int reloaded = 0;
+    while (!reloaded && swoop_test_now_ms() < deadline + 10000ull * swoop_test_multiplier()) {
+        ASSERT_EQ(http_req(lo, port, "GET", "/stats.json", NULL, buf, sizeof(buf)), 200);
+        reloaded = strstr(buf, "\"starts\":3") != NULL && strstr(buf, "\"starts\":1") == NULL;
+        if (!reloaded)
+            swoop_test_sleep_ms(50);
+    }
+    ASSERT(reloaded);
+    ASSERT_EQ(http_req(lo, port, "GET", "/hello", NULL, buf, sizeof(buf)), 200);
     demo_stop(&d);
 }
 
