@@ -372,6 +372,29 @@ int swoop_server_metrics_by_pid(pid_t pid, char *buf, size_t cap);
  */
 SWOOP_EXTERN int swoop_server_admin_port(swoop_server_t *srv);
 
+/**
+ * The dashboard's snapshot (docs/api/metrics.md#dashboard): one JSON object
+ * with the server's counters, the request latency histogram (per-bucket
+ * counts) and its process tree (master and reactor threads, manager,
+ * workers, task workers with pid, state, CPU, RSS, requests (a reactor
+ * thread: the bytes it read and wrote), starts),
+ * written into buf (cap bytes, NUL-terminated when it fits) from any
+ * process of a started server. Returns the length needed (>= cap: cut),
+ * SWOOP_EINVAL or SWOOP_ESTATE. The page sends it nothing; a server that
+ * serves the page itself pushes this once a second over the WebSocket at
+ * /live (what admin_port does).
+ */
+SWOOP_EXTERN int swoop_server_dashboard_json(swoop_server_t *srv, char *buf, size_t cap);
+
+/**
+ * The dashboard's files, compiled into the library: `path` "/" (or
+ * "/index.html") is the page, "/chart.js" Chart.js. Sets *data (static,
+ * never freed), *len and *content_type; returns 0, SWOOP_ENOENT for any
+ * other path, or SWOOP_EINVAL.
+ */
+SWOOP_EXTERN int swoop_server_dashboard_asset(const char *path, const void **data, size_t *len,
+                                              const char **content_type);
+
 /** Per-worker figures in swoop_server_stats_t. */
 typedef struct swoop_worker_stats_s {
     pid_t pid;         /**< current process, 0 while none runs */

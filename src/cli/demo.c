@@ -1,8 +1,10 @@
 /*
- * `swoop demo`: the project's main job (docs/demo.md). A line-protocol TCP
- * server that shows the architecture working. At start it prints the
+ * `swoop demo`: the project's main job (docs/demo.md). Two ports of one
+ * server show the architecture working: HTTP and WebSocket on 127.0.0.1:9501
+ * (the live dashboard and demo endpoints: demo_http.c), and a line protocol
+ * on 127.0.0.1:9502 (this file). At start it prints both URLs and the
  * process tree (master and its reactor threads, manager, workers with
- * pids); then every line a client sends is a command:
+ * pids); then every line a client of the line port sends is a command:
  *   echo TEXT       TEXT comes back
  *   stats           the server's shared-memory stats as JSON
  *   after MS TEXT   TEXT comes back MS milliseconds later, from a timer
@@ -16,7 +18,8 @@
  *   wait N          as task N, through swoop_server_taskwait (5 s timeout)
  *   limits          what this worker holds for its connections, and the caps
  *   help            this list
- * Options: --host H (127.0.0.1), --port P (9501), --mode process|base,
+ * Options: --host H (127.0.0.1), --port P (HTTP, 9501), --line-port L (9502;
+ * 0 when --port is 0 and L is not given), --mode process|base,
  * --set key=value (any server setting, repeatable), --pid-file F.
  *
  * One client must not take the machine: each connection may have at most
@@ -36,35 +39,17 @@
 #include <swoop/swoop.h>
 
 #include "cli/cli.h"
+#include "cli/demo.h"
 
-#define DEMO_TASK_MAX    10000000L /* task N / wait N: the sieve's bound */
 #define DEMO_BIGTASK_MAX (64L << 20)
-#define DEMO_WAIT_MS     5000
 #define DEMO_CONN_TASKS  16
 #define DEMO_CONN_BYTES  (128L << 20)
 #define DEMO_CONN_TIMERS 64
 #define DEMO_BUCKETS     256
 
-enum { DEMO_PRIMES = 1, DEMO_BIG = 2 };
-
 static char demo_addr[160];
-
-/* A task: this header, then (bigtask) the payload. Results are a demo_result_t. */
-typedef struct demo_task_s {
-    uint64_t conn;
-    uint32_t kind;
-    uint32_t sum; /* bigtask: the payload's checksum */
-    uint64_t n;   /* task: the bound; bigtask: the payload size */
-} demo_task_t;
-
-typedef struct demo_result_s {
-    uint64_t conn;
-    uint32_t kind;
-    int32_t worker_id; /* the task worker that ran it */
-    uint64_t n;
-    uint64_t value;  /* task: the prime count; bigtask: 1 if the checksum matched */
-    char path[1100]; /* bigtask: the temp file that carried it, or "inline" */
-} demo_result_t;
+static char demo_http_url[192];
+static int demo_line_index = 1; /* the line port's index: the HTTP port is listened first */
 
 typedef struct demo_conn_s demo_conn_t;
 
@@ -222,6 +207,7 @@ static void on_task(swoop_server_t *srv, int64_t task_id, int src_worker_id, con
     }
     memcpy(&t, data, sizeof(t));
     r.conn = t.conn;
+    r.http = t.http;
     r.kind = t.kind;
     r.n = t.n;
     if (t.kind == DEMO_PRIMES) {
@@ -258,6 +244,12 @@ static void on_finish(swoop_server_t *srv, int64_t task_id, const void *data, si
         return;
     }
     memcpy(&r, data, sizeof(r));
+    if (r.http != 0) {
+        demo_http_task_done(srv, task_id, &r);
+        return;
+    }
+    if (r.conn == 0)
+        return; /* one of the dashboard's "post tasks": nobody waits for it */
     conn_task_done(conn_get(r.conn, 0), task_id);
     reply_result(srv, &r, "task");
 }
@@ -265,6 +257,8 @@ static void on_finish(swoop_server_t *srv, int64_t task_id, const void *data, si
 static void on_task_error(swoop_server_t *srv, int64_t task_id, int error)
 {
     swoop_log(SWOOP_LOG_WARNING, error, "demo: task %lld has no result", (long long)task_id);
+    if (demo_http_task_error(srv, task_id, error))
+        return;
     /* No result, so no connection id: look for the task among the connections. */
     for (int b = 0; b < DEMO_BUCKETS; b++) {
         for (demo_conn_t *dc = demo_conns[b]; dc; dc = dc->next) {
@@ -543,8 +537,9 @@ static void on_connect(swoop_server_t *srv, swoop_conn_id_t conn, int reactor_id
 {
     swoop_conn_info_t info;
     char peer[SWOOP_ADDR_STRLEN] = "?";
-    if (swoop_server_conn_info(srv, conn, &info) == 0)
-        swoop_addr_format(&info.peer, peer, sizeof(peer));
+    if (swoop_server_conn_info(srv, conn, &info) < 0 || info.port_index != demo_line_index)
+        return; /* HTTP speaks when asked */
+    swoop_addr_format(&info.peer, peer, sizeof(peer));
     reply(srv, conn, "swoop demo: conn %llu from %s, reactor %d, worker %d (pid %d); try help\n",
           (unsigned long long)conn, peer, reactor_id, swoop_server_worker_id(srv), (int)getpid());
 }
@@ -595,7 +590,7 @@ static void print_tree(int64_t id, void *arg)
     }
     for (int i = 0; i < st.worker_num; i++)
         printf("     +- worker %d pid %d\n", i, (int)st.workers[i].pid);
-    printf("try: telnet %s (or nc), then `help`\n", demo_addr);
+    printf("try: open %s in a browser; telnet %s (or nc), then `help`\n", demo_http_url, demo_addr);
     fflush(stdout);
 }
 
@@ -623,16 +618,22 @@ static void on_worker_error(swoop_server_t *srv, int worker_id, pid_t pid, int c
     fflush(stdout);
 }
 
+static void on_worker_start(swoop_server_t *srv, int worker_id)
+{
+    if (!swoop_server_is_task_worker(srv))
+        demo_http_worker_start(srv, worker_id);
+}
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: swoop demo [--host H] [--port P] [--mode process|base] "
-                    "[--set key=value]... [--pid-file F]\n");
+    fprintf(stderr, "usage: swoop demo [--host H] [--port P] [--line-port L] "
+                    "[--mode process|base] [--set key=value]... [--pid-file F]\n");
 }
 
 int swoop_cli_demo(int argc, char **argv)
 {
     const char *host = "127.0.0.1";
-    int port = 9501;
+    int port = 9501, line_port = -1;
     swoop_mode_t mode = SWOOP_MODE_PROCESS;
     const char *pid_file = NULL;
     const char *sets[64];
@@ -645,6 +646,9 @@ int swoop_cli_demo(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--port") == 0 && v) {
             port = atoi(v);
+            i++;
+        } else if (strcmp(a, "--line-port") == 0 && v) {
+            line_port = atoi(v);
             i++;
         } else if (strcmp(a, "--mode") == 0 && v) {
             if (strcmp(v, "base") == 0)
@@ -671,10 +675,9 @@ int swoop_cli_demo(int argc, char **argv)
     if (swoop_server_new(&srv, mode) < 0)
         return 1;
     int rc = 0;
-    /* Lines; a reasonable default for a demo on a small machine. */
-    swoop_server_set(srv, "open_eof_split", "1");
-    swoop_server_set(srv, "package_eof", "\\n");
-    swoop_server_set(srv, "package_max_length", "64K");
+    if (line_port < 0)
+        line_port = port == 0 ? 0 : 9502;
+    /* A reasonable default for a demo on a small machine. */
     swoop_server_set(srv, "worker_num", "2");
     swoop_server_set(srv, "task_worker_num", "2");
     if (rc == 0)
@@ -682,14 +685,29 @@ int swoop_cli_demo(int argc, char **argv)
     if (rc == 0 && pid_file && swoop_server_set(srv, "pid_file", pid_file) < 0)
         rc = 2;
     swoop_sock_type_t type = strchr(host, ':') ? SWOOP_SOCK_TCP6 : SWOOP_SOCK_TCP;
-    swoop_port_t *p = NULL;
-    if (rc == 0 && swoop_server_listen(srv, host, port, type, &p) < 0) {
+    swoop_port_t *hp = NULL, *p = NULL;
+    if (rc == 0 && swoop_server_listen(srv, host, port, type, &hp) < 0) {
         fprintf(stderr, "swoop demo: cannot listen on %s:%d\n", host, port);
+        rc = 1;
+    }
+    if (rc == 0 && swoop_server_listen(srv, host, line_port, type, &p) < 0) {
+        fprintf(stderr, "swoop demo: cannot listen on %s:%d\n", host, line_port);
+        rc = 1;
+    }
+    /* The first port speaks HTTP and WebSocket; the second lines (one command each). */
+    if (rc == 0 &&
+        (swoop_port_set(hp, "open_http_protocol", "1") < 0 ||
+         swoop_port_set(hp, "open_websocket_protocol", "1") < 0 ||
+         swoop_port_set(p, "open_eof_split", "1") < 0 ||
+         swoop_port_set(p, "package_eof", "\\n") < 0 ||
+         swoop_port_set(p, "package_max_length", "64K") < 0 || demo_http_setup(srv) < 0)) {
+        fprintf(stderr, "swoop demo: cannot set up its ports\n");
         rc = 1;
     }
     if (rc == 0) {
         swoop_server_on(srv, &(swoop_server_events_t){.on_start = on_start,
                                                       .on_manager_start = on_manager_start,
+                                                      .on_worker_start = on_worker_start,
                                                       .on_worker_error = on_worker_error,
                                                       .on_connect = on_connect,
                                                       .on_receive = on_receive,
@@ -698,9 +716,16 @@ int swoop_cli_demo(int argc, char **argv)
                                                       .on_finish = on_finish,
                                                       .on_task_error = on_task_error});
         snprintf(demo_addr, sizeof(demo_addr), "%s %d", host, swoop_port_number(p));
-        printf("swoop demo %s: a line-protocol server on %s:%d (%s mode); Ctrl-C stops it\n",
-               swoop_version(), host, swoop_port_number(p),
-               mode == SWOOP_MODE_BASE ? "BASE" : "PROCESS");
+        demo_http_port = swoop_port_number(hp);
+        snprintf(demo_http_host, sizeof(demo_http_host), "%s", host);
+        int v6 = type == SWOOP_SOCK_TCP6;
+        snprintf(demo_http_url, sizeof(demo_http_url), "http://%s%s%s:%d/", v6 ? "[" : "", host,
+                 v6 ? "]" : "", demo_http_port);
+        printf("swoop demo %s (%s mode); Ctrl-C stops it\n"
+               "  dashboard: %s (HTTP and WebSocket; /metrics, /stats.json, /hello, ...)\n"
+               "  line-protocol server on %s:%d (telnet %s, then help)\n",
+               swoop_version(), mode == SWOOP_MODE_BASE ? "BASE" : "PROCESS", demo_http_url, host,
+               swoop_port_number(p), demo_addr);
         fflush(stdout);
         rc = swoop_server_start(srv) == 0 ? 0 : 1;
     }

@@ -17,6 +17,11 @@
  *
  * One connection at a time, Connection: close: a scraper asks every few
  * seconds, and a client that stalls is cut after ADMIN_IO_MS.
+ *
+ * It also serves the dashboard (dashboard.c): the page at / and Chart.js,
+ * compiled in, and the page's WebSocket at /live, to which it pushes the
+ * snapshot once a second. Those few sockets stay open, polled with the
+ * listener; a push never waits on a slow one (it is dropped instead).
  */
 #include <errno.h>
 #include <poll.h>
@@ -24,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -35,11 +41,16 @@
 #include "base/clock.h"
 #include "net/socket.h"
 #include "proto/http_parser.h"
+#include "proto/ws_frame.h"
+#include "proto/ws_handshake.h"
+#include "server/dashboard.h"
 #include "server/internal.h"
 
 #define ADMIN_HEAD_MAX 8192
 #define ADMIN_IO_MS    1000 /* a client gets this long to send its head and read the answer */
 #define ADMIN_HEADERS  32
+#define ADMIN_LIVE_MAX 16   /* dashboards watching at once (WebSocket /live) */
+#define ADMIN_LIVE_MS  1000 /* a snapshot to each of them this often */
 
 int swoop__admin_parse(const char *v, char *host, size_t cap, int *port)
 {
@@ -146,8 +157,55 @@ static int render(swoop_server_t *srv, admin_buf_t *b, int json)
     return SWOOP_ENOSPC;
 }
 
-/* One connection: reads a head, answers it, closes. */
-static void serve_one(swoop_server_t *srv, int fd, admin_buf_t *b)
+/* The value of field `name` in the parsed head, or NULL (*len set). */
+static const char *field(const char *req, const swoop_http_head_t *h, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    for (uint32_t i = 0; i < h->num_headers; i++) {
+        const swoop_http_header_t *f = &h->headers[i];
+        if (f->name.len == nl && strncasecmp(req + f->name.off, name, nl) == 0) {
+            *len = f->value.len;
+            return req + f->value.off;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * GET /live: the dashboard's WebSocket. 1 when the 101 went out (the caller
+ * keeps fd and pushes a snapshot to it every second), 0 when it was refused.
+ */
+static int live_upgrade(int fd, const char *req, const swoop_http_head_t *h, int get, int nlive,
+                        uint64_t deadline)
+{
+    size_t kl = 0, vl = 0;
+    const char *key = field(req, h, "Sec-WebSocket-Key", &kl);
+    const char *ver = field(req, h, "Sec-WebSocket-Version", &vl);
+    if (!get || !h->upgrade_requested ||
+        !swoop__ws_token_has(req + h->upgrade.off, h->upgrade.len, "websocket") || key == NULL ||
+        !swoop__ws_key_valid(key, kl) || ver == NULL || vl != 2 || memcmp(ver, "13", 2) != 0) {
+        static const char br[] = "400 Bad Request: /live is a WebSocket (version 13)\n";
+        answer(fd, 400, "Bad Request", "text/plain", "Sec-WebSocket-Version: 13\r\n", br,
+               sizeof(br) - 1, 0, deadline);
+        return 0;
+    }
+    if (nlive >= ADMIN_LIVE_MAX) {
+        static const char busy[] = "503 Service Unavailable: too many dashboards open\n";
+        answer(fd, 503, "Service Unavailable", "text/plain", "", busy, sizeof(busy) - 1, 0,
+               deadline);
+        return 0;
+    }
+    char accept[SWOOP_WS_ACCEPT_LEN + 1], head[256];
+    swoop__ws_accept(key, kl, accept);
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                     accept);
+    return write_all(fd, head, (size_t)n, deadline) == 0;
+}
+
+/* One connection: reads a head, answers it, closes (returns 0), or keeps it as a dashboard (1). */
+static int serve_one(swoop_server_t *srv, int fd, admin_buf_t *b, int nlive)
 {
     uint64_t deadline = swoop__clock_ms() + ADMIN_IO_MS;
     char req[ADMIN_HEAD_MAX];
@@ -160,25 +218,25 @@ static void serve_one(swoop_server_t *srv, int fd, admin_buf_t *b)
     while (rc == SWOOP_HTTP_INCOMPLETE) {
         uint64_t now = swoop__clock_ms();
         if (now >= deadline || len == sizeof(req))
-            return;
+            return 0;
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         int pr = poll(&pfd, 1, (int)(deadline - now));
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr <= 0)
-            return;
+            return 0;
         ssize_t n = recv(fd, req + len, sizeof(req) - len, 0);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (n <= 0)
-            return;
+            return 0;
         len += (size_t)n;
         rc = swoop__http_parse_request(&h, req, len, &lim);
     }
     if (rc < 0) {
         static const char bad[] = "400 Bad Request\n";
         answer(fd, 400, "Bad Request", "text/plain", "", bad, sizeof(bad) - 1, 0, deadline);
-        return;
+        return 0;
     }
     const char *m = req + h.method.off;
     int get = h.method.len == 3 && memcmp(m, "GET", 3) == 0;
@@ -187,62 +245,189 @@ static void serve_one(swoop_server_t *srv, int fd, admin_buf_t *b)
     size_t pl = h.path.len ? h.path.len : 1;
     int metrics = pl == 8 && memcmp(path, "/metrics", 8) == 0;
     int json = pl == 11 && memcmp(path, "/stats.json", 11) == 0;
-    if (!metrics && !json) {
-        static const char nf[] = "404 Not Found: /metrics, /stats.json\n";
+    /* The dashboard: its page and Chart.js (compiled in), and its WebSocket. */
+    const void *asset;
+    size_t alen;
+    const char *atype;
+    if (pl == 5 && memcmp(path, "/live", 5) == 0)
+        return live_upgrade(fd, req, &h, get, nlive, deadline);
+    int dash = swoop__dash_asset(path, pl, &asset, &alen, &atype) == 0;
+    if (!metrics && !json && !dash) {
+        static const char nf[] = "404 Not Found: /, /metrics, /stats.json\n";
         answer(fd, 404, "Not Found", "text/plain", "", nf, sizeof(nf) - 1, head, deadline);
-        return;
+        return 0;
     }
     if (!get && !head) {
         static const char na[] = "405 Method Not Allowed\n";
         answer(fd, 405, "Method Not Allowed", "text/plain", "Allow: GET, HEAD\r\n", na,
                sizeof(na) - 1, 0, deadline);
-        return;
+        return 0;
+    }
+    if (dash) {
+        answer(fd, 200, "OK", atype, "", asset, alen, head, deadline);
+        return 0;
     }
     int n = render(srv, b, json);
     if (n < 0) {
         static const char ie[] = "500 Internal Server Error\n";
         answer(fd, 500, "Internal Server Error", "text/plain", "", ie, sizeof(ie) - 1, head,
                deadline);
-        return;
+        return 0;
     }
     answer(fd, 200, "OK", json ? "application/json" : "text/plain; version=0.0.4; charset=utf-8",
            "", b->p, (size_t)n, head, deadline);
+    return 0;
 }
 
 /*
- * The admin process's loop: one connection at a time until SIGTERM arrives
- * on sfd (a signalfd); SIGRTMIN reopens the log file.
+ * The dashboards watching: each gets the snapshot as one text frame a
+ * second. A push that does not fit the socket's buffer at once (a client
+ * that stopped reading for tens of seconds) drops that client: the process
+ * never waits on one. What they send is read and dropped; a close frame
+ * gets its answer, and the connection closes.
+ */
+typedef struct admin_live_s {
+    int fd[ADMIN_LIVE_MAX];
+    int n;
+    uint64_t next_ms; /* the next push */
+    /*
+     * Connections accepted whose request has not arrived: polled with the
+     * rest, served once readable, so a client that connects and waits (a
+     * browser opens spare connections ahead of need) never holds up the
+     * pushes. Closed after ADMIN_IO_MS.
+     */
+    int pend[ADMIN_LIVE_MAX];
+    uint64_t pend_until[ADMIN_LIVE_MAX];
+    int npend;
+} admin_live_t;
+
+static void live_drop(admin_live_t *lv, int i)
+{
+    close(lv->fd[i]);
+    lv->fd[i] = lv->fd[--lv->n];
+}
+
+static void live_read(admin_live_t *lv, int i)
+{
+    uint8_t in[512];
+    ssize_t n = recv(lv->fd[i], in, sizeof(in), 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n > 0 && (in[0] & 0x0f) != SWOOP_WS_OP_CLOSE)
+        return; /* pings and text from the page: nothing to do (the page sends none) */
+    if (n > 0) {
+        static const uint8_t bye[2] = {0x88, 0x00}; /* close, no status */
+        send(lv->fd[i], bye, sizeof(bye), MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    live_drop(lv, i);
+}
+
+static void live_push(swoop_server_t *srv, admin_live_t *lv, admin_buf_t *b)
+{
+    int n = -1;
+    for (int tries = 0; tries < 3 && b->cap > SWOOP_WS_HEAD_MAX; tries++) {
+        n = swoop__dash_json(srv->gs, b->p + SWOOP_WS_HEAD_MAX, b->cap - SWOOP_WS_HEAD_MAX);
+        if (n < 0 || (size_t)n < b->cap - SWOOP_WS_HEAD_MAX)
+            break;
+        size_t cap = (size_t)n + SWOOP_WS_HEAD_MAX + 4096;
+        char *p = realloc(b->p, cap);
+        if (p == NULL)
+            return;
+        b->p = p;
+        b->cap = cap;
+        n = -1;
+    }
+    if (n < 0)
+        return;
+    uint8_t fh[SWOOP_WS_HEAD_MAX];
+    size_t hl = swoop__ws_frame_head(fh, 1, 0, SWOOP_WS_OP_TEXT, (uint64_t)n, NULL);
+    char *frame = b->p + SWOOP_WS_HEAD_MAX - hl;
+    memcpy(frame, fh, hl);
+    for (int i = lv->n - 1; i >= 0; i--) {
+        ssize_t w = send(lv->fd[i], frame, hl + (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w != (ssize_t)(hl + (size_t)n))
+            live_drop(lv, i);
+    }
+}
+
+/*
+ * The admin process's loop until SIGTERM arrives on sfd (a signalfd;
+ * SIGRTMIN reopens the log file): requests one at a time, dashboards and
+ * connections whose request has not arrived held in the poll set.
  */
 static void admin_serve(swoop_server_t *srv, int sfd)
 {
     admin_buf_t b = {.p = malloc(65536), .cap = 65536};
     if (b.p == NULL)
         b.cap = 0;
+    admin_live_t lv = {.n = 0};
     for (;;) {
-        struct pollfd pfd[2] = {{.fd = srv->admin_fd, .events = POLLIN},
-                                {.fd = sfd, .events = POLLIN}};
-        int pr = poll(pfd, 2, -1);
+        struct pollfd pfd[2 + 2 * ADMIN_LIVE_MAX] = {{.fd = srv->admin_fd, .events = POLLIN},
+                                                     {.fd = sfd, .events = POLLIN}};
+        /* A full pending set stops accepting: the backlog waits in the kernel. */
+        if (lv.npend == ADMIN_LIVE_MAX)
+            pfd[0].fd = -1;
+        for (int i = 0; i < lv.n; i++)
+            pfd[2 + i] = (struct pollfd){.fd = lv.fd[i], .events = POLLIN};
+        for (int i = 0; i < lv.npend; i++)
+            pfd[2 + lv.n + i] = (struct pollfd){.fd = lv.pend[i], .events = POLLIN};
+        uint64_t now = swoop__clock_ms(), wake = UINT64_MAX;
+        if (lv.n > 0)
+            wake = lv.next_ms;
+        for (int i = 0; i < lv.npend; i++)
+            wake = lv.pend_until[i] < wake ? lv.pend_until[i] : wake;
+        int timeout = wake == UINT64_MAX ? -1 : wake > now ? (int)(wake - now) : 0;
+        int nlive = lv.n, npend = lv.npend;
+        int pr = poll(pfd, (nfds_t)(2 + nlive + npend), timeout);
         if (pr < 0 && errno != EINTR)
             break;
-        if (pr <= 0)
-            continue;
-        if (pfd[1].revents) {
+        if (pr > 0 && pfd[1].revents) {
             struct signalfd_siginfo si;
-            if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
-                continue;
-            if ((int)si.ssi_signo != SIGRTMIN)
-                break;
-            swoop_log_reopen(); /* logrotate: the manager forwards its SIGRTMIN */
-            continue;
+            if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                if ((int)si.ssi_signo != SIGRTMIN)
+                    break;
+                swoop_log_reopen(); /* logrotate: the manager forwards its SIGRTMIN */
+            }
         }
-        if (!(pfd[0].revents & POLLIN))
+        /* Pending first (from the end, so a removal moves only entries already seen). */
+        now = swoop__clock_ms();
+        for (int i = npend - 1; i >= 0; i--) {
+            int ready = pr > 0 && pfd[2 + nlive + i].revents;
+            if (!ready && now < lv.pend_until[i])
+                continue;
+            int fd = lv.pend[i];
+            lv.pend[i] = lv.pend[lv.npend - 1];
+            lv.pend_until[i] = lv.pend_until[lv.npend - 1];
+            lv.npend--;
+            if (ready && serve_one(srv, fd, &b, lv.n) && lv.n < ADMIN_LIVE_MAX) {
+                lv.fd[lv.n++] = fd;
+                /* The first snapshot at once: the page draws without waiting a second. */
+                lv.next_ms = 0;
+                continue;
+            }
+            close(fd);
+        }
+        for (int i = nlive - 1; i >= 0 && pr > 0; i--) {
+            if (pfd[2 + i].revents)
+                live_read(&lv, i);
+        }
+        if (lv.n > 0 && swoop__clock_ms() >= lv.next_ms) {
+            live_push(srv, &lv, &b);
+            lv.next_ms = swoop__clock_ms() + ADMIN_LIVE_MS;
+        }
+        if (pr <= 0 || !(pfd[0].revents & POLLIN))
             continue;
         int fd = accept4(srv->admin_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             continue; /* EAGAIN, ECONNABORTED, EMFILE: the next wake-up tries again */
-        serve_one(srv, fd, &b);
-        close(fd);
+        lv.pend[lv.npend] = fd;
+        lv.pend_until[lv.npend] = swoop__clock_ms() + ADMIN_IO_MS;
+        lv.npend++;
     }
+    while (lv.n > 0)
+        live_drop(&lv, lv.n - 1);
+    while (lv.npend > 0)
+        close(lv.pend[--lv.npend]);
     free(b.p);
 }
 
