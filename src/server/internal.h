@@ -24,6 +24,7 @@
 #include "ipc/msg.h"
 #include "ipc/ring.h"
 #include "net/sendmany.h"
+#include "net/tls.h"
 #include "proc/manager.h"
 #include "proc/procfile.h"
 #include "proto/framing.h"
@@ -397,6 +398,9 @@ struct swoop_port_s {
     int dgram;
     int listen_backlog;
     swoop_io_t io; /* accept / datagram watcher of the process or thread serving it */
+    int ssl;       /* SWOOP_SSL was in its type: connections begin with a TLS handshake */
+    swoop_tls_conf_t tls;     /* its TLS settings as set (inherit values), resolved at start */
+    swoop_tls_ctx_t *tls_ctx; /* built at start in the master, before any fork */
 };
 
 
@@ -441,6 +445,9 @@ struct swoop_conn_s {
     void *proto_state;          /* the protocol's (swoop_proto_t) */
     int proto_hold;             /* the protocol holds the reading (swoop__conn_hold) */
     int proto_drain;            /* the protocol waits for the output to drain (drained) */
+    swoop_tls_t *tls;           /* a SWOOP_SSL port's: the record layer under everything */
+    int tls_hs;                 /* the TLS handshake is under way: no I/O of the layers above */
+    int tls_want;               /* handshake: what it waits for (SWOOP_TLS_WANT_*) */
 };
 
 /* A connection engine: one PROCESS reactor thread, or the engine of a BASE worker. */
@@ -492,6 +499,7 @@ struct swoop_reactor_s {
 struct swoop_server_s {
     swoop_mode_t mode;
     swoop_server_settings_t settings;
+    swoop_tls_conf_t tls; /* the server-wide TLS settings (net/tls.h), set by name */
     swoop_server_events_t events;
     void *data;
     swoop_port_t **ports;

@@ -107,6 +107,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     srv->admin_fd = srv->admin_wake = -1;
     srv->range = -1;
     srv->cur_port = -1;
+    swoop__tls_conf_defaults(&srv->tls);
     swoop_server_settings_t *s = &srv->settings;
     int cpus = cpu_count();
     s->reactor_num = cpus < 8 ? cpus : 8;
@@ -210,6 +211,7 @@ int swoop_server_free(swoop_server_t *srv)
             if (srv->worker_id < 0)
                 unlink(p->host);
         }
+        swoop__tls_ctx_free(p->tls_ctx);
         swoop_free(p);
     }
     swoop_free(srv->ports);
@@ -230,6 +232,16 @@ int swoop_server_listen(swoop_server_t *srv, const char *host, int port, swoop_s
         swoop_log(SWOOP_LOG_WARNING, 0, "swoop_server_listen: host \"%s\" too long", host);
         return SWOOP_EINVAL;
     }
+    int ssl = ((int)type & SWOOP_SSL) != 0;
+    type = (swoop_sock_type_t)((int)type & ~SWOOP_SSL);
+    if (ssl && type != SWOOP_SOCK_TCP && type != SWOOP_SOCK_TCP6 &&
+        type != SWOOP_SOCK_UNIX_STREAM) {
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "swoop_server_listen: SWOOP_SSL is for stream ports (TCP, TCP6, Unix stream), "
+                  "not type %d",
+                  (int)type);
+        return SWOOP_EINVAL;
+    }
     /* SO_REUSEPORT from the start, so BASE workers can join the same port later. */
     int fd = swoop__sock_listen(type, host, port, srv->settings.protocol.backlog,
                                 srv->settings.enable_reuse_port);
@@ -242,6 +254,8 @@ int swoop_server_listen(swoop_server_t *srv, const char *host, int port, swoop_s
     p->fd = fd;
     p->access_fd = -1;
     p->dgram = swoop_sock_type_is_dgram(type);
+    p->ssl = ssl;
+    swoop__tls_conf_inherit(&p->tls);
     p->listen_backlog = srv->settings.protocol.backlog;
     snprintf(p->host, sizeof(p->host), "%s", host);
     if (type == SWOOP_SOCK_UNIX_STREAM || type == SWOOP_SOCK_UNIX_DGRAM) {
@@ -253,8 +267,8 @@ int swoop_server_listen(swoop_server_t *srv, const char *host, int port, swoop_s
     port_settings_inherit(&p->settings);
     srv->ports = swoop_realloc(srv->ports, sizeof(*srv->ports) * (size_t)(srv->nports + 1));
     srv->ports[srv->nports++] = p;
-    swoop_log(SWOOP_LOG_INFO, 0, "listening on %s:%d (type %d, fd %d)", host, p->port, (int)type,
-              fd);
+    swoop_log(SWOOP_LOG_INFO, 0, "listening on %s:%d (type %d%s, fd %d)", host, p->port, (int)type,
+              ssl ? ", TLS" : "", fd);
     if (out)
         *out = p;
     return 0;
@@ -380,6 +394,26 @@ void swoop__server_reopen_logs(swoop_server_t *srv)
                                i);
         close(fd);
     }
+}
+
+/*
+ * A SWOOP_SSL port's TLS context, from its settings over the server's (an
+ * HTTP port offers ALPN "http/1.1" unless ssl_alpn says otherwise). Built
+ * here, in the master before any fork: a bad file fails the start, and
+ * every process shares the context's session ticket keys.
+ */
+static int port_tls_open(swoop_server_t *srv, swoop_port_t *p)
+{
+    swoop_tls_conf_t *c = &p->tls;
+    swoop__tls_conf_resolve(c, &srv->tls);
+    if (c->alpn[0] == '\0' && p->proto != NULL)
+        strcpy(c->alpn, "http/1.1");
+    char where[200];
+    snprintf(where, sizeof(where), "swoop_server_start: port %d (%s:%d): ", p->index, p->host,
+             p->port);
+    swoop__tls_ctx_free(p->tls_ctx);
+    p->tls_ctx = NULL;
+    return swoop__tls_ctx_new(&p->tls_ctx, c, where);
 }
 
 static int resolve_ports(swoop_server_t *srv)
@@ -546,6 +580,8 @@ static int resolve_ports(swoop_server_t *srv)
             int one = 1;
             setsockopt(p->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
         }
+        if (p->ssl && (rc = port_tls_open(srv, p)) < 0)
+            return rc;
         /* listen() again applies a backlog set after swoop_server_listen. */
         if (!p->dgram && e.backlog != p->listen_backlog && listen(p->fd, e.backlog) == 0)
             p->listen_backlog = e.backlog;

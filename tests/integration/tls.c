@@ -1,0 +1,471 @@
+/*
+ * TLS on stream ports (issue 13), both modes, against real clients: curl
+ * for HTTPS (a handler, a static file through pread + SSL_write, a large
+ * POST body), openssl s_client for a framed TCP port (echo), ALPN, old
+ * protocol versions refused; raw sockets for a garbage ClientHello, a
+ * truncated one and a client that stops mid-handshake (timeout); start
+ * failures with their messages. The certificates (a CA, a server
+ * certificate with SANs, an expired one, an encrypted key) are made by each
+ * test with the openssl CLI in its private directory.
+ */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <swoop/http.h>
+#include <swoop/log.h>
+
+#include "server_common.h"
+
+typedef struct shared_s {
+    _Atomic int connects; /* on_connect calls */
+    _Atomic int receives; /* on_receive calls */
+} shared_t;
+
+static shared_t *sh;
+static char dir[PATH_MAX];
+
+/* Runs a shell command; returns its exit status (-1 if it did not exit). */
+static int run(const char *fmt, ...) SWOOP_PRINTF(1, 2);
+static int run(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Runs a shell command and returns its output (NUL-terminated, at most cap - 1 bytes). */
+static int run_out(char *out, size_t cap, const char *fmt, ...) SWOOP_PRINTF(3, 4);
+static int run_out(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    FILE *f = popen(cmd, "r");
+    ASSERT_NOT_NULL(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The test's certificates, ECDSA P-256, in dir: ca.pem, srv.pem/key, exp.pem, other.key, enc.key. */
+static void make_certs(void)
+{
+    snprintf(dir, sizeof(dir), "%s", swoop_test_tmpdir());
+    const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    ASSERT_EQ(run("cd %s && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && "
+                  "openssl req -x509 %s -keyout ca.key -out ca.pem -days 30 -subj /CN=swoop-ca "
+                  "2>/dev/null && "
+                  "openssl req %s -keyout srv.key -out srv.csr -subj /CN=localhost 2>/dev/null && "
+                  "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+                  "-out srv.pem -days 30 -extfile san.ext 2>/dev/null && "
+                  "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -out exp.pem -days -1 "
+                  "-extfile san.ext 2>/dev/null && "
+                  "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other.key "
+                  "2>/dev/null && "
+                  "openssl pkey -in srv.key -aes256 -passout pass:right -out enc.key 2>/dev/null",
+                  dir, ec, ec),
+              0);
+}
+
+/* ---- the server ---- */
+
+typedef struct child_arg_s {
+    swoop_mode_t mode;
+    int http;            /* an HTTPS port (handler + static files), else a framed TCP echo */
+    int expired_port;    /* a second HTTPS port with the expired certificate */
+    const char *kv[16];  /* more server settings: key, value, ..., NULL */
+} child_arg_t;
+
+static void http_handler(swoop_server_t *srv, swoop_http_request_t *req,
+                         swoop_http_response_t *res)
+{
+    (void)srv;
+    if (strcmp(swoop_http_path(req), "/post") == 0) {
+        size_t len = 0;
+        const unsigned char *b = swoop_http_body(req, &len);
+        unsigned sum = 0;
+        for (size_t i = 0; i < len; i++)
+            sum = sum * 31 + b[i];
+        char out[64];
+        int n = snprintf(out, sizeof(out), "%zu %u\n", len, sum);
+        swoop_http_end(res, out, (size_t)n);
+        return;
+    }
+    swoop_http_end(res, "hello tls\n", 10);
+}
+
+static void on_connect(swoop_server_t *srv, swoop_conn_id_t conn, int reactor)
+{
+    (void)srv;
+    (void)conn;
+    (void)reactor;
+    atomic_fetch_add(&sh->connects, 1);
+}
+
+static void on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor, const void *data,
+                       size_t len)
+{
+    (void)reactor;
+    atomic_fetch_add(&sh->receives, 1);
+    if (len >= 4 && memcmp(data, "quit", 4) == 0) {
+        swoop_server_close(srv, conn, 0);
+        return;
+    }
+    char out[256];
+    int n = snprintf(out, sizeof(out), "echo:%.*s", (int)(len < 200 ? len : 200), (const char *)data);
+    ASSERT_OK(swoop_server_send(srv, conn, out, (size_t)n));
+}
+
+static void tls_child(void *varg, int ready_fd)
+{
+    child_arg_t *a = varg;
+    swoop_server_t *srv;
+    char path[PATH_MAX + 32];
+    ASSERT_OK(swoop_server_new(&srv, a->mode));
+    swoop_port_t *port, *exp = NULL;
+    ASSERT_OK(swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_TCP | SWOOP_SSL, &port));
+    ASSERT_OK(swoop_server_set(srv, "worker_num", "2"));
+    ASSERT_OK(swoop_server_set(srv, "reactor_num", "2"));
+    ASSERT_OK(swoop_server_set(srv, "max_wait_time", "2"));
+    snprintf(path, sizeof(path), "%s/server.log", dir);
+    ASSERT_OK(swoop_server_set(srv, "log_file", path));
+    ASSERT_OK(swoop_server_set(srv, "log_level", "info"));
+    snprintf(path, sizeof(path), "%s/srv.pem", dir);
+    ASSERT_OK(swoop_server_set(srv, "ssl_cert_file", path));
+    snprintf(path, sizeof(path), "%s/srv.key", dir);
+    ASSERT_OK(swoop_server_set(srv, "ssl_key_file", path));
+    if (a->http) {
+        ASSERT_OK(swoop_server_set(srv, "open_http_protocol", "1"));
+        ASSERT_OK(swoop_server_set(srv, "enable_static_handler", "1"));
+        ASSERT_OK(swoop_server_set(srv, "document_root", dir));
+        ASSERT_OK(swoop_server_set(srv, "static_handler_locations", "/static"));
+        ASSERT_OK(swoop_server_set(srv, "package_max_length", "8M"));
+        ASSERT_OK(swoop_http_on_request(srv, http_handler));
+    } else {
+        ASSERT_OK(swoop_server_set(srv, "open_eof_split", "1"));
+        ASSERT_OK(swoop_server_set(srv, "package_eof", "\\n"));
+    }
+    if (a->expired_port) {
+        ASSERT_OK(swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_TCP | SWOOP_SSL, &exp));
+        snprintf(path, sizeof(path), "%s/exp.pem", dir);
+        ASSERT_OK(swoop_port_set(exp, "ssl_cert_file", path));
+        snprintf(path, sizeof(path), "%s/srv.key", dir);
+        ASSERT_OK(swoop_port_set(exp, "ssl_key_file", path));
+    }
+    for (int i = 0; a->kv[i]; i += 2)
+        ASSERT_OK(swoop_server_set(srv, a->kv[i], a->kv[i + 1]));
+    ASSERT_OK(swoop_server_on(
+        srv, &(swoop_server_events_t){.on_connect = on_connect, .on_receive = on_receive}));
+    char line[64];
+    int n = snprintf(line, sizeof(line), "port %d %d\n", swoop_port_number(port),
+                     exp ? swoop_port_number(exp) : 0);
+    ASSERT_EQ(write(ready_fd, line, (size_t)n), n);
+    close(ready_fd);
+    ASSERT_EQ(swoop_server_start(srv), 0);
+    ASSERT_OK(swoop_server_free(srv));
+}
+
+static srv_handle_t start(child_arg_t *a, int *second)
+{
+    sh = srv_shared(sizeof(*sh));
+    srv_handle_t h;
+    h.fd0 = swoop_test_fd_count();
+    int rfd;
+    h.pid = swoop_test_fork(tls_child, a, &rfd);
+    char line[64];
+    ASSERT_GT(swoop_test_read_line(rfd, line, sizeof(line), 5000), 0);
+    close(rfd);
+    int p2 = 0;
+    ASSERT_EQ(sscanf(line, "port %d %d", &h.port, &p2), 2);
+    if (second)
+        *second = p2;
+    srv_wait_ready(h.pid, 2);
+    return h;
+}
+
+static void stop(srv_handle_t *h)
+{
+    srv_stop(h, 5000);
+    munmap(sh, sizeof(*sh));
+}
+
+/* Whether the server's log holds a line containing `what` (waits up to ms for it). */
+static int log_has(const char *what, int ms)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/server.log", dir);
+    uint64_t deadline = swoop_test_now_ms() + (uint64_t)ms * swoop_test_multiplier();
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        char line[2048];
+        int found = 0;
+        while (f && !found && fgets(line, sizeof(line), f))
+            found = strstr(line, what) != NULL;
+        if (f)
+            fclose(f);
+        if (found)
+            return 1;
+        if (swoop_test_now_ms() > deadline)
+            return 0;
+        swoop_test_sleep_ms(20);
+    }
+}
+
+/* ---- HTTPS ---- */
+
+static void https(swoop_mode_t mode)
+{
+    make_certs();
+    /* A static file of 3 MB and a POST body of 2 MB, random bytes. */
+    ASSERT_EQ(run("mkdir -p %s/static && head -c 3000000 /dev/urandom > %s/static/big.bin && "
+                  "head -c 2000000 /dev/urandom > %s/post.bin",
+                  dir, dir, dir),
+              0);
+    child_arg_t a = {.mode = mode, .http = 1, .expired_port = 1};
+    int exp_port = 0;
+    srv_handle_t h = start(&a, &exp_port);
+    char out[4096];
+    const char *curl = "timeout 20 curl -sS --cacert";
+    ASSERT_EQ(run_out(out, sizeof(out), "%s %s/ca.pem https://127.0.0.1:%d/hello", curl, dir,
+                      h.port),
+              0);
+    ASSERT_STR_EQ(out, "hello tls\n");
+    /* Keep-alive: three requests on one connection. */
+    ASSERT_EQ(run_out(out, sizeof(out), "%s %s/ca.pem https://localhost:%d/a https://localhost:%d/b "
+                                        "https://localhost:%d/c",
+                      curl, dir, h.port, h.port, h.port),
+              0);
+    ASSERT_STR_EQ(out, "hello tls\nhello tls\nhello tls\n");
+    /* The static file: sendfile becomes pread + SSL_write. */
+    ASSERT_EQ(run("%s %s/ca.pem https://127.0.0.1:%d/static/big.bin -o %s/got.bin && cmp %s/got.bin "
+                  "%s/static/big.bin",
+                  curl, dir, h.port, dir, dir, dir),
+              0);
+    /* A large body, in many records. */
+    char expect[64];
+    ASSERT_EQ(run_out(expect, sizeof(expect),
+                      "/usr/bin/python3 -c \"import sys; b=open('%s/post.bin','rb').read(); s=0\n"
+                      "for c in b: s=(s*31+c)&0xffffffff\nprint(len(b), s)\"",
+                      dir),
+              0);
+    ASSERT_EQ(run_out(out, sizeof(out), "%s %s/ca.pem --data-binary @%s/post.bin "
+                                        "https://127.0.0.1:%d/post",
+                      curl, dir, dir, h.port),
+              0);
+    ASSERT_STR_EQ(out, expect);
+    /* ALPN: http/1.1 on an HTTP port by default. */
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "echo | timeout 10 openssl s_client -connect 127.0.0.1:%d -CAfile %s/ca.pem "
+                      "-alpn h2,http/1.1 2>&1 | grep -E '^ALPN protocol'",
+                      h.port, dir),
+              0);
+    ASSERT_STR_EQ(out, "ALPN protocol: http/1.1\n");
+    /* The expired certificate: a warning at start, and curl refuses it (60: peer certificate). */
+    ASSERT(log_has("the certificate has expired", 1000));
+    ASSERT_EQ(run("%s %s/ca.pem https://127.0.0.1:%d/hello 2>/dev/null", curl, dir, exp_port), 60);
+    ASSERT(log_has("TLS handshake with 127.0.0.1", 3000));
+    stop(&h);
+}
+
+TEST(https_base)
+{
+    https(SWOOP_MODE_BASE);
+}
+
+TEST(https_process)
+{
+    https(SWOOP_MODE_PROCESS);
+}
+
+/* ---- TCP echo with s_client, protocol versions ---- */
+
+static void tcp_echo(swoop_mode_t mode)
+{
+    make_certs();
+    /* The key is encrypted: ssl_passphrase opens it. */
+    static char key[PATH_MAX + 16];
+    snprintf(key, sizeof(key), "%s/enc.key", dir);
+    child_arg_t a = {.mode = mode, .kv = {"ssl_key_file", key, "ssl_passphrase", "right", NULL}};
+    srv_handle_t h = start(&a, NULL);
+    char out[8192];
+    /* The server closes after "quit": s_client ends then. */
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "printf 'hello\\nworld\\nquit\\n' | timeout 10 openssl s_client -quiet "
+                      "-ign_eof -verify_return_error -connect 127.0.0.1:%d -CAfile %s/ca.pem "
+                      "2>/dev/null",
+                      h.port, dir),
+              0);
+    ASSERT_STR_EQ(out, "echo:hello\necho:world\n");
+    WAIT_UNTIL(atomic_load(&sh->receives) == 3, 2000);
+    ASSERT_EQ(atomic_load(&sh->connects), 1);
+    /* TLS 1.0 and 1.1 are refused (the client allowed them: SECLEVEL 0); 1.2 and 1.3 are served. */
+    const char *sc = "echo | timeout 10 openssl s_client -connect";
+    ASSERT_NE(run("%s 127.0.0.1:%d -tls1 -cipher DEFAULT@SECLEVEL=0 >/dev/null 2>&1", sc, h.port),
+              0);
+    ASSERT_NE(run("%s 127.0.0.1:%d -tls1_1 -cipher DEFAULT@SECLEVEL=0 >/dev/null 2>&1", sc, h.port),
+              0);
+    ASSERT_EQ(run_out(out, sizeof(out), "%s 127.0.0.1:%d -tls1_2 -CAfile %s/ca.pem 2>&1 | grep -c "
+                                        "'^New, TLSv1.2, Cipher'",
+                      sc, h.port, dir),
+              0);
+    ASSERT_EQ(run_out(out, sizeof(out), "%s 127.0.0.1:%d -tls1_3 -CAfile %s/ca.pem 2>&1 | grep -c "
+                                        "'^New, TLSv1.3, Cipher'",
+                      sc, h.port, dir),
+              0);
+    ASSERT(log_has("unsupported protocol", 3000));
+    /* Refused handshakes never reached a worker. */
+    WAIT_UNTIL(atomic_load(&sh->connects) == 3, 2000);
+    stop(&h);
+}
+
+TEST(tcp_echo_base)
+{
+    tcp_echo(SWOOP_MODE_BASE);
+}
+
+TEST(tcp_echo_process)
+{
+    tcp_echo(SWOOP_MODE_PROCESS);
+}
+
+/* ---- bad clients ---- */
+
+static void bad_clients(swoop_mode_t mode)
+{
+    make_certs();
+    child_arg_t a = {.mode = mode, .kv = {"ssl_handshake_timeout", "1", NULL}};
+    srv_handle_t h = start(&a, NULL);
+    /* Plaintext where a ClientHello belongs: closed, never seen by a worker. */
+    int fd = cli_connect(h.port);
+    cli_write(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
+    ASSERT(cli_wait_closed(fd, 3000));
+    close(fd);
+    ASSERT(log_has("TLS handshake with 127.0.0.1", 3000));
+    /* A ClientHello cut short, then the client's FIN. */
+    static const unsigned char hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01,
+                                          0xfc, 0x03, 0x03, 0x11, 0x22, 0x33, 0x44};
+    fd = cli_connect(h.port);
+    cli_write(fd, hello, sizeof(hello));
+    shutdown(fd, SHUT_WR);
+    ASSERT(cli_wait_closed(fd, 3000));
+    close(fd);
+    /* The same, but the client stays: ssl_handshake_timeout (1 s) closes it. */
+    uint64_t t0 = swoop_test_now_ms();
+    fd = cli_connect(h.port);
+    cli_write(fd, hello, sizeof(hello));
+    ASSERT(cli_wait_closed(fd, 5000));
+    ASSERT_GE(swoop_test_now_ms() - t0, 900u);
+    close(fd);
+    ASSERT(log_has("ssl_handshake_timeout", 2000));
+    /* A client that connects and says nothing is closed as well. */
+    fd = cli_connect(h.port);
+    ASSERT(cli_wait_closed(fd, 5000));
+    close(fd);
+    ASSERT_EQ(atomic_load(&sh->connects), 0);
+    ASSERT_EQ(atomic_load(&sh->receives), 0);
+    /* The server still serves a good client. */
+    char out[256];
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "printf 'ok\\nquit\\n' | timeout 10 openssl s_client -quiet -ign_eof "
+                      "-connect 127.0.0.1:%d -CAfile %s/ca.pem 2>/dev/null",
+                      h.port, dir),
+              0);
+    ASSERT_STR_EQ(out, "echo:ok\n");
+    stop(&h);
+}
+
+TEST(bad_clients_base)
+{
+    bad_clients(SWOOP_MODE_BASE);
+}
+
+TEST(bad_clients_process)
+{
+    bad_clients(SWOOP_MODE_PROCESS);
+}
+
+/* ---- start failures ---- */
+
+/* Starts a server with these TLS settings; expects a failure whose log line holds every `want`. */
+static void start_fails(swoop_mode_t mode, const char *cert, const char *key, const char *pass,
+                        const char *ciphers, const char *want1, const char *want2)
+{
+    char log[PATH_MAX + 16], cp[PATH_MAX + 16], kp[PATH_MAX + 16];
+    snprintf(log, sizeof(log), "%s/start.log", dir);
+    unlink(log);
+    swoop_server_t *srv;
+    ASSERT_OK(swoop_server_new(&srv, mode));
+    ASSERT_OK(swoop_server_set(srv, "log_file", log));
+    ASSERT_OK(swoop_server_set(srv, "worker_num", "1"));
+    ASSERT_OK(swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_TCP | SWOOP_SSL, NULL));
+    if (cert) {
+        snprintf(cp, sizeof(cp), "%s/%s", dir, cert);
+        ASSERT_OK(swoop_server_set(srv, "ssl_cert_file", cp));
+    }
+    if (key) {
+        snprintf(kp, sizeof(kp), "%s/%s", dir, key);
+        ASSERT_OK(swoop_server_set(srv, "ssl_key_file", kp));
+    }
+    if (pass)
+        ASSERT_OK(swoop_server_set(srv, "ssl_passphrase", pass));
+    if (ciphers)
+        ASSERT_OK(swoop_server_set(srv, "ssl_ciphers", ciphers));
+    int rc = swoop_server_start(srv);
+    ASSERT_LT(rc, 0);
+    ASSERT_OK(swoop_server_free(srv));
+    ASSERT_OK(swoop_log_open(NULL));
+    char out[4096];
+    FILE *f = fopen(log, "r");
+    ASSERT_NOT_NULL(f);
+    size_t n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    if (strstr(out, want1) == NULL || (want2 && strstr(out, want2) == NULL))
+        FAIL("expected \"%s\" and \"%s\" in the start failure, got: %s", want1, want2 ? want2 : "",
+             out);
+    /* One line says it. */
+    int errors = 0;
+    for (const char *p = out; (p = strstr(p, "] ERROR ")) != NULL; p++)
+        errors++;
+    if (errors != 1)
+        FAIL("%d error lines: %s", errors, out);
+}
+
+TEST(start_failures)
+{
+    make_certs();
+    swoop_mode_t modes[] = {SWOOP_MODE_BASE, SWOOP_MODE_PROCESS};
+    for (int m = 0; m < 2; m++) {
+        swoop_mode_t mode = modes[m];
+        start_fails(mode, NULL, "srv.key", NULL, NULL, "ssl_cert_file is not set", NULL);
+        start_fails(mode, "missing.pem", "srv.key", NULL, NULL, "missing.pem\"",
+                    "No such file or directory");
+        start_fails(mode, "srv.pem", "missing.key", NULL, NULL, "ssl_key_file \"", "missing.key");
+        start_fails(mode, "srv.pem", "other.key", NULL, NULL, "other.key\": does not match",
+                    "ssl_cert_file");
+        start_fails(mode, "srv.pem", "enc.key", "wrong", NULL, "enc.key\"", "wrong ssl_passphrase");
+        start_fails(mode, "srv.pem", "enc.key", NULL, NULL, "enc.key\"", "private key");
+        start_fails(mode, "srv.pem", "srv.key", NULL, "NOT-A-CIPHER", "ssl_ciphers \"NOT-A-CIPHER\"",
+                    "no cipher match");
+        start_fails(mode, "srv.key", "srv.key", NULL, NULL, "ssl_cert_file", "certificate chain");
+    }
+    /* Refused at once: SSL on a datagram port, unknown protocol names, a malformed SNI list. */
+    swoop_server_t *srv;
+    ASSERT_OK(swoop_server_new(&srv, SWOOP_MODE_BASE));
+    ASSERT_EQ(swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_UDP | SWOOP_SSL, NULL),
+              SWOOP_EINVAL);
+    ASSERT_EQ(swoop_server_set(srv, "ssl_protocols", "SSLv2"), SWOOP_EINVAL);
+    ASSERT_EQ(swoop_server_set(srv, "ssl_sni_certs", "nohost"), SWOOP_EINVAL);
+    ASSERT_OK(swoop_server_free(srv));
+}
