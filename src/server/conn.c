@@ -1001,6 +1001,13 @@ static void tls_handshake_step(swoop_conn_t *c)
     }
     c->tls_hs = 0;
     c->notified = 0;
+    swoop_server_t *srv = c->reactor->srv;
+    if (srv->tls_subjects) {
+        /* Before the worker hears of it: the CONNECT message orders the write before its reads. */
+        char *dst = srv->tls_subjects + (size_t)(c->id & SWOOP_SLOT_MASK) * SWOOP_TLS_SUBJECT_MAX;
+        if ((size_t)(dst - srv->tls_subjects) < srv->tls_subjects_size)
+            swoop__tls_peer_subject(c->tls, dst, SWOOP_TLS_SUBJECT_MAX);
+    }
     if (conn_announce(c) == NULL || c->state != CONN_OPEN || ext(c)->free_pending)
         return;
     if (swoop__buf_rlen(&c->out) > 0 || conn_has_files(c))

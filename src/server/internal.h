@@ -33,6 +33,9 @@
 #define SWOOP_STATS_VERSION 9u /* 9: metrics region; 8: sends_batched; 7: WebSocket counters */
 #define SWOOP_STATS_MEMFD   "swoop-stats"
 
+/* Bytes of a client certificate's subject kept per connection (swoop_server_conn_peer_subject). */
+#define SWOOP_TLS_SUBJECT_MAX 256
+
 /* conn id = (sequence << SLOT_BITS) | slot */
 #define SWOOP_SLOT_BITS 24
 #define SWOOP_SLOT_MASK ((1u << SWOOP_SLOT_BITS) - 1)
@@ -518,6 +521,14 @@ struct swoop_server_s {
     int gs_fd;
     swoop_session_t *sessions;
     size_t sessions_size;
+    /*
+     * TLS: the verified client certificate's subject per session slot
+     * (SWOOP_TLS_SUBJECT_MAX bytes each), written by the owner before the
+     * worker hears of the connection; mapped only when a port verifies
+     * client certificates (ssl_client_cert_file).
+     */
+    char *tls_subjects;
+    size_t tls_subjects_size;
     uint32_t fd_limit; /* slots per owner */
     /* BASE: the session ranges (manager-assigned), and the one this process holds. */
     swoop_srv_range_t *ranges;

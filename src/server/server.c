@@ -656,6 +656,23 @@ static int map_shared(swoop_server_t *srv)
         return -err;
     }
     srv->sessions = ss;
+    int subjects = 0;
+    for (int i = 0; i < srv->nports; i++)
+        subjects |= srv->ports[i]->ssl && srv->ports[i]->tls.client_cert_file[0];
+    if (subjects) {
+        /* Anonymous shared memory: a page is only backed once a slot on it was written. */
+        srv->tls_subjects_size = (size_t)(lim * owners) * SWOOP_TLS_SUBJECT_MAX;
+        void *ts = mmap(NULL, srv->tls_subjects_size, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (ts == MAP_FAILED) {
+            int err = errno;
+            swoop_log(SWOOP_LOG_ERROR, err, "mmap() of the %zu-byte TLS subject table failed",
+                      srv->tls_subjects_size);
+            srv->tls_subjects_size = 0;
+            return -err;
+        }
+        srv->tls_subjects = ts;
+    }
     /* Event workers, then task workers (the manager's slots). */
     srv->proc_stats_size =
         (size_t)(srv->worker_num + srv->settings.task_worker_num) * sizeof(swoop_proc_stat_t);
@@ -693,6 +710,9 @@ static void unmap_shared(swoop_server_t *srv)
         munmap(srv->sessions, srv->sessions_size);
     if (srv->proc_stats)
         munmap(srv->proc_stats, srv->proc_stats_size);
+    if (srv->tls_subjects)
+        munmap(srv->tls_subjects, srv->tls_subjects_size);
+    srv->tls_subjects = NULL;
     if (srv->ranges)
         munmap(srv->ranges, srv->ranges_size);
     srv->ranges = NULL;

@@ -17,6 +17,7 @@
 
 #include <swoop/http.h>
 #include <swoop/log.h>
+#include <swoop/websocket.h>
 
 #include "server_common.h"
 
@@ -78,12 +79,29 @@ static void make_certs(void)
               0);
 }
 
+/* A client certificate (cli.pem/key) and one for another host name (sni.pem/key, other.test). */
+static void make_more_certs(void)
+{
+    const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    ASSERT_EQ(run("cd %s && printf 'subjectAltName=DNS:other.test\n' > sni.ext && "
+                  "openssl req %s -keyout cli.key -out cli.csr -subj /O=swoop/CN=alice "
+                  "2>/dev/null && "
+                  "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -out cli.pem -days 30 "
+                  "2>/dev/null && "
+                  "openssl req %s -keyout sni.key -out sni.csr -subj /CN=other.test 2>/dev/null && "
+                  "openssl x509 -req -in sni.csr -CA ca.pem -CAkey ca.key -out sni.pem -days 30 "
+                  "-extfile sni.ext 2>/dev/null",
+                  dir, ec, ec),
+              0);
+}
+
 /* ---- the server ---- */
 
 typedef struct child_arg_s {
     swoop_mode_t mode;
     int http;            /* an HTTPS port (handler + static files), else a framed TCP echo */
     int expired_port;    /* a second HTTPS port with the expired certificate */
+    int ws;              /* the HTTPS port speaks WebSocket too (an echo) */
     const char *kv[16];  /* more server settings: key, value, ..., NULL */
 } child_arg_t;
 
@@ -122,11 +140,25 @@ static void on_receive(swoop_server_t *srv, swoop_conn_id_t conn, int reactor, c
         swoop_server_close(srv, conn, 0);
         return;
     }
+    if (len >= 3 && memcmp(data, "who", 3) == 0) {
+        char subject[300], line[320];
+        int k = swoop_server_conn_peer_subject(srv, conn, subject, sizeof(subject));
+        ASSERT_GE(k, 0);
+        int m = snprintf(line, sizeof(line), "subject:%s\n", subject);
+        ASSERT_OK(swoop_server_send(srv, conn, line, (size_t)m));
+        return;
+    }
     char out[256];
     /* A long line comes back cut to its first 200 bytes, still one line. */
     int n = snprintf(out, sizeof(out), "echo:%.*s%s", (int)(len < 200 ? len : 200),
                      (const char *)data, len > 200 ? "\n" : "");
     ASSERT_OK(swoop_server_send(srv, conn, out, (size_t)n));
+}
+
+static void ws_message(swoop_server_t *srv, swoop_conn_id_t conn, int opcode, const void *data,
+                       size_t len)
+{
+    ASSERT_OK(swoop_ws_push(srv, conn, opcode, data, len));
 }
 
 static void tls_child(void *varg, int ready_fd)
@@ -154,6 +186,10 @@ static void tls_child(void *varg, int ready_fd)
         ASSERT_OK(swoop_server_set(srv, "static_handler_locations", "/static"));
         ASSERT_OK(swoop_server_set(srv, "package_max_length", "8M"));
         ASSERT_OK(swoop_http_on_request(srv, http_handler));
+        if (a->ws) {
+            ASSERT_OK(swoop_server_set(srv, "open_websocket_protocol", "1"));
+            ASSERT_OK(swoop_ws_on(srv, &(swoop_ws_events_t){.on_message = ws_message}));
+        }
     } else {
         ASSERT_OK(swoop_server_set(srv, "open_eof_split", "1"));
         ASSERT_OK(swoop_server_set(srv, "package_eof", "\\n"));
@@ -512,4 +548,105 @@ TEST(big_packets_base)
 TEST(big_packets_process)
 {
     big_packets(SWOOP_MODE_PROCESS);
+}
+
+/* ---- client certificates, SNI ---- */
+
+static void mtls_sni(swoop_mode_t mode)
+{
+    make_certs();
+    make_more_certs();
+    static char ca[PATH_MAX + 16], sni[3 * PATH_MAX];
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    snprintf(sni, sizeof(sni), "other.test=%s/sni.pem:%s/sni.key", dir, dir);
+    child_arg_t a = {.mode = mode,
+                     .kv = {"ssl_verify_peer", "1", "ssl_client_cert_file", ca, "ssl_sni_certs", sni,
+                            NULL}};
+    srv_handle_t h = start(&a, NULL);
+    char out[16384];
+    const char *sc = "timeout 10 openssl s_client -quiet -ign_eof -connect";
+    /* With a certificate from the CA: served, and the worker reads its subject. */
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "printf 'who\nquit\n' | %s 127.0.0.1:%d -CAfile %s -cert %s/cli.pem -key "
+                      "%s/cli.key 2>/dev/null",
+                      sc, h.port, ca, dir, dir),
+              0);
+    ASSERT_STR_EQ(out, "subject:CN=alice,O=swoop\n");
+    /* Without one: refused in the handshake, no worker hears of it. */
+    run_out(out, sizeof(out), "printf 'who\nquit\n' | %s 127.0.0.1:%d -CAfile %s 2>/dev/null", sc,
+            h.port, ca);
+    ASSERT_STR_EQ(out, "");
+    ASSERT(log_has("peer did not return a certificate", 3000));
+    /* With one the server's CA did not sign (the server's own): refused too. */
+    run_out(out, sizeof(out),
+            "printf 'who\nquit\n' | %s 127.0.0.1:%d -CAfile %s -cert %s/exp.pem -key %s/srv.key "
+            "2>/dev/null",
+            sc, h.port, ca, dir, dir);
+    ASSERT_STR_EQ(out, "");
+    WAIT_UNTIL(atomic_load(&sh->connects) == 1, 2000);
+    /* SNI: other.test gets its own certificate, any other name the default one. */
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "echo | timeout 10 openssl s_client -connect 127.0.0.1:%d -servername "
+                      "other.test -verify_hostname other.test -verify_return_error -CAfile %s "
+                      "-cert %s/cli.pem -key %s/cli.key 2>&1 | grep -E '^subject='",
+                      h.port, ca, dir, dir),
+              0);
+    ASSERT_STR_EQ(out, "subject=CN = other.test\n");
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "echo | timeout 10 openssl s_client -connect 127.0.0.1:%d -servername "
+                      "localhost -CAfile %s -cert %s/cli.pem -key %s/cli.key 2>&1 | "
+                      "grep -E '^subject='",
+                      h.port, ca, dir, dir),
+              0);
+    ASSERT_STR_EQ(out, "subject=CN = localhost\n");
+    stop(&h);
+}
+
+TEST(mtls_sni_base)
+{
+    mtls_sni(SWOOP_MODE_BASE);
+}
+
+TEST(mtls_sni_process)
+{
+    mtls_sni(SWOOP_MODE_PROCESS);
+}
+
+/* ---- WebSocket over TLS ---- */
+
+static void wss(swoop_mode_t mode)
+{
+    make_certs();
+    child_arg_t a = {.mode = mode, .http = 1, .ws = 1};
+    srv_handle_t h = start(&a, NULL);
+    char out[4096];
+    /* Python's ssl + websockets: text, a 1 MB binary message (many records), and a close. */
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "PORT=%d CA=%s/ca.pem timeout 20 /usr/bin/python3 - <<'EOF'\n"
+                      "import asyncio, os, ssl, websockets\n"
+                      "async def main():\n"
+                      "    ctx = ssl.create_default_context(cafile=os.environ['CA'])\n"
+                      "    uri = 'wss://localhost:%%s/ws' %% os.environ['PORT']\n"
+                      "    async with websockets.connect(uri, ssl=ctx, max_size=None) as ws:\n"
+                      "        await ws.send('hello over tls')\n"
+                      "        print(await ws.recv())\n"
+                      "        big = os.urandom(1 << 20)\n"
+                      "        await ws.send(big)\n"
+                      "        print(await ws.recv() == big)\n"
+                      "asyncio.run(main())\n"
+                      "EOF",
+                      h.port, dir),
+              0);
+    ASSERT_STR_EQ(out, "hello over tls\nTrue\n");
+    stop(&h);
+}
+
+TEST(wss_base)
+{
+    wss(SWOOP_MODE_BASE);
+}
+
+TEST(wss_process)
+{
+    wss(SWOOP_MODE_PROCESS);
 }
