@@ -650,3 +650,66 @@ TEST(wss_process)
 {
     wss(SWOOP_MODE_PROCESS);
 }
+
+/* ---- session resumption across a killed worker ---- */
+
+/* SIGKILLs every worker and waits for their successors. */
+static void kill_workers(srv_handle_t *h)
+{
+    swoop_server_stats_t st;
+    srv_stats(h, &st);
+    for (int i = 0; i < st.worker_num; i++)
+        ASSERT_EQ(kill(st.workers[i].pid, SIGKILL), 0);
+    for (int i = 0; i < st.worker_num; i++)
+        WAIT_UNTIL(!swoop_test_pid_alive(st.workers[i].pid), 3000);
+    uint64_t deadline = swoop_test_now_ms() + 5000 * swoop_test_multiplier();
+    for (;;) {
+        swoop_server_stats_t now;
+        srv_stats(h, &now);
+        int fresh = 0;
+        for (int i = 0; i < now.worker_num; i++)
+            fresh += now.workers[i].pid > 0 && now.workers[i].pid != st.workers[i].pid &&
+                     swoop_test_pid_alive(now.workers[i].pid);
+        if (fresh == now.worker_num)
+            return;
+        ASSERT_LT(swoop_test_now_ms(), deadline);
+        swoop_test_sleep_ms(5);
+    }
+}
+
+/* A first connection saves its session; after every worker was replaced, a second resumes it. */
+static const char *resume_after_kill(swoop_mode_t mode, const char *tickets)
+{
+    make_certs();
+    child_arg_t a = {.mode = mode, .kv = {"ssl_session_tickets", tickets, NULL}};
+    srv_handle_t h = start(&a, NULL);
+    static char out[8192];
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "printf 'hi\\nquit\\n' | timeout 10 openssl s_client -quiet -ign_eof "
+                      "-connect 127.0.0.1:%d -CAfile %s/ca.pem -sess_out %s/sess.pem 2>/dev/null",
+                      h.port, dir, dir),
+              0);
+    ASSERT_STR_EQ(out, "echo:hi\n");
+    kill_workers(&h);
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "printf 'hi\\nquit\\n' | timeout 10 openssl s_client -ign_eof -connect "
+                      "127.0.0.1:%d -CAfile %s/ca.pem -sess_in %s/sess.pem 2>/dev/null | "
+                      "grep -E '^(New|Reused), TLSv1.3' | cut -d, -f1",
+                      h.port, dir, dir),
+              0);
+    stop(&h);
+    return out;
+}
+
+TEST(resume_base)
+{
+    /* Tickets: their keys were made in the master before any fork, so successors have them. */
+    ASSERT_STR_EQ(resume_after_kill(SWOOP_MODE_BASE, "1"), "Reused\n");
+    /* Without tickets the session lived in the killed worker's cache: a full handshake. */
+    ASSERT_STR_EQ(resume_after_kill(SWOOP_MODE_BASE, "0"), "New\n");
+}
+
+TEST(resume_process)
+{
+    ASSERT_STR_EQ(resume_after_kill(SWOOP_MODE_PROCESS, "1"), "Reused\n");
+}
