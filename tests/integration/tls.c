@@ -713,3 +713,33 @@ TEST(resume_process)
 {
     ASSERT_STR_EQ(resume_after_kill(SWOOP_MODE_PROCESS, "1"), "Reused\n");
 }
+
+/* ---- swoop serve --ssl-cert --ssl-key ---- */
+
+TEST(cli_serve_https)
+{
+    make_certs();
+    ASSERT_EQ(run("mkdir -p %s/www && head -c 300000 /dev/urandom > %s/www/f.bin", dir, dir), 0);
+    const char *bin = getenv("SWOOP_BUILD_DIR");
+    ASSERT_NOT_NULL(bin);
+    /* Its URL line says https; the file comes back whole; SIGTERM stops it with status 0. */
+    ASSERT_EQ(run("S=%s/swoop; D=%s; "
+                  "$S serve $D/www --port 0 --mode base --ssl-cert $D/srv.pem --ssl-key $D/srv.key "
+                  "> $D/serve.out 2>&1 & pid=$!; "
+                  "for i in $(seq 200); do grep -q 'https://' $D/serve.out && break; sleep 0.05; "
+                  "done; "
+                  "url=$(grep -o 'https://[^ ]*' $D/serve.out | head -1); "
+                  "timeout 20 curl -sS --cacert $D/ca.pem \"${url}f.bin\" -o $D/got.bin; c=$?; "
+                  "kill $pid; wait $pid; s=$?; "
+                  "[ $c = 0 ] && [ $s = 0 ] && cmp $D/got.bin $D/www/f.bin",
+                  bin, dir),
+              0);
+    /* A key that does not match: exit status 1 and the reason on stderr. */
+    char out[4096];
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "timeout 10 %s/swoop serve %s --port 0 --ssl-cert %s/srv.pem --ssl-key "
+                      "%s/other.key 2>&1",
+                      bin, dir, dir, dir),
+              1);
+    ASSERT_NOT_NULL(strstr(out, "does not match ssl_cert_file"));
+}
