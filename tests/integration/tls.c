@@ -743,3 +743,25 @@ TEST(cli_serve_https)
               1);
     ASSERT_NOT_NULL(strstr(out, "does not match ssl_cert_file"));
 }
+
+/* ---- examples/https_hello with a client certificate ---- */
+
+TEST(example_https_hello)
+{
+    make_certs();
+    make_more_certs();
+    const char *bin = getenv("SWOOP_BUILD_DIR");
+    ASSERT_NOT_NULL(bin);
+    char out[4096];
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "B=%s/examples/https_hello; D=%s; "
+                      "$B $D/srv.pem $D/srv.key base 0 $D/ca.pem > $D/ex.out 2>&1 & pid=$!; "
+                      "for i in $(seq 200); do grep -q 'https://' $D/ex.out && break; sleep 0.05; "
+                      "done; "
+                      "url=$(grep -o 'https://[^ ]*' $D/ex.out | head -1); "
+                      "timeout 20 curl -sS --cacert $D/ca.pem --cert $D/cli.pem --key $D/cli.key "
+                      "\"${url}hello\"; c=$?; kill $pid; wait $pid; s=$?; [ $c = 0 ] && [ $s = 0 ]",
+                      bin, dir),
+              0);
+    ASSERT_STR_EQ(out, "hello CN=alice,O=swoop\n");
+}
