@@ -114,8 +114,11 @@ static int parse_protocols(const char *v, int *lo, int *hi)
     static const struct {
         const char *name;
         int version;
-    } names[] = {{"TLSv1", TLS1_VERSION},     {"TLSv1.0", TLS1_VERSION}, {"TLSv1.1", TLS1_1_VERSION},
-                 {"TLSv1.2", TLS1_2_VERSION}, {"TLSv1.3", TLS1_3_VERSION}};
+    } names[] = {{"TLSv1", TLS1_VERSION},
+                 {"TLSv1.0", TLS1_VERSION},
+                 {"TLSv1.1", TLS1_1_VERSION},
+                 {"TLSv1.2", TLS1_2_VERSION},
+                 {"TLSv1.3", TLS1_3_VERSION}};
     *lo = 0;
     *hi = 0;
     const char *p = v;
@@ -214,8 +217,8 @@ static int sni_entry_parse(const char *p, size_t n, char *host, char *cert, char
 }
 
 /* Walks the ssl_sni_certs list: fn per entry; stops at the first negative return. */
-static int sni_each(const char *list, int (*fn)(void *arg, const char *host, const char *cert,
-                                                const char *key),
+static int sni_each(const char *list,
+                    int (*fn)(void *arg, const char *host, const char *cert, const char *key),
                     void *arg)
 {
     static _Thread_local char host[256], cert[SWOOP_TLS_PATH_MAX], key[SWOOP_TLS_PATH_MAX];
@@ -339,9 +342,9 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     unsigned char *sel = NULL;
     unsigned char sel_len = 0;
     /* The server's order wins; no common protocol: no ALPN answer, the handshake goes on. */
-    if (t->alpn_len == 0 || SSL_select_next_proto(&sel, &sel_len, t->alpn,
-                                                  (unsigned int)t->alpn_len, in,
-                                                  inlen) != OPENSSL_NPN_NEGOTIATED)
+    if (t->alpn_len == 0 ||
+        SSL_select_next_proto(&sel, &sel_len, t->alpn, (unsigned int)t->alpn_len, in, inlen) !=
+            OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_NOACK;
     *out = sel;
     *outlen = sel_len;
@@ -388,8 +391,8 @@ static void warn_expired(SSL_CTX *ctx, const char *where, const char *file)
 }
 
 /* The certificate and key of one context (the port's, or an SNI host's). */
-static int ctx_load_cert(SSL_CTX *ctx, const swoop_tls_conf_t *c, const char *cert,
-                         const char *key, const char *where)
+static int ctx_load_cert(SSL_CTX *ctx, const swoop_tls_conf_t *c, const char *cert, const char *key,
+                         const char *where)
 {
     SSL_CTX_set_default_passwd_cb(ctx, passwd_cb);
     SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)c->passphrase);

@@ -371,8 +371,8 @@ static void conn_fail(swoop_conn_t *c, int err, const char *what)
 static void conn_tls_fail(swoop_conn_t *c, int rc, const char *what)
 {
     if (rc == SWOOP_ETLS) {
-        swoop__log_limited(SWOOP_LOG_NOTICE, 0, "%s on conn %llu (fd %d) failed: %s: closing",
-                           what, (unsigned long long)c->id, c->fd, swoop__tls_reason(c->tls));
+        swoop__log_limited(SWOOP_LOG_NOTICE, 0, "%s on conn %llu (fd %d) failed: %s: closing", what,
+                           (unsigned long long)c->id, c->fd, swoop__tls_reason(c->tls));
         conn_fail(c, ECONNRESET, what); /* logged already */
         return;
     }
@@ -592,8 +592,8 @@ static int flush_file_tls(swoop_conn_t *c, file_seg_t *f)
             f->stage_len = (size_t)n;
         }
         int want = 0;
-        ssize_t n = swoop__tls_write(c->tls, f->stage + f->stage_off, f->stage_len - f->stage_off,
-                                     &want);
+        ssize_t n =
+            swoop__tls_write(c->tls, f->stage + f->stage_off, f->stage_len - f->stage_off, &want);
         if (n == SWOOP_EAGAIN)
             return 1;
         if (n < 0) {

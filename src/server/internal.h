@@ -400,9 +400,9 @@ struct swoop_port_s {
     int access_fd; /* HTTP: http_access_log, opened at start (O_APPEND), or -1 */
     int dgram;
     int listen_backlog;
-    swoop_io_t io; /* accept / datagram watcher of the process or thread serving it */
-    int ssl;       /* SWOOP_SSL was in its type: connections begin with a TLS handshake */
-    swoop_tls_conf_t tls;     /* its TLS settings as set (inherit values), resolved at start */
+    swoop_io_t io;        /* accept / datagram watcher of the process or thread serving it */
+    int ssl;              /* SWOOP_SSL was in its type: connections begin with a TLS handshake */
+    swoop_tls_conf_t tls; /* its TLS settings as set (inherit values), resolved at start */
     swoop_tls_ctx_t *tls_ctx; /* built at start in the master, before any fork */
 };
 

@@ -94,8 +94,7 @@ swoop_session_t *swoop__session_get(swoop_server_t *srv, swoop_conn_id_t id)
     return s;
 }
 
-int swoop_server_conn_peer_subject(swoop_server_t *srv, swoop_conn_id_t conn, char *buf,
-                                   size_t cap)
+int swoop_server_conn_peer_subject(swoop_server_t *srv, swoop_conn_id_t conn, char *buf, size_t cap)
 {
     if (srv == NULL || buf == NULL || cap == 0)
         return SWOOP_EINVAL;

@@ -59,7 +59,8 @@ static int run_out(char *out, size_t cap, const char *fmt, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* The test's certificates, ECDSA P-256, in dir: ca.pem, srv.pem/key, exp.pem, other.key, enc.key. */
+/* The test's certificates, ECDSA P-256, in dir: ca.pem, srv.pem/key, exp.pem, other.key, enc.key.
+ */
 static void make_certs(void)
 {
     snprintf(dir, sizeof(dir), "%s", swoop_test_tmpdir());
@@ -99,14 +100,13 @@ static void make_more_certs(void)
 
 typedef struct child_arg_s {
     swoop_mode_t mode;
-    int http;            /* an HTTPS port (handler + static files), else a framed TCP echo */
-    int expired_port;    /* a second HTTPS port with the expired certificate */
-    int ws;              /* the HTTPS port speaks WebSocket too (an echo) */
-    const char *kv[16];  /* more server settings: key, value, ..., NULL */
+    int http;           /* an HTTPS port (handler + static files), else a framed TCP echo */
+    int expired_port;   /* a second HTTPS port with the expired certificate */
+    int ws;             /* the HTTPS port speaks WebSocket too (an echo) */
+    const char *kv[16]; /* more server settings: key, value, ..., NULL */
 } child_arg_t;
 
-static void http_handler(swoop_server_t *srv, swoop_http_request_t *req,
-                         swoop_http_response_t *res)
+static void http_handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_response_t *res)
 {
     (void)srv;
     if (strcmp(swoop_http_path(req), "/post") == 0) {
@@ -275,21 +275,22 @@ static void https(swoop_mode_t mode)
     srv_handle_t h = start(&a, &exp_port);
     char out[4096];
     const char *curl = "timeout 20 curl -sS --cacert";
-    ASSERT_EQ(run_out(out, sizeof(out), "%s %s/ca.pem https://127.0.0.1:%d/hello", curl, dir,
-                      h.port),
-              0);
+    ASSERT_EQ(
+        run_out(out, sizeof(out), "%s %s/ca.pem https://127.0.0.1:%d/hello", curl, dir, h.port), 0);
     ASSERT_STR_EQ(out, "hello tls\n");
     /* Keep-alive: three requests on one connection. */
-    ASSERT_EQ(run_out(out, sizeof(out), "%s %s/ca.pem https://localhost:%d/a https://localhost:%d/b "
-                                        "https://localhost:%d/c",
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "%s %s/ca.pem https://localhost:%d/a https://localhost:%d/b "
+                      "https://localhost:%d/c",
                       curl, dir, h.port, h.port, h.port),
               0);
     ASSERT_STR_EQ(out, "hello tls\nhello tls\nhello tls\n");
     /* The static file: sendfile becomes pread + SSL_write. */
-    ASSERT_EQ(run("%s %s/ca.pem https://127.0.0.1:%d/static/big.bin -o %s/got.bin && cmp %s/got.bin "
-                  "%s/static/big.bin",
-                  curl, dir, h.port, dir, dir, dir),
-              0);
+    ASSERT_EQ(
+        run("%s %s/ca.pem https://127.0.0.1:%d/static/big.bin -o %s/got.bin && cmp %s/got.bin "
+            "%s/static/big.bin",
+            curl, dir, h.port, dir, dir, dir),
+        0);
     /* A large body, in many records. */
     char expect[64];
     ASSERT_EQ(run_out(expect, sizeof(expect),
@@ -297,8 +298,9 @@ static void https(swoop_mode_t mode)
                       "for c in b: s=(s*31+c)&0xffffffff\nprint(len(b), s)\"",
                       dir),
               0);
-    ASSERT_EQ(run_out(out, sizeof(out), "%s %s/ca.pem --data-binary @%s/post.bin "
-                                        "https://127.0.0.1:%d/post",
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "%s %s/ca.pem --data-binary @%s/post.bin "
+                      "https://127.0.0.1:%d/post",
                       curl, dir, dir, h.port),
               0);
     ASSERT_STR_EQ(out, expect);
@@ -353,12 +355,14 @@ static void tcp_echo(swoop_mode_t mode)
               0);
     ASSERT_NE(run("%s 127.0.0.1:%d -tls1_1 -cipher DEFAULT@SECLEVEL=0 >/dev/null 2>&1", sc, h.port),
               0);
-    ASSERT_EQ(run_out(out, sizeof(out), "%s 127.0.0.1:%d -tls1_2 -CAfile %s/ca.pem 2>&1 | grep -c "
-                                        "'^New, TLSv1.2, Cipher'",
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "%s 127.0.0.1:%d -tls1_2 -CAfile %s/ca.pem 2>&1 | grep -c "
+                      "'^New, TLSv1.2, Cipher'",
                       sc, h.port, dir),
               0);
-    ASSERT_EQ(run_out(out, sizeof(out), "%s 127.0.0.1:%d -tls1_3 -CAfile %s/ca.pem 2>&1 | grep -c "
-                                        "'^New, TLSv1.3, Cipher'",
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "%s 127.0.0.1:%d -tls1_3 -CAfile %s/ca.pem 2>&1 | grep -c "
+                      "'^New, TLSv1.3, Cipher'",
                       sc, h.port, dir),
               0);
     ASSERT(log_has("unsupported protocol", 3000));
@@ -494,8 +498,8 @@ TEST(start_failures)
                     "ssl_cert_file");
         start_fails(mode, "srv.pem", "enc.key", "wrong", NULL, "enc.key\"", "wrong ssl_passphrase");
         start_fails(mode, "srv.pem", "enc.key", NULL, NULL, "enc.key\"", "private key");
-        start_fails(mode, "srv.pem", "srv.key", NULL, "NOT-A-CIPHER", "ssl_ciphers \"NOT-A-CIPHER\"",
-                    "no cipher match");
+        start_fails(mode, "srv.pem", "srv.key", NULL, "NOT-A-CIPHER",
+                    "ssl_ciphers \"NOT-A-CIPHER\"", "no cipher match");
         start_fails(mode, "srv.key", "srv.key", NULL, NULL, "ssl_cert_file", "certificate chain");
     }
     /* Refused at once: SSL on a datagram port, unknown protocol names, a malformed SNI list. */
@@ -518,21 +522,21 @@ static void big_packets(swoop_mode_t mode)
     char out[8192];
     /* 40 lines of 100-300 KB, each in one write: most reads end inside a record. */
     int rc = run_out(out, sizeof(out),
-                      "PORT=%d CA=%s/ca.pem timeout 20 /usr/bin/python3 - <<'EOF'\n"
-                      "import os, socket, ssl\n"
-                      "ctx = ssl.create_default_context(cafile=os.environ['CA'])\n"
-                      "s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', "
-                      "int(os.environ['PORT']))), server_hostname='localhost')\n"
-                      "f = s.makefile('rb')\n"
-                      "ok = 0\n"
-                      "for i in range(40):\n"
-                      "    n = int(os.environ.get('BIGN', 100000)) + i * 5000\n"
-                      "    s.sendall(bytes([65 + i %% 26]) * n + b'\\n')\n"
-                      "    line = f.readline()\n"
-                      "    ok += line == b'echo:' + bytes([65 + i %% 26]) * 200 + b'\\n'\n"
-                      "print(ok)\n"
-                      "EOF",
-                      h.port, dir);
+                     "PORT=%d CA=%s/ca.pem timeout 20 /usr/bin/python3 - <<'EOF'\n"
+                     "import os, socket, ssl\n"
+                     "ctx = ssl.create_default_context(cafile=os.environ['CA'])\n"
+                     "s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', "
+                     "int(os.environ['PORT']))), server_hostname='localhost')\n"
+                     "f = s.makefile('rb')\n"
+                     "ok = 0\n"
+                     "for i in range(40):\n"
+                     "    n = int(os.environ.get('BIGN', 100000)) + i * 5000\n"
+                     "    s.sendall(bytes([65 + i %% 26]) * n + b'\\n')\n"
+                     "    line = f.readline()\n"
+                     "    ok += line == b'echo:' + bytes([65 + i %% 26]) * 200 + b'\\n'\n"
+                     "print(ok)\n"
+                     "EOF",
+                     h.port, dir);
     if (rc != 0 || strcmp(out, "40\n") != 0) {
         run("cat %s/server.log >&2", dir);
         FAIL("got %s", out);
@@ -559,9 +563,9 @@ static void mtls_sni(swoop_mode_t mode)
     static char ca[PATH_MAX + 16], sni[3 * PATH_MAX];
     snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
     snprintf(sni, sizeof(sni), "other.test=%s/sni.pem:%s/sni.key", dir, dir);
-    child_arg_t a = {.mode = mode,
-                     .kv = {"ssl_verify_peer", "1", "ssl_client_cert_file", ca, "ssl_sni_certs", sni,
-                            NULL}};
+    child_arg_t a = {
+        .mode = mode,
+        .kv = {"ssl_verify_peer", "1", "ssl_client_cert_file", ca, "ssl_sni_certs", sni, NULL}};
     srv_handle_t h = start(&a, NULL);
     char out[16384];
     const char *sc = "timeout 10 openssl s_client -quiet -ign_eof -connect";
