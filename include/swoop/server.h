@@ -684,6 +684,18 @@ SWOOP_EXTERN int swoop_server_task_attempt(const swoop_server_t *srv);
 /** Restarts every worker (as SIGUSR1 to the master does). Returns 0 or an error. */
 SWOOP_EXTERN int swoop_server_reload(swoop_server_t *srv);
 
+/**
+ * Loads every TLS port's certificate, key and other TLS settings again
+ * from their files (as SIGUSR1 to the master does before it reloads the
+ * workers): new handshakes use them, established connections keep theirs,
+ * session tickets issued before still resume. A port whose new files fail
+ * keeps its certificate; the reason is logged. In the process running
+ * swoop_server_start (PROCESS: the master; BASE: the manager, whose
+ * workers forked afterwards inherit the new ones). Returns 0, the first
+ * port's error, or SWOOP_ESTATE elsewhere.
+ */
+SWOOP_EXTERN int swoop_server_reload_certs(swoop_server_t *srv);
+
 /** Stops the server (as SIGTERM to the master does). Returns 0 or an error. */
 SWOOP_EXTERN int swoop_server_shutdown(swoop_server_t *srv);
 

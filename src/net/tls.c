@@ -564,6 +564,17 @@ void swoop__tls_ctx_free(swoop_tls_ctx_t *t)
     swoop_free(t);
 }
 
+int swoop__tls_ctx_keep_tickets(swoop_tls_ctx_t *t, const swoop_tls_ctx_t *old)
+{
+    unsigned char keys[80]; /* name, HMAC and AES keys, as OpenSSL 3 lays them out */
+    if (SSL_CTX_get_tlsext_ticket_keys(old->ctx, keys, sizeof(keys)) != 1 ||
+        SSL_CTX_set_tlsext_ticket_keys(t->ctx, keys, sizeof(keys)) != 1) {
+        ERR_clear_error();
+        return SWOOP_ETLS;
+    }
+    return 0;
+}
+
 int swoop__tls_ctx_handshake_timeout(const swoop_tls_ctx_t *t)
 {
     return t ? t->handshake_timeout : 0;

@@ -71,6 +71,12 @@ int swoop__tls_ctx_new(swoop_tls_ctx_t **out, const swoop_tls_conf_t *conf, cons
 /* Frees a context (NULL is ignored). Connections made from it keep their own reference. */
 void swoop__tls_ctx_free(swoop_tls_ctx_t *ctx);
 
+/*
+ * A context replacing `old` (a certificate reload) takes its session ticket
+ * keys, so the tickets issued before still resume. 0 or SWOOP_ETLS.
+ */
+int swoop__tls_ctx_keep_tickets(swoop_tls_ctx_t *ctx, const swoop_tls_ctx_t *old);
+
 /* The handshake timeout of the context's settings, seconds (0: none). */
 int swoop__tls_ctx_handshake_timeout(const swoop_tls_ctx_t *ctx);
 

@@ -403,7 +403,15 @@ struct swoop_port_s {
     swoop_io_t io;        /* accept / datagram watcher of the process or thread serving it */
     int ssl;              /* SWOOP_SSL was in its type: connections begin with a TLS handshake */
     swoop_tls_conf_t tls; /* its TLS settings as set (inherit values), resolved at start */
-    swoop_tls_ctx_t *tls_ctx; /* built at start in the master, before any fork */
+    /*
+     * Built at start in the master, before any fork; replaced by a
+     * certificate reload (read with an acquire load: the reactor threads
+     * open connections from it while the master's main thread swaps it).
+     */
+    swoop_tls_ctx_t *tls_ctx;
+    /* Contexts a reload replaced: connections made from them still use their callbacks. */
+    swoop_tls_ctx_t **tls_retired;
+    int ntls_retired;
 };
 
 

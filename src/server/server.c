@@ -212,6 +212,9 @@ int swoop_server_free(swoop_server_t *srv)
                 unlink(p->host);
         }
         swoop__tls_ctx_free(p->tls_ctx);
+        for (int k = 0; k < p->ntls_retired; k++)
+            swoop__tls_ctx_free(p->tls_retired[k]);
+        swoop_free(p->tls_retired);
         swoop_free(p);
     }
     swoop_free(srv->ports);
@@ -414,6 +417,46 @@ static int port_tls_open(swoop_server_t *srv, swoop_port_t *p)
     swoop__tls_ctx_free(p->tls_ctx);
     p->tls_ctx = NULL;
     return swoop__tls_ctx_new(&p->tls_ctx, c, where);
+}
+
+int swoop_server_reload_certs(swoop_server_t *srv)
+{
+    if (srv == NULL)
+        return SWOOP_EINVAL;
+    if (!srv->running || srv->worker_id >= 0)
+        return SWOOP_ESTATE;
+    int rc = 0, done = 0;
+    for (int i = 0; i < srv->nports; i++) {
+        swoop_port_t *p = srv->ports[i];
+        swoop_tls_ctx_t *old = __atomic_load_n(&p->tls_ctx, __ATOMIC_ACQUIRE);
+        if (!p->ssl || old == NULL)
+            continue;
+        char where[200];
+        snprintf(where, sizeof(where), "certificate reload: port %d (%s:%d): ", p->index, p->host,
+                 p->port);
+        swoop_tls_ctx_t *fresh = NULL;
+        int r = swoop__tls_ctx_new(&fresh, &p->tls, where);
+        if (r == 0 && swoop__tls_ctx_keep_tickets(fresh, old) < 0)
+            swoop_log(SWOOP_LOG_WARNING, 0,
+                      "%scould not carry the session ticket keys over: earlier tickets need a "
+                      "full handshake",
+                      where);
+        if (r < 0) {
+            swoop_log(SWOOP_LOG_WARNING, 0, "%skeeping the certificate in use", where);
+            rc = r;
+            continue;
+        }
+        /* The old one stays: connections made from it still call its callbacks. */
+        p->tls_retired = swoop_realloc(p->tls_retired,
+                                       sizeof(*p->tls_retired) * (size_t)(p->ntls_retired + 1));
+        p->tls_retired[p->ntls_retired++] = old;
+        __atomic_store_n(&p->tls_ctx, fresh, __ATOMIC_RELEASE);
+        done++;
+    }
+    if (done > 0)
+        swoop_log(SWOOP_LOG_NOTICE, 0, "certificate reload: %d TLS port%s reloaded", done,
+                  done == 1 ? "" : "s");
+    return rc;
 }
 
 static int resolve_ports(swoop_server_t *srv)
