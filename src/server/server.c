@@ -447,8 +447,8 @@ int swoop_server_reload_certs(swoop_server_t *srv)
             continue;
         }
         /* The old one stays: connections made from it still call its callbacks. */
-        p->tls_retired = swoop_realloc(p->tls_retired,
-                                       sizeof(*p->tls_retired) * (size_t)(p->ntls_retired + 1));
+        p->tls_retired =
+            swoop_realloc(p->tls_retired, sizeof(*p->tls_retired) * (size_t)(p->ntls_retired + 1));
         p->tls_retired[p->ntls_retired++] = old;
         __atomic_store_n(&p->tls_ctx, fresh, __ATOMIC_RELEASE);
         done++;
