@@ -7,6 +7,8 @@
 #                 BASE-mode processes have no threads to race), then the whole suite under
 #                 ASan+UBSan (its ctest summary prints last)
 #   make bench    -O2 build and the benchmarks (bench/README.md)
+#   make audit    testssl.sh against `swoop serve --ssl-cert` (minutes; not part of make test):
+#                 fails on any finding rated HIGH or CRITICAL
 #   make install PREFIX=/some/dir
 
 PREFIX ?= /usr/local
@@ -16,7 +18,7 @@ GEN    := -G Ninja
 CTEST_FLAGS := --output-on-failure --no-tests=error -j $(JOBS)
 FUZZ_SECONDS ?= 10
 
-.PHONY: all build run test bench install lint format clean deps-build deps-test deps-bench
+.PHONY: all build run test bench audit install lint format clean deps-build deps-test deps-bench
 
 all: build
 
@@ -33,6 +35,9 @@ build: deps-build
 
 run: build
 	./build/swoop demo
+
+audit: build deps-test
+	@scripts/audit-tls.sh build/swoop
 
 lint: deps-test
 	@tests/tools/check_layers.sh
