@@ -107,6 +107,7 @@ typedef struct child_arg_s {
     int http;           /* an HTTPS port (handler + static files), else a framed TCP echo */
     int expired_port;   /* a second HTTPS port with the expired certificate */
     int ws;             /* the HTTPS port speaks WebSocket too (an echo) */
+    int unix_port;      /* a Unix stream port with TLS too, at dir/tls.sock */
     const char *kv[16]; /* more server settings: key, value, ..., NULL */
 } child_arg_t;
 
@@ -197,6 +198,10 @@ static void tls_child(void *varg, int ready_fd)
     } else {
         ASSERT_OK(swoop_server_set(srv, "open_eof_split", "1"));
         ASSERT_OK(swoop_server_set(srv, "package_eof", "\\n"));
+    }
+    if (a->unix_port) {
+        snprintf(path, sizeof(path), "%s/tls.sock", dir);
+        ASSERT_OK(swoop_server_listen(srv, path, 0, SWOOP_SOCK_UNIX_STREAM | SWOOP_SSL, NULL));
     }
     if (a->expired_port) {
         ASSERT_OK(swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_TCP | SWOOP_SSL, &exp));
@@ -340,7 +345,8 @@ static void tcp_echo(swoop_mode_t mode)
     /* The key is encrypted: ssl_passphrase opens it. */
     static char key[PATH_MAX + 16];
     snprintf(key, sizeof(key), "%s/enc.key", dir);
-    child_arg_t a = {.mode = mode, .kv = {"ssl_key_file", key, "ssl_passphrase", "right", NULL}};
+    child_arg_t a = {
+        .mode = mode, .unix_port = 1, .kv = {"ssl_key_file", key, "ssl_passphrase", "right", NULL}};
     srv_handle_t h = start(&a, NULL);
     char out[8192];
     /* The server closes after "quit": s_client ends then. */
@@ -353,6 +359,16 @@ static void tcp_echo(swoop_mode_t mode)
     ASSERT_STR_EQ(out, "echo:hello\necho:world\n");
     WAIT_UNTIL(atomic_load(&sh->receives) == 3, 2000);
     ASSERT_EQ(atomic_load(&sh->connects), 1);
+    /* The Unix stream port speaks TLS as well. */
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "printf 'unix\nquit\n' | timeout 10 openssl s_client -quiet -ign_eof "
+                      "-verify_return_error -unix %s/tls.sock -servername localhost -CAfile "
+                      "%s/ca.pem 2>/dev/null",
+                      dir, dir),
+              0);
+    ASSERT_STR_EQ(out, "echo:unix\n");
+    WAIT_UNTIL(atomic_load(&sh->receives) == 5, 2000);
+    ASSERT_EQ(atomic_load(&sh->connects), 2);
     /* TLS 1.0 and 1.1 are refused (the client allowed them: SECLEVEL 0); 1.2 and 1.3 are served. */
     const char *sc = "echo | timeout 10 openssl s_client -connect";
     ASSERT_NE(run("%s 127.0.0.1:%d -tls1 -cipher DEFAULT@SECLEVEL=0 >/dev/null 2>&1", sc, h.port),
@@ -371,7 +387,7 @@ static void tcp_echo(swoop_mode_t mode)
               0);
     ASSERT(log_has("unsupported protocol", 3000));
     /* Refused handshakes never reached a worker. */
-    WAIT_UNTIL(atomic_load(&sh->connects) == 3, 2000);
+    WAIT_UNTIL(atomic_load(&sh->connects) == 4, 2000);
     stop(&h);
 }
 
