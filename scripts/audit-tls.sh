@@ -21,7 +21,9 @@ ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
 openssl req -x509 "${ec[@]}" -keyout "$tmp/ca.key" -out "$tmp/ca.pem" -days 30 \
     -subj /CN=swoop-audit-ca 2>/dev/null
 openssl req "${ec[@]}" -keyout "$tmp/key.pem" -out "$tmp/srv.csr" -subj /CN=localhost 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$tmp/san.ext"
+# A CRL URI: testssl rates a certificate without CRL or OCSP URI HIGH (a property of the
+# certificate, not of the server under test).
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\ncrlDistributionPoints=URI:http://localhost/swoop-audit.crl\n' >"$tmp/san.ext"
 openssl x509 -req -in "$tmp/srv.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -CAcreateserial \
     -out "$tmp/cert.pem" -days 30 -extfile "$tmp/san.ext" 2>/dev/null
 mkdir "$tmp/www"
