@@ -18,14 +18,14 @@ cleanup() {
 trap cleanup EXIT
 
 ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
-openssl req -x509 "${ec[@]}" -keyout "$tmp/ca.key" -out "$tmp/ca.pem" -days 30 \
+openssl req -x509 "${ec[@]}" -keyout "$tmp/ca.key" -out "$tmp/ca.pem" -days 400 \
     -subj /CN=swoop-audit-ca 2>/dev/null
 openssl req "${ec[@]}" -keyout "$tmp/key.pem" -out "$tmp/srv.csr" -subj /CN=localhost 2>/dev/null
-# A CRL URI: testssl rates a certificate without CRL or OCSP URI HIGH (a property of the
-# certificate, not of the server under test).
+# A CRL URI and a year of validity: testssl rates a certificate without CRL or OCSP URI, or
+# one that expires within 30 days, HIGH (properties of the certificate, not of the server).
 printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\ncrlDistributionPoints=URI:http://localhost/swoop-audit.crl\n' >"$tmp/san.ext"
 openssl x509 -req -in "$tmp/srv.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -CAcreateserial \
-    -out "$tmp/cert.pem" -days 30 -extfile "$tmp/san.ext" 2>/dev/null
+    -out "$tmp/cert.pem" -days 365 -extfile "$tmp/san.ext" 2>/dev/null
 mkdir "$tmp/www"
 echo "hello from swoop" >"$tmp/www/index.html"
 
