@@ -10,6 +10,8 @@
 #   make bench    -O2 build and the benchmarks (bench/README.md)
 #   make test-aarch64  the AArch64 context switch and the coroutine unit tests,
 #                 cross-compiled and run under qemu-user (opt-in; ~1 min)
+#   make audit    testssl.sh against `swoop serve --ssl-cert` (minutes; not part of make test):
+#                 fails on any finding rated HIGH or CRITICAL
 #   make install PREFIX=/some/dir
 
 PREFIX ?= /usr/local
@@ -19,7 +21,7 @@ GEN    := -G Ninja
 CTEST_FLAGS := --output-on-failure --no-tests=error -j $(JOBS)
 FUZZ_SECONDS ?= 10
 
-.PHONY: all build run test test-aarch64 bench install lint format clean deps-build deps-test deps-bench
+.PHONY: all build run test test-aarch64 bench audit install lint format clean deps-build deps-test deps-bench
 
 all: build
 
@@ -36,6 +38,9 @@ build: deps-build
 
 run: build
 	./build/swoop demo
+
+audit: build deps-test
+	@scripts/audit-tls.sh build/swoop
 
 lint: deps-test
 	@tests/tools/check_layers.sh

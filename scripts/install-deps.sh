@@ -6,8 +6,8 @@
 set -euo pipefail
 
 pkgs_build=(cmake ninja-build make gcc libc6-dev pkgconf zlib1g-dev libssl-dev liburing-dev libjs-chart.js)
-pkgs_test=(g++ clang clang-format libclang-rt-14-dev libasan8 libubsan1 libtsan2 util-linux procps python3 curl media-types python3-websockets python3-autobahn node-ws prometheus python3-prometheus-client chromium)
-pkgs_bench=(libuv1-dev wrk nginx-light libboost-context-dev)
+pkgs_test=(g++ clang clang-format libclang-rt-14-dev libasan8 libubsan1 libtsan2 util-linux procps python3 curl openssl testssl.sh media-types python3-websockets python3-autobahn node-ws prometheus python3-prometheus-client chromium)
+pkgs_bench=(libuv1-dev wrk nginx-light libboost-context-dev openssl)
 # make test-aarch64 (tests/tools/aarch64.sh): the AArch64 switch under qemu-user.
 pkgs_aarch64=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 

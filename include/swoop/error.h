@@ -57,7 +57,8 @@ SWOOP_BEGIN_DECLS
     XX(EBUFFERFULL, -4004, "output buffer full")                                                   \
     XX(ECLOSED, -4005, "connection already closed")                                                \
     XX(ETOOBIG, -4006, "packet larger than package_max_length")                                    \
-    XX(EOWNERDEAD, -4007, "lock owner died; state recovered")
+    XX(EOWNERDEAD, -4007, "lock owner died; state recovered")                                      \
+    XX(ETLS, -4008, "TLS failure (handshake, certificate or record layer)")
 
 /** The error codes, as negative ints. */
 typedef enum {

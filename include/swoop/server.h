@@ -612,6 +612,18 @@ SWOOP_EXTERN int swoop_server_conn_info(swoop_server_t *srv, swoop_conn_id_t con
                                         swoop_conn_info_t *out);
 
 /**
+ * TLS with client certificates (ssl_verify_peer, ssl_client_cert_file;
+ * docs/api/tls.md): copies the subject of the certificate the client of
+ * `conn` presented and the server verified, RFC 2253 ("CN=alice,O=Example",
+ * at most 255 bytes), into buf (cap bytes, NUL-terminated, cut to fit).
+ * Any worker process, from on_connect on. Returns its length, 0 when there
+ * is none (no certificate, or the port does not ask for one), SWOOP_ECLOSED
+ * or SWOOP_EINVAL.
+ */
+SWOOP_EXTERN int swoop_server_conn_peer_subject(swoop_server_t *srv, swoop_conn_id_t conn,
+                                                char *buf, size_t cap);
+
+/**
  * Binds a connection to `uid` (> 0) once, for dispatch_mode 5: its later
  * packets go to worker uid % worker_num. Returns 0, SWOOP_EEXIST if already
  * bound, or SWOOP_ECLOSED.
@@ -717,6 +729,18 @@ SWOOP_EXTERN int swoop_server_task_attempt(const swoop_server_t *srv);
 
 /** Restarts every worker (as SIGUSR1 to the master does). Returns 0 or an error. */
 SWOOP_EXTERN int swoop_server_reload(swoop_server_t *srv);
+
+/**
+ * Loads every TLS port's certificate, key and other TLS settings again
+ * from their files (as SIGUSR1 to the master does before it reloads the
+ * workers): new handshakes use them, established connections keep theirs,
+ * session tickets issued before still resume. A port whose new files fail
+ * keeps its certificate; the reason is logged. In the process running
+ * swoop_server_start (PROCESS: the master; BASE: the manager, whose
+ * workers forked afterwards inherit the new ones). Returns 0, the first
+ * port's error, or SWOOP_ESTATE elsewhere.
+ */
+SWOOP_EXTERN int swoop_server_reload_certs(swoop_server_t *srv);
 
 /** Stops the server (as SIGTERM to the master does). Returns 0 or an error. */
 SWOOP_EXTERN int swoop_server_shutdown(swoop_server_t *srv);

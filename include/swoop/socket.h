@@ -25,6 +25,13 @@ typedef enum {
     SWOOP_SOCK_UNIX_DGRAM = 6   /**< Unix datagram socket; host is the path */
 } swoop_sock_type_t;
 
+/**
+ * Or'ed into a stream type given to swoop_server_listen (SWOOP_SOCK_TCP |
+ * SWOOP_SSL, as Swoole's SWOOLE_SSL): the port serves TLS (docs/api/tls.md).
+ * Not valid for datagram types.
+ */
+#define SWOOP_SSL 512
+
 /** A socket address of any family swoop uses. */
 typedef struct swoop_addr_s {
     /** The address; `u.sa.sa_family` tells which member is valid. */

@@ -728,6 +728,8 @@ int swoop__manager_run(swoop_manager_t *mgr)
         if (flag_reload_all || flag_reload_task) {
             int task_only = !flag_reload_all;
             flag_reload_all = flag_reload_task = 0;
+            if (!task_only && !mgr->shutting_down && mgr->hooks.on_reload)
+                mgr->hooks.on_reload(mgr->hooks.data);
             manager_reload(mgr, task_only);
         }
         if (flag_reopen) {

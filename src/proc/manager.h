@@ -60,6 +60,8 @@ typedef struct swoop_manager_hooks_s {
     int (*on_stray)(void *data, pid_t pid, int exit_code, int signo);
     /* A process exited with a nonzero code or was killed. */
     void (*on_worker_error)(void *data, int id, pid_t pid, int exit_code, int signo);
+    /* A reload of every worker begins (SIGUSR1), before any new worker forks. May be NULL. */
+    void (*on_reload)(void *data);
     /* SIGRTMIN: reopen logs here (the manager forwards the signal to the workers). */
     void (*on_reopen)(void *data);
     /*

@@ -73,7 +73,17 @@ typedef struct file_seg_s {
     int fd;
     off_t off;
     size_t left;
+    /*
+     * TLS: the chunk read from the file with pread and being written with
+     * SSL_write, kept until the record layer took all of it (a write that
+     * must be retried is retried with the same bytes).
+     */
+    char *stage;
+    size_t stage_off, stage_len;
 } file_seg_t;
+
+/* TLS: bytes of a file read at a time (four records). */
+#define TLS_FILE_CHUNK (64 * 1024)
 
 /* Connection-private flags beyond `state`. */
 typedef struct conn_ext_s {
@@ -85,6 +95,8 @@ typedef struct conn_ext_s {
     uint64_t linger_last_ms; /* LINGER: when a byte last came */
     uint64_t linger_bytes;   /* LINGER: bytes read and discarded */
     size_t out_counted;      /* c->out's bytes in the owner's out_buffered gauge */
+    int64_t tls_kick;        /* TLS: the timer that reads what OpenSSL holds decrypted (0 none) */
+    int tls_quiet;           /* TLS: a reset is meant: no close_notify */
 } conn_ext_t;
 
 static void conn_io_cb(swoop_io_t *io, unsigned events);
@@ -101,6 +113,12 @@ static int conn_queue_rest(swoop_conn_t *c, const void *data, size_t off, size_t
 /* Sends per io_uring submission (the ring's size, allocated at the first big broadcast). */
 #define SENDMANY_ENTRIES 1024
 static void linger_read(swoop_conn_t *c);
+static void conn_read(swoop_conn_t *c);
+static void conn_flush(swoop_conn_t *c);
+static void tls_kick(swoop_conn_t *c);
+static swoop_conn_t *conn_announce(swoop_conn_t *c);
+static void tls_goodbye(swoop_conn_t *c);
+static void tls_release(swoop_conn_t *c);
 
 /* The reference count sits right after the connection, in the same allocation. */
 static inline conn_ext_t *ext(swoop_conn_t *c)
@@ -163,13 +181,32 @@ swoop_conn_t *swoop__reactor_conn(swoop_reactor_t *r, swoop_conn_id_t id)
     return c && c->id == id && c->reactor == r ? c : NULL;
 }
 
+/* Whether c may be read now (the watcher's READABLE interest). */
+static int conn_readable(const swoop_conn_t *c)
+{
+    return c->state == CONN_OPEN && !c->paused && !c->proto_hold && !c->reactor->no_read;
+}
+
 static void update_io(swoop_conn_t *c)
 {
     unsigned ev = 0;
-    if (c->state == CONN_OPEN && !c->paused && !c->proto_hold && !c->reactor->no_read)
+    if (c->tls_hs) {
+        /* The handshake alone: what OpenSSL waits for, and no output of the layers above. */
+        if (c->state == CONN_OPEN)
+            ev = c->tls_want == SWOOP_TLS_WANT_WRITE ? SWOOP_WRITABLE : SWOOP_READABLE;
+        c->writing = 0;
+        if (swoop_io_start(&c->io, ev) < 0)
+            swoop__log_limited(SWOOP_LOG_ERROR, 0, "cannot watch fd %d of conn %llu", c->fd,
+                               (unsigned long long)c->id);
+        return;
+    }
+    if (conn_readable(c))
         ev |= SWOOP_READABLE;
     if (c->state != CONN_WAIT_ACK && (swoop__buf_rlen(&c->out) > 0 || conn_has_files(c)))
         ev |= SWOOP_WRITABLE;
+    /* Bytes OpenSSL already decrypted raise no epoll event: read them from a timer. */
+    if ((ev & SWOOP_READABLE) && c->tls && swoop__tls_pending(c->tls))
+        tls_kick(c);
     c->writing = (ev & SWOOP_WRITABLE) != 0;
     int rc = swoop_io_start(&c->io, ev);
     if (rc < 0)
@@ -201,6 +238,34 @@ swoop_conn_t *swoop__conn_open(swoop_reactor_t *r, int fd, swoop_conn_id_t id, s
                               memory_order_relaxed);
     if (c->proto && c->proto->conn_open)
         c->proto->conn_open(c);
+    if (port->ssl) {
+        /*
+         * The handshake first: the worker hears of the connection (on_connect)
+         * once it completed, and until then nothing is read for the layers
+         * above nor written for them. Closed before that, nothing ran in a
+         * worker, so nothing needs to be told: `notified`.
+         */
+        c->notified = 1;
+        c->tls_hs = 1;
+        c->tls_want = SWOOP_TLS_WANT_READ;
+        c->state_ms = swoop_loop_now(r->loop);
+        swoop_tls_ctx_t *ctx = __atomic_load_n(&port->tls_ctx, __ATOMIC_ACQUIRE);
+        c->tls = ctx ? swoop__tls_new(ctx, fd) : NULL;
+        if (c->tls == NULL) {
+            conn_free(c);
+            return NULL;
+        }
+        update_io(c);
+        return c;
+    }
+    return conn_announce(c);
+}
+
+/* The connection is ready for the layers above: the worker is told (on_connect). */
+static swoop_conn_t *conn_announce(swoop_conn_t *c)
+{
+    swoop_reactor_t *r = c->reactor;
+    swoop_server_t *srv = r->srv;
     if (srv->mode == SWOOP_MODE_PROCESS) {
         c->worker_id = swoop__dispatch_worker(r, c);
         update_io(c);
@@ -210,7 +275,7 @@ swoop_conn_t *swoop__conn_open(swoop_reactor_t *r, int fd, swoop_conn_id_t id, s
         update_io(c);
         if (srv->events.on_connect) {
             ext(c)->busy++;
-            srv->events.on_connect(srv, id, r->id);
+            srv->events.on_connect(srv, c->id, r->id);
             if (conn_unbusy(c))
                 return NULL;
         }
@@ -318,6 +383,21 @@ static void conn_fail(swoop_conn_t *c, int err, const char *what)
     conn_begin_close(c);
 }
 
+/*
+ * A TLS read or write failed with `rc` (SWOOP_ETLS: OpenSSL's reason is
+ * logged, once a second at most; else -errno): close without flushing.
+ */
+static void conn_tls_fail(swoop_conn_t *c, int rc, const char *what)
+{
+    if (rc == SWOOP_ETLS) {
+        swoop__log_limited(SWOOP_LOG_NOTICE, 0, "%s on conn %llu (fd %d) failed: %s: closing", what,
+                           (unsigned long long)c->id, c->fd, swoop__tls_reason(c->tls));
+        conn_fail(c, ECONNRESET, what); /* logged already */
+        return;
+    }
+    conn_fail(c, rc == SWOOP_EOF || rc == 0 ? ECONNRESET : -rc, what);
+}
+
 /* Replies are still taken after the peer's half-close, until on_close was acknowledged. */
 static int conn_sendable(swoop_conn_t *c)
 {
@@ -338,6 +418,23 @@ static int conn_send_flags(swoop_conn_t *c, const void *data, size_t len, int re
             return rc;
     }
     size_t off = 0;
+    if (c->tls) {
+        /* Nothing before the handshake completed: it waits in the output. */
+        if (!c->tls_hs && swoop__buf_rlen(&c->out) == 0 && !conn_has_files(c)) {
+            int want = 0;
+            ssize_t n = swoop__tls_write(c->tls, data, len, &want);
+            if (n >= 0) {
+                off = (size_t)n;
+                count_out(c, off);
+                conn_release_budget(c, off);
+            } else if (n != SWOOP_EAGAIN) {
+                conn_release_budget(c, len);
+                conn_tls_fail(c, (int)n, "SSL_write");
+                return SWOOP_ECLOSED;
+            }
+        }
+        return conn_queue_rest(c, data, off, len);
+    }
     if (swoop__buf_rlen(&c->out) == 0 && !conn_has_files(c)) {
         for (;;) {
             ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT | (more ? MSG_MORE : 0));
@@ -437,8 +534,8 @@ void swoop__conn_send_many(swoop_reactor_t *r, swoop_conn_t **cs, size_t n, cons
         swoop_conn_t *c = cs[i];
         if (!conn_sendable(c))
             continue;
-        if (swoop__buf_rlen(&c->out) > 0 || conn_has_files(c)) {
-            conn_send_flags(c, data, len, 0, 0);
+        if (swoop__buf_rlen(&c->out) > 0 || conn_has_files(c) || c->tls) {
+            conn_send_flags(c, data, len, 0, 0); /* TLS: each its own records */
             continue;
         }
         if (c->sess && swoop__session_reserve(r->srv, c->sess, c->id, len) < 0)
@@ -476,9 +573,65 @@ int swoop__conn_send_more(swoop_conn_t *c, const void *data, size_t len)
     return conn_send_flags(c, data, len, 0, 1);
 }
 
+static void file_seg_free(file_seg_t *f)
+{
+    swoop_queue_remove(&f->link);
+    close(f->fd);
+    swoop_free(f->stage);
+    swoop_free(f);
+}
+
+/*
+ * TLS: the file through the record layer, pread + SSL_write a chunk at a
+ * time (kTLS, which would let sendfile(2) work, is not used: this kernel
+ * has no "tls" ULP). Results as flush_file's.
+ */
+static int flush_file_tls(swoop_conn_t *c, file_seg_t *f)
+{
+    for (;;) {
+        if (f->stage_off == f->stage_len) {
+            if (f->left == 0)
+                break;
+            if (f->stage == NULL)
+                f->stage = swoop_malloc(TLS_FILE_CHUNK);
+            size_t want = f->left < TLS_FILE_CHUNK ? f->left : TLS_FILE_CHUNK;
+            ssize_t n = pread(f->fd, f->stage, want, f->off);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                swoop_log(SWOOP_LOG_WARNING, n < 0 ? errno : 0,
+                          "sendfile over TLS on conn %llu (fd %d): reading the file failed with "
+                          "%zu bytes left: closing",
+                          (unsigned long long)c->id, c->fd, f->left);
+                conn_fail(c, EIO, "pread");
+                return -1;
+            }
+            f->off += n;
+            f->left -= (size_t)n;
+            f->stage_off = 0;
+            f->stage_len = (size_t)n;
+        }
+        int want = 0;
+        ssize_t n =
+            swoop__tls_write(c->tls, f->stage + f->stage_off, f->stage_len - f->stage_off, &want);
+        if (n == SWOOP_EAGAIN)
+            return 1;
+        if (n < 0) {
+            conn_tls_fail(c, (int)n, "SSL_write");
+            return -1;
+        }
+        count_out(c, (size_t)n);
+        f->stage_off += (size_t)n;
+    }
+    file_seg_free(f);
+    return 0;
+}
+
 /* Writes file `f` with sendfile(2): 0 done (dropped from the queue), 1 EAGAIN, -1 failed. */
 static int flush_file(swoop_conn_t *c, file_seg_t *f)
 {
+    if (c->tls)
+        return c->tls_hs ? 1 : flush_file_tls(c, f);
     while (f->left > 0) {
         size_t want = f->left < SENDFILE_CHUNK ? f->left : SENDFILE_CHUNK;
         ssize_t n = sendfile(c->fd, f->fd, &f->off, want);
@@ -502,14 +655,32 @@ static int flush_file(swoop_conn_t *c, file_seg_t *f)
         count_out(c, (size_t)n);
         f->left -= (size_t)n;
     }
-    swoop_queue_remove(&f->link);
-    close(f->fd);
-    swoop_free(f);
+    file_seg_free(f);
     return 0;
+}
+
+/* Writes out[0, n) to the socket (or the record layer): bytes taken, SWOOP_EAGAIN, or an error. */
+static ssize_t conn_write_out(swoop_conn_t *c, size_t n)
+{
+    const char *data = swoop__buf_rdata(&c->out);
+    if (c->tls) {
+        int want = 0;
+        return swoop__tls_write(c->tls, data, n, &want);
+    }
+    for (;;) {
+        ssize_t k = send(c->fd, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k >= 0)
+            return k;
+        if (errno == EINTR)
+            continue;
+        return errno == EWOULDBLOCK ? SWOOP_EAGAIN : -errno;
+    }
 }
 
 static void conn_flush(swoop_conn_t *c)
 {
+    if (c->tls_hs)
+        return; /* the handshake's own I/O comes first */
     for (;;) {
         size_t n_out = swoop__buf_rlen(&c->out);
         file_seg_t *f = NULL;
@@ -528,14 +699,14 @@ static void conn_flush(swoop_conn_t *c)
         }
         if (n_out == 0)
             break;
-        ssize_t n = send(c->fd, swoop__buf_rdata(&c->out), n_out, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = conn_write_out(c, n_out);
+        if (n == SWOOP_EAGAIN)
+            break;
         if (n < 0) {
-            int err = errno;
-            if (err == EINTR)
-                continue;
-            if (err == EAGAIN || err == EWOULDBLOCK)
-                break;
-            conn_fail(c, err, "send");
+            if (c->tls)
+                conn_tls_fail(c, (int)n, "SSL_write");
+            else
+                conn_fail(c, (int)-n, "send");
             return;
         }
         count_out(c, (size_t)n);
@@ -689,7 +860,24 @@ static int frame_rdbuf(swoop_conn_t *c, size_t len)
  * and frames there; only a partial packet above CONN_TAIL_MAX (a big packet
  * on its way) is read straight into c->in, which grows to hold it.
  */
-static void conn_read(swoop_conn_t *c)
+/* One read from the socket (or the record layer): > 0 bytes, 0 EOF, SWOOP_EAGAIN, or an error. */
+static ssize_t conn_recv(swoop_conn_t *c, char *dst, size_t cap)
+{
+    if (c->tls) {
+        int want = 0;
+        return swoop__tls_read(c->tls, dst, cap, &want);
+    }
+    for (;;) {
+        ssize_t n = recv(c->fd, dst, cap, MSG_DONTWAIT);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        return errno == EWOULDBLOCK ? SWOOP_EAGAIN : -errno;
+    }
+}
+
+static void conn_read_some(swoop_conn_t *c)
 {
     swoop_reactor_t *r = c->reactor;
     int framed = c->port->framing.mode != SWOOP_FRAME_NONE || c->proto != NULL;
@@ -717,14 +905,14 @@ static void conn_read(swoop_conn_t *c)
             dst = r->rdbuf + held;
             cap = SWOOP_READ_BUF - held;
         }
-        ssize_t n = recv(c->fd, dst, cap, MSG_DONTWAIT);
+        ssize_t n = conn_recv(c, dst, cap);
+        if (n == SWOOP_EAGAIN)
+            return;
         if (n < 0) {
-            int err = errno;
-            if (err == EINTR)
-                continue;
-            if (err == EAGAIN || err == EWOULDBLOCK)
-                return;
-            conn_fail(c, err, "recv");
+            if (c->tls)
+                conn_tls_fail(c, (int)n, "SSL_read");
+            else
+                conn_fail(c, (int)-n, "recv");
             return;
         }
         if (n == 0) {
@@ -746,9 +934,107 @@ static void conn_read(swoop_conn_t *c)
         } else {
             deliver(c, dst, (size_t)n);
         }
-        if ((size_t)n < cap)
-            return; /* drained the socket */
+        /* Drained the socket (TLS: a record at a time, so only EAGAIN tells). */
+        if ((size_t)n < cap && c->tls == NULL)
+            return;
     }
+}
+
+/*
+ * Reads c. TLS: what OpenSSL decrypted but the reads did not take (the
+ * rounds ran out, the buffer was short) raises no epoll event: a timer
+ * comes back for it.
+ */
+static void conn_read(swoop_conn_t *c)
+{
+    if (c->tls_hs)
+        return;
+    conn_read_some(c);
+    if (c->tls && conn_readable(c) && !ext(c)->free_pending && swoop__tls_pending(c->tls))
+        tls_kick(c);
+}
+
+static void tls_kick_cb(int64_t id, void *arg)
+{
+    (void)id;
+    swoop_conn_t *c = arg;
+    ext(c)->tls_kick = 0;
+    ext(c)->busy++;
+    conn_read(c);
+    conn_unbusy(c);
+}
+
+static void tls_kick(swoop_conn_t *c)
+{
+    conn_ext_t *x = ext(c);
+    if (x->tls_kick > 0)
+        return;
+    x->tls_kick = swoop_loop_timer_after(c->reactor->loop, 0, tls_kick_cb, c);
+    if (x->tls_kick < 0) {
+        swoop__log_limited(SWOOP_LOG_ERROR, (int)x->tls_kick,
+                           "conn %llu: no timer to read its buffered TLS records",
+                           (unsigned long long)c->id);
+        x->tls_kick = 0;
+    }
+}
+
+static void tls_kick_stop(swoop_conn_t *c)
+{
+    conn_ext_t *x = ext(c);
+    if (x->tls_kick > 0)
+        swoop_loop_timer_clear(c->reactor->loop, x->tls_kick);
+    x->tls_kick = 0;
+}
+
+/*
+ * One step of c's TLS handshake. Completed: the worker is told, the output
+ * queued meanwhile goes out and what the client sent behind its Finished is
+ * read. Failed: closed without a word to any worker, with one line in the
+ * log (rate-limited: a scanner must not flood it).
+ */
+static void tls_handshake_step(swoop_conn_t *c)
+{
+    int rc = swoop__tls_handshake(c->tls);
+    if (rc > 0) {
+        if (rc != c->tls_want) {
+            c->tls_want = rc;
+            update_io(c);
+        }
+        return;
+    }
+    if (rc < 0) {
+        char peer[SWOOP_ADDR_STRLEN] = "?";
+        if (c->sess)
+            swoop_addr_format(&c->sess->peer, peer, sizeof(peer));
+        if (rc == SWOOP_ETLS)
+            swoop__log_limited(SWOOP_LOG_NOTICE, 0,
+                               "TLS handshake with %s on port %d failed: %s: closing", peer,
+                               c->port->port, swoop__tls_reason(c->tls));
+        else
+            swoop__log_limited(SWOOP_LOG_INFO, rc == SWOOP_EOF ? 0 : rc,
+                               "TLS handshake with %s on port %d: the client went away", peer,
+                               c->port->port);
+        ext(c)->tls_quiet = 1;
+        ext(c)->linger = 0;
+        drop_output(c);
+        conn_begin_close(c);
+        return;
+    }
+    c->tls_hs = 0;
+    c->notified = 0;
+    swoop_server_t *srv = c->reactor->srv;
+    if (srv->tls_subjects) {
+        /* Before the worker hears of it: the CONNECT message orders the write before its reads. */
+        char *dst = srv->tls_subjects + (size_t)(c->id & SWOOP_SLOT_MASK) * SWOOP_TLS_SUBJECT_MAX;
+        if ((size_t)(dst - srv->tls_subjects) < srv->tls_subjects_size)
+            swoop__tls_peer_subject(c->tls, dst, SWOOP_TLS_SUBJECT_MAX);
+    }
+    if (conn_announce(c) == NULL || c->state != CONN_OPEN || ext(c)->free_pending)
+        return;
+    if (swoop__buf_rlen(&c->out) > 0 || conn_has_files(c))
+        conn_flush(c);
+    if (c->state == CONN_OPEN && !ext(c)->free_pending)
+        conn_read(c);
 }
 
 static void conn_io_cb(swoop_io_t *io, unsigned events)
@@ -759,6 +1045,12 @@ static void conn_io_cb(swoop_io_t *io, unsigned events)
         return;
     }
     ext(c)->busy++;
+    if (c->tls_hs) {
+        if (c->state == CONN_OPEN)
+            tls_handshake_step(c);
+        conn_unbusy(c);
+        return;
+    }
     if ((events & SWOOP_WRITABLE) && c->state != CONN_WAIT_ACK)
         conn_flush(c);
     if ((events & SWOOP_READABLE) && c->state == CONN_OPEN && !c->reactor->no_read) {
@@ -869,6 +1161,7 @@ static void conn_begin_close(swoop_conn_t *c)
     drop_output(c);
     if (ext(c)->linger == 1) {
         /* The output is out: the FIN now, before on_close and the lingering. */
+        tls_goodbye(c);
         if (shutdown(c->fd, SHUT_WR) == 0)
             ext(c)->linger = 2;
         else
@@ -905,6 +1198,7 @@ static void conn_begin_close(swoop_conn_t *c)
 static void set_linger0(swoop_conn_t *c)
 {
     ext(c)->linger = 0; /* a reset is meant: no lingering close either */
+    ext(c)->tls_quiet = 1;
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
         swoop__log_limited(SWOOP_LOG_WARNING, errno,
@@ -927,6 +1221,14 @@ void swoop__conn_close(swoop_conn_t *c, int reset)
     if (c->state != CONN_OPEN)
         return;
     mark_closed(c);
+    if (c->tls_hs) {
+        /* Mid-handshake: nothing of the layers above may go out, so nothing waits. */
+        ext(c)->linger = 0;
+        ext(c)->tls_quiet = 1;
+        drop_output(c);
+        conn_begin_close(c);
+        return;
+    }
     /* The client may still be sending: FIN after the output, then read it out (see top). */
     if (!reset && c->reactor->srv->settings.lingering_time > 0)
         ext(c)->linger = 1;
@@ -1058,8 +1360,12 @@ static int linger_begin(swoop_conn_t *c)
     swoop_reactor_t *r = c->reactor;
     swoop_server_t *srv = r->srv;
     conn_ext_t *x = ext(c);
+    if (x->linger == 1)
+        tls_goodbye(c);
     if (x->linger == 1 && shutdown(c->fd, SHUT_WR) < 0)
         return 0;
+    if (c->tls)
+        tls_release(c); /* what the client still sends is read raw and dropped */
     x->linger = 0;
     x->free_pending = 0;
     x->close_pending = 0;
@@ -1096,6 +1402,23 @@ static int linger_begin(swoop_conn_t *c)
     return 1;
 }
 
+/* TLS: close_notify before the FIN (not for a reset, nor after a failure). Once. */
+static void tls_goodbye(swoop_conn_t *c)
+{
+    if (c->tls && !c->tls_hs && !ext(c)->tls_quiet)
+        swoop__tls_close_notify(c->tls);
+    ext(c)->tls_quiet = 1;
+}
+
+/* TLS: the connection's record layer goes (its fd stays the caller's). */
+static void tls_release(swoop_conn_t *c)
+{
+    tls_kick_stop(c);
+    swoop__tls_free(c->tls);
+    c->tls = NULL;
+    c->tls_hs = 0;
+}
+
 static void conn_free(swoop_conn_t *c)
 {
     if (ext(c)->busy > 0) {
@@ -1117,6 +1440,10 @@ static void conn_free(swoop_conn_t *c)
         r->blocked--;
     }
     swoop_io_stop(&c->io);
+    if (c->tls) {
+        tls_goodbye(c);
+        tls_release(c);
+    }
     swoop_queue_remove(&c->link);
     r->nconns--;
     if (srv->conns[c->fd] == c)
@@ -1355,6 +1682,21 @@ void swoop__reactor_tick(swoop_reactor_t *r)
             }
             continue;
         }
+        if (c->tls_hs && c->state == CONN_OPEN) {
+            int limit = swoop__tls_ctx_handshake_timeout(
+                __atomic_load_n(&c->port->tls_ctx, __ATOMIC_ACQUIRE));
+            if (limit > 0 && now - c->state_ms >= (uint64_t)limit * 1000u) {
+                char peer[SWOOP_ADDR_STRLEN] = "?";
+                if (c->sess)
+                    swoop_addr_format(&c->sess->peer, peer, sizeof(peer));
+                swoop__log_limited(SWOOP_LOG_INFO, 0,
+                                   "TLS handshake with %s on port %d not done within "
+                                   "ssl_handshake_timeout %d s: closing",
+                                   peer, c->port->port, limit);
+                swoop__conn_close(c, 0);
+                continue;
+            }
+        }
         int idle = c->port->eff.heartbeat_idle_time;
         if (idle <= 0 && interval > 0)
             idle = interval * 2;
@@ -1408,12 +1750,8 @@ static int conn_has_files(swoop_conn_t *c)
 
 static void drop_files(swoop_conn_t *c)
 {
-    while (!swoop_queue_empty(&c->files)) {
-        file_seg_t *f = swoop_queue_data(swoop_queue_head(&c->files), file_seg_t, link);
-        swoop_queue_remove(&f->link);
-        close(f->fd);
-        swoop_free(f);
-    }
+    while (!swoop_queue_empty(&c->files))
+        file_seg_free(swoop_queue_data(swoop_queue_head(&c->files), file_seg_t, link));
 }
 
 int swoop__sendfile_open(const char *path, off_t offset, size_t *len)
@@ -1468,6 +1806,8 @@ int swoop__conn_sendfile(swoop_conn_t *c, int fd, off_t offset, size_t len)
     f->fd = fd;
     f->off = offset;
     f->left = len;
+    f->stage = NULL;
+    f->stage_off = f->stage_len = 0;
     swoop_queue_insert_tail(&c->files, &f->link);
     /*
      * Nothing ahead of it: written now, behind the head its caller just

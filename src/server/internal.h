@@ -24,6 +24,7 @@
 #include "ipc/msg.h"
 #include "ipc/ring.h"
 #include "net/sendmany.h"
+#include "net/tls.h"
 #include "proc/manager.h"
 #include "proc/procfile.h"
 #include "proto/framing.h"
@@ -32,6 +33,9 @@
 #define SWOOP_STATS_VERSION                                                                        \
     10u /* 10: owner latency histograms; 9: metrics region; 8: sends_batched; 7: WebSocket */
 #define SWOOP_STATS_MEMFD "swoop-stats"
+
+/* Bytes of a client certificate's subject kept per connection (swoop_server_conn_peer_subject). */
+#define SWOOP_TLS_SUBJECT_MAX 256
 
 /* conn id = (sequence << SLOT_BITS) | slot */
 #define SWOOP_SLOT_BITS 24
@@ -420,7 +424,18 @@ struct swoop_port_s {
     int access_fd; /* HTTP: http_access_log, opened at start (O_APPEND), or -1 */
     int dgram;
     int listen_backlog;
-    swoop_io_t io; /* accept / datagram watcher of the process or thread serving it */
+    swoop_io_t io;        /* accept / datagram watcher of the process or thread serving it */
+    int ssl;              /* SWOOP_SSL was in its type: connections begin with a TLS handshake */
+    swoop_tls_conf_t tls; /* its TLS settings as set (inherit values), resolved at start */
+    /*
+     * Built at start in the master, before any fork; replaced by a
+     * certificate reload (read with an acquire load: the reactor threads
+     * open connections from it while the master's main thread swaps it).
+     */
+    swoop_tls_ctx_t *tls_ctx;
+    /* Contexts a reload replaced: connections made from them still use their callbacks. */
+    swoop_tls_ctx_t **tls_retired;
+    int ntls_retired;
 };
 
 
@@ -465,6 +480,9 @@ struct swoop_conn_s {
     void *proto_state;          /* the protocol's (swoop_proto_t) */
     int proto_hold;             /* the protocol holds the reading (swoop__conn_hold) */
     int proto_drain;            /* the protocol waits for the output to drain (drained) */
+    swoop_tls_t *tls;           /* a SWOOP_SSL port's: the record layer under everything */
+    int tls_hs;                 /* the TLS handshake is under way: no I/O of the layers above */
+    int tls_want;               /* handshake: what it waits for (SWOOP_TLS_WANT_*) */
 };
 
 /* A connection engine: one PROCESS reactor thread, or the engine of a BASE worker. */
@@ -516,6 +534,7 @@ struct swoop_reactor_s {
 struct swoop_server_s {
     swoop_mode_t mode;
     swoop_server_settings_t settings;
+    swoop_tls_conf_t tls; /* the server-wide TLS settings (net/tls.h), set by name */
     swoop_server_events_t events;
     void *data;
     swoop_port_t **ports;
@@ -534,6 +553,14 @@ struct swoop_server_s {
     int gs_fd;
     swoop_session_t *sessions;
     size_t sessions_size;
+    /*
+     * TLS: the verified client certificate's subject per session slot
+     * (SWOOP_TLS_SUBJECT_MAX bytes each), written by the owner before the
+     * worker hears of the connection; mapped only when a port verifies
+     * client certificates (ssl_client_cert_file).
+     */
+    char *tls_subjects;
+    size_t tls_subjects_size;
     uint32_t fd_limit; /* slots per owner */
     /* BASE: the session ranges (manager-assigned), and the one this process holds. */
     swoop_srv_range_t *ranges;

@@ -206,6 +206,17 @@ static void hook_worker_error(void *data, int id, pid_t pid, int code, int signo
         srv->events.on_worker_error(srv, id, pid, code, signo);
 }
 
+/*
+ * BASE: the manager's certificates are the ones the new workers inherit.
+ * (PROCESS: the master reloads its own before it forwards SIGUSR1.)
+ */
+static void hook_reload(void *data)
+{
+    swoop_server_t *srv = data;
+    if (srv->mode == SWOOP_MODE_BASE)
+        swoop_server_reload_certs(srv);
+}
+
 static void hook_reopen(void *data)
 {
     swoop__server_reopen_logs(data);
@@ -259,6 +270,7 @@ int swoop__server_manager_run(swoop_server_t *srv)
         .on_worker_error = hook_worker_error,
         .on_reopen = hook_reopen,
         .on_stray = hook_stray,
+        .on_reload = hook_reload,
         .on_shutdown_begin = hook_shutdown_begin,
         .on_shutdown = hook_manager_stop,
     };
@@ -994,8 +1006,11 @@ static void on_master_signal(swoop_signal_t *sig, int signo)
     } else if (signo == SIGUSR1 || signo == SIGUSR2) {
         if (atomic_load(&srv->gs->shutting_down))
             swoop_log(SWOOP_LOG_NOTICE, 0, "reload ignored: the server is shutting down");
-        else if (srv->manager_pid > 0)
+        else if (srv->manager_pid > 0) {
+            if (signo == SIGUSR1)
+                swoop_server_reload_certs(srv); /* new handshakes of the reactor threads */
             kill(srv->manager_pid, signo);
+        }
     } else if (signo == SIGCHLD) {
         for (;;) {
             int status;

@@ -108,6 +108,7 @@ int swoop_server_new(swoop_server_t **out, swoop_mode_t mode)
     srv->admin_fd = -1;
     srv->range = -1;
     srv->cur_port = -1;
+    swoop__tls_conf_defaults(&srv->tls);
     swoop_server_settings_t *s = &srv->settings;
     int cpus = cpu_count();
     s->reactor_num = cpus < 8 ? cpus : 8;
@@ -212,6 +213,10 @@ int swoop_server_free(swoop_server_t *srv)
             if (srv->worker_id < 0)
                 unlink(p->host);
         }
+        swoop__tls_ctx_free(p->tls_ctx);
+        for (int k = 0; k < p->ntls_retired; k++)
+            swoop__tls_ctx_free(p->tls_retired[k]);
+        swoop_free(p->tls_retired);
         swoop_free(p);
     }
     swoop_free(srv->ports);
@@ -232,6 +237,16 @@ int swoop_server_listen(swoop_server_t *srv, const char *host, int port, swoop_s
         swoop_log(SWOOP_LOG_WARNING, 0, "swoop_server_listen: host \"%s\" too long", host);
         return SWOOP_EINVAL;
     }
+    int ssl = ((int)type & SWOOP_SSL) != 0;
+    type = (swoop_sock_type_t)((int)type & ~SWOOP_SSL);
+    if (ssl && type != SWOOP_SOCK_TCP && type != SWOOP_SOCK_TCP6 &&
+        type != SWOOP_SOCK_UNIX_STREAM) {
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "swoop_server_listen: SWOOP_SSL is for stream ports (TCP, TCP6, Unix stream), "
+                  "not type %d",
+                  (int)type);
+        return SWOOP_EINVAL;
+    }
     /* SO_REUSEPORT from the start, so BASE workers can join the same port later. */
     int fd = swoop__sock_listen(type, host, port, srv->settings.protocol.backlog,
                                 srv->settings.enable_reuse_port);
@@ -244,6 +259,8 @@ int swoop_server_listen(swoop_server_t *srv, const char *host, int port, swoop_s
     p->fd = fd;
     p->access_fd = -1;
     p->dgram = swoop_sock_type_is_dgram(type);
+    p->ssl = ssl;
+    swoop__tls_conf_inherit(&p->tls);
     p->listen_backlog = srv->settings.protocol.backlog;
     snprintf(p->host, sizeof(p->host), "%s", host);
     if (type == SWOOP_SOCK_UNIX_STREAM || type == SWOOP_SOCK_UNIX_DGRAM) {
@@ -255,8 +272,8 @@ int swoop_server_listen(swoop_server_t *srv, const char *host, int port, swoop_s
     port_settings_inherit(&p->settings);
     srv->ports = swoop_realloc(srv->ports, sizeof(*srv->ports) * (size_t)(srv->nports + 1));
     srv->ports[srv->nports++] = p;
-    swoop_log(SWOOP_LOG_INFO, 0, "listening on %s:%d (type %d, fd %d)", host, p->port, (int)type,
-              fd);
+    swoop_log(SWOOP_LOG_INFO, 0, "listening on %s:%d (type %d%s, fd %d)", host, p->port, (int)type,
+              ssl ? ", TLS" : "", fd);
     if (out)
         *out = p;
     return 0;
@@ -382,6 +399,66 @@ void swoop__server_reopen_logs(swoop_server_t *srv)
                                i);
         close(fd);
     }
+}
+
+/*
+ * A SWOOP_SSL port's TLS context, from its settings over the server's (an
+ * HTTP port offers ALPN "http/1.1" unless ssl_alpn says otherwise). Built
+ * here, in the master before any fork: a bad file fails the start, and
+ * every process shares the context's session ticket keys.
+ */
+static int port_tls_open(swoop_server_t *srv, swoop_port_t *p)
+{
+    swoop_tls_conf_t *c = &p->tls;
+    swoop__tls_conf_resolve(c, &srv->tls);
+    if (c->alpn[0] == '\0' && p->proto != NULL)
+        strcpy(c->alpn, "http/1.1");
+    char where[200];
+    snprintf(where, sizeof(where), "swoop_server_start: port %d (%s:%d): ", p->index, p->host,
+             p->port);
+    swoop__tls_ctx_free(p->tls_ctx);
+    p->tls_ctx = NULL;
+    return swoop__tls_ctx_new(&p->tls_ctx, c, where);
+}
+
+int swoop_server_reload_certs(swoop_server_t *srv)
+{
+    if (srv == NULL)
+        return SWOOP_EINVAL;
+    if (!srv->running || srv->worker_id >= 0)
+        return SWOOP_ESTATE;
+    int rc = 0, done = 0;
+    for (int i = 0; i < srv->nports; i++) {
+        swoop_port_t *p = srv->ports[i];
+        swoop_tls_ctx_t *old = __atomic_load_n(&p->tls_ctx, __ATOMIC_ACQUIRE);
+        if (!p->ssl || old == NULL)
+            continue;
+        char where[200];
+        snprintf(where, sizeof(where), "certificate reload: port %d (%s:%d): ", p->index, p->host,
+                 p->port);
+        swoop_tls_ctx_t *fresh = NULL;
+        int r = swoop__tls_ctx_new(&fresh, &p->tls, where);
+        if (r == 0 && swoop__tls_ctx_keep_tickets(fresh, old) < 0)
+            swoop_log(SWOOP_LOG_WARNING, 0,
+                      "%scould not carry the session ticket keys over: earlier tickets need a "
+                      "full handshake",
+                      where);
+        if (r < 0) {
+            swoop_log(SWOOP_LOG_WARNING, 0, "%skeeping the certificate in use", where);
+            rc = r;
+            continue;
+        }
+        /* The old one stays: connections made from it still call its callbacks. */
+        p->tls_retired =
+            swoop_realloc(p->tls_retired, sizeof(*p->tls_retired) * (size_t)(p->ntls_retired + 1));
+        p->tls_retired[p->ntls_retired++] = old;
+        __atomic_store_n(&p->tls_ctx, fresh, __ATOMIC_RELEASE);
+        done++;
+    }
+    if (done > 0)
+        swoop_log(SWOOP_LOG_NOTICE, 0, "certificate reload: %d TLS port%s reloaded", done,
+                  done == 1 ? "" : "s");
+    return rc;
 }
 
 static int resolve_ports(swoop_server_t *srv)
@@ -550,6 +627,8 @@ static int resolve_ports(swoop_server_t *srv)
             int one = 1;
             setsockopt(p->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
         }
+        if (p->ssl && (rc = port_tls_open(srv, p)) < 0)
+            return rc;
         /* listen() again applies a backlog set after swoop_server_listen. */
         if (!p->dgram && e.backlog != p->listen_backlog && listen(p->fd, e.backlog) == 0)
             p->listen_backlog = e.backlog;
@@ -624,6 +703,23 @@ static int map_shared(swoop_server_t *srv)
         return -err;
     }
     srv->sessions = ss;
+    int subjects = 0;
+    for (int i = 0; i < srv->nports; i++)
+        subjects |= srv->ports[i]->ssl && srv->ports[i]->tls.client_cert_file[0];
+    if (subjects) {
+        /* Anonymous shared memory: a page is only backed once a slot on it was written. */
+        srv->tls_subjects_size = (size_t)(lim * owners) * SWOOP_TLS_SUBJECT_MAX;
+        void *ts = mmap(NULL, srv->tls_subjects_size, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (ts == MAP_FAILED) {
+            int err = errno;
+            swoop_log(SWOOP_LOG_ERROR, err, "mmap() of the %zu-byte TLS subject table failed",
+                      srv->tls_subjects_size);
+            srv->tls_subjects_size = 0;
+            return -err;
+        }
+        srv->tls_subjects = ts;
+    }
     /* Event workers, then task workers (the manager's slots). */
     srv->proc_stats_size =
         (size_t)(srv->worker_num + srv->settings.task_worker_num) * sizeof(swoop_proc_stat_t);
@@ -661,6 +757,9 @@ static void unmap_shared(swoop_server_t *srv)
         munmap(srv->sessions, srv->sessions_size);
     if (srv->proc_stats)
         munmap(srv->proc_stats, srv->proc_stats_size);
+    if (srv->tls_subjects)
+        munmap(srv->tls_subjects, srv->tls_subjects_size);
+    srv->tls_subjects = NULL;
     if (srv->ranges)
         munmap(srv->ranges, srv->ranges_size);
     srv->ranges = NULL;

@@ -94,6 +94,30 @@ swoop_session_t *swoop__session_get(swoop_server_t *srv, swoop_conn_id_t id)
     return s;
 }
 
+int swoop_server_conn_peer_subject(swoop_server_t *srv, swoop_conn_id_t conn, char *buf, size_t cap)
+{
+    if (srv == NULL || buf == NULL || cap == 0)
+        return SWOOP_EINVAL;
+    buf[0] = '\0';
+    swoop_session_t *s = swoop__session_get(srv, conn);
+    if (s == NULL)
+        return SWOOP_ECLOSED;
+    if (srv->tls_subjects == NULL)
+        return 0;
+    const char *src = srv->tls_subjects + (size_t)(conn & SWOOP_SLOT_MASK) * SWOOP_TLS_SUBJECT_MAX;
+    size_t n = strnlen(src, SWOOP_TLS_SUBJECT_MAX - 1);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(buf, src, n);
+    buf[n] = '\0';
+    /* The slot may have changed hands while it was copied: then it is not this one's. */
+    if (atomic_load_explicit(&s->id, memory_order_acquire) != conn) {
+        buf[0] = '\0';
+        return SWOOP_ECLOSED;
+    }
+    return (int)n;
+}
+
 int swoop_server_exists(swoop_server_t *srv, swoop_conn_id_t conn)
 {
     return srv && swoop__session_get(srv, conn) != NULL;

@@ -548,6 +548,8 @@ int swoop_server_set(swoop_server_t *srv, const char *key, const char *value)
     if (!found)
         rc = set_from(port_keys, SWOOP_ARRAY_SIZE(port_keys), &srv->settings.protocol, key, value,
                       &found);
+    if (!found && (rc = swoop__tls_conf_set(&srv->tls, key, value)) != 0)
+        return rc < 0 ? rc : 0;
     if (!found) {
         swoop_log(SWOOP_LOG_WARNING, 0, "unknown server setting \"%s\"", key);
         return SWOOP_EINVAL;
@@ -565,6 +567,8 @@ int swoop_port_set(swoop_port_t *port, const char *key, const char *value)
         return SWOOP_ESTATE;
     int found = 0;
     int rc = set_from(port_keys, SWOOP_ARRAY_SIZE(port_keys), &port->settings, key, value, &found);
+    if (!found && (rc = swoop__tls_conf_set(&port->tls, key, value)) != 0)
+        return rc < 0 ? rc : 0;
     if (!found) {
         swoop_log(SWOOP_LOG_WARNING, 0, "unknown port setting \"%s\"", key);
         return SWOOP_EINVAL;

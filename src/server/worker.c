@@ -806,7 +806,8 @@ static void base_close_idle(int64_t id, void *arg)
             continue;
         if (c->state != CONN_OPEN || now - c->last_recv_ms < DRAIN_IDLE_MS ||
             swoop__buf_rlen(&c->in) || swoop__buf_rlen(&c->out) || !swoop_queue_empty(&c->files) ||
-            ioctl(c->fd, FIONREAD, &unread) < 0 || unread > 0)
+            (c->tls && swoop__tls_pending(c->tls)) || ioctl(c->fd, FIONREAD, &unread) < 0 ||
+            unread > 0)
             continue;
         swoop__conn_close(c, 0);
     }
