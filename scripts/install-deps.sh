@@ -7,7 +7,7 @@ set -euo pipefail
 
 pkgs_build=(cmake ninja-build make gcc libc6-dev pkgconf zlib1g-dev libssl-dev liburing-dev)
 pkgs_test=(g++ clang clang-format libclang-rt-14-dev libasan8 libubsan1 libtsan2 util-linux procps python3 curl media-types python3-websockets python3-autobahn node-ws prometheus python3-prometheus-client)
-pkgs_bench=(libuv1-dev wrk nginx-light libboost-context-dev)
+pkgs_bench=(libuv1-dev wrk nginx-light libboost-context-dev openssl)
 
 want=()
 for profile in "$@"; do
