@@ -436,9 +436,11 @@ typedef struct swoop_server_stats_s {
     uint64_t ws_messages_in;    /**< WebSocket messages received (delivered to workers) */
     uint64_t ws_dropped;        /**< WebSocket pushes dropped for a slow reader (policy "drop") */
     uint64_t ws_slow_closed;    /**< WebSocket connections closed for a slow reader ("close") */
-    uint64_t sends_batched; /**< broadcast writes that went through io_uring (enable_io_uring) */
-    int admin_port;         /**< the port admin_port listens on, 0 when off */
-    pid_t admin_pid;        /**< the process serving it, 0 when none runs */
+    uint64_t sends_batched;  /**< broadcast writes that went through io_uring (enable_io_uring) */
+    uint64_t tls_handshakes; /**< TLS handshakes completed (SWOOP_SSL ports) */
+    uint64_t tls_handshake_failures; /**< TLS handshakes failed, abandoned or timed out */
+    int admin_port;                  /**< the port admin_port listens on, 0 when off */
+    pid_t admin_pid;                 /**< the process serving it, 0 when none runs */
     swoop_worker_stats_t workers[SWOOP_STATS_WORKERS_MAX]; /**< the first worker_num entries */
 } swoop_server_stats_t;
 

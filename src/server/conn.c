@@ -1014,12 +1014,14 @@ static void tls_handshake_step(swoop_conn_t *c)
             swoop__log_limited(SWOOP_LOG_INFO, rc == SWOOP_EOF ? 0 : rc,
                                "TLS handshake with %s on port %d: the client went away", peer,
                                c->port->port);
+        atomic_fetch_add_explicit(&c->reactor->cnt->tls_failed, 1, memory_order_relaxed);
         ext(c)->tls_quiet = 1;
         ext(c)->linger = 0;
         drop_output(c);
         conn_begin_close(c);
         return;
     }
+    atomic_fetch_add_explicit(&c->reactor->cnt->tls_handshakes, 1, memory_order_relaxed);
     c->tls_hs = 0;
     c->notified = 0;
     swoop_server_t *srv = c->reactor->srv;
@@ -1693,6 +1695,7 @@ void swoop__reactor_tick(swoop_reactor_t *r)
                                    "TLS handshake with %s on port %d not done within "
                                    "ssl_handshake_timeout %d s: closing",
                                    peer, c->port->port, limit);
+                atomic_fetch_add_explicit(&c->reactor->cnt->tls_failed, 1, memory_order_relaxed);
                 swoop__conn_close(c, 0);
                 continue;
             }

@@ -80,6 +80,8 @@ typedef struct swoop_srv_counter_s {
     _Atomic uint64_t ws_dropped;     /* pushes dropped above websocket_output_high_water */
     _Atomic uint64_t ws_slow_closed; /* connections closed above it (policy "close") */
     _Atomic uint64_t sends_batched;  /* writes of a broadcast that went through io_uring */
+    _Atomic uint64_t tls_handshakes; /* TLS handshakes completed by this owner */
+    _Atomic uint64_t tls_failed;     /* TLS handshakes failed, abandoned or timed out */
     /* A gauge: bytes waiting in the output buffers of this owner's connections (out_gauge). */
     _Atomic int64_t out_buffered;
 } swoop_srv_counter_t;

@@ -332,12 +332,12 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
         put(&o, "swoop_output_buffer_bytes{%s} %lld\n", lab, (long long)(v > 0 ? v : 0));
     }
 
-    /*
-     * TODO(tls): TLS handshakes (done, failed) and their duration belong
-     * here once the TLS layer counts them: a counter pair per owner in
-     * swoop_srv_counter_t (its padding has room for three) written where the
-     * handshake ends, summed like ws_messages_in above.
-     */
+    family(&o, "swoop_tls_handshakes_total", "counter",
+           "TLS handshakes completed on SWOOP_SSL ports.");
+    sample_u(&o, "swoop_tls_handshakes_total", "", st->tls_handshakes);
+    family(&o, "swoop_tls_handshake_failures_total", "counter",
+           "TLS handshakes that failed, were abandoned by the client or timed out.");
+    sample_u(&o, "swoop_tls_handshake_failures_total", "", st->tls_handshake_failures);
 
     family(&o, "swoop_task_workers", "gauge", "Task worker processes configured.");
     sample_u(&o, "swoop_task_workers", "", (uint64_t)gs->task.worker_num);

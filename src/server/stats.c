@@ -49,6 +49,8 @@ static void stats_fill(swoop_srv_shared_t *gs, const swoop_proc_stat_t *ps,
         out->ws_dropped += atomic_load(&c->ws_dropped);
         out->ws_slow_closed += atomic_load(&c->ws_slow_closed);
         out->sends_batched += atomic_load(&c->sends_batched);
+        out->tls_handshakes += atomic_load(&c->tls_handshakes);
+        out->tls_handshake_failures += atomic_load(&c->tls_failed);
     }
     out->worker_num = gs->worker_num;
     out->reactor_num = gs->reactor_num;
@@ -169,7 +171,9 @@ int swoop_server_stats_json(const swoop_server_stats_t *st, char *buf, size_t ca
         "\"task_count\":%llu,\"task_redelivered\":%llu,\"task_failed\":%llu,"
         "\"task_queue_num\":%lld,\"task_queue_bytes\":%lld,\"http_2xx\":%llu,\"http_3xx\":%llu,"
         "\"http_4xx\":%llu,\"http_5xx\":%llu,\"http_bad_requests\":%llu,\"ws_messages_in\":%llu,"
-        "\"ws_dropped\":%llu,\"ws_slow_closed\":%llu,\"sends_batched\":%llu,\"admin_port\":%d,"
+        "\"ws_dropped\":%llu,\"ws_slow_closed\":%llu,\"sends_batched\":%llu,\"tls_handshakes\":%"
+        "llu,"
+        "\"tls_handshake_failures\":%llu,\"admin_port\":%d,"
         "\"admin_pid\":%d,\"workers\":[",
         st->mode == SWOOP_MODE_BASE ? "base" : "process", (int)st->master_pid, (int)st->manager_pid,
         (unsigned long long)st->start_time, st->worker_num, st->reactor_num,
@@ -183,7 +187,8 @@ int swoop_server_stats_json(const swoop_server_stats_t *st, char *buf, size_t ca
         (unsigned long long)st->http_4xx, (unsigned long long)st->http_5xx,
         (unsigned long long)st->http_bad_requests, (unsigned long long)st->ws_messages_in,
         (unsigned long long)st->ws_dropped, (unsigned long long)st->ws_slow_closed,
-        (unsigned long long)st->sends_batched, st->admin_port, (int)st->admin_pid);
+        (unsigned long long)st->sends_batched, (unsigned long long)st->tls_handshakes,
+        (unsigned long long)st->tls_handshake_failures, st->admin_port, (int)st->admin_pid);
     for (int i = 0; i < st->worker_num && i < SWOOP_STATS_WORKERS_MAX; i++) {
         const swoop_worker_stats_t *w = &st->workers[i];
         PUT("%s{\"id\":%d,\"pid\":%d,\"state\":\"%s\",\"requests\":%llu,\"starts\":%llu}",

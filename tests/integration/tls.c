@@ -436,6 +436,11 @@ static void bad_clients(swoop_mode_t mode)
     close(fd);
     ASSERT_EQ(atomic_load(&sh->connects), 0);
     ASSERT_EQ(atomic_load(&sh->receives), 0);
+    /* Four handshakes failed (garbage, cut + FIN, cut + timeout, silent), none completed. */
+    swoop_server_stats_t st;
+    srv_stats(&h, &st);
+    ASSERT_UEQ(st.tls_handshake_failures, 4);
+    ASSERT_UEQ(st.tls_handshakes, 0);
     /* The server still serves a good client. */
     char out[256];
     ASSERT_EQ(run_out(out, sizeof(out),
@@ -979,6 +984,9 @@ static void handshakes(swoop_mode_t mode, int total)
      */
     ASSERT_LE(failed, 4);
     ASSERT_EQ(ok + failed, total);
+    /* Counted by the owners, in shared memory: a killed BASE worker's count stays. */
+    srv_stats(&h, &st);
+    ASSERT_UGE(st.tls_handshakes, (uint64_t)ok);
     munmap(counts, 2 * sizeof(_Atomic int));
     srv_wait_ready(h.pid, 2);
     stop(&h);
