@@ -167,14 +167,27 @@ static void hello(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_res
         swoop_http_end(res, "ok\n", 3);
         return;
     }
-    if (req && strcmp(swoop_http_path(req), "/wait") == 0) {
+    const char *path = req ? swoop_http_path(req) : "";
+    int pooled = strcmp(path, "/wait") == 0;
+    if (pooled || strcmp(path, "/wait-connect") == 0) {
+        /* One request to the backend: on a pooled connection, or on a new one each time. */
+        static swoop_co_pool_t *pool;
+        if (pooled && pool == NULL) {
+            swoop_co_pool_options_t o = {.max_idle = CONC, .check_after_ms = 1000};
+            if (swoop_co_pool_new(&pool, "127.0.0.1", backend_port, &o) < 0)
+                pooled = 0;
+        }
         char buf[64];
         ssize_t n = -1;
-        int fd = swoop_co_connect("127.0.0.1", backend_port, 5000);
+        int fd = pooled ? swoop_co_pool_get(pool, 5000)
+                        : swoop_co_connect("127.0.0.1", backend_port, 5000);
         if (fd >= 0) {
             if (swoop_co_write(fd, "x", 1, 5000) == 1)
                 n = swoop_co_read(fd, buf, sizeof(buf), 5000);
-            close(fd);
+            if (pooled)
+                swoop_co_pool_put(pool, fd, n == 3);
+            else
+                close(fd);
         }
         if (n <= 0) {
             swoop_http_status(res, 502);
@@ -272,9 +285,11 @@ static void be_conn(void *arg)
 {
     int fd = (int)(intptr_t)arg;
     char c;
-    if (swoop_co_read(fd, &c, 1, 10000) == 1) {
+    /* A request at a time; the connection stays for the next (pooled) or ends (connect). */
+    while (swoop_co_read(fd, &c, 1, -1) == 1) {
         swoop_co_sleep(100);
-        swoop_co_write(fd, "ok\n", 3, 10000);
+        if (swoop_co_write(fd, "ok\n", 3, 10000) != 3)
+            break;
     }
     close(fd);
 }
@@ -321,17 +336,34 @@ static int conc_fds[CONC];
 static swoop_co_wg_t *conc_wg;
 static double conc_first, conc_last;
 
+/* Whether buf holds a whole response: the head and Content-Length bytes of body. */
+static int response_complete(const char *buf, size_t got)
+{
+    const char *end = memmem(buf, got, "\r\n\r\n", 4);
+    const char *cl = memmem(buf, got, "Content-Length: ", 16);
+    if (end == NULL || cl == NULL || cl > end)
+        return 0;
+    size_t body = strtoul(cl + 16, NULL, 10);
+    return got >= (size_t)(end + 4 - buf) + body;
+}
+
+static const char *conc_path = "/wait";
+
 static void conc_one(void *arg)
 {
     int fd = conc_fds[(intptr_t)arg];
-    static const char req[] = "GET /wait HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    char req[128];
+    int len = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", conc_path);
     char buf[512];
-    if (swoop_co_write(fd, req, sizeof(req) - 1, 10000) == (ssize_t)sizeof(req) - 1) {
+    if (swoop_co_write(fd, req, (size_t)len, 10000) == len) {
         size_t got = 0;
         ssize_t n;
         while (got < sizeof(buf) - 1 &&
-               (n = swoop_co_read(fd, buf + got, sizeof(buf) - 1 - got, 10000)) > 0)
+               (n = swoop_co_read(fd, buf + got, sizeof(buf) - 1 - got, 10000)) > 0) {
             got += (size_t)n;
+            if (response_complete(buf, got))
+                break;
+        }
         buf[got] = 0;
         if (strstr(buf, "200 OK") && strstr(buf, "ok\n"))
             conc_ok++;
@@ -340,7 +372,6 @@ static void conc_one(void *arg)
             conc_first = t;
         conc_last = t;
     }
-    close(fd);
     swoop_co_wg_done(conc_wg);
 }
 
@@ -465,36 +496,42 @@ static void concurrent(void)
     if (swoop_server_stats_by_pid(pid, &st) == 0)
         worker = st.workers[0].pid;
     printf("\n%d concurrent requests, each waiting 100 ms on a backend, 1 worker\n", CONC);
-    for (int round = 0; round < 2; round++) {
-        int made = 0;
-        for (int i = 0; i < CONC; i++) {
-            conc_fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            if (conc_fds[i] < 0 || connect(conc_fds[i], (struct sockaddr *)&a, sizeof(a)) < 0)
-                break;
-            made++;
-        }
-        if (made < CONC) {
-            printf("only %d of %d connections could be made (ulimit -n?)\n", made, CONC);
-            for (int i = 0; i < made; i++)
-                close(conc_fds[i]);
+    /* Keep-alive client connections, made once before the clock starts. */
+    int made = 0;
+    for (int i = 0; i < CONC; i++) {
+        conc_fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (conc_fds[i] < 0 || connect(conc_fds[i], (struct sockaddr *)&a, sizeof(a)) < 0)
             break;
-        }
+        made++;
+    }
+    static const struct {
+        const char *path, *what;
+    } rounds[] = {
+        {"/wait", "round 1, pooled backend connections (server stacks and pool new)"},
+        {"/wait", "round 2, pooled backend connections (stacks and pool warm)"},
+        {"/wait-connect", "round 3, a backend connect + close per request (stacks warm)"},
+    };
+    for (size_t round = 0; made == CONC && round < sizeof(rounds) / sizeof(rounds[0]); round++) {
         conc_ok = 0;
         conc_first = 0;
+        conc_path = rounds[round].path;
         pid_t who[4] = {getpid(), pid, worker, be};
         double before[4];
         for (int k = 0; k < 4; k++)
             before[k] = cpu_ms(who[k]);
         swoop_co_run(conc_main, NULL);
-        printf("%s: all %d answered (%d with the backend's) in %.3f s (goal < 0.5); "
+        printf("%s:\n  all %d answered (%d with the backend's) in %.3f s (goal < 0.5); "
                "first answer after %.3f s\n",
-               round ? "round 2 (server stacks pooled or trimmed)" : "round 1 (server stacks new)",
-               CONC, conc_ok, conc_s, (conc_first - conc_t0) / 1e9);
+               rounds[round].what, CONC, conc_ok, conc_s, (conc_first - conc_t0) / 1e9);
         /* Where the two cores went (the master's CPU is its reactor thread). */
         printf("  CPU ms: client %.0f, master %.0f, worker %.0f, backend %.0f\n",
                cpu_ms(who[0]) - before[0], cpu_ms(who[1]) - before[1], cpu_ms(who[2]) - before[2],
                cpu_ms(who[3]) - before[3]);
     }
+    if (made < CONC)
+        printf("only %d of %d connections could be made (ulimit -n?)\n", made, CONC);
+    for (int i = 0; i < made; i++)
+        close(conc_fds[i]);
     stop_group(pid);
     kill(be, SIGKILL);
     waitpid(be, NULL, 0);

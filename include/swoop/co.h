@@ -230,6 +230,77 @@ SWOOP_EXTERN int64_t swoop_co_wg_count(const swoop_co_wg_t *wg);
 /** Frees a wait group nobody waits on. Returns 0 or SWOOP_EBUSY. */
 SWOOP_EXTERN int swoop_co_wg_free(swoop_co_wg_t *wg);
 
+/** A pool of connections to one host:port for the coroutines of one thread (opaque). */
+typedef struct swoop_co_pool_s swoop_co_pool_t;
+
+/** Default number of idle connections a pool keeps (swoop_co_pool_options_t.max_idle). */
+#define SWOOP_CO_POOL_MAX_IDLE 64
+/** Default time an idle connection is kept before it is closed, in ms. */
+#define SWOOP_CO_POOL_IDLE_TIMEOUT_MS 60000
+
+/** Connection pool options; a zeroed struct gives the defaults. */
+typedef struct swoop_co_pool_options_s {
+    /** Idle connections kept for reuse (0: SWOOP_CO_POOL_MAX_IDLE); a put beyond it closes the
+     *  connection idle the longest. Capped at max_open when that is set. */
+    size_t max_idle;
+    /** Connections open at once, idle or out (0: no limit). At the limit, get waits for a put. */
+    size_t max_open;
+    /** An idle connection older than this is closed instead of reused (0: the default,
+     *  SWOOP_CO_POOL_IDLE_TIMEOUT_MS; < 0: never). Checked when get or put runs (no timer). */
+    int64_t idle_timeout_ms;
+    /** A connection idle at least this long is probed (a non-blocking MSG_PEEK) before it goes
+     *  out, and dropped if the peer closed it or left bytes on it (0: probe every time). A
+     *  zeroed struct probes every time; 1000 is a good value for a busy pool, which then saves
+     *  the probe's syscall on connections used within the last second. */
+    int64_t check_after_ms;
+} swoop_co_pool_options_t;
+
+/** Counters of a pool (swoop_co_pool_stats). */
+typedef struct swoop_co_pool_stats_s {
+    size_t open;            /**< connections open: idle, out, or being connected */
+    size_t idle;            /**< of which idle in the pool */
+    size_t waiting;         /**< coroutines waiting in get for a connection */
+    uint64_t connects;      /**< connections made */
+    uint64_t reuses;        /**< gets answered with a pooled connection */
+    uint64_t probes_failed; /**< idle connections found closed (or with stray bytes) and dropped */
+} swoop_co_pool_stats_t;
+
+/**
+ * Makes a pool of connections to host:port (a numeric address or a name,
+ * resolved at each connect as swoop_co_connect does). `opt` may be NULL.
+ * No connection is made yet. Returns 0 and sets *out, or SWOOP_EINVAL.
+ * A pool belongs to the thread whose coroutines use it.
+ */
+SWOOP_EXTERN int swoop_co_pool_new(swoop_co_pool_t **out, const char *host, int port,
+                                   const swoop_co_pool_options_t *opt);
+
+/**
+ * Takes a connection: the most recently returned idle one (probed first if
+ * it idled check_after_ms or more), else a new one (swoop_co_connect), else,
+ * at max_open, waits for one to be put back. `timeout_ms` bounds the wait
+ * and the connect. Returns the fd (give it back with swoop_co_pool_put,
+ * never close it yourself), or SWOOP_ETIMEDOUT, SWOOP_ECANCELED,
+ * SWOOP_ESTATE (outside a coroutine) or a connect error.
+ */
+SWOOP_EXTERN int swoop_co_pool_get(swoop_co_pool_t *pool, int64_t timeout_ms);
+
+/**
+ * Gives a connection back. `reusable` 1: the exchange on it completed and
+ * nothing is left unread, so it is kept (or handed to a waiting get);
+ * 0: it is closed (after an error or a timeout, its state is unknown).
+ * Returns 0 or SWOOP_EINVAL.
+ */
+SWOOP_EXTERN int swoop_co_pool_put(swoop_co_pool_t *pool, int fd, int reusable);
+
+/** Fills `out` with the pool's counters. */
+SWOOP_EXTERN void swoop_co_pool_stats(const swoop_co_pool_t *pool, swoop_co_pool_stats_t *out);
+
+/**
+ * Closes the idle connections and frees the pool. Returns 0, or SWOOP_EBUSY
+ * (and frees nothing) while a connection is out or a coroutine waits.
+ */
+SWOOP_EXTERN int swoop_co_pool_free(swoop_co_pool_t *pool);
+
 SWOOP_END_DECLS
 
 #endif /* SWOOP_CO_H */

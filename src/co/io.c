@@ -32,6 +32,7 @@
 
 #include "base/clock.h"
 #include "co/internal.h"
+#include "event/internal.h"
 
 typedef struct fd_wait_s {
     swoop_io_t io;
@@ -90,7 +91,7 @@ int swoop_co_wait_fd(int fd, unsigned events, int64_t timeout_ms)
     if (rc < 0)
         return rc;
     w.io.data = &w;
-    rc = swoop_io_start(&w.io, events);
+    rc = swoop__io_arm_once(&w.io, events); /* one event ends the wait */
     if (rc < 0)
         return rc;
     co->wait_obj = &w;

@@ -18,6 +18,12 @@ typedef struct swoop_backend_s {
     /* Changes the kernel interest of `fd` from `old` to `events` (0 = remove). */
     int (*set)(swoop_loop_t *loop, int fd, unsigned old, unsigned events);
     /*
+     * Arms a one-shot interest in `events` (none registered as far as the
+     * loop knows): disarmed by the kernel at its first event, kept
+     * registered for the next arm. NULL: the loop uses set().
+     */
+    int (*arm)(swoop_loop_t *loop, int fd, unsigned events);
+    /*
      * Waits for events, dispatching each ready fd. With `block` 0 it only
      * collects what is ready; otherwise it sleeps until an event or until
      * CLOCK_MONOTONIC reaches `deadline_ns` (0 = no deadline).

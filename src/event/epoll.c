@@ -6,6 +6,14 @@
  * closed and reused by a new watcher before we get there; libuv does the
  * same in uv__platform_invalidate_fd).
  *
+ * One-shot arms (swoop__io_arm_once: the coroutines' fd waits) register
+ * with EPOLLONESHOT and stay registered, disarmed, after their event; the
+ * next arm of the same fd re-arms them with one EPOLL_CTL_MOD. `kept`
+ * remembers which fd numbers have such a registration. It can be stale (the
+ * fd was closed, which removes the registration, and the number reused):
+ * the MOD then fails with ENOENT and an ADD follows, so a wrong guess
+ * costs a syscall, never an event.
+ *
  * Timers wake the loop through a timerfd armed at the earliest timer's
  * absolute deadline, with nanosecond precision (a millisecond epoll timeout
  * either wakes early and spins, or late and loses beats of a 1 ms tick). It
@@ -35,6 +43,8 @@ typedef struct epoll_data_s {
     int cap;
     int batch_len; /* events in the batch being dispatched, 0 outside dispatch */
     int batch_pos;
+    unsigned char *kept; /* [fd]: a disarmed one-shot registration is (probably) there */
+    int nkept;
 } epoll_state_t;
 
 static int epoll_init(swoop_loop_t *loop)
@@ -73,13 +83,30 @@ static void epoll_free(swoop_loop_t *loop)
     close(st->tfd);
     close(st->epfd);
     swoop_free(st->events);
+    swoop_free(st->kept);
     swoop_free(st);
     loop->backend_data = NULL;
+}
+
+static void set_kept(epoll_state_t *st, int fd, int kept)
+{
+    if (fd >= st->nkept) {
+        if (!kept)
+            return;
+        int n = st->nkept ? st->nkept : 64;
+        while (n <= fd)
+            n *= 2;
+        st->kept = swoop_realloc(st->kept, (size_t)n);
+        memset(st->kept + st->nkept, 0, (size_t)(n - st->nkept));
+        st->nkept = n;
+    }
+    st->kept[fd] = (unsigned char)kept;
 }
 
 static int epoll_set(swoop_loop_t *loop, int fd, unsigned old, unsigned events)
 {
     epoll_state_t *st = loop->backend_data;
+    set_kept(st, fd, 0); /* whatever was there, this call replaces or removes it */
     struct epoll_event ev = {0};
     ev.data.fd = fd;
     if (events & SWOOP_READABLE)
@@ -100,6 +127,33 @@ static int epoll_set(swoop_loop_t *loop, int fd, unsigned old, unsigned events)
         return 0; /* already gone with its file */
     if (err != EPERM)
         swoop_log(SWOOP_LOG_WARNING, err, "epoll_ctl(op=%d, fd=%d) failed", op, fd);
+    return -err;
+}
+
+static int epoll_arm(swoop_loop_t *loop, int fd, unsigned events)
+{
+    epoll_state_t *st = loop->backend_data;
+    struct epoll_event ev = {0};
+    ev.data.fd = fd;
+    ev.events = EPOLLONESHOT;
+    if (events & SWOOP_READABLE)
+        ev.events |= EPOLLIN | EPOLLRDHUP;
+    if (events & SWOOP_WRITABLE)
+        ev.events |= EPOLLOUT;
+    int op = fd < st->nkept && st->kept[fd] ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    int rc = epoll_ctl(st->epfd, op, fd, &ev);
+    if (rc < 0 && op == EPOLL_CTL_MOD && errno == ENOENT)
+        rc = epoll_ctl(st->epfd, EPOLL_CTL_ADD, fd, &ev); /* closed since: a new file */
+    else if (rc < 0 && op == EPOLL_CTL_ADD && errno == EEXIST)
+        rc = epoll_ctl(st->epfd, EPOLL_CTL_MOD, fd, &ev); /* registered by a dup'd fd */
+    if (rc == 0) {
+        set_kept(st, fd, 1);
+        return 0;
+    }
+    int err = errno;
+    set_kept(st, fd, 0);
+    if (err != EPERM)
+        swoop_log(SWOOP_LOG_WARNING, err, "epoll_ctl(arm one-shot, fd=%d) failed", fd);
     return -err;
 }
 
@@ -201,6 +255,7 @@ const swoop_backend_t swoop__backend_epoll = {
     .init = epoll_init,
     .free = epoll_free,
     .set = epoll_set,
+    .arm = epoll_arm,
     .poll = epoll_poll,
     .invalidate = epoll_invalidate,
 };

@@ -19,6 +19,7 @@
 
 /* swoop_io_t._flags */
 #define SWOOP_IO_INTERNAL 0x1u /* the loop's own watcher: does not keep it alive */
+#define SWOOP_IO_ONESHOT  0x2u /* armed by swoop__io_arm_once: its first event disarms it */
 
 typedef struct swoop_timer_node_s swoop_timer_node_t;
 struct swoop_timer_node_s {
@@ -167,5 +168,15 @@ void swoop__loop_atfork_child(void);
 int swoop__loop_default_get(swoop_loop_t **out);
 /* loop.c: tears a loop down; `in_child` closes fds without touching shared kernel state. */
 void swoop__loop_destroy(swoop_loop_t *loop, int in_child);
+
+/*
+ * Starts `io` for one event: the kernel disarms the interest when it
+ * reports it, so the callback's swoop_io_stop costs no syscall, and the
+ * registration stays in the kernel (disarmed) for the next arm of the same
+ * fd, which re-arms it with one epoll_ctl instead of an add and a delete
+ * per wait. For waits that end at the first event (the coroutines' fd
+ * waits). A stop before the event removes the registration as usual.
+ */
+int swoop__io_arm_once(swoop_io_t *io, unsigned events);
 
 #endif /* SWOOP_EVENT_INTERNAL_H */

@@ -213,7 +213,7 @@ static void grow_watchers(swoop_loop_t *loop, int fd)
     loop->nwatchers = n;
 }
 
-int swoop_io_start(swoop_io_t *io, unsigned events)
+static int io_begin(swoop_io_t *io, unsigned events, int once)
 {
     if (io == NULL || io->_loop == NULL)
         return SWOOP_EINVAL;
@@ -223,18 +223,27 @@ int swoop_io_start(swoop_io_t *io, unsigned events)
     swoop_loop_t *loop = io->_loop;
     int fd = io->_fd;
     if (swoop__loop_detached(loop))
-        return refuse_detached(loop, "swoop_io_start");
+        return refuse_detached(loop, once ? "swoop__io_arm_once" : "swoop_io_start");
     if (fd >= loop->nwatchers)
         grow_watchers(loop, fd);
     if (loop->watchers[fd] != NULL && loop->watchers[fd] != io) {
-        swoop_log(SWOOP_LOG_WARNING, 0, "swoop_io_start: fd %d already has a watcher", fd);
+        swoop_log(SWOOP_LOG_WARNING, 0, "%s: fd %d already has a watcher",
+                  once ? "swoop__io_arm_once" : "swoop_io_start", fd);
         return SWOOP_EEXIST;
     }
-    if (io->_registered != events) {
+    if (once && loop->backend->arm != NULL && io->_registered == 0) {
+        int rc = loop->backend->arm(loop, fd, events);
+        if (rc < 0)
+            return rc;
+        io->_registered = events;
+        io->_flags |= SWOOP_IO_ONESHOT;
+    } else if (io->_registered != events || (io->_flags & SWOOP_IO_ONESHOT)) {
+        /* A one-shot registration becomes a level-triggered one (set() replaces it). */
         int rc = loop->backend->set(loop, fd, io->_registered, events);
         if (rc < 0)
             return rc;
         io->_registered = events;
+        io->_flags &= ~SWOOP_IO_ONESHOT;
     }
     if (loop->watchers[fd] == NULL) {
         loop->watchers[fd] = io;
@@ -243,6 +252,16 @@ int swoop_io_start(swoop_io_t *io, unsigned events)
     }
     io->_events = events;
     return 0;
+}
+
+int swoop_io_start(swoop_io_t *io, unsigned events)
+{
+    return io_begin(io, events, 0);
+}
+
+int swoop__io_arm_once(swoop_io_t *io, unsigned events)
+{
+    return io_begin(io, events, 1);
 }
 
 int swoop_io_stop(swoop_io_t *io)
@@ -261,6 +280,7 @@ int swoop_io_stop(swoop_io_t *io)
     loop->watchers[fd] = NULL;
     io->_registered = 0;
     io->_events = 0;
+    io->_flags &= ~SWOOP_IO_ONESHOT;
     if (!(io->_flags & SWOOP_IO_INTERNAL))
         loop->active_io--;
     return 0;
@@ -288,6 +308,11 @@ void swoop__loop_dispatch_io(swoop_loop_t *loop, int fd, unsigned events)
     if (events & (SWOOP_HANGUP | SWOOP_IOERROR)) {
         /* Let the next read or write see the error or EOF. */
         deliver |= io->_events & (SWOOP_READABLE | SWOOP_WRITABLE);
+    }
+    if (io->_flags & SWOOP_IO_ONESHOT) {
+        io->_registered = 0; /* the kernel disarmed it with this event */
+        if (deliver == 0)
+            deliver = io->_events; /* nothing asked for: let the waiter retry, never strand it */
     }
     if (deliver == 0)
         return;

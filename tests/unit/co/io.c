@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -230,4 +231,99 @@ TEST(cancel_a_read)
     ASSERT_EQ(reader_rc, SWOOP_ECANCELED);
     close(sp[0]);
     close(sp[1]);
+}
+
+/*
+ * A wait that ended with its event leaves the fd registered in the loop's
+ * epoll set, disarmed (EPOLLONESHOT), so the next wait on it re-arms it with
+ * one epoll_ctl instead of an add and a delete per wait. Read from
+ * /proc/self/fdinfo of the epoll fd: -1 when the fd is not registered, else
+ * its event mask.
+ */
+static long epoll_mask(int fd)
+{
+    int epfd = -1;
+    for (int i = 0; i < 1024 && epfd < 0; i++) {
+        char path[64], link[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", i);
+        ssize_t n = readlink(path, link, sizeof(link) - 1);
+        if (n > 0) {
+            link[n] = 0;
+            if (strcmp(link, "anon_inode:[eventpoll]") == 0)
+                epfd = i;
+        }
+    }
+    ASSERT_GE(epfd, 0);
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", epfd);
+    FILE *f = fopen(path, "r");
+    ASSERT_NOT_NULL(f);
+    long mask = -1;
+    while (fgets(line, sizeof(line), f)) {
+        int tfd;
+        unsigned long ev;
+        if (sscanf(line, "tfd: %d events: %lx", &tfd, &ev) == 2 && tfd == fd)
+            mask = (long)ev;
+    }
+    fclose(f);
+    return mask;
+}
+
+#define ONESHOT_BIT 0x40000000L /* EPOLLONESHOT */
+
+static int rearm_fds[2];
+
+static void rearm_writer(void *arg)
+{
+    ASSERT_OK(swoop_co_sleep(2));
+    ASSERT_EQ(write(*(int *)arg, "x", 1), 1);
+}
+
+/* Waits for one byte on rearm_fds[0] written by another coroutine, and reads it. */
+static void wait_one_byte(void)
+{
+    ASSERT_GT(swoop_co_go(rearm_writer, &rearm_fds[1]), 0);
+    char c;
+    ASSERT_EQ(swoop_co_read(rearm_fds[0], &c, 1, 3000), 1);
+}
+
+static void rearm_main(void *arg)
+{
+    (void)arg;
+    int fd = rearm_fds[0];
+    ASSERT_EQ(epoll_mask(fd), -1);
+    for (int round = 0; round < 3; round++) {
+        wait_one_byte();
+        ASSERT_EQ(epoll_mask(fd), ONESHOT_BIT); /* kept, disarmed by its event */
+    }
+    /* A wait that times out removes the registration. */
+    ASSERT_EQ(swoop_co_wait_fd(fd, SWOOP_READABLE, 5), SWOOP_ETIMEDOUT);
+    ASSERT_EQ(epoll_mask(fd), -1);
+    wait_one_byte();
+    ASSERT_EQ(epoll_mask(fd), ONESHOT_BIT);
+    /* Closing the fd drops the kernel's registration; a new socket under the same number
+     * (the loop still believes in the old registration) is waited on correctly. */
+    close(rearm_fds[0]);
+    close(rearm_fds[1]);
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rearm_fds));
+    ASSERT_EQ(rearm_fds[0], fd);
+    ASSERT_EQ(epoll_mask(fd), -1);
+    wait_one_byte();
+    ASSERT_EQ(epoll_mask(fd), ONESHOT_BIT);
+    /* wait_fd keeps level-triggered meaning: a byte left unread is found again. */
+    ASSERT_EQ(write(rearm_fds[1], "yz", 2), 2);
+    char c;
+    ASSERT_EQ(swoop_co_read(fd, &c, 1, 1000), 1);
+    ASSERT_GT(swoop_co_wait_fd(fd, SWOOP_READABLE, 1000), 0);
+    ASSERT_EQ(swoop_co_read(fd, &c, 1, 1000), 1);
+    ASSERT_EQ(c, 'z');
+}
+
+TEST(a_finished_wait_keeps_its_registration_disarmed)
+{
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rearm_fds));
+    ASSERT_OK(swoop_co_run(rearm_main, NULL));
+    close(rearm_fds[0]);
+    close(rearm_fds[1]);
+    ASSERT_OK(swoop_loop_free(swoop_loop_default()));
 }
