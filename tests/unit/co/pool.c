@@ -161,7 +161,7 @@ TEST(pool_reuses_a_connection_and_closes_a_bad_one)
 static swoop_co_pool_t *shared;
 static int waiter_fd = -2;
 static int waiter_rc;
-static int waiter_done;
+static int waiter_done; /* waiters that finished */
 
 static void waiter(void *arg)
 {
@@ -171,7 +171,7 @@ static void waiter(void *arg)
         exchange(waiter_fd, "waited");
         waiter_rc = swoop_co_pool_put(shared, waiter_fd, 1);
     }
-    waiter_done = 1;
+    waiter_done++;
 }
 
 static void max_open_body(void)
@@ -200,13 +200,12 @@ static void max_open_body(void)
     int b = swoop_co_pool_get(shared, 3000);
     ASSERT_EQ(b, a);
     waiter_fd = -2;
-    waiter_done = 0;
     ASSERT_GT(swoop_co_go(waiter, NULL), 0);
     ASSERT_OK(swoop_co_pool_put(shared, b, 0));
     ASSERT_GE(waiter_fd, 0); /* connected in the freed slot; now exchanging */
-    for (int i = 0; i < 500 && !waiter_done; i++)
+    for (int i = 0; i < 1000 && waiter_done < 2; i++)
         swoop_co_sleep(5);
-    ASSERT(waiter_done);
+    ASSERT_EQ(waiter_done, 2);
     ASSERT_OK(waiter_rc);
     ASSERT_EQ(backend_accepts, 2);
     swoop_co_pool_stats(shared, &st);
