@@ -341,11 +341,17 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     swoop_tls_ctx_t *t = arg;
     unsigned char *sel = NULL;
     unsigned char sel_len = 0;
-    /* The server's order wins; no common protocol: no ALPN answer, the handshake goes on. */
-    if (t->alpn_len == 0 ||
-        SSL_select_next_proto(&sel, &sel_len, t->alpn, (unsigned int)t->alpn_len, in, inlen) !=
-            OPENSSL_NPN_NEGOTIATED)
-        return SSL_TLSEXT_ERR_NOACK;
+    if (t->alpn_len == 0)
+        return SSL_TLSEXT_ERR_NOACK; /* the port offers none: the client's list is ignored */
+    /*
+     * The server's order wins. No protocol in common: RFC 7301 section 3.2
+     * says the server SHALL answer with a fatal no_application_protocol
+     * alert (nginx does); going on would leave a client that offered only
+     * "h2" talking HTTP/2 to an HTTP/1.1 port.
+     */
+    if (SSL_select_next_proto(&sel, &sel_len, t->alpn, (unsigned int)t->alpn_len, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
     *out = sel;
     *outlen = sel_len;
     return SSL_TLSEXT_ERR_OK;

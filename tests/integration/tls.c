@@ -320,6 +320,18 @@ static void https(swoop_mode_t mode)
                       h.port, dir),
               0);
     ASSERT_STR_EQ(out, "ALPN protocol: http/1.1\n");
+    /* Nothing in common: the fatal no_application_protocol alert (RFC 7301 3.2), no session. */
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "echo | timeout 10 openssl s_client -connect 127.0.0.1:%d -CAfile %s/ca.pem "
+                      "-alpn h2 2>&1 | grep -o -m1 'alert no application protocol'",
+                      h.port, dir),
+              0);
+    ASSERT_STR_EQ(out, "alert no application protocol\n");
+    /* A client that offers no ALPN at all is served as before. */
+    ASSERT_EQ(run_out(out, sizeof(out), "%s %s/ca.pem https://127.0.0.1:%d/hello --no-alpn", curl,
+                      dir, h.port),
+              0);
+    ASSERT_STR_EQ(out, "hello tls\n");
     /* The expired certificate: a warning at start, and curl refuses it (60: peer certificate). */
     ASSERT(log_has("the certificate has expired", 1000));
     ASSERT_EQ(run("%s %s/ca.pem https://127.0.0.1:%d/hello 2>/dev/null", curl, dir, exp_port), 60);
