@@ -97,6 +97,7 @@ void swoop__tls_conf_resolve(swoop_tls_conf_t *c, const swoop_tls_conf_t *d)
             memcpy(c->passphrase, d->passphrase, sizeof(c->passphrase));
     }
     INHERIT_STR(ciphers);
+    INHERIT_STR(ciphersuites);
     INHERIT_STR(protocols);
     INHERIT_STR(alpn);
     INHERIT_STR(client_cert_file);
@@ -261,6 +262,8 @@ static int conf_apply(swoop_tls_conf_t *c, const char *key, const char *v)
         return set_str(c->passphrase, sizeof(c->passphrase), v);
     if (strcmp(key, "ssl_ciphers") == 0)
         return set_str(c->ciphers, sizeof(c->ciphers), v);
+    if (strcmp(key, "ssl_ciphersuites") == 0)
+        return set_str(c->ciphersuites, sizeof(c->ciphersuites), v);
     if (strcmp(key, "ssl_protocols") == 0)
         return v == NULL || parse_protocols(v, &lo, &hi) < 0
                    ? SWOOP_EINVAL
@@ -436,6 +439,9 @@ static int ctx_configure(SSL_CTX *ctx, swoop_tls_ctx_t *t, const swoop_tls_conf_
     /* A TLS 1.3-only port needs no TLS 1.2 list; a bad one still fails the start. */
     if (c->ciphers[0] && SSL_CTX_set_cipher_list(ctx, c->ciphers) != 1)
         return ctx_fail(where, "ssl_ciphers", c->ciphers, "no usable cipher");
+    /* TLS 1.3's suites are a separate list in OpenSSL; "" keeps its default (all three AEADs). */
+    if (c->ciphersuites[0] && SSL_CTX_set_ciphersuites(ctx, c->ciphersuites) != 1)
+        return ctx_fail(where, "ssl_ciphersuites", c->ciphersuites, "no usable TLS 1.3 suite");
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                  SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION |
                                  (c->session_tickets ? 0 : SSL_OP_NO_TICKET));

@@ -31,6 +31,7 @@ typedef struct swoop_tls_conf_s {
     char key_file[SWOOP_TLS_PATH_MAX];         /* ssl_key_file: PEM private key */
     char passphrase[256];                      /* ssl_passphrase: of an encrypted key */
     char ciphers[1024];                        /* ssl_ciphers: TLS 1.2 cipher list */
+    char ciphersuites[256];                    /* ssl_ciphersuites: TLS 1.3 suites, "" OpenSSL's */
     char protocols[128];                       /* ssl_protocols: "TLSv1.2 TLSv1.3" */
     char alpn[256];                            /* ssl_alpn: "http/1.1,h2" by preference */
     char client_cert_file[SWOOP_TLS_PATH_MAX]; /* ssl_client_cert_file: CAs for clients */

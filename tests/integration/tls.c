@@ -357,8 +357,11 @@ static void tcp_echo(swoop_mode_t mode)
     /* The key is encrypted: ssl_passphrase opens it. */
     static char key[PATH_MAX + 16];
     snprintf(key, sizeof(key), "%s/enc.key", dir);
-    child_arg_t a = {
-        .mode = mode, .unix_port = 1, .kv = {"ssl_key_file", key, "ssl_passphrase", "right", NULL}};
+    /* TLS 1.3 limited to one suite: others are refused. */
+    child_arg_t a = {.mode = mode,
+                     .unix_port = 1,
+                     .kv = {"ssl_key_file", key, "ssl_passphrase", "right", "ssl_ciphersuites",
+                            "TLS_CHACHA20_POLY1305_SHA256", NULL}};
     srv_handle_t h = start(&a, NULL);
     char out[8192];
     /* The server closes after "quit": s_client ends then. */
@@ -394,8 +397,13 @@ static void tcp_echo(swoop_mode_t mode)
               0);
     ASSERT_EQ(run_out(out, sizeof(out),
                       "%s 127.0.0.1:%d -tls1_3 -CAfile %s/ca.pem 2>&1 | grep -c "
-                      "'^New, TLSv1.3, Cipher'",
+                      "'^New, TLSv1.3, Cipher is TLS_CHACHA20_POLY1305_SHA256'",
                       sc, h.port, dir),
+              0);
+    /* ssl_ciphersuites: a client offering only another TLS 1.3 suite finds none in common. */
+    ASSERT_NE(run("%s 127.0.0.1:%d -tls1_3 -ciphersuites TLS_AES_128_GCM_SHA256 -CAfile %s/ca.pem "
+                  "2>&1 | grep -q '^New, TLSv1.3'",
+                  sc, h.port, dir),
               0);
     ASSERT(log_has("unsupported protocol", 3000));
     /* Refused handshakes never reached a worker. */
@@ -478,7 +486,7 @@ TEST(bad_clients_process)
 
 /* Starts a server with these TLS settings; expects a failure whose log line holds every `want`. */
 static void start_fails(swoop_mode_t mode, const char *cert, const char *key, const char *pass,
-                        const char *ciphers, const char *want1, const char *want2)
+                        const char *setting, const char *want1, const char *want2)
 {
     char log[PATH_MAX + 16], cp[PATH_MAX + 16], kp[PATH_MAX + 16];
     snprintf(log, sizeof(log), "%s/start.log", dir);
@@ -498,8 +506,14 @@ static void start_fails(swoop_mode_t mode, const char *cert, const char *key, co
     }
     if (pass)
         ASSERT_OK(swoop_server_set(srv, "ssl_passphrase", pass));
-    if (ciphers)
-        ASSERT_OK(swoop_server_set(srv, "ssl_ciphers", ciphers));
+    if (setting) {
+        /* "name=value" */
+        char name[64];
+        const char *eq = strchr(setting, '=');
+        ASSERT_NOT_NULL(eq);
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - setting), setting);
+        ASSERT_OK(swoop_server_set(srv, name, eq + 1));
+    }
     int rc = swoop_server_start(srv);
     ASSERT_LT(rc, 0);
     ASSERT_OK(swoop_server_free(srv));
@@ -535,8 +549,10 @@ TEST(start_failures)
                     "ssl_cert_file");
         start_fails(mode, "srv.pem", "enc.key", "wrong", NULL, "enc.key\"", "wrong ssl_passphrase");
         start_fails(mode, "srv.pem", "enc.key", NULL, NULL, "enc.key\"", "private key");
-        start_fails(mode, "srv.pem", "srv.key", NULL, "NOT-A-CIPHER",
+        start_fails(mode, "srv.pem", "srv.key", NULL, "ssl_ciphers=NOT-A-CIPHER",
                     "ssl_ciphers \"NOT-A-CIPHER\"", "no cipher match");
+        start_fails(mode, "srv.pem", "srv.key", NULL, "ssl_ciphersuites=TLS_NOT_A_SUITE",
+                    "ssl_ciphersuites \"TLS_NOT_A_SUITE\"", "no usable TLS 1.3 suite");
         start_fails(mode, "srv.key", "srv.key", NULL, NULL, "ssl_cert_file", "certificate chain");
     }
     /* Refused at once: SSL on a datagram port, unknown protocol names, a malformed SNI list. */
