@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 
@@ -38,6 +39,8 @@ typedef struct sni_entry_s {
 } sni_entry_t;
 
 struct swoop_tls_ctx_s {
+    atomic_int refs;   /* the maker's and one per connection made from it */
+    char retired[160]; /* replaced by a reload: "port N (host:port)", for the log at its end */
     SSL_CTX *ctx;
     int handshake_timeout;
     unsigned char alpn[256]; /* the server's ALPN list, wire format (length-prefixed) */
@@ -48,7 +51,8 @@ struct swoop_tls_ctx_s {
 
 struct swoop_tls_s {
     SSL *ssl;
-    int failed; /* a fatal error: no close_notify, no more I/O */
+    swoop_tls_ctx_t *from; /* referenced: its callbacks (ALPN, SNI) serve this handshake */
+    int failed;            /* a fatal error: no close_notify, no more I/O */
     char reason[160];
 };
 
@@ -529,16 +533,17 @@ int swoop__tls_ctx_new(swoop_tls_ctx_t **out, const swoop_tls_conf_t *c, const c
     }
     ERR_clear_error();
     swoop_tls_ctx_t *t = swoop_calloc(1, sizeof(*t));
+    atomic_init(&t->refs, 1);
     t->handshake_timeout = c->handshake_timeout > 0 ? c->handshake_timeout : 0;
     int rc = parse_alpn(c->alpn, t->alpn, sizeof(t->alpn), &t->alpn_len);
     if (rc < 0) {
         swoop_log(SWOOP_LOG_ERROR, 0, "%sssl_alpn \"%s\" is not a list of names", where, c->alpn);
-        swoop__tls_ctx_free(t);
+        swoop__tls_ctx_release(t);
         return rc;
     }
     t->ctx = ctx_make(where);
     if (t->ctx == NULL) {
-        swoop__tls_ctx_free(t);
+        swoop__tls_ctx_release(t);
         return SWOOP_ETLS;
     }
     rc = ctx_configure(t->ctx, t, c, where);
@@ -558,17 +563,30 @@ int swoop__tls_ctx_new(swoop_tls_ctx_t **out, const swoop_tls_conf_t *c, const c
         }
     }
     if (rc < 0) {
-        swoop__tls_ctx_free(t);
+        swoop__tls_ctx_release(t);
         return rc;
     }
     *out = t;
     return 0;
 }
 
-void swoop__tls_ctx_free(swoop_tls_ctx_t *t)
+void swoop__tls_ctx_retire(swoop_tls_ctx_t *t, const char *label)
 {
     if (t == NULL)
         return;
+    snprintf(t->retired, sizeof(t->retired), "%s", label);
+    swoop__tls_ctx_release(t);
+}
+
+void swoop__tls_ctx_release(swoop_tls_ctx_t *t)
+{
+    if (t == NULL || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (t->retired[0])
+        swoop_log(SWOOP_LOG_NOTICE, 0,
+                  "certificate reload: %s: the replaced certificate's last connection ended, "
+                  "its context is freed",
+                  t->retired);
     for (size_t i = 0; i < t->nsni; i++)
         SSL_CTX_free(t->sni[i].ctx);
     swoop_free(t->sni);
@@ -587,9 +605,9 @@ int swoop__tls_ctx_keep_tickets(swoop_tls_ctx_t *t, const swoop_tls_ctx_t *old)
     return 0;
 }
 
-int swoop__tls_ctx_handshake_timeout(const swoop_tls_ctx_t *t)
+int swoop__tls_handshake_timeout(const swoop_tls_t *t)
 {
-    return t ? t->handshake_timeout : 0;
+    return t && t->from ? t->from->handshake_timeout : 0;
 }
 
 /* ---- connections ---- */
@@ -608,6 +626,8 @@ swoop_tls_t *swoop__tls_new(swoop_tls_ctx_t *ctx, int fd)
     SSL_set_accept_state(ssl);
     swoop_tls_t *t = swoop_calloc(1, sizeof(*t));
     t->ssl = ssl;
+    atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
+    t->from = ctx;
     return t;
 }
 
@@ -616,6 +636,7 @@ void swoop__tls_free(swoop_tls_t *t)
     if (t == NULL)
         return;
     SSL_free(t->ssl);
+    swoop__tls_ctx_release(t->from);
     swoop_free(t);
 }
 

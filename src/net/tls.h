@@ -69,8 +69,19 @@ typedef struct swoop_tls_ctx_s swoop_tls_ctx_t;
  */
 int swoop__tls_ctx_new(swoop_tls_ctx_t **out, const swoop_tls_conf_t *conf, const char *where);
 
-/* Frees a context (NULL is ignored). Connections made from it keep their own reference. */
-void swoop__tls_ctx_free(swoop_tls_ctx_t *ctx);
+/*
+ * Drops a reference (NULL is ignored); the last one frees the context. The
+ * maker holds one; every connection made from it holds one until
+ * swoop__tls_free, so a context a certificate reload replaced lives exactly
+ * as long as the connections still using it. Thread-safe.
+ */
+void swoop__tls_ctx_release(swoop_tls_ctx_t *ctx);
+
+/*
+ * swoop__tls_ctx_release for a context a reload replaced: when its last
+ * connection ends, one NOTICE line says so, naming `label` (the port).
+ */
+void swoop__tls_ctx_retire(swoop_tls_ctx_t *ctx, const char *label);
 
 /*
  * A context replacing `old` (a certificate reload) takes its session ticket
@@ -78,13 +89,17 @@ void swoop__tls_ctx_free(swoop_tls_ctx_t *ctx);
  */
 int swoop__tls_ctx_keep_tickets(swoop_tls_ctx_t *ctx, const swoop_tls_ctx_t *old);
 
-/* The handshake timeout of the context's settings, seconds (0: none). */
-int swoop__tls_ctx_handshake_timeout(const swoop_tls_ctx_t *ctx);
-
 /* One connection's TLS state (opaque). */
 typedef struct swoop_tls_s swoop_tls_t;
 
-/* A server-side TLS state on `fd`, or NULL without memory (logged). */
+/* The handshake timeout of the settings of the context `t` was made from, seconds (0: none). */
+int swoop__tls_handshake_timeout(const swoop_tls_t *t);
+
+/*
+ * A server-side TLS state on `fd`, or NULL without memory (logged). It takes
+ * a reference to `ctx`: the caller must hold one (or a lock that keeps the
+ * one it read alive) across the call.
+ */
 swoop_tls_t *swoop__tls_new(swoop_tls_ctx_t *ctx, int fd);
 
 /* Frees it (the fd is the caller's). NULL is ignored. */

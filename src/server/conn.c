@@ -249,8 +249,10 @@ swoop_conn_t *swoop__conn_open(swoop_reactor_t *r, int fd, swoop_conn_id_t id, s
         c->tls_hs = 1;
         c->tls_want = SWOOP_TLS_WANT_READ;
         c->state_ms = swoop_loop_now(r->loop);
-        swoop_tls_ctx_t *ctx = __atomic_load_n(&port->tls_ctx, __ATOMIC_ACQUIRE);
-        c->tls = ctx ? swoop__tls_new(ctx, fd) : NULL;
+        /* Under the port's lock: a certificate reload may be replacing the context. */
+        pthread_mutex_lock(&port->tls_lock);
+        c->tls = port->tls_ctx ? swoop__tls_new(port->tls_ctx, fd) : NULL;
+        pthread_mutex_unlock(&port->tls_lock);
         if (c->tls == NULL) {
             conn_free(c);
             return NULL;
@@ -1685,8 +1687,7 @@ void swoop__reactor_tick(swoop_reactor_t *r)
             continue;
         }
         if (c->tls_hs && c->state == CONN_OPEN) {
-            int limit = swoop__tls_ctx_handshake_timeout(
-                __atomic_load_n(&c->port->tls_ctx, __ATOMIC_ACQUIRE));
+            int limit = swoop__tls_handshake_timeout(c->tls);
             if (limit > 0 && now - c->state_ms >= (uint64_t)limit * 1000u) {
                 char peer[SWOOP_ADDR_STRLEN] = "?";
                 if (c->sess)

@@ -431,13 +431,14 @@ struct swoop_port_s {
     swoop_tls_conf_t tls; /* its TLS settings as set (inherit values), resolved at start */
     /*
      * Built at start in the master, before any fork; replaced by a
-     * certificate reload (read with an acquire load: the reactor threads
-     * open connections from it while the master's main thread swaps it).
+     * certificate reload. The reactor threads open connections from it
+     * while the master's main thread swaps it: both under tls_lock, so the
+     * context a thread read keeps its port's reference until the new
+     * connection holds its own (the replaced one lives on exactly as long
+     * as its connections do).
      */
     swoop_tls_ctx_t *tls_ctx;
-    /* Contexts a reload replaced: connections made from them still use their callbacks. */
-    swoop_tls_ctx_t **tls_retired;
-    int ntls_retired;
+    pthread_mutex_t tls_lock;
 };
 
 

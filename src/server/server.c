@@ -213,10 +213,8 @@ int swoop_server_free(swoop_server_t *srv)
             if (srv->worker_id < 0)
                 unlink(p->host);
         }
-        swoop__tls_ctx_free(p->tls_ctx);
-        for (int k = 0; k < p->ntls_retired; k++)
-            swoop__tls_ctx_free(p->tls_retired[k]);
-        swoop_free(p->tls_retired);
+        swoop__tls_ctx_release(p->tls_ctx);
+        pthread_mutex_destroy(&p->tls_lock);
         swoop_free(p);
     }
     swoop_free(srv->ports);
@@ -253,6 +251,7 @@ int swoop_server_listen(swoop_server_t *srv, const char *host, int port, swoop_s
     if (fd < 0)
         return fd;
     swoop_port_t *p = swoop_calloc(1, sizeof(*p));
+    pthread_mutex_init(&p->tls_lock, NULL);
     p->srv = srv;
     p->index = srv->nports;
     p->type = type;
@@ -416,7 +415,7 @@ static int port_tls_open(swoop_server_t *srv, swoop_port_t *p)
     char where[200];
     snprintf(where, sizeof(where), "swoop_server_start: port %d (%s:%d): ", p->index, p->host,
              p->port);
-    swoop__tls_ctx_free(p->tls_ctx);
+    swoop__tls_ctx_release(p->tls_ctx);
     p->tls_ctx = NULL;
     return swoop__tls_ctx_new(&p->tls_ctx, c, where);
 }
@@ -430,7 +429,7 @@ int swoop_server_reload_certs(swoop_server_t *srv)
     int rc = 0, done = 0;
     for (int i = 0; i < srv->nports; i++) {
         swoop_port_t *p = srv->ports[i];
-        swoop_tls_ctx_t *old = __atomic_load_n(&p->tls_ctx, __ATOMIC_ACQUIRE);
+        swoop_tls_ctx_t *old = p->tls_ctx; /* only this thread writes it */
         if (!p->ssl || old == NULL)
             continue;
         char where[200];
@@ -448,11 +447,13 @@ int swoop_server_reload_certs(swoop_server_t *srv)
             rc = r;
             continue;
         }
-        /* The old one stays: connections made from it still call its callbacks. */
-        p->tls_retired =
-            swoop_realloc(p->tls_retired, sizeof(*p->tls_retired) * (size_t)(p->ntls_retired + 1));
-        p->tls_retired[p->ntls_retired++] = old;
-        __atomic_store_n(&p->tls_ctx, fresh, __ATOMIC_RELEASE);
+        pthread_mutex_lock(&p->tls_lock);
+        p->tls_ctx = fresh;
+        pthread_mutex_unlock(&p->tls_lock);
+        /* The port's reference goes; the connections made from it keep theirs. */
+        char label[160];
+        snprintf(label, sizeof(label), "port %d (%.100s:%d)", p->index, p->host, p->port);
+        swoop__tls_ctx_retire(old, label);
         done++;
     }
     if (done > 0)

@@ -936,9 +936,15 @@ static void reload(swoop_mode_t mode)
     ASSERT_EQ(kill(h.pid, SIGUSR1), 0);
     ASSERT(log_has("certificate reload: 1 TLS port reloaded", 5000));
     wait_cn(ctx, h.port, "other.test");
-    if (mode == SWOOP_MODE_PROCESS)
+    if (mode == SWOOP_MODE_PROCESS) {
         ASSERT(client_echo(s, "after")); /* the established connection lives on */
+        /* ...and so does the replaced context, for it alone. */
+        ASSERT(!log_has("its context is freed", 0));
+    }
     client_close(s);
+    /* Its last connection gone, the replaced context is freed (not kept until the end). */
+    ASSERT(log_has("port 0 (127.0.0.1:", 5000));
+    ASSERT(log_has("the replaced certificate's last connection ended, its context is freed", 5000));
     /* A broken new certificate: the old one stays, and the log says why. */
     ASSERT_EQ(run("cd %s && echo garbage > live.pem", dir), 0);
     ASSERT_EQ(kill(h.pid, SIGUSR1), 0);
