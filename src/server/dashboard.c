@@ -18,33 +18,16 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "base/procstat.h"
+#include "base/textout.h"
 #include "server/dashboard.h"
 
-typedef struct dout_s {
-    char *buf;
-    size_t cap;
-    size_t n;
-} dout_t;
-
-static void put(dout_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(dout_t *o, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int k = o->n < o->cap ? vsnprintf(o->buf + o->n, o->cap - o->n, fmt, ap)
-                          : vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (k > 0)
-        o->n += (size_t)k;
-}
 
 typedef struct pstat_s {
     char state; /* /proc's scheduler state: R, S, D, T, Z ... */
@@ -52,64 +35,32 @@ typedef struct pstat_s {
     uint64_t rss;
 } pstat_t;
 
-/*
- * Reads /proc/ID/stat and statm; a thread's (tid > 0) from
- * /proc/ID/task/TID/stat, its own CPU (/proc/TID/stat is its process's).
- * 0, or -1 when it is gone.
- */
+/* A process's (tid 0) or one of its threads' state and CPU, and the process's RSS; -1 if gone. */
 static int pstat_read(pid_t id, pid_t tid, pstat_t *out)
 {
-    char path[64], line[1024];
-    if (tid > 0)
-        snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)id, (int)tid);
-    else
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)id);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    swoop_procstat_t ps;
+    if (swoop__procstat_read(id, tid, &ps) < 0)
         return -1;
-    ssize_t n = read(fd, line, sizeof(line) - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    line[n] = '\0';
-    /* The name is in parentheses and may hold anything: the fields follow the last ')'. */
-    char *p = strrchr(line, ')');
-    unsigned long long ut = 0, st = 0;
-    char state = '?';
-    if (p == NULL || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &state,
-                            &ut, &st) != 3)
-        return -1;
-    long hz = sysconf(_SC_CLK_TCK);
-    out->state = state;
-    out->cpu = (double)(ut + st) / (double)(hz > 0 ? hz : 100);
+    out->state = ps.state;
+    out->cpu = ps.cpu_s;
     out->rss = 0;
-    snprintf(path, sizeof(path), "/proc/%d/statm", (int)id);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        n = read(fd, line, sizeof(line) - 1);
-        close(fd);
-        unsigned long long size = 0, res = 0;
-        if (n > 0) {
-            line[n] = '\0';
-            if (sscanf(line, "%llu %llu", &size, &res) == 2) {
-                long page = sysconf(_SC_PAGESIZE);
-                out->rss = res * (uint64_t)(page > 0 ? page : 4096);
-            }
-        }
-    }
+    if (swoop__proc_rss(id, &out->rss) < 0)
+        out->rss = 0;
     return 0;
 }
 
 /* One process or thread of the tree as a JSON object (with a leading comma after the first). */
-static void proc_put(dout_t *o, int *first, const char *role, int id, pid_t pid, pid_t parent,
-                     pid_t tid_of, const char *name, int busy, uint64_t requests, uint64_t starts)
+static void proc_put(swoop_textout_t *o, int *first, const char *role, int id, pid_t pid,
+                     pid_t parent, pid_t tid_of, const char *name, int busy, uint64_t requests,
+                     uint64_t starts)
 {
     pstat_t ps = {.state = '?'};
     if (pstat_read(tid_of > 0 ? tid_of : pid, tid_of > 0 ? pid : 0, &ps) < 0)
         return; /* gone between the read of its pid and now: the next second shows its successor */
     if (busy < 0)
         busy = ps.state == 'R';
-    put(o,
+    swoop__textout_put(
+        o,
         "%s{\"role\":\"%s\",\"id\":%d,\"pid\":%d,\"parent\":%d,\"name\":\"%s\",\"state\":\"%s\","
         "\"cpu\":%.2f,\"rss\":%llu,\"requests\":%llu,\"starts\":%llu}",
         *first ? "" : ",", role, id, (int)pid, (int)parent, name, busy ? "busy" : "idle", ps.cpu,
@@ -118,7 +69,7 @@ static void proc_put(dout_t *o, int *first, const char *role, int id, pid_t pid,
 }
 
 /* The master's threads: the main one accepts, reactor-N serve connections; others skipped. */
-static void threads_put(dout_t *o, int *first, swoop_srv_shared_t *gs, pid_t master)
+static void threads_put(swoop_textout_t *o, int *first, swoop_srv_shared_t *gs, pid_t master)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/task", (int)master);
@@ -161,7 +112,7 @@ static void threads_put(dout_t *o, int *first, swoop_srv_shared_t *gs, pid_t mas
 
 int swoop__dash_json(swoop_srv_shared_t *gs, char *buf, size_t cap)
 {
-    dout_t o = {.buf = buf, .cap = cap, .n = 0};
+    swoop_textout_t o = {.buf = buf, .cap = cap, .n = 0};
     if (cap > 0)
         buf[0] = '\0';
     swoop_server_stats_t *st = swoop_malloc(sizeof(*st));
@@ -176,7 +127,8 @@ int swoop__dash_json(swoop_srv_shared_t *gs, char *buf, size_t cap)
         restarts += s > 1 ? s - 1 : 0;
     }
     int base = gs->mode == SWOOP_MODE_BASE;
-    put(&o,
+    swoop__textout_put(
+        &o,
         "{\"t\":%llu,\"mode\":\"%s\",\"version\":\"%s\",\"start_time\":%llu,\"conns\":%lld,"
         "\"requests\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,\"tasks_queued\":%lld,"
         "\"tasks_running\":%d,\"tasks_done\":%llu,\"restarts\":%llu,\"ws_in\":%llu,"
@@ -191,7 +143,8 @@ int swoop__dash_json(swoop_srv_shared_t *gs, char *buf, size_t cap)
         (unsigned long long)st->http_2xx, (unsigned long long)st->http_3xx,
         (unsigned long long)st->http_4xx, (unsigned long long)st->http_5xx);
     for (int i = 0; i < SWOOP_HIST_FINITE; i++)
-        put(&o, "%s%llu", i ? "," : "", (unsigned long long)swoop__hist_bounds_ns[i]);
+        swoop__textout_put(&o, "%s%llu", i ? "," : "",
+                           (unsigned long long)swoop__hist_bounds_ns[i]);
     /* Request latency: every port and class of every worker, per bucket (+Inf last). */
     uint64_t lat[SWOOP_HIST_FINITE + 1] = {0};
     for (int w = 0; w < gs->worker_num; w++) {
@@ -203,10 +156,10 @@ int swoop__dash_json(swoop_srv_shared_t *gs, char *buf, size_t cap)
             }
         }
     }
-    put(&o, "],\"latency\":[");
+    swoop__textout_put(&o, "],\"latency\":[");
     for (int i = 0; i <= SWOOP_HIST_FINITE; i++)
-        put(&o, "%s%llu", i ? "," : "", (unsigned long long)lat[i]);
-    put(&o, "],\"procs\":[");
+        swoop__textout_put(&o, "%s%llu", i ? "," : "", (unsigned long long)lat[i]);
+    swoop__textout_put(&o, "],\"procs\":[");
 
     int first = 1;
     pid_t master = atomic_load(&gs->master_pid), manager = atomic_load(&gs->manager_pid);
@@ -233,7 +186,7 @@ int swoop__dash_json(swoop_srv_shared_t *gs, char *buf, size_t cap)
     pid_t admin = atomic_load(&gs->admin_pid);
     if (admin > 0)
         proc_put(&o, &first, "admin", 0, admin, manager, 0, "admin", -1, 0, 0);
-    put(&o, "]}");
+    swoop__textout_put(&o, "]}");
     swoop_free(st);
     if (o.n > (size_t)INT32_MAX)
         return SWOOP_ENOSPC;

@@ -24,14 +24,14 @@
 #include <swoop/swoop.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/msg.h>
 #include <unistd.h>
 
+#include "base/procstat.h"
+#include "base/textout.h"
 #include "server/internal.h"
 
 const uint64_t swoop__hist_bounds_ns[SWOOP_HIST_FINITE] = {
@@ -48,24 +48,6 @@ static const char *const bound_text[SWOOP_HIST_FINITE] = {
     "0.2",      "0.5",      "1",        "2",       "5",       "10",      "20",     "50",
 };
 
-typedef struct out_s {
-    char *buf;
-    size_t cap;
-    size_t n; /* bytes the whole text needs so far */
-} out_t;
-
-static void put(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(out_t *o, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int k = o->n < o->cap ? vsnprintf(o->buf + o->n, o->cap - o->n, fmt, ap)
-                          : vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (k > 0)
-        o->n += (size_t)k;
-}
 
 size_t swoop__metrics_escape(char *dst, size_t cap, const char *s)
 {
@@ -83,15 +65,15 @@ size_t swoop__metrics_escape(char *dst, size_t cap, const char *s)
 }
 
 /* One family's HELP and TYPE lines. */
-static void family(out_t *o, const char *name, const char *type, const char *help)
+static void family(swoop_textout_t *o, const char *name, const char *type, const char *help)
 {
-    put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    swoop__textout_put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void sample_u(out_t *o, const char *name, const char *labels, uint64_t v)
+static void sample_u(swoop_textout_t *o, const char *name, const char *labels, uint64_t v)
 {
-    put(o, "%s%s%s%s %llu\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
-        (unsigned long long)v);
+    swoop__textout_put(o, "%s%s%s%s %llu\n", name, labels[0] ? "{" : "", labels,
+                       labels[0] ? "}" : "", (unsigned long long)v);
 }
 
 /* A sum of observations: blocks summed into *acc. */
@@ -116,59 +98,33 @@ static uint64_t hist_count(const hist_acc_t *acc)
 }
 
 /* One histogram series: cumulative buckets, +Inf, _sum (seconds), _count. */
-static void hist_put(out_t *o, const char *name, const char *labels, const hist_acc_t *acc)
+static void hist_put(swoop_textout_t *o, const char *name, const char *labels,
+                     const hist_acc_t *acc)
 {
     const char *sep = labels[0] ? "," : "";
     uint64_t cum = 0;
     for (int i = 0; i < SWOOP_HIST_FINITE; i++) {
         cum += acc->bucket[i];
-        put(o, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, labels, sep, bound_text[i],
-            (unsigned long long)cum);
+        swoop__textout_put(o, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, labels, sep, bound_text[i],
+                           (unsigned long long)cum);
     }
     cum += acc->bucket[SWOOP_HIST_FINITE];
-    put(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
-    put(o, "%s_sum%s%s%s %llu.%09llu\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
-        (unsigned long long)(acc->sum_ns / 1000000000ull),
-        (unsigned long long)(acc->sum_ns % 1000000000ull));
-    put(o, "%s_count%s%s%s %llu\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
-        (unsigned long long)cum);
+    swoop__textout_put(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+                       (unsigned long long)cum);
+    swoop__textout_put(o, "%s_sum%s%s%s %llu.%09llu\n", name, labels[0] ? "{" : "", labels,
+                       labels[0] ? "}" : "", (unsigned long long)(acc->sum_ns / 1000000000ull),
+                       (unsigned long long)(acc->sum_ns % 1000000000ull));
+    swoop__textout_put(o, "%s_count%s%s%s %llu\n", name, labels[0] ? "{" : "", labels,
+                       labels[0] ? "}" : "", (unsigned long long)cum);
 }
 
-/* /proc/PID/stat's utime + stime (ticks) and statm's resident pages; -1 if gone. */
+/* CPU seconds and resident bytes of `pid` from /proc; -1 if gone. */
 static int proc_usage(pid_t pid, double *cpu_s, uint64_t *rss_bytes)
 {
-    char path[64], line[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    swoop_procstat_t ps;
+    if (swoop__procstat_read(pid, 0, &ps) < 0 || swoop__proc_rss(pid, rss_bytes) < 0)
         return -1;
-    ssize_t n = read(fd, line, sizeof(line) - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    line[n] = '\0';
-    /* The command name is in parentheses and may hold anything: fields follow the last ')'. */
-    char *p = strrchr(line, ')');
-    unsigned long long ut = 0, st = 0;
-    if (p == NULL ||
-        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    long hz = sysconf(_SC_CLK_TCK);
-    *cpu_s = (double)(ut + st) / (double)(hz > 0 ? hz : 100);
-    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    n = read(fd, line, sizeof(line) - 1);
-    close(fd);
-    unsigned long long size = 0, res = 0;
-    if (n <= 0)
-        return -1;
-    line[n] = '\0';
-    if (sscanf(line, "%llu %llu", &size, &res) != 2)
-        return -1;
-    long page = sysconf(_SC_PAGESIZE);
-    *rss_bytes = res * (uint64_t)(page > 0 ? page : 4096);
+    *cpu_s = ps.cpu_s;
     return 0;
 }
 
@@ -211,7 +167,7 @@ static const char *const class_name[SWOOP_METRICS_CLASSES] = {"1xx", "2xx", "3xx
 
 int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
 {
-    out_t o = {.buf = buf, .cap = cap, .n = 0};
+    swoop_textout_t o = {.buf = buf, .cap = cap, .n = 0};
     if (cap > 0)
         buf[0] = '\0';
     swoop_server_stats_t *st = swoop_malloc(sizeof(*st));
@@ -222,13 +178,13 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
 
     family(&o, "swoop_info", "gauge", "The server's mode and library version (value 1).");
     swoop__metrics_escape(esc, sizeof(esc), swoop_version());
-    put(&o, "swoop_info{mode=\"%s\",version=\"%s\"} 1\n",
-        gs->mode == SWOOP_MODE_BASE ? "base" : "process", esc);
+    swoop__textout_put(&o, "swoop_info{mode=\"%s\",version=\"%s\"} 1\n",
+                       gs->mode == SWOOP_MODE_BASE ? "base" : "process", esc);
     family(&o, "swoop_start_time_seconds", "gauge", "Unix time the server started.");
     sample_u(&o, "swoop_start_time_seconds", "", st->start_time);
 
     family(&o, "swoop_connections_open", "gauge", "Connections open now.");
-    put(&o, "swoop_connections_open %lld\n", (long long)st->connection_num);
+    swoop__textout_put(&o, "swoop_connections_open %lld\n", (long long)st->connection_num);
     family(&o, "swoop_connections_accepted_total", "counter", "Connections accepted.");
     sample_u(&o, "swoop_connections_accepted_total", "", st->accept_count);
     family(&o, "swoop_connections_closed_total", "counter", "Connections closed.");
@@ -329,7 +285,8 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
         snprintf(lab, sizeof(lab), "owner=\"%s\",id=\"%d\"",
                  i < gs->worker_num ? "worker" : "reactor",
                  i < gs->worker_num ? i : i - gs->worker_num);
-        put(&o, "swoop_output_buffer_bytes{%s} %lld\n", lab, (long long)(v > 0 ? v : 0));
+        swoop__textout_put(&o, "swoop_output_buffer_bytes{%s} %lld\n", lab,
+                           (long long)(v > 0 ? v : 0));
     }
 
     family(&o, "swoop_tls_handshakes_total", "counter",
@@ -345,7 +302,8 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
     sample_u(&o, "swoop_task_workers_busy", "",
              (uint64_t)(st->task_worker_num - st->task_idle_worker_num));
     family(&o, "swoop_tasks_queued", "gauge", "Tasks posted and not yet taken by a task worker.");
-    put(&o, "swoop_tasks_queued %lld\n", (long long)(st->tasking_num > 0 ? st->tasking_num : 0));
+    swoop__textout_put(&o, "swoop_tasks_queued %lld\n",
+                       (long long)(st->tasking_num > 0 ? st->tasking_num : 0));
     family(&o, "swoop_tasks_taken_total", "counter", "Tasks a task worker took.");
     sample_u(&o, "swoop_tasks_taken_total", "", atomic_load(&gs->task.taken));
     family(&o, "swoop_tasks_completed_total", "counter", "on_task calls that returned.");
@@ -387,7 +345,8 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
     for (int i = 0; i < np; i++) {
         if (!procs[i].ok)
             continue;
-        put(&o, "swoop_process_cpu_seconds_total{role=\"%s\",id=\"%d\",pid=\"%d\"} %.2f\n",
+        swoop__textout_put(
+            &o, "swoop_process_cpu_seconds_total{role=\"%s\",id=\"%d\",pid=\"%d\"} %.2f\n",
             procs[i].role, procs[i].id, (int)procs[i].pid, procs[i].cpu);
     }
     swoop_free(procs);

@@ -9,7 +9,6 @@
 #include <swoop/shm.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/internal.h"
+#include "base/procstat.h"
 #include "shm/internal.h"
 
 struct swoop_shm_s {
@@ -64,48 +64,23 @@ void swoop__shm_unmap(void *p, size_t size)
 
 uint32_t swoop__tid_start(int tid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    swoop_procstat_t ps;
+    if (swoop__procstat_read(tid, 0, &ps) < 0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    /* Field 22 (starttime, clock ticks since boot) is the 20th after the ')' of the name. */
-    char *p = strrchr(buf, ')');
-    if (p == NULL)
-        return 0;
-    p++;
-    for (int field = 3; field < 22 && p != NULL; field++)
-        p = strchr(p + 1, ' ');
-    if (p == NULL)
-        return 0;
-    unsigned long long start = strtoull(p + 1, NULL, 10);
     /* Fold to 32 bits; 0 is reserved for "unknown". */
-    uint32_t tag = (uint32_t)(start ^ (start >> 32));
+    uint32_t tag = (uint32_t)(ps.start_ticks ^ (ps.start_ticks >> 32));
     return tag ? tag : 1;
 }
 
 int swoop__tid_alive(int tid)
 {
-    char path[64], buf[256];
-    snprintf(path, sizeof(path), "/proc/%d/stat", tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT || errno == ESRCH ? 0 : 1;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
+    swoop_procstat_t ps;
+    int rc = swoop__procstat_read(tid, 0, &ps);
+    if (rc == -ENOENT || rc == -ESRCH || rc == SWOOP_EIO)
         return 0;
-    buf[n] = '\0';
-    /* The state letter follows the last ')' of the command name. */
-    char *p = strrchr(buf, ')');
-    if (p == NULL || p[1] == '\0' || p[2] == '\0')
-        return 1;
-    return p[2] != 'Z' && p[2] != 'X';
+    if (rc < 0)
+        return 1; /* cannot tell: count it alive */
+    return ps.state != 'Z' && ps.state != 'X';
 }
 
 int swoop_shm_new(swoop_shm_t **out, size_t size, int key)

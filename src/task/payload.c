@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/procstat.h"
 #include "task/internal.h"
 
 static int write_all(int fd, const char *p, size_t n)
@@ -327,18 +328,11 @@ static int pid_dead(pid_t pid)
         return 1;
     if (kill(pid, 0) < 0 && errno == ESRCH)
         return 1;
-    char path[64], buf[256];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* the state follows the command name */
-    return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+    swoop_procstat_t ps;
+    int rc = swoop__procstat_read(pid, 0, &ps);
+    if (rc < 0)
+        return rc == -ENOENT;
+    return ps.state == 'Z' || ps.state == 'X';
 }
 
 int task_queue_mark(swoop_server_t *srv, int id)
