@@ -326,3 +326,72 @@ TEST(example_ws_chat_base)
 {
     run_ws_chat("base");
 }
+
+/* Sends one GET (Connection: close) on a new connection; returns the socket to read later. */
+static int send_get(int port, const char *target)
+{
+    int c = connect_loopback(port);
+    char q[256];
+    int n =
+        snprintf(q, sizeof(q), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", target);
+    ASSERT_EQ(send(c, q, (size_t)n, 0), n);
+    return c;
+}
+
+/* Reads a response to EOF; returns its body (after the head) in body. */
+static void read_body(int c, char *body, size_t cap)
+{
+    char buf[2048];
+    size_t got = 0;
+    for (;;) {
+        ASSERT_LT(got, sizeof(buf) - 1);
+        ssize_t n = recv(c, buf + got, sizeof(buf) - 1 - got, 0);
+        ASSERT_GE(n, 0);
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    close(c);
+    ASSERT_NOT_NULL(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+    const char *b = strstr(buf, "\r\n\r\n");
+    ASSERT_NOT_NULL(b);
+    snprintf(body, cap, "%s", b + 4);
+}
+
+TEST(example_co_backend_pool_reuses_backend_connections)
+{
+    char prog[1024];
+    snprintf(prog, sizeof(prog), "%s/examples/co_backend_pool", build_dir());
+    int fd, port;
+    /* One worker, so its pool's counters cover every request. */
+    pid_t pid = start_server_example((char *const[]){prog, "0", "1", NULL}, &fd, &port);
+    /* Three rounds of 10 requests at once: each handler waits 20 ms on the backend. */
+    for (int round = 0; round < 3; round++) {
+        int c[10];
+        char target[64], body[128], want[32];
+        for (int i = 0; i < 10; i++) {
+            snprintf(target, sizeof(target), "/square?n=%d", round * 10 + i);
+            c[i] = send_get(port, target);
+        }
+        for (int i = 0; i < 10; i++) {
+            read_body(c[i], body, sizeof(body));
+            snprintf(want, sizeof(want), "%d\n", (round * 10 + i) * (round * 10 + i));
+            ASSERT_STR_EQ(body, want);
+        }
+    }
+    /* At most 10 connections were ever open at once: the other requests reused them. */
+    char body[128];
+    read_body(send_get(port, "/pool"), body, sizeof(body));
+    unsigned long long open_now, idle, connects, reuses;
+    ASSERT_EQ(sscanf(body, "open %llu idle %llu connects %llu reuses %llu", &open_now, &idle,
+                     &connects, &reuses),
+              4);
+    ASSERT_EQ(connects + reuses, 30);
+    ASSERT_LE(connects, 10);
+    ASSERT_GE(reuses, 20);
+    ASSERT_EQ(open_now, idle); /* none out between requests */
+    ASSERT_EQ(kill(pid, SIGTERM), 0);
+    close(fd);
+    swoop_test_wait_ok(pid, 10000);
+}
