@@ -16,20 +16,8 @@
 
 #include <swoop/error.h>
 
+#include "listen_any.h"
 #include "test.h"
-
-static int listen_any(int *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof(a)));
-    ASSERT_OK(listen(fd, 128));
-    socklen_t l = sizeof(a);
-    ASSERT_OK(getsockname(fd, (struct sockaddr *)&a, &l));
-    *port = ntohs(a.sin_port);
-    return fd;
-}
 
 static void echo_conn(void *arg)
 {

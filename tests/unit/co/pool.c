@@ -17,6 +17,7 @@
 
 #include <swoop/error.h>
 
+#include "listen_any.h"
 #include "test.h"
 
 static int backend_port;
@@ -51,19 +52,6 @@ static void backend(void *arg)
             ASSERT_GT(swoop_co_go(backend_conn, (void *)(intptr_t)c), 0);
         }
     }
-}
-
-static int listen_any(int *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof(a)));
-    ASSERT_OK(listen(fd, 128));
-    socklen_t l = sizeof(a);
-    ASSERT_OK(getsockname(fd, (struct sockaddr *)&a, &l));
-    *port = ntohs(a.sin_port);
-    return fd;
 }
 
 /* One request on fd: "ok:<msg>" must come back. */
