@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include <openssl/err.h>
+#include <openssl/ocsp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -47,6 +48,8 @@ struct swoop_tls_ctx_s {
     size_t alpn_len;
     sni_entry_t *sni;
     size_t nsni;
+    unsigned char *ocsp; /* ssl_stapling_file's response (DER), stapled for clients that ask */
+    size_t ocsp_len;
 };
 
 struct swoop_tls_s {
@@ -106,6 +109,7 @@ void swoop__tls_conf_resolve(swoop_tls_conf_t *c, const swoop_tls_conf_t *d)
     INHERIT_STR(alpn);
     INHERIT_STR(client_cert_file);
     INHERIT_STR(sni_certs);
+    INHERIT_STR(stapling_file);
     INHERIT_INT(verify_peer);
     INHERIT_INT(verify_depth);
     INHERIT_INT(handshake_timeout);
@@ -276,6 +280,8 @@ static int conf_apply(swoop_tls_conf_t *c, const char *key, const char *v)
         return v == NULL || parse_alpn(v, wire, sizeof(wire), &wl) < 0
                    ? SWOOP_EINVAL
                    : set_str(c->alpn, sizeof(c->alpn), v);
+    if (strcmp(key, "ssl_stapling_file") == 0)
+        return set_str(c->stapling_file, sizeof(c->stapling_file), v);
     if (strcmp(key, "ssl_client_cert_file") == 0)
         return set_str(c->client_cert_file, sizeof(c->client_cert_file), v);
     if (strcmp(key, "ssl_sni_certs") == 0)
@@ -523,6 +529,72 @@ static int sni_add(void *arg, const char *host, const char *cert, const char *ke
     return 0;
 }
 
+/* A client asked for the certificate's status: staple the response of ssl_stapling_file. */
+static int status_cb(SSL *ssl, void *arg)
+{
+    swoop_tls_ctx_t *t = arg;
+    if (t->ocsp_len == 0)
+        return SSL_TLSEXT_ERR_NOACK;
+    unsigned char *copy = OPENSSL_malloc(t->ocsp_len); /* OpenSSL frees it with the SSL */
+    if (copy == NULL)
+        return SSL_TLSEXT_ERR_NOACK;
+    memcpy(copy, t->ocsp, t->ocsp_len);
+    if (SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)t->ocsp_len) != 1) {
+        OPENSSL_free(copy);
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/*
+ * ssl_stapling_file (nginx's name): an OCSP response for the port's
+ * certificate, fetched by the operator's tooling (`openssl ocsp ...
+ * -respout`) and read again at every certificate reload. It must parse
+ * and say "successful"; past its nextUpdate it is still stapled (clients
+ * decide) but a warning says so, as for an expired certificate.
+ */
+static int load_stapling(swoop_tls_ctx_t *t, const char *file, const char *where)
+{
+    FILE *f = fopen(file, "rb");
+    if (f == NULL) {
+        int err = errno;
+        swoop_log(SWOOP_LOG_ERROR, err, "%sssl_stapling_file \"%s\": cannot open it", where, file);
+        return SWOOP_EINVAL;
+    }
+    unsigned char *buf = swoop_malloc(65536);
+    size_t n = fread(buf, 1, 65536, f);
+    int too_big = n == 65536 && fgetc(f) != EOF;
+    fclose(f);
+    const unsigned char *p = buf;
+    OCSP_RESPONSE *resp = n > 0 && !too_big ? d2i_OCSP_RESPONSE(NULL, &p, (long)n) : NULL;
+    if (resp == NULL || OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+        OCSP_RESPONSE_free(resp);
+        swoop_free(buf);
+        return ctx_fail(where, "ssl_stapling_file", file,
+                        too_big ? "larger than 64 KiB"
+                                : "not a successful OCSP response (DER, as openssl ocsp -respout "
+                                  "writes it)");
+    }
+    OCSP_BASICRESP *basic = OCSP_response_get1_basic(resp);
+    OCSP_SINGLERESP *single = basic ? OCSP_resp_get0(basic, 0) : NULL;
+    ASN1_GENERALIZEDTIME *next = NULL;
+    if (single)
+        OCSP_single_get0_status(single, NULL, NULL, NULL, &next);
+    if (next && X509_cmp_current_time(next) < 0)
+        swoop_log(SWOOP_LOG_WARNING, 0,
+                  "%sssl_stapling_file \"%s\": the response is past its nextUpdate: clients may "
+                  "refuse it",
+                  where, file);
+    OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(resp);
+    ERR_clear_error();
+    t->ocsp = swoop_realloc(buf, n);
+    t->ocsp_len = n;
+    SSL_CTX_set_tlsext_status_cb(t->ctx, status_cb);
+    SSL_CTX_set_tlsext_status_arg(t->ctx, t);
+    return 0;
+}
+
 int swoop__tls_ctx_new(swoop_tls_ctx_t **out, const swoop_tls_conf_t *c, const char *where)
 {
     *out = NULL;
@@ -549,6 +621,8 @@ int swoop__tls_ctx_new(swoop_tls_ctx_t **out, const swoop_tls_conf_t *c, const c
     rc = ctx_configure(t->ctx, t, c, where);
     if (rc == 0)
         rc = ctx_load_cert(t->ctx, c, c->cert_file, c->key_file, where);
+    if (rc == 0 && c->stapling_file[0])
+        rc = load_stapling(t, c->stapling_file, where);
     if (rc == 0 && c->sni_certs[0]) {
         t->sni = swoop_calloc(SNI_MAX, sizeof(*t->sni));
         sni_build_t b = {t, c, where};
@@ -590,6 +664,7 @@ void swoop__tls_ctx_release(swoop_tls_ctx_t *t)
     for (size_t i = 0; i < t->nsni; i++)
         SSL_CTX_free(t->sni[i].ctx);
     swoop_free(t->sni);
+    swoop_free(t->ocsp);
     SSL_CTX_free(t->ctx);
     swoop_free(t);
 }

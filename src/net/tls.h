@@ -36,6 +36,7 @@ typedef struct swoop_tls_conf_s {
     char alpn[256];                            /* ssl_alpn: "http/1.1,h2" by preference */
     char client_cert_file[SWOOP_TLS_PATH_MAX]; /* ssl_client_cert_file: CAs for clients */
     char sni_certs[4096];                      /* ssl_sni_certs: "host=cert:key,..." */
+    char stapling_file[SWOOP_TLS_PATH_MAX];    /* ssl_stapling_file: a DER OCSP response */
     int verify_peer;                           /* ssl_verify_peer: require a client cert */
     int verify_depth;                          /* ssl_verify_depth */
     int handshake_timeout;                     /* ssl_handshake_timeout: seconds */

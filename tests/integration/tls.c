@@ -357,11 +357,21 @@ static void tcp_echo(swoop_mode_t mode)
     /* The key is encrypted: ssl_passphrase opens it. */
     static char key[PATH_MAX + 16];
     snprintf(key, sizeof(key), "%s/enc.key", dir);
+    /* An OCSP response for srv.pem, signed by the CA (what an operator's cron fetches). */
+    ASSERT_EQ(run("cd %s && serial=$(openssl x509 -in srv.pem -noout -serial | cut -d= -f2) && "
+                  "printf 'V\\t301231235959Z\\t\\t%%s\\tunknown\\t/CN=localhost\\n' $serial "
+                  "> index.txt && openssl ocsp -issuer ca.pem -cert srv.pem -no_nonce -reqout "
+                  "ocsp.req 2>/dev/null && openssl ocsp -index index.txt -rsigner ca.pem -rkey "
+                  "ca.key -CA ca.pem -reqin ocsp.req -respout ocsp.der -ndays 1 >/dev/null 2>&1",
+                  dir),
+              0);
+    static char ocsp[PATH_MAX + 16];
+    snprintf(ocsp, sizeof(ocsp), "%s/ocsp.der", dir);
     /* TLS 1.3 limited to one suite: others are refused. */
     child_arg_t a = {.mode = mode,
                      .unix_port = 1,
                      .kv = {"ssl_key_file", key, "ssl_passphrase", "right", "ssl_ciphersuites",
-                            "TLS_CHACHA20_POLY1305_SHA256", NULL}};
+                            "TLS_CHACHA20_POLY1305_SHA256", "ssl_stapling_file", ocsp, NULL}};
     srv_handle_t h = start(&a, NULL);
     char out[8192];
     /* The server closes after "quit": s_client ends then. */
@@ -400,6 +410,14 @@ static void tcp_echo(swoop_mode_t mode)
                       "'^New, TLSv1.3, Cipher is TLS_CHACHA20_POLY1305_SHA256'",
                       sc, h.port, dir),
               0);
+    /* ssl_stapling_file: a client asking for the status (-status) gets the response stapled. */
+    ASSERT_EQ(run_out(out, sizeof(out),
+                      "%s 127.0.0.1:%d -status -CAfile %s/ca.pem 2>&1 | grep -E "
+                      "'OCSP Response Status|Cert Status'",
+                      sc, h.port, dir),
+              0);
+    ASSERT_NOT_NULL(strstr(out, "OCSP Response Status: successful"));
+    ASSERT_NOT_NULL(strstr(out, "Cert Status: good"));
     /* ssl_ciphersuites: a client offering only another TLS 1.3 suite finds none in common. */
     ASSERT_NE(run("%s 127.0.0.1:%d -tls1_3 -ciphersuites TLS_AES_128_GCM_SHA256 -CAfile %s/ca.pem "
                   "2>&1 | grep -q '^New, TLSv1.3'",
@@ -407,7 +425,7 @@ static void tcp_echo(swoop_mode_t mode)
               0);
     ASSERT(log_has("unsupported protocol", 3000));
     /* Refused handshakes never reached a worker. */
-    WAIT_UNTIL(atomic_load(&sh->connects) == 4, 2000);
+    WAIT_UNTIL(atomic_load(&sh->connects) == 5, 2000);
     stop(&h);
 }
 
@@ -554,6 +572,10 @@ TEST(start_failures)
         start_fails(mode, "srv.pem", "srv.key", NULL, "ssl_ciphersuites=TLS_NOT_A_SUITE",
                     "ssl_ciphersuites \"TLS_NOT_A_SUITE\"", "no usable TLS 1.3 suite");
         start_fails(mode, "srv.key", "srv.key", NULL, NULL, "ssl_cert_file", "certificate chain");
+        char staple[PATH_MAX + 32];
+        snprintf(staple, sizeof(staple), "ssl_stapling_file=%s/san.ext", dir);
+        start_fails(mode, "srv.pem", "srv.key", NULL, staple, "ssl_stapling_file \"",
+                    "not a successful OCSP response");
     }
     /* Refused at once: SSL on a datagram port, unknown protocol names, a malformed SNI list. */
     swoop_server_t *srv;
