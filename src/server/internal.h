@@ -82,6 +82,7 @@ typedef struct swoop_srv_counter_s {
     _Atomic uint64_t sends_batched;  /* writes of a broadcast that went through io_uring */
     _Atomic uint64_t tls_handshakes; /* TLS handshakes completed by this owner */
     _Atomic uint64_t tls_failed;     /* TLS handshakes failed, abandoned or timed out */
+    _Atomic uint64_t lingering;      /* closes that lingered (conn.c, lingering close) */
     /* A gauge: bytes waiting in the output buffers of this owner's connections (out_gauge). */
     _Atomic int64_t out_buffered;
 } swoop_srv_counter_t;
@@ -362,6 +363,17 @@ typedef struct swoop_proto_s {
     void (*drained)(swoop_conn_t *c);
     /* Owner: whether c is in the middle of a request (a retiring BASE worker keeps it open). */
     int (*busy)(swoop_conn_t *c);
+    /*
+     * Owner: the server closes c on purpose (not a reset): 1 when the client
+     * may still be sending, so the close lingers (conn.c, lingering close):
+     * a request or message not read whole, bytes read behind the one being
+     * answered, a close handshake the client has not answered, a client
+     * that did not ask for the close (HTTP keep-alive). 0 when it said it
+     * is done (HTTP: Connection: close, its request read whole; WebSocket:
+     * its close frame came). NULL, or 0: the engine lingers only for input
+     * it holds unread or finds waiting in the kernel when it closes the fd.
+     */
+    int (*peer_may_send)(swoop_conn_t *c);
     /*
      * Owner: the server shuts down, or a retiring BASE worker (reload,
      * max_request) gives c up; the protocol may tell the client first (a
