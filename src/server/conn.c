@@ -1660,7 +1660,7 @@ void swoop__reactor_finish(swoop_reactor_t *r)
     swoop_free(ids);
 }
 
-void swoop__reactor_expire(swoop_reactor_t *r)
+void swoop__reactor_expire(swoop_reactor_t *r, const char *why)
 {
     size_t n, bytes = 0;
     swoop_conn_id_t *ids = conn_ids(r, &n);
@@ -1671,9 +1671,9 @@ void swoop__reactor_expire(swoop_reactor_t *r)
     }
     if (n)
         swoop_log(SWOOP_LOG_WARNING, 0,
-                  "shutdown: %zu connections with %zu bytes of output left after max_wait_time "
+                  "%s: %zu connections with %zu bytes of output left after max_wait_time "
                   "%d s: resetting them",
-                  n, bytes, r->srv->settings.max_wait_time);
+                  why, n, bytes, r->srv->settings.max_wait_time);
     for (size_t i = 0; i < n; i++) {
         swoop_conn_t *c = swoop__reactor_conn(r, ids[i]);
         if (c == NULL)

@@ -625,6 +625,7 @@ struct swoop_server_s {
     int worker_id; /* -1 outside workers */
     int worker_stopping;
     int worker_draining;     /* BASE: flushing its connections' output before the exit */
+    const char *drain_why;   /* BASE, draining: "shutdown", "reload" or "max_request" (logs) */
     int worker_retiring;     /* BASE: max_request reached; drained from the main loop */
     int64_t task_poll_timer; /* BASE shutdown: connections wait for the tasks still running */
     int64_t requests;
@@ -830,8 +831,11 @@ void swoop__reactor_stop_reading(swoop_reactor_t *r);
  * given up (the channels were read to the end).
  */
 void swoop__reactor_finish(swoop_reactor_t *r);
-/* Shutdown, out of time: resets what is left (logged once with the count). */
-void swoop__reactor_expire(swoop_reactor_t *r);
+/*
+ * A drain out of time: resets what is left (logged once with the count,
+ * under `why`: "shutdown", or a BASE worker's "reload" or "max_request").
+ */
+void swoop__reactor_expire(swoop_reactor_t *r, const char *why);
 /* Periodic work: heartbeat and overdue CLOSE acknowledgements. */
 void swoop__reactor_tick(swoop_reactor_t *r);
 /* Finds this reactor's connection by id, or NULL. */

@@ -774,7 +774,7 @@ static void base_drain_deadline_cb(int64_t id, void *arg)
         swoop_timer_clear(srv->task_poll_timer);
         srv->task_poll_timer = 0;
     }
-    swoop__reactor_expire(srv->base);
+    swoop__reactor_expire(srv->base, srv->drain_why ? srv->drain_why : "shutdown");
     worker_stop(srv);
 }
 
@@ -835,6 +835,8 @@ static void base_drain_begin(swoop_server_t *srv, int shutting_down)
     if (srv->worker_draining)
         return;
     srv->worker_draining = 1;
+    /* A retiring worker drains for max_request; else the manager's SIGTERM: reload or shutdown. */
+    srv->drain_why = shutting_down ? "shutdown" : srv->worker_retiring ? "max_request" : "reload";
     /*
      * Reload, max_request: the successor reads this id's message channel
      * from now on (sends to its connections, on_finish, pipe messages); two
@@ -1191,6 +1193,7 @@ int swoop__worker_main(void *data, int id)
     srv->worker_stopping = 0;
     srv->worker_draining = 0;
     srv->worker_retiring = 0;
+    srv->drain_why = NULL;
     srv->task_poll_timer = 0;
     srv->requests = 0;
     srv->request_limit = pick_limit(&srv->settings);
