@@ -1183,6 +1183,31 @@ static int worker_setup(swoop_server_t *srv, int id)
     return 0;
 }
 
+/*
+ * BASE, at the worker's end (its connections are closed): what the worker
+ * made for itself goes, the engine with the protocols' per-owner state
+ * (swoop__reactor_free runs their owner_free: the WebSocket layer's shared
+ * compressors), as a PROCESS reactor thread's does (master.c). The
+ * process exits right after, but the protocols' state is theirs to end,
+ * and a leak check or a zlib that counts its streams sees them ended.
+ */
+static void base_teardown(swoop_server_t *srv)
+{
+    swoop_reactor_t *r = srv->base;
+    if (r->tick_timer > 0)
+        swoop_loop_timer_clear(wloop, r->tick_timer);
+    r->tick_timer = 0;
+    for (int i = 0; accept_io && i < srv->nports; i++)
+        swoop_io_stop(&accept_io[i]);
+    swoop_free(accept_io);
+    accept_io = NULL;
+    swoop__reactor_free(r);
+    swoop_free(r);
+    srv->base = NULL;
+    swoop_free(srv->conns);
+    srv->conns = NULL;
+}
+
 int swoop__worker_main(void *data, int id)
 {
     swoop_server_t *srv = data;
@@ -1286,6 +1311,8 @@ int swoop__worker_main(void *data, int id)
     set_busy(srv, 0);
     if (srv->mode == SWOOP_MODE_PROCESS)
         worker_token_give(srv, id); /* the successor may read and write the id's channels now */
+    if (srv->base)
+        base_teardown(srv);
     /* _exit follows in spawn: nothing of the parent's image is torn down here. */
     return 0;
 }
