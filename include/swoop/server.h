@@ -439,8 +439,10 @@ typedef struct swoop_server_stats_s {
     uint64_t sends_batched;  /**< broadcast writes that went through io_uring (enable_io_uring) */
     uint64_t tls_handshakes; /**< TLS handshakes completed (SWOOP_SSL ports) */
     uint64_t tls_handshake_failures; /**< TLS handshakes failed, abandoned or timed out */
-    int admin_port;                  /**< the port admin_port listens on, 0 when off */
-    pid_t admin_pid;                 /**< the process serving it, 0 when none runs */
+    uint64_t
+        lingering_closes; /**< closes that lingered (lingering_time: the client may still send) */
+    int admin_port;       /**< the port admin_port listens on, 0 when off */
+    pid_t admin_pid;      /**< the process serving it, 0 when none runs */
     swoop_worker_stats_t workers[SWOOP_STATS_WORKERS_MAX]; /**< the first worker_num entries */
 } swoop_server_stats_t;
 

@@ -67,6 +67,9 @@ typedef struct http_conn_s {
     int in_input;      /* input() is on the stack (BASE: the handler runs inside it) */
     int orphaned;      /* the connection switched protocols inside input(): it frees this */
     int keep_alive;    /* of the request being answered */
+    int client_done;   /* the client's last request asked for the close (Connection: close, 1.0) */
+    int idle_closed;   /* closed for http_keepalive_timeout: the client sends nothing */
+    size_t rest;       /* inside input(): bytes read behind the request being answered */
     int continue_sent; /* 100 Continue went out for this request */
     int expect_done;   /* the Expect hook allowed this request */
     swoop_http_head_t head;
@@ -572,6 +575,8 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
                 reply_error(c, (int)n);
                 return -1;
             }
+            /* Before the server's own reasons to close (below): what the client asked for. */
+            h->client_done = !h->head.keep_alive;
             /* The connection's last request by http_max_requests_per_conn: closed after it. */
             if (ps->http_max_requests_per_conn > 0 &&
                 h->seq + 1 >= (uint32_t)ps->http_max_requests_per_conn)
@@ -593,6 +598,7 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
                 memcpy((char *)swoop__buf_rdata(&h->saved), &m, sizeof(m));
                 h->head.keep_alive = 0; /* refused: the close; accepted: no more HTTP */
                 off += (size_t)n;
+                h->rest = len - off;
                 deliver(c, h, swoop__buf_rdata(&h->saved), swoop__buf_rlen(&h->saved));
                 continue;
             }
@@ -604,6 +610,7 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
             if (st > 0) {
                 /* Answered here: the next request, or the close after the file. */
                 off += (size_t)n + (size_t)h->head.content_length;
+                h->rest = off < len ? len - off : 0;
                 h->phase = PHASE_IDLE;
                 h->since_ms = swoop__now_ms();
                 if (!h->head.keep_alive) {
@@ -617,6 +624,7 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
                 return upload_refused(c, h, ust);
             if (h->upload) {
                 off += (size_t)n;
+                h->rest = len - off;
                 if (upload_start(c, h, req, &lim) < 0)
                     return -1;
                 continue;
@@ -657,6 +665,7 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
                 return no_memory(c);
             swoop__buf_append(&h->saved, req + n, (size_t)body);
             off += (size_t)total;
+            h->rest = len - off;
             deliver(c, h, swoop__buf_rdata(&h->saved), swoop__buf_rlen(&h->saved));
             if (c->state == CONN_OPEN && c->proto_state == h)
                 swoop__buf_shrink(&h->saved, 0, SAVED_KEEP); /* an idle keep-alive costs little */
@@ -672,6 +681,7 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
                 return -1;
             }
             off += take;
+            h->rest = len - off;
             h->body_left -= take;
             if (h->body_left == 0 && h->upload) {
                 if (upload_deliver(c, h) < 0)
@@ -702,6 +712,7 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
                 break;
             }
             off += (size_t)k;
+            h->rest = len - off;
             if (upload_deliver(c, h) < 0)
                 return -1;
             continue;
@@ -730,6 +741,7 @@ static ssize_t input_requests(swoop_conn_t *c, http_conn_t *h, char *data, size_
             break;
         }
         off += (size_t)k;
+        h->rest = len - off;
         if (h->body_fd >= 0) {
             body_file_deliver(c, h, h->body_written);
             continue;
@@ -762,8 +774,10 @@ static ssize_t input(swoop_conn_t *c, char *data, size_t len, size_t *need)
     if (h->phase == PHASE_WAITING || h->phase == PHASE_DRAIN || h->phase == PHASE_UPGRADED)
         return 0; /* read before the hold took effect: parsed after the response */
     h->in_input++;
+    h->rest = 0;
     ssize_t off = input_requests(c, h, data, len, need);
     h->in_input--;
+    h->rest = 0; /* what is left is the engine's now (c->in) */
     if (h->orphaned) {
         /* BASE: upgraded while the handler ran inside input_requests; c speaks WebSocket now. */
         body_file_drop(h);
@@ -859,6 +873,29 @@ static int busy(swoop_conn_t *c)
 }
 
 /*
+ * The server closes c: whether the client may still be sending (the close
+ * lingers then; swoop_proto_t.peer_may_send). It may when a request is not
+ * read whole (an error answer, a 413, a refused upload, a 408 mid-body),
+ * when bytes came behind the answered request (pipelining), or when its
+ * last request did not ask for the close (keep-alive: the next request
+ * may be on its way). Not: nothing ever came, the keep-alive timeout of an
+ * idle client, or a Connection: close request read whole.
+ */
+static int peer_may_send(swoop_conn_t *c)
+{
+    http_conn_t *h = c->proto_state;
+    if (h == NULL)
+        return 0;
+    if (h->phase == PHASE_HEAD || h->phase == PHASE_BODY || h->phase == PHASE_CHUNKED)
+        return 1;
+    if (h->phase == PHASE_UPGRADED)
+        return 0;
+    if (h->in_input && h->rest > 0)
+        return 1;
+    return !h->client_done && !h->idle_closed;
+}
+
+/*
  * Whether process `pid` is alive, asked of /proc once per pid per sweep of
  * the reactor's connections (`now` is the sweep's): every connection waiting
  * for an answer is checked, and with 10,000 of them waiting on one worker an
@@ -949,8 +986,10 @@ static void tick(swoop_conn_t *c, uint64_t now)
     }
     if (phase == PHASE_IDLE) {
         if (swoop__buf_rlen(&c->in) == 0 && ps->http_keepalive_timeout > 0 &&
-            now - h->since_ms > (uint64_t)ps->http_keepalive_timeout * 1000u)
+            now - h->since_ms > (uint64_t)ps->http_keepalive_timeout * 1000u) {
+            h->idle_closed = 1;
             swoop__conn_close(c, 0);
+        }
         return;
     }
     int in_body = phase == PHASE_CHUNKED || phase == PHASE_BODY || h->head.head_len > 0;
@@ -974,6 +1013,7 @@ const swoop_proto_t swoop__http_proto = {
     .reply = reply,
     .drained = drained,
     .busy = busy,
+    .peer_may_send = peer_may_send,
     .message = swoop__http_message,
     .relay = swoop__http_relay,
 };

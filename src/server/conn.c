@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -47,8 +48,29 @@
  * open reading and discarding: until the client's EOF or a reset, at most
  * lingering_time ms in all and lingering_timeout ms without a byte, and at
  * most LINGER_MAX_BYTES; then close(). lingering_time 0: close at once.
+ *
+ * Only when the client may still be sending (as nginx's lingering_close
+ * auto): a lingering close costs a shutdown, a timer, a watcher and loop
+ * passes, and holds the fd until the client's FIN or the bounds. So a
+ * close lingers when c->in holds unread bytes (a partial packet, pipelined
+ * requests), OpenSSL holds records not read yet, the protocol says the
+ * client may still send (peer_may_send: a body not read whole, a
+ * WebSocket close it has not answered, an HTTP keep-alive client), or,
+ * decided when the fd is about to be closed (LINGER_IF_UNREAD), bytes wait
+ * in the kernel's receive queue (FIONREAD): those are what make close()
+ * send the RST. A client that said it is done (HTTP Connection: close with
+ * its request read whole, a WebSocket close frame) and sent nothing more
+ * gets its FIN with the close() at once.
  */
 #define LINGER_MAX_BYTES (8u << 20)
+
+/* conn_ext_t.linger */
+enum {
+    LINGER_NO = 0,       /* close() at once */
+    LINGER_YES = 1,      /* the FIN after the output, then linger */
+    LINGER_FIN_SENT = 2, /* LINGER_YES, and the FIN went out */
+    LINGER_IF_UNREAD = 3 /* a server's close: LINGER_YES if bytes wait in the kernel at close() */
+};
 
 /*
  * Buffer memory an idle connection may keep. An input or output buffer that
@@ -87,10 +109,10 @@ typedef struct file_seg_s {
 
 /* Connection-private flags beyond `state`. */
 typedef struct conn_ext_s {
-    int busy;          /* callbacks of this connection on the stack */
-    int free_pending;  /* freed while busy: conn_unbusy frees */
-    int close_pending; /* BASE: closed while busy: conn_unbusy runs on_close, then frees */
-    int linger;        /* closed by the server on purpose: 1 to linger, 2 also its FIN went out */
+    int busy;                /* callbacks of this connection on the stack */
+    int free_pending;        /* freed while busy: conn_unbusy frees */
+    int close_pending;       /* BASE: closed while busy: conn_unbusy runs on_close, then frees */
+    int linger;              /* closed by the server on purpose: LINGER_* */
     int64_t linger_timer;    /* LINGER: the loop timer bounding it (0 none) */
     uint64_t linger_last_ms; /* LINGER: when a byte last came */
     uint64_t linger_bytes;   /* LINGER: bytes read and discarded */
@@ -380,7 +402,7 @@ static void conn_fail(swoop_conn_t *c, int err, const char *what)
     if (err != ECONNRESET && err != EPIPE)
         swoop__log_limited(SWOOP_LOG_NOTICE, err, "%s() on fd %d of conn %llu failed: closing",
                            what, c->fd, (unsigned long long)c->id);
-    ext(c)->linger = 0; /* the peer is gone: nothing to wait for */
+    ext(c)->linger = LINGER_NO; /* the peer is gone: nothing to wait for */
     drop_output(c);
     conn_begin_close(c);
 }
@@ -1018,7 +1040,7 @@ static void tls_handshake_step(swoop_conn_t *c)
                                c->port->port);
         atomic_fetch_add_explicit(&c->reactor->cnt->tls_failed, 1, memory_order_relaxed);
         ext(c)->tls_quiet = 1;
-        ext(c)->linger = 0;
+        ext(c)->linger = LINGER_NO;
         drop_output(c);
         conn_begin_close(c);
         return;
@@ -1132,7 +1154,7 @@ static void conn_peer_eof(swoop_conn_t *c)
     swoop_server_t *srv = r->srv;
     swoop__buf_free(&c->in);
     swoop__buf_init(&c->in);
-    ext(c)->linger = 0; /* the client sends nothing more */
+    ext(c)->linger = LINGER_NO; /* the client sends nothing more */
     c->state = CONN_PEER_EOF;
     c->state_ms = swoop_loop_now(r->loop);
     update_io(c);
@@ -1163,13 +1185,13 @@ static void conn_begin_close(swoop_conn_t *c)
     swoop__buf_free(&c->in);
     swoop__buf_init(&c->in);
     drop_output(c);
-    if (ext(c)->linger == 1) {
+    if (ext(c)->linger == LINGER_YES) {
         /* The output is out: the FIN now, before on_close and the lingering. */
         tls_goodbye(c);
         if (shutdown(c->fd, SHUT_WR) == 0)
-            ext(c)->linger = 2;
+            ext(c)->linger = LINGER_FIN_SENT;
         else
-            ext(c)->linger = 0;
+            ext(c)->linger = LINGER_NO;
     }
     if (c->notified || r->workers_gone) {
         conn_free(c); /* on_close ran already, or no worker is left to run it */
@@ -1199,9 +1221,30 @@ static void conn_begin_close(swoop_conn_t *c)
     conn_free(c);
 }
 
+/*
+ * A close the server decided: whether the client may still be sending
+ * (see the top). Asked while c->in and the protocol's state are still
+ * there; the kernel's queue is looked at later, when the fd is closed.
+ */
+static int client_may_send(swoop_conn_t *c)
+{
+    if (swoop__buf_rlen(&c->in) > 0)
+        return 1;
+    if (c->tls && swoop__tls_pending(c->tls))
+        return 1;
+    return c->proto && c->proto->peer_may_send && c->proto->peer_may_send(c);
+}
+
+/* Whether bytes the client sent wait unread in the kernel (close() would send an RST). */
+static int unread_in_kernel(int fd)
+{
+    int n = 0;
+    return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 static void set_linger0(swoop_conn_t *c)
 {
-    ext(c)->linger = 0; /* a reset is meant: no lingering close either */
+    ext(c)->linger = LINGER_NO; /* a reset is meant: no lingering close either */
     ext(c)->tls_quiet = 1;
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
@@ -1227,7 +1270,7 @@ void swoop__conn_close(swoop_conn_t *c, int reset)
     mark_closed(c);
     if (c->tls_hs) {
         /* Mid-handshake: nothing of the layers above may go out, so nothing waits. */
-        ext(c)->linger = 0;
+        ext(c)->linger = LINGER_NO;
         ext(c)->tls_quiet = 1;
         drop_output(c);
         conn_begin_close(c);
@@ -1235,7 +1278,7 @@ void swoop__conn_close(swoop_conn_t *c, int reset)
     }
     /* The client may still be sending: FIN after the output, then read it out (see top). */
     if (!reset && c->reactor->srv->settings.lingering_time > 0)
-        ext(c)->linger = 1;
+        ext(c)->linger = client_may_send(c) ? LINGER_YES : LINGER_IF_UNREAD;
     if (!reset && (swoop__buf_rlen(&c->out) > 0 || conn_has_files(c))) {
         c->state = CONN_DRAINING;
         c->state_ms = swoop_loop_now(c->reactor->loop);
@@ -1364,13 +1407,13 @@ static int linger_begin(swoop_conn_t *c)
     swoop_reactor_t *r = c->reactor;
     swoop_server_t *srv = r->srv;
     conn_ext_t *x = ext(c);
-    if (x->linger == 1)
+    if (x->linger == LINGER_YES)
         tls_goodbye(c);
-    if (x->linger == 1 && shutdown(c->fd, SHUT_WR) < 0)
+    if (x->linger == LINGER_YES && shutdown(c->fd, SHUT_WR) < 0)
         return 0;
     if (c->tls)
         tls_release(c); /* what the client still sends is read raw and dropped */
-    x->linger = 0;
+    x->linger = LINGER_NO;
     x->free_pending = 0;
     x->close_pending = 0;
     mark_closed(c);
@@ -1402,6 +1445,7 @@ static int linger_begin(swoop_conn_t *c)
         conn_free(c);
         return 1;
     }
+    atomic_fetch_add_explicit(&r->cnt->lingering, 1, memory_order_relaxed);
     linger_read(c); /* the client may have closed already: may free c */
     return 1;
 }
@@ -1429,6 +1473,8 @@ static void conn_free(swoop_conn_t *c)
         ext(c)->free_pending = 1;
         return;
     }
+    if (ext(c)->linger == LINGER_IF_UNREAD)
+        ext(c)->linger = unread_in_kernel(c->fd) ? LINGER_YES : LINGER_NO;
     if (ext(c)->linger && c->state != CONN_LINGER && linger_begin(c))
         return;
     swoop_reactor_t *r = c->reactor;
@@ -1545,7 +1591,7 @@ void swoop__reactor_close_all(swoop_reactor_t *r, int notify)
 {
     while (!swoop_queue_empty(&r->conns)) {
         swoop_conn_t *c = swoop_queue_data(swoop_queue_head(&r->conns), swoop_conn_t, link);
-        ext(c)->linger = 0; /* the owner goes away: no lingering now */
+        ext(c)->linger = LINGER_NO; /* the owner goes away: no lingering now */
         if (notify && c->state != CONN_WAIT_ACK && c->state != CONN_LINGER &&
             r->srv->mode == SWOOP_MODE_BASE) {
             conn_begin_close(c); /* runs on_close and frees */
@@ -1616,7 +1662,7 @@ void swoop__reactor_finish(swoop_reactor_t *r)
     swoop_free(ids);
 }
 
-void swoop__reactor_expire(swoop_reactor_t *r)
+void swoop__reactor_expire(swoop_reactor_t *r, const char *why)
 {
     size_t n, bytes = 0;
     swoop_conn_id_t *ids = conn_ids(r, &n);
@@ -1627,9 +1673,9 @@ void swoop__reactor_expire(swoop_reactor_t *r)
     }
     if (n)
         swoop_log(SWOOP_LOG_WARNING, 0,
-                  "shutdown: %zu connections with %zu bytes of output left after max_wait_time "
+                  "%s: %zu connections with %zu bytes of output left after max_wait_time "
                   "%d s: resetting them",
-                  n, bytes, r->srv->settings.max_wait_time);
+                  why, n, bytes, r->srv->settings.max_wait_time);
     for (size_t i = 0; i < n; i++) {
         swoop_conn_t *c = swoop__reactor_conn(r, ids[i]);
         if (c == NULL)

@@ -82,6 +82,7 @@ typedef struct swoop_srv_counter_s {
     _Atomic uint64_t sends_batched;  /* writes of a broadcast that went through io_uring */
     _Atomic uint64_t tls_handshakes; /* TLS handshakes completed by this owner */
     _Atomic uint64_t tls_failed;     /* TLS handshakes failed, abandoned or timed out */
+    _Atomic uint64_t lingering;      /* closes that lingered (conn.c, lingering close) */
     /* A gauge: bytes waiting in the output buffers of this owner's connections (out_gauge). */
     _Atomic int64_t out_buffered;
 } swoop_srv_counter_t;
@@ -363,6 +364,17 @@ typedef struct swoop_proto_s {
     /* Owner: whether c is in the middle of a request (a retiring BASE worker keeps it open). */
     int (*busy)(swoop_conn_t *c);
     /*
+     * Owner: the server closes c on purpose (not a reset): 1 when the client
+     * may still be sending, so the close lingers (conn.c, lingering close):
+     * a request or message not read whole, bytes read behind the one being
+     * answered, a close handshake the client has not answered, a client
+     * that did not ask for the close (HTTP keep-alive). 0 when it said it
+     * is done (HTTP: Connection: close, its request read whole; WebSocket:
+     * its close frame came). NULL, or 0: the engine lingers only for input
+     * it holds unread or finds waiting in the kernel when it closes the fd.
+     */
+    int (*peer_may_send)(swoop_conn_t *c);
+    /*
      * Owner: the server shuts down, or a retiring BASE worker (reload,
      * max_request) gives c up; the protocol may tell the client first (a
      * WebSocket close frame 1001). `wait` 1: the owner still reads c, so the
@@ -614,6 +626,7 @@ struct swoop_server_s {
     int worker_id; /* -1 outside workers */
     int worker_stopping;
     int worker_draining;     /* BASE: flushing its connections' output before the exit */
+    const char *drain_why;   /* BASE, draining: "shutdown", "reload" or "max_request" (logs) */
     int worker_retiring;     /* BASE: max_request reached; drained from the main loop */
     int64_t task_poll_timer; /* BASE shutdown: connections wait for the tasks still running */
     int64_t requests;
@@ -819,8 +832,11 @@ void swoop__reactor_stop_reading(swoop_reactor_t *r);
  * given up (the channels were read to the end).
  */
 void swoop__reactor_finish(swoop_reactor_t *r);
-/* Shutdown, out of time: resets what is left (logged once with the count). */
-void swoop__reactor_expire(swoop_reactor_t *r);
+/*
+ * A drain out of time: resets what is left (logged once with the count,
+ * under `why`: "shutdown", or a BASE worker's "reload" or "max_request").
+ */
+void swoop__reactor_expire(swoop_reactor_t *r, const char *why);
 /* Periodic work: heartbeat and overdue CLOSE acknowledgements. */
 void swoop__reactor_tick(swoop_reactor_t *r);
 /* Finds this reactor's connection by id, or NULL. */

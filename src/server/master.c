@@ -646,7 +646,7 @@ static void reactor_drain_all(swoop_reactor_t *r)
 static void reactor_deadline_cb(int64_t id, void *arg)
 {
     swoop_reactor_t *r = arg;
-    swoop__reactor_expire(r);
+    swoop__reactor_expire(r, "shutdown");
     r->stop = 1;
 }
 
@@ -672,7 +672,7 @@ static void reactor_stop_cb(swoop_loop_t *loop, void *arg)
         ms = wait;
     if (swoop_queue_empty(&r->conns) ||
         swoop_loop_timer_after(r->loop, ms, reactor_deadline_cb, r) <= 0) {
-        swoop__reactor_expire(r);
+        swoop__reactor_expire(r, "shutdown");
         r->stop = 1;
     }
 }

@@ -295,6 +295,9 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
     family(&o, "swoop_tls_handshake_failures_total", "counter",
            "TLS handshakes that failed, were abandoned by the client or timed out.");
     sample_u(&o, "swoop_tls_handshake_failures_total", "", st->tls_handshake_failures);
+    family(&o, "swoop_lingering_closes_total", "counter",
+           "Closes that lingered: the FIN, then the client's bytes read and dropped.");
+    sample_u(&o, "swoop_lingering_closes_total", "", st->lingering_closes);
 
     family(&o, "swoop_task_workers", "gauge", "Task worker processes configured.");
     sample_u(&o, "swoop_task_workers", "", (uint64_t)gs->task.worker_num);

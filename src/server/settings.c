@@ -86,7 +86,8 @@ enum {
     T_WSPOLICY,
     T_ACCESSFMT,
     T_FIELDTEXT,
-    T_ADMIN
+    T_ADMIN,
+    T_TOKENLIST
 };
 
 /*
@@ -184,7 +185,7 @@ static const setting_t port_keys[] = {
     {"open_websocket_close_frame", T_BOOL, PORT(open_websocket_close_frame), 0, 1},
     {"open_websocket_ping_frame", T_BOOL, PORT(open_websocket_ping_frame), 0, 1},
     {"open_websocket_pong_frame", T_BOOL, PORT(open_websocket_pong_frame), 0, 1},
-    {"websocket_subprotocol", T_PATH, PORT(websocket_subprotocol), 0, 0},
+    {"websocket_subprotocol", T_TOKENLIST, PORT(websocket_subprotocol), 0, 0},
     {"websocket_output_high_water", T_INT64, PORT(websocket_output_high_water), 1, INT64_MAX},
     {"websocket_output_policy", T_WSPOLICY, PORT(websocket_output_policy), 0, 1},
     {"websocket_compression", T_BOOL, PORT(websocket_compression), 0, 1},
@@ -251,6 +252,41 @@ static int mime_list_check(const char *v)
             return SWOOP_EINVAL;
     }
 }
+
+/*
+ * websocket_subprotocol: "" (none), or comma-separated names, each a token
+ * (RFC 6455 4.1 and 11.5: Sec-WebSocket-Protocol elements are RFC 9110
+ * tokens), blanks allowed around the commas, no empty element. Anything
+ * else could never match a client's offer (a name with a blank inside) or
+ * would split differently from what was meant ("a;b", quotes).
+ */
+static int token_list_check(const char *v)
+{
+    const char *p = v;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '\0')
+        return 0;
+    for (;;) {
+        size_t n = 0;
+        for (; *p && (isalnum((unsigned char)*p) || strchr("!#$%&'*+-.^_`|~", *p)); p++)
+            n++;
+        if (n == 0)
+            return SWOOP_EINVAL;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '\0')
+            return 0;
+        if (*p++ != ',')
+            return SWOOP_EINVAL;
+        while (*p == ' ' || *p == '\t')
+            p++;
+    }
+}
+
+#define TOKENLIST_WHY                                                                              \
+    "not a comma-separated list of tokens (RFC 6455 subprotocol names: letters, digits and "       \
+    "!#$%&'*+-.^_`|~)"
 
 /* Unescapes \r \n \t \\ \0 and \xHH in package_eof values given as strings. */
 static int parse_eof(const char *v, char *out)
@@ -386,6 +422,11 @@ static int apply(const setting_t *k, void *base, const char *value)
             return SWOOP_EINVAL;
         strcpy(field, value);
         return 0;
+    case T_TOKENLIST:
+        if (value == NULL || strlen(value) >= SWOOP_SERVER_PATH_MAX || token_list_check(value) < 0)
+            return SWOOP_EINVAL;
+        strcpy(field, value);
+        return 0;
     }
     return SWOOP_EINVAL;
 }
@@ -398,8 +439,9 @@ static int set_from(const setting_t *keys, size_t nkeys, void *base, const char 
             *found = 1;
             int rc = apply(&keys[i], base, value);
             if (rc < 0)
-                swoop_log(SWOOP_LOG_WARNING, 0, "bad value \"%s\" for setting \"%s\"",
-                          value ? value : "(null)", key);
+                swoop_log(SWOOP_LOG_WARNING, 0, "bad value \"%s\" for setting \"%s\"%s%s",
+                          value ? value : "(null)", key, keys[i].type == T_TOKENLIST ? ": " : "",
+                          keys[i].type == T_TOKENLIST ? TOKENLIST_WHY : "");
             return rc;
         }
     }
@@ -450,6 +492,13 @@ static int field_check(const setting_t *k, const void *base, int inherit, char *
         snprintf(why, cap, "printable ASCII without blanks at either end, under %zu bytes",
                  FIELDTEXT_MAX);
         return field_text_check(field) == 0 ? 0 : SWOOP_EINVAL;
+    case T_TOKENLIST:
+        if (memchr(field, '\0', SWOOP_SERVER_PATH_MAX) == NULL) {
+            snprintf(why, cap, "not NUL-terminated within %d bytes", SWOOP_SERVER_PATH_MAX);
+            return SWOOP_EINVAL;
+        }
+        snprintf(why, cap, "%s", TOKENLIST_WHY);
+        return token_list_check(field) == 0 ? 0 : SWOOP_EINVAL;
     case T_MIMELIST:
         if (memchr(field, '\0', SWOOP_SERVER_PATH_MAX) == NULL) {
             snprintf(why, cap, "not NUL-terminated within %d bytes", SWOOP_SERVER_PATH_MAX);
@@ -487,7 +536,7 @@ static int settings_check(const setting_t *keys, size_t nkeys, const void *base,
         /* An alias (max_connection) shares its field with the row before it. */
         if (i > 0 && keys[i].off == keys[i - 1].off)
             continue;
-        char why[128];
+        char why[192];
         if (field_check(&keys[i], base, inherit, why, sizeof(why)) < 0) {
             swoop_log(SWOOP_LOG_ERROR, 0, "swoop_server_start: %ssetting \"%s\" is %s", where,
                       keys[i].name, why);

@@ -51,6 +51,7 @@ static void stats_fill(swoop_srv_shared_t *gs, const swoop_proc_stat_t *ps,
         out->sends_batched += atomic_load(&c->sends_batched);
         out->tls_handshakes += atomic_load(&c->tls_handshakes);
         out->tls_handshake_failures += atomic_load(&c->tls_failed);
+        out->lingering_closes += atomic_load(&c->lingering);
     }
     out->worker_num = gs->worker_num;
     out->reactor_num = gs->reactor_num;
@@ -173,7 +174,7 @@ int swoop_server_stats_json(const swoop_server_stats_t *st, char *buf, size_t ca
         "\"http_4xx\":%llu,\"http_5xx\":%llu,\"http_bad_requests\":%llu,\"ws_messages_in\":%llu,"
         "\"ws_dropped\":%llu,\"ws_slow_closed\":%llu,\"sends_batched\":%llu,\"tls_handshakes\":%"
         "llu,"
-        "\"tls_handshake_failures\":%llu,\"admin_port\":%d,"
+        "\"tls_handshake_failures\":%llu,\"lingering_closes\":%llu,\"admin_port\":%d,"
         "\"admin_pid\":%d,\"workers\":[",
         st->mode == SWOOP_MODE_BASE ? "base" : "process", (int)st->master_pid, (int)st->manager_pid,
         (unsigned long long)st->start_time, st->worker_num, st->reactor_num,
@@ -188,7 +189,8 @@ int swoop_server_stats_json(const swoop_server_stats_t *st, char *buf, size_t ca
         (unsigned long long)st->http_bad_requests, (unsigned long long)st->ws_messages_in,
         (unsigned long long)st->ws_dropped, (unsigned long long)st->ws_slow_closed,
         (unsigned long long)st->sends_batched, (unsigned long long)st->tls_handshakes,
-        (unsigned long long)st->tls_handshake_failures, st->admin_port, (int)st->admin_pid);
+        (unsigned long long)st->tls_handshake_failures, (unsigned long long)st->lingering_closes,
+        st->admin_port, (int)st->admin_pid);
     for (int i = 0; i < st->worker_num && i < SWOOP_STATS_WORKERS_MAX; i++) {
         const swoop_worker_stats_t *w = &st->workers[i];
         PUT("%s{\"id\":%d,\"pid\":%d,\"state\":\"%s\",\"requests\":%llu,\"starts\":%llu}",

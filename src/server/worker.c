@@ -774,7 +774,7 @@ static void base_drain_deadline_cb(int64_t id, void *arg)
         swoop_timer_clear(srv->task_poll_timer);
         srv->task_poll_timer = 0;
     }
-    swoop__reactor_expire(srv->base);
+    swoop__reactor_expire(srv->base, srv->drain_why ? srv->drain_why : "shutdown");
     worker_stop(srv);
 }
 
@@ -835,6 +835,8 @@ static void base_drain_begin(swoop_server_t *srv, int shutting_down)
     if (srv->worker_draining)
         return;
     srv->worker_draining = 1;
+    /* A retiring worker drains for max_request; else the manager's SIGTERM: reload or shutdown. */
+    srv->drain_why = shutting_down ? "shutdown" : srv->worker_retiring ? "max_request" : "reload";
     /*
      * Reload, max_request: the successor reads this id's message channel
      * from now on (sends to its connections, on_finish, pipe messages); two
@@ -1181,6 +1183,31 @@ static int worker_setup(swoop_server_t *srv, int id)
     return 0;
 }
 
+/*
+ * BASE, at the worker's end (its connections are closed): what the worker
+ * made for itself goes, the engine with the protocols' per-owner state
+ * (swoop__reactor_free runs their owner_free: the WebSocket layer's shared
+ * compressors), as a PROCESS reactor thread's does (master.c). The
+ * process exits right after, but the protocols' state is theirs to end,
+ * and a leak check or a zlib that counts its streams sees them ended.
+ */
+static void base_teardown(swoop_server_t *srv)
+{
+    swoop_reactor_t *r = srv->base;
+    if (r->tick_timer > 0)
+        swoop_loop_timer_clear(wloop, r->tick_timer);
+    r->tick_timer = 0;
+    for (int i = 0; accept_io && i < srv->nports; i++)
+        swoop_io_stop(&accept_io[i]);
+    swoop_free(accept_io);
+    accept_io = NULL;
+    swoop__reactor_free(r);
+    swoop_free(r);
+    srv->base = NULL;
+    swoop_free(srv->conns);
+    srv->conns = NULL;
+}
+
 int swoop__worker_main(void *data, int id)
 {
     swoop_server_t *srv = data;
@@ -1191,6 +1218,7 @@ int swoop__worker_main(void *data, int id)
     srv->worker_stopping = 0;
     srv->worker_draining = 0;
     srv->worker_retiring = 0;
+    srv->drain_why = NULL;
     srv->task_poll_timer = 0;
     srv->requests = 0;
     srv->request_limit = pick_limit(&srv->settings);
@@ -1283,6 +1311,8 @@ int swoop__worker_main(void *data, int id)
     set_busy(srv, 0);
     if (srv->mode == SWOOP_MODE_PROCESS)
         worker_token_give(srv, id); /* the successor may read and write the id's channels now */
+    if (srv->base)
+        base_teardown(srv);
     /* _exit follows in spawn: nothing of the parent's image is torn down here. */
     return 0;
 }

@@ -348,6 +348,17 @@ static int going_away(swoop_conn_t *c, int wait)
     return wait;
 }
 
+/*
+ * The server closes c: the client may still send frames until its close
+ * frame came (it answers ours, or began), so only then is the close not
+ * lingering (swoop_proto_t.peer_may_send).
+ */
+static int peer_may_send(swoop_conn_t *c)
+{
+    ws_conn_t *w = c->proto_state;
+    return w != NULL && !w->close_received;
+}
+
 /* Above the port's high-water mark: the policy. 1 when the frame may go. */
 static int room_for(swoop_conn_t *c, size_t len)
 {
@@ -553,6 +564,7 @@ const swoop_proto_t swoop__ws_proto = {
     .input = input,
     .tick = tick,
     .going_away = going_away,
+    .peer_may_send = peer_may_send,
     .out = out,
     .message = swoop__ws_message,
     .closed = swoop__ws_closed,

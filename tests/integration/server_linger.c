@@ -10,6 +10,11 @@
  * let go after lingering_timeout, one that trickles after lingering_time,
  * one that floods after 8 MiB, and a shutdown waits at most
  * lingering_time for a lingering connection; each counted out once.
+ * And only when the client may still send: a client that said it is done
+ * (Connection: close, HTTP/1.0, its WebSocket close frame) and sent
+ * nothing more has its fd closed at once, while one that pipelined, sent
+ * bytes while its answer was on its way, or did not ask for the close
+ * (keep-alive) gets the lingering close (lingering_closes in the stats).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,4 +370,207 @@ TEST_TIMEOUT(linger_flood_process, 60)
 TEST_TIMEOUT(linger_flood_base, 60)
 {
     flood(SWOOP_MODE_BASE);
+}
+
+/* ---- lingering only when the client may still send ---- */
+
+/* Shared with the server: the /wait handler runs (started), the client sent more (go). */
+typedef struct wait_sync_s {
+    _Atomic int started;
+    _Atomic int go;
+} wait_sync_t;
+
+static wait_sync_t *sync_sh;
+
+static void when_handler(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_response_t *res)
+{
+    const char *path = swoop_http_path(req);
+    if (strcmp(path, "/wait") == 0) {
+        /* The owner reads nothing meanwhile: what the client sends now waits in the kernel. */
+        atomic_store(&sync_sh->started, 1);
+        uint64_t deadline = swoop_test_now_ms() + 5000 * (uint64_t)swoop_test_multiplier();
+        while (!atomic_load(&sync_sh->go) && swoop_test_now_ms() < deadline)
+            swoop_test_sleep_ms(1);
+    }
+    swoop_http_end(res, "ok\n", 3);
+    if (strcmp(path, "/bye") == 0)
+        swoop_server_close(srv, swoop_http_conn(req), 0); /* a keep-alive client: not its wish */
+}
+
+static void when_setup(swoop_server_t *srv, void *arg)
+{
+    (void)arg;
+    ASSERT_OK(swoop_server_set(srv, "open_http_protocol", "1"));
+    ASSERT_OK(swoop_server_set(srv, "open_websocket_protocol", "1"));
+    ASSERT_OK(swoop_http_on_request(srv, when_handler));
+    swoop_ws_events_t ev = {.on_message = ws_message};
+    ASSERT_OK(swoop_ws_on(srv, &ev));
+    /* Far longer than the test waits: a connection that lingers stays counted. */
+    ASSERT_OK(swoop_server_set(srv, "lingering_time", "20000"));
+    ASSERT_OK(swoop_server_set(srv, "lingering_timeout", "20000"));
+}
+
+/* Reads until the server's FIN (or a reset, or 5 s); out gets what came, NUL-terminated. */
+static end_t read_to_end(int fd, char *out, size_t cap, size_t *got)
+{
+    *got = 0;
+    uint64_t deadline = swoop_test_now_ms() + 5000 * (uint64_t)swoop_test_multiplier();
+    for (;;) {
+        uint64_t now = swoop_test_now_ms();
+        if (now >= deadline)
+            return END_TIMEOUT;
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, (int)(deadline - now)) <= 0)
+            continue;
+        ssize_t k = recv(fd, out + *got, cap - 1 - *got, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            out[*got] = '\0';
+            return k == 0 ? END_EOF : END_RESET;
+        }
+        *got += (size_t)k;
+        ASSERT_LT(*got, cap - 1);
+    }
+}
+
+/* Responses in out: "HTTP/1.1 200 " heads, each with its whole body "ok\n". */
+static int answers(const char *out)
+{
+    int n = 0;
+    for (const char *p = strstr(out, "HTTP/1.1 200 "); p; p = strstr(p + 1, "HTTP/1.1 200 ")) {
+        const char *body = strstr(p, "\r\n\r\n");
+        ASSERT_NOT_NULL(body);
+        ASSERT_EQ(strncmp(body + 4, "ok\n", 3), 0);
+        n++;
+    }
+    return n;
+}
+
+static uint64_t lingered(srv_handle_t *h)
+{
+    swoop_server_stats_t st;
+    srv_stats(h, &st);
+    return st.lingering_closes;
+}
+
+/* Sends req, reads one whole answer and the server's FIN; the client keeps its socket open. */
+static int http_once(int port, const char *req, const char *what)
+{
+    int fd = cli_connect(port);
+    cli_write(fd, req, strlen(req));
+    char out[4096];
+    size_t got;
+    end_t e = read_to_end(fd, out, sizeof(out), &got);
+    if (e != END_EOF || answers(out) != 1)
+        FAIL("%s: read %zu bytes \"%.80s\", then a %s (want one answer, then a FIN)", what, got,
+             out, end_name(e));
+    return fd;
+}
+
+static void not_lingering(swoop_mode_t mode)
+{
+    srv_handle_t h = srv_start(mode, when_setup, NULL, 2);
+    static const char *const reqs[] = {
+        "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /a HTTP/1.0\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    };
+    uint64_t t0 = swoop_test_now_ms();
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+        int fd = http_once(h.port, reqs[i], reqs[i]);
+        /* The fd is gone while the client keeps its end: no lingering (else 20 s). */
+        ms_until_no_conn(&h, swoop_test_now_ms(), 3000);
+        close(fd);
+    }
+    /* WebSocket: the client's close frame, echoed: it said it is done. */
+    int fd = ws_open(h.port);
+    static const uint8_t bye[] = {0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8};
+    cli_write(fd, bye, sizeof(bye));
+    char out[64];
+    size_t got;
+    end_t e = read_to_end(fd, out, sizeof(out), &got);
+    static const uint8_t want[] = {0x88, 2, 0x03, 0xe8};
+    if (e != END_EOF || got != sizeof(want) || memcmp(out, want, sizeof(want)) != 0)
+        FAIL("ws close: read %zu bytes (want the echoed close frame: 4), then a %s (want a FIN)",
+             got, end_name(e));
+    ms_until_no_conn(&h, swoop_test_now_ms(), 3000);
+    close(fd);
+    fprintf(stderr, "4 closes of clients that were done, none lingering, in %llu ms\n",
+            (unsigned long long)(swoop_test_now_ms() - t0));
+    ASSERT_EQ(lingered(&h), 0u);
+    counted_out(&h, 4);
+    srv_stop(&h, 5000);
+}
+
+TEST_TIMEOUT(linger_not_when_client_done_process, 60)
+{
+    not_lingering(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(linger_not_when_client_done_base, 60)
+{
+    not_lingering(SWOOP_MODE_BASE);
+}
+
+/* The close lingered: counted, and the fd held while the client keeps its end open. */
+static void lingers_then_close(srv_handle_t *h, int fd, uint64_t before, const char *what)
+{
+    uint64_t deadline = swoop_test_now_ms() + 5000 * (uint64_t)swoop_test_multiplier();
+    while (lingered(h) == before && swoop_test_now_ms() < deadline)
+        swoop_test_sleep_ms(2);
+    if (lingered(h) != before + 1)
+        FAIL("%s: %llu lingering closes (want %llu)", what, (unsigned long long)lingered(h),
+             (unsigned long long)(before + 1));
+    ASSERT_EQ(conns_now(h), 1);
+    close(fd); /* its FIN ends the lingering */
+    ms_until_no_conn(h, swoop_test_now_ms(), 3000);
+}
+
+static void lingering(swoop_mode_t mode)
+{
+    sync_sh = srv_shared(sizeof(*sync_sh));
+    srv_handle_t h = srv_start(mode, when_setup, NULL, 2);
+    /* Pipelined behind a Connection: close request: read, not answered, but it was sending. */
+    uint64_t n0 = lingered(&h);
+    int fd = http_once(h.port,
+                       "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                       "GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+                       "pipelined");
+    lingers_then_close(&h, fd, n0, "pipelined");
+    /* Bytes sent while the answer is on its way wait in the kernel at the close: no RST. */
+    n0 = lingered(&h);
+    fd = cli_connect(h.port);
+    static const char req[] = "GET /wait HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    cli_write(fd, req, sizeof(req) - 1);
+    WAIT_UNTIL(atomic_load(&sync_sh->started), 5000);
+    static char more[4096];
+    memset(more, 'z', sizeof(more));
+    cli_write(fd, more, sizeof(more));
+    atomic_store(&sync_sh->go, 1);
+    char out[4096];
+    size_t got;
+    end_t e = read_to_end(fd, out, sizeof(out), &got);
+    if (e != END_EOF || answers(out) != 1)
+        FAIL("unread bytes in the kernel: read %zu bytes \"%.80s\", then a %s (want one answer, "
+             "then a FIN)",
+             got, out, end_name(e));
+    lingers_then_close(&h, fd, n0, "unread bytes in the kernel");
+    /* A keep-alive client closed by the server: its next request may be on its way. */
+    n0 = lingered(&h);
+    fd = http_once(h.port, "GET /bye HTTP/1.1\r\nHost: x\r\n\r\n", "keep-alive closed");
+    lingers_then_close(&h, fd, n0, "keep-alive closed");
+    counted_out(&h, 3);
+    munmap(sync_sh, sizeof(*sync_sh));
+    srv_stop(&h, 5000);
+}
+
+TEST_TIMEOUT(linger_when_client_may_send_process, 60)
+{
+    lingering(SWOOP_MODE_PROCESS);
+}
+
+TEST_TIMEOUT(linger_when_client_may_send_base, 60)
+{
+    lingering(SWOOP_MODE_BASE);
 }

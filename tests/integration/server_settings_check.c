@@ -5,7 +5,9 @@
  * setter refuses `\x+1` in package_eof and takes SysV keys >= 0x80000000;
  * daemonize with a pid_file it cannot write fails in the calling process
  * (non-zero, the reason logged) instead of exiting 0 while the daemon dies;
- * log_level and log_file act from the swoop_server_set call on.
+ * log_level and log_file act from the swoop_server_set call on;
+ * websocket_subprotocol takes only a comma-separated list of tokens, by
+ * name (refused with the reason logged) and through the struct (at start).
  */
 #include <string.h>
 #include <sys/stat.h>
@@ -102,6 +104,10 @@ static void bad_port_idle(swoop_server_t *srv, swoop_port_t *port)
 {
     swoop_port_settings(port)->heartbeat_idle_time = -5;
 }
+static void bad_port_subprotocol(swoop_server_t *srv, swoop_port_t *port)
+{
+    strcpy(swoop_port_settings(port)->websocket_subprotocol, "chat v2");
+}
 
 static struct bad_state {
     _Atomic int rc;
@@ -141,6 +147,8 @@ TEST(server_struct_settings_are_checked_at_start)
         {"port 0 (127.0.0.1:", bad_port_backlog},
         {"setting \"package_length_type\" is 'x'", bad_port_length_type},
         {"setting \"heartbeat_idle_time\" is -5: must be 0..86400 (-1 inherit)", bad_port_idle},
+        {"setting \"websocket_subprotocol\" is not a comma-separated list of tokens",
+         bad_port_subprotocol},
     };
     bs = srv_shared(sizeof(*bs));
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -193,6 +201,46 @@ TEST(server_setter_eof_escapes_and_high_ipc_keys)
     ASSERT_EQ(swoop_server_set(srv, "message_queue_key", "4294967296"), SWOOP_EINVAL);
     ASSERT_EQ(swoop_server_set(srv, "message_queue_key", "-1"), SWOOP_EINVAL);
     ASSERT_OK(swoop_server_free(srv));
+}
+
+/* ---- websocket_subprotocol: RFC 6455 tokens ---- */
+
+TEST(server_setter_websocket_subprotocol_tokens)
+{
+    char log[512];
+    snprintf(log, sizeof(log), "%s/subprotocol.log", swoop_test_tmpdir());
+    ASSERT_OK(swoop_log_open(log));
+    swoop_server_t *srv;
+    ASSERT_OK(swoop_server_new(&srv, SWOOP_MODE_PROCESS));
+    swoop_port_t *port;
+    ASSERT_OK(swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_TCP, &port));
+    swoop_port_settings_t *ps = &swoop_server_settings(srv)->protocol;
+    /* Taken: tokens, blanks around the commas, "" (none). */
+    static const char *const good[] = {"chat",         "chat.v2, chat.v1",    "a,b",
+                                       " x-1 ,\ty~2 ", "mqtt!#$%&'*+-.^_`|~", ""};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        if (swoop_server_set(srv, "websocket_subprotocol", good[i]) != 0)
+            FAIL("\"%s\" refused", good[i]);
+        ASSERT_STR_EQ(ps->websocket_subprotocol, good[i]);
+        ASSERT_OK(swoop_port_set(port, "websocket_subprotocol", good[i]));
+    }
+    ASSERT_OK(swoop_server_set(srv, "websocket_subprotocol", "kept"));
+    /* Refused, by the server and by a port, and the value stays. */
+    static const char *const bad[] = {"chat v2",    "a,,b",     "a,",  ",a",
+                                      "a;b",        "\"chat\"", "a/b", "chat\r\nX-Injected: 1",
+                                      "ch\xc3\xa9", " , "};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (swoop_server_set(srv, "websocket_subprotocol", bad[i]) != SWOOP_EINVAL)
+            FAIL("\"%s\" taken", bad[i]);
+        ASSERT_EQ(swoop_port_set(port, "websocket_subprotocol", bad[i]), SWOOP_EINVAL);
+        ASSERT_STR_EQ(ps->websocket_subprotocol, "kept");
+    }
+    ASSERT_OK(swoop_server_free(srv));
+    ASSERT_OK(swoop_log_open(NULL));
+    /* One line each, with the reason. */
+    ASSERT_EQ(file_count(log, "for setting \"websocket_subprotocol\": not a comma-separated "
+                              "list of tokens"),
+              (int)(2 * sizeof(bad) / sizeof(bad[0])));
 }
 
 /* ---- daemonize with a pid_file it cannot write ---- */

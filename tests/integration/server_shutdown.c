@@ -221,6 +221,51 @@ TEST(server_reload_flushes_slow_reader_base)
     srv_stop(&h, MAX_WAIT_MS + 2000);
 }
 
+/*
+ * A BASE reload whose old worker still has output for a client that never
+ * reads when max_wait_time runs out: the connection is reset and the log
+ * line says it was the reload's drain, not a shutdown.
+ */
+static char reload_log[512];
+
+static void setup_big_one_log(swoop_server_t *srv, void *arg)
+{
+    setup_big_one(srv, arg);
+    ASSERT_OK(swoop_server_set(srv, "log_file", reload_log));
+}
+
+TEST(server_reload_expiry_logged_as_reload_base)
+{
+    sh = srv_shared(sizeof(*sh));
+    snprintf(reload_log, sizeof(reload_log), "%s/reload.log", swoop_test_tmpdir());
+    srv_handle_t h = srv_start(SWOOP_MODE_BASE, setup_big_one_log, NULL, 1);
+    swoop_server_stats_t st;
+    srv_stats(&h, &st);
+    pid_t old = st.workers[0].pid;
+    int fd = slow_client(h.port);
+    cli_write(fd, "big", 3);
+    WAIT_UNTIL(atomic_load(&sh->queued), 3000);
+    wait_reply_parked(&h, &st);
+    ASSERT_EQ(kill(st.manager_pid, SIGUSR1), 0);
+    /* The client reads nothing: the old process gives up at max_wait_time and exits. */
+    WAIT_UNTIL(!swoop_test_pid_alive(old), MAX_WAIT_MS + 3000);
+    close(fd);
+    FILE *f = fopen(reload_log, "r");
+    ASSERT_NOT_NULL(f);
+    char line[1024];
+    int reload = 0, shutdown = 0;
+    while (fgets(line, sizeof(line), f)) {
+        reload += strstr(line, "reload: 1 connections with ") != NULL;
+        shutdown += strstr(line, "shutdown: 1 connections with ") != NULL;
+    }
+    fclose(f);
+    if (reload != 1 || shutdown != 0)
+        FAIL("the reload's expiry logged %d time(s) as \"reload\" and %d as \"shutdown\" (want 1 "
+             "and 0)",
+             reload, shutdown);
+    srv_stop(&h, MAX_WAIT_MS + 2000);
+}
+
 /* ---- requests taken before the SIGTERM complete ---- */
 
 static void on_slow(swoop_server_t *srv, swoop_conn_id_t conn, int rid, const void *data,

@@ -1043,6 +1043,7 @@ static void handshakes(swoop_mode_t mode, int total)
     /* Counted by the owners, in shared memory: a killed BASE worker's count stays. */
     srv_stats(&h, &st);
     ASSERT_UGE(st.tls_handshakes, (uint64_t)ok);
+    printf("# %llu lingering closes\n", (unsigned long long)st.lingering_closes);
     munmap(counts, 2 * sizeof(_Atomic int));
     srv_wait_ready(h.pid, 2);
     stop(&h);
