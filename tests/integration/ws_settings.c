@@ -436,7 +436,8 @@ static void ping_interval(swoop_mode_t mode)
     unsigned m = swoop_test_multiplier();
     ASSERT_GE(s->first_ping_ms - t0, 700); /* silence since the handshake, a little before t0 */
     ASSERT_LE(s->first_ping_ms - t0, 2500 * m);
-    ASSERT_GE(s->close_ms - s->first_ping_ms, 800);
+    /* Seen by this client: the ping may be read late under load, which shortens the gap. */
+    ASSERT_GE(s->close_ms - s->first_ping_ms, 500);
     ASSERT_LE(s->close_ms - t0, 4000 * m);
     WAIT_UNTIL(atomic_load(&sh->ping_timeouts) == 1, 5000);
     /* The Python client: still served after 4 s of silence, then closed by itself (1000). */
