@@ -6,7 +6,8 @@
 #                 everything (library, tests, examples: it is also the clang -Werror
 #                 build) running the threaded tests (not the *_base variants: BASE-mode
 #                 processes have no threads to race), then a gcc ASan+UBSan build of
-#                 everything running the whole suite (its ctest summary prints last)
+#                 everything running the whole suite (its ctest summary prints last);
+#                 both test passes run TEST_JOBS (2 * nproc) tests at a time
 #   make bench    -O2 build and the benchmarks (bench/README.md)
 #   make test-aarch64  the AArch64 context switch and the coroutine unit tests,
 #                 cross-compiled and run under qemu-user (opt-in; ~1 min)
@@ -18,7 +19,11 @@ PREFIX ?= /usr/local
 JOBS   ?= $(shell nproc)
 CMAKE  ?= cmake
 GEN    := -G Ninja
-CTEST_FLAGS := --output-on-failure --no-tests=error -j $(JOBS)
+# The sanitizer test passes spend half their time waiting (timers, children,
+# a browser): twice as many tests as cores keeps both cores busy. "heavy"
+# tests count as two (tests/CMakeLists.txt). The fuzzers use a core each.
+TEST_JOBS ?= $(shell expr $(JOBS) \* 2)
+CTEST_FLAGS := --output-on-failure --no-tests=error
 FUZZ_SECONDS ?= 10
 
 .PHONY: all build run test test-aarch64 bench audit install lint format clean deps-build deps-test deps-bench
@@ -55,16 +60,16 @@ test: deps-test lint
 		-DCMAKE_BUILD_TYPE=Debug -DSWOOP_SANITIZE=address,undefined -DSWOOP_FUZZ=ON \
 		-DSWOOP_FUZZ_SECONDS=$(FUZZ_SECONDS) -DSWOOP_BUILD_TESTS=OFF -DSWOOP_BUILD_EXAMPLES=OFF >/dev/null
 	@$(CMAKE) --build build-fuzz
-	@cd build-fuzz && ctest $(CTEST_FLAGS) -L fuzz
+	@cd build-fuzz && ctest $(CTEST_FLAGS) -j $(JOBS) -L fuzz
 	@echo "== clang -Werror TSan build (library, tests, examples): threaded tests"
 	@$(CMAKE) -S . -B build-tsan $(GEN) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 		-DCMAKE_BUILD_TYPE=Debug -DSWOOP_SANITIZE=thread >/dev/null
 	@$(CMAKE) --build build-tsan
-	@cd build-tsan && ctest $(CTEST_FLAGS) -L tsan -E '_base$$'
+	@cd build-tsan && ctest $(CTEST_FLAGS) -j $(TEST_JOBS) -L tsan -E '_base$$'
 	@echo "== gcc -Werror ASan+UBSan build: the whole suite"
 	@$(CMAKE) -S . -B build-asan $(GEN) -DCMAKE_BUILD_TYPE=Debug -DSWOOP_SANITIZE=address,undefined >/dev/null
 	@$(CMAKE) --build build-asan
-	@cd build-asan && ctest $(CTEST_FLAGS)
+	@cd build-asan && ctest $(CTEST_FLAGS) -j $(TEST_JOBS)
 
 bench: deps-bench
 	@$(CMAKE) -S . -B build-bench $(GEN) -DCMAKE_BUILD_TYPE=Release -DSWOOP_BUILD_BENCH=ON \

@@ -9,29 +9,34 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+# Sets r to the rank of module $1 (no subshell: this runs once per include line).
 rank() {
     case "$1" in
-    base) echo 0 ;;
-    proto | shm | event) echo 1 ;;
-    net | co) echo 2 ;;
-    ipc) echo 3 ;;
-    proc) echo 4 ;;
-    server | task) echo 5 ;;
-    http) echo 6 ;;
-    ws) echo 7 ;;
-    cli) echo 99 ;;
-    *) echo -1 ;;
+    base) r=0 ;;
+    proto | shm | event) r=1 ;;
+    net | co) r=2 ;;
+    ipc) r=3 ;;
+    proc) r=4 ;;
+    server | task) r=5 ;;
+    http) r=6 ;;
+    ws) r=7 ;;
+    cli) r=99 ;;
+    *) r=-1 ;;
     esac
 }
 
 bad=0
+re='^#include "([a-z]+)/'
 while IFS= read -r -d '' file; do
-    from=$(echo "$file" | cut -d/ -f2)
-    from_rank=$(rank "$from")
+    from=${file#src/}
+    from=${from%%/*}
+    rank "$from"
+    from_rank=$r
     while IFS= read -r inc; do
-        to=$(echo "$inc" | sed -E 's/^#include "([a-z]+)\/.*/\1/')
-        [[ "$to" == "$inc" ]] && continue
-        to_rank=$(rank "$to")
+        [[ "$inc" =~ $re ]] || continue
+        to=${BASH_REMATCH[1]}
+        rank "$to"
+        to_rank=$r
         if [[ $to_rank -lt 0 ]]; then
             echo "check_layers: $file includes unknown module: $inc" >&2
             bad=1
