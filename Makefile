@@ -7,7 +7,7 @@
 #                 build) running the threaded tests (not the *_base variants: BASE-mode
 #                 processes have no threads to race), then a gcc ASan+UBSan build of
 #                 everything running the whole suite (its ctest summary prints last);
-#                 both test passes run TEST_JOBS (2 * nproc) tests at a time
+#                 both test passes run TEST_JOBS (nproc + 1) tests at a time
 #   make bench    -O2 build and the benchmarks (bench/README.md)
 #   make test-aarch64  the AArch64 context switch and the coroutine unit tests,
 #                 cross-compiled and run under qemu-user (opt-in; ~1 min)
@@ -22,7 +22,7 @@ GEN    := -G Ninja
 # The sanitizer test passes spend half their time waiting (timers, children,
 # a browser): twice as many tests as cores keeps both cores busy. "heavy"
 # tests count as two (tests/CMakeLists.txt). The fuzzers use a core each.
-TEST_JOBS ?= $(shell expr $(JOBS) \* 2)
+TEST_JOBS ?= $(shell expr $(JOBS) + 1)
 CTEST_FLAGS := --output-on-failure --no-tests=error
 FUZZ_SECONDS ?= 10
 
