@@ -174,7 +174,7 @@ static void max_open_body(void)
     ASSERT_EQ(swoop_co_pool_get(shared, 30), SWOOP_ETIMEDOUT);
     swoop_co_pool_stats_t st0;
     swoop_co_pool_stats(shared, &st0);
-    ASSERT_EQ(st0.waiting, 0u); /* the timed-out get left the queue */
+    ASSERT_EQ(st0.waiting, 0u);              /* the timed-out get left the queue */
     ASSERT_GT(swoop_co_go(waiter, NULL), 0); /* parks in get */
     swoop_co_pool_stats_t st;
     swoop_co_pool_stats(shared, &st);
