@@ -101,7 +101,7 @@ TEST_TIMEOUT(server_base_teardown_frees_owner_state, 60)
     ASSERT_EQ(cli_read_n(fd, body, head[1], 5000), (size_t)head[1]);
     int made = atomic_load(&zc->made);
     ASSERT_GE(made, 1); /* the owner's shared stream */
-    close(fd); /* the connection goes; the owner keeps its shared stream until its end */
+    close(fd);          /* the connection goes; the owner keeps its shared stream until its end */
     srv_stop(&h, 5000);
     fprintf(stderr, "deflate streams made %d, ended %d\n", atomic_load(&zc->made),
             atomic_load(&zc->ended));
