@@ -4,7 +4,10 @@
  * protocols (TLS 1.2 and 1.3: clients get 1.3, cipher TLS_AES_256_GCM_SHA384
  * on both) and the same number of server processes (workers).
  *
- * Three figures, in alternating rounds (nginx, BASE, PROCESS, nginx, ...),
+ * Rows: nginx, BASE, PROCESS with one reactor thread per worker, and
+ * PROCESS with one reactor thread (on 2 cores, 2 reactor threads and 2
+ * workers oversubscribe them; bench/http shows the same for plain HTTP).
+ * Three figures, in alternating rounds (nginx, BASE, PROCESS, ..., nginx, ...),
  * medians printed with their ratio to nginx's median of the same run:
  *   - hello over keep-alive HTTPS: wrk -t1 (wrk speaks TLS through OpenSSL);
  *   - full handshakes per second: `clients` processes of our own client
@@ -43,7 +46,7 @@
 #include <swoop/server.h>
 #include <swoop/log.h>
 
-#define ROWS 3
+#define ROWS 4
 
 static int conns = 64, seconds = 2, nrounds = 3, workers = 2, clients = 2;
 
@@ -58,8 +61,11 @@ static void hello(swoop_server_t *srv, swoop_http_request_t *req, swoop_http_res
     swoop_http_end(res, "hello\n", 6);
 }
 
-/* Starts swoop in `mode` with one HTTPS port, in its own process group; returns its pid. */
-static pid_t start_swoop(swoop_mode_t mode, int *port)
+/*
+ * Starts swoop in `mode` with one HTTPS port, in its own process group;
+ * returns its pid. PROCESS: `reactors` reactor threads (0: one per worker).
+ */
+static pid_t start_swoop(swoop_mode_t mode, int reactors, int *port)
 {
     int pfd[2];
     if (pipe(pfd) < 0)
@@ -72,12 +78,13 @@ static pid_t start_swoop(swoop_mode_t mode, int *port)
         swoop_log_set_level(SWOOP_LOG_WARNING);
         swoop_server_t *srv;
         swoop_port_t *p;
-        char w[16];
+        char w[16], rn[16];
         snprintf(w, sizeof(w), "%d", workers);
+        snprintf(rn, sizeof(rn), "%d", reactors > 0 ? reactors : workers);
         if (swoop_server_new(&srv, mode) < 0 ||
             swoop_server_listen(srv, "127.0.0.1", 0, SWOOP_SOCK_TCP | SWOOP_SSL, &p) < 0 ||
             swoop_server_set(srv, "worker_num", w) < 0 ||
-            swoop_server_set(srv, "reactor_num", mode == SWOOP_MODE_PROCESS ? w : "0") < 0 ||
+            swoop_server_set(srv, "reactor_num", mode == SWOOP_MODE_PROCESS ? rn : "0") < 0 ||
             swoop_server_set(srv, "ssl_cert_file", cert) < 0 ||
             swoop_server_set(srv, "ssl_key_file", key) < 0 ||
             swoop_port_set(p, "open_http_protocol", "1") < 0 ||
@@ -358,9 +365,10 @@ int main(int argc, char **argv)
     }
     int ports[ROWS];
     pid_t pids[ROWS];
-    const char *names[ROWS] = {"nginx", "swoop BASE", "swoop PROCESS"};
-    pids[1] = start_swoop(SWOOP_MODE_BASE, &ports[1]);
-    pids[2] = start_swoop(SWOOP_MODE_PROCESS, &ports[2]);
+    const char *names[ROWS] = {"nginx", "swoop BASE", "swoop PROCESS", "swoop PROCESS 1 reactor"};
+    pids[1] = start_swoop(SWOOP_MODE_BASE, 0, &ports[1]);
+    pids[2] = start_swoop(SWOOP_MODE_PROCESS, 0, &ports[2]);
+    pids[3] = start_swoop(SWOOP_MODE_PROCESS, 1, &ports[3]);
     ports[0] = free_port();
     pids[0] = start_nginx(ports[0]);
     /* nginx says nothing when it is ready: wait until a handshake succeeds (bounded). */
@@ -397,14 +405,14 @@ int main(int argc, char **argv)
                 share[i][r] = 0;
                 v[i][r] = k == 0 ? keepalive(ports[i]) : handshakes(ports[i], k == 2, &share[i][r]);
             }
-        printf("\n%s\n%-16s %12s %10s %s\n", titles[k], "server (median)",
+        printf("\n%s\n%-24s %12s %10s %s\n", titles[k], "server (median)",
                k == 0 ? "requests/s" : "conns/s", "ratio", k == 2 ? "   resumed" : "");
         double ref = 0;
         for (int i = 0; i < ROWS; i++) {
             double m = median(v[i], nrounds);
             if (i == 0)
                 ref = m;
-            printf("%-16s %12.0f %10.2f", names[i], m, ref > 0 ? m / ref : 0);
+            printf("%-24s %12.0f %10.2f", names[i], m, ref > 0 ? m / ref : 0);
             if (k == 2)
                 printf(" %9.0f%%", 100 * median(share[i], nrounds));
             printf("\n");
