@@ -78,6 +78,31 @@ static void pool_drain(swoop_co_sched_t *s)
     }
 }
 
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
+#endif
+
+/*
+ * Makes [p, p + len) a guard: a guard region (MADV_GUARD_INSTALL, Linux
+ * 6.13+: markers in the page tables, the mapping stays one VMA) where the
+ * kernel has them, else a PROT_NONE page by mprotect, which splits the
+ * mapping in two: each guarded stack then costs two of vm.max_map_count's
+ * mappings instead of one. Either way a touch raises SIGSEGV. 0 or -1
+ * (errno set).
+ */
+static int guard_install(void *p, size_t len)
+{
+    static _Atomic int no_guard_regions; /* learned once per process */
+    if (!atomic_load_explicit(&no_guard_regions, memory_order_relaxed)) {
+        if (madvise(p, len, MADV_GUARD_INSTALL) == 0)
+            return 0;
+        if (errno != EINVAL)
+            return -1;
+        atomic_store_explicit(&no_guard_regions, 1, memory_order_relaxed);
+    }
+    return mprotect(p, len, PROT_NONE);
+}
+
 /* A coroutine record on a stack of the configured size: from the pool, or a
  * fresh mapping. Returns NULL and sets *err (SWOOP_ENOMEM) on failure. */
 static swoop_co_t *co_alloc(swoop_co_sched_t *s, int *err)
@@ -102,12 +127,12 @@ static swoop_co_t *co_alloc(swoop_co_sched_t *s, int *err)
         *err = e == ENOMEM ? SWOOP_ENOMEM : -e;
         return NULL;
     }
-    if (guard && mprotect(map, guard, PROT_NONE) != 0) {
+    if (guard && guard_install(map, guard) != 0) {
         /* Splitting the mapping in two is what runs into vm.max_map_count. */
         int e = errno;
         munmap(map, len);
         swoop_log(SWOOP_LOG_ERROR, e,
-                  "coroutine stack: mprotect of the guard page failed (%llu stacks mapped; "
+                  "coroutine stack: the guard page failed (%llu stacks mapped; "
                   "vm.max_map_count exhausted? see no_guard_page)",
                   (unsigned long long)s->mapped);
         *err = e == ENOMEM ? SWOOP_ENOMEM : -e;
