@@ -76,6 +76,13 @@ static void sample_u(swoop_textout_t *o, const char *name, const char *labels, u
                        labels[0] ? "}" : "", (unsigned long long)v);
 }
 
+/* A counter with one sample and no labels: its HELP and TYPE lines, then the value. */
+static void counter(swoop_textout_t *o, const char *name, const char *help, uint64_t v)
+{
+    family(o, name, "counter", help);
+    sample_u(o, name, "", v);
+}
+
 /* A sum of observations: blocks summed into *acc. */
 typedef struct hist_acc_s {
     uint64_t bucket[SWOOP_HIST_FINITE + 1];
@@ -185,17 +192,13 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
 
     family(&o, "swoop_connections_open", "gauge", "Connections open now.");
     swoop__textout_put(&o, "swoop_connections_open %lld\n", (long long)st->connection_num);
-    family(&o, "swoop_connections_accepted_total", "counter", "Connections accepted.");
-    sample_u(&o, "swoop_connections_accepted_total", "", st->accept_count);
-    family(&o, "swoop_connections_closed_total", "counter", "Connections closed.");
-    sample_u(&o, "swoop_connections_closed_total", "", st->close_count);
-    family(&o, "swoop_requests_total", "counter",
-           "Messages delivered to workers: HTTP requests, framed packets, datagrams.");
-    sample_u(&o, "swoop_requests_total", "", st->request_count);
-    family(&o, "swoop_received_bytes_total", "counter", "Bytes read from clients.");
-    sample_u(&o, "swoop_received_bytes_total", "", st->bytes_in);
-    family(&o, "swoop_sent_bytes_total", "counter", "Bytes written to clients.");
-    sample_u(&o, "swoop_sent_bytes_total", "", st->bytes_out);
+    counter(&o, "swoop_connections_accepted_total", "Connections accepted.", st->accept_count);
+    counter(&o, "swoop_connections_closed_total", "Connections closed.", st->close_count);
+    counter(&o, "swoop_requests_total",
+            "Messages delivered to workers: HTTP requests, framed packets, datagrams.",
+            st->request_count);
+    counter(&o, "swoop_received_bytes_total", "Bytes read from clients.", st->bytes_in);
+    counter(&o, "swoop_sent_bytes_total", "Bytes written to clients.", st->bytes_out);
 
     family(&o, "swoop_http_responses_total", "counter", "HTTP responses by status class.");
     uint64_t cls[4] = {st->http_2xx, st->http_3xx, st->http_4xx, st->http_5xx};
@@ -203,9 +206,8 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
         snprintf(lab, sizeof(lab), "class=\"%s\"", class_name[c + 1]);
         sample_u(&o, "swoop_http_responses_total", lab, cls[c]);
     }
-    family(&o, "swoop_http_bad_requests_total", "counter",
-           "HTTP requests the parser refused (400, 413, 431, 501, ...).");
-    sample_u(&o, "swoop_http_bad_requests_total", "", st->http_bad_requests);
+    counter(&o, "swoop_http_bad_requests_total",
+            "HTTP requests the parser refused (400, 413, 431, 501, ...).", st->http_bad_requests);
 
     family(&o, "swoop_http_request_duration_seconds", "histogram",
            "HTTP requests by port and status class: from the connection owner having the whole "
@@ -234,18 +236,14 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
         hist_put(&o, "swoop_ipc_hop_duration_seconds", "", &acc);
     }
 
-    family(&o, "swoop_websocket_messages_received_total", "counter",
-           "WebSocket messages delivered to workers.");
-    sample_u(&o, "swoop_websocket_messages_received_total", "", st->ws_messages_in);
-    family(&o, "swoop_websocket_pushes_dropped_total", "counter",
-           "WebSocket pushes dropped for a slow reader (policy drop).");
-    sample_u(&o, "swoop_websocket_pushes_dropped_total", "", st->ws_dropped);
-    family(&o, "swoop_websocket_slow_closed_total", "counter",
-           "WebSocket connections closed for a slow reader (policy close).");
-    sample_u(&o, "swoop_websocket_slow_closed_total", "", st->ws_slow_closed);
-    family(&o, "swoop_broadcast_batched_sends_total", "counter",
-           "Broadcast writes that went through io_uring.");
-    sample_u(&o, "swoop_broadcast_batched_sends_total", "", st->sends_batched);
+    counter(&o, "swoop_websocket_messages_received_total",
+            "WebSocket messages delivered to workers.", st->ws_messages_in);
+    counter(&o, "swoop_websocket_pushes_dropped_total",
+            "WebSocket pushes dropped for a slow reader (policy drop).", st->ws_dropped);
+    counter(&o, "swoop_websocket_slow_closed_total",
+            "WebSocket connections closed for a slow reader (policy close).", st->ws_slow_closed);
+    counter(&o, "swoop_broadcast_batched_sends_total",
+            "Broadcast writes that went through io_uring.", st->sends_batched);
 
     family(&o, "swoop_worker_busy", "gauge", "1 while the event worker runs a callback.");
     for (int i = 0; i < gs->worker_num; i++) {
@@ -260,10 +258,10 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
         snprintf(lab, sizeof(lab), "worker=\"%d\"", i);
         sample_u(&o, "swoop_worker_starts_total", lab, s);
     }
-    family(&o, "swoop_worker_restarts_total", "counter",
-           "Event worker processes started after the first of their id (crashes, reloads, "
-           "max_request).");
-    sample_u(&o, "swoop_worker_restarts_total", "", restarts);
+    counter(&o, "swoop_worker_restarts_total",
+            "Event worker processes started after the first of their id (crashes, reloads, "
+            "max_request).",
+            restarts);
 
     family(&o, "swoop_task_worker_restarts_total", "counter",
            "Task worker processes started after the first of their id (crashes, reloads, "
@@ -289,15 +287,14 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
                            (long long)(v > 0 ? v : 0));
     }
 
-    family(&o, "swoop_tls_handshakes_total", "counter",
-           "TLS handshakes completed on SWOOP_SSL ports.");
-    sample_u(&o, "swoop_tls_handshakes_total", "", st->tls_handshakes);
-    family(&o, "swoop_tls_handshake_failures_total", "counter",
-           "TLS handshakes that failed, were abandoned by the client or timed out.");
-    sample_u(&o, "swoop_tls_handshake_failures_total", "", st->tls_handshake_failures);
-    family(&o, "swoop_lingering_closes_total", "counter",
-           "Closes that lingered: the FIN, then the client's bytes read and dropped.");
-    sample_u(&o, "swoop_lingering_closes_total", "", st->lingering_closes);
+    counter(&o, "swoop_tls_handshakes_total", "TLS handshakes completed on SWOOP_SSL ports.",
+            st->tls_handshakes);
+    counter(&o, "swoop_tls_handshake_failures_total",
+            "TLS handshakes that failed, were abandoned by the client or timed out.",
+            st->tls_handshake_failures);
+    counter(&o, "swoop_lingering_closes_total",
+            "Closes that lingered: the FIN, then the client's bytes read and dropped.",
+            st->lingering_closes);
 
     family(&o, "swoop_task_workers", "gauge", "Task worker processes configured.");
     sample_u(&o, "swoop_task_workers", "", (uint64_t)gs->task.worker_num);
@@ -307,16 +304,13 @@ int swoop__metrics_render(swoop_srv_shared_t *gs, char *buf, size_t cap)
     family(&o, "swoop_tasks_queued", "gauge", "Tasks posted and not yet taken by a task worker.");
     swoop__textout_put(&o, "swoop_tasks_queued %lld\n",
                        (long long)(st->tasking_num > 0 ? st->tasking_num : 0));
-    family(&o, "swoop_tasks_taken_total", "counter", "Tasks a task worker took.");
-    sample_u(&o, "swoop_tasks_taken_total", "", atomic_load(&gs->task.taken));
-    family(&o, "swoop_tasks_completed_total", "counter", "on_task calls that returned.");
-    sample_u(&o, "swoop_tasks_completed_total", "", st->task_count);
-    family(&o, "swoop_tasks_failed_total", "counter",
-           "Tasks reported without a result (on_task_error, a failed taskwait).");
-    sample_u(&o, "swoop_tasks_failed_total", "", st->task_failed);
-    family(&o, "swoop_tasks_redelivered_total", "counter",
-           "Tasks delivered again after their task worker died.");
-    sample_u(&o, "swoop_tasks_redelivered_total", "", st->task_redelivered);
+    counter(&o, "swoop_tasks_taken_total", "Tasks a task worker took.",
+            atomic_load(&gs->task.taken));
+    counter(&o, "swoop_tasks_completed_total", "on_task calls that returned.", st->task_count);
+    counter(&o, "swoop_tasks_failed_total",
+            "Tasks reported without a result (on_task_error, a failed taskwait).", st->task_failed);
+    counter(&o, "swoop_tasks_redelivered_total",
+            "Tasks delivered again after their task worker died.", st->task_redelivered);
     static const char *const task_hist[2][2] = {
         {"swoop_task_wait_duration_seconds", "Tasks: from posted to taken by a task worker."},
         {"swoop_task_run_duration_seconds", "Tasks: on_task's run time."}};
