@@ -193,18 +193,29 @@ static void setup_big_one(swoop_server_t *srv, void *arg)
     ASSERT_OK(swoop_server_set(srv, "worker_num", "1"));
 }
 
+/*
+ * A slow reader asks for the big reply; once it is parked in the worker's
+ * output, SIGUSR1 reloads. Returns the old worker's pid, the client in *fd.
+ */
+static pid_t reload_with_reply_parked(srv_handle_t *h, swoop_server_stats_t *st, int *fd)
+{
+    srv_stats(h, st);
+    pid_t old = st->workers[0].pid;
+    *fd = slow_client(h->port);
+    cli_write(*fd, "big", 3);
+    WAIT_UNTIL(atomic_load(&sh->queued), 3000);
+    wait_reply_parked(h, st);
+    ASSERT_EQ(kill(st->manager_pid, SIGUSR1), 0);
+    return old;
+}
+
 TEST(server_reload_flushes_slow_reader_base)
 {
     sh = srv_shared(sizeof(*sh));
     srv_handle_t h = srv_start(SWOOP_MODE_BASE, setup_big_one, NULL, 1);
     swoop_server_stats_t st;
-    srv_stats(&h, &st);
-    pid_t old = st.workers[0].pid;
-    int fd = slow_client(h.port);
-    cli_write(fd, "big", 3);
-    WAIT_UNTIL(atomic_load(&sh->queued), 3000);
-    wait_reply_parked(&h, &st);
-    ASSERT_EQ(kill(st.manager_pid, SIGUSR1), 0);
+    int fd;
+    pid_t old = reload_with_reply_parked(&h, &st, &fd);
     /* The successor serves while the old process still writes to the slow reader. */
     WAIT_UNTIL((srv_stats(&h, &st), st.workers[0].pid != old && st.workers[0].pid > 0), 3000);
     ASSERT(swoop_test_pid_alive(old));
@@ -240,13 +251,8 @@ TEST(server_reload_expiry_logged_as_reload_base)
     snprintf(reload_log, sizeof(reload_log), "%s/reload.log", swoop_test_tmpdir());
     srv_handle_t h = srv_start(SWOOP_MODE_BASE, setup_big_one_log, NULL, 1);
     swoop_server_stats_t st;
-    srv_stats(&h, &st);
-    pid_t old = st.workers[0].pid;
-    int fd = slow_client(h.port);
-    cli_write(fd, "big", 3);
-    WAIT_UNTIL(atomic_load(&sh->queued), 3000);
-    wait_reply_parked(&h, &st);
-    ASSERT_EQ(kill(st.manager_pid, SIGUSR1), 0);
+    int fd;
+    pid_t old = reload_with_reply_parked(&h, &st, &fd);
     /* The client reads nothing: the old process gives up at max_wait_time and exits. */
     WAIT_UNTIL(!swoop_test_pid_alive(old), MAX_WAIT_MS + 3000);
     close(fd);
